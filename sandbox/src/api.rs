@@ -1,0 +1,180 @@
+//! What the command line and the controller say to each other over the controller's socket.
+//!
+//! One request is one line of JSON, answered by one line of JSON. Hook tools use the same
+//! socket with the `tool` variant (see [`crate::tools`]).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// One line sent to the controller.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Wire {
+    /// A command-line request.
+    Cli(Request),
+    /// A hook tool call from inside a machine.
+    Tool(crate::tools::ToolRequest),
+}
+
+/// A command-line request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "kebab-case")]
+pub enum Request {
+    /// Liveness check.
+    Ping,
+    /// Deploys a charm (an unpacked directory or a `.charm` zip, host path).
+    Deploy {
+        /// Host path of the charm.
+        charm: String,
+        /// Application name (default: the charm's name).
+        app: Option<String>,
+        /// Number of units.
+        num_units: u32,
+        /// Config values as `key` → string, parsed by the option's type.
+        config: BTreeMap<String, String>,
+        /// Resources as `name` → host path.
+        resources: BTreeMap<String, String>,
+    },
+    /// Adds units to an application.
+    AddUnit {
+        /// Application name.
+        app: String,
+        /// How many.
+        num_units: u32,
+    },
+    /// Removes units.
+    RemoveUnit {
+        /// Unit names.
+        units: Vec<String>,
+    },
+    /// Relates two endpoints (`app` or `app:endpoint`).
+    Integrate {
+        /// One side.
+        a: String,
+        /// The other side.
+        b: String,
+    },
+    /// Removes a relation.
+    RemoveRelation {
+        /// One side.
+        a: String,
+        /// The other side.
+        b: String,
+    },
+    /// Reads or changes application config.
+    Config {
+        /// Application name.
+        app: String,
+        /// Values to set (`key` → string).
+        set: BTreeMap<String, String>,
+        /// Keys to reset to their default.
+        reset: Vec<String>,
+    },
+    /// Attaches a resource file.
+    AttachResource {
+        /// Application name.
+        app: String,
+        /// Resource name.
+        name: String,
+        /// Host path.
+        path: String,
+    },
+    /// Upgrades the charm from a new path.
+    Refresh {
+        /// Application name.
+        app: String,
+        /// Host path of the new charm.
+        path: String,
+    },
+    /// Queues an action; answers its task id.
+    RunAction {
+        /// Unit name.
+        unit: String,
+        /// Action name.
+        action: String,
+        /// Params (nested map).
+        params: Value,
+    },
+    /// A task's state and results.
+    ShowTask {
+        /// Task id.
+        id: u64,
+    },
+    /// Runs a command in a hook context on a unit; answers its output.
+    Exec {
+        /// Unit name.
+        unit: String,
+        /// Command line for `sh -c`.
+        command: String,
+    },
+    /// The whole model.
+    Status,
+    /// Retries (or skips) a failed hook.
+    Resolved {
+        /// Unit name.
+        unit: String,
+        /// Skip the failed hook instead of retrying it.
+        no_retry: bool,
+    },
+    /// Reads or sets model config.
+    ModelConfig {
+        /// Values to set.
+        set: BTreeMap<String, String>,
+    },
+    /// Abrupt power loss of a unit's machine.
+    KillMachine {
+        /// Unit name.
+        unit: String,
+    },
+    /// Reboots (or powers on again) a unit's machine.
+    RestartMachine {
+        /// Unit name.
+        unit: String,
+    },
+    /// Cuts a unit's machine off the network, or only from some units.
+    Partition {
+        /// Unit name.
+        unit: String,
+        /// Only from these units (all when empty).
+        from: Vec<String>,
+    },
+    /// Undoes partitions (of one unit, or all).
+    Heal {
+        /// Unit name, or all.
+        unit: Option<String>,
+    },
+    /// Removes a machine (by number or unit name); `force` for a lost one.
+    RemoveMachine {
+        /// Machine number or unit name.
+        target: String,
+        /// Remove without running hooks.
+        force: bool,
+    },
+    /// Tears the model down: machines, namespaces, mounts, the controller.
+    Destroy,
+}
+
+/// The controller's answer.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Response {
+    /// Set when the request failed; a sentence telling the user what to do.
+    pub error: Option<String>,
+    /// The result.
+    #[serde(default)]
+    pub data: Value,
+}
+
+impl Response {
+    /// A successful answer.
+    pub fn ok(data: Value) -> Self {
+        Response { error: None, data }
+    }
+    /// A failed answer.
+    pub fn err(msg: impl Into<String>) -> Self {
+        Response {
+            error: Some(msg.into()),
+            data: Value::Null,
+        }
+    }
+}

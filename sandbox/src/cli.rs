@@ -1,0 +1,879 @@
+//! The `sandbox` command line: Juju's verbs (3.x names, 2.x spellings as aliases).
+
+use crate::api::Request;
+use crate::client::{call, home};
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// A local Juju-like model whose machines are systemd-nspawn containers.
+///
+/// The model lives under $SANDBOX_HOME (default /var/lib/etcd-sandbox); `sandbox bootstrap`
+/// starts its controller, every other verb talks to it.
+#[derive(Parser, Debug)]
+#[command(name = "sandbox", version, about, long_about = None)]
+pub struct Cli {
+    /// The verb.
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+/// Output formats of `status`, `run` and `show-task`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Juju's tables.
+    Tabular,
+    /// YAML.
+    Yaml,
+    /// JSON.
+    Json,
+}
+
+/// The verbs.
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Start the controller (builds the machine image on first use); idempotent.
+    Bootstrap,
+    /// Deploy a charm (a directory or a .charm file) as a new application.
+    Deploy {
+        /// Path of the charm.
+        charm: String,
+        /// Application name (default: the charm's name).
+        app: Option<String>,
+        /// Number of units.
+        #[arg(short = 'n', long = "num-units", default_value_t = 1)]
+        num_units: u32,
+        /// Config as key=value, or a YAML file of `<app>: {key: value}` (repeatable).
+        #[arg(long)]
+        config: Vec<String>,
+        /// A resource as name=path (repeatable).
+        #[arg(long)]
+        resource: Vec<String>,
+    },
+    /// Add units (each on a new machine) to an application.
+    AddUnit {
+        /// Application name.
+        app: String,
+        /// Number of units to add.
+        #[arg(short = 'n', long = "num-units", default_value_t = 1)]
+        num_units: u32,
+    },
+    /// Remove units; each runs its teardown hooks, then its machine is destroyed.
+    RemoveUnit {
+        /// Unit names, e.g. etcd/1.
+        #[arg(required = true)]
+        units: Vec<String>,
+    },
+    /// Integrate two applications (`app` or `app:endpoint`).
+    #[command(visible_aliases = ["add-relation", "relate"])]
+    Integrate {
+        /// One side.
+        a: String,
+        /// The other side.
+        b: String,
+    },
+    /// Remove an integration.
+    RemoveRelation {
+        /// One side.
+        a: String,
+        /// The other side.
+        b: String,
+    },
+    /// Show or change an application's config: `config app`, `config app key`, `config app k=v…`.
+    Config {
+        /// Application name.
+        app: String,
+        /// A key to show, or key=value pairs to set.
+        args: Vec<String>,
+        /// Reset keys to their defaults (comma-separated).
+        #[arg(long)]
+        reset: Option<String>,
+        /// Output format for `config app`.
+        #[arg(long, value_enum, default_value_t = Format::Yaml)]
+        format: Format,
+    },
+    /// Attach a resource file: `attach-resource app name=path`.
+    AttachResource {
+        /// Application name.
+        app: String,
+        /// name=path.
+        resource: String,
+    },
+    /// Upgrade an application's charm from a path.
+    #[command(visible_alias = "upgrade-charm")]
+    Refresh {
+        /// Application name.
+        app: String,
+        /// Path of the new charm.
+        #[arg(long)]
+        path: String,
+    },
+    /// Run an action and wait for its result (Juju 3).
+    Run {
+        /// Unit name.
+        unit: String,
+        /// Action name.
+        action: String,
+        /// Params as key=value (dotted keys nest; values parsed as YAML).
+        params: Vec<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Yaml)]
+        format: Format,
+        /// How long to wait, e.g. 10m.
+        #[arg(long, default_value = "10m")]
+        wait: String,
+    },
+    /// Queue an action and print its id (Juju 2.x).
+    RunAction {
+        /// Unit name.
+        unit: String,
+        /// Action name.
+        action: String,
+        /// Params as key=value.
+        params: Vec<String>,
+        /// Wait for the result instead of printing the id.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Juju 2.x `action` verbs: `action do <unit> <action> [k=v…]`, `action fetch <id>`.
+    #[command(subcommand)]
+    Action(ActionCmd),
+    /// Show a task's result (Juju 3).
+    ShowTask {
+        /// Task id.
+        id: u64,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Yaml)]
+        format: Format,
+    },
+    /// Show an action's result (Juju 2.x).
+    ShowActionOutput {
+        /// Task id.
+        id: u64,
+        /// Wait up to this long for it to finish, e.g. 1m.
+        #[arg(long)]
+        wait: Option<String>,
+    },
+    /// Show the model.
+    Status {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Tabular)]
+        format: Format,
+    },
+    /// Show the model's log.
+    DebugLog {
+        /// Show the whole log, not only the last lines.
+        #[arg(long)]
+        replay: bool,
+        /// Only lines of these units or machines (e.g. etcd/0).
+        #[arg(long)]
+        include: Vec<String>,
+        /// Print what is there and exit instead of following.
+        #[arg(long)]
+        no_tail: bool,
+        /// How many lines to show first.
+        #[arg(short = 'n', long = "lines", default_value_t = 10)]
+        lines: usize,
+    },
+    /// Run a command in a hook context on a unit: `exec --unit u -- cmd…`.
+    Exec {
+        /// Unit name.
+        #[arg(long, short = 'u')]
+        unit: String,
+        /// The command.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Run a command (or a shell) on a unit's machine as root.
+    Ssh {
+        /// Unit name.
+        unit: String,
+        /// The command (default: an interactive shell).
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
+    /// Retry a failed hook now (or skip it with --no-retry).
+    Resolved {
+        /// Unit name.
+        unit: String,
+        /// Skip the failed hook.
+        #[arg(long)]
+        no_retry: bool,
+    },
+    /// Show or set model config (e.g. update-status-hook-interval=30s).
+    ModelConfig {
+        /// key=value pairs.
+        args: Vec<String>,
+    },
+    /// Wait until every unit is idle with the given workload status.
+    WaitFor {
+        /// The workload status every unit must have.
+        #[arg(long, default_value = "active")]
+        status: String,
+        /// Give up after this long (e.g. 10m).
+        #[arg(long, default_value = "10m")]
+        timeout: String,
+        /// How many units the model must have (default: any).
+        #[arg(long)]
+        units: Option<usize>,
+    },
+    /// Tear the model down: machines, namespaces, mounts, the controller.
+    #[command(visible_alias = "kill-controller")]
+    Destroy,
+    /// Fault: abrupt power loss of a unit's machine (the unit becomes lost).
+    KillMachine {
+        /// Unit name.
+        unit: String,
+    },
+    /// Fault: reboot a unit's machine (or power it on after kill-machine).
+    RestartMachine {
+        /// Unit name.
+        unit: String,
+    },
+    /// Fault: cut a unit's machine off the network, or only from some units.
+    Partition {
+        /// Unit name.
+        unit: String,
+        /// Only cut traffic with these units.
+        #[arg(long)]
+        from: Vec<String>,
+    },
+    /// Fault: undo partitions (of one unit, or all).
+    Heal {
+        /// Unit name (default: all).
+        unit: Option<String>,
+    },
+    /// Remove a machine (number or unit name); --force for a lost one.
+    RemoveMachine {
+        /// Machine number or unit name.
+        target: String,
+        /// Remove without running the unit's hooks.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Run the controller in the foreground (used by bootstrap).
+    #[command(hide = true)]
+    Controller,
+}
+
+/// Juju 2.x action verbs.
+#[derive(Subcommand, Debug)]
+pub enum ActionCmd {
+    /// Queue an action and print its id.
+    Do {
+        /// Unit name.
+        unit: String,
+        /// Action name.
+        action: String,
+        /// Params as key=value.
+        params: Vec<String>,
+    },
+    /// Show an action's result.
+    Fetch {
+        /// Task id.
+        id: u64,
+        /// Wait up to this long for it to finish, e.g. 1m.
+        #[arg(long)]
+        wait: Option<String>,
+    },
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    let home = home();
+    let h = home.as_path();
+    match cli.cmd {
+        Cmd::Bootstrap => bootstrap(h),
+        Cmd::Controller => crate::controller::serve(h).map(|_| 0),
+        Cmd::Deploy {
+            charm,
+            app,
+            num_units,
+            config,
+            resource,
+        } => {
+            let config = parse_config_args(&config, app.as_deref())?;
+            let resources = parse_pairs(&resource, "--resource name=path")?;
+            let v = call(
+                h,
+                Request::Deploy {
+                    charm,
+                    app,
+                    num_units,
+                    config,
+                    resources,
+                },
+            )?;
+            println!(
+                "Deployed {:?} with {} unit(s): {}",
+                v["application"].as_str().unwrap_or(""),
+                num_units,
+                join(&v["units"])
+            );
+            Ok(0)
+        }
+        Cmd::AddUnit { app, num_units } => {
+            let v = call(h, Request::AddUnit { app, num_units })?;
+            println!("Added {}", join(&v["units"]));
+            Ok(0)
+        }
+        Cmd::RemoveUnit { units } => {
+            call(
+                h,
+                Request::RemoveUnit {
+                    units: units.clone(),
+                },
+            )?;
+            for u in units {
+                println!("will remove unit {u}");
+            }
+            Ok(0)
+        }
+        Cmd::Integrate { a, b } => call(h, Request::Integrate { a, b }).map(|_| 0),
+        Cmd::RemoveRelation { a, b } => call(h, Request::RemoveRelation { a, b }).map(|_| 0),
+        Cmd::Config {
+            app,
+            args,
+            reset,
+            format,
+        } => config(h, app, args, reset, format),
+        Cmd::AttachResource { app, resource } => {
+            let (name, path) = resource
+                .split_once('=')
+                .context("give the resource as name=path")?;
+            call(
+                h,
+                Request::AttachResource {
+                    app,
+                    name: name.into(),
+                    path: path.into(),
+                },
+            )
+            .map(|_| 0)
+        }
+        Cmd::Refresh { app, path } => {
+            let v = call(
+                h,
+                Request::Refresh {
+                    app: app.clone(),
+                    path,
+                },
+            )?;
+            println!(
+                "Added local charm {app}, revision {}, to the model",
+                v["revision"]
+            );
+            Ok(0)
+        }
+        Cmd::Run {
+            unit,
+            action,
+            params,
+            format,
+            wait,
+        } => {
+            let id = queue_action(h, &unit, &action, &params)?;
+            println!("Running operation {id} with 1 task\n  - task {id} on unit-{}\n\nWaiting for task {id}...", unit.replace('/', "-"));
+            let task = wait_task(h, id, duration(&wait)?)?;
+            print_value(&task["results"], format)?;
+            if task["status"] == "failed" {
+                eprintln!("ERROR the following task failed:\n id {id:?} with return code {}\n\nuse 'sandbox show-task {id}' to inspect the failure", task["code"]);
+                return Ok(1);
+            }
+            Ok(0)
+        }
+        Cmd::RunAction {
+            unit,
+            action,
+            params,
+            wait,
+        } => {
+            let id = queue_action(h, &unit, &action, &params)?;
+            if wait {
+                print_task(&wait_task(h, id, Duration::from_secs(600))?)?;
+            } else {
+                println!("Action queued with id: {id:?}");
+            }
+            Ok(0)
+        }
+        Cmd::Action(ActionCmd::Do {
+            unit,
+            action,
+            params,
+        }) => {
+            let id = queue_action(h, &unit, &action, &params)?;
+            println!("Action queued with id: {id}");
+            Ok(0)
+        }
+        Cmd::Action(ActionCmd::Fetch { id, wait }) | Cmd::ShowActionOutput { id, wait } => {
+            let t = match wait {
+                Some(w) => wait_task(h, id, duration(&w)?)?,
+                None => call(h, Request::ShowTask { id })?,
+            };
+            print_task(&t)?;
+            Ok(0)
+        }
+        Cmd::ShowTask { id, format } => {
+            let t = call(h, Request::ShowTask { id })?;
+            print_value(&task_view(&t), format)?;
+            Ok(0)
+        }
+        Cmd::Status { format } => {
+            let m = model(h)?;
+            match format {
+                Format::Tabular => print!("{}", crate::status::tabular(&m)),
+                f => print_value(&crate::status::to_value(&m), f)?,
+            }
+            Ok(0)
+        }
+        Cmd::DebugLog {
+            replay,
+            include,
+            no_tail,
+            lines,
+        } => debug_log(h, replay, &include, no_tail, lines),
+        Cmd::Exec { unit, command } => {
+            let v = call(
+                h,
+                Request::Exec {
+                    unit,
+                    command: command.join(" "),
+                },
+            )?;
+            let id = v["id"].as_u64().context("no task id")?;
+            let t = wait_task(h, id, Duration::from_secs(600))?;
+            print!("{}", t["stdout"].as_str().unwrap_or(""));
+            eprint!("{}", t["stderr"].as_str().unwrap_or(""));
+            Ok(t["code"].as_i64().unwrap_or(1) as i32)
+        }
+        Cmd::Ssh { unit, command } => ssh(h, &unit, &command),
+        Cmd::Resolved { unit, no_retry } => {
+            call(h, Request::Resolved { unit, no_retry }).map(|_| 0)
+        }
+        Cmd::ModelConfig { args } => {
+            let set = parse_pairs(&args, "key=value")?;
+            let v = call(h, Request::ModelConfig { set })?;
+            if args.is_empty() {
+                print_value(&v, Format::Yaml)?;
+            }
+            Ok(0)
+        }
+        Cmd::WaitFor {
+            status,
+            timeout,
+            units,
+        } => wait_for(h, &status, duration(&timeout)?, units),
+        Cmd::Destroy => destroy(h),
+        Cmd::KillMachine { unit } => call(h, Request::KillMachine { unit }).map(|_| 0),
+        Cmd::RestartMachine { unit } => call(h, Request::RestartMachine { unit }).map(|_| 0),
+        Cmd::Partition { unit, from } => call(h, Request::Partition { unit, from }).map(|_| 0),
+        Cmd::Heal { unit } => call(h, Request::Heal { unit }).map(|_| 0),
+        Cmd::RemoveMachine { target, force } => {
+            call(h, Request::RemoveMachine { target, force }).map(|_| 0)
+        }
+    }
+}
+
+fn join(v: &Value) -> String {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
+}
+
+fn duration(s: &str) -> anyhow::Result<Duration> {
+    crate::controller::runner::parse_duration(s)
+        .map(Duration::from_secs_f64)
+        .with_context(|| format!("{s:?} is not a duration: use e.g. 90s, 10m or 1h"))
+}
+
+fn parse_pairs(args: &[String], what: &str) -> anyhow::Result<BTreeMap<String, String>> {
+    args.iter()
+        .map(|a| {
+            a.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .with_context(|| format!("{a:?}: expected {what}"))
+        })
+        .collect()
+}
+
+/// `--config k=v` pairs, or YAML files of `<app>: {k: v}` (as `juju deploy --config` takes).
+fn parse_config_args(
+    args: &[String],
+    app: Option<&str>,
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for a in args {
+        if let Some((k, v)) = a.split_once('=') {
+            out.insert(k.to_string(), v.to_string());
+            continue;
+        }
+        let text = std::fs::read_to_string(a)
+            .with_context(|| format!("--config {a}: not key=value and not a readable file"))?;
+        let y: Value =
+            serde_yaml::from_str(&text).with_context(|| format!("{a} is not valid YAML"))?;
+        let section = app
+            .and_then(|n| y.get(n))
+            .or_else(|| y.as_object().and_then(|m| m.values().next()))
+            .cloned()
+            .unwrap_or(Value::Null);
+        for (k, v) in section.as_object().into_iter().flatten() {
+            out.insert(
+                k.clone(),
+                v.as_str()
+                    .map(String::from)
+                    .unwrap_or_else(|| v.to_string()),
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Action params from `k=v` args: dotted keys nest, values are parsed as YAML.
+pub fn action_params(args: &[String]) -> anyhow::Result<Value> {
+    let mut root = json!({});
+    for a in args {
+        let (k, v) = a
+            .split_once('=')
+            .with_context(|| format!("argument {a:?} must be of the form key=value"))?;
+        let value: Value = serde_yaml::from_str(v).unwrap_or_else(|_| Value::from(v));
+        let value = if v.is_empty() { Value::from("") } else { value };
+        let parts: Vec<&str> = k.split('.').collect();
+        let mut cur = &mut root;
+        for p in &parts[..parts.len() - 1] {
+            cur = cur
+                .as_object_mut()
+                .context("conflicting keys")?
+                .entry(p.to_string())
+                .or_insert_with(|| json!({}));
+        }
+        cur.as_object_mut()
+            .context("conflicting keys")?
+            .insert(parts[parts.len() - 1].to_string(), value);
+    }
+    Ok(root)
+}
+
+fn queue_action(h: &Path, unit: &str, action: &str, params: &[String]) -> anyhow::Result<u64> {
+    let params = action_params(params)?;
+    let v = call(
+        h,
+        Request::RunAction {
+            unit: unit.into(),
+            action: action.into(),
+            params,
+        },
+    )?;
+    v["id"].as_u64().context("no task id in the answer")
+}
+
+fn wait_task(h: &Path, id: u64, timeout: Duration) -> anyhow::Result<Value> {
+    let start = Instant::now();
+    loop {
+        let t = call(h, Request::ShowTask { id })?;
+        if matches!(t["status"].as_str(), Some("completed" | "failed"))
+            && t["completed"].as_f64().unwrap_or(0.0) > 0.0
+        {
+            return Ok(t);
+        }
+        if start.elapsed() > timeout {
+            bail!(
+                "timed out waiting for task {id} (status {}): see `sandbox show-task {id}`",
+                t["status"]
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn task_view(t: &Value) -> Value {
+    let mut results = t["results"].clone();
+    if let Some(r) = results.as_object_mut() {
+        r.insert("return-code".into(), t["code"].clone());
+        for k in ["stdout", "stderr"] {
+            if t[k].as_str().is_some_and(|s| !s.is_empty()) {
+                r.insert(k.into(), t[k].clone());
+            }
+        }
+    }
+    let log: Vec<Value> = t["log"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| e[1].clone())
+        .collect();
+    json!({
+        "id": t["id"].to_string(), "action": t["action"], "unit": t["unit"], "status": t["status"],
+        "message": t["message"], "results": results, "log": log,
+        "timing": {"enqueued": t["enqueued"], "started": t["started"], "completed": t["completed"]},
+    })
+}
+
+/// The Juju 2.x `show-action-output` layout.
+fn print_task(t: &Value) -> anyhow::Result<()> {
+    let mut v = task_view(t);
+    v["UnitId"] = t["unit"].clone();
+    print_value(&v, Format::Yaml)
+}
+
+fn print_value(v: &Value, f: Format) -> anyhow::Result<()> {
+    match f {
+        Format::Json => println!("{}", serde_json::to_string(v)?),
+        _ => print!("{}", serde_yaml::to_string(v)?),
+    }
+    Ok(())
+}
+
+fn model(h: &Path) -> anyhow::Result<crate::controller::model::Model> {
+    Ok(serde_json::from_value(call(h, Request::Status)?)?)
+}
+
+fn config(
+    h: &Path,
+    app: String,
+    args: Vec<String>,
+    reset: Option<String>,
+    format: Format,
+) -> anyhow::Result<i32> {
+    let sets: Vec<String> = args.iter().filter(|a| a.contains('=')).cloned().collect();
+    let reset: Vec<String> = reset
+        .map(|r| r.split(',').map(String::from).collect())
+        .unwrap_or_default();
+    let v = call(
+        h,
+        Request::Config {
+            app,
+            set: parse_pairs(&sets, "key=value")?,
+            reset: reset.clone(),
+        },
+    )?;
+    if !sets.is_empty() || !reset.is_empty() {
+        return Ok(0);
+    }
+    match args.first() {
+        Some(key) => {
+            let val = &v["settings"][key]["value"];
+            match val {
+                Value::Null => {}
+                Value::String(s) => println!("{s}"),
+                other => println!("{other}"),
+            }
+        }
+        None => print_value(&v, format)?,
+    }
+    Ok(0)
+}
+
+fn ssh(h: &Path, unit: &str, command: &[String]) -> anyhow::Result<i32> {
+    let m = model(h)?;
+    let u = m
+        .units
+        .get(unit)
+        .with_context(|| format!("unit {unit:?} not found"))?;
+    let handle = m
+        .machines
+        .get(&u.machine)
+        .and_then(|r| r.handle.clone())
+        .context("the unit's machine is not running")?;
+    let pid = handle.pid1().context("the unit's machine is not running")?;
+    let mut cmd = std::process::Command::new("nsenter");
+    cmd.args(["-t", &pid.to_string(), "-a", "--wd=/root", "--"]);
+    if command.is_empty() {
+        cmd.args(["/bin/bash", "-l"]);
+    } else {
+        cmd.args(["/bin/sh", "-c", &command.join(" ")]);
+    }
+    let st = cmd
+        .env_clear()
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
+        .env("TERM", "xterm")
+        .env("HOME", "/root")
+        .status()?;
+    Ok(st.code().unwrap_or(1))
+}
+
+fn bootstrap(h: &Path) -> anyhow::Result<i32> {
+    if call(h, Request::Ping).is_ok() {
+        println!("sandbox controller is already running at {}", h.display());
+        return Ok(0);
+    }
+    std::fs::create_dir_all(h.join("logs"))?;
+    let start = Instant::now();
+    let mut progress = |l: &str| eprintln!("{l}");
+    crate::machine::ensure_rootfs(&crate::machine::RootfsRecipe::default(), &mut progress)?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(h.join("logs/controller.log"))?;
+    use std::os::unix::process::CommandExt;
+    std::process::Command::new(std::env::current_exe()?)
+        .arg("controller")
+        .env("SANDBOX_HOME", h)
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .context("cannot start the controller")?;
+    while start.elapsed() < Duration::from_secs(120) {
+        if call(h, Request::Ping).is_ok() {
+            println!(
+                "sandbox controller started at {} ({:.1}s)",
+                h.display(),
+                start.elapsed().as_secs_f64()
+            );
+            return Ok(0);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!(
+        "the controller did not start: see {}",
+        h.join("logs/controller.log").display()
+    )
+}
+
+fn destroy(h: &Path) -> anyhow::Result<i32> {
+    match call(h, Request::Destroy) {
+        Ok(_) => {}
+        Err(e) => {
+            // No controller: sweep whatever a crashed one left behind.
+            eprintln!("{e:#}; sweeping leftovers");
+            let m = crate::controller::model::Model::load(&crate::controller::model_path(h))?
+                .unwrap_or_else(|| crate::controller::model::Model::new(h));
+            crate::machine::sweep(&m.prefix, h)?;
+            crate::machine::Lab {
+                prefix: m.prefix.clone(),
+                subnet: m.subnet,
+            }
+            .destroy()?;
+            let _ = std::fs::remove_file(crate::controller::model_path(h));
+            let _ = std::fs::remove_dir_all(h.join("machines"));
+        }
+    }
+    // Wait for the controller to exit so nothing is left running.
+    let start = Instant::now();
+    while call(h, Request::Ping).is_ok() && start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    println!("sandbox destroyed");
+    Ok(0)
+}
+
+fn wait_for(h: &Path, want: &str, timeout: Duration, units: Option<usize>) -> anyhow::Result<i32> {
+    let start = Instant::now();
+    let mut last_print = Instant::now() - Duration::from_secs(10);
+    loop {
+        let m = model(h)?;
+        let mut pending = vec![];
+        for u in m.units.values() {
+            let (ws, wm) = crate::status::shown_workload(u);
+            if ws == "error" {
+                eprintln!("ERROR unit {} is in error: {wm}: see `sandbox debug-log --replay --include {}`", u.name, u.name);
+                return Ok(1);
+            }
+            let busy = !u
+                .queue
+                .iter()
+                .all(|e| *e == crate::controller::model::Event::UpdateStatus)
+                || u.agent != crate::controller::model::Agent::Idle;
+            if busy || ws != want {
+                pending.push(format!("{} ({ws}: {wm})", u.name));
+            }
+        }
+        if units.is_some_and(|n| m.units.len() != n) {
+            pending.push(format!(
+                "{} units, want {}",
+                m.units.len(),
+                units.unwrap_or(0)
+            ));
+        }
+        if pending.is_empty() && !m.units.is_empty() {
+            eprintln!(
+                "all {} units are {want} and idle ({:.0}s)",
+                m.units.len(),
+                start.elapsed().as_secs_f64()
+            );
+            return Ok(0);
+        }
+        if start.elapsed() > timeout {
+            eprintln!(
+                "ERROR timed out after {:.0}s waiting for: {}",
+                start.elapsed().as_secs_f64(),
+                pending.join(", ")
+            );
+            return Ok(1);
+        }
+        if last_print.elapsed() >= Duration::from_secs(5) {
+            eprintln!(
+                "[{:>4.0}s] waiting for: {}",
+                start.elapsed().as_secs_f64(),
+                pending.join(", ")
+            );
+            last_print = Instant::now();
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+fn debug_log(
+    h: &Path,
+    replay: bool,
+    include: &[String],
+    no_tail: bool,
+    n: usize,
+) -> anyhow::Result<i32> {
+    let path = crate::controller::log_path(h);
+    let tags: Vec<String> = include
+        .iter()
+        .map(|i| {
+            if i.contains('/') {
+                format!("unit-{}:", i.replace('/', "-"))
+            } else {
+                format!("{i}:")
+            }
+        })
+        .collect();
+    let keep = |l: &str| tags.is_empty() || tags.iter().any(|t| l.starts_with(t.as_str()));
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().filter(|l| keep(l)).collect();
+    let from = if replay {
+        0
+    } else {
+        lines.len().saturating_sub(n)
+    };
+    let mut out = std::io::stdout().lock();
+    for l in &lines[from..] {
+        writeln!(out, "{l}")?;
+    }
+    if no_tail {
+        return Ok(0);
+    }
+    let mut pos = text.len() as u64;
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let Ok(data) = std::fs::read(&path) else {
+            continue;
+        };
+        if (data.len() as u64) > pos {
+            for l in String::from_utf8_lossy(&data[pos as usize..])
+                .lines()
+                .filter(|l| keep(l))
+            {
+                writeln!(out, "{l}")?;
+            }
+            out.flush()?;
+            pos = data.len() as u64;
+        }
+    }
+}

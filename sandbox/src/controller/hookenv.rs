@@ -1,0 +1,501 @@
+//! One running hook context and the controller's answers to the hook tools it calls.
+
+use super::lifecycle;
+use super::model::{app_of, now, unit_tag, Event, Model};
+use super::{Shared, State};
+use crate::tools::env::{
+    Databag, HookEnv, NetworkInfo, PortRange, Settings, StatusInfo, ToolError,
+};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The buffered effects of one running hook or action, committed when it exits 0.
+#[derive(Debug, Clone)]
+pub struct HookCtx {
+    /// `JUJU_CONTEXT_ID`.
+    pub id: String,
+    /// The unit running it.
+    pub unit: String,
+    /// What runs.
+    pub event: Event,
+    /// Pending relation writes: relation id → (unit changes, app changes); "" deletes.
+    pub relation_sets: BTreeMap<i64, (Settings, Settings)>,
+    /// Pending port changes in order: (open?, range).
+    pub ports: Vec<(bool, PortRange)>,
+    /// Pending state changes: key → Some(value) or None to delete.
+    pub state: BTreeMap<String, Option<String>>,
+    /// The task, for actions and exec.
+    pub task: Option<u64>,
+}
+
+impl HookCtx {
+    /// A fresh context.
+    pub fn new(unit: &str, hook: &str, event: Event, task: Option<u64>) -> HookCtx {
+        let id = format!("{unit}-{hook}-{}", (now() * 1e6) as u64);
+        HookCtx {
+            id,
+            unit: unit.into(),
+            event,
+            relation_sets: BTreeMap::new(),
+            ports: vec![],
+            state: BTreeMap::new(),
+            task,
+        }
+    }
+
+    /// Applies the buffered writes to the model and queues the hooks they cause.
+    pub fn commit(&self, model: &mut Model) {
+        for (rel, (unit_set, app_set)) in &self.relation_sets {
+            for (changes, app) in [(unit_set, false), (app_set, true)] {
+                if changes.is_empty() {
+                    continue;
+                }
+                let Some(r) = model.relations.get_mut(rel) else {
+                    continue;
+                };
+                let bag = if app {
+                    r.app_data
+                        .entry(app_of(&self.unit).to_string())
+                        .or_default()
+                } else {
+                    r.unit_data.entry(self.unit.clone()).or_default()
+                };
+                let before = bag.clone();
+                merge(bag, changes);
+                if *bag != before {
+                    lifecycle::data_changed(model, *rel, &self.unit, app);
+                }
+            }
+        }
+        if let Some(u) = model.units.get_mut(&self.unit) {
+            for (open, range) in &self.ports {
+                if *open {
+                    u.ports.insert(range.clone());
+                } else {
+                    u.ports.remove(range);
+                }
+            }
+            for (k, v) in &self.state {
+                match v {
+                    Some(v) => u.state.insert(k.clone(), v.clone()),
+                    None => u.state.remove(k),
+                };
+            }
+        }
+    }
+}
+
+fn merge(bag: &mut Settings, changes: &Settings) {
+    for (k, v) in changes {
+        if v.is_empty() {
+            bag.remove(k);
+        } else {
+            bag.insert(k.clone(), v.clone());
+        }
+    }
+}
+
+/// Answers one hook tool call.
+pub fn serve_tool(sh: &Arc<Shared>, req: crate::tools::ToolRequest) -> crate::tools::ToolResponse {
+    let mut st = sh.lock();
+    let State {
+        model, contexts, ..
+    } = &mut *st;
+    let Some(ctx) = contexts.get_mut(&req.context_id) else {
+        return crate::tools::ToolResponse::error(
+            1,
+            &format!(
+                "bad request: unknown context {:?}: hook tools only work while a hook runs",
+                req.context_id
+            ),
+        );
+    };
+    let unit = ctx.unit.clone();
+    let mut env = Env { sh, model, ctx };
+    let out = crate::tools::run_tool(&req.tool, &req.args, &req.files(), &mut env);
+    let log = format!("{} {}", req.tool, req.args.join(" "));
+    let changed = !matches!(
+        req.tool.as_str(),
+        "juju-log"
+            | "is-leader"
+            | "relation-get"
+            | "relation-list"
+            | "relation-ids"
+            | "config-get"
+            | "leader-get"
+            | "action-get"
+            | "state-get"
+            | "network-get"
+            | "unit-get"
+            | "opened-ports"
+            | "status-get"
+    );
+    if changed {
+        sh.commit(&st);
+    }
+    if out.code != 0 {
+        sh.log_line(
+            &unit_tag(&unit),
+            "DEBUG",
+            &format!("tool {log} exited {}", out.code),
+        );
+    }
+    out.into()
+}
+
+/// The `HookEnv` over the model for one context.
+pub struct Env<'a> {
+    sh: &'a Arc<Shared>,
+    model: &'a mut Model,
+    ctx: &'a mut HookCtx,
+}
+
+fn err(msg: impl Into<String>) -> ToolError {
+    ToolError::new(msg)
+}
+
+impl Env<'_> {
+    fn app(&self) -> &super::model::App {
+        &self.model.apps[app_of(&self.ctx.unit)]
+    }
+    fn leader(&self) -> bool {
+        self.app().leader.as_deref() == Some(self.ctx.unit.as_str())
+    }
+    fn rel(&self, id: i64) -> Result<&super::model::Relation, ToolError> {
+        self.model
+            .relations
+            .get(&id)
+            .ok_or_else(|| err(format!("relation not found: {id}")))
+    }
+    fn task_mut(&mut self) -> Result<&mut super::model::Task, ToolError> {
+        let id = self.ctx.task.ok_or_else(|| err("not running an action"))?;
+        self.model
+            .tasks
+            .get_mut(&id)
+            .ok_or_else(|| err("not running an action"))
+    }
+    fn machine(&self) -> &super::model::MachineRec {
+        let m = self.model.units[&self.ctx.unit].machine;
+        &self.model.machines[&m]
+    }
+}
+
+impl HookEnv for Env<'_> {
+    fn unit_name(&self) -> String {
+        self.ctx.unit.clone()
+    }
+    fn app_name(&self) -> String {
+        app_of(&self.ctx.unit).to_string()
+    }
+    fn current_relation(&self) -> Option<i64> {
+        lifecycle::event_rel(&self.ctx.event)
+    }
+    fn remote_unit(&self) -> Option<String> {
+        match &self.ctx.event {
+            Event::RelationJoined { remote, .. } | Event::RelationDeparted { remote, .. } => {
+                Some(remote.clone())
+            }
+            Event::RelationChanged { remote, .. } => remote.clone(),
+            _ => None,
+        }
+    }
+    fn remote_app(&self) -> Option<String> {
+        let rel = self.current_relation()?;
+        self.model
+            .relations
+            .get(&rel)?
+            .remote_app(app_of(&self.ctx.unit))
+    }
+    fn is_leader(&self) -> Result<bool, ToolError> {
+        Ok(self.leader())
+    }
+    fn leader_get(&self) -> Result<Settings, ToolError> {
+        Ok(self.app().leader_data.clone())
+    }
+    fn leader_set(&mut self, settings: Settings) -> Result<(), ToolError> {
+        if !self.leader() {
+            return Err(err(
+                "cannot write leadership settings: cannot write settings: not the leader",
+            ));
+        }
+        let app = self.app_name();
+        let a = self.model.apps.get_mut(&app).expect("app");
+        let before = a.leader_data.clone();
+        merge(&mut a.leader_data, &settings);
+        if a.leader_data != before {
+            lifecycle::leader_data_changed(self.model, &app);
+        }
+        Ok(())
+    }
+    fn relation_endpoint(&self, id: i64) -> Option<String> {
+        let r = self.model.relations.get(&id)?;
+        if r.life != super::model::Life::Alive && !r.entered.contains(&self.ctx.unit) {
+            return None;
+        }
+        r.end_of(app_of(&self.ctx.unit)).map(|e| e.endpoint.clone())
+    }
+    fn relation_ids(&self, endpoint: &str) -> Result<Vec<String>, ToolError> {
+        let app = app_of(&self.ctx.unit);
+        let mut ids: Vec<i64> = self
+            .model
+            .relations
+            .values()
+            .filter(|r| {
+                r.life == super::model::Life::Alive
+                    && r.end_of(app).is_some_and(|e| e.endpoint == endpoint)
+            })
+            .map(|r| r.id)
+            .collect();
+        ids.sort();
+        Ok(ids.into_iter().map(|i| format!("{endpoint}:{i}")).collect())
+    }
+    fn relation_list(&self, id: i64) -> Result<Vec<String>, ToolError> {
+        let r = self.rel(id)?;
+        let mut v: Vec<String> = r
+            .scope
+            .get(&self.ctx.unit)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
+        // In a joined hook the joining unit is already in scope.
+        if let Event::RelationJoined { rel, remote } = &self.ctx.event {
+            if *rel == id && !v.contains(remote) {
+                v.push(remote.clone());
+            }
+        }
+        v.sort_by_key(|u| (app_of(u).to_string(), super::model::unit_number(u)));
+        Ok(v)
+    }
+    fn relation_remote_app(&self, id: i64) -> Result<String, ToolError> {
+        self.rel(id)?
+            .remote_app(app_of(&self.ctx.unit))
+            .ok_or_else(|| err("relation has no remote application"))
+    }
+    fn relation_get(&self, id: i64, bag: &Databag) -> Result<Settings, ToolError> {
+        let r = self.rel(id)?;
+        let me = &self.ctx.unit;
+        let pending = self.ctx.relation_sets.get(&id);
+        Ok(match bag {
+            Databag::Unit(u) => {
+                let mut s = r.unit_data.get(u).cloned().unwrap_or_default();
+                if u == me {
+                    if let Some((unit_set, _)) = pending {
+                        merge(&mut s, unit_set);
+                    }
+                } else if !r.involves(app_of(u)) {
+                    return Err(err(format!("cannot read settings for unit \"{u}\" in relation \"{}\": unit \"{u}\": settings not found", r.key())));
+                }
+                s
+            }
+            Databag::App(a) => {
+                let mut s = r.app_data.get(a).cloned().unwrap_or_default();
+                if a == app_of(me) {
+                    if !self.leader() && !r.is_peer() {
+                        return Err(err("permission denied"));
+                    }
+                    if let Some((_, app_set)) = pending {
+                        merge(&mut s, app_set);
+                    }
+                }
+                s
+            }
+        })
+    }
+    fn relation_set(&mut self, id: i64, app: bool, settings: Settings) -> Result<(), ToolError> {
+        self.rel(id)?;
+        if app && !self.leader() {
+            return Err(err("cannot write relation settings"));
+        }
+        let entry = self.ctx.relation_sets.entry(id).or_default();
+        let target = if app { &mut entry.1 } else { &mut entry.0 };
+        target.extend(settings);
+        Ok(())
+    }
+    fn config(&self) -> Result<BTreeMap<String, Value>, ToolError> {
+        let a = self.app();
+        Ok(super::charm::effective_config(&a.meta, &a.config))
+    }
+    fn action_params(&self) -> Option<Value> {
+        let id = self.ctx.task?;
+        self.model.tasks.get(&id).map(|t| t.params.clone())
+    }
+    fn action_set(&mut self, key: &str, value: &str) -> Result<(), ToolError> {
+        let t = self.task_mut()?;
+        if !t.results.is_object() {
+            t.results = Value::Object(Default::default());
+        }
+        let mut cur = &mut t.results;
+        let parts: Vec<&str> = key.split('.').collect();
+        for p in &parts[..parts.len() - 1] {
+            let obj = cur.as_object_mut().expect("object");
+            let next = obj
+                .entry(p.to_string())
+                .or_insert_with(|| Value::Object(Default::default()));
+            if !next.is_object() {
+                *next = Value::Object(Default::default());
+            }
+            cur = next;
+        }
+        cur.as_object_mut()
+            .expect("object")
+            .insert(parts[parts.len() - 1].to_string(), Value::from(value));
+        Ok(())
+    }
+    fn action_fail(&mut self, message: &str) -> Result<(), ToolError> {
+        let t = self.task_mut()?;
+        t.status = "failed".into();
+        t.message = message.into();
+        Ok(())
+    }
+    fn action_log(&mut self, message: &str) -> Result<(), ToolError> {
+        let t = self.task_mut()?;
+        t.log.push((now(), message.into()));
+        Ok(())
+    }
+    fn status_set(
+        &mut self,
+        application: bool,
+        status: &str,
+        message: &str,
+    ) -> Result<(), ToolError> {
+        let info = StatusInfo {
+            status: status.into(),
+            message: message.into(),
+        };
+        if application {
+            if !self.leader() {
+                return Err(err("this unit is not the leader"));
+            }
+            let app = self.app_name();
+            self.model.apps.get_mut(&app).expect("app").status = info;
+            return Ok(());
+        }
+        let u = self.model.units.get_mut(&self.ctx.unit).expect("unit");
+        if u.workload != info {
+            u.workload = info;
+            u.workload_since = now();
+        }
+        Ok(())
+    }
+    fn status_get(&self) -> Result<StatusInfo, ToolError> {
+        Ok(self.model.units[&self.ctx.unit].workload.clone())
+    }
+    fn application_status_get(
+        &self,
+    ) -> Result<(StatusInfo, BTreeMap<String, StatusInfo>), ToolError> {
+        if !self.leader() {
+            return Err(err(
+                "finding application status: this unit is not the leader",
+            ));
+        }
+        let units = self
+            .model
+            .units_of(&self.app_name())
+            .into_iter()
+            .map(|u| (u.clone(), self.model.units[&u].workload.clone()))
+            .collect();
+        Ok((self.app().status.clone(), units))
+    }
+    fn application_version_set(&mut self, version: &str) -> Result<(), ToolError> {
+        let app = self.app_name();
+        self.model.apps.get_mut(&app).expect("app").version = version.into();
+        Ok(())
+    }
+    fn unit_address(&self, _which: &str) -> Result<String, ToolError> {
+        Ok(self.machine().address.clone())
+    }
+    fn network_get(&self, binding: &str) -> Result<NetworkInfo, ToolError> {
+        if !self.app().meta.endpoints.contains_key(binding) && binding != "juju-info" {
+            return Err(err(format!("undefined for unit charm: binding name {binding:?} not defined by the unit's charm")));
+        }
+        let m = self.machine();
+        let s = self.model.subnet;
+        Ok(NetworkInfo {
+            interface: "eth0".into(),
+            mac: m.mac.clone(),
+            address: m.address.clone(),
+            cidr: format!("{}.{}.{}.0/24", s[0], s[1], s[2]),
+            hostname: m.hostname.clone(),
+        })
+    }
+    fn open_port(
+        &mut self,
+        range: PortRange,
+        _endpoints: Option<Vec<String>>,
+    ) -> Result<(), ToolError> {
+        self.ctx.ports.push((true, range));
+        Ok(())
+    }
+    fn close_port(
+        &mut self,
+        range: PortRange,
+        _endpoints: Option<Vec<String>>,
+    ) -> Result<(), ToolError> {
+        self.ctx.ports.push((false, range));
+        Ok(())
+    }
+    fn opened_ports(&self) -> Result<Vec<PortRange>, ToolError> {
+        Ok(self.model.units[&self.ctx.unit]
+            .ports
+            .iter()
+            .cloned()
+            .collect())
+    }
+    fn juju_log(&mut self, level: &str, message: &str) -> Result<(), ToolError> {
+        let hook = super::runner::hook_name(self.model, &self.ctx.unit, &self.ctx.event);
+        self.sh.log_line(
+            &unit_tag(&self.ctx.unit),
+            level,
+            &format!("unit.{}.juju-log {hook}: {message}", self.ctx.unit),
+        );
+        Ok(())
+    }
+    fn resource_get(&mut self, name: &str) -> Result<String, ToolError> {
+        let app = self.app();
+        let Some(file) = app.meta.resources.get(name).cloned() else {
+            return Err(err(format!(
+                "cannot get resource {name:?}: resource not found"
+            )));
+        };
+        let Some(src) = app.resources.get(name).cloned() else {
+            return Err(err(format!("could not download resource: HTTP request failed: resource {name:?} of application {:?} is not attached (sandbox attach-resource)", app.name)));
+        };
+        let dest = format!(
+            "/var/lib/juju/agents/{}/resources/{name}/{file}",
+            unit_tag(&self.ctx.unit)
+        );
+        let handle = self
+            .machine()
+            .handle
+            .clone()
+            .ok_or_else(|| err("machine is not running"))?;
+        let data = std::fs::read(&src)
+            .map_err(|e| err(format!("cannot read resource {}: {e}", src.display())))?;
+        handle
+            .write_file(&dest, &data, 0o644)
+            .map_err(|e| err(format!("cannot copy resource into the machine: {e:#}")))?;
+        Ok(dest)
+    }
+    fn state_get(&self) -> Result<Settings, ToolError> {
+        let mut s = self.model.units[&self.ctx.unit].state.clone();
+        for (k, v) in &self.ctx.state {
+            match v {
+                Some(v) => s.insert(k.clone(), v.clone()),
+                None => s.remove(k),
+            };
+        }
+        Ok(s)
+    }
+    fn state_set(&mut self, settings: Settings) -> Result<(), ToolError> {
+        for (k, v) in settings {
+            self.ctx
+                .state
+                .insert(k, if v.is_empty() { None } else { Some(v) });
+        }
+        Ok(())
+    }
+    fn state_delete(&mut self, key: &str) -> Result<(), ToolError> {
+        self.ctx.state.insert(key.into(), None);
+        Ok(())
+    }
+}

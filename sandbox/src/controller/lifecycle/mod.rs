@@ -1,0 +1,504 @@
+//! Juju's hook ordering, as pure changes to the model: which units must run which hooks when
+//! units, relations, leadership, config or relation data change.
+//!
+//! Nothing here does IO; the runner calls these functions under the model lock.
+
+use super::model::{app_of, now, Agent, Event, Life, MachineRec, Model, RelEnd, Relation, Unit};
+use crate::tools::env::{Settings, StatusInfo};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// Events that may be merged with an identical pending one.
+fn coalesces(ev: &Event) -> bool {
+    matches!(
+        ev,
+        Event::ConfigChanged
+            | Event::LeaderSettingsChanged
+            | Event::UpdateStatus
+            | Event::RelationChanged { .. }
+            | Event::LeaderElected
+    )
+}
+
+/// Appends an event to a unit's queue; `running` is whether the head is executing now (a
+/// running event is not merged with, since it may already have read the old state).
+pub fn push(unit: &mut Unit, ev: Event, running: bool) {
+    if coalesces(&ev) {
+        let skip = usize::from(running);
+        if unit.queue.iter().skip(skip).any(|e| *e == ev) {
+            return;
+        }
+    }
+    unit.queue.push_back(ev);
+}
+
+/// Whether a unit's head event is being executed.
+pub fn is_running(u: &Unit) -> bool {
+    u.agent == Agent::Executing
+}
+
+fn push_to(model: &mut Model, unit: &str, ev: Event) {
+    if let Some(u) = model.units.get_mut(unit) {
+        let running = is_running(u);
+        push(u, ev, running);
+    }
+}
+
+/// Creates a unit (and its machine record) with Juju's install sequence queued.
+pub fn add_unit(model: &mut Model, app: &str) -> String {
+    let a = model.apps.get_mut(app).expect("app exists");
+    let name = format!("{app}/{}", a.next_unit);
+    a.next_unit += 1;
+    let leader = match &a.leader {
+        None => {
+            a.leader = Some(name.clone());
+            true
+        }
+        Some(_) => false,
+    };
+    let charm_rev = a.charm_rev;
+    let machine = model.next_machine;
+    model.next_machine += 1;
+    let address = format!(
+        "{}.{}.{}.{}",
+        model.subnet[0],
+        model.subnet[1],
+        model.subnet[2],
+        10 + machine
+    );
+    let short = &model.uuid[..6];
+    model.machines.insert(
+        machine,
+        MachineRec {
+            id: machine,
+            hostname: format!("juju-{short}-{machine}"),
+            address,
+            mac: String::new(),
+            state: "pending".into(),
+            handle: None,
+            blocked_from: vec![],
+            partitioned: false,
+        },
+    );
+    let mut queue = VecDeque::from([Event::Install]);
+    for r in model
+        .relations
+        .values()
+        .filter(|r| r.involves(app) && r.life == Life::Alive)
+    {
+        queue.push_back(Event::RelationCreated { rel: r.id });
+    }
+    queue.push_back(if leader {
+        Event::LeaderElected
+    } else {
+        Event::LeaderSettingsChanged
+    });
+    queue.push_back(Event::ConfigChanged);
+    queue.push_back(Event::Start);
+    let t = now();
+    model.units.insert(
+        name.clone(),
+        Unit {
+            name: name.clone(),
+            app: app.into(),
+            machine,
+            life: Life::Alive,
+            queue,
+            installed: false,
+            workload: StatusInfo {
+                status: "waiting".into(),
+                message: "waiting for machine".into(),
+            },
+            workload_since: t,
+            agent: Agent::Allocating,
+            agent_message: String::new(),
+            agent_since: t,
+            retries: 0,
+            retry_at: 0.0,
+            state: Settings::new(),
+            ports: BTreeSet::new(),
+            charm_rev,
+        },
+    );
+    name
+}
+
+/// Units of the relation's applications that have entered it (ran `-relation-created`).
+fn entered(rel: &Relation) -> Vec<String> {
+    rel.entered.iter().cloned().collect()
+}
+
+/// Whether `a` and `b` see each other in this relation (different apps, or peers).
+fn counterparts(rel: &Relation, a: &str, b: &str) -> bool {
+    a != b && (rel.is_peer() || app_of(a) != app_of(b))
+}
+
+/// After `unit` ran `-relation-created`: it enters scope; it and each counterpart already in
+/// the relation run joined then changed for each other.
+pub fn enter_scope(model: &mut Model, rel_id: i64, unit: &str) {
+    let Some(rel) = model.relations.get_mut(&rel_id) else {
+        return;
+    };
+    if rel.life != Life::Alive || !rel.entered.insert(unit.to_string()) {
+        return;
+    }
+    rel.scope.entry(unit.to_string()).or_default();
+    let others: Vec<String> = entered(rel)
+        .into_iter()
+        .filter(|o| counterparts(rel, unit, o))
+        .collect();
+    for o in others {
+        if model.units.get(&o).is_some_and(|u| u.life == Life::Alive) {
+            join(model, rel_id, unit, &o);
+            join(model, rel_id, &o, unit);
+        }
+    }
+}
+
+fn join(model: &mut Model, rel: i64, local: &str, remote: &str) {
+    push_to(
+        model,
+        local,
+        Event::RelationJoined {
+            rel,
+            remote: remote.into(),
+        },
+    );
+    push_to(
+        model,
+        local,
+        Event::RelationChanged {
+            rel,
+            remote: Some(remote.into()),
+        },
+    );
+}
+
+/// A committed change of `writer`'s unit databag (or its app databag, with `app`): every
+/// counterpart that has the writer in scope (or is about to join it) runs relation-changed.
+pub fn data_changed(model: &mut Model, rel_id: i64, writer: &str, app: bool) {
+    let Some(rel) = model.relations.get(&rel_id) else {
+        return;
+    };
+    let targets: Vec<String> = entered(rel)
+        .into_iter()
+        .filter(|o| {
+            if app {
+                o != writer && (rel.is_peer() || app_of(o) != app_of(writer))
+            } else {
+                counterparts(rel, writer, o) && rel.scope.get(o).is_some_and(|s| s.contains(writer))
+            }
+        })
+        .collect();
+    for t in targets {
+        let remote = if app { None } else { Some(writer.to_string()) };
+        push_to(
+            model,
+            &t,
+            Event::RelationChanged {
+                rel: rel_id,
+                remote,
+            },
+        );
+    }
+}
+
+/// A change of leader settings: every other installed unit runs leader-settings-changed.
+pub fn leader_data_changed(model: &mut Model, app: &str) {
+    let leader = model.apps.get(app).and_then(|a| a.leader.clone());
+    let targets: Vec<String> = model
+        .units
+        .values()
+        .filter(|u| {
+            u.app == app && u.installed && u.life == Life::Alive && Some(&u.name) != leader.as_ref()
+        })
+        .map(|u| u.name.clone())
+        .collect();
+    for t in targets {
+        push_to(model, &t, Event::LeaderSettingsChanged);
+    }
+}
+
+/// A config change: every unit of the app runs config-changed.
+pub fn config_changed(model: &mut Model, app: &str) {
+    for u in model.units_of(app) {
+        if model.units[&u].life == Life::Alive {
+            push_to(model, &u, Event::ConfigChanged);
+        }
+    }
+}
+
+/// Makes `unit` the leader of its application; it runs leader-elected.
+pub fn elect(model: &mut Model, app: &str, exclude: &str) {
+    let candidate = model.units_of(app).into_iter().find(|u| {
+        u != exclude && model.units[u].life == Life::Alive && model.units[u].agent != Agent::Lost
+    });
+    if let Some(a) = model.apps.get_mut(app) {
+        a.leader = candidate.clone();
+    }
+    if let Some(c) = candidate {
+        push_to(model, &c, Event::LeaderElected);
+    }
+}
+
+/// Creates a relation between two ends (or a peer relation with one end); every unit of both
+/// applications runs `-relation-created`.
+pub fn add_relation(model: &mut Model, ends: Vec<RelEnd>, interface: String) -> i64 {
+    let id = model.next_relation;
+    model.next_relation += 1;
+    let apps: Vec<String> = ends.iter().map(|e| e.app.clone()).collect();
+    model.relations.insert(
+        id,
+        Relation {
+            id,
+            ends,
+            interface,
+            life: Life::Alive,
+            app_data: BTreeMap::new(),
+            unit_data: BTreeMap::new(),
+            scope: BTreeMap::new(),
+            entered: BTreeSet::new(),
+        },
+    );
+    for app in apps {
+        for u in model.units_of(&app) {
+            let unit = &model.units[&u];
+            // Units still in their install sequence pick the relation up from `add_unit`'s
+            // list only if it existed then, so queue it for every live unit.
+            if unit.life == Life::Alive && !unit.queue.contains(&Event::RelationCreated { rel: id })
+            {
+                push_to(model, &u, Event::RelationCreated { rel: id });
+            }
+        }
+    }
+    id
+}
+
+/// Starts removing a relation: every entered unit runs departed for each remote, then broken.
+pub fn remove_relation(model: &mut Model, rel_id: i64) {
+    let Some(rel) = model.relations.get_mut(&rel_id) else {
+        return;
+    };
+    rel.life = Life::Dying;
+    let plan: Vec<(String, Vec<String>)> = rel
+        .scope
+        .iter()
+        .map(|(u, s)| (u.clone(), s.iter().cloned().collect()))
+        .collect();
+    for (u, remotes) in plan {
+        for r in remotes {
+            push_to(
+                model,
+                &u,
+                Event::RelationDeparted {
+                    rel: rel_id,
+                    remote: r.clone(),
+                    departing: r,
+                },
+            );
+        }
+        push_to(model, &u, Event::RelationBroken { rel: rel_id });
+    }
+    forget_relation_if_done(model, rel_id);
+}
+
+/// Deletes a dying relation once no unit has hooks of it pending.
+pub fn forget_relation_if_done(model: &mut Model, rel_id: i64) {
+    let dying = model
+        .relations
+        .get(&rel_id)
+        .is_some_and(|r| r.life == Life::Dying);
+    let pending = model
+        .units
+        .values()
+        .any(|u| u.queue.iter().any(|e| event_rel(e) == Some(rel_id)));
+    if dying && !pending {
+        model.relations.remove(&rel_id);
+    }
+}
+
+/// The relation an event belongs to.
+pub fn event_rel(ev: &Event) -> Option<i64> {
+    match ev {
+        Event::RelationCreated { rel }
+        | Event::RelationJoined { rel, .. }
+        | Event::RelationChanged { rel, .. }
+        | Event::RelationDeparted { rel, .. }
+        | Event::RelationBroken { rel } => Some(*rel),
+        _ => None,
+    }
+}
+
+/// Starts removing a unit: it runs departed for each remote in scope (itself departing), broken
+/// for non-peer relations, then stop and remove. Pending hooks other than the running one are
+/// dropped, as Juju's resolver no longer wants them.
+pub fn remove_unit(model: &mut Model, unit: &str) {
+    let Some(u) = model.units.get_mut(unit) else {
+        return;
+    };
+    if u.life == Life::Dying {
+        return;
+    }
+    u.life = Life::Dying;
+    let running = is_running(u);
+    let head = if running {
+        u.queue.front().cloned()
+    } else {
+        None
+    };
+    // Keep queued actions; drop queued hooks.
+    let actions: Vec<Event> = u
+        .queue
+        .iter()
+        .skip(usize::from(running))
+        .filter(|e| matches!(e, Event::Action { .. }))
+        .cloned()
+        .collect();
+    u.queue = head.into_iter().chain(actions).collect();
+    let mut rels: Vec<(i64, bool, Vec<String>)> = model
+        .relations
+        .values()
+        .filter(|r| r.entered.contains(unit))
+        .map(|r| {
+            (
+                r.id,
+                r.is_peer(),
+                r.scope
+                    .get(unit)
+                    .map(|s| s.iter().cloned().collect())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    rels.sort();
+    for (rel, peer, remotes) in &rels {
+        for r in remotes {
+            push_to(
+                model,
+                unit,
+                Event::RelationDeparted {
+                    rel: *rel,
+                    remote: r.clone(),
+                    departing: unit.into(),
+                },
+            );
+        }
+        if !peer {
+            push_to(model, unit, Event::RelationBroken { rel: *rel });
+        }
+    }
+    push_to(model, unit, Event::Stop);
+    push_to(model, unit, Event::Remove);
+    for (rel, _, _) in rels {
+        leave_scope_if_done(model, rel, unit);
+    }
+}
+
+/// A dying unit leaves a relation's scope once it has no hooks of it pending; the units that
+/// had it in scope then run departed for it.
+pub fn leave_scope_if_done(model: &mut Model, rel_id: i64, unit: &str) {
+    let Some(u) = model.units.get(unit) else {
+        return;
+    };
+    if u.life != Life::Dying || u.queue.iter().any(|e| event_rel(e) == Some(rel_id)) {
+        return;
+    }
+    leave_scope(model, rel_id, unit);
+}
+
+/// `unit` leaves the relation now (also used for a force-removed lost unit).
+pub fn leave_scope(model: &mut Model, rel_id: i64, unit: &str) {
+    let Some(rel) = model.relations.get_mut(&rel_id) else {
+        return;
+    };
+    if !rel.entered.remove(unit) {
+        return;
+    }
+    rel.scope.remove(unit);
+    let watchers: Vec<String> = rel
+        .scope
+        .iter()
+        .filter(|(_, s)| s.contains(unit))
+        .map(|(w, _)| w.clone())
+        .collect();
+    for w in watchers {
+        push_to(
+            model,
+            &w,
+            Event::RelationDeparted {
+                rel: rel_id,
+                remote: unit.into(),
+                departing: unit.into(),
+            },
+        );
+    }
+}
+
+/// Bookkeeping after a hook completed successfully on `unit`.
+pub fn hook_done(model: &mut Model, unit: &str, ev: &Event) {
+    match ev {
+        Event::Install => {
+            if let Some(u) = model.units.get_mut(unit) {
+                u.installed = true;
+            }
+        }
+        Event::RelationCreated { rel } => enter_scope(model, *rel, unit),
+        Event::RelationJoined { rel, remote } => {
+            if let Some(r) = model.relations.get_mut(rel) {
+                r.scope
+                    .entry(unit.into())
+                    .or_default()
+                    .insert(remote.clone());
+            }
+        }
+        Event::RelationDeparted { rel, remote, .. } => {
+            if let Some(r) = model.relations.get_mut(rel) {
+                if let Some(s) = r.scope.get_mut(unit) {
+                    s.remove(remote);
+                }
+            }
+            leave_scope_if_done(model, *rel, unit);
+            forget_relation_if_done(model, *rel);
+        }
+        Event::RelationBroken { rel } => {
+            if let Some(r) = model.relations.get_mut(rel) {
+                if r.life == Life::Dying {
+                    r.entered.remove(unit);
+                    r.scope.remove(unit);
+                }
+            }
+            leave_scope_if_done(model, *rel, unit);
+            forget_relation_if_done(model, *rel);
+        }
+        _ => {}
+    }
+}
+
+/// Removes a unit from the model (after its `remove` hook, or by force); moves leadership.
+pub fn forget_unit(model: &mut Model, unit: &str) {
+    let rels: Vec<i64> = model
+        .relations
+        .values()
+        .filter(|r| r.entered.contains(unit))
+        .map(|r| r.id)
+        .collect();
+    for r in rels {
+        leave_scope(model, r, unit);
+    }
+    for r in model.relations.values_mut() {
+        for s in r.scope.values_mut() {
+            s.remove(unit);
+        }
+    }
+    let app = app_of(unit).to_string();
+    model.units.remove(unit);
+    if model.apps.get(&app).and_then(|a| a.leader.as_deref()) == Some(unit) {
+        elect(model, &app, unit);
+    }
+    let ids: Vec<i64> = model.relations.keys().copied().collect();
+    for id in ids {
+        forget_relation_if_done(model, id);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,281 @@
+//! Machines for units: booting one per unit, installing the hook tools and the charm, and
+//! tearing machines down again.
+
+use super::model::{unit_tag, Agent};
+use super::{runner, Shared, State, MACHINE_RUN_DIR};
+use crate::machine::{self, Lab, Machine, MachineSpec};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The lab (network) of this model.
+pub fn lab(st: &State) -> Lab {
+    Lab {
+        prefix: st.model.prefix.clone(),
+        subnet: st.model.subnet,
+    }
+}
+
+/// The state dir of a machine.
+pub fn machine_dir(sh: &Shared, id: u32) -> PathBuf {
+    sh.home.join("machines").join(id.to_string())
+}
+
+fn hosts(st: &State) -> Vec<(Ipv4Addr, String)> {
+    st.model
+        .machines
+        .values()
+        .filter_map(|m| m.address.parse().ok().map(|a| (a, m.hostname.clone())))
+        .collect()
+}
+
+/// Boots the machine of `unit` in the background and makes the unit ready to run hooks.
+pub fn provision(sh: &Arc<Shared>, unit: &str) {
+    let sh = sh.clone();
+    let unit = unit.to_string();
+    std::thread::spawn(move || {
+        if let Err(e) = provision_now(&sh, &unit) {
+            sh.log_line(
+                "controller",
+                "ERROR",
+                &format!("cannot provision the machine of {unit}: {e:#}"),
+            );
+            let mut st = sh.lock();
+            if let Some(u) = st.model.units.get_mut(&unit) {
+                u.agent_message = format!("cannot start machine: {e:#}");
+            }
+            sh.commit(&st);
+        }
+    });
+}
+
+fn provision_now(sh: &Arc<Shared>, unit: &str) -> anyhow::Result<()> {
+    let (lab, spec, charm_dir) = {
+        let st = sh.lock();
+        let u = st
+            .model
+            .units
+            .get(unit)
+            .ok_or_else(|| anyhow::anyhow!("unit is gone"))?;
+        let m = &st.model.machines[&u.machine];
+        let spec = MachineSpec {
+            id: m.id,
+            hostname: m.hostname.clone(),
+            dir: machine_dir(sh, m.id),
+            hosts: hosts(&st),
+            binds: vec![(sh.home.join("run"), MACHINE_RUN_DIR.to_string())],
+        };
+        (lab(&st), spec, st.model.apps[&u.app].charm_dir.clone())
+    };
+    lab.ensure_switch()?;
+    sh.log_line(
+        "controller",
+        "INFO",
+        &format!("starting machine {} for {unit}", spec.id),
+    );
+    let handle = Machine::boot(&lab, &spec, &sh.rootfs)?;
+    {
+        let mut st = sh.lock();
+        if let Some(m) = st.model.machines.get_mut(&spec.id) {
+            m.handle = Some(handle.clone());
+        }
+        sh.commit(&st);
+    }
+    handle.wait_running(Duration::from_secs(120))?;
+    install_unit_files(&handle, unit, &charm_dir)?;
+    let mac = handle.exec(
+        &["cat", "/sys/class/net/eth0/address"],
+        &[],
+        "/",
+        None,
+        Some(Duration::from_secs(10)),
+    )?;
+    let mut st = sh.lock();
+    if let Some(m) = st.model.machines.get_mut(&spec.id) {
+        m.mac = String::from_utf8_lossy(&mac.stdout).trim().to_string();
+        m.state = "started".into();
+    }
+    if let Some(u) = st.model.units.get_mut(unit) {
+        u.agent = Agent::Idle;
+        u.agent_since = super::model::now();
+    }
+    refresh_hosts(&st);
+    runner::ensure_worker(sh, &mut st, unit);
+    sh.log_line(
+        "controller",
+        "INFO",
+        &format!("machine {} is running for {unit}", spec.id),
+    );
+    sh.commit(&st);
+    Ok(())
+}
+
+/// Installs the hook tools and the charm for `unit` into its machine.
+pub fn install_unit_files(
+    handle: &Machine,
+    unit: &str,
+    charm_dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    let tag = unit_tag(unit);
+    let tools = format!("/var/lib/juju/tools/{tag}");
+    let exe = std::env::current_exe()?;
+    handle.write_file(&format!("{tools}/jujuc"), &std::fs::read(&exe)?, 0o755)?;
+    let links: Vec<String> = crate::tools::TOOL_NAMES
+        .iter()
+        .map(|t| format!("ln -sf jujuc {t}"))
+        .collect();
+    let script = format!("cd {tools} && {}", links.join(" && "));
+    let out = handle.exec(
+        &["sh", "-c", &script],
+        &[],
+        "/",
+        None,
+        Some(Duration::from_secs(30)),
+    )?;
+    anyhow::ensure!(
+        out.status == 0,
+        "cannot link the hook tools: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    install_charm(handle, unit, charm_dir)
+}
+
+/// Copies (or replaces) the charm of `unit` in its machine.
+pub fn install_charm(
+    handle: &Machine,
+    unit: &str,
+    charm_dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    let dest = format!("/var/lib/juju/agents/{}/charm", unit_tag(unit));
+    handle.exec(
+        &["rm", "-rf", &dest],
+        &[],
+        "/",
+        None,
+        Some(Duration::from_secs(30)),
+    )?;
+    handle.copy_dir_in(charm_dir, &dest)
+}
+
+/// Rewrites /etc/hosts in every running machine so all machine names resolve.
+fn refresh_hosts(st: &State) {
+    let mut text = String::from("127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n");
+    for (a, h) in hosts(st) {
+        text.push_str(&format!("{a} {h}\n"));
+    }
+    for m in st.model.machines.values() {
+        if let (Some(h), "started") = (&m.handle, m.state.as_str()) {
+            let _ = h.write_file("/etc/hosts", text.as_bytes(), 0o644);
+        }
+    }
+}
+
+/// Boots the (existing) machine of `unit` again, keeping its disk, in the background.
+pub fn reboot(sh: &Arc<Shared>, unit: &str) {
+    let sh = sh.clone();
+    let unit = unit.to_string();
+    std::thread::spawn(move || {
+        let r = (|| -> anyhow::Result<()> {
+            let (lab, spec) = {
+                let st = sh.lock();
+                let u = st
+                    .model
+                    .units
+                    .get(&unit)
+                    .ok_or_else(|| anyhow::anyhow!("unit is gone"))?;
+                let m = &st.model.machines[&u.machine];
+                let spec = MachineSpec {
+                    id: m.id,
+                    hostname: m.hostname.clone(),
+                    dir: machine_dir(&sh, m.id),
+                    hosts: hosts(&st),
+                    binds: vec![(sh.home.join("run"), MACHINE_RUN_DIR.to_string())],
+                };
+                (lab(&st), spec)
+            };
+            let handle = Machine::boot(&lab, &spec, &sh.rootfs)?;
+            handle.wait_running(Duration::from_secs(120))?;
+            let mut st = sh.lock();
+            if let Some(m) = st.model.machines.get_mut(&spec.id) {
+                m.handle = Some(handle);
+                m.state = "started".into();
+            }
+            if let Some(u) = st.model.units.get_mut(&unit) {
+                u.agent = Agent::Idle;
+                u.agent_since = super::model::now();
+            }
+            runner::ensure_worker(&sh, &mut st, &unit);
+            sh.commit(&st);
+            Ok(())
+        })();
+        if let Err(e) = r {
+            sh.log_line(
+                "controller",
+                "ERROR",
+                &format!("cannot restart the machine of {unit}: {e:#}"),
+            );
+        }
+    });
+}
+
+/// Removes a unit after its `remove` hook (or by force) and destroys its machine.
+pub fn retire_unit(sh: &Arc<Shared>, st: &mut State, unit: &str) {
+    let Some(machine) = st.model.units.get(unit).map(|u| u.machine) else {
+        return;
+    };
+    super::lifecycle::forget_unit(&mut st.model, unit);
+    if let Some(rec) = st.model.machines.remove(&machine) {
+        let lab = lab(st);
+        let dir = machine_dir(sh, machine);
+        let sh = sh.clone();
+        std::thread::spawn(move || {
+            let pid = rec.handle.as_ref().map(|h| h.nspawn_pid);
+            if let Err(e) = machine::destroy_machine(&lab, machine, &dir, pid) {
+                sh.log_line(
+                    "controller",
+                    "ERROR",
+                    &format!("cannot destroy machine {machine}: {e:#}"),
+                );
+            }
+        });
+    }
+}
+
+/// After a controller restart: re-attach to running machines, re-provision pending ones and
+/// re-run hooks that were interrupted.
+pub fn resume(sh: &Arc<Shared>) {
+    let mut st = sh.lock();
+    let _ = lab(&st).ensure_switch();
+    let units: Vec<(String, u32)> = st
+        .model
+        .units
+        .values()
+        .map(|u| (u.name.clone(), u.machine))
+        .collect();
+    for (unit, mid) in units {
+        let m = st.model.machines.get(&mid).cloned();
+        let alive = m
+            .as_ref()
+            .and_then(|m| m.handle.as_ref())
+            .is_some_and(|h| h.is_alive());
+        let state = m.map(|m| m.state).unwrap_or_default();
+        let u = st.model.units.get_mut(&unit).expect("unit");
+        match (state.as_str(), alive) {
+            ("started", true) => {
+                if u.agent == Agent::Executing {
+                    u.agent = Agent::Idle;
+                }
+                runner::ensure_worker(sh, &mut st, &unit);
+            }
+            ("pending", _) => provision(sh, &unit),
+            _ => {
+                u.agent = Agent::Lost;
+                if let Some(m) = st.model.machines.get_mut(&mid) {
+                    m.state = "down".into();
+                }
+            }
+        }
+    }
+    sh.commit(&st);
+}

@@ -1,0 +1,565 @@
+//! Answers to command-line requests.
+
+use super::model::{now, App, Event, Life, RelEnd, Task};
+use super::{charm, lifecycle, provision, runner, Shared, State};
+use crate::api::{Request, Response};
+use crate::tools::env::{Settings, StatusInfo};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+type Res = Result<Value, String>;
+
+/// Handles one request.
+pub fn handle(sh: &Arc<Shared>, req: Request) -> Response {
+    let result = {
+        let mut st = sh.lock();
+        let r = dispatch(sh, &mut st, req);
+        sh.commit(&st);
+        r
+    };
+    match result {
+        Ok(v) => Response::ok(v),
+        Err(e) => Response::err(e),
+    }
+}
+
+fn dispatch(sh: &Arc<Shared>, st: &mut State, req: Request) -> Res {
+    match req {
+        Request::Ping => Ok(json!({"model": st.model.name, "uuid": st.model.uuid})),
+        Request::Deploy {
+            charm,
+            app,
+            num_units,
+            config,
+            resources,
+        } => deploy(sh, st, &charm, app, num_units, &config, &resources),
+        Request::AddUnit { app, num_units } => {
+            if !st.model.apps.contains_key(&app) {
+                return Err(format!(
+                    "application {app:?} not found: deploy it first (sandbox deploy)"
+                ));
+            }
+            let units: Vec<String> = (0..num_units).map(|_| add_unit(sh, st, &app)).collect();
+            Ok(json!({ "units": units }))
+        }
+        Request::RemoveUnit { units } => {
+            for u in &units {
+                let unit = st
+                    .model
+                    .units
+                    .get(u)
+                    .ok_or_else(|| format!("unit {u:?} not found"))?;
+                if unit.agent == super::model::Agent::Lost {
+                    return Err(format!(
+                        "unit {u:?} is lost (its machine is down): use `sandbox remove-machine --force {u}` or restart the machine"
+                    ));
+                }
+            }
+            for u in &units {
+                lifecycle::remove_unit(&mut st.model, u);
+            }
+            Ok(json!({ "removing": units }))
+        }
+        Request::Integrate { a, b } => integrate(st, &a, &b),
+        Request::RemoveRelation { a, b } => {
+            let id = find_relation(st, &a, &b)?;
+            lifecycle::remove_relation(&mut st.model, id);
+            Ok(json!({ "removing": id }))
+        }
+        Request::Config { app, set, reset } => config(st, &app, &set, &reset),
+        Request::AttachResource { app, name, path } => {
+            let a = st
+                .model
+                .apps
+                .get_mut(&app)
+                .ok_or_else(|| format!("application {app:?} not found"))?;
+            if !a.meta.resources.contains_key(&name) {
+                return Err(format!("charm {:?} has no resource {name:?}", a.meta.name));
+            }
+            let p = absolute(&path)?;
+            a.resources.insert(name, p);
+            for u in st.model.units_of(&app) {
+                push(st, &u, Event::UpgradeCharm);
+            }
+            Ok(Value::Null)
+        }
+        Request::Refresh { app, path } => refresh(sh, st, &app, &path),
+        Request::RunAction {
+            unit,
+            action,
+            params,
+        } => run_action(st, &unit, &action, params),
+        Request::ShowTask { id } => st
+            .model
+            .tasks
+            .get(&id)
+            .map(|t| json!(t))
+            .ok_or_else(|| format!("task {id} not found")),
+        Request::Exec { unit, command } => {
+            unit_exists(st, &unit)?;
+            let id = new_task(st, &unit, "juju-exec", json!({ "command": command }));
+            push(st, &unit, Event::Exec { id });
+            Ok(json!({ "id": id }))
+        }
+        Request::Status => Ok(json!(st.model)),
+        Request::Resolved { unit, no_retry } => {
+            let u = st
+                .model
+                .units
+                .get_mut(&unit)
+                .ok_or_else(|| format!("unit {unit:?} not found"))?;
+            if u.agent != super::model::Agent::Error {
+                return Err(format!("unit {unit:?} is not in an error state"));
+            }
+            if no_retry {
+                u.queue.pop_front();
+                u.agent = super::model::Agent::Idle;
+                u.agent_message.clear();
+            }
+            u.retry_at = 0.0;
+            u.retries = 0;
+            Ok(Value::Null)
+        }
+        Request::ModelConfig { set } => {
+            for (k, v) in set {
+                if k == "update-status-hook-interval" && runner::parse_duration(&v).is_none() {
+                    return Err(format!("{k}: {v:?} is not a duration like 5m or 30s"));
+                }
+                st.model.config.insert(k, v);
+            }
+            Ok(json!(st.model.config))
+        }
+        Request::KillMachine { unit } => {
+            let (mid, h) = machine_of(st, &unit)?;
+            h.kill().map_err(|e| format!("{e:#}"))?;
+            st.model.machines.get_mut(&mid).expect("machine").state = "down".into();
+            let u = st.model.units.get_mut(&unit).expect("unit");
+            u.agent = super::model::Agent::Lost;
+            u.agent_since = now();
+            Ok(Value::Null)
+        }
+        Request::RestartMachine { unit } => restart_machine(sh, st, &unit),
+        Request::Partition { unit, from } => {
+            let (mid, h) = machine_of(st, &unit)?;
+            let lab = provision::lab(st);
+            if from.is_empty() {
+                h.partition(&lab).map_err(|e| format!("{e:#}"))?;
+                st.model.machines.get_mut(&mid).expect("m").partitioned = true;
+            } else {
+                let mut addrs = vec![];
+                for f in &from {
+                    let m = st
+                        .model
+                        .units
+                        .get(f)
+                        .ok_or_else(|| format!("unit {f:?} not found"))?
+                        .machine;
+                    addrs.push(
+                        st.model.machines[&m]
+                            .address
+                            .parse()
+                            .map_err(|_| "bad address".to_string())?,
+                    );
+                }
+                h.block_from(&addrs).map_err(|e| format!("{e:#}"))?;
+                st.model
+                    .machines
+                    .get_mut(&mid)
+                    .expect("m")
+                    .blocked_from
+                    .extend(from);
+            }
+            Ok(Value::Null)
+        }
+        Request::Heal { unit } => {
+            let lab = provision::lab(st);
+            let targets: Vec<String> = match unit {
+                Some(u) => vec![u],
+                None => st.model.units.keys().cloned().collect(),
+            };
+            for u in targets {
+                if let Ok((mid, h)) = machine_of(st, &u) {
+                    h.heal(&lab).map_err(|e| format!("{e:#}"))?;
+                    h.unblock_all().map_err(|e| format!("{e:#}"))?;
+                    let m = st.model.machines.get_mut(&mid).expect("m");
+                    m.partitioned = false;
+                    m.blocked_from.clear();
+                }
+            }
+            Ok(Value::Null)
+        }
+        Request::RemoveMachine { target, force } => {
+            let unit = match target.parse::<u32>() {
+                Ok(n) => st
+                    .model
+                    .units
+                    .values()
+                    .find(|u| u.machine == n)
+                    .map(|u| u.name.clone()),
+                Err(_) => st.model.units.get(&target).map(|u| u.name.clone()),
+            }
+            .ok_or_else(|| format!("machine or unit {target:?} not found"))?;
+            if force {
+                provision::retire_unit(sh, st, &unit);
+            } else if st.model.units[&unit].agent == super::model::Agent::Lost {
+                return Err(format!(
+                    "machine of {unit} is down: add --force to remove it without running its hooks"
+                ));
+            } else {
+                lifecycle::remove_unit(&mut st.model, &unit);
+            }
+            Ok(json!({ "removed": unit }))
+        }
+        Request::Destroy => {
+            destroy(sh, st);
+            Ok(Value::Null)
+        }
+    }
+}
+
+fn absolute(path: &str) -> Result<PathBuf, String> {
+    let p = std::fs::canonicalize(path).map_err(|e| format!("cannot use {path}: {e}"))?;
+    Ok(p)
+}
+
+fn unit_exists(st: &State, unit: &str) -> Result<(), String> {
+    if st.model.units.contains_key(unit) {
+        Ok(())
+    } else {
+        Err(format!(
+            "unit {unit:?} not found: see `sandbox status` for the units of the model"
+        ))
+    }
+}
+
+fn push(st: &mut State, unit: &str, ev: Event) {
+    if let Some(u) = st.model.units.get_mut(unit) {
+        let running = lifecycle::is_running(u);
+        lifecycle::push(u, ev, running);
+    }
+}
+
+fn machine_of(st: &State, unit: &str) -> Result<(u32, crate::machine::Machine), String> {
+    unit_exists(st, unit)?;
+    let mid = st.model.units[unit].machine;
+    let h = st.model.machines.get(&mid).and_then(|m| m.handle.clone());
+    h.map(|h| (mid, h))
+        .ok_or_else(|| format!("the machine of {unit} is not running yet"))
+}
+
+fn add_unit(sh: &Arc<Shared>, st: &mut State, app: &str) -> String {
+    let u = lifecycle::add_unit(&mut st.model, app);
+    provision::provision(sh, &u);
+    u
+}
+
+fn deploy(
+    sh: &Arc<Shared>,
+    st: &mut State,
+    charm_path: &str,
+    app: Option<String>,
+    n: u32,
+    config: &BTreeMap<String, String>,
+    resources: &BTreeMap<String, String>,
+) -> Res {
+    let src = absolute(charm_path)?;
+    let tmp = sh.home.join("charms").join(".incoming");
+    charm::stage(&src, &tmp).map_err(|e| format!("{e:#}"))?;
+    let meta = charm::read_meta(&tmp).map_err(|e| format!("{e:#}"))?;
+    let name = app.unwrap_or_else(|| meta.name.clone());
+    if st.model.apps.contains_key(&name) {
+        return Err(format!(
+            "application {name:?} already exists: use add-unit, or deploy under another name"
+        ));
+    }
+    let mut typed = BTreeMap::new();
+    for (k, v) in config {
+        typed.insert(
+            k.clone(),
+            charm::parse_option(&meta, k, v).map_err(|e| format!("{e:#}"))?,
+        );
+    }
+    let mut res = BTreeMap::new();
+    for (k, v) in resources {
+        if !meta.resources.contains_key(k) {
+            return Err(format!("charm {:?} has no resource {k:?}", meta.name));
+        }
+        res.insert(k.clone(), absolute(v)?);
+    }
+    let dir = charm::staged_dir(&sh.home, &name, 0);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(|e| e.to_string())?;
+    }
+    std::fs::rename(&tmp, &dir).map_err(|e| e.to_string())?;
+    let peers: Vec<(String, String)> = meta
+        .endpoints
+        .iter()
+        .filter(|(_, e)| e.role == "peers")
+        .map(|(n, e)| (n.clone(), e.interface.clone()))
+        .collect();
+    st.model.apps.insert(
+        name.clone(),
+        App {
+            name: name.clone(),
+            charm_dir: dir,
+            charm_rev: 0,
+            meta,
+            config: typed,
+            resources: res,
+            leader: None,
+            leader_data: Settings::new(),
+            status: StatusInfo::default(),
+            version: String::new(),
+            next_unit: 0,
+        },
+    );
+    for (ep, iface) in peers {
+        lifecycle::add_relation(
+            &mut st.model,
+            vec![RelEnd {
+                app: name.clone(),
+                endpoint: ep,
+            }],
+            iface,
+        );
+    }
+    let units: Vec<String> = (0..n).map(|_| add_unit(sh, st, &name)).collect();
+    Ok(json!({ "application": name, "units": units }))
+}
+
+fn parse_end(s: &str) -> (String, Option<String>) {
+    match s.split_once(':') {
+        Some((a, e)) => (a.to_string(), Some(e.to_string())),
+        None => (s.to_string(), None),
+    }
+}
+
+/// Picks the endpoints of a new relation as Juju does: matching interfaces, provides to requires.
+fn integrate(st: &mut State, a: &str, b: &str) -> Res {
+    let (aa, ae) = parse_end(a);
+    let (ba, be) = parse_end(b);
+    let app = |n: &str| {
+        st.model
+            .apps
+            .get(n)
+            .ok_or_else(|| format!("application {n:?} not found"))
+    };
+    let (ma, mb) = (&app(&aa)?.meta, &app(&ba)?.meta);
+    let mut candidates = vec![];
+    for (en, em) in &ma.endpoints {
+        for (fn_, fm) in &mb.endpoints {
+            let roles_ok = matches!(
+                (em.role.as_str(), fm.role.as_str()),
+                ("provides", "requires") | ("requires", "provides")
+            );
+            if roles_ok
+                && em.interface == fm.interface
+                && ae.as_ref().is_none_or(|x| x == en)
+                && be.as_ref().is_none_or(|x| x == fn_)
+            {
+                candidates.push((en.clone(), fn_.clone(), em.interface.clone()));
+            }
+        }
+    }
+    let (ea, eb, iface) = match candidates.len() {
+        0 => return Err(format!("no relations found between {a:?} and {b:?}: the endpoints' interfaces or roles do not match")),
+        1 => candidates.remove(0),
+        _ => {
+            let opts: Vec<String> = candidates.iter().map(|(x, y, _)| format!("{aa}:{x} {ba}:{y}")).collect();
+            return Err(format!("ambiguous relation: {a:?} {b:?} could refer to {opts:?}: name the endpoints"));
+        }
+    };
+    let ends = [
+        RelEnd {
+            app: aa,
+            endpoint: ea,
+        },
+        RelEnd {
+            app: ba,
+            endpoint: eb,
+        },
+    ];
+    if st.model.find_relation(&ends[0], &ends[1]).is_some() {
+        return Err(format!("relation {a} {b} already exists"));
+    }
+    let id = lifecycle::add_relation(&mut st.model, ends.to_vec(), iface);
+    Ok(json!({ "id": id }))
+}
+
+fn find_relation(st: &State, a: &str, b: &str) -> Result<i64, String> {
+    let (aa, ae) = parse_end(a);
+    let (ba, be) = parse_end(b);
+    let matches = |e: &RelEnd, app: &str, ep: &Option<String>| {
+        e.app == app && ep.as_ref().is_none_or(|x| *x == e.endpoint)
+    };
+    st.model
+        .relations
+        .values()
+        .find(|r| {
+            r.life == Life::Alive
+                && r.ends.len() == 2
+                && ((matches(&r.ends[0], &aa, &ae) && matches(&r.ends[1], &ba, &be))
+                    || (matches(&r.ends[1], &aa, &ae) && matches(&r.ends[0], &ba, &be)))
+        })
+        .map(|r| r.id)
+        .ok_or_else(|| format!("relation between {a:?} and {b:?} not found"))
+}
+
+fn config(st: &mut State, app: &str, set: &BTreeMap<String, String>, reset: &[String]) -> Res {
+    let a = st
+        .model
+        .apps
+        .get_mut(app)
+        .ok_or_else(|| format!("application {app:?} not found"))?;
+    let mut changes = BTreeMap::new();
+    for (k, v) in set {
+        changes.insert(
+            k.clone(),
+            charm::parse_option(&a.meta, k, v).map_err(|e| format!("{e:#}"))?,
+        );
+    }
+    for k in reset {
+        if !a.meta.options.contains_key(k) {
+            return Err(format!("unknown option {k:?}"));
+        }
+    }
+    let before = a.config.clone();
+    a.config.extend(changes);
+    for k in reset {
+        a.config.remove(k);
+    }
+    let changed = a.config != before;
+    let settings: BTreeMap<String, Value> = a
+        .meta
+        .options
+        .iter()
+        .map(|(k, o)| {
+            let user = a.config.get(k);
+            let mut e = json!({
+                "type": o["type"], "description": o["description"],
+                "source": if user.is_some() { "user" } else if o.get("default").is_some() { "default" } else { "unset" },
+            });
+            if let Some(d) = o.get("default") {
+                e["default"] = d.clone();
+            }
+            if let Some(v) = user.or(o.get("default")) {
+                e["value"] = v.clone();
+            }
+            (k.clone(), e)
+        })
+        .collect();
+    let out = json!({ "application": app, "charm": a.meta.name, "settings": settings });
+    if changed {
+        lifecycle::config_changed(&mut st.model, app);
+    }
+    Ok(out)
+}
+
+fn refresh(sh: &Arc<Shared>, st: &mut State, app: &str, path: &str) -> Res {
+    let src = absolute(path)?;
+    let a = st
+        .model
+        .apps
+        .get(app)
+        .ok_or_else(|| format!("application {app:?} not found"))?;
+    let rev = a.charm_rev + 1;
+    let dir = charm::staged_dir(&sh.home, app, rev);
+    charm::stage(&src, &dir).map_err(|e| format!("{e:#}"))?;
+    let meta = charm::read_meta(&dir).map_err(|e| format!("{e:#}"))?;
+    let a = st.model.apps.get_mut(app).expect("app");
+    a.charm_dir = dir;
+    a.charm_rev = rev;
+    a.meta = meta;
+    for u in st.model.units_of(app) {
+        for ev in [Event::UpgradeCharm, Event::ConfigChanged, Event::Start] {
+            push(st, &u, ev);
+        }
+    }
+    Ok(json!({ "revision": rev }))
+}
+
+fn new_task(st: &mut State, unit: &str, action: &str, params: Value) -> u64 {
+    let id = st.model.next_task;
+    st.model.next_task += 1;
+    st.model.tasks.insert(
+        id,
+        Task {
+            id,
+            unit: unit.into(),
+            action: action.into(),
+            params,
+            status: "pending".into(),
+            message: String::new(),
+            results: json!({}),
+            log: vec![],
+            stdout: String::new(),
+            stderr: String::new(),
+            code: 0,
+            enqueued: now(),
+            started: 0.0,
+            completed: 0.0,
+        },
+    );
+    id
+}
+
+fn run_action(st: &mut State, unit: &str, action: &str, params: Value) -> Res {
+    unit_exists(st, unit)?;
+    let app = &st.model.apps[super::model::app_of(unit)];
+    let Some(spec) = app.meta.actions.get(action) else {
+        let known: Vec<&String> = app.meta.actions.keys().collect();
+        return Err(format!(
+            "action {action:?} not defined on unit {unit:?}: its actions are {known:?}"
+        ));
+    };
+    let params = super::params::validate(action, spec, &params)?;
+    let id = new_task(st, unit, action, params);
+    push(st, unit, Event::Action { id });
+    Ok(json!({ "id": id }))
+}
+
+fn restart_machine(sh: &Arc<Shared>, st: &mut State, unit: &str) -> Res {
+    unit_exists(st, unit)?;
+    let mid = st.model.units[unit].machine;
+    let m = st.model.machines.get_mut(&mid).expect("machine");
+    if let Some(h) = m.handle.take() {
+        if h.is_alive() {
+            h.poweroff(Duration::from_secs(30))
+                .map_err(|e| format!("{e:#}"))?;
+        }
+    }
+    m.state = "pending".into();
+    let u = st.model.units.get_mut(unit).expect("unit");
+    u.agent = super::model::Agent::Allocating;
+    // Juju runs start again after a reboot.
+    push(st, unit, Event::Start);
+    provision::reboot(sh, unit);
+    Ok(Value::Null)
+}
+
+fn destroy(sh: &Arc<Shared>, st: &mut State) {
+    let lab = provision::lab(st);
+    for (id, m) in std::mem::take(&mut st.model.machines) {
+        let dir = provision::machine_dir(sh, id);
+        if let Err(e) =
+            crate::machine::destroy_machine(&lab, id, &dir, m.handle.map(|h| h.nspawn_pid))
+        {
+            sh.log_line(
+                "controller",
+                "ERROR",
+                &format!("destroying machine {id}: {e:#}"),
+            );
+        }
+    }
+    let _ = crate::machine::sweep(&st.model.prefix, &sh.home);
+    let _ = lab.destroy();
+    st.model.units.clear();
+    st.model.apps.clear();
+    st.stopping = true;
+    let _ = std::fs::remove_file(super::model_path(&sh.home));
+    let _ = std::fs::remove_dir_all(sh.home.join("charms"));
+    let _ = std::fs::remove_dir_all(sh.home.join("machines"));
+}

@@ -1,0 +1,515 @@
+//! Running hooks: one worker thread per unit takes the next event from the unit's queue, runs
+//! it inside the unit's machine with Juju's environment, and commits or discards its effects.
+
+use super::hookenv::HookCtx;
+use super::lifecycle;
+use super::model::{now, unit_tag, Agent, Event, Life, Model};
+use super::{Shared, State, MACHINE_RUN_DIR};
+use crate::machine::Machine;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Juju's hook name for an event on a unit (`db-relation-changed`, `install`, …); for actions
+/// the action name.
+pub fn hook_name(model: &Model, unit: &str, ev: &Event) -> String {
+    let endpoint = |rel: &i64| {
+        model
+            .relations
+            .get(rel)
+            .and_then(|r| {
+                r.end_of(super::model::app_of(unit))
+                    .map(|e| e.endpoint.clone())
+            })
+            .unwrap_or_else(|| "unknown".into())
+    };
+    match ev {
+        Event::Install => "install".into(),
+        Event::LeaderElected => "leader-elected".into(),
+        Event::LeaderSettingsChanged => "leader-settings-changed".into(),
+        Event::ConfigChanged => "config-changed".into(),
+        Event::Start => "start".into(),
+        Event::UpgradeCharm => "upgrade-charm".into(),
+        Event::UpdateStatus => "update-status".into(),
+        Event::Stop => "stop".into(),
+        Event::Remove => "remove".into(),
+        Event::RelationCreated { rel } => format!("{}-relation-created", endpoint(rel)),
+        Event::RelationJoined { rel, .. } => format!("{}-relation-joined", endpoint(rel)),
+        Event::RelationChanged { rel, .. } => format!("{}-relation-changed", endpoint(rel)),
+        Event::RelationDeparted { rel, .. } => format!("{}-relation-departed", endpoint(rel)),
+        Event::RelationBroken { rel } => format!("{}-relation-broken", endpoint(rel)),
+        Event::Action { id } => model
+            .tasks
+            .get(id)
+            .map(|t| t.action.clone())
+            .unwrap_or_default(),
+        Event::Exec { .. } => "juju-exec".into(),
+    }
+}
+
+/// Starts the worker thread of a unit unless it has one.
+pub fn ensure_worker(sh: &Arc<Shared>, st: &mut State, unit: &str) {
+    if st.workers.insert(unit.to_string()) {
+        let sh = sh.clone();
+        let unit = unit.to_string();
+        std::thread::spawn(move || worker(&sh, &unit));
+    }
+}
+
+/// Index of the queue entry the unit should run now, if any.
+fn next_runnable(st: &State, unit: &str) -> Option<usize> {
+    let u = st.model.units.get(unit)?;
+    let m = st.model.machines.get(&u.machine)?;
+    if u.queue.is_empty()
+        || m.state != "started"
+        || matches!(u.agent, Agent::Allocating | Agent::Lost)
+    {
+        return None;
+    }
+    if u.agent == Agent::Error {
+        return (now() >= u.retry_at).then_some(0);
+    }
+    // Pending actions go before queued hooks, as Juju's resolver picks them first.
+    Some(
+        u.queue
+            .iter()
+            .position(|e| matches!(e, Event::Action { .. } | Event::Exec { .. }))
+            .unwrap_or(0),
+    )
+}
+
+struct Job {
+    ev: Event,
+    ctx_id: String,
+    hook: String,
+    argv: Vec<String>,
+    env: Vec<(String, String)>,
+    cwd: String,
+    machine: Machine,
+    task: Option<u64>,
+    /// The charm to install first (for upgrade-charm).
+    upgrade: Option<std::path::PathBuf>,
+    /// When the hook process started.
+    started: std::time::Instant,
+}
+
+fn worker(sh: &Arc<Shared>, unit: &str) {
+    loop {
+        let job = {
+            let mut st = sh.lock();
+            loop {
+                if st.stopping || !st.model.units.contains_key(unit) {
+                    st.workers.remove(unit);
+                    return;
+                }
+                if let Some(i) = next_runnable(&st, unit) {
+                    break prepare(sh, &mut st, unit, i);
+                }
+                st = sh
+                    .changed
+                    .wait_timeout(st, Duration::from_millis(500))
+                    .map(|r| r.0)
+                    .unwrap_or_else(|e| e.into_inner().0);
+            }
+        };
+        let Some(job) = job else { continue };
+        if let Some(dir) = &job.upgrade {
+            if let Err(e) = super::provision::install_charm(&job.machine, unit, dir) {
+                sh.log_line(
+                    &unit_tag(unit),
+                    "ERROR",
+                    &format!("cannot install the new charm: {e:#}"),
+                );
+            }
+        }
+        let out = if job.argv.is_empty() {
+            Ok(crate::machine::ExecOutput {
+                status: 0,
+                stdout: vec![],
+                stderr: vec![],
+            })
+        } else {
+            let argv: Vec<&str> = job.argv.iter().map(String::as_str).collect();
+            job.machine.exec(&argv, &job.env, &job.cwd, None, None)
+        };
+        finish(sh, unit, job, out);
+    }
+}
+
+/// Moves the chosen event to the head, marks the unit executing and builds the job.
+fn prepare(sh: &Arc<Shared>, st: &mut State, unit: &str, idx: usize) -> Option<Job> {
+    let u = st.model.units.get_mut(unit)?;
+    let ev = u.queue.remove(idx)?;
+    u.queue.push_front(ev.clone());
+    u.agent = Agent::Executing;
+    u.agent_since = now();
+    let hook = hook_name(&st.model, unit, &ev);
+    let task = match &ev {
+        Event::Action { id } | Event::Exec { id } => Some(*id),
+        _ => None,
+    };
+    let ctx = HookCtx::new(unit, &hook, ev.clone(), task);
+    let (argv, env) = command_for(&st.model, unit, &ev, &hook, &ctx.id);
+    if let Some(t) = task.and_then(|id| st.model.tasks.get_mut(&id)) {
+        t.status = "running".into();
+        t.started = now();
+    }
+    let machine = st.model.machines[&st.model.units[unit].machine]
+        .handle
+        .clone()?;
+    let ctx_id = ctx.id.clone();
+    st.contexts.insert(ctx_id.clone(), ctx);
+    sh.log_line(&unit_tag(unit), "DEBUG", &format!("running {hook}"));
+    sh.commit(st);
+    let cwd = format!("/var/lib/juju/agents/{}/charm", unit_tag(unit));
+    let app = &st.model.apps[super::model::app_of(unit)];
+    let upgrade = (ev == Event::UpgradeCharm).then(|| app.charm_dir.clone());
+    if let Some(u) = st.model.units.get_mut(unit) {
+        u.charm_rev = app.charm_rev;
+    }
+    Some(Job {
+        ev,
+        ctx_id,
+        hook,
+        argv,
+        env,
+        cwd,
+        machine,
+        task,
+        upgrade,
+        started: std::time::Instant::now(),
+    })
+}
+
+/// The command and environment Juju would use for this event.
+fn command_for(
+    model: &Model,
+    unit: &str,
+    ev: &Event,
+    hook: &str,
+    ctx_id: &str,
+) -> (Vec<String>, Vec<(String, String)>) {
+    let tag = unit_tag(unit);
+    let charm = format!("/var/lib/juju/agents/{tag}/charm");
+    let tools = format!("/var/lib/juju/tools/{tag}");
+    let app = &model.apps[super::model::app_of(unit)];
+    let u = &model.units[unit];
+    let is_action = matches!(ev, Event::Action { .. });
+    let mut env: Vec<(String, String)> = vec![
+        ("CHARM_DIR".into(), charm.clone()),
+        ("JUJU_CHARM_DIR".into(), charm.clone()),
+        ("JUJU_CONTEXT_ID".into(), ctx_id.into()),
+        (
+            "JUJU_HOOK_NAME".into(),
+            if is_action {
+                String::new()
+            } else {
+                hook.into()
+            },
+        ),
+        (
+            "JUJU_AGENT_SOCKET_ADDRESS".into(),
+            format!("{MACHINE_RUN_DIR}/controller.sock"),
+        ),
+        ("JUJU_AGENT_SOCKET_NETWORK".into(), "unix".into()),
+        ("JUJU_UNIT_NAME".into(), unit.into()),
+        ("JUJU_MODEL_UUID".into(), model.uuid.clone()),
+        ("JUJU_MODEL_NAME".into(), model.name.clone()),
+        ("JUJU_API_ADDRESSES".into(), "localhost:17070".into()),
+        ("JUJU_MACHINE_ID".into(), u.machine.to_string()),
+        ("JUJU_PRINCIPAL_UNIT".into(), String::new()),
+        ("JUJU_AVAILABILITY_ZONE".into(), String::new()),
+        ("JUJU_VERSION".into(), "3.4.0".into()),
+        ("CLOUD_API_VERSION".into(), String::new()),
+        ("JUJU_CHARM_HTTP_PROXY".into(), String::new()),
+        ("JUJU_CHARM_HTTPS_PROXY".into(), String::new()),
+        ("JUJU_CHARM_FTP_PROXY".into(), String::new()),
+        ("JUJU_CHARM_NO_PROXY".into(), String::new()),
+        ("APT_LISTCHANGES_FRONTEND".into(), "none".into()),
+        ("DEBIAN_FRONTEND".into(), "noninteractive".into()),
+        ("LANG".into(), "C.UTF-8".into()),
+        (
+            "PATH".into(),
+            format!("{tools}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
+        ),
+        ("TERM".into(), "tmux-256color".into()),
+    ];
+    if let Some(rel) = lifecycle::event_rel(ev) {
+        let r = model.relations.get(&rel);
+        let endpoint = r
+            .and_then(|r| r.end_of(&app.name))
+            .map(|e| e.endpoint.clone())
+            .unwrap_or_default();
+        env.push(("JUJU_RELATION".into(), endpoint.clone()));
+        env.push(("JUJU_RELATION_ID".into(), format!("{endpoint}:{rel}")));
+        let remote_unit = match ev {
+            Event::RelationJoined { remote, .. } | Event::RelationDeparted { remote, .. } => {
+                remote.clone()
+            }
+            Event::RelationChanged {
+                remote: Some(r), ..
+            } => r.clone(),
+            _ => String::new(),
+        };
+        env.push(("JUJU_REMOTE_UNIT".into(), remote_unit));
+        env.push((
+            "JUJU_REMOTE_APP".into(),
+            r.and_then(|r| r.remote_app(&app.name)).unwrap_or_default(),
+        ));
+        if let Event::RelationDeparted { departing, .. } = ev {
+            env.push(("JUJU_DEPARTING_UNIT".into(), departing.clone()));
+        }
+    }
+    let handler = |kind: &str| -> Option<String> {
+        let dispatch = app.charm_dir.join("dispatch");
+        if is_executable(&dispatch) {
+            return Some(format!("{charm}/dispatch"));
+        }
+        let p = app.charm_dir.join(kind).join(hook);
+        (p.exists() || p.is_symlink()).then(|| format!("{charm}/{kind}/{hook}"))
+    };
+    match ev {
+        Event::Action { id } => {
+            env.push(("JUJU_ACTION_NAME".into(), hook.into()));
+            env.push(("JUJU_ACTION_UUID".into(), id.to_string()));
+            env.push(("JUJU_ACTION_TAG".into(), format!("action-{id}")));
+            env.push(("JUJU_DISPATCH_PATH".into(), format!("actions/{hook}")));
+            (handler("actions").into_iter().collect(), env)
+        }
+        Event::Exec { id } => {
+            let cmd = model
+                .tasks
+                .get(id)
+                .and_then(|t| t.params["command"].as_str().map(String::from))
+                .unwrap_or_default();
+            (vec!["/bin/sh".into(), "-c".into(), cmd], env)
+        }
+        _ => {
+            env.push(("JUJU_DISPATCH_PATH".into(), format!("hooks/{hook}")));
+            (handler("hooks").into_iter().collect(), env)
+        }
+    }
+}
+
+fn is_executable(p: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Backoff before retrying a failed hook, as Juju's retry strategy: 5 s doubling to 5 min.
+fn backoff(retries: u32) -> f64 {
+    (5.0 * 2f64.powi(retries.saturating_sub(1).min(10) as i32)).min(300.0)
+}
+
+fn finish(sh: &Arc<Shared>, unit: &str, job: Job, out: anyhow::Result<crate::machine::ExecOutput>) {
+    let mut st = sh.lock();
+    let ctx = st.contexts.remove(&job.ctx_id);
+    let tag = unit_tag(unit);
+    let machine_up = st
+        .model
+        .units
+        .get(unit)
+        .and_then(|u| st.model.machines.get(&u.machine))
+        .is_some_and(|m| m.state == "started" && m.handle.as_ref().is_some_and(|h| h.is_alive()));
+    let (code, stdout, stderr) = match out {
+        Ok(o) => (
+            o.status,
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        ),
+        Err(e) => (-1, String::new(), format!("{e:#}")),
+    };
+    let ms = job.started.elapsed().as_secs_f64() * 1000.0;
+    sh.log_line(
+        &tag,
+        "DEBUG",
+        &format!("ran {} in {ms:.1} ms (exit {code})", job.hook),
+    );
+    if !stdout.trim().is_empty() {
+        sh.log_line(
+            &tag,
+            "DEBUG",
+            &format!("unit.{unit}.{}: {}", job.hook, stdout.trim_end()),
+        );
+    }
+    if !stderr.trim().is_empty() {
+        sh.log_line(
+            &tag,
+            "WARNING",
+            &format!("unit.{unit}.{}: {}", job.hook, stderr.trim_end()),
+        );
+    }
+    if !machine_up {
+        // Power loss mid-hook: the hook runs again when the machine is back.
+        if let Some(u) = st.model.units.get_mut(unit) {
+            if u.agent == Agent::Executing {
+                u.agent = Agent::Lost;
+            }
+        }
+        if let Some(t) = job.task.and_then(|id| st.model.tasks.get_mut(&id)) {
+            t.status = "pending".into();
+        }
+        sh.commit(&st);
+        return;
+    }
+    let Some(u) = st.model.units.get_mut(unit) else {
+        return;
+    };
+    if u.queue.front() == Some(&job.ev) {
+        u.queue.pop_front();
+    }
+    if let Some(id) = job.task {
+        // Actions and exec never put the unit in error.
+        u.agent = Agent::Idle;
+        u.agent_since = now();
+        if let Some(t) = st.model.tasks.get_mut(&id) {
+            t.stdout = stdout;
+            t.stderr = stderr;
+            t.code = code;
+            t.completed = now();
+            if job.argv.is_empty() {
+                t.status = "failed".into();
+                t.message = format!("action not implemented on unit {unit:?}");
+            } else if code != 0 && t.status != "failed" {
+                t.status = "failed".into();
+                t.message = format!("exit status {code}");
+            } else if t.status != "failed" {
+                t.status = "completed".into();
+            }
+        }
+        if code == 0 {
+            if let Some(ctx) = &ctx {
+                ctx.commit(&mut st.model);
+            }
+        }
+        sh.commit(&st);
+        return;
+    }
+    if code == 0 {
+        u.agent = Agent::Idle;
+        u.agent_message.clear();
+        u.agent_since = now();
+        u.retries = 0;
+        if let Some(ctx) = &ctx {
+            ctx.commit(&mut st.model);
+        }
+        lifecycle::hook_done(&mut st.model, unit, &job.ev);
+        if job.ev == Event::Remove {
+            sh.log_line(&tag, "INFO", "unit removed");
+            super::provision::retire_unit(sh, &mut st, unit);
+        }
+    } else {
+        u.queue.push_front(job.ev.clone());
+        u.agent = Agent::Error;
+        u.agent_message = format!("hook failed: {:?}", job.hook);
+        u.agent_since = now();
+        u.retries += 1;
+        let auto = st
+            .model
+            .config
+            .get("automatically-retry-hooks")
+            .map(|v| v != "false")
+            .unwrap_or(true);
+        let u = st.model.units.get_mut(unit).expect("unit");
+        u.retry_at = if auto {
+            now() + backoff(u.retries)
+        } else {
+            f64::INFINITY
+        };
+        sh.log_line(
+            &tag,
+            "ERROR",
+            &format!("hook {:?} failed: exit status {code}", job.hook),
+        );
+    }
+    sh.commit(&st);
+}
+
+/// Parses Go-style durations like `5m`, `30s`, `1h`, `1m30s`.
+pub fn parse_duration(s: &str) -> Option<f64> {
+    let mut total = 0.0;
+    let mut num = String::new();
+    for c in s.trim().chars() {
+        if c.is_ascii_digit() || c == '.' {
+            num.push(c);
+            continue;
+        }
+        let n: f64 = num.parse().ok()?;
+        num.clear();
+        total += n * match c {
+            'h' => 3600.0,
+            'm' => 60.0,
+            's' => 1.0,
+            _ => return None,
+        };
+    }
+    if !num.is_empty() {
+        return None;
+    }
+    Some(total)
+}
+
+/// Seconds a lost leader keeps its lease before another unit is elected.
+fn lease_seconds() -> f64 {
+    std::env::var("SANDBOX_LEASE_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60.0)
+}
+
+/// Starts the periodic work: update-status and leadership expiry of lost units.
+pub fn start_timers(sh: &Arc<Shared>) {
+    let sh = sh.clone();
+    std::thread::spawn(move || {
+        let mut last: HashMap<String, f64> = HashMap::new();
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+            let mut st = sh.lock();
+            if st.stopping {
+                return;
+            }
+            let interval = st
+                .model
+                .config
+                .get("update-status-hook-interval")
+                .and_then(|v| parse_duration(v))
+                .unwrap_or(300.0)
+                .max(1.0);
+            let t = now();
+            let mut dirty = false;
+            let names: Vec<String> = st.model.units.keys().cloned().collect();
+            for name in names {
+                let u = &st.model.units[&name];
+                let started = u.installed && !u.queue.contains(&Event::Start);
+                let due = t - *last.entry(name.clone()).or_insert(t) >= interval;
+                if due
+                    && started
+                    && u.life == Life::Alive
+                    && matches!(u.agent, Agent::Idle | Agent::Executing)
+                {
+                    last.insert(name.clone(), t);
+                    let u = st.model.units.get_mut(&name).expect("unit");
+                    let running = lifecycle::is_running(u);
+                    lifecycle::push(u, Event::UpdateStatus, running);
+                    dirty = true;
+                }
+                let u = &st.model.units[&name];
+                let app = u.app.clone();
+                let is_leader = st.model.apps.get(&app).and_then(|a| a.leader.as_deref())
+                    == Some(name.as_str());
+                if is_leader && u.agent == Agent::Lost && t - u.agent_since >= lease_seconds() {
+                    sh.log_line(
+                        "controller",
+                        "INFO",
+                        &format!("leadership of {app} moves away from lost {name}"),
+                    );
+                    lifecycle::elect(&mut st.model, &app, &name);
+                    dirty = true;
+                }
+            }
+            if dirty {
+                sh.commit(&st);
+            }
+        }
+    });
+}

@@ -1,0 +1,309 @@
+//! The shared root filesystem: debootstrapped once per recipe, cached, then used read-only as the
+//! lower layer of every machine's overlay.
+//!
+//! Cache layout (under `$SANDBOX_CACHE`, default `/var/cache/etcd-sandbox`):
+//!
+//! ```text
+//! rootfs/<key>/            the finished rootfs (never written once renamed into place)
+//! rootfs/<key>.json        the recipe it was built from, and how long the build took
+//! rootfs/<key>.log         debootstrap's output of the last build
+//! rootfs/<key>.lock        flock taken while building
+//! rootfs/<key>.build-<pid> a build in progress (removed on failure or by the next builder)
+//! debs/                    debootstrap's package cache, shared by all recipes
+//! ```
+
+use super::host;
+use super::sys;
+use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+/// Bumped whenever the post-debootstrap steps below change, so old caches are not reused.
+const FORMAT: u32 = 1;
+
+/// Default cache root when `SANDBOX_CACHE` is not set.
+pub const DEFAULT_CACHE: &str = "/var/cache/etcd-sandbox";
+
+/// Units masked in the rootfs because they cannot work, or only slow the boot, in a container.
+const MASKED: &[&str] = &[
+    "systemd-networkd-wait-online.service",
+    "console-getty.service",
+    "getty@tty1.service",
+    "apt-daily.timer",
+    "apt-daily-upgrade.timer",
+    "dpkg-db-backup.timer",
+    "e2scrub_all.timer",
+    "e2scrub_reap.service",
+    "fstrim.timer",
+];
+
+/// Recipe of the rootfs (suite, variant, package list, mirror); its hash keys the cache.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootfsRecipe {
+    /// Debian suite, e.g. `bookworm`.
+    pub suite: String,
+    /// debootstrap variant, e.g. `minbase`.
+    pub variant: String,
+    /// Packages added with `--include`.
+    pub include: Vec<String>,
+    /// Units masked after the bootstrap (linked to `/dev/null`).
+    pub mask: Vec<String>,
+    /// Debian mirror URL; not part of the key (it says where packages come from, not what they are).
+    pub mirror: String,
+}
+
+impl Default for RootfsRecipe {
+    fn default() -> Self {
+        RootfsRecipe {
+            suite: "bookworm".into(),
+            variant: "minbase".into(),
+            include: [
+                "systemd",
+                "systemd-sysv",
+                "dbus",
+                "iproute2",
+                "ca-certificates",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+            mask: MASKED.iter().map(|s| s.to_string()).collect(),
+            mirror: std::env::var("SANDBOX_DEBIAN_MIRROR")
+                .ok()
+                .filter(|m| !m.is_empty())
+                .unwrap_or_else(|| "http://deb.debian.org/debian".into()),
+        }
+    }
+}
+
+impl RootfsRecipe {
+    /// Short hex of sha256 over what ends up in the rootfs (suite, variant, sorted packages and
+    /// masks, and the version of the post-bootstrap steps); the mirror is left out on purpose.
+    pub fn key(&self) -> String {
+        let mut include = self.include.clone();
+        include.sort();
+        include.dedup();
+        let mut mask = self.mask.clone();
+        mask.sort();
+        mask.dedup();
+        let text = format!(
+            "format={FORMAT}\nsuite={}\nvariant={}\ninclude={}\nmask={}\n",
+            self.suite,
+            self.variant,
+            include.join(","),
+            mask.join(",")
+        );
+        let digest = Sha256::digest(text.as_bytes());
+        digest[..6].iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// The cache root: `$SANDBOX_CACHE`, else `/var/cache/etcd-sandbox`.
+pub fn cache_root() -> PathBuf {
+    std::env::var_os("SANDBOX_CACHE")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| DEFAULT_CACHE.into())
+}
+
+/// Returns the cached rootfs dir, building it once with debootstrap if missing.
+///
+/// The build goes into `rootfs/<key>.build-<pid>` and is renamed into place only when complete,
+/// under an exclusive lock on `rootfs/<key>.lock`, so a killed build never leaves a half cache and
+/// two processes never build at once. `progress` receives human-readable lines.
+pub fn ensure_rootfs(
+    recipe: &RootfsRecipe,
+    progress: &mut dyn FnMut(&str),
+) -> anyhow::Result<PathBuf> {
+    ensure_rootfs_in(&cache_root(), recipe, progress)
+}
+
+/// [`ensure_rootfs`] with an explicit cache root.
+pub fn ensure_rootfs_in(
+    cache: &Path,
+    recipe: &RootfsRecipe,
+    progress: &mut dyn FnMut(&str),
+) -> anyhow::Result<PathBuf> {
+    let key = recipe.key();
+    let dir = cache.join("rootfs");
+    let done = dir.join(&key);
+    if done.is_dir() {
+        return Ok(done);
+    }
+    std::fs::create_dir_all(&dir).with_context(|| {
+        format!(
+            "cannot create the rootfs cache {}: run as root or set SANDBOX_CACHE",
+            dir.display()
+        )
+    })?;
+    let lock_path = dir.join(format!("{key}.lock"));
+    let lock = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .with_context(|| format!("cannot open {}", lock_path.display()))?;
+    if !sys::lock_exclusive(&lock, false)? {
+        progress("waiting for another sandbox process that is building the rootfs…");
+        sys::lock_exclusive(&lock, true)
+            .with_context(|| format!("cannot lock {}", lock_path.display()))?;
+    }
+    if done.is_dir() {
+        return Ok(done);
+    }
+    // Builds left by killed processes: nobody else can be using them, we hold the lock.
+    for e in std::fs::read_dir(&dir)?.flatten() {
+        if e.file_name()
+            .to_string_lossy()
+            .starts_with(&format!("{key}.build-"))
+        {
+            host::remove_tree(&e.path())?;
+        }
+    }
+    let build = dir.join(format!("{key}.build-{}", std::process::id()));
+    progress(&format!(
+        "building rootfs {key} ({} {}, first run only, ~1 min) from {}…",
+        recipe.suite, recipe.variant, recipe.mirror
+    ));
+    let started = Instant::now();
+    let result = debootstrap(
+        cache,
+        recipe,
+        &build,
+        &dir.join(format!("{key}.log")),
+        &lock,
+    )
+    .and_then(|()| finish(&build, recipe));
+    if let Err(e) = result {
+        let _ = host::remove_tree(&build);
+        return Err(e);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let meta = serde_json::json!({ "recipe": recipe, "key": key, "build_seconds": secs });
+    std::fs::write(
+        dir.join(format!("{key}.json")),
+        serde_json::to_vec_pretty(&meta)?,
+    )?;
+    std::fs::rename(&build, &done)
+        .with_context(|| format!("cannot move {} to {}", build.display(), done.display()))?;
+    progress(&format!("rootfs ready in {secs:.0} s: {}", done.display()));
+    Ok(done)
+}
+
+fn debootstrap(
+    cache: &Path,
+    recipe: &RootfsRecipe,
+    target: &Path,
+    log: &Path,
+    lock: &std::fs::File,
+) -> anyhow::Result<()> {
+    let debs = cache.join("debs");
+    std::fs::create_dir_all(&debs)?;
+    let out =
+        std::fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+    let mut cmd = Command::new("debootstrap");
+    cmd.arg(format!("--variant={}", recipe.variant))
+        .arg(format!("--cache-dir={}", debs.display()));
+    if !recipe.include.is_empty() {
+        cmd.arg(format!("--include={}", recipe.include.join(",")));
+    }
+    cmd.arg(&recipe.suite).arg(target).arg(&recipe.mirror);
+    // debootstrap and every process it starts inherit the lock as stdin, so the lock stays held
+    // until the whole build is gone even if this process is killed.
+    cmd.stdin(Stdio::from(lock.try_clone()?))
+        .stdout(Stdio::from(out.try_clone()?))
+        .stderr(Stdio::from(out))
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    let status = cmd
+        .status()
+        .context("cannot run debootstrap: install it with `apt-get install debootstrap`")?;
+    if !status.success() {
+        bail!(
+            "debootstrap of {} from {} failed ({status}); full log in {}; check the mirror is reachable \
+             or point SANDBOX_DEBIAN_MIRROR at another one. Last lines:\n{}",
+            recipe.suite,
+            recipe.mirror,
+            log.display(),
+            host::tail(log, 1500)
+        );
+    }
+    Ok(())
+}
+
+/// Makes a fresh debootstrap fit for many container machines: small, quiet, nothing host- or
+/// machine-specific in it.
+fn finish(root: &Path, recipe: &RootfsRecipe) -> anyhow::Result<()> {
+    // Package lists and downloaded archives are only dead weight in every machine.
+    for d in ["var/lib/apt/lists", "var/cache/apt/archives"] {
+        empty_dir(&root.join(d))?;
+    }
+    for e in std::fs::read_dir(root.join("var/cache/apt"))?.flatten() {
+        if e.file_name().to_string_lossy().ends_with(".bin") {
+            std::fs::remove_file(e.path())?;
+        }
+    }
+    // Masks.
+    let units = root.join("etc/systemd/system");
+    std::fs::create_dir_all(&units)?;
+    for u in &recipe.mask {
+        let link = units.join(u);
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink("/dev/null", &link)
+            .with_context(|| format!("cannot mask {u}"))?;
+    }
+    // Root needs no password (the sandbox enters machines with nsenter, never over a login).
+    let shadow = root.join("etc/shadow");
+    let text = std::fs::read_to_string(&shadow)?;
+    let text: String = text
+        .lines()
+        .map(|l| match l.strip_prefix("root:") {
+            Some(rest) => format!("root::{}\n", rest.split_once(':').map_or("", |(_, r)| r)),
+            None => format!("{l}\n"),
+        })
+        .collect();
+    std::fs::write(&shadow, text)?;
+    // Machine identity is written per machine at boot; host files copied by debootstrap go.
+    std::fs::write(root.join("etc/machine-id"), "")?;
+    let dbus_id = root.join("var/lib/dbus/machine-id");
+    if std::fs::symlink_metadata(&dbus_id).is_ok() {
+        std::fs::remove_file(&dbus_id)?;
+        std::os::unix::fs::symlink("/etc/machine-id", &dbus_id)?;
+    }
+    let _ = std::fs::remove_file(root.join("etc/hostname"));
+    let _ = std::fs::remove_file(root.join("etc/resolv.conf"));
+    std::fs::write(
+        root.join("etc/resolv.conf"),
+        "# sandbox machines have no DNS and no internet\n",
+    )?;
+    std::fs::write(
+        root.join("etc/hosts"),
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+    )?;
+    // Keep the journal small: many machines share one host.
+    let jd = root.join("etc/systemd/journald.conf.d");
+    std::fs::create_dir_all(&jd)?;
+    let mut f = std::fs::File::create(jd.join("sandbox.conf"))?;
+    f.write_all(b"[Journal]\nSystemMaxUse=64M\nRuntimeMaxUse=16M\n")?;
+    Ok(())
+}
+
+fn empty_dir(dir: &Path) -> anyhow::Result<()> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if e.file_type()?.is_dir() {
+            std::fs::remove_dir_all(&p)?;
+        } else {
+            std::fs::remove_file(&p)?;
+        }
+    }
+    Ok(())
+}

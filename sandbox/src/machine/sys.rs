@@ -1,0 +1,93 @@
+//! The few libc calls the machine layer needs, each wrapped once so the rest of the module stays
+//! free of `unsafe`.
+#![allow(unsafe_code)]
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+/// Sends `sig` to `pid` (a negative pid names a process group); "no such process" is success.
+pub fn kill(pid: i32, sig: i32) -> io::Result<()> {
+    if pid == 0 || pid == -1 {
+        // 0 and -1 mean "my group" and "everyone": never what a caller here wants.
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("refusing to signal pid {pid}"),
+        ));
+    }
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    let rc = unsafe { libc::kill(pid, sig) };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::ESRCH) {
+        Ok(())
+    } else {
+        Err(err)
+    }
+}
+
+/// Takes an exclusive `flock` on `file`; with `wait == false` returns `Ok(false)` when another
+/// process holds it.
+pub fn lock_exclusive(file: &File, wait: bool) -> io::Result<bool> {
+    let op = if wait {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_EX | libc::LOCK_NB
+    };
+    loop {
+        // SAFETY: flock(2) on a descriptor that `file` keeps open for the duration of the call.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), op) };
+        if rc == 0 {
+            return Ok(true);
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EWOULDBLOCK) if !wait => return Ok(false),
+            _ => return Err(err),
+        }
+    }
+}
+
+/// Makes the child start a new session (no controlling terminal, own process group), so it
+/// survives its parent and the parent's terminal.
+pub fn new_session(cmd: &mut Command) {
+    // SAFETY: the closure runs between fork and exec and only calls setsid(2), which is
+    // async-signal-safe and allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Moves the child into each cgroup whose `cgroup.procs` file is listed, before it execs (so the
+/// program starts there and everything it creates is nested below).
+pub fn join_cgroups(cmd: &mut Command, procs_files: Vec<std::ffi::CString>) {
+    // SAFETY: the closure runs between fork and exec; it only calls open/write/close (all
+    // async-signal-safe) on paths allocated before the fork, and builds errors from errno only.
+    unsafe {
+        cmd.pre_exec(move || {
+            for p in &procs_files {
+                let fd = libc::open(p.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                if fd < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                let n = libc::write(fd, b"0".as_ptr().cast(), 1);
+                let err = io::Error::last_os_error();
+                libc::close(fd);
+                if n != 1 {
+                    return Err(err);
+                }
+            }
+            Ok(())
+        });
+    }
+}

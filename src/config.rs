@@ -1,0 +1,261 @@
+/*!
+Charm config: raw `config-get` JSON in, a validated [`CharmConfig`] out.
+
+Validation happens once, here; everything downstream takes a `CharmConfig` and never re-checks.
+An invalid value gives a [`ConfigError`] that names the option and its valid values, and the
+charm applies nothing until it is fixed.
+*/
+
+use serde_json::{Map, Value};
+
+/// The validated charm config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CharmConfig {
+    /// Client port (`port`, default 2379).
+    pub port: u16,
+    /// Peer port (`management_port`, default 2380).
+    pub management_port: u16,
+    /// Raft heartbeat interval in ms.
+    pub heartbeat_interval: u32,
+    /// Raft election timeout in ms.
+    pub election_timeout: u32,
+    /// Raft entries between snapshots; `None` (config `auto`) keeps etcd's default.
+    pub snapshot_count: Option<u64>,
+    /// Backend quota in bytes; 0 is etcd's default (2 GiB).
+    pub quota_backend_bytes: u64,
+    /// `periodic` or `revision`.
+    pub auto_compaction_mode: String,
+    /// Hours or a duration (`5m`) in periodic mode, revisions in revision mode; `0` disables.
+    pub auto_compaction_retention: String,
+    /// etcd's `log-level`.
+    pub log_level: String,
+    /// Listen on all interfaces instead of the unit's address and loopback.
+    pub bind_to_all_interfaces: bool,
+}
+
+impl Default for CharmConfig {
+    fn default() -> Self {
+        CharmConfig {
+            port: 2379,
+            management_port: 2380,
+            heartbeat_interval: 100,
+            election_timeout: 1000,
+            snapshot_count: None,
+            quota_backend_bytes: 0,
+            auto_compaction_mode: "periodic".into(),
+            auto_compaction_retention: "0".into(),
+            log_level: "info".into(),
+            bind_to_all_interfaces: false,
+        }
+    }
+}
+
+/// An option whose value is not valid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid config {option}={value}: must be {expected}; fix it with `juju config <app> {option}=<value>`")]
+pub struct ConfigError {
+    /// The option name.
+    pub option: String,
+    /// The value as set.
+    pub value: String,
+    /// The valid values.
+    pub expected: String,
+}
+
+const LOG_LEVELS: [&str; 6] = ["debug", "info", "warn", "error", "panic", "fatal"];
+/// Largest quota accepted; etcd warns above 8 GiB.
+const MAX_QUOTA: u64 = 100 * 1024 * 1024 * 1024;
+
+fn invalid(option: &str, value: &Value, expected: &str) -> ConfigError {
+    let value = match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    ConfigError {
+        option: option.into(),
+        value,
+        expected: expected.into(),
+    }
+}
+
+/// Reads an integer option (also accepted as a numeric string) within a range.
+fn int(
+    raw: &Map<String, Value>,
+    key: &str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, ConfigError> {
+    let expected = format!("an integer from {min} to {max}");
+    match raw.get(key) {
+        None | Some(Value::Null) => Ok(default),
+        Some(v) => {
+            let n = match v {
+                Value::Number(n) => n.as_u64(),
+                Value::String(s) => s.trim().parse().ok(),
+                _ => None,
+            };
+            n.filter(|n| (min..=max).contains(n))
+                .ok_or_else(|| invalid(key, v, &expected))
+        }
+    }
+}
+
+fn string(raw: &Map<String, Value>, key: &str, default: &str) -> Result<String, ConfigError> {
+    match raw.get(key) {
+        None | Some(Value::Null) => Ok(default.into()),
+        Some(Value::String(s)) => Ok(s.trim().to_string()),
+        Some(Value::Number(n)) => Ok(n.to_string()),
+        Some(v) => Err(invalid(key, v, "a string")),
+    }
+}
+
+fn one_of(
+    raw: &Map<String, Value>,
+    key: &str,
+    default: &str,
+    valid: &[&str],
+) -> Result<String, ConfigError> {
+    let s = string(raw, key, default)?;
+    match valid.contains(&s.as_str()) {
+        true => Ok(s),
+        false => Err(invalid(
+            key,
+            &Value::String(s),
+            &format!("one of {}", valid.join(", ")),
+        )),
+    }
+}
+
+/// A periodic retention: `0`, whole hours (`1`), or a Go duration of h/m/s units (`1h30m`).
+fn valid_retention(mode: &str, s: &str) -> bool {
+    if s.parse::<u64>().is_ok() {
+        return true;
+    }
+    if mode != "periodic" || s.is_empty() {
+        return false;
+    }
+    let mut digits = false;
+    for c in s.chars() {
+        match c {
+            '0'..='9' => digits = true,
+            'h' | 'm' | 's' if digits => digits = false,
+            _ => return false,
+        }
+    }
+    !digits
+}
+
+impl TryFrom<&Map<String, Value>> for CharmConfig {
+    type Error = ConfigError;
+
+    fn try_from(raw: &Map<String, Value>) -> Result<Self, ConfigError> {
+        let d = CharmConfig::default();
+        let port = int(raw, "port", d.port.into(), 1, 65535)? as u16;
+        let management_port =
+            int(raw, "management_port", d.management_port.into(), 1, 65535)? as u16;
+        if management_port == port {
+            let v = Value::from(management_port);
+            return Err(invalid("management_port", &v, "different from port"));
+        }
+        let heartbeat_interval = int(raw, "heartbeat_interval", 100, 10, 5000)? as u32;
+        let min_election = 5 * u64::from(heartbeat_interval);
+        let election_timeout = int(raw, "election_timeout", 1000, min_election, 50000)? as u32;
+        let snapshot_count = match string(raw, "snapshot_count", "auto")?.as_str() {
+            "auto" | "" => None,
+            _ => Some(int(raw, "snapshot_count", 0, 1, u64::from(u32::MAX))?),
+        };
+        let quota_backend_bytes = match raw.get("quota_backend_bytes") {
+            Some(Value::Number(n)) if n.as_u64() == Some(0) => 0,
+            _ => int(raw, "quota_backend_bytes", 0, 16 * 1024 * 1024, MAX_QUOTA).map_err(|e| {
+                ConfigError {
+                    expected: format!("0 (etcd's default, 2 GiB) or {}", e.expected),
+                    ..e
+                }
+            })?,
+        };
+        let auto_compaction_mode = one_of(
+            raw,
+            "auto_compaction_mode",
+            "periodic",
+            &["periodic", "revision"],
+        )?;
+        let retention = string(raw, "auto_compaction_retention", "0")?;
+        if !valid_retention(&auto_compaction_mode, &retention) {
+            let expected = match auto_compaction_mode.as_str() {
+                "periodic" => "0, a number of hours, or a duration such as 30m or 1h30m",
+                _ => "a number of revisions (revision mode)",
+            };
+            return Err(invalid(
+                "auto_compaction_retention",
+                &Value::String(retention),
+                expected,
+            ));
+        }
+        let log_level = one_of(raw, "log_level", "info", &LOG_LEVELS)?;
+        let bind_to_all_interfaces = match raw.get("bind_to_all_interfaces") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(v) => return Err(invalid("bind_to_all_interfaces", v, "true or false")),
+        };
+        Ok(CharmConfig {
+            port,
+            management_port,
+            heartbeat_interval,
+            election_timeout,
+            snapshot_count,
+            quota_backend_bytes,
+            auto_compaction_mode,
+            auto_compaction_retention: retention,
+            log_level,
+            bind_to_all_interfaces,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(v: Value) -> Result<CharmConfig, ConfigError> {
+        CharmConfig::try_from(v.as_object().unwrap())
+    }
+
+    #[test]
+    fn defaults_from_nulls() {
+        let c = parse(json!({"port": 2379, "snapshot_count": "auto", "log_level": null})).unwrap();
+        assert_eq!(c, CharmConfig::default());
+    }
+
+    #[test]
+    fn valid_values() {
+        let c = parse(json!({
+            "snapshot_count": "10000", "quota_backend_bytes": 8589934592u64,
+            "auto_compaction_retention": "1h30m", "log_level": "warn",
+        }))
+        .unwrap();
+        assert_eq!(c.snapshot_count, Some(10000));
+        assert_eq!(c.quota_backend_bytes, 8589934592);
+        assert_eq!(c.auto_compaction_retention, "1h30m");
+    }
+
+    #[test]
+    fn invalid_values_name_the_option_and_range() {
+        let e = parse(json!({"heartbeat_interval": 200, "election_timeout": 500})).unwrap_err();
+        assert_eq!(e.option, "election_timeout");
+        assert_eq!(e.expected, "an integer from 1000 to 50000");
+        let e = parse(json!({"port": 2380})).unwrap_err();
+        assert_eq!(e.option, "management_port");
+        let e = parse(json!({"log_level": "loud"})).unwrap_err();
+        assert!(e
+            .to_string()
+            .starts_with("invalid config log_level=loud: must be one of debug"));
+        let e =
+            parse(json!({"auto_compaction_mode": "revision", "auto_compaction_retention": "5m"}));
+        assert_eq!(e.unwrap_err().option, "auto_compaction_retention");
+        let e = parse(json!({"quota_backend_bytes": 5})).unwrap_err();
+        assert!(e.expected.starts_with("0 (etcd's default"));
+        assert_eq!(parse(json!({"port": 0})).unwrap_err().option, "port");
+    }
+}

@@ -1,0 +1,314 @@
+/*!
+The etcd v3 API, through the `etcd-client` crate on a tokio current-thread runtime.
+
+Every call is bounded: a connect timeout, a request timeout and an outer deadline per endpoint,
+so a dead member never hangs a hook. Calls that need a voting member try the given endpoints in
+order and move on when one is unreachable or a learner. The decision code sees the [`Etcd`]
+trait; [`EtcdApi`] is the real client.
+*/
+
+use etcd_client::{AlarmAction, AlarmType, Client, ConnectOptions, MemberAddOptions};
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+/// Connect timeout per endpoint.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Outer deadline of one call on one endpoint.
+const CALL_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// One member as the member list reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Member {
+    /// Member id.
+    pub id: u64,
+    /// Name; empty until the member has started and published it.
+    pub name: String,
+    /// Peer URLs.
+    pub peer_urls: Vec<String>,
+    /// Client URLs; empty until started.
+    pub client_urls: Vec<String>,
+    /// Raft learner (non-voting).
+    pub is_learner: bool,
+}
+
+impl Member {
+    /// True once the member has started and published its name and client URLs.
+    pub fn started(&self) -> bool {
+        !self.name.is_empty() && !self.client_urls.is_empty()
+    }
+}
+
+/// What one member says about itself (`Maintenance.Status`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MemberStatus {
+    /// The answering member's id.
+    pub member_id: u64,
+    /// The Raft leader's id (0: none).
+    pub leader: u64,
+    /// Raft term.
+    pub raft_term: u64,
+    /// Raft index.
+    pub raft_index: u64,
+    /// Backend database size in bytes.
+    pub db_size: i64,
+    /// etcd version.
+    pub version: String,
+    /// True if the member is a learner.
+    pub is_learner: bool,
+    /// Errors the member reports (e.g. alarms).
+    pub errors: Vec<String>,
+}
+
+/// Failures of etcd calls, sorted by what the caller should do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EtcdError {
+    /// No endpoint answered.
+    #[error("no etcd member answered {op} at {endpoints}: {detail}")]
+    Unreachable {
+        /// The operation.
+        op: String,
+        /// The endpoints tried.
+        endpoints: String,
+        /// The last failure.
+        detail: String,
+    },
+    /// etcd refused for a reason that passes (unhealthy cluster for 5 s after a member start,
+    /// learner not in sync, a learner already present): retry later.
+    #[error("etcd refused {op} for now: {message}")]
+    NotYet {
+        /// The operation.
+        op: String,
+        /// etcd's message.
+        message: String,
+    },
+    /// The member is not in the cluster (any more).
+    #[error("member {0:x} is not in the cluster")]
+    MemberNotFound(u64),
+    /// Any other failure.
+    #[error("etcd {op} failed: {message}")]
+    Failed {
+        /// The operation.
+        op: String,
+        /// etcd's message.
+        message: String,
+    },
+}
+
+/// What the charm asks of etcd.
+pub trait Etcd {
+    /// Status of the member at one client endpoint.
+    fn status(&self, endpoint: &str) -> Result<MemberStatus, EtcdError>;
+    /// Member list from the first voting member of `endpoints` that answers.
+    fn member_list(&self, endpoints: &[String]) -> Result<Vec<Member>, EtcdError>;
+    /// Adds a learner with this peer URL; returns its id and the new member list.
+    fn member_add_learner(
+        &self,
+        endpoints: &[String],
+        peer_url: &str,
+    ) -> Result<(u64, Vec<Member>), EtcdError>;
+    /// Promotes a learner to a voting member.
+    fn member_promote(&self, endpoints: &[String], id: u64) -> Result<(), EtcdError>;
+    /// Removes a member.
+    fn member_remove(&self, endpoints: &[String], id: u64) -> Result<(), EtcdError>;
+    /// Moves Raft leadership to `target`; `leader_endpoint` must be the current leader's.
+    fn move_leader(&self, leader_endpoint: &str, target: u64) -> Result<(), EtcdError>;
+    /// Active alarms as (member id, alarm name).
+    fn alarms(&self, endpoints: &[String]) -> Result<Vec<(u64, String)>, EtcdError>;
+}
+
+/// Retries `f` while it returns [`EtcdError::NotYet`], until `budget` has passed.
+pub fn retry_not_yet<T>(
+    budget: Duration,
+    pause: Duration,
+    mut f: impl FnMut() -> Result<T, EtcdError>,
+) -> Result<T, EtcdError> {
+    let deadline = Instant::now() + budget;
+    loop {
+        match f() {
+            Err(EtcdError::NotYet { .. }) if Instant::now() + pause < deadline => {
+                std::thread::sleep(pause)
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Sorts an etcd-client error into an [`EtcdError`].
+fn classify(op: &str, e: etcd_client::Error) -> EtcdError {
+    let message = match &e {
+        etcd_client::Error::GRpcStatus(s) => s.message().to_string(),
+        other => other.to_string(),
+    };
+    let not_yet = [
+        "unhealthy cluster",
+        "in sync with leader",
+        "too many learner",
+        "not enough started members",
+        "leader changed",
+        "no leader",
+        "request timed out",
+        "Timeout expired",
+    ];
+    let m = message.as_str();
+    if not_yet.iter().any(|p| m.contains(p)) {
+        return EtcdError::NotYet {
+            op: op.into(),
+            message,
+        };
+    }
+    if m.contains("member not found") {
+        return EtcdError::MemberNotFound(0);
+    }
+    let unreachable = matches!(&e, etcd_client::Error::TransportError(_))
+        || matches!(&e, etcd_client::Error::GRpcStatus(s) if s.code() == tonic::Code::Unavailable)
+        || m.contains("not supported for learner");
+    match unreachable {
+        true => EtcdError::Unreachable {
+            op: op.into(),
+            endpoints: String::new(),
+            detail: message,
+        },
+        false => EtcdError::Failed {
+            op: op.into(),
+            message,
+        },
+    }
+}
+
+/// The real etcd client.
+pub struct EtcdApi {
+    rt: tokio::runtime::Runtime,
+}
+
+impl EtcdApi {
+    /// Builds the current-thread runtime.
+    pub fn new() -> std::io::Result<EtcdApi> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        Ok(EtcdApi { rt })
+    }
+
+    /// Runs `f` against each endpoint in turn until one answers, each bounded by a deadline.
+    fn on_any<T, F, Fut>(&self, op: &str, endpoints: &[String], f: F) -> Result<T, EtcdError>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let opts = ConnectOptions::new()
+            .with_connect_timeout(CONNECT_TIMEOUT)
+            .with_timeout(CALL_TIMEOUT);
+        let mut detail = "no endpoints".to_string();
+        for ep in endpoints {
+            let call = async {
+                let client = Client::connect([ep.as_str()], Some(opts.clone())).await?;
+                f(client).await
+            };
+            let result = self.rt.block_on(async {
+                tokio::time::timeout(CALL_TIMEOUT + Duration::from_secs(1), call).await
+            });
+            match result.map(|r| r.map_err(|e| classify(op, e))) {
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err(EtcdError::Unreachable { detail: d, .. })) => detail = format!("{ep}: {d}"),
+                Ok(Err(e)) => return Err(e),
+                Err(_) => detail = format!("{ep}: timed out"),
+            }
+        }
+        Err(EtcdError::Unreachable {
+            op: op.into(),
+            endpoints: endpoints.join(","),
+            detail,
+        })
+    }
+}
+
+fn member(m: &etcd_client::Member) -> Member {
+    Member {
+        id: m.id(),
+        name: m.name().to_string(),
+        peer_urls: m.peer_urls().to_vec(),
+        client_urls: m.client_urls().to_vec(),
+        is_learner: m.is_learner(),
+    }
+}
+
+fn with_id(e: EtcdError, id: u64) -> EtcdError {
+    match e {
+        EtcdError::MemberNotFound(_) => EtcdError::MemberNotFound(id),
+        other => other,
+    }
+}
+
+impl Etcd for EtcdApi {
+    fn status(&self, endpoint: &str) -> Result<MemberStatus, EtcdError> {
+        self.on_any("status", &[endpoint.to_string()], |mut c| async move {
+            let s = c.status().await?;
+            Ok(MemberStatus {
+                member_id: s.header().map_or(0, |h| h.member_id()),
+                leader: s.leader(),
+                raft_term: s.raft_term(),
+                raft_index: s.raft_index(),
+                db_size: s.db_size(),
+                version: s.version().to_string(),
+                is_learner: s.is_learner(),
+                errors: s.errors().to_vec(),
+            })
+        })
+    }
+
+    fn member_list(&self, endpoints: &[String]) -> Result<Vec<Member>, EtcdError> {
+        self.on_any("member list", endpoints, |mut c| async move {
+            Ok(c.member_list()
+                .await?
+                .members()
+                .iter()
+                .map(member)
+                .collect())
+        })
+    }
+
+    fn member_add_learner(
+        &self,
+        endpoints: &[String],
+        peer_url: &str,
+    ) -> Result<(u64, Vec<Member>), EtcdError> {
+        self.on_any("member add", endpoints, |mut c| async move {
+            let opts = MemberAddOptions::new().with_is_learner();
+            let r = c.member_add([peer_url], Some(opts)).await?;
+            let id = r.member().map_or(0, |m| m.id());
+            Ok((id, r.member_list().iter().map(member).collect()))
+        })
+    }
+
+    fn member_promote(&self, endpoints: &[String], id: u64) -> Result<(), EtcdError> {
+        self.on_any("member promote", endpoints, |mut c| async move {
+            c.member_promote(id).await.map(drop)
+        })
+        .map_err(|e| with_id(e, id))
+    }
+
+    fn member_remove(&self, endpoints: &[String], id: u64) -> Result<(), EtcdError> {
+        self.on_any("member remove", endpoints, |mut c| async move {
+            c.member_remove(id).await.map(drop)
+        })
+        .map_err(|e| with_id(e, id))
+    }
+
+    fn move_leader(&self, leader_endpoint: &str, target: u64) -> Result<(), EtcdError> {
+        self.on_any(
+            "move leader",
+            &[leader_endpoint.to_string()],
+            |mut c| async move { c.move_leader(target).await.map(drop) },
+        )
+    }
+
+    fn alarms(&self, endpoints: &[String]) -> Result<Vec<(u64, String)>, EtcdError> {
+        self.on_any("alarm list", endpoints, |mut c| async move {
+            let r = c.alarm(AlarmAction::Get, AlarmType::None, None).await?;
+            Ok(r.alarms()
+                .iter()
+                .map(|a| (a.member_id(), format!("{:?}", a.alarm()).to_uppercase()))
+                .collect())
+        })
+    }
+}

@@ -1,0 +1,334 @@
+/*!
+The only place that spawns Juju's hook tools.
+
+One function per tool ([`HookTools`] methods), each passing `--format=json` where the tool offers
+it; [`run`] is the single spawn point and keeps the tool, arguments, exit code and stderr of a
+failure in a [`HookToolError`]. Decision code sees the [`Juju`] trait only, so it is tested
+with fakes. Tool reference: <https://documentation.ubuntu.com/juju/latest/reference/hook-command/>.
+*/
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+
+/// String settings of one databag (relation, leader).
+pub type Settings = BTreeMap<String, String>;
+
+/// A hook tool that could not be run or exited non-zero.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("hook tool `{tool} {}` failed ({}): {}", args.join(" "), code.map_or("not run".to_string(), |c| format!("exit code {c}")), stderr.trim())]
+pub struct HookToolError {
+    /// The tool, e.g. `relation-get`.
+    pub tool: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Exit code; `None` when the tool could not be started or was killed.
+    pub code: Option<i32>,
+    /// Its stderr (or, when it could not be started, why).
+    pub stderr: String,
+    /// True when the tool does not exist on PATH.
+    pub missing: bool,
+}
+
+/// Errors the decision code gets from [`Juju`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JujuError {
+    /// A hook tool failed.
+    #[error(transparent)]
+    Tool(#[from] HookToolError),
+    /// `is-leader`, `leader-get` or `leader-set` is missing (Juju older than 1.23.2).
+    #[error("this charm needs Juju's leader election (Juju >= 1.23.2): upgrade Juju, then run `juju resolved` on units in error")]
+    NoLeadership,
+    /// A tool printed something that is not what its documentation promises.
+    #[error("cannot parse the output of {tool}: {reason}")]
+    BadOutput {
+        /// The tool.
+        tool: String,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+/// Log levels of `juju-log`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// DEBUG.
+    Debug,
+    /// INFO.
+    Info,
+    /// WARNING.
+    Warning,
+    /// ERROR.
+    Error,
+}
+
+/// Everything the charm asks of Juju. Implemented by [`HookTools`] and by test fakes.
+pub trait Juju {
+    /// `config-get --all`: every option with its typed value.
+    fn config_get(&self) -> Result<serde_json::Map<String, Value>, JujuError>;
+    /// `is-leader`.
+    fn is_leader(&self) -> Result<bool, JujuError>;
+    /// `leader-get`: all leader settings.
+    fn leader_get(&self) -> Result<Settings, JujuError>;
+    /// `leader-set`: writes at once; empty values delete keys.
+    fn leader_set(&self, settings: &Settings) -> Result<(), JujuError>;
+    /// `relation-ids <endpoint>`.
+    fn relation_ids(&self, endpoint: &str) -> Result<Vec<String>, JujuError>;
+    /// `relation-list -r <id>`: remote units in scope.
+    fn relation_list(&self, relation_id: &str) -> Result<Vec<String>, JujuError>;
+    /// `relation-get -r <id> - <unit>`: one unit's databag (string values only).
+    fn relation_get(&self, relation_id: &str, unit: &str) -> Result<Settings, JujuError>;
+    /// `relation-set -r <id> k=v...`: buffered until the hook exits 0.
+    fn relation_set(&self, relation_id: &str, settings: &Settings) -> Result<(), JujuError>;
+    /// `status-set <status> <message>`.
+    fn status_set(&self, status: &str, message: &str) -> Result<(), JujuError>;
+    /// `juju-log`; never fails (falls back to stderr).
+    fn log(&self, level: Level, message: &str);
+    /// This unit's address on a binding: `network-get`, else `unit-get private-address`.
+    fn address(&self, binding: &str) -> Result<Option<String>, JujuError>;
+    /// `resource-get <name>`: local path of the attached file.
+    fn resource_get(&self, name: &str) -> Result<String, JujuError>;
+    /// `application-version-set`.
+    fn application_version_set(&self, version: &str) -> Result<(), JujuError>;
+    /// `open-port <port>/tcp`.
+    fn open_port(&self, port: u16) -> Result<(), JujuError>;
+    /// `action-get`: the action's params.
+    fn action_get(&self) -> Result<Value, JujuError>;
+    /// `action-set k=v...` (dotted lowercase keys).
+    fn action_set(&self, results: &[(String, String)]) -> Result<(), JujuError>;
+    /// `action-fail <message>`.
+    fn action_fail(&self, message: &str) -> Result<(), JujuError>;
+    /// `action-log <message>`.
+    fn action_log(&self, message: &str) -> Result<(), JujuError>;
+}
+
+/// Runs one hook tool and returns its stdout: the only process spawn of a Juju tool.
+pub fn run(tool: &str, args: &[String]) -> Result<String, HookToolError> {
+    let err = |code, stderr: String, missing| HookToolError {
+        tool: tool.to_string(),
+        args: args.to_vec(),
+        code,
+        stderr,
+        missing,
+    };
+    let out = Command::new(tool)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| {
+            err(
+                None,
+                e.to_string(),
+                e.kind() == std::io::ErrorKind::NotFound,
+            )
+        })?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        return Err(err(out.status.code(), stderr, false));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The real hook tools.
+#[derive(Debug, Default, Clone)]
+pub struct HookTools;
+
+fn args<const N: usize>(a: [&str; N]) -> Vec<String> {
+    a.iter().map(|s| s.to_string()).collect()
+}
+
+fn key_values<'a>(pairs: impl IntoIterator<Item = (&'a String, &'a String)>) -> Vec<String> {
+    pairs.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
+}
+
+fn json<T: serde::de::DeserializeOwned>(tool: &str, out: &str) -> Result<T, JujuError> {
+    serde_json::from_str(out).map_err(|e| JujuError::BadOutput {
+        tool: tool.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// Keeps the string values of a JSON map; other values are dropped (they never come from Juju).
+fn string_map(value: Value) -> Settings {
+    match value {
+        Value::Object(map) => map
+            .into_iter()
+            .filter_map(|(k, v)| v.as_str().map(|s| (k, s.to_string())))
+            .collect(),
+        _ => Settings::new(),
+    }
+}
+
+/// Runs a leadership tool: a missing tool means a Juju without leader election.
+fn leadership(tool: &str, a: Vec<String>) -> Result<String, JujuError> {
+    run(tool, &a).map_err(|e| match e.missing {
+        true => JujuError::NoLeadership,
+        false => JujuError::Tool(e),
+    })
+}
+
+/// Picks the first address out of `network-get --format=json` output.
+pub fn address_from_network_get(v: &Value) -> Option<String> {
+    let first_str = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+    if let Some(a) = first_str(v.pointer("/ingress-addresses/0")) {
+        return Some(a);
+    }
+    let addr = v.pointer("/bind-addresses/0/addresses/0")?;
+    first_str(addr.get("value")).or_else(|| first_str(addr.get("address")))
+}
+
+impl Juju for HookTools {
+    fn config_get(&self) -> Result<serde_json::Map<String, Value>, JujuError> {
+        let out = run("config-get", &args(["--all", "--format=json"]))?;
+        json("config-get", &out)
+    }
+
+    fn is_leader(&self) -> Result<bool, JujuError> {
+        json(
+            "is-leader",
+            &leadership("is-leader", args(["--format=json"]))?,
+        )
+    }
+
+    fn leader_get(&self) -> Result<Settings, JujuError> {
+        let out = leadership("leader-get", args(["--format=json"]))?;
+        Ok(string_map(json("leader-get", &out)?))
+    }
+
+    fn leader_set(&self, settings: &Settings) -> Result<(), JujuError> {
+        leadership("leader-set", key_values(settings)).map(drop)
+    }
+
+    fn relation_ids(&self, endpoint: &str) -> Result<Vec<String>, JujuError> {
+        let out = run("relation-ids", &args(["--format=json", endpoint]))?;
+        json("relation-ids", &out)
+    }
+
+    fn relation_list(&self, relation_id: &str) -> Result<Vec<String>, JujuError> {
+        let out = run("relation-list", &args(["--format=json", "-r", relation_id]))?;
+        json("relation-list", &out)
+    }
+
+    fn relation_get(&self, relation_id: &str, unit: &str) -> Result<Settings, JujuError> {
+        let a = args(["--format=json", "-r", relation_id, "-", unit]);
+        Ok(string_map(json("relation-get", &run("relation-get", &a)?)?))
+    }
+
+    fn relation_set(&self, relation_id: &str, settings: &Settings) -> Result<(), JujuError> {
+        let mut a = args(["-r", relation_id]);
+        a.extend(key_values(settings));
+        run("relation-set", &a).map(drop).map_err(Into::into)
+    }
+
+    fn status_set(&self, status: &str, message: &str) -> Result<(), JujuError> {
+        run("status-set", &args([status, message]))?;
+        Ok(())
+    }
+
+    fn log(&self, level: Level, message: &str) {
+        let level = match level {
+            Level::Debug => "DEBUG",
+            Level::Info => "INFO",
+            Level::Warning => "WARNING",
+            Level::Error => "ERROR",
+        };
+        if let Err(e) = run("juju-log", &args(["--log-level", level, message])) {
+            eprintln!("{level}: {message} (juju-log failed: {e})");
+        }
+    }
+
+    fn address(&self, binding: &str) -> Result<Option<String>, JujuError> {
+        match run("network-get", &args([binding, "--format=json"])) {
+            Ok(out) => {
+                let v: Value = json("network-get", &out)?;
+                if let Some(a) = address_from_network_get(&v) {
+                    return Ok(Some(a));
+                }
+            }
+            Err(e) => self.log(Level::Debug, &format!("{e}; trying unit-get")),
+        }
+        let out = run("unit-get", &args(["private-address", "--format=json"]))?;
+        let addr: Option<String> = json("unit-get", &out)?;
+        Ok(addr.filter(|a| !a.is_empty()))
+    }
+
+    fn resource_get(&self, name: &str) -> Result<String, JujuError> {
+        Ok(run("resource-get", &args([name]))?.trim().to_string())
+    }
+
+    fn application_version_set(&self, version: &str) -> Result<(), JujuError> {
+        run("application-version-set", &args([version]))?;
+        Ok(())
+    }
+
+    fn open_port(&self, port: u16) -> Result<(), JujuError> {
+        run("open-port", &[format!("{port}/tcp")])?;
+        Ok(())
+    }
+
+    fn action_get(&self) -> Result<Value, JujuError> {
+        json("action-get", &run("action-get", &args(["--format=json"]))?)
+    }
+
+    fn action_set(&self, results: &[(String, String)]) -> Result<(), JujuError> {
+        let a = key_values(results.iter().map(|(k, v)| (k, v)));
+        run("action-set", &a)?;
+        Ok(())
+    }
+
+    fn action_fail(&self, message: &str) -> Result<(), JujuError> {
+        run("action-fail", &args([message]))?;
+        Ok(())
+    }
+
+    fn action_log(&self, message: &str) -> Result<(), JujuError> {
+        run("action-log", &args([message]))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_tool_is_typed_not_a_panic() {
+        let e = run("no-such-hook-tool-xyz", &args(["a"])).unwrap_err();
+        assert!(e.missing);
+        assert_eq!(e.code, None);
+        assert_eq!(
+            leadership("no-such-hook-tool-xyz", vec![]),
+            Err(JujuError::NoLeadership)
+        );
+    }
+
+    #[test]
+    fn failed_tool_keeps_code_and_stderr() {
+        let a = args(["-c", "echo 'ERROR not the leader' >&2; exit 1"]);
+        let e = run("sh", &a).unwrap_err();
+        assert_eq!(e.code, Some(1));
+        assert_eq!(e.stderr, "ERROR not the leader\n");
+        assert!(e
+            .to_string()
+            .contains("(exit code 1): ERROR not the leader"));
+    }
+
+    #[test]
+    fn network_get_addresses() {
+        let v: Value = serde_json::from_str(
+            r#"{"bind-addresses":[{"addresses":[{"value":"10.0.0.2"}]}],"ingress-addresses":["10.0.0.3"]}"#,
+        )
+        .unwrap();
+        assert_eq!(address_from_network_get(&v).as_deref(), Some("10.0.0.3"));
+        let v: Value =
+            serde_json::from_str(r#"{"bind-addresses":[{"addresses":[{"address":"10.0.0.2"}]}]}"#)
+                .unwrap();
+        assert_eq!(address_from_network_get(&v).as_deref(), Some("10.0.0.2"));
+    }
+
+    #[test]
+    fn non_string_values_are_dropped() {
+        let v = serde_json::json!({"a": "1", "b": 2});
+        assert_eq!(string_map(v), Settings::from([("a".into(), "1".into())]));
+    }
+}

@@ -1,0 +1,236 @@
+/*!
+The machine side: commands (`systemctl`, `useradd`, `tar`, ...), atomic file writes, the data
+dir and the charm's small local state. Juju hook tools are not run from here.
+*/
+
+use crate::paths;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// A machine command that could not be run or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// The command failed.
+    #[error("`{cmd}` failed ({}): {}", code.map_or("not run".into(), |c| format!("exit code {c}")), stderr.trim())]
+    Command {
+        /// The command line.
+        cmd: String,
+        /// Exit code, if it ran.
+        code: Option<i32>,
+        /// Its stderr.
+        stderr: String,
+    },
+    /// A file operation failed.
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Runs a command and returns its stdout.
+pub fn run(cmd: &str, args: &[&str]) -> Result<String, HostError> {
+    let line = format!("{cmd} {}", args.join(" "));
+    let out = Command::new(cmd)
+        .args(args)
+        .stdin(Stdio::null())
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .output()
+        .map_err(|e| HostError::Command {
+            cmd: line.clone(),
+            code: None,
+            stderr: e.to_string(),
+        })?;
+    if !out.status.success() {
+        return Err(HostError::Command {
+            cmd: line,
+            code: out.status.code(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> HostError + '_ {
+    move |source| HostError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Writes `content` to `path` atomically (temp file + rename) when it differs from what is
+/// there; returns whether it wrote.
+pub fn write_if_changed(path: &str, content: &str, mode: u32) -> Result<bool, HostError> {
+    let p = Path::new(path);
+    if fs::read_to_string(p).ok().as_deref() == Some(content) {
+        return Ok(false);
+    }
+    if let Some(dir) = p.parent() {
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+    }
+    let tmp = format!("{path}.charm-tmp");
+    let tmp_path = Path::new(&tmp);
+    let mut f = fs::File::create(tmp_path).map_err(io_err(tmp_path))?;
+    f.write_all(content.as_bytes()).map_err(io_err(tmp_path))?;
+    f.set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(io_err(tmp_path))?;
+    f.sync_all().map_err(io_err(tmp_path))?;
+    fs::rename(tmp_path, p).map_err(io_err(p))?;
+    Ok(true)
+}
+
+/// Reads a file, `None` when absent or unreadable.
+pub fn read(path: &str) -> Option<String> {
+    fs::read_to_string(path).ok()
+}
+
+/// `systemctl <args>`.
+pub fn systemctl(args: &[&str]) -> Result<(), HostError> {
+    run("systemctl", args).map(drop)
+}
+
+/// True when the etcd service is active (or activating).
+pub fn service_active() -> bool {
+    let state = run("systemctl", &["is-active", paths::SERVICE]).unwrap_or_else(|e| match e {
+        HostError::Command { .. } => String::new(),
+        HostError::Io { .. } => String::new(),
+    });
+    matches!(state.trim(), "active" | "activating" | "reloading")
+}
+
+/// Creates the `etcd` system user and etcd's directories (data dir mode 0700, owned by etcd).
+pub fn ensure_user_and_dirs() -> Result<(), HostError> {
+    if run("id", &["-u", "etcd"]).is_err() {
+        run(
+            "useradd",
+            &[
+                "--system",
+                "--user-group",
+                "--home-dir",
+                paths::ETCD_HOME,
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                "etcd",
+            ],
+        )?;
+    }
+    for (dir, owner) in [
+        (paths::ETCD_HOME, "etcd:etcd"),
+        (paths::DATA_DIR, "etcd:etcd"),
+        (paths::STATE_DIR, "root:root"),
+    ] {
+        let p = Path::new(dir);
+        fs::create_dir_all(p).map_err(io_err(p))?;
+        fs::set_permissions(p, fs::Permissions::from_mode(0o700)).map_err(io_err(p))?;
+        run("chown", &[owner, dir])?;
+    }
+    Ok(())
+}
+
+/// True when the data dir holds a member (etcd's `member/` directory).
+pub fn has_member_data() -> bool {
+    Path::new(paths::DATA_DIR).join("member").is_dir()
+}
+
+/// Moves the data dir of a removed member aside (kept as `data.removed-<id>`) so it can
+/// rejoin with an empty one; a live member's data dir is never touched (the plan checks).
+pub fn wipe_data_dir() -> Result<(), HostError> {
+    let data = Path::new(paths::DATA_DIR);
+    if data.exists() {
+        let aside = format!("{}.removed-{}", paths::DATA_DIR, now_secs());
+        let _ = fs::remove_dir_all(format!("{}.removed-old", paths::DATA_DIR));
+        fs::rename(data, &aside).map_err(io_err(data))?;
+        // Keep only the newest copy: older ones are of no use.
+        if let Ok(entries) = fs::read_dir(paths::ETCD_HOME) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with("data.removed-") && e.path().to_string_lossy() != aside {
+                    let _ = fs::remove_dir_all(e.path());
+                }
+            }
+        }
+    }
+    forget_member_id();
+    ensure_user_and_dirs()
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn state_file(name: &str) -> String {
+    format!("{}/{name}", paths::STATE_DIR)
+}
+
+/// The member id recorded for the current data dir.
+pub fn recorded_member_id() -> Option<u64> {
+    u64::from_str_radix(read(&state_file("member-id"))?.trim(), 16).ok()
+}
+
+/// Records the member id the data dir belongs to.
+pub fn record_member_id(id: u64) -> Result<(), HostError> {
+    write_if_changed(&state_file("member-id"), &format!("{id:x}\n"), 0o600).map(drop)
+}
+
+/// Forgets the recorded member id.
+pub fn forget_member_id() {
+    let _ = fs::remove_file(state_file("member-id"));
+}
+
+/// True once this unit has started leaving the cluster.
+pub fn departing() -> bool {
+    Path::new(&state_file("departing")).exists()
+}
+
+/// Marks this unit as leaving: later hooks never rejoin it.
+pub fn mark_departing() -> Result<(), HostError> {
+    write_if_changed(&state_file("departing"), "1\n", 0o600).map(drop)
+}
+
+/// The installed etcd version (cached at install time).
+pub fn installed_version() -> Option<String> {
+    if !Path::new(paths::ETCD_LINK).exists() {
+        return None;
+    }
+    read(&state_file("etcd-version"))
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// Records the installed etcd version.
+pub fn record_version(version: &str) -> Result<(), HostError> {
+    write_if_changed(&state_file("etcd-version"), &format!("{version}\n"), 0o644).map(drop)
+}
+
+/// The real `etcdctl` the wrapper runs.
+pub fn real_etcdctl() -> String {
+    let ours = format!("{}/etcdctl", paths::BIN_DIR);
+    match Path::new(&ours).exists() {
+        true => ours,
+        false => "/usr/bin/etcdctl".into(),
+    }
+}
+
+/// Random hex token from the kernel's CSPRNG.
+pub fn random_token() -> String {
+    let mut buf = [0u8; 8];
+    if let Ok(mut f) = fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        let _ = f.read_exact(&mut buf);
+    }
+    let token: String = buf.iter().map(|b| format!("{b:02x}")).collect();
+    // Falls back to time and pid if /dev/urandom was unreadable.
+    match token.as_str() {
+        "0000000000000000" => format!("{:x}{:x}", now_secs(), std::process::id()),
+        _ => token,
+    }
+}

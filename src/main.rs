@@ -1,0 +1,42 @@
+//! Entry point: works out what Juju invoked (hook or action) and runs it.
+
+use etcd_charm::context::{Invocation, JujuContext};
+use etcd_charm::etcd::EtcdApi;
+use etcd_charm::hooktools::{HookTools, Juju, Level};
+use etcd_charm::{actions, apply};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let ctx = JujuContext::from_env();
+    let argv0 = std::env::args().next().unwrap_or_default();
+    let invocation = Invocation::detect(ctx.dispatch_path.as_deref(), &argv0);
+    let juju = HookTools;
+    match run(&ctx, invocation, &juju) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            juju.log(Level::Error, &format!("{e:#}"));
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(ctx: &JujuContext, invocation: Invocation, juju: &HookTools) -> anyhow::Result<()> {
+    match invocation {
+        Invocation::Unknown(what) => {
+            juju.log(
+                Level::Info,
+                &format!("nothing to do for {what:?}: not a hook or an action"),
+            );
+        }
+        Invocation::Hook(hook) => {
+            let etcd = EtcdApi::new()?;
+            apply::reconcile(ctx, &hook, juju, &etcd)?;
+        }
+        Invocation::Action(name) => {
+            let etcd = EtcdApi::new()?;
+            actions::run(&name, juju, &etcd)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,272 @@
+/*!
+The Juju leader's side of the plan, and the departing unit's: pure decisions on Raft membership.
+
+Guarantees:
+- Only the Juju leader changes membership, one change per pass (a pass after a successful
+  change observes again), except the departing unit removing itself.
+- Units are admitted one at a time, as learners, in unit-number order; a learner is promoted
+  only once it has started, and the next unit is admitted only when every member votes and
+  has started.
+- A new leader continues from etcd's member list and the `joining-*` leader data: it never
+  bootstraps again (a token exists) and never restarts etcd for leadership.
+- A member is removed only when no unit in the peer relation owns it (by name, or by peer URL
+  while unnamed), never the last voter, and never the member of the unit still joining.
+*/
+
+use crate::context::unit_number;
+use crate::etcd::Member;
+use crate::hooktools::Settings;
+use crate::observe::{keys, peer_keys, Leadership, Observed};
+use crate::plan::{changed, Effect, Plan};
+use crate::render;
+use crate::status::Status;
+
+/// A unit of this application as membership sees it: this one and its peers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Unit {
+    unit: String,
+    name: String,
+    peer_url: Option<String>,
+    started: Option<u64>,
+}
+
+fn units(o: &Observed) -> Vec<Unit> {
+    let own_url = match (&o.config, &o.local.address) {
+        (Ok(cfg), Some(a)) => Some(render::url(a, cfg.management_port)),
+        _ => None,
+    };
+    let me = Unit {
+        unit: o.unit.clone(),
+        name: o.name(),
+        peer_url: own_url,
+        started: None,
+    };
+    let peers = o.peers.iter().map(|p| Unit {
+        unit: p.unit.clone(),
+        name: p.name.clone(),
+        peer_url: p.peer_url.clone(),
+        started: p.started,
+    });
+    std::iter::once(me).chain(peers).collect()
+}
+
+fn owner<'a>(units: &'a [Unit], m: &Member) -> Option<&'a Unit> {
+    units.iter().find(|u| match m.name.is_empty() {
+        false => m.name == u.name,
+        true => u
+            .peer_url
+            .as_ref()
+            .is_some_and(|url| m.peer_urls.contains(url)),
+    })
+}
+
+/// The keys the leader publishes from the member list: `cluster`, `endpoints`, `etcd-version`
+/// (see [`keys`]). `None` while no voting member has started.
+pub fn published_keys(members: &[Member], version: Option<&str>) -> Option<Settings> {
+    let voters: Vec<&Member> = members
+        .iter()
+        .filter(|m| m.started() && !m.is_learner)
+        .collect();
+    if voters.is_empty() {
+        return None;
+    }
+    let mut cluster: Vec<String> = voters
+        .iter()
+        .flat_map(|m| m.peer_urls.iter().map(move |u| format!("{}={u}", m.name)))
+        .collect();
+    cluster.sort();
+    let mut endpoints: Vec<String> = voters.iter().flat_map(|m| m.client_urls.clone()).collect();
+    endpoints.sort();
+    endpoints.dedup();
+    let mut s = Settings::from([
+        (keys::CLUSTER.to_string(), cluster.join(",")),
+        (keys::ENDPOINTS.to_string(), endpoints.join(",")),
+    ]);
+    if let Some(v) = version {
+        s.insert(keys::VERSION.to_string(), v.to_string());
+    }
+    Some(s)
+}
+
+/// The `initial-cluster` for a new member: every member's `name=peerURL`, with `new_name` for
+/// the member `new_id` (not started, so still unnamed), sorted.
+pub fn initial_cluster(members: &[Member], new_id: u64, new_name: &str) -> String {
+    let mut entries: Vec<String> = members
+        .iter()
+        .flat_map(|m| {
+            let name = if m.id == new_id {
+                new_name
+            } else {
+                m.name.as_str()
+            };
+            m.peer_urls.iter().map(move |u| format!("{name}={u}"))
+        })
+        .collect();
+    entries.sort();
+    entries.join(",")
+}
+
+/// Leader data naming the joining unit (empty values clear it).
+pub fn joining_keys(unit: &str, id: Option<u64>, cluster: &str) -> Settings {
+    Settings::from([
+        (keys::JOINING_UNIT.to_string(), unit.to_string()),
+        (
+            keys::JOINING_ID.to_string(),
+            id.map_or(String::new(), |id| format!("{id:x}")),
+        ),
+        (keys::JOINING_CLUSTER.to_string(), cluster.to_string()),
+    ])
+}
+
+/// Plans the leader's duties; returns the data that relation data is built from.
+pub fn leader(o: &Observed, p: &mut Plan) -> Settings {
+    let mut published = o.leader_data.raw.clone();
+    let Some(members) = &o.members else {
+        return published;
+    };
+    let version = o
+        .local
+        .status
+        .as_ref()
+        .map(|s| s.version.as_str())
+        .filter(|v| !v.is_empty());
+    let version = version
+        .or(o.leader_data.get(keys::VERSION))
+        .or(o.local.version.as_deref());
+    if let Some(want) = published_keys(members, version) {
+        if let Some(diff) = changed(&o.leader_data.raw, want.clone()) {
+            p.effects.push(Effect::LeaderSet(diff));
+        }
+        published.extend(want);
+    }
+    let change = next_change(o, members);
+    if !change.is_empty() {
+        p.effects.extend(change);
+        p.again = true;
+    }
+    published
+}
+
+/// At most one membership change (plus the leader data that goes with it).
+fn next_change(o: &Observed, members: &[Member]) -> Vec<Effect> {
+    let units = units(o);
+    let joining = o.leader_data.joining.as_ref();
+    let clear = || vec![Effect::LeaderSet(joining_keys("", None, ""))];
+    // 1. Members no unit owns: learners first, then unstarted ones; never the last voter.
+    let voters = members.iter().filter(|m| !m.is_learner).count();
+    let protected = |m: &Member| {
+        joining.is_some_and(|j| j.member_id == m.id && units.iter().any(|u| u.unit == j.unit))
+    };
+    let mut stale: Vec<&Member> = members
+        .iter()
+        .filter(|m| owner(&units, m).is_none() && !protected(m))
+        .filter(|m| m.is_learner || voters > 1)
+        .collect();
+    stale.sort_by_key(|m| (!m.is_learner, m.started(), m.id));
+    if let Some(m) = stale.first() {
+        let name = m.name.clone();
+        let name = if name.is_empty() {
+            m.peer_urls.join(",")
+        } else {
+            name
+        };
+        return vec![Effect::Remove { name, id: m.id }];
+    }
+    // 2. The unit joining now: promote it once started.
+    if let Some(j) = joining {
+        let unit = units.iter().find(|u| u.unit == j.unit);
+        let member = members.iter().find(|m| m.id == j.member_id);
+        return match (unit, member) {
+            (Some(u), Some(m)) if m.is_learner => match m.started() || u.started == Some(m.id) {
+                true => vec![Effect::Promote {
+                    unit: u.unit.clone(),
+                    id: m.id,
+                }],
+                false => Vec::new(),
+            },
+            // Gone, promoted already, or its member vanished: the slot is free again.
+            _ => clear(),
+        };
+    }
+    // 3. A learner nobody tracks (a hook died between member add and leader-set): adopt it.
+    if let Some(l) = members.iter().find(|m| m.is_learner) {
+        return match owner(&units, l) {
+            Some(u) => {
+                let cluster = initial_cluster(members, l.id, &u.name);
+                vec![Effect::LeaderSet(joining_keys(
+                    &u.unit,
+                    Some(l.id),
+                    &cluster,
+                ))]
+            }
+            None => Vec::new(),
+        };
+    }
+    // 4. Admit the next unit once every member votes and has started.
+    if members.iter().any(|m| !m.started()) {
+        return Vec::new();
+    }
+    let mut candidates: Vec<&Unit> = units
+        .iter()
+        .filter(|u| u.peer_url.is_some())
+        .filter(|u| {
+            !members
+                .iter()
+                .any(|m| owner(&units, m).is_some_and(|o| o.unit == u.unit))
+        })
+        .collect();
+    candidates.sort_by_key(|u| unit_number(&u.unit));
+    match candidates.first() {
+        Some(u) => vec![Effect::Admit {
+            unit: u.unit.clone(),
+            peer_url: u.peer_url.clone().unwrap_or_default(),
+        }],
+        None => Vec::new(),
+    }
+}
+
+/// The departing unit: hand Raft leadership over if it holds it, remove itself (when another
+/// voter remains), stop etcd, and never rejoin.
+pub fn departure(o: &Observed) -> Plan {
+    let mut effects = vec![Effect::MarkDeparting];
+    let id = o
+        .local
+        .status
+        .as_ref()
+        .map(|s| s.member_id)
+        .or(o.local.member_id);
+    let me = id.and_then(|id| o.members.as_ref()?.iter().find(|m| m.id == id));
+    if let (Some(me), Some(members)) = (me, &o.members) {
+        let mut others: Vec<&Member> = members
+            .iter()
+            .filter(|m| m.id != me.id && !m.is_learner && m.started())
+            .collect();
+        others.sort_by_key(|m| m.id);
+        if me.is_learner || !others.is_empty() {
+            let leads = o.local.status.as_ref().is_some_and(|s| s.leader == me.id);
+            let transfer_to = others.first().map(|m| m.id).filter(|_| leads);
+            effects.push(Effect::Leave {
+                id: me.id,
+                transfer_to,
+            });
+            let rest: Vec<Member> = members.iter().filter(|m| m.id != me.id).cloned().collect();
+            let keys = published_keys(&rest, o.leader_data.get(keys::VERSION));
+            let diff = keys.and_then(|k| changed(&o.leader_data.raw, k));
+            if let (Leadership::Leader, Some(diff)) = (o.leadership, diff) {
+                effects.push(Effect::LeaderSet(diff));
+            }
+        }
+    }
+    effects.push(Effect::Stop);
+    if let Some(rel) = &o.peer_relation {
+        let clear = Settings::from([(peer_keys::STARTED.to_string(), String::new())]);
+        if let Some(diff) = changed(&o.own_peer_data, clear) {
+            effects.push(Effect::PeerSet(rel.clone(), diff));
+        }
+    }
+    Plan {
+        effects,
+        status: Status::Leaving,
+        again: false,
+    }
+}

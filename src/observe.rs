@@ -1,0 +1,348 @@
+/*!
+Gathers the facts one reconcile pass decides on: config, leadership, leader data, the peer
+relation, client relations, what is installed and rendered on the machine, and etcd's own view
+(local member status, member list). Everything is read here; [`crate::plan`] only looks.
+*/
+
+use crate::config::{CharmConfig, ConfigError};
+use crate::context::{member_name, Hook, JujuContext, PEER_ENDPOINT};
+use crate::etcd::{Etcd, Member, MemberStatus};
+use crate::hooktools::{Juju, JujuError, Level, Settings};
+use crate::render::url;
+use crate::{host, paths};
+
+/// Leader data keys (`leader-set`), written by the Juju leader only.
+pub mod keys {
+    /// Random `initial-cluster-token` of the cluster, set once at bootstrap.
+    pub const TOKEN: &str = "cluster-token";
+    /// The unit that bootstrapped (or is bootstrapping) the first member.
+    pub const BOOTSTRAP_UNIT: &str = "bootstrap-unit";
+    /// `name=peerURL,...` of the started voting members, sorted (the proxy `cluster` value).
+    pub const CLUSTER: &str = "cluster";
+    /// Client URLs of the started voting members, sorted, comma-separated.
+    pub const ENDPOINTS: &str = "endpoints";
+    /// etcd version of the cluster.
+    pub const VERSION: &str = "etcd-version";
+    /// The unit currently admitted as a learner (one at a time).
+    pub const JOINING_UNIT: &str = "joining-unit";
+    /// Its member id (hex).
+    pub const JOINING_ID: &str = "joining-member-id";
+    /// The `initial-cluster` it must start with (`initial-cluster-state: existing`).
+    pub const JOINING_CLUSTER: &str = "joining-initial-cluster";
+}
+
+/// Peer relation unit data keys (each unit writes its own).
+pub mod peer_keys {
+    /// `http://<address>:<management_port>`.
+    pub const PEER_URL: &str = "peer-url";
+    /// `http://<address>:<port>`.
+    pub const CLIENT_URL: &str = "client-url";
+    /// The unit's address (compatible with the reactive etcd charm).
+    pub const INGRESS: &str = "db-ingress-address";
+    /// Member id (hex) this unit's etcd started as; absent while not started.
+    pub const STARTED: &str = "started";
+}
+
+/// Is this unit the Juju leader?
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leadership {
+    /// `is-leader` says yes.
+    Leader,
+    /// `is-leader` says no.
+    Follower,
+    /// The leadership tools are missing (Juju < 1.23.2).
+    Unsupported,
+}
+
+/// A unit that is joining, as the leader published it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Joining {
+    /// The unit, e.g. `etcd/3`.
+    pub unit: String,
+    /// Its learner member id.
+    pub member_id: u64,
+    /// Its `initial-cluster`.
+    pub initial_cluster: String,
+}
+
+/// Leader data, parsed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LeaderData {
+    /// All keys as read (to diff before writing).
+    pub raw: Settings,
+    /// The unit joining now, if any.
+    pub joining: Option<Joining>,
+}
+
+impl LeaderData {
+    /// Parses leader settings; a malformed joining entry is ignored.
+    pub fn parse(raw: Settings) -> LeaderData {
+        let joining = (|| {
+            Some(Joining {
+                unit: raw.get(keys::JOINING_UNIT)?.clone(),
+                member_id: u64::from_str_radix(raw.get(keys::JOINING_ID)?, 16).ok()?,
+                initial_cluster: raw.get(keys::JOINING_CLUSTER)?.clone(),
+            })
+        })();
+        LeaderData { raw, joining }
+    }
+
+    /// One key, `None` when unset or empty.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.raw
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+}
+
+/// Another unit on the peer relation.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Peer {
+    /// Unit name, e.g. `etcd/1`.
+    pub unit: String,
+    /// Its member name, e.g. `etcd1`.
+    pub name: String,
+    /// Its peer URL, once published and well-formed.
+    pub peer_url: Option<String>,
+    /// Its client URL, once published and well-formed.
+    pub client_url: Option<String>,
+    /// The member id it announced as started.
+    pub started: Option<u64>,
+}
+
+/// A `db` or `proxy` relation and what this unit has published on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientRelation {
+    /// Relation id, e.g. `db:4`.
+    pub id: String,
+    /// `db` or `proxy`.
+    pub endpoint: String,
+    /// This unit's current data on it.
+    pub published: Settings,
+}
+
+/// This machine's side.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Local {
+    /// Installed etcd version; `None` when not installed.
+    pub version: Option<String>,
+    /// The real `etcdctl` the wrapper runs.
+    pub etcdctl: String,
+    /// The unit's address on the `cluster` binding.
+    pub address: Option<String>,
+    /// The data dir holds a member.
+    pub has_data: bool,
+    /// The member id recorded for the data dir.
+    pub member_id: Option<u64>,
+    /// systemd says etcd is active.
+    pub service_active: bool,
+    /// The rendered etcd config, if any.
+    pub rendered_config: Option<String>,
+    /// The local member's own status, when it answers.
+    pub status: Option<MemberStatus>,
+}
+
+/// Everything one reconcile pass decides on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    /// This unit, e.g. `etcd/0`.
+    pub unit: String,
+    /// The hook being run.
+    pub hook: Hook,
+    /// This unit is leaving (peer departed hook for itself, or marked before).
+    pub departing: bool,
+    /// Juju leadership.
+    pub leadership: Leadership,
+    /// Validated config.
+    pub config: Result<CharmConfig, ConfigError>,
+    /// Leader data.
+    pub leader_data: LeaderData,
+    /// The peer relation id, once it exists.
+    pub peer_relation: Option<String>,
+    /// The other units in the peer relation, sorted by unit number.
+    pub peers: Vec<Peer>,
+    /// This unit's own peer relation data.
+    pub own_peer_data: Settings,
+    /// `db` and `proxy` relations.
+    pub clients: Vec<ClientRelation>,
+    /// This machine.
+    pub local: Local,
+    /// Client URLs to send membership calls to, voting members first.
+    pub endpoints: Vec<String>,
+    /// The member list from a voting member; `None` when none answered (or not asked).
+    pub members: Option<Vec<Member>>,
+    /// A fresh random token, used only if this pass bootstraps.
+    pub fresh_token: String,
+}
+
+impl Observed {
+    /// This unit's member name.
+    pub fn name(&self) -> String {
+        member_name(&self.unit)
+    }
+}
+
+/// Keeps a URL only if it looks like `http(s)://host:port`.
+fn well_formed_url(v: Option<&String>) -> Option<String> {
+    let v = v?.trim();
+    let rest = v
+        .strip_prefix("http://")
+        .or_else(|| v.strip_prefix("https://"))?;
+    let (host, port) = rest.rsplit_once(':')?;
+    (!host.is_empty() && port.parse::<u16>().is_ok()).then(|| v.to_string())
+}
+
+fn peer(juju: &dyn Juju, rel: &str, unit: &str) -> Peer {
+    let data = juju.relation_get(rel, unit).unwrap_or_else(|e| {
+        juju.log(Level::Warning, &format!("ignoring {unit}'s peer data: {e}"));
+        Settings::new()
+    });
+    let peer_url = well_formed_url(data.get(peer_keys::PEER_URL));
+    if peer_url.is_none() && data.contains_key(peer_keys::PEER_URL) {
+        juju.log(
+            Level::Warning,
+            &format!("ignoring malformed peer-url of {unit}"),
+        );
+    }
+    Peer {
+        unit: unit.to_string(),
+        name: member_name(unit),
+        peer_url,
+        client_url: well_formed_url(data.get(peer_keys::CLIENT_URL)),
+        started: data
+            .get(peer_keys::STARTED)
+            .and_then(|s| u64::from_str_radix(s, 16).ok()),
+    }
+}
+
+/// Reads every fact for one pass. Only real failures of Juju's tools are errors.
+pub fn observe(
+    ctx: &JujuContext,
+    hook: &Hook,
+    juju: &dyn Juju,
+    etcd: &dyn Etcd,
+) -> Result<Observed, JujuError> {
+    let leadership = match juju.is_leader() {
+        Ok(true) => Leadership::Leader,
+        Ok(false) => Leadership::Follower,
+        Err(JujuError::NoLeadership) => Leadership::Unsupported,
+        Err(e) => return Err(e),
+    };
+    let leader_data = match leadership {
+        Leadership::Unsupported => LeaderData::default(),
+        _ => LeaderData::parse(juju.leader_get()?),
+    };
+    let config = CharmConfig::try_from(&juju.config_get()?);
+    let peer_relation = juju.relation_ids(PEER_ENDPOINT)?.into_iter().next();
+    let (mut peers, own_peer_data) = match &peer_relation {
+        Some(rel) => {
+            let units = juju.relation_list(rel)?;
+            let peers: Vec<Peer> = units.iter().map(|u| peer(juju, rel, u)).collect();
+            (peers, juju.relation_get(rel, &ctx.unit_name)?)
+        }
+        None => (Vec::new(), Settings::new()),
+    };
+    peers.sort_by_key(|p| crate::context::unit_number(&p.unit));
+    let mut clients = Vec::new();
+    for endpoint in ["db", "proxy"] {
+        for id in juju.relation_ids(endpoint)? {
+            let published = juju.relation_get(&id, &ctx.unit_name)?;
+            let endpoint = endpoint.to_string();
+            clients.push(ClientRelation {
+                id,
+                endpoint,
+                published,
+            });
+        }
+    }
+    let version = host::installed_version();
+    let service_active = version.is_some() && host::service_active();
+    let port = config.as_ref().map_or(2379, |c| c.port);
+    let status = match service_active {
+        true => etcd.status(&url("127.0.0.1", port)).ok(),
+        false => None,
+    };
+    // Voting members first: the local one when it votes, then the published endpoints, then
+    // the peers that announced a started member.
+    let mut endpoints = Vec::new();
+    if status.as_ref().is_some_and(|s| !s.is_learner) {
+        endpoints.push(url("127.0.0.1", port));
+    }
+    let published = leader_data.get(keys::ENDPOINTS).unwrap_or("").split(',');
+    let announced = peers.iter().filter(|p| p.started.is_some());
+    let announced = announced.filter_map(|p| p.client_url.as_deref());
+    for ep in published
+        .map(str::trim)
+        .chain(announced)
+        .filter(|e| !e.is_empty())
+    {
+        if !endpoints.iter().any(|e| e == ep) {
+            endpoints.push(ep.to_string());
+        }
+    }
+    let members = match version.is_some() && !endpoints.is_empty() {
+        true => etcd
+            .member_list(&endpoints)
+            .map_err(|e| juju.log(Level::Debug, &format!("no member list: {e}")))
+            .ok(),
+        false => None,
+    };
+    let local = Local {
+        version,
+        etcdctl: host::real_etcdctl(),
+        address: juju.address(PEER_ENDPOINT)?,
+        has_data: host::has_member_data(),
+        member_id: host::recorded_member_id(),
+        service_active,
+        rendered_config: host::read(paths::CONFIG_FILE),
+        status,
+    };
+    Ok(Observed {
+        unit: ctx.unit_name.clone(),
+        hook: hook.clone(),
+        departing: ctx.is_departing_self() || host::departing(),
+        leadership,
+        config,
+        leader_data,
+        peer_relation,
+        peers,
+        own_peer_data,
+        clients,
+        local,
+        endpoints,
+        members,
+        fresh_token: host::random_token(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_checked() {
+        let ok = |s: &str| well_formed_url(Some(&s.to_string()));
+        assert_eq!(
+            ok("http://10.0.0.1:2380").as_deref(),
+            Some("http://10.0.0.1:2380")
+        );
+        assert_eq!(
+            ok("http://[fd00::1]:2380").as_deref(),
+            Some("http://[fd00::1]:2380")
+        );
+        assert_eq!(ok("10.0.0.1:2380"), None);
+        assert_eq!(ok("http://10.0.0.1:notaport"), None);
+        assert_eq!(ok("http://:2380"), None);
+    }
+
+    #[test]
+    fn malformed_joining_is_ignored() {
+        let raw = Settings::from([
+            (keys::JOINING_UNIT.into(), "etcd/1".into()),
+            (keys::JOINING_ID.into(), "zz".into()),
+            (keys::JOINING_CLUSTER.into(), "a=b".into()),
+        ]);
+        assert_eq!(LeaderData::parse(raw).joining, None);
+    }
+}

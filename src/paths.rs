@@ -1,0 +1,26 @@
+/*!
+Where the charm puts things on the machine.
+*/
+
+/// etcd's YAML config file: etcd starts with only `--config-file` pointing here.
+pub const CONFIG_FILE: &str = "/etc/etcd/etcd.conf.yml";
+/// Environment for `etcdctl` (endpoints of the local member), sourced by the wrapper.
+pub const ETCDCTL_ENV: &str = "/etc/etcd/etcdctl.env";
+/// The systemd unit the charm owns.
+pub const UNIT_FILE: &str = "/etc/systemd/system/etcd.service";
+/// The systemd unit name.
+pub const SERVICE: &str = "etcd.service";
+/// etcd's home; only the etcd user may enter it.
+pub const ETCD_HOME: &str = "/var/lib/etcd";
+/// The member's data dir (mode 0700, owned by etcd).
+pub const DATA_DIR: &str = "/var/lib/etcd/data";
+/// Charm-owned state: the member id the data dir belongs to, the departing marker.
+pub const STATE_DIR: &str = "/var/lib/etcd-charm";
+/// Binaries installed from the `etcd` resource.
+pub const BIN_DIR: &str = "/opt/etcd/bin";
+/// What the systemd unit runs: a link to the real `etcd`.
+pub const ETCD_LINK: &str = "/usr/local/bin/etcd";
+/// The `etcdctl` on PATH: a wrapper talking to the local member by default.
+pub const ETCDCTL_WRAPPER: &str = "/usr/local/bin/etcdctl";
+/// A link to the real `etcdutl` (etcd >= 3.5), when the resource has one.
+pub const ETCDUTL_LINK: &str = "/usr/local/bin/etcdutl";

@@ -1,0 +1,258 @@
+/*!
+Pure rendering of the files the charm writes: etcd's YAML config, the hardened systemd unit and
+the `etcdctl` wrapper with its environment file. No IO here.
+
+etcd starts with only `--config-file`, so every setting (name and data dir included) is in the
+YAML; URL lists are comma-separated strings, as etcd parses them. The `initial-*` keys only
+matter for a member's first start: [`runtime_part`] leaves them out, so changing them alone
+never restarts etcd.
+*/
+
+use crate::config::CharmConfig;
+use crate::paths;
+
+/// How a member's first start finds its cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitialCluster {
+    /// `new` (bootstrap) or `existing` (join).
+    pub state: &'static str,
+    /// `name=peerURL,...`, this member included.
+    pub cluster: String,
+    /// The cluster token (only used by `new`).
+    pub token: String,
+}
+
+/// `http://host:port`, with IPv6 addresses in brackets.
+pub fn url(address: &str, port: u16) -> String {
+    match address.contains(':') {
+        true => format!("http://[{address}]:{port}"),
+        false => format!("http://{address}:{port}"),
+    }
+}
+
+/// This member's etcd config file.
+pub fn etcd_config(cfg: &CharmConfig, name: &str, address: &str, init: &InitialCluster) -> String {
+    let peer = url(address, cfg.management_port);
+    let client = url(address, cfg.port);
+    let (listen_peer, listen_client) = match cfg.bind_to_all_interfaces {
+        true => (
+            url("0.0.0.0", cfg.management_port),
+            url("0.0.0.0", cfg.port),
+        ),
+        false => (
+            peer.clone(),
+            format!("{client},{}", url("127.0.0.1", cfg.port)),
+        ),
+    };
+    let snapshot = match cfg.snapshot_count {
+        Some(n) => format!("snapshot-count: {n}\n"),
+        None => String::new(),
+    };
+    format!(
+        "# Managed by the etcd charm: local changes are overwritten.
+name: {name}
+data-dir: {data_dir}
+listen-peer-urls: {listen_peer}
+listen-client-urls: {listen_client}
+initial-advertise-peer-urls: {peer}
+advertise-client-urls: {client}
+heartbeat-interval: {hb}
+election-timeout: {et}
+{snapshot}quota-backend-bytes: {quota}
+auto-compaction-mode: {mode}
+auto-compaction-retention: \"{retention}\"
+strict-reconfig-check: true
+logger: zap
+log-level: {log_level}
+initial-cluster: {cluster}
+initial-cluster-state: {state}
+initial-cluster-token: \"{token}\"
+",
+        data_dir = paths::DATA_DIR,
+        hb = cfg.heartbeat_interval,
+        et = cfg.election_timeout,
+        quota = cfg.quota_backend_bytes,
+        mode = cfg.auto_compaction_mode,
+        retention = cfg.auto_compaction_retention,
+        log_level = cfg.log_level,
+        cluster = init.cluster,
+        state = init.state,
+        token = init.token,
+    )
+}
+
+/// The lines of a rendered config etcd reads on every start (all but `initial-*`).
+pub fn runtime_part(rendered: &str) -> String {
+    rendered
+        .lines()
+        .filter(|l| !l.starts_with("initial-cluster"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The `initial-*` settings of a config this charm rendered, if complete.
+pub fn initial_cluster_of(rendered: &str) -> Option<InitialCluster> {
+    let value = |key: &str| {
+        rendered
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(|v| v.trim().trim_matches('"').to_string())
+    };
+    let state = match value("initial-cluster-state:")?.as_str() {
+        "new" => "new",
+        "existing" => "existing",
+        _ => return None,
+    };
+    Some(InitialCluster {
+        state,
+        cluster: value("initial-cluster:")?,
+        token: value("initial-cluster-token:")?,
+    })
+}
+
+/// The systemd unit: `Type=notify`, only `--config-file`, sandboxed.
+pub fn systemd_unit() -> String {
+    format!(
+        "# Managed by the etcd charm: local changes are overwritten.
+[Unit]
+Description=etcd key-value store (managed by the etcd charm)
+Documentation=https://etcd.io/docs/
+After=network-online.target local-fs.target time-sync.target
+Wants=network-online.target
+
+[Service]
+Type=notify
+User=etcd
+Group=etcd
+ExecStart={etcd} --config-file {config}
+Restart=always
+RestartSec=5s
+# etcd reports ready only with a quorum: joiners are started with --no-block.
+TimeoutStartSec=300s
+LimitNOFILE=65536
+IOSchedulingClass=best-effort
+IOSchedulingPriority=0
+NoNewPrivileges=yes
+ProtectSystem=strict
+ReadWritePaths={home}
+ProtectHome=yes
+PrivateTmp=yes
+CapabilityBoundingSet=
+AmbientCapabilities=
+
+[Install]
+WantedBy=multi-user.target
+",
+        etcd = paths::ETCD_LINK,
+        config = paths::CONFIG_FILE,
+        home = paths::ETCD_HOME,
+    )
+}
+
+/// Environment for `etcdctl`: API v3 and the local member's client URL.
+pub fn etcdctl_env(port: u16) -> String {
+    format!(
+        "# Managed by the etcd charm.\nETCDCTL_API=3\nETCDCTL_ENDPOINTS={}\n",
+        url("127.0.0.1", port)
+    )
+}
+
+/// The `etcdctl` wrapper on PATH. etcdctl 3.4 refuses to run when `ETCDCTL_ENDPOINTS` and
+/// `--endpoints` are both set, so the variable is dropped when the flag is given.
+pub fn etcdctl_wrapper(real_etcdctl: &str) -> String {
+    format!(
+        "#!/bin/sh
+# Managed by the etcd charm: etcdctl talking to the local member unless --endpoints is given.
+set -a
+[ -r {env} ] && . {env}
+set +a
+for arg in \"$@\"; do
+    case \"$arg\" in --endpoints|--endpoints=*) unset ETCDCTL_ENDPOINTS ;; esac
+done
+exec {real_etcdctl} \"$@\"
+",
+        env = paths::ETCDCTL_ENV,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn init() -> InitialCluster {
+        InitialCluster {
+            state: "new",
+            cluster: "etcd0=http://10.0.0.1:2380".into(),
+            token: "0123e4".into(),
+        }
+    }
+
+    #[test]
+    fn etcd_config_snapshot() {
+        let got = etcd_config(&CharmConfig::default(), "etcd0", "10.0.0.1", &init());
+        let expected = r#"# Managed by the etcd charm: local changes are overwritten.
+name: etcd0
+data-dir: /var/lib/etcd/data
+listen-peer-urls: http://10.0.0.1:2380
+listen-client-urls: http://10.0.0.1:2379,http://127.0.0.1:2379
+initial-advertise-peer-urls: http://10.0.0.1:2380
+advertise-client-urls: http://10.0.0.1:2379
+heartbeat-interval: 100
+election-timeout: 1000
+quota-backend-bytes: 0
+auto-compaction-mode: periodic
+auto-compaction-retention: "0"
+strict-reconfig-check: true
+logger: zap
+log-level: info
+initial-cluster: etcd0=http://10.0.0.1:2380
+initial-cluster-state: new
+initial-cluster-token: "0123e4"
+"#;
+        assert_eq!(got, expected);
+        assert_eq!(initial_cluster_of(&got), Some(init()));
+    }
+
+    #[test]
+    fn initial_settings_are_not_runtime() {
+        let cfg = CharmConfig::default();
+        let a = etcd_config(&cfg, "etcd0", "10.0.0.1", &init());
+        let joined = InitialCluster {
+            state: "existing",
+            ..init()
+        };
+        let b = etcd_config(&cfg, "etcd0", "10.0.0.1", &joined);
+        assert_ne!(a, b);
+        assert_eq!(runtime_part(&a), runtime_part(&b));
+        let cfg = CharmConfig {
+            snapshot_count: Some(10),
+            ..cfg
+        };
+        assert_ne!(
+            runtime_part(&a),
+            runtime_part(&etcd_config(&cfg, "etcd0", "10.0.0.1", &init()))
+        );
+    }
+
+    #[test]
+    fn unit_is_hardened() {
+        let unit = systemd_unit();
+        for line in [
+            "Type=notify",
+            "ExecStart=/usr/local/bin/etcd --config-file /etc/etcd/etcd.conf.yml\n",
+            "User=etcd",
+            "Restart=always",
+            "NoNewPrivileges=yes",
+            "ProtectSystem=strict",
+            "ReadWritePaths=/var/lib/etcd\n",
+            "CapabilityBoundingSet=\n",
+        ] {
+            assert!(unit.contains(line), "{line}");
+        }
+    }
+
+    #[test]
+    fn ipv6_urls() {
+        assert_eq!(url("fd00::1", 2380), "http://[fd00::1]:2380");
+    }
+}

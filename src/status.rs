@@ -1,0 +1,134 @@
+/*!
+Every workload status the charm sets, with its fixed, actionable text.
+
+`blocked` messages say what the operator must do; `waiting` messages say for what.
+*/
+
+use crate::config::ConfigError;
+
+/// A workload status of this unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// This unit's member is a healthy voting member; `peers` other voting members are started.
+    Active {
+        /// Number of other started voting members.
+        peers: usize,
+    },
+    /// etcd is being installed.
+    Installing,
+    /// The Juju leader is starting a new one-member cluster.
+    Bootstrapping,
+    /// etcd is being (re)started on this unit.
+    Starting,
+    /// This unit was admitted as a learner and is starting.
+    Joining,
+    /// This unit's member is a learner, waiting for the leader to promote it.
+    Learner,
+    /// This unit's data dir belongs to a member removed from the cluster: it is wiped to rejoin.
+    Rejoining,
+    /// This unit is leaving the cluster.
+    Leaving,
+    /// No address on the `cluster` binding yet.
+    WaitAddress,
+    /// The leader has not bootstrapped the cluster yet.
+    WaitBootstrap,
+    /// Waiting for the leader to admit this unit; `behind` is the unit joining first, if any.
+    WaitAdmission {
+        /// The unit currently joining.
+        behind: Option<String>,
+    },
+    /// No member of the cluster answers.
+    WaitCluster,
+    /// The local member runs but has no Raft leader yet.
+    WaitHealthy,
+    /// Juju lacks leader election.
+    NoLeadership,
+    /// A config value is invalid.
+    InvalidConfig(ConfigError),
+    /// etcd could not be installed: no resource and no package archive.
+    NoResource(String),
+    /// The unit cannot leave without breaking quorum.
+    CannotLeave(String),
+    /// etcd is stopped because the unit is going away.
+    Stopped,
+}
+
+impl Status {
+    /// The Juju status name: `active`, `maintenance`, `waiting` or `blocked`.
+    pub fn state(&self) -> &'static str {
+        use Status::*;
+        match self {
+            Active { .. } => "active",
+            Installing | Bootstrapping | Starting | Joining | Learner | Rejoining | Leaving
+            | Stopped => "maintenance",
+            WaitAddress | WaitBootstrap | WaitAdmission { .. } | WaitCluster | WaitHealthy => {
+                "waiting"
+            }
+            NoLeadership | InvalidConfig(_) | NoResource(_) | CannotLeave(_) => "blocked",
+        }
+    }
+
+    /// The status message.
+    pub fn message(&self) -> String {
+        use Status::*;
+        match self {
+            Active { peers } => {
+                let plural = if *peers == 1 { "" } else { "s" };
+                let mut m = format!("Healthy with {peers} peer{plural}");
+                if (peers + 1) % 2 == 0 {
+                    m.push_str("; an odd number of units is recommended");
+                }
+                m
+            }
+            Installing => "installing etcd".into(),
+            Bootstrapping => "bootstrapping a new etcd cluster".into(),
+            Starting => "starting etcd".into(),
+            Joining => "joining the cluster as a learner".into(),
+            Learner => "learner: waiting for the leader to promote this member".into(),
+            Rejoining => "this member was removed from the cluster: wiping its data to rejoin".into(),
+            Leaving => "leaving the cluster".into(),
+            WaitAddress => "waiting for an address on the cluster binding".into(),
+            WaitBootstrap => "waiting for the leader to bootstrap the cluster".into(),
+            WaitAdmission { behind: None } => {
+                "waiting for the leader to admit this unit to the cluster".into()
+            }
+            WaitAdmission { behind: Some(u) } => {
+                format!("waiting for the leader to admit this unit ({u} joins first)")
+            }
+            WaitCluster => "waiting for a member of the etcd cluster to answer".into(),
+            WaitHealthy => "waiting for etcd to elect a leader".into(),
+            NoLeadership => "this charm needs Juju's leader election (Juju >= 1.23.2): upgrade Juju, then redeploy or run `juju resolved`".into(),
+            InvalidConfig(e) => e.to_string(),
+            NoResource(why) => format!(
+                "cannot install etcd ({why}): attach the etcd resource with `juju attach-resource <app> etcd=./etcd.tar.gz`"
+            ),
+            CannotLeave(why) => format!(
+                "cannot leave the cluster without breaking quorum ({why}): bring the other members back or remove dead units first"
+            ),
+            Stopped => "etcd stopped".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn active_notes_even_clusters() {
+        assert_eq!(
+            Status::Active { peers: 0 }.message(),
+            "Healthy with 0 peers"
+        );
+        assert_eq!(
+            Status::Active { peers: 1 }.message(),
+            "Healthy with 1 peer; an odd number of units is recommended"
+        );
+        assert_eq!(
+            Status::Active { peers: 2 }.message(),
+            "Healthy with 2 peers"
+        );
+        assert_eq!(Status::NoLeadership.state(), "blocked");
+        assert!(Status::NoLeadership.message().contains("Juju >= 1.23.2"));
+    }
+}

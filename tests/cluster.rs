@@ -1,0 +1,108 @@
+//! The charm on real machines: bootstrap, scale out one learner at a time, scale in (the Juju
+//! leader's unit and the Raft leader's), with nothing lost. Needs root: it boots machines.
+
+#[path = "../sandbox/tests/common/mod.rs"]
+mod common;
+use common::{repo_root, Sandbox};
+use std::time::Duration;
+
+/// Deploys the built charm with its etcd resource.
+pub fn deploy_etcd(sb: &Sandbox, n: u32) {
+    let build = repo_root().join("build");
+    let charm = build.join("etcd.charm");
+    let resource = build.join("etcd.tar.gz");
+    assert!(charm.exists() && resource.exists(), "run scripts/build-charm first (missing {})", charm.display());
+    sb.ok(&[
+        "deploy",
+        charm.to_str().unwrap(),
+        "-n",
+        &n.to_string(),
+        "--resource",
+        &format!("etcd={}", resource.display()),
+    ]);
+}
+
+/// `etcdctl <args>` on a unit, as root with no flags (the charm sets up the endpoints).
+pub fn etcdctl(sb: &Sandbox, unit: &str, args: &str) -> (i32, String, String) {
+    sb.ssh(unit, &format!("etcdctl {args}"))
+}
+
+/// Names of the started voting members as a unit sees them.
+fn voters(sb: &Sandbox, unit: &str) -> Vec<String> {
+    let (code, out, err) = etcdctl(sb, unit, "member list");
+    assert_eq!(code, 0, "member list on {unit}: {err}");
+    let mut v: Vec<String> = out
+        .lines()
+        .filter(|l| l.contains(", started, ") && l.trim_end().ends_with("false"))
+        .filter_map(|l| l.split(", ").nth(2).map(String::from))
+        .collect();
+    v.sort();
+    v
+}
+
+fn main_pid(sb: &Sandbox, unit: &str) -> String {
+    sb.ssh(unit, "systemctl show -p MainPID --value etcd").1.trim().to_string()
+}
+
+#[test]
+fn bootstrap_scale_out_and_in() {
+    let sb = Sandbox::new("etcd_scale");
+    deploy_etcd(&sb, 1);
+    sb.wait_active(1);
+    let (code, out, err) = etcdctl(&sb, "etcd/0", "endpoint health");
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(etcdctl(&sb, "etcd/0", "put before-scale-out kept").0, 0);
+    let pid0 = main_pid(&sb, "etcd/0");
+
+    sb.ok(&["add-unit", "etcd", "-n", "2"]);
+    sb.wait_active(3);
+    for u in ["etcd/0", "etcd/1", "etcd/2"] {
+        assert_eq!(voters(&sb, u), ["etcd0", "etcd1", "etcd2"], "members seen from {u}");
+        let (_, v, _) = etcdctl(&sb, u, "get before-scale-out --print-value-only");
+        assert_eq!(v.trim(), "kept", "key read on {u}");
+    }
+    assert_eq!(main_pid(&sb, "etcd/0"), pid0, "scale-out restarted the first member");
+
+    // Remove the Juju leader's unit.
+    let leader = sb.leader("etcd").unwrap();
+    sb.ok(&["remove-unit", &leader]);
+    sb.eventually("a new leader", Duration::from_secs(120), || {
+        sb.leader("etcd").filter(|l| *l != leader && sb.status()["applications"]["etcd"]["units"].as_object().unwrap().len() == 2)
+    });
+    sb.wait_active(2);
+    let left: Vec<String> = sb.status()["applications"]["etcd"]["units"].as_object().unwrap().keys().cloned().collect();
+    for u in &left {
+        assert_eq!(voters(&sb, u).len(), 2, "members seen from {u}");
+        assert_eq!(etcdctl(&sb, u, "get before-scale-out --print-value-only").1.trim(), "kept");
+        assert_eq!(etcdctl(&sb, u, "endpoint health").0, 0);
+    }
+
+    // Back to three, then remove the Raft leader's unit.
+    sb.ok(&["add-unit", "etcd"]);
+    sb.wait_active(3);
+    let (_, status, _) = etcdctl(&sb, &left[0], "endpoint status --cluster");
+    // Columns: endpoint, id, version, db size, is leader, ...
+    let raft_leader_url = status
+        .lines()
+        .find(|l| l.split(", ").nth(4) == Some("true"))
+        .and_then(|l| l.split(", ").next())
+        .expect("a raft leader")
+        .to_string();
+    let s = sb.status();
+    let units = s["applications"]["etcd"]["units"].as_object().unwrap();
+    let raft_unit = units
+        .iter()
+        .find(|(_, u)| raft_leader_url.contains(&format!("//{}:", u["public-address"].as_str().unwrap())))
+        .map(|(n, _)| n.clone())
+        .expect("unit of the raft leader");
+    sb.ok(&["remove-unit", &raft_unit]);
+    sb.eventually("two units", Duration::from_secs(180), || {
+        (sb.status()["applications"]["etcd"]["units"].as_object().unwrap().len() == 2).then_some(())
+    });
+    sb.wait_active(2);
+    let left: Vec<String> = sb.status()["applications"]["etcd"]["units"].as_object().unwrap().keys().cloned().collect();
+    for u in &left {
+        assert_eq!(voters(&sb, u).len(), 2, "members seen from {u}");
+        assert_eq!(etcdctl(&sb, u, "get before-scale-out --print-value-only").1.trim(), "kept");
+    }
+}
