@@ -145,7 +145,6 @@ pub fn wipe_data_dir() -> Result<(), HostError> {
     let data = Path::new(paths::DATA_DIR);
     if data.exists() {
         let aside = format!("{}.removed-{}", paths::DATA_DIR, now_secs());
-        let _ = fs::remove_dir_all(format!("{}.removed-old", paths::DATA_DIR));
         fs::rename(data, &aside).map_err(io_err(data))?;
         // Keep only the newest copy: older ones are of no use.
         if let Ok(entries) = fs::read_dir(paths::ETCD_HOME) {

@@ -257,9 +257,11 @@ pub fn observe(
         }
     }
     let version = host::installed_version();
+    // Stop and remove need no etcd facts: don't wait on dead members there.
+    let asks_etcd = version.is_some() && !matches!(hook, Hook::Stop | Hook::Remove);
     let service_active = version.is_some() && host::service_active();
     let port = config.as_ref().map_or(2379, |c| c.port);
-    let status = match service_active {
+    let status = match service_active && asks_etcd {
         true => etcd.status(&url("127.0.0.1", port)).ok(),
         false => None,
     };
@@ -281,7 +283,7 @@ pub fn observe(
             endpoints.push(ep.to_string());
         }
     }
-    let members = match version.is_some() && !endpoints.is_empty() {
+    let members = match asks_etcd && !endpoints.is_empty() {
         true => etcd
             .member_list(&endpoints)
             .map_err(|e| juju.log(Level::Debug, &format!("no member list: {e}")))

@@ -249,6 +249,7 @@ fn own_member(o: &Observed, cfg: &CharmConfig, address: &str, p: &mut Plan) -> S
                 .push(render(o, cfg, address, &kept.unwrap_or_else(fallback)));
             if !o.local.service_active {
                 p.effects.push(Effect::Start);
+                p.again = true;
                 return Status::Starting;
             }
             let Some(status) = &o.local.status else {
