@@ -66,9 +66,19 @@ pub fn reconcile(
     etcd: &dyn Etcd,
 ) -> Result<(), ApplyError> {
     let mut status = Status::Starting;
+    // Install, version and port effects are done once per hook, whatever the passes plan.
+    let once = |e: &Effect| {
+        matches!(
+            e,
+            Effect::Install | Effect::SetVersion(_) | Effect::OpenPort(_)
+        )
+    };
+    let mut done: Vec<Effect> = Vec::new();
     for _ in 0..MAX_PASSES {
         let o = observe(ctx, hook, juju, etcd)?;
-        let p = plan(&o);
+        let mut p = plan(&o);
+        p.effects.retain(|e| !(once(e) && done.contains(e)));
+        done.extend(p.effects.iter().filter(|e| once(e)).cloned());
         juju.log(
             Level::Debug,
             &format!("plan: {:?} → {:?}", p.effects, p.status),
@@ -171,6 +181,20 @@ pub fn apply(
                         );
                     }
                     Err(e) => out.progressed = not_yet(juju, &format!("remove {name}"), e),
+                }
+            }
+            Effect::UpdatePeerUrl { name, id, peer_url } => {
+                let urls = [peer_url.clone()];
+                match retry_not_yet(REMOVE_BUDGET, PAUSE, || {
+                    etcd.member_update(&o.endpoints, *id, &urls)
+                }) {
+                    Ok(()) => juju.log(
+                        Level::Info,
+                        &format!("member {name} now has peer URL {peer_url}"),
+                    ),
+                    Err(e) => {
+                        out.progressed = not_yet(juju, &format!("update {name}'s peer URL"), e)
+                    }
                 }
             }
             Effect::Leave { id, transfer_to } => leave(o, juju, etcd, *id, *transfer_to, port)?,

@@ -110,6 +110,13 @@ pub trait Etcd {
     fn member_promote(&self, endpoints: &[String], id: u64) -> Result<(), EtcdError>;
     /// Removes a member.
     fn member_remove(&self, endpoints: &[String], id: u64) -> Result<(), EtcdError>;
+    /// Replaces a member's peer URLs.
+    fn member_update(
+        &self,
+        endpoints: &[String],
+        id: u64,
+        peer_urls: &[String],
+    ) -> Result<(), EtcdError>;
     /// Moves Raft leadership to `target`; `leader_endpoint` must be the current leader's.
     fn move_leader(&self, leader_endpoint: &str, target: u64) -> Result<(), EtcdError>;
     /// Active alarms as (member id, alarm name).
@@ -290,6 +297,18 @@ impl Etcd for EtcdApi {
     fn member_remove(&self, endpoints: &[String], id: u64) -> Result<(), EtcdError> {
         self.on_any("member remove", endpoints, |mut c| async move {
             c.member_remove(id).await.map(drop)
+        })
+        .map_err(|e| with_id(e, id))
+    }
+
+    fn member_update(
+        &self,
+        endpoints: &[String],
+        id: u64,
+        peer_urls: &[String],
+    ) -> Result<(), EtcdError> {
+        self.on_any("member update", endpoints, |mut c| async move {
+            c.member_update(id, peer_urls.to_vec()).await.map(drop)
         })
         .map_err(|e| with_id(e, id))
     }

@@ -35,18 +35,31 @@ pub enum HostError {
 }
 
 /// Runs a command and returns its stdout.
+/// Commands are looked up on PATH, then in the system directories (a hook's PATH may lack
+/// `/usr/sbin`, where `useradd` lives).
 pub fn run(cmd: &str, args: &[&str]) -> Result<String, HostError> {
     let line = format!("{cmd} {}", args.join(" "));
-    let out = Command::new(cmd)
-        .args(args)
-        .stdin(Stdio::null())
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .output()
-        .map_err(|e| HostError::Command {
-            cmd: line.clone(),
-            code: None,
-            stderr: e.to_string(),
-        })?;
+    let spawn = |program: &str| {
+        Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .output()
+    };
+    let mut result = spawn(cmd);
+    for dir in ["/usr/sbin", "/usr/bin", "/sbin", "/bin"] {
+        match &result {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !cmd.contains('/') => {
+                result = spawn(&format!("{dir}/{cmd}"))
+            }
+            _ => break,
+        }
+    }
+    let out = result.map_err(|e| HostError::Command {
+        cmd: line.clone(),
+        code: None,
+        stderr: e.to_string(),
+    })?;
     if !out.status.success() {
         return Err(HostError::Command {
             cmd: line,

@@ -99,10 +99,27 @@ fn from_resource(tarball: &str) -> Result<String, String> {
 
 /// Installs Debian's packages and stops the service they start (the charm runs its own).
 fn from_packages() -> Result<String, String> {
-    let apt = |args: &[&str]| host::run("apt-get", args).map_err(|e| e.to_string());
-    apt(&["install", "-y", "etcd-server", "etcd-client"]).or_else(|_| {
-        apt(&["update"]).and_then(|_| apt(&["install", "-y", "etcd-server", "etcd-client"]))
-    })?;
+    // Bounded: without a network, apt must fail in seconds, not hang the hook.
+    let apt = |args: &[&str]| {
+        let opts = [
+            "180",
+            "apt-get",
+            "-o",
+            "Acquire::Retries=0",
+            "-o",
+            "Acquire::http::Timeout=15",
+        ];
+        let all: Vec<&str> = opts.iter().chain(args).copied().collect();
+        host::run("timeout", &all).map_err(|e| e.to_string())
+    };
+    let install = [
+        "install",
+        "-y",
+        "--no-install-recommends",
+        "etcd-server",
+        "etcd-client",
+    ];
+    apt(&install).or_else(|_| apt(&["update"]).and_then(|_| apt(&install)))?;
     // The package starts its own single-member etcd on localhost: stop it for good.
     let _ = host::systemctl(&["disable", "--now", "etcd.service"]);
     binary_version("/usr/bin/etcd").map_err(|e| e.to_string())

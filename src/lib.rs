@@ -6,13 +6,14 @@ A Juju machine charm for etcd, as one small binary.
 - [`context`]: the `JUJU_*` environment, parsed once; what was invoked (hook or action).
 - [`hooktools`]: the only place that runs Juju's hook tools; the [`hooktools::Juju`] trait.
 - [`config`]: raw `config-get` JSON → validated [`config::CharmConfig`].
-- [`observe`] → [`plan`] + [`membership`] (pure) → [`apply`]: the reconcile path of every hook.
+- [`observe`] → [`plan`] + [`membership`] + [`relations`] (pure) → [`apply`]: the reconcile
+  path of every hook.
 - [`render`]: pure rendering of etcd's config, the systemd unit and the `etcdctl` wrapper.
 - [`etcd`]: the etcd v3 API with bounded timeouts; the [`etcd::Etcd`] trait.
 - [`install`], [`host`], [`paths`]: the machine side.
 - [`status`]: every status text; [`actions`]: the `health` action.
 
-**Architecture invariants:** `plan` and `membership` do no IO and cannot fail; only
+**Architecture invariants:** `plan`, `membership` and `relations` do no IO and cannot fail; only
 `hooktools` spawns Juju tools; only the Juju leader changes Raft membership, except a departing
 unit removing itself.
 */
@@ -29,5 +30,6 @@ pub mod membership;
 pub mod observe;
 pub mod paths;
 pub mod plan;
+pub mod relations;
 pub mod render;
 pub mod status;

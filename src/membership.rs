@@ -17,7 +17,8 @@ use crate::context::unit_number;
 use crate::etcd::Member;
 use crate::hooktools::Settings;
 use crate::observe::{keys, peer_keys, Leadership, Observed};
-use crate::plan::{changed, Effect, Plan};
+use crate::plan::{Effect, Plan};
+use crate::relations::changed;
 use crate::render;
 use crate::status::Status;
 
@@ -172,7 +173,16 @@ fn next_change(o: &Observed, members: &[Member]) -> Vec<Effect> {
         };
         return vec![Effect::Remove { name, id: m.id }];
     }
-    // 2. The unit joining now: promote it once started.
+    // 2. A started member whose unit now publishes another peer URL (port or address change).
+    for m in members.iter().filter(|m| m.started()) {
+        if let Some(url) = owner(&units, m).and_then(|u| u.peer_url.as_ref()) {
+            if m.peer_urls != [url.clone()] {
+                let (name, id, peer_url) = (m.name.clone(), m.id, url.clone());
+                return vec![Effect::UpdatePeerUrl { name, id, peer_url }];
+            }
+        }
+    }
+    // 3. The unit joining now: promote it once started.
     if let Some(j) = joining {
         let unit = units.iter().find(|u| u.unit == j.unit);
         let member = members.iter().find(|m| m.id == j.member_id);
@@ -188,7 +198,7 @@ fn next_change(o: &Observed, members: &[Member]) -> Vec<Effect> {
             _ => clear(),
         };
     }
-    // 3. A learner nobody tracks (a hook died between member add and leader-set): adopt it.
+    // 4. A learner nobody tracks (a hook died between member add and leader-set): adopt it.
     if let Some(l) = members.iter().find(|m| m.is_learner) {
         return match owner(&units, l) {
             Some(u) => {
@@ -202,7 +212,7 @@ fn next_change(o: &Observed, members: &[Member]) -> Vec<Effect> {
             None => Vec::new(),
         };
     }
-    // 4. Admit the next unit once every member votes and has started.
+    // 5. Admit the next unit once every member votes and has started.
     if members.iter().any(|m| !m.started()) {
         return Vec::new();
     }

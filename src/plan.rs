@@ -19,7 +19,8 @@ use crate::context::Hook;
 use crate::etcd::Member;
 use crate::hooktools::Settings;
 use crate::membership;
-use crate::observe::{keys, peer_keys, Leadership, Observed};
+use crate::observe::{keys, Leadership, Observed};
+use crate::relations::{client_data, peer_data};
 use crate::render::{self, InitialCluster};
 use crate::status::Status;
 
@@ -67,6 +68,15 @@ pub enum Effect {
         name: String,
         /// Member id.
         id: u64,
+    },
+    /// Leader: point a member at the peer URL its unit now publishes (port or address change).
+    UpdatePeerUrl {
+        /// Member name.
+        name: String,
+        /// Member id.
+        id: u64,
+        /// The new peer URL.
+        peer_url: String,
     },
     /// Departing unit: hand Raft leadership to `transfer_to` if set, then remove itself.
     Leave {
@@ -165,11 +175,6 @@ pub fn plan(o: &Observed) -> Plan {
     p
 }
 
-/// The leader-data view used for relation data: the keys the leader publishes.
-fn lookup<'a>(data: &'a Settings, key: &str) -> Option<&'a str> {
-    data.get(key).map(String::as_str).filter(|v| !v.is_empty())
-}
-
 /// Where this unit's data dir stands against the member list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SelfState<'a> {
@@ -208,8 +213,14 @@ pub fn self_state<'a>(o: &'a Observed, peer_url: &str) -> SelfState<'a> {
     }
 }
 
-fn render(o: &Observed, cfg: &CharmConfig, address: &str, init: &InitialCluster) -> Effect {
-    Effect::Render(render::etcd_config(cfg, &o.name(), address, init))
+fn render(
+    o: &Observed,
+    cfg: &CharmConfig,
+    address: &str,
+    init: &InitialCluster,
+    old: &[String],
+) -> Effect {
+    Effect::Render(render::etcd_config(cfg, &o.name(), address, init, old))
 }
 
 fn self_only(o: &Observed, cfg: &CharmConfig, address: &str) -> String {
@@ -223,7 +234,7 @@ fn own_member(o: &Observed, cfg: &CharmConfig, address: &str, p: &mut Plan) -> S
     let token = ld.get(keys::TOKEN);
     let state = self_state(o, &peer_url);
     let start = |p: &mut Plan, init: InitialCluster, status: Status| {
-        p.effects.push(render(o, cfg, address, &init));
+        p.effects.push(render(o, cfg, address, &init, &[]));
         p.effects.push(Effect::Start);
         p.again = true;
         status
@@ -235,6 +246,11 @@ fn own_member(o: &Observed, cfg: &CharmConfig, address: &str, p: &mut Plan) -> S
             Status::Rejoining
         }
         SelfState::Member(_) | SelfState::Unknown => {
+            // Registered peer URLs stay open until the leader has updated them.
+            let registered = match state {
+                SelfState::Member(m) => m.peer_urls.clone(),
+                _ => Vec::new(),
+            };
             let fallback = || InitialCluster {
                 state: "existing",
                 cluster: self_only(o, cfg, address),
@@ -245,8 +261,13 @@ fn own_member(o: &Observed, cfg: &CharmConfig, address: &str, p: &mut Plan) -> S
                 .rendered_config
                 .as_deref()
                 .and_then(render::initial_cluster_of);
-            p.effects
-                .push(render(o, cfg, address, &kept.unwrap_or_else(fallback)));
+            p.effects.push(render(
+                o,
+                cfg,
+                address,
+                &kept.unwrap_or_else(fallback),
+                &registered,
+            ));
             if !o.local.service_active {
                 p.effects.push(Effect::Start);
                 p.again = true;
@@ -310,77 +331,4 @@ fn own_member(o: &Observed, cfg: &CharmConfig, address: &str, p: &mut Plan) -> S
             }
         }
     }
-}
-
-/// This unit's peer relation data, when it differs from what is published.
-fn peer_data(o: &Observed, cfg: &CharmConfig, address: &str) -> Option<Effect> {
-    let rel = o.peer_relation.as_ref()?;
-    let id = o
-        .local
-        .status
-        .as_ref()
-        .map(|s| s.member_id)
-        .or(o.local.member_id);
-    let started = match (id, o.local.has_data && o.local.service_active) {
-        (Some(id), true) => format!("{id:x}"),
-        _ => String::new(),
-    };
-    let want = Settings::from([
-        (
-            peer_keys::PEER_URL.to_string(),
-            render::url(address, cfg.management_port),
-        ),
-        (
-            peer_keys::CLIENT_URL.to_string(),
-            render::url(address, cfg.port),
-        ),
-        (peer_keys::INGRESS.to_string(), address.to_string()),
-        (peer_keys::STARTED.to_string(), started),
-    ]);
-    changed(&o.own_peer_data, want).map(|s| Effect::PeerSet(rel.clone(), s))
-}
-
-/// The entries of `want` that differ from `have` (empty values delete keys that exist).
-pub fn changed(have: &Settings, want: Settings) -> Option<Settings> {
-    let diff: Settings = want
-        .into_iter()
-        .filter(|(k, v)| have.get(k).map_or(!v.is_empty(), |h| h != v))
-        .collect();
-    (!diff.is_empty()).then_some(diff)
-}
-
-/// Data for `proxy` and `db` relations: identical on every unit because it comes from the
-/// leader's published keys.
-///
-/// - `proxy`: `cluster` = `name=peerURL,...` of the started voting members, sorted;
-///   `endpoints` = their client URLs, sorted, comma-separated (for `etcd grpc-proxy start
-///   --endpoints` or `etcd gateway start --endpoints`).
-/// - `db`: `connection_string` = the same client URLs; `version` = etcd's version.
-fn client_data(o: &Observed, published: &Settings) -> Vec<Effect> {
-    let cluster = lookup(published, keys::CLUSTER);
-    let endpoints = lookup(published, keys::ENDPOINTS);
-    let version = lookup(published, keys::VERSION).or(o.local.version.as_deref());
-    let mut effects = Vec::new();
-    for rel in &o.clients {
-        let mut want = Settings::new();
-        let mut put = |k: &str, v: Option<&str>| {
-            if let Some(v) = v {
-                want.insert(k.to_string(), v.to_string());
-            }
-        };
-        match rel.endpoint.as_str() {
-            "proxy" => {
-                put("cluster", cluster);
-                put("endpoints", endpoints);
-            }
-            _ => {
-                put("connection_string", endpoints);
-                put("version", version);
-            }
-        }
-        if let Some(diff) = changed(&rel.published, want) {
-            effects.push(Effect::RelationSet(rel.id.clone(), diff));
-        }
-    }
-    effects
 }

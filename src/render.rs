@@ -30,11 +30,25 @@ pub fn url(address: &str, port: u16) -> String {
     }
 }
 
-/// This member's etcd config file.
-pub fn etcd_config(cfg: &CharmConfig, name: &str, address: &str, init: &InitialCluster) -> String {
+/// The `scheme://host` and port of a URL.
+fn split_port(url: &str) -> Option<(&str, u16)> {
+    let (host, port) = url.rsplit_once(':')?;
+    Some((host, port.trim_end_matches('/').parse().ok()?))
+}
+
+/// This member's etcd config file. `old_peer_urls` are peer URLs the cluster still has for
+/// this member (after a `management_port` change): etcd keeps listening on those of this
+/// host until the leader has updated the member, so the cluster never loses sight of it.
+pub fn etcd_config(
+    cfg: &CharmConfig,
+    name: &str,
+    address: &str,
+    init: &InitialCluster,
+    old_peer_urls: &[String],
+) -> String {
     let peer = url(address, cfg.management_port);
     let client = url(address, cfg.port);
-    let (listen_peer, listen_client) = match cfg.bind_to_all_interfaces {
+    let (mut listen_peer, listen_client) = match cfg.bind_to_all_interfaces {
         true => (
             url("0.0.0.0", cfg.management_port),
             url("0.0.0.0", cfg.port),
@@ -44,6 +58,16 @@ pub fn etcd_config(cfg: &CharmConfig, name: &str, address: &str, init: &InitialC
             format!("{client},{}", url("127.0.0.1", cfg.port)),
         ),
     };
+    let own_host = split_port(&peer).map(|(h, _)| h);
+    for old in old_peer_urls.iter().filter(|u| **u != peer) {
+        match (split_port(old), cfg.bind_to_all_interfaces) {
+            (Some((_, port)), true) => listen_peer.push_str(&format!(",{}", url("0.0.0.0", port))),
+            (Some((host, _)), false) if Some(host) == own_host => {
+                listen_peer.push_str(&format!(",{old}"))
+            }
+            _ => {}
+        }
+    }
     let snapshot = match cfg.snapshot_count {
         Some(n) => format!("snapshot-count: {n}\n"),
         None => String::new(),
@@ -189,7 +213,7 @@ mod tests {
 
     #[test]
     fn etcd_config_snapshot() {
-        let got = etcd_config(&CharmConfig::default(), "etcd0", "10.0.0.1", &init());
+        let got = etcd_config(&CharmConfig::default(), "etcd0", "10.0.0.1", &init(), &[]);
         let expected = r#"# Managed by the etcd charm: local changes are overwritten.
 name: etcd0
 data-dir: /var/lib/etcd/data
@@ -216,12 +240,12 @@ initial-cluster-token: "0123e4"
     #[test]
     fn initial_settings_are_not_runtime() {
         let cfg = CharmConfig::default();
-        let a = etcd_config(&cfg, "etcd0", "10.0.0.1", &init());
+        let a = etcd_config(&cfg, "etcd0", "10.0.0.1", &init(), &[]);
         let joined = InitialCluster {
             state: "existing",
             ..init()
         };
-        let b = etcd_config(&cfg, "etcd0", "10.0.0.1", &joined);
+        let b = etcd_config(&cfg, "etcd0", "10.0.0.1", &joined, &[]);
         assert_ne!(a, b);
         assert_eq!(runtime_part(&a), runtime_part(&b));
         let cfg = CharmConfig {
@@ -230,7 +254,7 @@ initial-cluster-token: "0123e4"
         };
         assert_ne!(
             runtime_part(&a),
-            runtime_part(&etcd_config(&cfg, "etcd0", "10.0.0.1", &init()))
+            runtime_part(&etcd_config(&cfg, "etcd0", "10.0.0.1", &init(), &[]))
         );
     }
 
@@ -249,6 +273,21 @@ initial-cluster-token: "0123e4"
         ] {
             assert!(unit.contains(line), "{line}");
         }
+    }
+
+    #[test]
+    fn old_peer_port_stays_open_until_updated() {
+        let cfg = CharmConfig {
+            management_port: 2480,
+            ..CharmConfig::default()
+        };
+        let old = [
+            "http://10.0.0.1:2380".to_string(),
+            "http://10.0.0.9:2380".to_string(),
+        ];
+        let got = etcd_config(&cfg, "etcd0", "10.0.0.1", &init(), &old);
+        assert!(got.contains("listen-peer-urls: http://10.0.0.1:2480,http://10.0.0.1:2380\n"));
+        assert!(got.contains("initial-advertise-peer-urls: http://10.0.0.1:2480\n"));
     }
 
     #[test]

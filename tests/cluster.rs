@@ -11,7 +11,11 @@ pub fn deploy_etcd(sb: &Sandbox, n: u32) {
     let build = repo_root().join("build");
     let charm = build.join("etcd.charm");
     let resource = build.join("etcd.tar.gz");
-    assert!(charm.exists() && resource.exists(), "run scripts/build-charm first (missing {})", charm.display());
+    assert!(
+        charm.exists() && resource.exists(),
+        "run scripts/build-charm first (missing {})",
+        charm.display()
+    );
     sb.ok(&[
         "deploy",
         charm.to_str().unwrap(),
@@ -41,7 +45,10 @@ fn voters(sb: &Sandbox, unit: &str) -> Vec<String> {
 }
 
 fn main_pid(sb: &Sandbox, unit: &str) -> String {
-    sb.ssh(unit, "systemctl show -p MainPID --value etcd").1.trim().to_string()
+    sb.ssh(unit, "systemctl show -p MainPID --value etcd")
+        .1
+        .trim()
+        .to_string()
 }
 
 #[test]
@@ -57,23 +64,48 @@ fn bootstrap_scale_out_and_in() {
     sb.ok(&["add-unit", "etcd", "-n", "2"]);
     sb.wait_active(3);
     for u in ["etcd/0", "etcd/1", "etcd/2"] {
-        assert_eq!(voters(&sb, u), ["etcd0", "etcd1", "etcd2"], "members seen from {u}");
+        assert_eq!(
+            voters(&sb, u),
+            ["etcd0", "etcd1", "etcd2"],
+            "members seen from {u}"
+        );
         let (_, v, _) = etcdctl(&sb, u, "get before-scale-out --print-value-only");
         assert_eq!(v.trim(), "kept", "key read on {u}");
     }
-    assert_eq!(main_pid(&sb, "etcd/0"), pid0, "scale-out restarted the first member");
+    assert_eq!(
+        main_pid(&sb, "etcd/0"),
+        pid0,
+        "scale-out restarted the first member"
+    );
 
     // Remove the Juju leader's unit.
     let leader = sb.leader("etcd").unwrap();
     sb.ok(&["remove-unit", &leader]);
     sb.eventually("a new leader", Duration::from_secs(120), || {
-        sb.leader("etcd").filter(|l| *l != leader && sb.status()["applications"]["etcd"]["units"].as_object().unwrap().len() == 2)
+        sb.leader("etcd").filter(|l| {
+            *l != leader
+                && sb.status()["applications"]["etcd"]["units"]
+                    .as_object()
+                    .unwrap()
+                    .len()
+                    == 2
+        })
     });
     sb.wait_active(2);
-    let left: Vec<String> = sb.status()["applications"]["etcd"]["units"].as_object().unwrap().keys().cloned().collect();
+    let left: Vec<String> = sb.status()["applications"]["etcd"]["units"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
     for u in &left {
         assert_eq!(voters(&sb, u).len(), 2, "members seen from {u}");
-        assert_eq!(etcdctl(&sb, u, "get before-scale-out --print-value-only").1.trim(), "kept");
+        assert_eq!(
+            etcdctl(&sb, u, "get before-scale-out --print-value-only")
+                .1
+                .trim(),
+            "kept"
+        );
         assert_eq!(etcdctl(&sb, u, "endpoint health").0, 0);
     }
 
@@ -92,17 +124,34 @@ fn bootstrap_scale_out_and_in() {
     let units = s["applications"]["etcd"]["units"].as_object().unwrap();
     let raft_unit = units
         .iter()
-        .find(|(_, u)| raft_leader_url.contains(&format!("//{}:", u["public-address"].as_str().unwrap())))
+        .find(|(_, u)| {
+            raft_leader_url.contains(&format!("//{}:", u["public-address"].as_str().unwrap()))
+        })
         .map(|(n, _)| n.clone())
         .expect("unit of the raft leader");
     sb.ok(&["remove-unit", &raft_unit]);
     sb.eventually("two units", Duration::from_secs(180), || {
-        (sb.status()["applications"]["etcd"]["units"].as_object().unwrap().len() == 2).then_some(())
+        (sb.status()["applications"]["etcd"]["units"]
+            .as_object()
+            .unwrap()
+            .len()
+            == 2)
+            .then_some(())
     });
     sb.wait_active(2);
-    let left: Vec<String> = sb.status()["applications"]["etcd"]["units"].as_object().unwrap().keys().cloned().collect();
+    let left: Vec<String> = sb.status()["applications"]["etcd"]["units"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
     for u in &left {
         assert_eq!(voters(&sb, u).len(), 2, "members seen from {u}");
-        assert_eq!(etcdctl(&sb, u, "get before-scale-out --print-value-only").1.trim(), "kept");
+        assert_eq!(
+            etcdctl(&sb, u, "get before-scale-out --print-value-only")
+                .1
+                .trim(),
+            "kept"
+        );
     }
 }

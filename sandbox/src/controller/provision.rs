@@ -9,6 +9,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Juju's workload message while the install hook runs.
+pub const INSTALLING: &str = "installing charm software";
+
 /// The lab (network) of this model.
 pub fn lab(st: &State) -> Lab {
     Lab {
@@ -99,6 +102,8 @@ fn provision_now(sh: &Arc<Shared>, unit: &str) -> anyhow::Result<()> {
     if let Some(u) = st.model.units.get_mut(unit) {
         u.agent = Agent::Idle;
         u.agent_since = super::model::now();
+        u.workload = crate::tools::env::StatusInfo { status: "maintenance".into(), message: INSTALLING.into() };
+        u.workload_since = u.agent_since;
     }
     refresh_hosts(&st);
     runner::ensure_worker(sh, &mut st, unit);

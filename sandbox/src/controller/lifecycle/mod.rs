@@ -439,6 +439,10 @@ pub fn hook_done(model: &mut Model, unit: &str, ev: &Event) {
         Event::Install => {
             if let Some(u) = model.units.get_mut(unit) {
                 u.installed = true;
+                // A charm that set no status during install shows `unknown`, as in Juju.
+                if u.workload.message == super::provision::INSTALLING && u.workload.status == "maintenance" {
+                    u.workload = StatusInfo { status: "unknown".into(), message: String::new() };
+                }
             }
         }
         Event::RelationCreated { rel } => enter_scope(model, *rel, unit),

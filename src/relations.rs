@@ -1,0 +1,92 @@
+/*!
+Relation data this unit publishes: its own peer data, and the `db`/`proxy` data clients read.
+Pure, like the rest of the plan.
+
+Every unit publishes the same client data, built from the leader's published keys (see
+[`crate::observe::keys`]), so consumers that read only the first remote unit see the full,
+identically sorted member list.
+*/
+
+use crate::config::CharmConfig;
+use crate::hooktools::Settings;
+use crate::observe::{keys, peer_keys, Observed};
+use crate::plan::Effect;
+use crate::render;
+
+/// A non-empty value of a published key.
+fn lookup<'a>(data: &'a Settings, key: &str) -> Option<&'a str> {
+    data.get(key).map(String::as_str).filter(|v| !v.is_empty())
+}
+
+/// This unit's peer relation data, when it differs from what is published.
+pub fn peer_data(o: &Observed, cfg: &CharmConfig, address: &str) -> Option<Effect> {
+    let rel = o.peer_relation.as_ref()?;
+    let id = o
+        .local
+        .status
+        .as_ref()
+        .map(|s| s.member_id)
+        .or(o.local.member_id);
+    let started = match (id, o.local.has_data && o.local.service_active) {
+        (Some(id), true) => format!("{id:x}"),
+        _ => String::new(),
+    };
+    let want = Settings::from([
+        (
+            peer_keys::PEER_URL.to_string(),
+            render::url(address, cfg.management_port),
+        ),
+        (
+            peer_keys::CLIENT_URL.to_string(),
+            render::url(address, cfg.port),
+        ),
+        (peer_keys::INGRESS.to_string(), address.to_string()),
+        (peer_keys::STARTED.to_string(), started),
+    ]);
+    changed(&o.own_peer_data, want).map(|s| Effect::PeerSet(rel.clone(), s))
+}
+
+/// The entries of `want` that differ from `have` (empty values delete keys that exist).
+pub fn changed(have: &Settings, want: Settings) -> Option<Settings> {
+    let diff: Settings = want
+        .into_iter()
+        .filter(|(k, v)| have.get(k).map_or(!v.is_empty(), |h| h != v))
+        .collect();
+    (!diff.is_empty()).then_some(diff)
+}
+
+/// Data for `proxy` and `db` relations: identical on every unit because it comes from the
+/// leader's published keys.
+///
+/// - `proxy`: `cluster` = `name=peerURL,...` of the started voting members, sorted;
+///   `endpoints` = their client URLs, sorted, comma-separated (for `etcd grpc-proxy start
+///   --endpoints` or `etcd gateway start --endpoints`).
+/// - `db`: `connection_string` = the same client URLs; `version` = etcd's version.
+pub fn client_data(o: &Observed, published: &Settings) -> Vec<Effect> {
+    let cluster = lookup(published, keys::CLUSTER);
+    let endpoints = lookup(published, keys::ENDPOINTS);
+    let version = lookup(published, keys::VERSION).or(o.local.version.as_deref());
+    let mut effects = Vec::new();
+    for rel in &o.clients {
+        let mut want = Settings::new();
+        let mut put = |k: &str, v: Option<&str>| {
+            if let Some(v) = v {
+                want.insert(k.to_string(), v.to_string());
+            }
+        };
+        match rel.endpoint.as_str() {
+            "proxy" => {
+                put("cluster", cluster);
+                put("endpoints", endpoints);
+            }
+            _ => {
+                put("connection_string", endpoints);
+                put("version", version);
+            }
+        }
+        if let Some(diff) = changed(&rel.published, want) {
+            effects.push(Effect::RelationSet(rel.id.clone(), diff));
+        }
+    }
+    effects
+}

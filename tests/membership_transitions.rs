@@ -1,0 +1,263 @@
+//! The planner as state transitions, the Juju leader's side (admission one at a time,
+//! promotion, removal, leadership moves) and the departing unit's. Pure: no Juju, no etcd.
+
+mod fixtures;
+
+use etcd_charm::config::CharmConfig;
+use etcd_charm::context::Hook;
+use etcd_charm::hooktools::Settings;
+use etcd_charm::observe::{keys, ClientRelation, LeaderData, Leadership};
+use etcd_charm::plan::{plan, Effect, Plan};
+use etcd_charm::status::Status;
+use fixtures::*;
+
+#[test]
+fn second_pass_of_bootstrap_publishes_the_cluster() {
+    let mut o = running(0, vec![member(0)], 0);
+    o.leadership = Leadership::Leader;
+    let p = plan(&o);
+    let Some(Effect::LeaderSet(s)) = p.effects.iter().find(|e| matches!(e, Effect::LeaderSet(_)))
+    else {
+        panic!("no LeaderSet in {:?}", p.effects)
+    };
+    assert_eq!(s[keys::CLUSTER], "etcd0=http://10.0.0.10:2380");
+    assert_eq!(s[keys::ENDPOINTS], "http://10.0.0.10:2379");
+    assert_eq!(s[keys::VERSION], "3.4.23");
+    assert_eq!(p.status, Status::Active { peers: 0 });
+    assert!(
+        !p.effects.contains(&Effect::Start),
+        "a running member is not started again"
+    );
+}
+
+#[test]
+fn two_units_waiting_only_one_is_admitted() {
+    let mut o = running(0, vec![member(0)], 0);
+    o.leadership = Leadership::Leader;
+    o.peers = vec![peer(2), peer(1)];
+    let p = plan(&o);
+    assert_eq!(
+        membership_effects(&p),
+        [&Effect::Admit {
+            unit: "etcd/1".into(),
+            peer_url: peer_url(1)
+        }]
+    );
+
+    // Next pass: etcd/1 is a learner not started yet: nobody else is admitted.
+    let mut o = running(0, vec![member(0), unstarted_learner(1)], 0);
+    o.leadership = Leadership::Leader;
+    o.peers = vec![peer(1), peer(2)];
+    with_joining(&mut o, "etcd/1", 0x101, "etcd0=…,etcd1=…");
+    assert_eq!(membership_effects(&plan(&o)), Vec::<&Effect>::new());
+
+    // And etcd/2 waits, saying for whom.
+    let mut o2 = fresh(2);
+    o2.leader_data = o.leader_data.clone();
+    assert_eq!(
+        plan(&o2).status,
+        Status::WaitAdmission {
+            behind: Some("etcd/1".into())
+        }
+    );
+}
+
+#[test]
+fn leader_change_mid_join_promotes_without_bootstrap_or_restart() {
+    // etcd/2 became Juju leader while etcd/1 was joining; etcd/1 has started as a learner.
+    let mut learner = member(1);
+    learner.is_learner = true;
+    let mut o = running(2, vec![member(0), learner, member(2)], 0);
+    o.leadership = Leadership::Leader;
+    o.peers = vec![peer(0), peer(1)];
+    with_joining(&mut o, "etcd/1", 0x101, "…");
+    o.local.rendered_config = Some(etcd_charm::render::etcd_config(
+        &CharmConfig::default(),
+        "etcd2",
+        &ip(2),
+        &etcd_charm::render::InitialCluster {
+            state: "existing",
+            cluster: "old".into(),
+            token: "t0k".into(),
+        },
+        &[],
+    ));
+    let p = plan(&o);
+    assert_eq!(
+        membership_effects(&p),
+        [&Effect::Promote {
+            unit: "etcd/1".into(),
+            id: 0x101
+        }]
+    );
+    assert!(!p
+        .effects
+        .iter()
+        .any(|e| matches!(e, Effect::Start | Effect::Wipe)));
+    assert!(!p
+        .effects
+        .iter()
+        .any(|e| matches!(e, Effect::LeaderSet(s) if s.contains_key(keys::TOKEN))));
+    // The initial settings it started with are kept: nothing etcd reads changed.
+    assert!(rendered(&p).contains("initial-cluster: old\n"));
+    // Learners are left out of what clients see.
+    let Some(Effect::LeaderSet(s)) = p.effects.iter().find(|e| matches!(e, Effect::LeaderSet(_)))
+    else {
+        panic!("{:?}", p.effects)
+    };
+    assert_eq!(
+        s[keys::CLUSTER],
+        "etcd0=http://10.0.0.10:2380,etcd2=http://10.0.0.12:2380"
+    );
+}
+
+#[test]
+fn learner_hidden_from_leader_data_is_adopted() {
+    let mut o = running(0, vec![member(0), unstarted_learner(1)], 0);
+    o.leadership = Leadership::Leader;
+    o.peers = vec![peer(1)];
+    let p = plan(&o);
+    let adopted = p.effects.iter().any(|e| matches!(e,
+        Effect::LeaderSet(s) if s.get(keys::JOINING_UNIT).map(String::as_str) == Some("etcd/1")
+            && s[keys::JOINING_CLUSTER] == "etcd0=http://10.0.0.10:2380,etcd1=http://10.0.0.11:2380"));
+    assert!(adopted, "{:?}", p.effects);
+}
+
+#[test]
+fn member_of_a_gone_unit_is_removed() {
+    let mut o = running(0, vec![member(0), member(1), member(2)], 0);
+    o.leadership = Leadership::Leader;
+    o.peers = vec![peer(1)];
+    let p = plan(&o);
+    assert_eq!(
+        membership_effects(&p),
+        [&Effect::Remove {
+            name: "etcd2".into(),
+            id: 0x102
+        }]
+    );
+    // Followers never change membership.
+    let mut f = running(1, vec![member(0), member(1), member(2)], 0);
+    f.peers = vec![peer(0)];
+    assert!(membership_effects(&plan(&f)).is_empty());
+}
+
+#[test]
+fn departing_raft_leader_moves_leadership_then_leaves() {
+    let mut o = running(0, vec![member(2), member(0), member(1)], 0);
+    o.departing = true;
+    o.hook = Hook::Other("cluster-relation-departed".into());
+    o.own_peer_data = Settings::from([("started".to_string(), "100".to_string())]);
+    let p = plan(&o);
+    assert_eq!(p.effects[0], Effect::MarkDeparting);
+    assert_eq!(
+        p.effects[1],
+        Effect::Leave {
+            id: 0x100,
+            transfer_to: Some(0x101)
+        }
+    );
+    assert_eq!(p.effects[2], Effect::Stop);
+    assert_eq!(
+        p.effects[3],
+        Effect::PeerSet(
+            "cluster:0".into(),
+            Settings::from([("started".into(), String::new())])
+        )
+    );
+    assert_eq!(p.status, Status::Leaving);
+    // Not the Raft leader: no transfer.
+    let mut o = running(1, vec![member(0), member(1)], 0);
+    o.departing = true;
+    assert_eq!(
+        plan(&o).effects[1],
+        Effect::Leave {
+            id: 0x101,
+            transfer_to: None
+        }
+    );
+}
+
+#[test]
+fn proxy_and_db_data_identical_on_every_unit_and_sorted() {
+    let members = vec![member(2), member(0), member(1)];
+    let mut lead = running(1, members.clone(), 0);
+    lead.leadership = Leadership::Leader;
+    lead.peers = vec![peer(0), peer(2)];
+    let clients = vec![
+        ClientRelation {
+            id: "db:5".into(),
+            endpoint: "db".into(),
+            published: Settings::new(),
+        },
+        ClientRelation {
+            id: "proxy:6".into(),
+            endpoint: "proxy".into(),
+            published: Settings::new(),
+        },
+    ];
+    lead.clients = clients.clone();
+    let lp = plan(&lead);
+    let Some(Effect::LeaderSet(published)) = lp
+        .effects
+        .iter()
+        .find(|e| matches!(e, Effect::LeaderSet(_)))
+    else {
+        panic!("{:?}", lp.effects)
+    };
+
+    // A follower that reads what the leader published writes the same bytes.
+    let mut follower = running(2, members, 0);
+    follower.leader_data = LeaderData::parse(published.clone());
+    follower.clients = clients;
+    let relation_sets = |p: &Plan| -> Vec<Effect> {
+        p.effects
+            .iter()
+            .filter(|e| matches!(e, Effect::RelationSet(..)))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(relation_sets(&lp), relation_sets(&plan(&follower)));
+    let expected = [
+        Effect::RelationSet("db:5".into(), Settings::from([
+            ("connection_string".into(), "http://10.0.0.10:2379,http://10.0.0.11:2379,http://10.0.0.12:2379".into()),
+            ("version".into(), "3.4.23".into()),
+        ])),
+        Effect::RelationSet("proxy:6".into(), Settings::from([
+            ("cluster".into(), "etcd0=http://10.0.0.10:2380,etcd1=http://10.0.0.11:2380,etcd2=http://10.0.0.12:2380".into()),
+            ("endpoints".into(), "http://10.0.0.10:2379,http://10.0.0.11:2379,http://10.0.0.12:2379".into()),
+        ])),
+    ];
+    assert_eq!(relation_sets(&lp), expected);
+    // Already published: nothing to write.
+    let Effect::RelationSet(_, db) = &expected[0] else {
+        unreachable!()
+    };
+    follower.clients[0].published = db.clone();
+    assert_eq!(relation_sets(&plan(&follower)).len(), 1);
+}
+
+#[test]
+fn changed_peer_port_is_updated_by_the_leader_while_the_old_port_stays_open() {
+    let cfg = CharmConfig {
+        management_port: 2480,
+        ..CharmConfig::default()
+    };
+    // The leader's own member is still registered on 2380.
+    let mut o = running(0, vec![member(0), member(1)], 0);
+    o.leadership = Leadership::Leader;
+    o.config = Ok(cfg);
+    o.peers = vec![peer(1)];
+    let p = plan(&o);
+    assert!(
+        rendered(&p).contains("listen-peer-urls: http://10.0.0.10:2480,http://10.0.0.10:2380\n")
+    );
+    assert_eq!(
+        membership_effects(&p),
+        [&Effect::UpdatePeerUrl {
+            name: "etcd0".into(),
+            id: 0x100,
+            peer_url: "http://10.0.0.10:2480".into()
+        }]
+    );
+}
