@@ -685,10 +685,19 @@ fn ssh(h: &Path, unit: &str, command: &[String]) -> anyhow::Result<i32> {
         .context("the unit's machine is not running")?;
     let pid = handle.pid1().context("the unit's machine is not running")?;
     // `-r -w` take the machine's root and cwd; a host path for --wd would not resolve inside.
-    let script = if command.is_empty() { "cd /root && exec bash -l".to_string() } else { format!("cd /root && {}", command.join(" ")) };
+    let script = if command.is_empty() {
+        "cd /root && exec bash -l".to_string()
+    } else {
+        format!("cd /root && {}", command.join(" "))
+    };
     let st = std::process::Command::new("nsenter")
         .args(["-t", &pid.to_string(), "-a", "-r", "-w", "--", "env", "-i"])
-        .args(["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "TERM=xterm", "LANG=C.UTF-8"])
+        .args([
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME=/root",
+            "TERM=xterm",
+            "LANG=C.UTF-8",
+        ])
         .args(["/bin/sh", "-c", &script])
         .status()?;
     Ok(st.code().unwrap_or(1))

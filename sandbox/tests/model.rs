@@ -172,12 +172,17 @@ fn hooks_tools_actions_and_errors() {
     sb.eventually("upgrade hooks", Duration::from_secs(60), || {
         let h = hooks(&sb, "probe/1");
         let i = h.iter().rposition(|l| l.starts_with("upgrade-charm"))?;
-        (h.len() > i + 2 && h[i + 1].starts_with("config-changed") && h[i + 2].starts_with("start")).then_some(())
+        (h.len() > i + 2 && h[i + 1].starts_with("config-changed") && h[i + 2].starts_with("start"))
+            .then_some(())
     });
 
     // The controller dies; bootstrap picks the model up again, machines untouched.
     let pid = std::fs::read_to_string(sb.home.join("run/controller.pid")).unwrap();
-    assert!(std::process::Command::new("kill").args(["-9", pid.trim()]).status().unwrap().success());
+    assert!(std::process::Command::new("kill")
+        .args(["-9", pid.trim()])
+        .status()
+        .unwrap()
+        .success());
     std::thread::sleep(Duration::from_millis(300));
     sb.ok(&["bootstrap"]);
     assert_eq!(sb.exec("probe/0", "is-leader").1, "True\n");
@@ -263,10 +268,18 @@ fn relations_and_faults() {
             .cloned()
     });
     // A reboot keeps the disk and runs start again.
-    let starts = |sb: &Sandbox| sb.ssh("client/0", "grep -c '^start|' /var/lib/probe/hooks.log").1.trim().parse::<usize>().unwrap_or(0);
+    let starts = |sb: &Sandbox| {
+        sb.ssh("client/0", "grep -c '^start|' /var/lib/probe/hooks.log")
+            .1
+            .trim()
+            .parse::<usize>()
+            .unwrap_or(0)
+    };
     let before = starts(&sb);
     sb.ok(&["restart-machine", "client/0"]);
-    sb.eventually("start after reboot", Duration::from_secs(60), || (starts(&sb) > before).then_some(()));
+    sb.eventually("start after reboot", Duration::from_secs(60), || {
+        (starts(&sb) > before).then_some(())
+    });
     sb.wait_active(2);
 
     // A partition cuts a machine off its peers; heal restores it.

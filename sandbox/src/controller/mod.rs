@@ -138,7 +138,10 @@ pub fn serve(home: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", sock.display()))?;
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666))?;
-    std::fs::write(home.join("run").join("controller.pid"), std::process::id().to_string())?;
+    std::fs::write(
+        home.join("run").join("controller.pid"),
+        std::process::id().to_string(),
+    )?;
     shared.log_line("controller", "INFO", "controller started");
     provision::resume(&shared);
     runner::start_timers(&shared);

@@ -102,7 +102,10 @@ fn provision_now(sh: &Arc<Shared>, unit: &str) -> anyhow::Result<()> {
     if let Some(u) = st.model.units.get_mut(unit) {
         u.agent = Agent::Idle;
         u.agent_since = super::model::now();
-        u.workload = crate::tools::env::StatusInfo { status: "maintenance".into(), message: INSTALLING.into() };
+        u.workload = crate::tools::env::StatusInfo {
+            status: "maintenance".into(),
+            message: INSTALLING.into(),
+        };
         u.workload_since = u.agent_since;
     }
     refresh_hosts(&st);

@@ -899,7 +899,7 @@ pub(super) fn inside_path(path: &str) -> anyhow::Result<PathBuf> {
 /// no existing component on the way is a symlink, and (when running) nothing is mounted over any
 /// directory on the way inside the machine.
 fn host_writable(root: &Path, rel: &Path, pid1: Option<i32>) -> bool {
-    if !host::mount_at(root).is_some_and(|m| m.fstype == "overlay") {
+    if host::mount_at(root).is_none_or(|m| m.fstype != "overlay") {
         return false;
     }
     let mut at = root.to_path_buf();

@@ -184,7 +184,7 @@ fn yaml_style_float(s: &str) -> bool {
         Some((int, frac)) => !int.is_empty() && all_digits(int) && all_digits(frac),
         None => !mant.is_empty() && all_digits(mant),
     };
-    let exp_ok = exp.map_or(true, |e| {
+    let exp_ok = exp.is_none_or(|e| {
         let e = e.strip_prefix(['-', '+']).unwrap_or(e);
         !e.is_empty() && all_digits(e)
     });

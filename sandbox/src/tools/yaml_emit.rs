@@ -12,7 +12,7 @@ fn is_break(c: char) -> bool {
 }
 
 fn is_blank_or_end(c: Option<char>) -> bool {
-    c.map_or(true, |c| c == ' ' || c == '\t' || is_break(c))
+    c.is_none_or(|c| c == ' ' || c == '\t' || is_break(c))
 }
 
 /// libyaml's `IS_PRINTABLE`.

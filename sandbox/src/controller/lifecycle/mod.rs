@@ -440,8 +440,13 @@ pub fn hook_done(model: &mut Model, unit: &str, ev: &Event) {
             if let Some(u) = model.units.get_mut(unit) {
                 u.installed = true;
                 // A charm that set no status during install shows `unknown`, as in Juju.
-                if u.workload.message == super::provision::INSTALLING && u.workload.status == "maintenance" {
-                    u.workload = StatusInfo { status: "unknown".into(), message: String::new() };
+                if u.workload.message == super::provision::INSTALLING
+                    && u.workload.status == "maintenance"
+                {
+                    u.workload = StatusInfo {
+                        status: "unknown".into(),
+                        message: String::new(),
+                    };
                 }
             }
         }
