@@ -155,3 +155,26 @@ fn bootstrap_scale_out_and_in() {
         );
     }
 }
+
+/// A unit whose machine loses power in the middle of a hook runs that hook again after the
+/// reboot, and the cluster converges.
+#[test]
+fn hook_killed_halfway_converges() {
+    let sb = Sandbox::new("etcd_killed_hook");
+    deploy_etcd(&sb, 1);
+    sb.wait_active(1);
+    assert_eq!(etcdctl(&sb, "etcd/0", "put survives yes").0, 0);
+    sb.ok(&["add-unit", "etcd"]);
+    // Wait until etcd/1 is running a hook, then cut its power.
+    sb.eventually("etcd/1 executing a hook", Duration::from_secs(120), || {
+        let s = sb.status();
+        (s["applications"]["etcd"]["units"]["etcd/1"]["juju-status"]["current"] == "executing").then_some(())
+    });
+    sb.ok(&["kill-machine", "etcd/1"]);
+    sb.ok(&["restart-machine", "etcd/1"]);
+    sb.wait_active(2);
+    for u in ["etcd/0", "etcd/1"] {
+        assert_eq!(voters(&sb, u), ["etcd0", "etcd1"], "members seen from {u}");
+        assert_eq!(etcdctl(&sb, u, "get survives --print-value-only").1.trim(), "yes");
+    }
+}
