@@ -168,13 +168,17 @@ fn hook_killed_halfway_converges() {
     // Wait until etcd/1 is running a hook, then cut its power.
     sb.eventually("etcd/1 executing a hook", Duration::from_secs(120), || {
         let s = sb.status();
-        (s["applications"]["etcd"]["units"]["etcd/1"]["juju-status"]["current"] == "executing").then_some(())
+        (s["applications"]["etcd"]["units"]["etcd/1"]["juju-status"]["current"] == "executing")
+            .then_some(())
     });
     sb.ok(&["kill-machine", "etcd/1"]);
     sb.ok(&["restart-machine", "etcd/1"]);
     sb.wait_active(2);
     for u in ["etcd/0", "etcd/1"] {
         assert_eq!(voters(&sb, u), ["etcd0", "etcd1"], "members seen from {u}");
-        assert_eq!(etcdctl(&sb, u, "get survives --print-value-only").1.trim(), "yes");
+        assert_eq!(
+            etcdctl(&sb, u, "get survives --print-value-only").1.trim(),
+            "yes"
+        );
     }
 }
