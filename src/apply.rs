@@ -81,7 +81,7 @@ pub fn reconcile(
         done.extend(p.effects.iter().filter(|e| once(e)).cloned());
         juju.log(
             Level::Debug,
-            &format!("plan: {:?} → {:?}", p.effects, p.status),
+            &format!("plan: [{}] → {:?}", brief(&p.effects), p.status),
         );
         let outcome = apply(&p, &o, juju, etcd)?;
         status = outcome.status.unwrap_or(p.status);
@@ -91,6 +91,15 @@ pub fn reconcile(
     }
     juju.status_set(status.state(), &status.message())?;
     Ok(())
+}
+
+/// The effects for the debug log, rendered files shortened.
+fn brief(effects: &[Effect]) -> String {
+    let one = |e: &Effect| match e {
+        Effect::Render(c) => format!("Render({} bytes)", c.len()),
+        other => format!("{other:?}"),
+    };
+    effects.iter().map(one).collect::<Vec<_>>().join(", ")
 }
 
 /// Applies the effects in order.
@@ -109,6 +118,7 @@ pub fn apply(
         match effect {
             Effect::Install => match install::install(juju) {
                 Ok(v) => {
+                    juju.application_version_set(&v)?;
                     if o.local.version.as_ref().is_some_and(|old| *old != v)
                         && o.local.service_active
                     {

@@ -27,7 +27,7 @@ use crate::status::Status;
 /// One thing to do, in plan order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
-    /// Install etcd (resource, else packages).
+    /// Install etcd (resource, else packages) and report its version.
     Install,
     /// `application-version-set`.
     SetVersion(String),
@@ -149,14 +149,18 @@ pub fn plan(o: &Observed) -> Plan {
     };
     let mut p = Plan::only(Status::Starting);
     let hook = o.hook.name();
-    if hook == "upgrade-charm" {
-        p.effects.push(Effect::Install);
+    // A new charm may come with a new resource: install again (it sets the version).
+    match hook.as_str() {
+        "upgrade-charm" => p.effects.push(Effect::Install),
+        "install" | "start" | "config-changed" => {
+            p.effects.push(Effect::SetVersion(version.clone()))
+        }
+        _ => {}
     }
     if matches!(
         hook.as_str(),
         "install" | "start" | "upgrade-charm" | "config-changed"
     ) {
-        p.effects.push(Effect::SetVersion(version.clone()));
         p.effects.push(Effect::OpenPort(cfg.port));
     }
     let Some(address) = o.local.address.as_deref() else {
@@ -274,7 +278,10 @@ fn own_member(o: &Observed, cfg: &CharmConfig, address: &str, p: &mut Plan) -> S
                 return Status::Starting;
             }
             let Some(status) = &o.local.status else {
-                return Status::WaitHealthy;
+                return match state {
+                    SelfState::Unknown => Status::WaitCluster,
+                    _ => Status::WaitHealthy,
+                };
             };
             if o.local.member_id != Some(status.member_id) {
                 p.effects.push(Effect::RecordMemberId(status.member_id));

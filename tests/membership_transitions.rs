@@ -261,3 +261,14 @@ fn changed_peer_port_is_updated_by_the_leader_while_the_old_port_stays_open() {
         }]
     );
 }
+
+#[test]
+fn departing_unit_already_removed_only_stops() {
+    // A later departed hook on the leaving unit: its member is gone, etcd no longer answers.
+    let mut o = running(2, vec![member(0), member(1)], 0);
+    o.departing = true;
+    o.local.status = None;
+    let p = plan(&o);
+    assert_eq!(p.effects, [Effect::MarkDeparting, Effect::Stop]);
+    assert_eq!(p.status, Status::Leaving);
+}

@@ -4,6 +4,7 @@
 mod fixtures;
 
 use etcd_charm::config::ConfigError;
+use etcd_charm::context::Hook;
 use etcd_charm::hooktools::Settings;
 use etcd_charm::observe::{keys, Leadership};
 use etcd_charm::plan::{plan, Effect};
@@ -121,4 +122,30 @@ fn active_status_counts_peers_and_notes_even_sizes() {
     let o = running(0, vec![member(0), member(1)], 1);
     assert_eq!(plan(&o).status, Status::Active { peers: 1 });
     assert!(plan(&o).status.message().contains("odd number"));
+}
+
+#[test]
+fn upgrade_installs_again_and_unknown_hooks_reconcile() {
+    let mut o = running(0, vec![member(0)], 0);
+    o.hook = Hook::Other("upgrade-charm".into());
+    let p = plan(&o);
+    assert_eq!(p.effects[0], Effect::Install);
+    assert!(!p.effects.iter().any(|e| matches!(e, Effect::SetVersion(_))));
+    o.hook = Hook::Other("config-changed".into());
+    assert_eq!(plan(&o).effects[0], Effect::SetVersion("3.4.23".into()));
+    // A hook the charm has no special case for runs the same path as update-status.
+    o.hook = Hook::Other("pre-series-upgrade".into());
+    let unknown = plan(&o);
+    o.hook = Hook::Other("update-status".into());
+    assert_eq!(unknown, plan(&o));
+    assert_eq!(unknown.status, Status::Active { peers: 0 });
+}
+
+#[test]
+fn stop_and_remove_act_on_their_own() {
+    let mut o = running(0, vec![member(0)], 0);
+    o.hook = Hook::Stop;
+    assert_eq!(plan(&o).effects, [Effect::Stop]);
+    o.hook = Hook::Remove;
+    assert_eq!(plan(&o).effects, [Effect::Stop, Effect::Cleanup]);
 }
