@@ -33,6 +33,24 @@ fn hosts(st: &State) -> Vec<(Ipv4Addr, String)> {
         .collect()
 }
 
+/// The lab and boot spec of `unit`'s machine.
+fn boot_spec(sh: &Shared, st: &State, unit: &str) -> anyhow::Result<(Lab, MachineSpec)> {
+    let u = st
+        .model
+        .units
+        .get(unit)
+        .ok_or_else(|| anyhow::anyhow!("unit is gone"))?;
+    let m = &st.model.machines[&u.machine];
+    let spec = MachineSpec {
+        id: m.id,
+        hostname: m.hostname.clone(),
+        dir: machine_dir(sh, m.id),
+        hosts: hosts(st),
+        binds: vec![(sh.home.join("run"), MACHINE_RUN_DIR.to_string())],
+    };
+    Ok((lab(st), spec))
+}
+
 /// Boots the machine of `unit` in the background and makes the unit ready to run hooks.
 pub fn provision(sh: &Arc<Shared>, unit: &str) {
     let sh = sh.clone();
@@ -56,20 +74,9 @@ pub fn provision(sh: &Arc<Shared>, unit: &str) {
 fn provision_now(sh: &Arc<Shared>, unit: &str) -> anyhow::Result<()> {
     let (lab, spec, charm_dir) = {
         let st = sh.lock();
-        let u = st
-            .model
-            .units
-            .get(unit)
-            .ok_or_else(|| anyhow::anyhow!("unit is gone"))?;
-        let m = &st.model.machines[&u.machine];
-        let spec = MachineSpec {
-            id: m.id,
-            hostname: m.hostname.clone(),
-            dir: machine_dir(sh, m.id),
-            hosts: hosts(&st),
-            binds: vec![(sh.home.join("run"), MACHINE_RUN_DIR.to_string())],
-        };
-        (lab(&st), spec, st.model.apps[&u.app].charm_dir.clone())
+        let (lab, spec) = boot_spec(sh, &st, unit)?;
+        let app = super::model::app_of(unit);
+        (lab, spec, st.model.apps[app].charm_dir.clone())
     };
     lab.ensure_switch()?;
     sh.log_line(
@@ -185,23 +192,7 @@ pub fn reboot(sh: &Arc<Shared>, unit: &str) {
     let unit = unit.to_string();
     std::thread::spawn(move || {
         let r = (|| -> anyhow::Result<()> {
-            let (lab, spec) = {
-                let st = sh.lock();
-                let u = st
-                    .model
-                    .units
-                    .get(&unit)
-                    .ok_or_else(|| anyhow::anyhow!("unit is gone"))?;
-                let m = &st.model.machines[&u.machine];
-                let spec = MachineSpec {
-                    id: m.id,
-                    hostname: m.hostname.clone(),
-                    dir: machine_dir(&sh, m.id),
-                    hosts: hosts(&st),
-                    binds: vec![(sh.home.join("run"), MACHINE_RUN_DIR.to_string())],
-                };
-                (lab(&st), spec)
-            };
+            let (lab, spec) = boot_spec(&sh, &sh.lock(), &unit)?;
             let handle = Machine::boot(&lab, &spec, &sh.rootfs)?;
             handle.wait_running(Duration::from_secs(120))?;
             let mut st = sh.lock();

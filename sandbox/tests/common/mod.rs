@@ -141,6 +141,15 @@ impl Sandbox {
         )
     }
 
+    /// The units of an application, sorted by name.
+    pub fn units(&self, app: &str) -> Vec<String> {
+        let s = self.status();
+        s["applications"][app]["units"]
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// The leader unit of an application.
     pub fn leader(&self, app: &str) -> Option<String> {
         let s = self.status();
