@@ -154,3 +154,36 @@ fn hook_killed_halfway_converges() {
         );
     }
 }
+
+/// On a Juju without leader election (no is-leader/leader-get/leader-set), a unit is blocked
+/// with a message saying what to do, and recovers when the tools are back.
+#[test]
+fn missing_leadership_tools_block_with_a_clear_message() {
+    let sb = Sandbox::new("etcd_no_leadership");
+    deploy_etcd(&sb, 1);
+    sb.wait_active(1);
+    let tools = "/var/lib/juju/tools/unit-etcd-0";
+    let (code, _, err) = sb.ssh(
+        "etcd/0",
+        &format!(
+            "cd {tools} && mkdir -p ../hidden && mv is-leader leader-get leader-set ../hidden/"
+        ),
+    );
+    assert_eq!(code, 0, "{err}");
+    let message = sb.eventually("etcd/0 blocked", Duration::from_secs(90), || {
+        let s = sb.status();
+        let w = &s["applications"]["etcd"]["units"]["etcd/0"]["workload-status"];
+        (w["current"] == "blocked").then(|| w["message"].as_str().unwrap_or_default().to_string())
+    });
+    assert!(
+        message.contains("needs Juju's leader election (Juju >= 1.23.2)"),
+        "{message}"
+    );
+    assert_eq!(
+        etcdctl(&sb, "etcd/0", "endpoint health").0,
+        0,
+        "etcd keeps serving"
+    );
+    sb.ssh("etcd/0", &format!("mv {tools}/../hidden/* {tools}/"));
+    sb.wait_active(1);
+}
