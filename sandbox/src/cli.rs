@@ -575,10 +575,24 @@ fn queue_action(h: &Path, unit: &str, action: &str, params: &[String]) -> anyhow
     v["id"].as_u64().context("no task id in the answer")
 }
 
+/// Waits for a task to finish, echoing its `action-log` lines to stderr as Juju 3's `run` does.
 fn wait_task(h: &Path, id: u64, timeout: Duration) -> anyhow::Result<Value> {
     let start = Instant::now();
+    let mut shown = 0;
     loop {
         let t = call(h, Request::ShowTask { id })?;
+        let log = t["log"].as_array().cloned().unwrap_or_default();
+        for entry in log.iter().skip(shown) {
+            let when = entry[0].as_f64().unwrap_or(0.0) as u64 % 86400;
+            let msg = entry[1].as_str().unwrap_or_default();
+            eprintln!(
+                "{:02}:{:02}:{:02} {msg}",
+                when / 3600,
+                (when / 60) % 60,
+                when % 60
+            );
+        }
+        shown = log.len();
         if matches!(t["status"].as_str(), Some("completed" | "failed"))
             && t["completed"].as_f64().unwrap_or(0.0) > 0.0
         {
