@@ -284,6 +284,9 @@ pub enum ActionCmd {
 
 /// Runs the command line; returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    if !matches!(cli.cmd, Cmd::Controller) {
+        crate::machine::sys::default_sigpipe();
+    }
     let home = home();
     let h = home.as_path();
     match cli.cmd {

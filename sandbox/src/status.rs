@@ -283,8 +283,17 @@ pub fn tabular(m: &Model) -> String {
             .map(String::from)
             .to_vec()];
         for r in m.relations.values() {
-            let ends: Vec<String> = r
-                .ends
+            // The provider's end first, as Juju lists it.
+            let mut ends: Vec<&crate::controller::model::RelEnd> = r.ends.iter().collect();
+            ends.sort_by_key(|e| {
+                let role = m
+                    .apps
+                    .get(&e.app)
+                    .and_then(|a| a.meta.endpoints.get(&e.endpoint))
+                    .map(|x| x.role.as_str());
+                role != Some("provides")
+            });
+            let ends: Vec<String> = ends
                 .iter()
                 .map(|e| format!("{}:{}", e.app, e.endpoint))
                 .collect();

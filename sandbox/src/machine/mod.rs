@@ -20,7 +20,7 @@ mod host;
 pub mod net;
 pub mod nspawn;
 pub mod rootfs;
-mod sys;
+pub mod sys;
 
 pub use net::{Lab, MAX_MACHINE_ID};
 pub use nspawn::{destroy_machine, sweep, ExecOutput, Machine, MachineSpec};

@@ -91,3 +91,12 @@ pub fn join_cgroups(cmd: &mut Command, procs_files: Vec<std::ffi::CString>) {
         });
     }
 }
+
+/// Restores the default SIGPIPE action, so a command-line process whose output pipe closes
+/// (`sandbox status | head`) ends quietly as Unix tools do instead of panicking.
+pub fn default_sigpipe() {
+    // SAFETY: setting a signal disposition to SIG_DFL has no memory-safety preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
