@@ -7,19 +7,25 @@ Membership calls retry inside the hook with bounded back-off while etcd says "no
 runs out the pass stops and the status says what it waits for. Only real failures (a hook tool
 failing, a file that cannot be written, a departing unit that cannot leave without breaking
 quorum) fail the hook.
+
+A restart ([`Effect::Restart`]) marks itself in the charm's state before writing the files and
+clears the mark once `systemctl restart` has returned, so a hook killed in between restarts etcd
+on the next run. The leader grants a restart ([`Effect::GrantRestart`]) only after asking each
+other voting member's status: enough of them must be healthy to keep a quorum.
 */
 
 use crate::context::{member_name, Hook, JujuContext};
-use crate::etcd::{retry_not_yet, Etcd, EtcdError};
+use crate::etcd::Member;
+use crate::etcd::{retry_not_yet, Etcd, EtcdError, MemberStatus};
 use crate::hooktools::{Juju, JujuError, Level};
 use crate::host::{self, HostError};
 use crate::install::{self, InstallError};
-use crate::membership::{initial_cluster, joining_keys};
+use crate::membership::{initial_cluster, joining_keys, restart_keys};
 use crate::observe::{observe, Observed};
+use crate::paths;
 use crate::plan::{plan, Effect, Plan};
 use crate::render::{self, url};
 use crate::status::Status;
-use crate::{paths, render::runtime_part};
 use std::time::{Duration, Instant};
 
 /// At most this many observe → plan → apply passes per hook.
@@ -31,6 +37,14 @@ const ADD_BUDGET: Duration = Duration::from_secs(25);
 const PROMOTE_BUDGET: Duration = Duration::from_secs(30);
 const REMOVE_BUDGET: Duration = Duration::from_secs(20);
 const PAUSE: Duration = Duration::from_secs(1);
+/// How long a restart may take for systemd to see etcd ready (it has rejoined a quorum); after
+/// that systemd carries on and later hooks confirm.
+const RESTART_WAIT: Duration = Duration::from_secs(30);
+/// How long, after that, the restarted member has to answer with a Raft leader.
+const HEALTH_WAIT: Duration = Duration::from_secs(15);
+/// How long the leader waits for enough healthy members before granting a restart: covers a
+/// re-election after the previous restart, not a dead member (that waits for a later hook).
+const GRANT_BUDGET: Duration = Duration::from_secs(5);
 
 /// Failures that fail the hook (Juju retries it).
 #[derive(Debug, thiserror::Error)]
@@ -79,17 +93,33 @@ pub fn reconcile(
         let mut p = plan(&o);
         p.effects.retain(|e| !(once(e) && done.contains(e)));
         done.extend(p.effects.iter().filter(|e| once(e)).cloned());
-        juju.log(
-            Level::Debug,
-            &format!("plan: [{}] → {:?}", brief(&p.effects), p.status),
-        );
+        // A pass with nothing to do (the common update-status) logs nothing.
+        if !p.effects.is_empty() {
+            juju.log(
+                Level::Debug,
+                &format!("plan: [{}] → {:?}", brief(&p.effects), p.status),
+            );
+        }
         let outcome = apply(&p, &o, juju, etcd)?;
         status = outcome.status.unwrap_or(p.status);
         if !(p.again && outcome.progressed) {
             break;
         }
     }
+    set_status(juju, &status)?;
+    Ok(())
+}
+
+/// `status-set`, skipped when the status is the one this charm set last (the common
+/// update-status): only the charm sets its workload status.
+fn set_status(juju: &dyn Juju, status: &Status) -> Result<(), JujuError> {
+    let line = format!("{}\n{}", status.state(), status.message());
+    if host::last_status().as_deref() == Some(line.as_str()) {
+        return Ok(());
+    }
+    host::forget_status();
     juju.status_set(status.state(), &status.message())?;
+    host::record_status(&line);
     Ok(())
 }
 
@@ -97,6 +127,7 @@ pub fn reconcile(
 fn brief(effects: &[Effect]) -> String {
     let one = |e: &Effect| match e {
         Effect::Render(c) => format!("Render({} bytes)", c.len()),
+        Effect::Restart(c) => format!("Restart({} bytes)", c.len()),
         other => format!("{other:?}"),
     };
     effects.iter().map(one).collect::<Vec<_>>().join(", ")
@@ -113,18 +144,13 @@ pub fn apply(
         progressed: true,
         status: None,
     };
-    let port = o.config.as_ref().map_or(2379, |c| c.port);
+    let port = local_port(o);
     for effect in &p.effects {
         match effect {
+            // A new version is not restarted here: the next pass sees the running version differ
+            // from the installed one and restarts it in turn (rolling restart).
             Effect::Install => match install::install(juju) {
-                Ok(v) => {
-                    juju.application_version_set(&v)?;
-                    if o.local.version.as_ref().is_some_and(|old| *old != v)
-                        && o.local.service_active
-                    {
-                        host::systemctl(&["restart", "--no-block", paths::SERVICE])?;
-                    }
-                }
+                Ok(v) => juju.application_version_set(&v)?,
                 Err(InstallError::NoSource { resource, package }) => {
                     let why = format!("resource: {resource}; package: {package}");
                     juju.log(Level::Error, &format!("cannot install etcd: {why}"));
@@ -143,8 +169,15 @@ pub fn apply(
                     juju.log(Level::Warning, &format!("cannot open the client port: {e}"));
                 }
             }
-            Effect::Render(config) => write_files(o, config, port)?,
-            Effect::Start => start(o, etcd, port)?,
+            Effect::Render(config) => write_files(o, config)?,
+            Effect::Restart(config) => restart(o, juju, etcd, config)?,
+            Effect::GrantRestart { unit } => {
+                if let Some(paused) = grant_restart(o, juju, etcd, unit)? {
+                    out.progressed = false;
+                    out.status = Some(paused);
+                }
+            }
+            Effect::Start => start(o, etcd)?,
             Effect::RecordMemberId(id) => host::record_member_id(*id)?,
             Effect::Wipe => {
                 juju.log(Level::Warning, "this unit's member was removed from the cluster: moving its data aside to rejoin");
@@ -232,9 +265,19 @@ fn not_yet(juju: &dyn Juju, what: &str, e: EtcdError) -> bool {
     false
 }
 
-/// Writes the unit, wrapper, env file and config; restarts a running etcd only when something
-/// it reads changed.
-fn write_files(o: &Observed, config: &str, port: u16) -> Result<(), HostError> {
+/// The client port of the local member: that of the config etcd runs, else of the charm config.
+fn local_port(o: &Observed) -> u16 {
+    o.local
+        .rendered_config
+        .as_deref()
+        .and_then(render::client_port)
+        .unwrap_or(o.config.as_ref().map_or(2379, |c| c.port))
+}
+
+/// Writes the unit, wrapper, env file and config where they differ. Never restarts etcd: the
+/// plan restarts it ([`Effect::Restart`]) when its turn comes.
+fn write_files(o: &Observed, config: &str) -> Result<(), HostError> {
+    let port = render::client_port(config).unwrap_or(2379);
     host::ensure_user_and_dirs()?;
     host::write_if_changed(paths::ETCDCTL_ENV, &render::etcdctl_env(port), 0o644)?;
     host::write_if_changed(
@@ -242,26 +285,135 @@ fn write_files(o: &Observed, config: &str, port: u16) -> Result<(), HostError> {
         &render::etcdctl_wrapper(&o.local.etcdctl),
         0o755,
     )?;
-    let unit_changed = host::write_if_changed(paths::UNIT_FILE, &render::systemd_unit(), 0o644)?;
-    if unit_changed {
+    if host::write_if_changed(paths::UNIT_FILE, &render::systemd_unit(), 0o644)? {
         host::systemctl(&["daemon-reload"])?;
     }
     host::write_if_changed(paths::CONFIG_FILE, config, 0o644)?;
-    let old = o.local.rendered_config.as_deref().map(runtime_part);
-    let config_changed = old.is_some_and(|old| old != runtime_part(config));
-    if o.local.service_active && (unit_changed || config_changed) {
-        host::systemctl(&["restart", "--no-block", paths::SERVICE])?;
+    Ok(())
+}
+
+/// Waits at most `budget` for the member at `port` to answer with a Raft leader.
+fn wait_healthy(etcd: &dyn Etcd, port: u16, budget: Duration) -> Option<MemberStatus> {
+    let deadline = Instant::now() + budget;
+    loop {
+        if let Ok(s) = etcd.status(&url("127.0.0.1", port)) {
+            if s.leader != 0 {
+                return Some(s);
+            }
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Restarts etcd with `config`: mark, write, restart (systemd returns once etcd is ready, i.e.
+/// back in a quorum), clear the mark, then wait a bounded time for the member to know its Raft
+/// leader. Not being healthy in time is no failure: the status says so and later hooks confirm.
+fn restart(o: &Observed, juju: &dyn Juju, etcd: &dyn Etcd, config: &str) -> Result<(), ApplyError> {
+    host::mark_restart_pending()?;
+    write_files(o, config)?;
+    juju.log(Level::Info, "restarting etcd with the new settings");
+    let began = Instant::now();
+    let restarted = host::restart_service(RESTART_WAIT);
+    host::clear_restart_pending();
+    if let Err(e) = &restarted {
+        juju.log(Level::Warning, &format!("etcd is not back yet: {e}"));
+    }
+    let port = render::client_port(config).unwrap_or(2379);
+    match wait_healthy(etcd, port, HEALTH_WAIT) {
+        Some(s) => {
+            host::record_member_id(s.member_id)?;
+            juju.log(
+                Level::Info,
+                &format!(
+                    "restarted etcd: member {:x} healthy after {} ms",
+                    s.member_id,
+                    began.elapsed().as_millis()
+                ),
+            );
+        }
+        None => juju.log(
+            Level::Warning,
+            "restarted etcd: its member is not healthy yet, the next restart waits for it",
+        ),
     }
     Ok(())
 }
 
+/// Leader: grants `unit` its restart once enough of the other voting members answer with a
+/// Raft leader to keep a quorum while it restarts (all of them in a cluster of two), waiting for
+/// that at most [`GRANT_BUDGET`] (a member just restarted may not be back yet). Returns the
+/// status to show when it could not grant.
+fn grant_restart(
+    o: &Observed,
+    juju: &dyn Juju,
+    etcd: &dyn Etcd,
+    unit: &str,
+) -> Result<Option<Status>, ApplyError> {
+    let name = member_name(unit);
+    let voters: Vec<&Member> = o
+        .members
+        .iter()
+        .flatten()
+        .filter(|m| !m.is_learner)
+        .collect();
+    let others: Vec<&&Member> = voters.iter().filter(|m| m.name != name).collect();
+    let needed = (voters.len() / 2 + 1).min(others.len());
+    let healthy = || {
+        others
+            .iter()
+            .filter(|m| {
+                m.client_urls.first().is_some_and(|ep| {
+                    etcd.status(ep)
+                        .is_ok_and(|s| s.leader != 0 && !s.is_learner)
+                })
+            })
+            .count()
+    };
+    let deadline = Instant::now() + GRANT_BUDGET;
+    let mut found = healthy();
+    while found < needed && Instant::now() + PAUSE < deadline {
+        std::thread::sleep(PAUSE);
+        found = healthy();
+    }
+    if found < needed {
+        let paused = Status::RestartPaused {
+            unit: unit.to_string(),
+            healthy: found,
+            others: others.len(),
+            needed,
+        };
+        let why = paused.message();
+        juju.log(
+            Level::Warning,
+            &format!("{why}; will retry on a later hook"),
+        );
+        return Ok(Some(paused));
+    }
+    juju.leader_set(&restart_keys(unit))?;
+    juju.log(
+        Level::Info,
+        &format!("granted {unit} its turn to restart etcd"),
+    );
+    Ok(None)
+}
+
 /// Starts etcd without blocking the hook, then waits a bounded time for it to answer and
 /// records its member id.
-fn start(o: &Observed, etcd: &dyn Etcd, port: u16) -> Result<(), HostError> {
+fn start(o: &Observed, etcd: &dyn Etcd) -> Result<(), HostError> {
     host::systemctl(&["enable", paths::SERVICE])?;
     if !o.local.service_active {
         host::systemctl(&["start", "--no-block", paths::SERVICE])?;
+        // It starts with the files as written: no restart is pending any more.
+        host::clear_restart_pending();
     }
+    // The port of the config just written.
+    let port = host::read(paths::CONFIG_FILE)
+        .as_deref()
+        .and_then(render::client_port)
+        .unwrap_or_else(|| local_port(o));
     let deadline = Instant::now() + START_WAIT;
     while Instant::now() < deadline {
         if let Ok(s) = etcd.status(&url("127.0.0.1", port)) {
@@ -307,7 +459,7 @@ fn leave(
         }
         Err(e @ EtcdError::NotYet { .. }) => {
             let status = Status::CannotLeave(e.to_string());
-            juju.status_set(status.state(), &status.message())?;
+            set_status(juju, &status)?;
             Err(ApplyError::CannotLeave(e))
         }
         Err(e) => {

@@ -7,7 +7,10 @@ order and move on when one is unreachable or a learner. The decision code sees t
 trait; [`EtcdApi`] is the real client.
 */
 
-use etcd_client::{AlarmAction, AlarmType, Client, ConnectOptions, MemberAddOptions};
+use etcd_client::{
+    AlarmAction, AlarmOptions, AlarmType, Client, CompactionOptions, ConnectOptions,
+    MemberAddOptions,
+};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -121,7 +124,58 @@ pub trait Etcd {
     fn move_leader(&self, leader_endpoint: &str, target: u64) -> Result<(), EtcdError>;
     /// Active alarms as (member id, alarm name).
     fn alarms(&self, endpoints: &[String]) -> Result<Vec<(u64, String)>, EtcdError>;
+    /// The current revision of the key-value store, from the first voting member that answers.
+    fn revision(&self, endpoints: &[String]) -> Result<i64, EtcdError> {
+        let _ = endpoints;
+        Err(unsupported("revision"))
+    }
+    /// Compacts the key-value history up to `revision`; with `physical`, returns only once the
+    /// compacted entries are removed from the backend.
+    fn compact(
+        &self,
+        endpoints: &[String],
+        revision: i64,
+        physical: bool,
+    ) -> Result<(), EtcdError> {
+        let _ = (endpoints, revision, physical);
+        Err(unsupported("compact"))
+    }
+    /// Defragments the backend of the member at one client endpoint (that member only; it
+    /// serves nothing while it runs).
+    fn defragment(&self, endpoint: &str) -> Result<(), EtcdError> {
+        let _ = endpoint;
+        Err(unsupported("defragment"))
+    }
+    /// Disarms one alarm (`NOSPACE` or `CORRUPT`) of one member.
+    fn alarm_disarm(
+        &self,
+        endpoints: &[String],
+        member: u64,
+        alarm: &str,
+    ) -> Result<(), EtcdError> {
+        let _ = (endpoints, member, alarm);
+        Err(unsupported("alarm disarm"))
+    }
+    /// Streams a snapshot of the member at one client endpoint into `dest` (created or
+    /// truncated): the backend database followed by its sha256, as `etcdctl snapshot save`
+    /// writes it. Returns the bytes written.
+    fn snapshot(&self, endpoint: &str, dest: &std::path::Path) -> Result<u64, EtcdError> {
+        let _ = (endpoint, dest);
+        Err(unsupported("snapshot"))
+    }
 }
+
+/// What a client without a given call answers.
+fn unsupported(op: &str) -> EtcdError {
+    EtcdError::Failed {
+        op: op.into(),
+        message: "not supported by this client".into(),
+    }
+}
+
+/// Connect timeout and overall deadline of the long maintenance calls (defragment, snapshot,
+/// physical compaction): they last as long as the database is large.
+const LONG_CALL_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Retries `f` while it returns [`EtcdError::NotYet`], until `budget` has passed.
 pub fn retry_not_yet<T>(
@@ -202,9 +256,24 @@ impl EtcdApi {
         F: Fn(Client) -> Fut,
         Fut: Future<Output = Result<T, etcd_client::Error>>,
     {
+        self.on_any_within(op, endpoints, CALL_TIMEOUT, f)
+    }
+
+    /// [`EtcdApi::on_any`] with another request timeout (the outer deadline is one second more).
+    fn on_any_within<T, F, Fut>(
+        &self,
+        op: &str,
+        endpoints: &[String],
+        call_timeout: Duration,
+        f: F,
+    ) -> Result<T, EtcdError>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
         let opts = ConnectOptions::new()
             .with_connect_timeout(CONNECT_TIMEOUT)
-            .with_timeout(CALL_TIMEOUT);
+            .with_timeout(call_timeout);
         let mut detail = "no endpoints".to_string();
         for ep in endpoints {
             let call = async {
@@ -212,7 +281,7 @@ impl EtcdApi {
                 f(client).await
             };
             let result = self.rt.block_on(async {
-                tokio::time::timeout(CALL_TIMEOUT + Duration::from_secs(1), call).await
+                tokio::time::timeout(call_timeout + Duration::from_secs(1), call).await
             });
             match result.map(|r| r.map_err(|e| classify(op, e))) {
                 Ok(Ok(v)) => return Ok(v),
@@ -329,5 +398,88 @@ impl Etcd for EtcdApi {
                 .map(|a| (a.member_id(), format!("{:?}", a.alarm()).to_uppercase()))
                 .collect())
         })
+    }
+
+    fn revision(&self, endpoints: &[String]) -> Result<i64, EtcdError> {
+        self.on_any("status", endpoints, |mut c| async move {
+            let s = c.status().await?;
+            Ok(s.header().map_or(0, |h| h.revision()))
+        })
+    }
+
+    fn compact(
+        &self,
+        endpoints: &[String],
+        revision: i64,
+        physical: bool,
+    ) -> Result<(), EtcdError> {
+        let opts = match physical {
+            true => CompactionOptions::new().with_physical(),
+            false => CompactionOptions::new(),
+        };
+        let timeout = if physical {
+            LONG_CALL_TIMEOUT
+        } else {
+            CALL_TIMEOUT
+        };
+        self.on_any_within("compact", endpoints, timeout, |mut c| {
+            let opts = opts.clone();
+            async move { c.compact(revision, Some(opts)).await.map(drop) }
+        })
+    }
+
+    fn defragment(&self, endpoint: &str) -> Result<(), EtcdError> {
+        self.on_any_within(
+            "defragment",
+            &[endpoint.to_string()],
+            LONG_CALL_TIMEOUT,
+            |mut c| async move { c.defragment().await.map(drop) },
+        )
+    }
+
+    fn alarm_disarm(
+        &self,
+        endpoints: &[String],
+        member: u64,
+        alarm: &str,
+    ) -> Result<(), EtcdError> {
+        let kind = match alarm {
+            "NOSPACE" => AlarmType::Nospace,
+            "CORRUPT" => AlarmType::Corrupt,
+            other => {
+                return Err(EtcdError::Failed {
+                    op: "alarm disarm".into(),
+                    message: format!("unknown alarm {other}"),
+                })
+            }
+        };
+        self.on_any("alarm disarm", endpoints, |mut c| async move {
+            let mut opts = AlarmOptions::new();
+            opts.with_member(member);
+            c.alarm(AlarmAction::Deactivate, kind, Some(opts))
+                .await
+                .map(drop)
+        })
+    }
+
+    fn snapshot(&self, endpoint: &str, dest: &std::path::Path) -> Result<u64, EtcdError> {
+        let io = |e: std::io::Error| etcd_client::Error::IoError(e);
+        self.on_any_within(
+            "snapshot",
+            &[endpoint.to_string()],
+            LONG_CALL_TIMEOUT,
+            |mut c| async move {
+                use std::io::Write;
+                let mut file = std::fs::File::create(dest).map_err(io)?;
+                let mut stream = c.snapshot().await?;
+                let mut written = 0u64;
+                while let Some(chunk) = stream.message().await? {
+                    file.write_all(chunk.blob()).map_err(io)?;
+                    written += chunk.blob().len() as u64;
+                }
+                file.sync_all().map_err(io)?;
+                Ok(written)
+            },
+        )
     }
 }

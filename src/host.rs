@@ -6,7 +6,7 @@ dir and the charm's small local state. Juju hook tools are not run from here.
 use crate::paths;
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -117,32 +117,65 @@ pub fn service_active() -> bool {
     matches!(state.trim(), "active" | "activating" | "reloading")
 }
 
+/// The uid and gid of a user in `/etc/passwd`.
+fn passwd_ids(user: &str) -> Option<(u32, u32)> {
+    let passwd = read("/etc/passwd")?;
+    passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        (f.next()? == user).then_some(())?;
+        let (_, uid, gid) = (f.next()?, f.next()?, f.next()?);
+        Some((uid.parse().ok()?, gid.parse().ok()?))
+    })
+}
+
+/// The uid and gid of a user: `/etc/passwd` (no process spawned), else `id`.
+fn user_ids(user: &str) -> Option<(u32, u32)> {
+    passwd_ids(user).or_else(|| {
+        let id = |flag| run("id", &[flag, user]).ok()?.trim().parse().ok();
+        Some((id("-u")?, id("-g")?))
+    })
+}
+
 /// Creates the `etcd` system user and etcd's directories (data dir mode 0700, owned by etcd).
+/// Cheap when all is in place: nothing is spawned, modes and owners are set only when wrong.
 pub fn ensure_user_and_dirs() -> Result<(), HostError> {
-    if run("id", &["-u", "etcd"]).is_err() {
-        run(
-            "useradd",
-            &[
-                "--system",
-                "--user-group",
-                "--home-dir",
-                paths::ETCD_HOME,
-                "--no-create-home",
-                "--shell",
-                "/usr/sbin/nologin",
-                "etcd",
-            ],
-        )?;
-    }
-    for (dir, owner) in [
-        (paths::ETCD_HOME, "etcd:etcd"),
-        (paths::DATA_DIR, "etcd:etcd"),
-        (paths::STATE_DIR, "root:root"),
+    let etcd = match user_ids("etcd") {
+        Some(ids) => ids,
+        None => {
+            run(
+                "useradd",
+                &[
+                    "--system",
+                    "--user-group",
+                    "--home-dir",
+                    paths::ETCD_HOME,
+                    "--no-create-home",
+                    "--shell",
+                    "/usr/sbin/nologin",
+                    "etcd",
+                ],
+            )?;
+            user_ids("etcd").ok_or_else(|| HostError::Command {
+                cmd: "id etcd".into(),
+                code: None,
+                stderr: "the etcd user was created but cannot be found".into(),
+            })?
+        }
+    };
+    for (dir, (uid, gid)) in [
+        (paths::ETCD_HOME, etcd),
+        (paths::DATA_DIR, etcd),
+        (paths::STATE_DIR, (0, 0)),
     ] {
         let p = Path::new(dir);
         fs::create_dir_all(p).map_err(io_err(p))?;
-        fs::set_permissions(p, fs::Permissions::from_mode(0o700)).map_err(io_err(p))?;
-        run("chown", &[owner, dir])?;
+        let meta = fs::metadata(p).map_err(io_err(p))?;
+        if meta.permissions().mode() & 0o7777 != 0o700 {
+            fs::set_permissions(p, fs::Permissions::from_mode(0o700)).map_err(io_err(p))?;
+        }
+        if (meta.uid(), meta.gid()) != (uid, gid) {
+            std::os::unix::fs::chown(p, Some(uid), Some(gid)).map_err(io_err(p))?;
+        }
     }
     Ok(())
 }
@@ -196,6 +229,46 @@ pub fn record_member_id(id: u64) -> Result<(), HostError> {
 /// Forgets the recorded member id.
 pub fn forget_member_id() {
     let _ = fs::remove_file(state_file("member-id"));
+}
+
+/// True when a restart was begun (files written) and not seen through.
+pub fn restart_pending() -> bool {
+    Path::new(&state_file("restart-pending")).exists()
+}
+
+/// Marks a restart as begun, before the files it applies are written: a hook that dies before
+/// etcd has restarted leaves the mark, and the next one restarts etcd.
+pub fn mark_restart_pending() -> Result<(), HostError> {
+    write_if_changed(&state_file("restart-pending"), "1\n", 0o600).map(drop)
+}
+
+/// Clears the mark once the restart has been done.
+pub fn clear_restart_pending() {
+    let _ = fs::remove_file(state_file("restart-pending"));
+}
+
+/// Restarts etcd and waits, at most `timeout`, for systemd to see it ready: with `Type=notify`
+/// that is once the member has rejoined a quorum. On timeout systemd carries on with the job.
+pub fn restart_service(timeout: std::time::Duration) -> Result<(), HostError> {
+    let secs = timeout.as_secs().max(1).to_string();
+    run("timeout", &[&secs, "systemctl", "restart", paths::SERVICE]).map(drop)
+}
+
+/// The workload status this charm set last (`<state>\n<message>`), as recorded.
+pub fn last_status() -> Option<String> {
+    read(&state_file("status"))
+}
+
+/// Records the workload status just set (not after the `remove` hook has cleaned up).
+pub fn record_status(status: &str) {
+    if Path::new(paths::STATE_DIR).is_dir() {
+        let _ = write_if_changed(&state_file("status"), status, 0o600);
+    }
+}
+
+/// Forgets the recorded status (a status set another way follows).
+pub fn forget_status() {
+    let _ = fs::remove_file(state_file("status"));
 }
 
 /// True once this unit has started leaving the cluster.

@@ -11,7 +11,7 @@ A Juju machine charm for etcd, as one small binary.
 - [`render`]: pure rendering of etcd's config, the systemd unit and the `etcdctl` wrapper.
 - [`etcd`]: the etcd v3 API with bounded timeouts; the [`etcd::Etcd`] trait.
 - [`install`], [`host`], [`paths`]: the machine side.
-- [`status`]: every status text; [`actions`]: the `health` action.
+- [`status`]: every status text; [`actions`]: the actions (health, snapshot, restore, ...).
 
 **Architecture invariants:** `plan`, `membership` and `relations` do no IO and cannot fail; only
 `hooktools` spawns Juju tools; only the Juju leader changes Raft membership, except a departing

@@ -35,7 +35,7 @@ fn run(ctx: &JujuContext, invocation: Invocation, juju: &HookTools) -> anyhow::R
         }
         Invocation::Action(name) => {
             let etcd = EtcdApi::new()?;
-            actions::run(&name, juju, &etcd)?;
+            actions::run(ctx, &name, juju, &etcd)?;
         }
     }
     Ok(())

@@ -11,6 +11,13 @@ Guarantees:
   bootstraps again (a token exists) and never restarts etcd for leadership.
 - A member is removed only when no unit in the peer relation owns it (by name, or by peer URL
   while unnamed), never the last voter, and never the member of the unit still joining.
+- A joining unit that has left the peer relation is given up at once: its learner is removed
+  (started or not) and the joining slot freed, so the next unit can join.
+- Rolling restarts: at most one unit holds `restart-granted`. The leader releases the grant
+  when its unit has confirmed (removed its `restart-request`) or has left the relation (a unit
+  that died with the grant never blocks the others), and grants the next requester, in
+  unit-number order (itself included), only when no membership change is under way and, when
+  applied, enough other voting members are healthy to keep a quorum while it restarts.
 */
 
 use crate::context::unit_number;
@@ -19,7 +26,6 @@ use crate::hooktools::Settings;
 use crate::observe::{keys, peer_keys, Leadership, Observed};
 use crate::plan::{Effect, Plan};
 use crate::relations::changed;
-use crate::render;
 use crate::status::Status;
 
 /// A unit of this application as membership sees it: this one and its peers.
@@ -32,8 +38,9 @@ struct Unit {
 }
 
 fn units(o: &Observed) -> Vec<Unit> {
+    // What this unit's etcd advertises now: a new port counts once etcd runs with it.
     let own_url = match (&o.config, &o.local.address) {
-        (Ok(cfg), Some(a)) => Some(render::url(a, cfg.management_port)),
+        (Ok(cfg), Some(a)) => Some(o.advertised(cfg, a).0),
         _ => None,
     };
     let me = Unit {
@@ -119,8 +126,14 @@ pub fn joining_keys(unit: &str, id: Option<u64>, cluster: &str) -> Settings {
     ])
 }
 
-/// Plans the leader's duties; returns the data that relation data is built from.
-pub fn leader(o: &Observed, p: &mut Plan) -> Settings {
+/// Leader data granting a restart to `unit` (empty: none).
+pub fn restart_keys(unit: &str) -> Settings {
+    Settings::from([(keys::RESTART_GRANTED.to_string(), unit.to_string())])
+}
+
+/// Plans the leader's duties; `own_request` is true while this unit wants (or is seeing
+/// through) a restart. Returns the data that relation data is built from.
+pub fn leader(o: &Observed, p: &mut Plan, own_request: bool) -> Settings {
     let mut published = o.leader_data.raw.clone();
     let Some(members) = &o.members else {
         return published;
@@ -141,11 +154,62 @@ pub fn leader(o: &Observed, p: &mut Plan) -> Settings {
         published.extend(want);
     }
     let change = next_change(o, members);
+    let busy = !change.is_empty() || p.effects.iter().any(|e| matches!(e, Effect::Restart(_)));
     if !change.is_empty() {
         p.effects.extend(change);
         p.again = true;
     }
+    let turn = restart_turn(o, members, own_request, busy);
+    if turn
+        .iter()
+        .any(|e| matches!(e, Effect::GrantRestart { .. }))
+    {
+        p.again = true;
+    }
+    p.effects.extend(turn);
     published
+}
+
+/// The rolling restart: releases a grant that is done or whose unit has left, and grants the
+/// next requester when nothing else is under way.
+fn restart_turn(o: &Observed, members: &[Member], own_request: bool, busy: bool) -> Vec<Effect> {
+    // Some(wants): the unit is in the relation; None: it has left.
+    let requesting = |unit: &str| match unit == o.unit {
+        true => Some(own_request),
+        false => o
+            .peers
+            .iter()
+            .find(|p| p.unit == unit)
+            .map(|p| p.restart_request.is_some()),
+    };
+    let mut effects = Vec::new();
+    if let Some(holder) = &o.leader_data.restart_granted {
+        match requesting(holder) {
+            Some(true) => return effects,
+            // Confirmed (request removed), or gone: the turn is free again.
+            _ => effects.push(Effect::LeaderSet(restart_keys(""))),
+        }
+    }
+    let settled = members.iter().all(|m| m.started() && !m.is_learner);
+    if busy || o.leader_data.joining.is_some() || !settled {
+        return effects;
+    }
+    let mut candidates: Vec<&str> = o
+        .peers
+        .iter()
+        .filter(|p| p.restart_request.is_some())
+        .map(|p| p.unit.as_str())
+        .collect();
+    if own_request {
+        candidates.push(&o.unit);
+    }
+    candidates.sort_by_key(|u| unit_number(u));
+    if let Some(unit) = candidates.first() {
+        effects.push(Effect::GrantRestart {
+            unit: unit.to_string(),
+        });
+    }
+    effects
 }
 
 /// At most one membership change (plus the leader data that goes with it).
@@ -153,6 +217,19 @@ fn next_change(o: &Observed, members: &[Member]) -> Vec<Effect> {
     let units = units(o);
     let joining = o.leader_data.joining.as_ref();
     let clear = || vec![Effect::LeaderSet(joining_keys("", None, ""))];
+    // 0. Give up on a joining unit that has left the relation (e.g. its machine was lost and the
+    //    unit removed): remove its learner and free the slot in one step.
+    if let Some(j) = joining.filter(|j| !units.iter().any(|u| u.unit == j.unit)) {
+        let learner = members.iter().find(|m| m.id == j.member_id && m.is_learner);
+        let remove = learner.map(|m| Effect::Remove {
+            name: match m.name.is_empty() {
+                true => format!("{} (learner of {})", m.peer_urls.join(","), j.unit),
+                false => m.name.clone(),
+            },
+            id: m.id,
+        });
+        return remove.into_iter().chain(clear()).collect();
+    }
     // 1. Members no unit owns: learners first, then unstarted ones; never the last voter.
     let voters = members.iter().filter(|m| !m.is_learner).count();
     let protected = |m: &Member| {
@@ -212,8 +289,9 @@ fn next_change(o: &Observed, members: &[Member]) -> Vec<Effect> {
             None => Vec::new(),
         };
     }
-    // 5. Admit the next unit once every member votes and has started.
-    if members.iter().any(|m| !m.started()) {
+    // 5. Admit the next unit once every member votes and has started, and no member is
+    //    restarting.
+    if members.iter().any(|m| !m.started()) || o.leader_data.restart_granted.is_some() {
         return Vec::new();
     }
     let mut candidates: Vec<&Unit> = units

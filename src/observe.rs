@@ -2,13 +2,18 @@
 Gathers the facts one reconcile pass decides on: config, leadership, leader data, the peer
 relation, client relations, what is installed and rendered on the machine, and etcd's own view
 (local member status, member list). Everything is read here; [`crate::plan`] only looks.
+
+The common path (`update-status` on a healthy member) is kept cheap: etcd is asked first and
+`systemctl` only when it does not answer; a follower whose member votes and knows its Raft leader
+does not read its peers' data (nothing it decides depends on it); the local member's status and
+the member list are the only etcd calls.
 */
 
 use crate::config::{CharmConfig, ConfigError};
 use crate::context::{member_name, Hook, JujuContext, PEER_ENDPOINT};
 use crate::etcd::{Etcd, Member, MemberStatus};
 use crate::hooktools::{Juju, JujuError, Level, Settings};
-use crate::render::url;
+use crate::render::{self, url};
 use crate::{host, paths};
 
 /// Leader data keys (`leader-set`), written by the Juju leader only.
@@ -29,6 +34,8 @@ pub mod keys {
     pub const JOINING_ID: &str = "joining-member-id";
     /// The `initial-cluster` it must start with (`initial-cluster-state: existing`).
     pub const JOINING_CLUSTER: &str = "joining-initial-cluster";
+    /// The one unit allowed to restart etcd now (rolling restart); absent when none.
+    pub const RESTART_GRANTED: &str = "restart-granted";
 }
 
 /// Peer relation unit data keys (each unit writes its own).
@@ -41,6 +48,10 @@ pub mod peer_keys {
     pub const INGRESS: &str = "db-ingress-address";
     /// Member id (hex) this unit's etcd started as; absent while not started.
     pub const STARTED: &str = "started";
+    /// Present while this unit's etcd must restart to apply new settings (a fingerprint of what
+    /// it will run); removed once it has restarted and its member is healthy again, which tells
+    /// the leader the next unit may go.
+    pub const RESTART_REQUEST: &str = "restart-request";
 }
 
 /// Is this unit the Juju leader?
@@ -72,6 +83,8 @@ pub struct LeaderData {
     pub raw: Settings,
     /// The unit joining now, if any.
     pub joining: Option<Joining>,
+    /// The unit allowed to restart etcd now, if any.
+    pub restart_granted: Option<String>,
 }
 
 impl LeaderData {
@@ -84,7 +97,15 @@ impl LeaderData {
                 initial_cluster: raw.get(keys::JOINING_CLUSTER)?.clone(),
             })
         })();
-        LeaderData { raw, joining }
+        let restart_granted = raw
+            .get(keys::RESTART_GRANTED)
+            .filter(|u| !u.is_empty())
+            .cloned();
+        LeaderData {
+            raw,
+            joining,
+            restart_granted,
+        }
     }
 
     /// One key, `None` when unset or empty.
@@ -109,6 +130,8 @@ pub struct Peer {
     pub client_url: Option<String>,
     /// The member id it announced as started.
     pub started: Option<u64>,
+    /// Its pending restart request (see [`peer_keys::RESTART_REQUEST`]).
+    pub restart_request: Option<String>,
 }
 
 /// A `db` or `proxy` relation and what this unit has published on it.
@@ -135,10 +158,19 @@ pub struct Local {
     pub has_data: bool,
     /// The member id recorded for the data dir.
     pub member_id: Option<u64>,
-    /// systemd says etcd is active.
+    /// etcd runs: the local member answers, or systemd says it is active (or activating).
     pub service_active: bool,
-    /// The rendered etcd config, if any.
+    /// The rendered etcd config, if any: what etcd runs (a change that needs a restart is
+    /// written only when the unit restarts).
     pub rendered_config: Option<String>,
+    /// The systemd unit file, as on disk.
+    pub unit_file: Option<String>,
+    /// The `etcdctl` environment file, as on disk.
+    pub etcdctl_env: Option<String>,
+    /// The `etcdctl` wrapper, as on disk.
+    pub etcdctl_wrapper: Option<String>,
+    /// A restart was begun (new files written) and the hook died before etcd was restarted.
+    pub restart_pending: bool,
     /// The local member's own status, when it answers.
     pub status: Option<MemberStatus>,
 }
@@ -160,7 +192,8 @@ pub struct Observed {
     pub leader_data: LeaderData,
     /// The peer relation id, once it exists.
     pub peer_relation: Option<String>,
-    /// The other units in the peer relation, sorted by unit number.
+    /// The other units in the peer relation, sorted by unit number. Not read (empty) on a
+    /// follower whose member votes and knows its Raft leader: nothing it decides needs them.
     pub peers: Vec<Peer>,
     /// This unit's own peer relation data.
     pub own_peer_data: Settings,
@@ -180,6 +213,27 @@ impl Observed {
     /// This unit's member name.
     pub fn name(&self) -> String {
         member_name(&self.unit)
+    }
+
+    /// The peer and client URLs this unit's etcd advertises: those of the config it runs while
+    /// it runs (a changed port or address is announced once etcd has restarted with it), else
+    /// those `cfg` asks for.
+    pub fn advertised(&self, cfg: &CharmConfig, address: &str) -> (String, String) {
+        let running = match self.local.service_active {
+            true => self.local.rendered_config.as_deref(),
+            false => None,
+        };
+        running
+            .and_then(render::advertised_urls)
+            .unwrap_or_else(|| (url(address, cfg.management_port), url(address, cfg.port)))
+    }
+
+    /// The local member answers, knows a Raft leader and is not a learner.
+    pub fn healthy_voter(&self) -> bool {
+        self.local
+            .status
+            .as_ref()
+            .is_some_and(|s| !s.is_learner && s.leader != 0)
     }
 }
 
@@ -213,6 +267,10 @@ fn peer(juju: &dyn Juju, rel: &str, unit: &str) -> Peer {
         started: data
             .get(peer_keys::STARTED)
             .and_then(|s| u64::from_str_radix(s, 16).ok()),
+        restart_request: data
+            .get(peer_keys::RESTART_REQUEST)
+            .filter(|v| !v.is_empty())
+            .cloned(),
     }
 }
 
@@ -235,15 +293,37 @@ pub fn observe(
     };
     let config = CharmConfig::try_from(&juju.config_get()?);
     let peer_relation = juju.relation_ids(PEER_ENDPOINT)?.into_iter().next();
-    let (mut peers, own_peer_data) = match &peer_relation {
-        Some(rel) => {
-            let units = juju.relation_list(rel)?;
-            let peers: Vec<Peer> = units.iter().map(|u| peer(juju, rel, u)).collect();
-            (peers, juju.relation_get(rel, &ctx.unit_name)?)
-        }
-        None => (Vec::new(), Settings::new()),
+    let own_peer_data = match &peer_relation {
+        Some(rel) => juju.relation_get(rel, &ctx.unit_name)?,
+        None => Settings::new(),
     };
-    peers.sort_by_key(|p| crate::context::unit_number(&p.unit));
+    let version = host::installed_version();
+    let rendered_config = host::read(paths::CONFIG_FILE);
+    // Stop and remove need no etcd facts: don't wait on dead members there.
+    let asks_etcd = version.is_some() && !matches!(hook, Hook::Stop | Hook::Remove);
+    // etcd listens where the config it runs says (a new port applies when it restarts).
+    let port = rendered_config
+        .as_deref()
+        .and_then(render::client_port)
+        .unwrap_or(config.as_ref().map_or(2379, |c| c.port));
+    // Asked first: when it answers, etcd runs and `systemctl` is spared.
+    let status = match asks_etcd {
+        true => etcd.status(&url("127.0.0.1", port)).ok(),
+        false => None,
+    };
+    let service_active = status.is_some() || (version.is_some() && host::service_active());
+    let settled = leadership != Leadership::Leader
+        && status
+            .as_ref()
+            .is_some_and(|s| !s.is_learner && s.leader != 0);
+    let mut peers = match (&peer_relation, settled) {
+        (Some(rel), false) => {
+            let units = juju.relation_list(rel)?;
+            units.iter().map(|u| peer(juju, rel, u)).collect()
+        }
+        _ => Vec::new(),
+    };
+    peers.sort_by_key(|p: &Peer| crate::context::unit_number(&p.unit));
     let mut clients = Vec::new();
     for endpoint in ["db", "proxy"] {
         for id in juju.relation_ids(endpoint)? {
@@ -256,15 +336,6 @@ pub fn observe(
             });
         }
     }
-    let version = host::installed_version();
-    // Stop and remove need no etcd facts: don't wait on dead members there.
-    let asks_etcd = version.is_some() && !matches!(hook, Hook::Stop | Hook::Remove);
-    let service_active = version.is_some() && host::service_active();
-    let port = config.as_ref().map_or(2379, |c| c.port);
-    let status = match service_active && asks_etcd {
-        true => etcd.status(&url("127.0.0.1", port)).ok(),
-        false => None,
-    };
     // Voting members first: the local one when it votes, then the published endpoints, then
     // the peers that announced a started member.
     let mut endpoints = Vec::new();
@@ -297,7 +368,11 @@ pub fn observe(
         has_data: host::has_member_data(),
         member_id: host::recorded_member_id(),
         service_active,
-        rendered_config: host::read(paths::CONFIG_FILE),
+        rendered_config,
+        unit_file: host::read(paths::UNIT_FILE),
+        etcdctl_env: host::read(paths::ETCDCTL_ENV),
+        etcdctl_wrapper: host::read(paths::ETCDCTL_WRAPPER),
+        restart_pending: host::restart_pending(),
         status,
     };
     Ok(Observed {
@@ -346,5 +421,7 @@ mod tests {
             (keys::JOINING_CLUSTER.into(), "a=b".into()),
         ]);
         assert_eq!(LeaderData::parse(raw).joining, None);
+        let raw = Settings::from([(keys::RESTART_GRANTED.into(), String::new())]);
+        assert_eq!(LeaderData::parse(raw).restart_granted, None);
     }
 }

@@ -14,7 +14,7 @@ pub const SERVICE: &str = "etcd.service";
 pub const ETCD_HOME: &str = "/var/lib/etcd";
 /// The member's data dir (mode 0700, owned by etcd).
 pub const DATA_DIR: &str = "/var/lib/etcd/data";
-/// Charm-owned state: the member id the data dir belongs to, the departing marker.
+/// Charm-owned state: the member id the data dir belongs to, the departing and restart marks.
 pub const STATE_DIR: &str = "/var/lib/etcd-charm";
 /// Binaries installed from the `etcd` resource.
 pub const BIN_DIR: &str = "/opt/etcd/bin";

@@ -7,11 +7,21 @@ Expected flow of a unit:
 2. No data dir: the Juju leader of a new application bootstraps a one-member cluster; any
    other unit publishes its peer URL and waits until the leader admits it as a learner
    (`joining-*` leader data naming it), then starts with `initial-cluster-state: existing`.
-3. A member: config rendered, etcd running; restarted only if a setting it reads changed.
+3. A member: config rendered, etcd running; restarted only if something it reads changed (a
+   setting, its systemd unit, its version), and then one member at a time (below).
 4. A data dir whose member the cluster no longer lists (and etcd not answering): wiped, and
    the unit rejoins as in 2.
 
-The leader's side (membership, one change per pass) is in [`crate::membership`].
+Rolling restarts: a running member whose etcd must restart does not write the new config yet.
+It publishes `restart-request` (a fingerprint of what it will run) in its peer data and waits
+(`waiting for its turn to restart`) until the leader names it in `restart-granted`; then it
+writes the files, restarts etcd and waits for its member to be healthy; once healthy it removes
+its request, which tells the leader to grant the next. A sole member, a learner, or a member
+whose etcd does not answer anyway restarts at once. The config on disk is therefore what etcd
+runs; a mark in the charm's state covers a hook that dies between writing it and restarting.
+
+The leader's side (membership, one change per pass, and the restart grants) is in
+[`crate::membership`].
 */
 
 use crate::config::CharmConfig;
@@ -19,7 +29,7 @@ use crate::context::Hook;
 use crate::etcd::Member;
 use crate::hooktools::Settings;
 use crate::membership;
-use crate::observe::{keys, Leadership, Observed};
+use crate::observe::{keys, peer_keys, Leadership, Observed};
 use crate::relations::{client_data, peer_data};
 use crate::render::{self, InitialCluster};
 use crate::status::Status;
@@ -31,9 +41,11 @@ pub enum Effect {
     Install,
     /// `application-version-set`.
     SetVersion(String),
-    /// Write etcd's config (and unit, wrapper, env); restart a running etcd only if a setting
-    /// it reads changed.
+    /// Write etcd's config (and unit, wrapper, env) where they differ; never restarts etcd.
     Render(String),
+    /// Restart etcd with this config (this unit's turn, or nothing to keep up): mark the
+    /// restart, write the files, restart, wait a bounded time for the member to be healthy.
+    Restart(String),
     /// Enable and start etcd without blocking, then wait a bounded time for it to answer.
     Start,
     /// Record the member id the data dir belongs to.
@@ -68,6 +80,12 @@ pub enum Effect {
         name: String,
         /// Member id.
         id: u64,
+    },
+    /// Leader: let `unit` restart etcd (`restart-granted`) once enough other voting members
+    /// are healthy to keep a quorum while it does.
+    GrantRestart {
+        /// The unit.
+        unit: String,
     },
     /// Leader: point a member at the peer URL its unit now publishes (port or address change).
     UpdatePeerUrl {
@@ -167,12 +185,13 @@ pub fn plan(o: &Observed) -> Plan {
         p.status = Status::WaitAddress;
         return p;
     };
-    p.status = own_member(o, cfg, address, &mut p);
-    if let Some(e) = peer_data(o, cfg, address) {
+    let (status, restart_request) = own_member(o, cfg, address, &mut p);
+    p.status = status;
+    if let Some(e) = peer_data(o, cfg, address, &restart_request) {
         p.effects.push(e);
     }
     let published = match o.leadership {
-        Leadership::Leader => membership::leader(o, &mut p),
+        Leadership::Leader => membership::leader(o, &mut p, !restart_request.is_empty()),
         _ => o.leader_data.raw.clone(),
     };
     p.effects.extend(client_data(o, &published));
@@ -227,12 +246,55 @@ fn render(
     Effect::Render(render::etcd_config(cfg, &o.name(), address, init, old))
 }
 
+/// True when a file the charm writes differs from what is on disk (or is missing).
+fn files_differ(o: &Observed, config: &str) -> bool {
+    let port = render::client_port(config).unwrap_or(2379);
+    let want = [
+        (o.local.rendered_config.as_deref(), config.to_string()),
+        (o.local.unit_file.as_deref(), render::systemd_unit()),
+        (o.local.etcdctl_env.as_deref(), render::etcdctl_env(port)),
+        (
+            o.local.etcdctl_wrapper.as_deref(),
+            render::etcdctl_wrapper(&o.local.etcdctl),
+        ),
+    ];
+    want.iter().any(|(have, want)| *have != Some(want.as_str()))
+}
+
+/// `3.4.23` and `v3.4.23` alike.
+fn same_version(a: &str, b: &str) -> bool {
+    a.trim().trim_start_matches('v') == b.trim().trim_start_matches('v')
+}
+
+/// The fingerprint of what etcd must be restarted with, when its running etcd reads something
+/// other than `config`, the charm's systemd unit and the installed version (or a restart was
+/// begun and not seen through).
+pub fn restart_needed(o: &Observed, config: &str) -> Option<String> {
+    let unit = render::systemd_unit();
+    let installed = o.local.version.as_deref().unwrap_or("");
+    let config_changed = o
+        .local
+        .rendered_config
+        .as_deref()
+        .is_some_and(|old| render::runtime_part(old) != render::runtime_part(config));
+    let unit_changed = o.local.unit_file.as_deref().is_some_and(|u| u != unit);
+    let version_changed = match &o.local.status {
+        Some(s) => {
+            !s.version.is_empty() && !installed.is_empty() && !same_version(&s.version, installed)
+        }
+        None => false,
+    };
+    let needed = config_changed || unit_changed || version_changed || o.local.restart_pending;
+    needed.then(|| render::restart_fingerprint(config, &unit, installed))
+}
+
 fn self_only(o: &Observed, cfg: &CharmConfig, address: &str) -> String {
     format!("{}={}", o.name(), render::url(address, cfg.management_port))
 }
 
-/// Plans this unit's own etcd and returns its status.
-fn own_member(o: &Observed, cfg: &CharmConfig, address: &str, p: &mut Plan) -> Status {
+/// Plans this unit's own etcd; returns its status and the `restart-request` to publish (empty:
+/// none).
+fn own_member(o: &Observed, cfg: &CharmConfig, address: &str, p: &mut Plan) -> (Status, String) {
     let peer_url = render::url(address, cfg.management_port);
     let ld = &o.leader_data;
     let token = ld.get(keys::TOKEN);
@@ -243,11 +305,12 @@ fn own_member(o: &Observed, cfg: &CharmConfig, address: &str, p: &mut Plan) -> S
         p.again = true;
         status
     };
+    let none = String::new;
     match state {
         SelfState::Removed => {
             p.effects.push(Effect::Wipe);
             p.again = true;
-            Status::Rejoining
+            (Status::Rejoining, none())
         }
         SelfState::Member(_) | SelfState::Unknown => {
             // Registered peer URLs stay open until the leader has updated them.
@@ -265,28 +328,71 @@ fn own_member(o: &Observed, cfg: &CharmConfig, address: &str, p: &mut Plan) -> S
                 .rendered_config
                 .as_deref()
                 .and_then(render::initial_cluster_of);
-            p.effects.push(render(
-                o,
-                cfg,
-                address,
-                &kept.unwrap_or_else(fallback),
-                &registered,
-            ));
+            let init = kept.unwrap_or_else(fallback);
+            let config = render::etcd_config(cfg, &o.name(), address, &init, &registered);
+            // A grant covers the request the leader saw: once this unit has confirmed (removed
+            // its request), a new restart asks again, even if the grant is not yet released.
+            let my_turn = o.leader_data.restart_granted.as_deref() == Some(o.unit.as_str())
+                && o.own_peer_data
+                    .get(peer_keys::RESTART_REQUEST)
+                    .is_some_and(|r| !r.is_empty());
+            let fingerprint = || {
+                let version = o.local.version.as_deref().unwrap_or("");
+                render::restart_fingerprint(&config, &render::systemd_unit(), version)
+            };
             if !o.local.service_active {
+                // Down during its turn (its restart failed): it keeps the turn until healthy.
+                let request = if my_turn { fingerprint() } else { none() };
+                p.effects.push(Effect::Render(config));
                 p.effects.push(Effect::Start);
                 p.again = true;
-                return Status::Starting;
+                return (Status::Starting, request);
             }
+            let request = match restart_needed(o, &config) {
+                Some(fingerprint) => {
+                    // Nothing to keep up: a sole member, a learner, an etcd that does not answer.
+                    let sole = o.members.as_ref().is_some_and(|m| {
+                        m.len() == 1
+                            && o.local
+                                .status
+                                .as_ref()
+                                .is_some_and(|s| s.member_id == m[0].id)
+                    });
+                    let immediate = sole || o.local.status.as_ref().is_none_or(|s| s.is_learner);
+                    if !(my_turn || immediate) {
+                        let behind = o.leader_data.restart_granted.clone();
+                        let behind = behind.filter(|u| *u != o.unit);
+                        return (Status::WaitRestart { behind }, fingerprint);
+                    }
+                    p.effects.push(Effect::Restart(config));
+                    p.again = true;
+                    let request = if my_turn { fingerprint } else { none() };
+                    return (Status::Restarting, request);
+                }
+                None => {
+                    if files_differ(o, &config) {
+                        p.effects.push(Effect::Render(config.clone()));
+                    }
+                    // Restarted on the leader's grant: confirmed (request removed) once healthy.
+                    match my_turn && !o.healthy_voter() {
+                        true => fingerprint(),
+                        false => none(),
+                    }
+                }
+            };
             let Some(status) = &o.local.status else {
-                return match state {
-                    SelfState::Unknown => Status::WaitCluster,
+                let status = match (state, request.is_empty()) {
+                    (_, false) => Status::WaitRestarted,
+                    (SelfState::Unknown, true) => Status::WaitCluster,
                     _ => Status::WaitHealthy,
                 };
+                return (status, request);
             };
             if o.local.member_id != Some(status.member_id) {
                 p.effects.push(Effect::RecordMemberId(status.member_id));
             }
-            match (status.is_learner, status.leader) {
+            let status = match (status.is_learner, status.leader) {
+                _ if !request.is_empty() => Status::WaitRestarted,
                 (true, _) => Status::Learner,
                 (false, 0) => Status::WaitHealthy,
                 (false, _) => {
@@ -299,7 +405,8 @@ fn own_member(o: &Observed, cfg: &CharmConfig, address: &str, p: &mut Plan) -> S
                         peers: voters.count().saturating_sub(1),
                     }
                 }
-            }
+            };
+            (status, request)
         }
         SelfState::Fresh => {
             let bootstrap = |token: &str| InitialCluster {
@@ -308,7 +415,7 @@ fn own_member(o: &Observed, cfg: &CharmConfig, address: &str, p: &mut Plan) -> S
                 token: token.to_string(),
             };
             let someone_started = o.peers.iter().any(|p| p.started.is_some());
-            match (token, &ld.joining) {
+            let status = match (token, &ld.joining) {
                 (None, _) if o.leadership == Leadership::Leader && !someone_started => {
                     p.effects.push(Effect::LeaderSet(Settings::from([
                         (keys::TOKEN.to_string(), o.fresh_token.clone()),
@@ -335,7 +442,8 @@ fn own_member(o: &Observed, cfg: &CharmConfig, address: &str, p: &mut Plan) -> S
                 (Some(_), j) => Status::WaitAdmission {
                     behind: j.as_ref().map(|j| j.unit.clone()),
                 },
-            }
+            };
+            (status, none())
         }
     }
 }

@@ -11,15 +11,22 @@ use crate::config::CharmConfig;
 use crate::hooktools::Settings;
 use crate::observe::{keys, peer_keys, Observed};
 use crate::plan::Effect;
-use crate::render;
 
 /// A non-empty value of a published key.
 fn lookup<'a>(data: &'a Settings, key: &str) -> Option<&'a str> {
     data.get(key).map(String::as_str).filter(|v| !v.is_empty())
 }
 
-/// This unit's peer relation data, when it differs from what is published.
-pub fn peer_data(o: &Observed, cfg: &CharmConfig, address: &str) -> Option<Effect> {
+/// This unit's peer relation data, when it differs from what is published: the URLs its etcd
+/// advertises (those of the config it runs: a new port is announced once etcd has restarted
+/// with it, so the leader updates the member only then), its started member and its pending
+/// `restart-request` (empty: none).
+pub fn peer_data(
+    o: &Observed,
+    cfg: &CharmConfig,
+    address: &str,
+    restart_request: &str,
+) -> Option<Effect> {
     let rel = o.peer_relation.as_ref()?;
     let id = o
         .local
@@ -31,17 +38,16 @@ pub fn peer_data(o: &Observed, cfg: &CharmConfig, address: &str) -> Option<Effec
         (Some(id), true) => format!("{id:x}"),
         _ => String::new(),
     };
+    let (peer_url, client_url) = o.advertised(cfg, address);
     let want = Settings::from([
-        (
-            peer_keys::PEER_URL.to_string(),
-            render::url(address, cfg.management_port),
-        ),
-        (
-            peer_keys::CLIENT_URL.to_string(),
-            render::url(address, cfg.port),
-        ),
+        (peer_keys::PEER_URL.to_string(), peer_url),
+        (peer_keys::CLIENT_URL.to_string(), client_url),
         (peer_keys::INGRESS.to_string(), address.to_string()),
         (peer_keys::STARTED.to_string(), started),
+        (
+            peer_keys::RESTART_REQUEST.to_string(),
+            restart_request.to_string(),
+        ),
     ]);
     changed(&o.own_peer_data, want).map(|s| Effect::PeerSet(rel.clone(), s))
 }

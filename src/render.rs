@@ -114,6 +114,42 @@ pub fn runtime_part(rendered: &str) -> String {
         .join("\n")
 }
 
+/// One top-level setting of a config this charm rendered (quotes removed).
+pub fn setting<'a>(rendered: &'a str, key: &str) -> Option<&'a str> {
+    rendered.lines().find_map(|l| {
+        let v = l.strip_prefix(key)?.strip_prefix(':')?;
+        Some(v.trim().trim_matches('"'))
+    })
+}
+
+/// The client port of a config this charm rendered (that of its first advertised client URL).
+pub fn client_port(rendered: &str) -> Option<u16> {
+    let first = setting(rendered, "advertise-client-urls")?
+        .split(',')
+        .next()?;
+    split_port(first.trim()).map(|(_, port)| port)
+}
+
+/// The peer and client URLs a config this charm rendered advertises.
+pub fn advertised_urls(rendered: &str) -> Option<(String, String)> {
+    let peer = setting(rendered, "initial-advertise-peer-urls")?;
+    let client = setting(rendered, "advertise-client-urls")?;
+    (!peer.is_empty() && !client.is_empty()).then(|| (peer.to_string(), client.to_string()))
+}
+
+/// A short, stable fingerprint (64-bit FNV-1a, hex) of what a restarted etcd runs: the
+/// settings it reads on every start, its systemd unit and its version.
+pub fn restart_fingerprint(config: &str, unit: &str, version: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in [runtime_part(config).as_str(), unit, version] {
+        for b in part.bytes().chain([0u8]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
 /// The `initial-*` settings of a config this charm rendered, if complete.
 pub fn initial_cluster_of(rendered: &str) -> Option<InitialCluster> {
     let value = |key: &str| {
@@ -293,5 +329,48 @@ initial-cluster-token: "0123e4"
     #[test]
     fn ipv6_urls() {
         assert_eq!(url("fd00::1", 2380), "http://[fd00::1]:2380");
+    }
+
+    #[test]
+    fn reads_back_what_it_rendered() {
+        let cfg = CharmConfig {
+            port: 4001,
+            ..CharmConfig::default()
+        };
+        let got = etcd_config(&cfg, "etcd0", "10.0.0.1", &init(), &[]);
+        assert_eq!(client_port(&got), Some(4001));
+        assert_eq!(setting(&got, "log-level"), Some("info"));
+        assert_eq!(setting(&got, "initial-cluster-token"), Some("0123e4"));
+        assert_eq!(
+            advertised_urls(&got),
+            Some((
+                "http://10.0.0.1:2380".to_string(),
+                "http://10.0.0.1:4001".to_string()
+            ))
+        );
+        let v6 = etcd_config(&cfg, "etcd0", "fd00::1", &init(), &[]);
+        assert_eq!(client_port(&v6), Some(4001));
+    }
+
+    #[test]
+    fn fingerprint_follows_what_etcd_reads() {
+        let cfg = CharmConfig::default();
+        let a = etcd_config(&cfg, "etcd0", "10.0.0.1", &init(), &[]);
+        let joined = InitialCluster {
+            state: "existing",
+            ..init()
+        };
+        let b = etcd_config(&cfg, "etcd0", "10.0.0.1", &joined, &[]);
+        let unit = systemd_unit();
+        let f = restart_fingerprint(&a, &unit, "3.4.23");
+        assert_eq!(f.len(), 16);
+        assert_eq!(f, restart_fingerprint(&b, &unit, "3.4.23"));
+        assert_ne!(f, restart_fingerprint(&a, &unit, "3.5.0"));
+        let debug = CharmConfig {
+            log_level: "debug".into(),
+            ..CharmConfig::default()
+        };
+        let c = etcd_config(&debug, "etcd0", "10.0.0.1", &init(), &[]);
+        assert_ne!(f, restart_fingerprint(&c, &unit, "3.4.23"));
     }
 }

@@ -37,6 +37,27 @@ pub enum Status {
         /// The unit currently joining.
         behind: Option<String>,
     },
+    /// New settings need etcd restarted: waiting for the leader's go-ahead (one member restarts
+    /// at a time); `behind` is the unit restarting now, if any.
+    WaitRestart {
+        /// The unit restarting now.
+        behind: Option<String>,
+    },
+    /// etcd is being restarted with new settings (this unit's turn).
+    Restarting,
+    /// etcd was restarted: waiting for its member to be healthy before the next unit's turn.
+    WaitRestarted,
+    /// Leader: the next restart waits until enough other members are healthy to keep a quorum.
+    RestartPaused {
+        /// The unit whose turn it would be.
+        unit: String,
+        /// Other voting members that answered with a Raft leader.
+        healthy: usize,
+        /// Other voting members.
+        others: usize,
+        /// How many must be healthy.
+        needed: usize,
+    },
     /// No member of the cluster answers.
     WaitCluster,
     /// The local member runs but has no Raft leader yet.
@@ -60,10 +81,15 @@ impl Status {
         match self {
             Active { .. } => "active",
             Installing | Bootstrapping | Starting | Joining | Learner | Rejoining | Leaving
-            | Stopped => "maintenance",
-            WaitAddress | WaitBootstrap | WaitAdmission { .. } | WaitCluster | WaitHealthy => {
-                "waiting"
-            }
+            | Restarting | Stopped => "maintenance",
+            WaitAddress
+            | WaitBootstrap
+            | WaitAdmission { .. }
+            | WaitRestart { .. }
+            | WaitRestarted
+            | RestartPaused { .. }
+            | WaitCluster
+            | WaitHealthy => "waiting",
             NoLeadership | InvalidConfig(_) | NoResource(_) | CannotLeave(_) => "blocked",
         }
     }
@@ -95,6 +121,24 @@ impl Status {
             WaitAdmission { behind: Some(u) } => {
                 format!("waiting for the leader to admit this unit ({u} joins first)")
             }
+            WaitRestart { behind: None } => {
+                "waiting for its turn to restart etcd with the new settings".into()
+            }
+            WaitRestart { behind: Some(u) } => {
+                format!("waiting for its turn to restart etcd with the new settings ({u} restarts first)")
+            }
+            Restarting => "restarting etcd with the new settings".into(),
+            WaitRestarted => {
+                "restarted etcd: waiting for its member to be healthy before the next restart".into()
+            }
+            RestartPaused {
+                unit,
+                healthy,
+                others,
+                needed,
+            } => format!(
+                "rolling restart paused: {healthy} of {others} other members healthy, {needed} needed before {unit} may restart"
+            ),
             WaitCluster => "waiting for a member of the etcd cluster to answer".into(),
             WaitHealthy => "waiting for etcd to elect a leader".into(),
             NoLeadership => "this charm needs Juju's leader election (Juju >= 1.23.2): upgrade Juju, then redeploy or run `juju resolved`".into(),
@@ -129,6 +173,14 @@ mod tests {
             "Healthy with 2 peers"
         );
         assert_eq!(Status::NoLeadership.state(), "blocked");
+        let wait = Status::WaitRestart {
+            behind: Some("etcd/1".into()),
+        };
+        assert_eq!(wait.state(), "waiting");
+        assert!(wait
+            .message()
+            .starts_with("waiting for its turn to restart"));
+        assert_eq!(Status::Restarting.state(), "maintenance");
         assert!(Status::NoLeadership.message().contains("Juju >= 1.23.2"));
     }
 }

@@ -272,3 +272,187 @@ fn departing_unit_already_removed_only_stops() {
     assert_eq!(p.effects, [Effect::MarkDeparting, Effect::Stop]);
     assert_eq!(p.status, Status::Leaving);
 }
+
+// Rolling restarts, the leader's side; and a joiner that left.
+
+fn three() -> Vec<etcd_charm::etcd::Member> {
+    vec![member(0), member(1), member(2)]
+}
+
+fn leader_of(members: Vec<etcd_charm::etcd::Member>) -> etcd_charm::observe::Observed {
+    let mut o = settled(0, members, 0);
+    o.leadership = Leadership::Leader;
+    o
+}
+
+#[test]
+fn leader_grants_one_restart_at_a_time_in_unit_order() {
+    let mut o = leader_of(three());
+    o.peers = vec![requesting_peer(2), requesting_peer(1)];
+    assert_eq!(grants(&plan(&o)), ["grant etcd/1"]);
+    assert!(plan(&o).again);
+
+    // etcd/1 restarting (its request still there): nobody else goes.
+    with_grant(&mut o, "etcd/1");
+    assert_eq!(grants(&plan(&o)), Vec::<String>::new());
+
+    // etcd/1 confirmed (request removed): its turn ends, etcd/2's begins.
+    o.peers[1].restart_request = None;
+    assert_eq!(grants(&plan(&o)), ["set \"\"", "grant etcd/2"]);
+
+    // etcd/2 confirmed too: the turn is released, nothing left to grant.
+    with_grant(&mut o, "etcd/2");
+    o.peers[0].restart_request = None;
+    assert_eq!(grants(&plan(&o)), ["set \"\""]);
+}
+
+#[test]
+fn leader_restarts_itself_in_its_turn() {
+    let debug = CharmConfig {
+        log_level: "debug".into(),
+        ..CharmConfig::default()
+    };
+    let mut o = leader_of(three());
+    o.config = Ok(debug.clone());
+    o.peers = vec![requesting_peer(1), requesting_peer(2)];
+    // Unit-number order: etcd/0 (the leader) first; it waits for its own grant.
+    let p = plan(&o);
+    assert_eq!(grants(&p), ["grant etcd/0"]);
+    assert!(!p.effects.iter().any(|e| matches!(e, Effect::Restart(_))));
+    // Its request is published in that pass (seen in-hook), the grant applied: next pass.
+    let request = published_request(&p).expect("its own request");
+    o.own_peer_data = Settings::from([("restart-request".to_string(), request)]);
+    with_grant(&mut o, "etcd/0");
+    let p = plan(&o);
+    assert!(p.effects.iter().any(|e| matches!(e, Effect::Restart(_))));
+    assert_eq!(grants(&p), Vec::<String>::new(), "no other grant meanwhile");
+    // Restarted and healthy: its turn ends and the next one's begins.
+    runs_with(&mut o, &debug);
+    assert_eq!(grants(&plan(&o)), ["set \"\"", "grant etcd/1"]);
+}
+
+#[test]
+fn grant_of_a_unit_that_left_is_reclaimed() {
+    // etcd/2 was granted its restart, then its unit was removed (e.g. its machine died).
+    let mut o = leader_of(vec![member(0), member(1)]);
+    with_grant(&mut o, "etcd/2");
+    o.peers = vec![requesting_peer(1)];
+    assert_eq!(grants(&plan(&o)), ["set \"\"", "grant etcd/1"]);
+    // Still in the relation (machine down, unit not removed): its turn is kept, as restarting
+    // another member could cost the quorum.
+    let mut o = leader_of(three());
+    with_grant(&mut o, "etcd/2");
+    o.peers = vec![requesting_peer(1), requesting_peer(2)];
+    assert_eq!(grants(&plan(&o)), Vec::<String>::new());
+}
+
+#[test]
+fn restarts_and_joins_never_overlap() {
+    // A unit joining: no restart is granted.
+    let mut o = leader_of(vec![member(0), member(1), unstarted_learner(3)]);
+    o.peers = vec![requesting_peer(1), peer(3)];
+    with_joining(&mut o, "etcd/3", 0x103, "…");
+    assert_eq!(grants(&plan(&o)), Vec::<String>::new());
+    // A unit restarting: nobody is admitted.
+    let mut o = leader_of(vec![member(0), member(1), member(2)]);
+    o.peers = vec![requesting_peer(1), peer(2), peer(3)];
+    o.peers[1].started = Some(0x102);
+    with_grant(&mut o, "etcd/1");
+    assert_eq!(membership_effects(&plan(&o)), Vec::<&Effect>::new());
+    // A membership change this pass: the grant waits for the next pass.
+    let mut o = leader_of(vec![member(0), member(1), member(4)]);
+    o.peers = vec![requesting_peer(1)];
+    let p = plan(&o);
+    assert!(matches!(
+        membership_effects(&p)[..],
+        [Effect::Remove { id: 0x104, .. }]
+    ));
+    assert_eq!(grants(&p), Vec::<String>::new());
+}
+
+#[test]
+fn leader_updates_its_own_peer_url_only_after_its_restart() {
+    let cfg = CharmConfig {
+        management_port: 2480,
+        ..CharmConfig::default()
+    };
+    let mut o = leader_of(vec![member(0), member(1)]);
+    o.config = Ok(cfg.clone());
+    o.peers = vec![peer(1)];
+    let p = plan(&o);
+    assert_eq!(membership_effects(&p), Vec::<&Effect>::new());
+    assert_eq!(grants(&p), ["grant etcd/0"]);
+    // Restarted listening on both ports, advertising the new one: now the member is updated.
+    o.own_peer_data = Settings::from([("restart-request".to_string(), "1".to_string())]);
+    with_grant(&mut o, "etcd/0");
+    let old = [peer_url(0)];
+    let init = etcd_charm::render::InitialCluster {
+        state: "existing",
+        cluster: "etcd0=x".into(),
+        token: "t0k".into(),
+    };
+    o.local.rendered_config = Some(etcd_charm::render::etcd_config(
+        &cfg,
+        "etcd0",
+        &ip(0),
+        &init,
+        &old,
+    ));
+    let p = plan(&o);
+    assert_eq!(
+        membership_effects(&p),
+        [&Effect::UpdatePeerUrl {
+            name: "etcd0".into(),
+            id: 0x100,
+            peer_url: "http://10.0.0.10:2480".into()
+        }]
+    );
+}
+
+#[test]
+fn joiner_that_left_the_relation_is_given_up_and_the_next_unit_joins() {
+    // etcd/3 was admitted as a learner, then lost its machine and was removed before starting.
+    let mut o = leader_of(vec![member(0), member(1), member(2), unstarted_learner(3)]);
+    o.peers = vec![peer(1), peer(2), peer(4)];
+    with_joining(&mut o, "etcd/3", 0x103, "…");
+    let p = plan(&o);
+    assert!(
+        matches!(
+            membership_effects(&p)[..],
+            [Effect::Remove { id: 0x103, .. }]
+        ),
+        "{:?}",
+        p.effects
+    );
+    let freed = p.effects.iter().any(|e| {
+        matches!(e, Effect::LeaderSet(s) if s.get(keys::JOINING_UNIT).is_some_and(|u| u.is_empty()))
+    });
+    assert!(
+        freed,
+        "the joining slot is freed in the same pass: {:?}",
+        p.effects
+    );
+    assert!(p.again);
+    // Next pass: the learner is gone, the slot free: etcd/4 is admitted.
+    o.members = Some(three());
+    o.leader_data = LeaderData::parse(
+        o.leader_data
+            .raw
+            .clone()
+            .into_iter()
+            .filter(|(k, _)| !k.starts_with("joining"))
+            .collect(),
+    );
+    assert_eq!(
+        membership_effects(&plan(&o)),
+        [&Effect::Admit {
+            unit: "etcd/4".into(),
+            peer_url: peer_url(4)
+        }]
+    );
+    // While its unit is still in the relation (machine down, not removed), the slot is kept.
+    let mut o = leader_of(vec![member(0), member(1), member(2), unstarted_learner(3)]);
+    o.peers = vec![peer(1), peer(2), peer(3), peer(4)];
+    with_joining(&mut o, "etcd/3", 0x103, "…");
+    assert_eq!(membership_effects(&plan(&o)), Vec::<&Effect>::new());
+}

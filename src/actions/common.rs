@@ -1,0 +1,293 @@
+/*!
+What several actions share: where the local member listens, the endpoints to try, which Juju unit
+owns which member, result keys, sizes and times.
+*/
+
+use super::{Action, Stop};
+use crate::context::{member_name, unit_number, PEER_ENDPOINT};
+use crate::etcd::{Member, MemberStatus};
+use crate::observe::{keys, peer_keys};
+use crate::render::{self, url};
+use crate::{host, paths};
+
+/// The client port the local member listens on: that of the config etcd runs, else the charm
+/// config's, else 2379.
+pub fn local_port(a: &Action) -> u16 {
+    host::read(paths::CONFIG_FILE)
+        .as_deref()
+        .and_then(render::client_port)
+        .unwrap_or_else(|| a.config().port)
+}
+
+/// The local member's client URL on loopback.
+pub fn local_endpoint(a: &Action) -> String {
+    url("127.0.0.1", local_port(a))
+}
+
+/// The endpoints to try, the local member first, then those the leader published.
+pub fn endpoints(a: &Action) -> Vec<String> {
+    let mut eps = vec![local_endpoint(a)];
+    let published = a.leader_data().get(keys::ENDPOINTS).cloned();
+    for ep in published.unwrap_or_default().split(',').map(str::trim) {
+        if !ep.is_empty() && !eps.iter().any(|e| e == ep) {
+            eps.push(ep.to_string());
+        }
+    }
+    eps
+}
+
+/// A unit of the application with what it publishes on the peer relation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitInfo {
+    /// e.g. `etcd/1`.
+    pub unit: String,
+    /// Its member name, e.g. `etcd1`.
+    pub name: String,
+    /// Its peer URL, when published.
+    pub peer_url: Option<String>,
+}
+
+/// This unit and its peers, by unit number.
+pub fn units(a: &Action) -> Vec<UnitInfo> {
+    let own_peer = host::read(paths::CONFIG_FILE)
+        .as_deref()
+        .and_then(render::advertised_urls)
+        .map(|(peer, _)| peer);
+    let mut all = vec![UnitInfo {
+        unit: a.ctx.unit_name.clone(),
+        name: a.ctx.member_name(),
+        peer_url: own_peer,
+    }];
+    let rel = a
+        .juju
+        .relation_ids(PEER_ENDPOINT)
+        .ok()
+        .and_then(|r| r.into_iter().next());
+    if let Some(rel) = rel {
+        for unit in a.juju.relation_list(&rel).unwrap_or_default() {
+            let data = a.juju.relation_get(&rel, &unit).unwrap_or_default();
+            all.push(UnitInfo {
+                name: member_name(&unit),
+                peer_url: data.get(peer_keys::PEER_URL).cloned(),
+                unit,
+            });
+        }
+    }
+    all.sort_by_key(|u| unit_number(&u.unit));
+    all
+}
+
+/// The unit owning a member: by name, or by peer URL while the member is unnamed.
+pub fn unit_of<'a>(units: &'a [UnitInfo], m: &Member) -> Option<&'a UnitInfo> {
+    units.iter().find(|u| match m.name.is_empty() {
+        false => u.name == m.name,
+        true => u.peer_url.as_ref().is_some_and(|p| m.peer_urls.contains(p)),
+    })
+}
+
+/// A member's label: its name, else its id in hex.
+pub fn label(m: &Member) -> String {
+    match m.name.is_empty() {
+        true => format!("{:x}", m.id),
+        false => m.name.clone(),
+    }
+}
+
+/// One segment of an `action-set` key: lowercase letters, digits and inner hyphens.
+pub fn key_part(s: &str) -> String {
+    let k: String = s
+        .to_lowercase()
+        .chars()
+        .map(|c| match c.is_ascii_lowercase() || c.is_ascii_digit() {
+            true => c,
+            false => '-',
+        })
+        .collect();
+    let k = k.trim_matches('-').to_string();
+    match k.is_empty() {
+        true => "x".into(),
+        false => k,
+    }
+}
+
+/// Majority of `n` voters.
+pub fn quorum(n: usize) -> usize {
+    n / 2 + 1
+}
+
+/// A healthy voting member: answers, votes, knows a Raft leader.
+pub fn healthy(s: &MemberStatus) -> bool {
+    !s.is_learner && s.leader != 0
+}
+
+/// Bytes for people: `734 B`, `16.0 MiB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < UNITS.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    match i {
+        0 => format!("{n} B"),
+        _ => format!("{v:.1} {}", UNITS[i]),
+    }
+}
+
+/// Seconds since the epoch.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A UTC timestamp for file names: `20250131T235959Z`.
+pub fn stamp(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
+/// Fails unless this unit is the Juju leader.
+pub fn require_leader(a: &Action, what: &str) -> Result<(), Stop> {
+    match a.juju.is_leader()? {
+        true => Ok(()),
+        false => Err(Stop::Fail(format!(
+            "{what} runs on the leader unit only, and {} is not the leader: run it on the unit \
+             `juju status etcd` marks with `*`",
+            a.ctx.unit_name
+        ))),
+    }
+}
+
+/// Waits at most `budget` for the member at `endpoint` to answer as the Raft leader of a
+/// cluster of its own (after a restore or a rebuild).
+pub fn wait_sole_leader(
+    etcd: &dyn crate::etcd::Etcd,
+    endpoint: &str,
+    budget: std::time::Duration,
+) -> Option<MemberStatus> {
+    let deadline = std::time::Instant::now() + budget;
+    loop {
+        if let Ok(s) = etcd.status(endpoint) {
+            if s.leader != 0 && s.leader == s.member_id {
+                return Some(s);
+            }
+        }
+        if std::time::Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}
+
+/// After a restore or a rebuild (this unit's member alone): records its member id and publishes
+/// the new one-member cluster in leader data at once, so the other units see that their members
+/// were removed, move their data aside and are admitted again one at a time. `token` replaces
+/// the cluster token when the cluster is a new one.
+pub fn publish_sole_member(
+    a: &Action,
+    member_id: u64,
+    version: &str,
+    token: Option<&str>,
+) -> Result<(), Stop> {
+    if let Err(e) = host::record_member_id(member_id) {
+        a.progress(&format!("cannot record the member id: {e}"));
+    }
+    let endpoints = vec![local_endpoint(a)];
+    let members = a.etcd.member_list(&endpoints).unwrap_or_default();
+    let version = Some(version).filter(|v| !v.is_empty());
+    let mut data = crate::membership::published_keys(&members, version).unwrap_or_default();
+    // No unit is joining or restarting any more: their turns are given again from scratch.
+    let cleared = crate::membership::joining_keys("", None, "");
+    data.extend(cleared);
+    data.extend(crate::membership::restart_keys(""));
+    if let Some(t) = token {
+        data.insert(keys::TOKEN.to_string(), t.to_string());
+    }
+    a.juju.leader_set(&data)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_are_utc_civil_dates() {
+        assert_eq!(stamp(0), "19700101T000000Z");
+        assert_eq!(stamp(951_782_400), "20000229T000000Z");
+        assert_eq!(stamp(1_767_225_599), "20251231T235959Z");
+    }
+
+    #[test]
+    fn keys_are_valid_action_set_segments() {
+        assert_eq!(key_part("etcd0"), "etcd0");
+        assert_eq!(key_part("My_Etcd/2"), "my-etcd-2");
+        assert_eq!(key_part("--"), "x");
+    }
+
+    #[test]
+    fn sizes_and_quorum() {
+        assert_eq!(human_bytes(734), "734 B");
+        assert_eq!(human_bytes(16 * 1024 * 1024), "16.0 MiB");
+        assert_eq!((quorum(1), quorum(2), quorum(3), quorum(5)), (1, 2, 2, 3));
+    }
+
+    #[test]
+    fn members_map_to_units_by_name_or_peer_url() {
+        let units = vec![
+            UnitInfo {
+                unit: "etcd/0".into(),
+                name: "etcd0".into(),
+                peer_url: Some("http://10.0.0.1:2380".into()),
+            },
+            UnitInfo {
+                unit: "etcd/3".into(),
+                name: "etcd3".into(),
+                peer_url: Some("http://10.0.0.4:2380".into()),
+            },
+        ];
+        let named = Member {
+            id: 1,
+            name: "etcd0".into(),
+            ..Member::default()
+        };
+        let unnamed = Member {
+            id: 0xab,
+            peer_urls: vec!["http://10.0.0.4:2380".into()],
+            ..Member::default()
+        };
+        let stranger = Member {
+            id: 2,
+            name: "other9".into(),
+            ..Member::default()
+        };
+        assert_eq!(
+            unit_of(&units, &named).map(|u| u.unit.as_str()),
+            Some("etcd/0")
+        );
+        assert_eq!(
+            unit_of(&units, &unnamed).map(|u| u.unit.as_str()),
+            Some("etcd/3")
+        );
+        assert_eq!(unit_of(&units, &stranger), None);
+        assert_eq!(label(&unnamed), "ab");
+    }
+}

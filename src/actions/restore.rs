@@ -1,0 +1,398 @@
+/*!
+`restore` (leader): restores the whole cluster from a snapshot, `path=<file on this unit>` or
+`resource=true` (the attached `snapshot` resource).
+
+Everything that can be checked is checked before anything changes: the file is an etcd v3
+snapshot with its integrity hash, from an etcd this one can read, its sha256 matches (the
+`sha256` param, else the `<file>.sha256` written by the `snapshot` action, when present), the
+cluster is settled (every member votes, no unit joining or restarting) and keeps a quorum, and
+`etcdctl snapshot restore` succeeds into a new data dir beside the current one.
+
+Then: the other members are removed from the cluster (unreachable ones first, so a quorum is
+kept at each step); their etcd stops by itself. This unit's etcd is stopped, its data dir moved
+aside (`data.before-restore-<time>`, deleted at the end with `keep-previous=false`) and the
+restored one put in its place; etcd starts as a one-member cluster with the snapshot's data,
+and the leader data announces it. The other units then see their members removed, move their
+data aside and are admitted again one at a time (the reconcile path's "removed member rejoins").
+If the restored member does not start, the previous data dir is put back and started.
+
+Result keys: `path`, `sha256`, `checksum`, `revision`, `total-keys`, `member-id`,
+`removed-members`, `previous-data`, `output`.
+*/
+
+use super::{common, machine, Action, Results, Stop};
+use crate::etcd::{retry_not_yet, Member};
+use crate::observe::keys;
+use crate::{host, paths, render};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The snapshot file, from the params.
+fn source(a: &Action) -> Result<PathBuf, Stop> {
+    match (a.params.text("path"), a.params.flag("resource")) {
+        (Some(_), true) => {
+            super::fail("give either path=<file> or resource=true, not both; nothing was changed")
+        }
+        (None, false) => super::fail(
+            "say which snapshot to restore: path=<snapshot file on this unit> or resource=true \
+             (the attached `snapshot` resource); nothing was changed",
+        ),
+        (Some(p), false) if !Path::new(p).is_absolute() => super::fail(format!(
+            "path {p:?} must be absolute (e.g. a path returned by the snapshot action); nothing \
+             was changed"
+        )),
+        (Some(p), false) => Ok(PathBuf::from(p)),
+        (None, true) => match a.juju.resource_get("snapshot") {
+            Ok(p) if std::fs::metadata(&p).is_ok_and(|m| m.len() == 0) => super::fail(
+                "the attached `snapshot` resource is empty (a placeholder): attach a snapshot \
+                 with `juju attach-resource <application> snapshot=<file>`, or give \
+                 path=<file on this unit>; nothing was changed",
+            ),
+            Ok(p) if !p.is_empty() => Ok(PathBuf::from(p)),
+            Ok(_) | Err(_) => super::fail(
+                "no `snapshot` resource is attached: attach one with `juju attach-resource \
+                 <application> snapshot=<file>`, or give path=<file on this unit>; nothing was \
+                 changed",
+            ),
+        },
+    }
+}
+
+/// The sha256 the file must have, and where that came from.
+fn expected_sha(a: &Action, file: &Path) -> Result<Option<(String, String)>, Stop> {
+    if let Some(s) = a.params.text("sha256") {
+        let s = s.to_lowercase();
+        if s.len() != 64 || !s.chars().all(|c| c.is_ascii_hexdigit()) {
+            return super::fail(format!(
+                "sha256 {s:?} is not a sha256 (64 hex digits); nothing was changed"
+            ));
+        }
+        return Ok(Some((s, "the sha256 parameter".into())));
+    }
+    let sidecar = PathBuf::from(format!("{}.sha256", file.display()));
+    let listed = host::read(&sidecar.to_string_lossy())
+        .and_then(|t| t.split_whitespace().next().map(str::to_lowercase));
+    Ok(listed.map(|s| (s, sidecar.display().to_string())))
+}
+
+/// The order to remove the other members in: unreachable or unhealthy ones first, so a quorum
+/// is kept at every step.
+fn removal_order<'m>(others: &[&'m Member], healthy: impl Fn(&Member) -> bool) -> Vec<&'m Member> {
+    let mut v: Vec<(bool, &Member)> = others.iter().map(|m| (healthy(m), *m)).collect();
+    v.sort_by_key(|(h, m)| (*h, m.name.clone()));
+    v.into_iter().map(|(_, m)| m).collect()
+}
+
+/// The action.
+pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
+    common::require_leader(a, "restore")?;
+    let keep_previous = a.params.flag("keep-previous");
+    let file = source(a)?;
+    let shown = file.display().to_string();
+    r.set("path", &shown);
+    let unchanged = |e: String| super::fail::<()>(format!("{e}; nothing was changed"));
+
+    // 1. The file.
+    let info = match machine::inspect_snapshot(&file) {
+        Ok(i) => i,
+        Err(e) => return unchanged(e),
+    };
+    if !info.has_hash {
+        return unchanged(format!(
+            "{shown} has no integrity hash (a copy of a member's member/snap/db?): restore a \
+             snapshot saved by the snapshot action or `etcdctl snapshot save`"
+        ));
+    }
+    let local = common::local_endpoint(a);
+    let me = a.etcd.status(&local);
+    let installed = host::installed_version()
+        .or_else(|| me.as_ref().ok().map(|s| s.version.clone()))
+        .unwrap_or_default();
+    if let Err(e) = machine::check_compatible(&info, &installed) {
+        return unchanged(e);
+    }
+    let sha = match machine::sha256(&file) {
+        Ok(s) => s,
+        Err(e) => return unchanged(format!("cannot checksum {shown}: {e}")),
+    };
+    r.set("sha256", &sha);
+    let checksum = match expected_sha(a, &file)? {
+        Some((want, from)) if want != sha => {
+            return unchanged(format!(
+                "{shown} has sha256 {sha} but {from} says {want}: the file is not the snapshot \
+                 you meant, or it was damaged in transit; copy it again"
+            ))
+        }
+        Some((_, from)) => format!("sha256 matches {from}; integrity hash checked by etcd"),
+        None => "integrity hash checked by etcd (no sha256 given)".to_string(),
+    };
+    let status = match machine::snapshot_status(&file) {
+        Ok(s) => s,
+        Err(e) => {
+            return unchanged(format!(
+                "etcd cannot read {shown} ({e}): the file is damaged or incomplete; copy it again"
+            ))
+        }
+    };
+
+    // 2. The cluster.
+    let me = match me {
+        Ok(s) if common::healthy(&s) => s,
+        Ok(_) => {
+            return unchanged(
+                "this unit's member is not a healthy voting member (no Raft leader, or a \
+                 learner): if the cluster lost its majority, run rebuild-cluster first"
+                    .into(),
+            )
+        }
+        Err(e) => {
+            return unchanged(format!(
+                "etcd on this unit does not answer ({e}): check `juju status`; if the cluster \
+                 lost its majority, run rebuild-cluster first"
+            ))
+        }
+    };
+    let ld = a.leader_data();
+    for (key, what) in [
+        (keys::JOINING_UNIT, "is joining"),
+        (keys::RESTART_GRANTED, "is restarting"),
+    ] {
+        if let Some(unit) = ld.get(key).filter(|u| !u.is_empty()) {
+            return unchanged(format!(
+                "{unit} {what}: wait until `juju status` shows every unit active, then run \
+                 restore again"
+            ));
+        }
+    }
+    let endpoints = common::endpoints(a);
+    let members = match a.etcd.member_list(&endpoints) {
+        Ok(m) => m,
+        Err(e) => return unchanged(format!("cannot list members: {e}")),
+    };
+    if let Some(m) = members.iter().find(|m| m.is_learner || !m.started()) {
+        return unchanged(format!(
+            "member {} is still joining: wait until every unit is active, then run restore again",
+            common::label(m)
+        ));
+    }
+    let others: Vec<&Member> = members.iter().filter(|m| m.id != me.member_id).collect();
+    let answers = |m: &Member| {
+        m.client_urls
+            .first()
+            .is_some_and(|ep| a.etcd.status(ep).is_ok_and(|s| common::healthy(&s)))
+    };
+    let healthy = 1 + others.iter().filter(|m| answers(m)).count();
+    if healthy < common::quorum(members.len()) {
+        return unchanged(format!(
+            "only {healthy} of {} members are healthy, short of a majority: run rebuild-cluster \
+             first",
+            members.len()
+        ));
+    }
+    let Some((peer_url, _)) = host::read(paths::CONFIG_FILE)
+        .as_deref()
+        .and_then(render::advertised_urls)
+    else {
+        return unchanged(format!(
+            "cannot read this unit's peer URL from {}",
+            paths::CONFIG_FILE
+        ));
+    };
+    let name = a.ctx.member_name();
+
+    // 3. The restored data dir, beside the current one (checks the integrity hash).
+    let home = Path::new(paths::ETCD_HOME);
+    let needed = info.size + 128 * 1024 * 1024;
+    if let Some(free) = machine::free_bytes(home) {
+        if free < needed {
+            return unchanged(format!(
+                "{} has {} free and the restore needs about {}: free some space",
+                paths::ETCD_HOME,
+                common::human_bytes(free),
+                common::human_bytes(needed)
+            ));
+        }
+    }
+    let stamp = common::stamp(common::now_secs());
+    let restored = home.join(format!("restore-{stamp}"));
+    let _ = std::fs::remove_dir_all(&restored);
+    let token = host::random_token();
+    a.progress(&format!(
+        "checking and unpacking {shown} (revision {}, {} keys)",
+        status.revision, status.total_keys
+    ));
+    if let Err(e) = machine::snapshot_restore(&file, &restored, &name, &peer_url, &token) {
+        let _ = std::fs::remove_dir_all(&restored);
+        return unchanged(match e.contains("expected sha256") {
+            true => format!(
+                "{shown} does not match its integrity hash: the file is damaged or incomplete; \
+                 copy it again"
+            ),
+            false => format!("etcd cannot restore {shown}: {e}"),
+        });
+    }
+    let discard = || {
+        let _ = std::fs::remove_dir_all(&restored);
+    };
+
+    // 4. The other members leave; their units rejoin the restored cluster by themselves.
+    let mut removed = Vec::new();
+    for m in removal_order(&others, answers) {
+        let label = common::label(m);
+        a.progress(&format!(
+            "removing {label} from the cluster (its unit rejoins the restored cluster by itself)"
+        ));
+        let res = retry_not_yet(Duration::from_secs(30), Duration::from_secs(1), || {
+            a.etcd.member_remove(&endpoints, m.id)
+        });
+        if let Err(e) = res {
+            discard();
+            r.set("removed-members", removed.join(","));
+            return super::fail(format!(
+                "removing {label} failed: {e}. Nothing was restored; the members removed so far \
+                 ({}) rejoin the current cluster by themselves. Check `health`, then run \
+                 restore again",
+                if removed.is_empty() {
+                    "none".to_string()
+                } else {
+                    removed.join(", ")
+                }
+            ));
+        }
+        removed.push(label);
+    }
+    r.set("removed-members", removed.join(","));
+
+    // 5. The swap.
+    a.progress("stopping etcd on this unit and putting the restored data in place");
+    let data = Path::new(paths::DATA_DIR);
+    let aside = home.join(format!("data.before-restore-{stamp}"));
+    let swapped = machine::stop_etcd()
+        .and_then(|()| machine::rename(data, &aside))
+        .and_then(|()| machine::rename(&restored, data));
+    let started = swapped.and_then(|()| {
+        machine::start_etcd()?;
+        common::wait_sole_leader(a.etcd, &local, Duration::from_secs(60))
+            .ok_or_else(|| "the restored member did not elect itself within 60 s".to_string())
+    });
+    let new = match started {
+        Ok(s) => s,
+        Err(e) => {
+            // Put the previous data back and start it (alone now: the others were removed).
+            let _ = machine::stop_etcd();
+            if aside.exists() {
+                if data.exists() {
+                    let _ =
+                        machine::rename(data, &home.join(format!("data.failed-restore-{stamp}")));
+                }
+                let _ = machine::rename(&aside, data);
+            }
+            discard();
+            let back = machine::start_etcd();
+            if let Some(s) = common::wait_sole_leader(a.etcd, &local, Duration::from_secs(60)) {
+                common::publish_sole_member(a, s.member_id, &s.version, None)?;
+            }
+            return super::fail(format!(
+                "the restore failed: {e}. The previous data is back in place and etcd {} with it \
+                 as a one-member cluster; the other units rejoin it by themselves. See `juju \
+                 debug-log` and `journalctl -u etcd` on this unit",
+                match back {
+                    Ok(()) => "started again".to_string(),
+                    Err(e) => format!("did not start again ({e})"),
+                }
+            ));
+        }
+    };
+    common::publish_sole_member(a, new.member_id, &new.version, Some(&token))?;
+    let previous = match keep_previous {
+        true => aside.display().to_string(),
+        false => match std::fs::remove_dir_all(&aside) {
+            Ok(()) => "deleted".to_string(),
+            Err(e) => format!("{} (could not delete it: {e})", aside.display()),
+        },
+    };
+    r.set("checksum", &checksum);
+    r.set("revision", status.revision);
+    r.set("total-keys", status.total_keys);
+    r.set("member-id", format!("{:x}", new.member_id));
+    r.set("previous-data", &previous);
+    r.set(
+        "output",
+        format!(
+            "restored {shown} (revision {}) on {name}, now a one-member cluster; {checksum}. The \
+             other units ({}) rejoin it one at a time by themselves: watch `juju status`. \
+             Previous data: {previous}",
+            status.revision,
+            if removed.is_empty() {
+                "none".to_string()
+            } else {
+                removed.join(", ")
+            }
+        ),
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fakes::{FakeEtcd, FakeJuju};
+    use super::super::run as run_action;
+    use super::*;
+    use crate::etcd::Etcd;
+    use serde_json::json;
+
+    #[test]
+    fn only_on_the_leader() {
+        let mut juju = FakeJuju::new("etcd/1", json!({"path": "/tmp/x.db"}));
+        juju.leader = false;
+        let etcd = FakeEtcd::healthy(3);
+        run_action(&juju.ctx(), "restore", &juju, &etcd).unwrap();
+        let msg = juju.failed().unwrap();
+        assert!(
+            msg.starts_with("restore runs on the leader unit only, and etcd/1 is not the leader"),
+            "{msg}"
+        );
+        assert!(etcd.calls().is_empty());
+    }
+
+    #[test]
+    fn says_which_snapshot_is_wanted() {
+        let etcd = FakeEtcd::healthy(3);
+        for (params, want) in [
+            (json!({}), "say which snapshot to restore"),
+            (
+                json!({"path": "/x.db", "resource": true}),
+                "give either path=<file> or resource=true",
+            ),
+            (json!({"path": "x.db"}), "path \"x.db\" must be absolute"),
+            (
+                json!({"resource": true}),
+                "no `snapshot` resource is attached",
+            ),
+            (
+                json!({"path": "/nonexistent/x.db"}),
+                "cannot read /nonexistent/x.db",
+            ),
+        ] {
+            let juju = FakeJuju::new("etcd/0", params);
+            run_action(&juju.ctx(), "restore", &juju, &etcd).unwrap();
+            let msg = juju.failed().unwrap();
+            assert!(msg.starts_with(want), "{msg}");
+            assert!(msg.ends_with("nothing was changed"), "{msg}");
+        }
+        assert!(etcd.calls().is_empty());
+    }
+
+    #[test]
+    fn unreachable_members_are_removed_first() {
+        let etcd = FakeEtcd::healthy(4);
+        etcd.kill(2);
+        let members = etcd.members.clone();
+        let others: Vec<&Member> = members.iter().skip(1).collect();
+        let order: Vec<String> = removal_order(&others, |m| etcd.status(&m.client_urls[0]).is_ok())
+            .iter()
+            .map(|m| m.name.clone())
+            .collect();
+        assert_eq!(order, ["etcd2", "etcd1", "etcd3"]);
+    }
+}

@@ -1,0 +1,253 @@
+//! Rolling restarts on real machines: a config change that etcd must be restarted for restarts
+//! one member at a time, each back in the cluster before the next goes, while a client keeps
+//! writing without a single failed write. Needs root: it boots machines.
+
+#[path = "../sandbox/tests/common/mod.rs"]
+mod common;
+use common::{repo_root, Sandbox};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Deploys the built charm with its etcd resource (as `tests/cluster.rs` does).
+fn deploy_etcd(sb: &Sandbox, n: u32) {
+    let build = repo_root().join("build");
+    let charm = build.join("etcd.charm");
+    let resource = build.join("etcd.tar.gz");
+    assert!(
+        charm.exists() && resource.exists(),
+        "run scripts/build-charm first (missing {})",
+        charm.display()
+    );
+    sb.ok(&[
+        "deploy",
+        charm.to_str().unwrap(),
+        "-n",
+        &n.to_string(),
+        "--resource",
+        &format!("etcd={}", resource.display()),
+    ]);
+}
+
+/// etcd's systemd timestamps on a unit (CLOCK_MONOTONIC, shared by every machine of the host):
+/// main process start, when it last stopped being active, when it last became active (with
+/// `Type=notify`: ready, i.e. back in a quorum).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Run {
+    started: u64,
+    left_active: u64,
+    ready: u64,
+}
+
+fn run_of(sb: &Sandbox, unit: &str) -> Run {
+    let (code, out, err) = sb.ssh(
+        unit,
+        "systemctl show -p ExecMainStartTimestampMonotonic -p ActiveExitTimestampMonotonic \
+         -p ActiveEnterTimestampMonotonic etcd",
+    );
+    assert_eq!(code, 0, "systemctl show on {unit}: {err}");
+    let v: BTreeMap<&str, u64> = out
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k, v.trim().parse().unwrap_or(0)))
+        .collect();
+    Run {
+        started: v["ExecMainStartTimestampMonotonic"],
+        left_active: v["ActiveExitTimestampMonotonic"],
+        ready: v["ActiveEnterTimestampMonotonic"],
+    }
+}
+
+/// Writes `w<i>` keys back to back (one `etcdctl put` each, ~50 a second) through every member's
+/// endpoint until `/tmp/stop-writer` appears (at most 3000 writes); prints one `FAIL` line per
+/// failed write and a last `writes=<n> failures=<k>`.
+fn writer_script(endpoints: &str) -> String {
+    format!(
+        "rm -f /tmp/stop-writer; n=0; fail=0; \
+         while [ ! -e /tmp/stop-writer ] && [ $n -lt 3000 ]; do \
+           n=$((n+1)); \
+           if ! out=$(etcdctl --endpoints={endpoints} --dial-timeout=2s --command-timeout=10s \
+                      put w$n $n 2>&1); then fail=$((fail+1)); echo \"FAIL w$n: $out\"; fi; \
+         done; echo \"writes=$n failures=$fail\""
+    )
+}
+
+#[test]
+fn config_change_restarts_one_member_at_a_time_without_failed_writes() {
+    let sb = Sandbox::new("etcd_roll_writes");
+    deploy_etcd(&sb, 3);
+    sb.wait_active(3);
+    let units = sb.units("etcd");
+    assert_eq!(units.len(), 3);
+    let before: Vec<Run> = units.iter().map(|u| run_of(&sb, u)).collect();
+    let (code, endpoints, err) = sb.exec("etcd/0", "leader-get endpoints");
+    assert_eq!(code, 0, "{err}");
+    let endpoints = endpoints.trim().to_string();
+    assert_eq!(endpoints.split(',').count(), 3, "{endpoints}");
+    let log_lines = sb
+        .ok(&["debug-log", "--replay", "--no-tail"])
+        .lines()
+        .count();
+
+    let writer = std::thread::scope(|s| {
+        let writer = s.spawn(|| sb.ssh("etcd/0", &writer_script(&endpoints)));
+        sb.eventually("the writer to start", Duration::from_secs(60), || {
+            let (_, out, _) = sb.ssh("etcd/0", "etcdctl get w3 --print-value-only");
+            (out.trim() == "3").then_some(())
+        });
+        sb.ok(&[
+            "config",
+            "etcd",
+            "log_level=debug",
+            "heartbeat_interval=150",
+        ]);
+        sb.eventually("every member restarted", Duration::from_secs(240), || {
+            let now: Vec<Run> = units.iter().map(|u| run_of(&sb, u)).collect();
+            let all = now
+                .iter()
+                .zip(&before)
+                .all(|(n, b)| n.started != b.started && n.ready > n.started);
+            all.then_some(())
+        });
+        sb.wait_active(3);
+        // A few more writes on the restarted cluster, then stop.
+        let written = || {
+            let (_, n, _) = sb.ssh("etcd/0", "etcdctl get w --prefix --keys-only | grep -c .");
+            n.trim().parse::<u64>().unwrap_or(0)
+        };
+        let so_far = written();
+        sb.eventually("writes after the restarts", Duration::from_secs(60), || {
+            (written() >= so_far + 20).then_some(())
+        });
+        sb.ssh("etcd/0", "touch /tmp/stop-writer");
+        writer.join().expect("writer thread")
+    });
+
+    // No write failed, and the writer kept writing across the restarts.
+    let (code, out, err) = writer;
+    assert_eq!(code, 0, "writer: {out}{err}");
+    let summary = out.lines().last().unwrap_or_default().to_string();
+    let fails: Vec<&str> = out.lines().filter(|l| l.starts_with("FAIL")).collect();
+    assert!(
+        fails.is_empty(),
+        "failed writes during the rolling restart: {fails:#?}"
+    );
+    let writes: u64 = summary
+        .strip_prefix("writes=")
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("writer summary: {out}"));
+    assert_eq!(summary, format!("writes={writes} failures=0"));
+    for u in &units {
+        let (_, v, _) = sb.ssh(u, &format!("etcdctl get w{writes} --print-value-only"));
+        assert_eq!(v.trim(), writes.to_string(), "last write read on {u}");
+    }
+
+    // Each member restarted once, one at a time: each stopped only after the previous one was
+    // ready again (systemd's monotonic timestamps), and the writer ran before and after.
+    let mut after: Vec<(String, Run)> = units.iter().map(|u| (u.clone(), run_of(&sb, u))).collect();
+    after.sort_by_key(|(_, r)| r.left_active);
+    eprintln!("writer: {summary}; etcd runs (monotonic µs) by stop time: {after:?}");
+    for pair in after.windows(2) {
+        let ((a, ra), (b, rb)) = (&pair[0], &pair[1]);
+        assert!(
+            rb.left_active > ra.ready,
+            "{b} stopped before {a} was back: {ra:?} / {rb:?}"
+        );
+    }
+    for (u, r) in &after {
+        let (_, conf, _) = sb.ssh(u, "cat /etc/etcd/etcd.conf.yml");
+        assert!(
+            conf.contains("log-level: debug\n") && conf.contains("heartbeat-interval: 150\n"),
+            "{u} runs {conf}"
+        );
+        assert!(r.started > r.left_active, "{u}: {r:?}");
+    }
+
+    // The charm's own account agrees: restart and healthy lines alternate, unit by unit, and
+    // every unit said it waited for its turn or restarted on its grant.
+    let log = sb.ok(&["debug-log", "--replay", "--no-tail"]);
+    let events: Vec<(String, &str)> = log
+        .lines()
+        .skip(log_lines)
+        .filter_map(|l| {
+            let unit = l.split(": ").next()?.strip_prefix("unit-")?;
+            let unit = unit.rsplit_once('-').map(|(a, n)| format!("{a}/{n}"))?;
+            if l.contains("restarting etcd with the new settings") {
+                Some((unit, "begin"))
+            } else if l.contains("restarted etcd: member") {
+                Some((unit, "healthy"))
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert_eq!(events.len(), 6, "{events:?}");
+    for pair in events.chunks(2) {
+        assert_eq!(pair[0].1, "begin", "{events:?}");
+        assert_eq!(pair[1], (pair[0].0.clone(), "healthy"), "{events:?}");
+    }
+    let mut restarted: Vec<&String> = events.iter().map(|(u, _)| u).collect();
+    restarted.sort();
+    restarted.dedup();
+    assert_eq!(restarted, units.iter().collect::<Vec<_>>());
+    let (_, granted, _) = sb.exec("etcd/0", "leader-get restart-granted");
+    assert_eq!(granted.trim(), "", "the last turn was released");
+}
+
+/// A unit that dies holding its turn does not block the others: its restart never gets healthy
+/// (its etcd binary is broken), the next unit waits behind it, and once the dead unit is
+/// removed the leader takes the turn back and the roll goes on.
+#[test]
+fn turn_of_a_unit_that_died_is_taken_back() {
+    let sb = Sandbox::new("etcd_roll_reclaim");
+    deploy_etcd(&sb, 3);
+    sb.wait_active(3);
+    assert_eq!(sb.leader("etcd").as_deref(), Some("etcd/0"));
+    let before2 = run_of(&sb, "etcd/2");
+    // etcd/1's etcd keeps running, but will not start again.
+    let (code, _, err) = sb.ssh("etcd/1", "ln -sfn /bin/false /usr/local/bin/etcd");
+    assert_eq!(code, 0, "{err}");
+    sb.ok(&["config", "etcd", "log_level=debug"]);
+
+    let message = |s: &serde_json::Value, u: &str| {
+        let w = &s["applications"]["etcd"]["units"][u]["workload-status"];
+        format!(
+            "{}: {}",
+            w["current"].as_str().unwrap_or(""),
+            w["message"].as_str().unwrap_or("")
+        )
+    };
+    // etcd/1 holds its turn, its etcd down (restarted, or being started again).
+    sb.eventually("etcd/1 stuck in its turn, etcd/2 behind it", Duration::from_secs(180), || {
+        let s = sb.status();
+        let (m1, m2) = (message(&s, "etcd/1"), message(&s, "etcd/2"));
+        (!m1.starts_with("active")
+            && m2 == "waiting: waiting for its turn to restart etcd with the new settings (etcd/1 restarts first)")
+            .then_some(())
+    });
+    // Still so a while later (the leader does not give the turn away while etcd/1 is there).
+    std::thread::sleep(Duration::from_secs(30));
+    assert_eq!(
+        run_of(&sb, "etcd/2").started,
+        before2.started,
+        "etcd/2 restarted out of turn"
+    );
+    let (_, granted, _) = sb.exec("etcd/0", "leader-get restart-granted");
+    assert_eq!(granted.trim(), "etcd/1");
+
+    sb.ok(&["kill-machine", "etcd/1"]);
+    sb.ok(&["remove-machine", "--force", "etcd/1"]);
+    sb.eventually("etcd/1 gone", Duration::from_secs(60), || {
+        (sb.units("etcd").len() == 2).then_some(())
+    });
+    sb.wait_active(2);
+    let after2 = run_of(&sb, "etcd/2");
+    assert_ne!(after2.started, before2.started, "etcd/2 never restarted");
+    let (_, conf, _) = sb.ssh("etcd/2", "cat /etc/etcd/etcd.conf.yml");
+    assert!(conf.contains("log-level: debug\n"), "{conf}");
+    let (code, members, err) = sb.ssh("etcd/2", "etcdctl member list");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(members.lines().count(), 2, "{members}");
+    let (_, granted, _) = sb.exec("etcd/0", "leader-get restart-granted");
+    assert_eq!(granted.trim(), "", "the turn was released");
+}
