@@ -3,8 +3,9 @@
 
 `alarm=all` (default) disarms `NOSPACE` alarms and refuses while a `CORRUPT` alarm is active
 (that one needs the member replaced, then `alarm=corrupt`). `NOSPACE` is disarmed only when
-every member's database is below the quota again (after `compact` and `defrag all=true`):
-disarming earlier would only raise it again at the next write.
+every member's database is below 90 % of the quota again (after `compact` and `defrag
+all=true`): etcd refuses a write when size + request exceeds the quota, so a member can raise
+NOSPACE while just under it, and disarming earlier would only raise it again at the next write.
 
 Result keys: `disarmed`, `remaining`, `output`.
 */
@@ -16,6 +17,9 @@ use crate::{host, paths};
 
 /// etcd's default backend quota (2 GiB), used when `quota-backend-bytes` is 0.
 const DEFAULT_QUOTA: u64 = 2 * 1024 * 1024 * 1024;
+
+/// The share of the quota (in percent) a member's database must be under for NOSPACE to be disarmed.
+const DISARM_BELOW_PERCENT: u64 = 90;
 
 /// The quota the running etcd enforces: that of the config it runs, else the charm config's.
 fn quota(a: &Action) -> u64 {
@@ -78,12 +82,13 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
     }
     if selected.iter().any(|(_, k)| k == "NOSPACE") {
         let quota = quota(a);
+        let limit = quota / 100 * DISARM_BELOW_PERCENT;
         let full: Vec<String> = members
             .iter()
             .filter(|m| m.started() && !m.is_learner)
             .filter_map(|m| {
                 let s = a.etcd.status(m.client_urls.first()?).ok()?;
-                (s.db_size.max(0) as u64 >= quota).then(|| {
+                (s.db_size.max(0) as u64 >= limit).then(|| {
                     format!(
                         "{} ({})",
                         common::label(m),
@@ -94,8 +99,8 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
             .collect();
         if !full.is_empty() {
             return super::fail(format!(
-                "the database is still at or over the {} quota on {}: nothing was disarmed, \
-                 NOSPACE would be raised again at the next write. Delete what is not needed, \
+                "the database is still at or over {DISARM_BELOW_PERCENT}% of the {} quota on {}: \
+                 nothing was disarmed, NOSPACE would be raised again at the next write. Delete what is not needed, \
                  run `compact physical=true` then `defrag all=true` (or raise quota_backend_bytes), then \
                  alarm-disarm again",
                 common::human_bytes(quota),
@@ -195,12 +200,15 @@ mod tests {
         juju.config = quota(16 * 1024 * 1024);
         let etcd = nospace();
         let mut full = status_of(3, 1);
-        full.db_size = 17 * 1024 * 1024;
+        full.db_size = 15 * 1024 * 1024;
         etcd.status.borrow_mut().insert(client_url(2), Ok(full));
         run_action(&juju.ctx(), "alarm-disarm", &juju, &etcd).unwrap();
         let msg = juju.failed().unwrap();
         assert!(
-            msg.starts_with("the database is still at or over the 16.0 MiB quota on etcd2 (17.0 MiB): nothing was disarmed"),
+            msg.starts_with(
+                "the database is still at or over 90% of the 16.0 MiB quota on etcd2 (15.0 MiB): \
+                 nothing was disarmed"
+            ),
             "{msg}"
         );
         assert_eq!(etcd.alarms.borrow().len(), 2);
