@@ -7,12 +7,12 @@
 //! member; rebuild-cluster after losing 2 of 3 machines serves the surviving data, and the other
 //! units rejoin once their machines are back. Needs root: it boots machines.
 
-#[path = "../sandbox/tests/common/mod.rs"]
-mod common;
-use common::{repo_root, Sandbox};
+#[path = "support/mod.rs"]
+mod support;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::time::Duration;
+use support::{deploy_etcd, etcdctl, get, sh, voting_members, Sandbox};
 
 /// The smallest quota the charm accepts (`src/config.rs`): 16 MiB, filled by 11 puts of 1 MB.
 const QUOTA: &str = "16777216";
@@ -87,38 +87,12 @@ fn fails(sb: &Sandbox, unit: &str, action: &str, params: &[&str], want: &str) ->
     msg
 }
 
-fn deploy_etcd(sb: &Sandbox) {
-    let build = repo_root().join("build");
-    let (charm, resource) = (build.join("etcd.charm"), build.join("etcd.tar.gz"));
-    assert!(
-        charm.exists() && resource.exists(),
-        "run scripts/build-charm first (missing {})",
-        charm.display()
-    );
-    sb.ok(&[
-        "deploy",
-        charm.to_str().unwrap(),
-        "-n",
-        "3",
-        "--resource",
-        &format!("etcd={}", resource.display()),
-        "--config",
-        &format!("quota_backend_bytes={QUOTA}"),
-    ]);
-}
-
-/// A shell command on a unit that must succeed; returns its stdout.
-fn sh(sb: &Sandbox, unit: &str, cmd: &str) -> String {
-    let (code, out, err) = sb.ssh(unit, cmd);
-    assert_eq!(code, 0, "`{cmd}` on {unit}: {out}{err}");
-    out
-}
-
 /// Keys a unit's own member has (serializable read: that member's data, not the leader's).
 fn keys(sb: &Sandbox, unit: &str) -> Option<BTreeSet<String>> {
-    let (code, out, _) = sb.ssh(
+    let (code, out, _) = etcdctl(
+        sb,
         unit,
-        "etcdctl get --prefix '' --keys-only --consistency=s --command-timeout=3s",
+        "get --prefix '' --keys-only --consistency=s --command-timeout=3s",
     );
     (code == 0).then(|| {
         out.lines()
@@ -129,16 +103,9 @@ fn keys(sb: &Sandbox, unit: &str) -> Option<BTreeSet<String>> {
     })
 }
 
-/// `id, started, name, …` lines of the started voting members a unit sees, names sorted.
+/// Names of the started voting members a unit sees, sorted (none when it does not answer).
 fn voters(sb: &Sandbox, unit: &str) -> Vec<String> {
-    let (_, out, _) = sb.ssh(unit, "etcdctl member list --command-timeout=3s");
-    let mut v: Vec<String> = out
-        .lines()
-        .filter(|l| l.contains(", started, ") && l.trim_end().ends_with("false"))
-        .filter_map(|l| l.split(", ").nth(2).map(String::from))
-        .collect();
-    v.sort();
-    v
+    voting_members(&etcdctl(sb, unit, "member list --command-timeout=3s").1)
 }
 
 /// Waits until every unit sees the three members voting and holds exactly `want` keys.
@@ -161,7 +128,11 @@ fn set(keys: &[&str]) -> BTreeSet<String> {
 #[test]
 fn day_two_actions() {
     let sb = Sandbox::new("etcd_actions");
-    deploy_etcd(&sb);
+    deploy_etcd(
+        &sb,
+        3,
+        &["--config", &format!("quota_backend_bytes={QUOTA}")],
+    );
     sb.wait_active(3);
     let leader = sb.leader("etcd").expect("a leader");
     let followers: Vec<String> = sb
@@ -410,10 +381,7 @@ fn day_two_actions() {
     let rebuilt = ok(&sb, &leader, "rebuild-cluster", &["force=true"]);
     assert_eq!(rebuilt.get("member"), member(&leader));
     sh(&sb, &leader, "etcdctl put after-rebuild yes");
-    assert_eq!(
-        sh(&sb, &leader, "etcdctl get survivor --print-value-only").trim(),
-        "yes"
-    );
+    assert_eq!(get(&sb, &leader, "survivor").as_deref(), Ok("yes"));
     for u in &followers {
         sb.ok(&["restart-machine", u]);
     }

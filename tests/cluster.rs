@@ -1,47 +1,16 @@
 //! The charm on real machines: bootstrap, scale out one learner at a time, scale in (the Juju
 //! leader's unit and the Raft leader's), with nothing lost. Needs root: it boots machines.
 
-#[path = "../sandbox/tests/common/mod.rs"]
-mod common;
-use common::{repo_root, Sandbox};
+#[path = "support/mod.rs"]
+mod support;
 use std::time::Duration;
-
-/// Deploys the built charm with its etcd resource.
-pub fn deploy_etcd(sb: &Sandbox, n: u32) {
-    let build = repo_root().join("build");
-    let charm = build.join("etcd.charm");
-    let resource = build.join("etcd.tar.gz");
-    assert!(
-        charm.exists() && resource.exists(),
-        "run scripts/build-charm first (missing {})",
-        charm.display()
-    );
-    sb.ok(&[
-        "deploy",
-        charm.to_str().unwrap(),
-        "-n",
-        &n.to_string(),
-        "--resource",
-        &format!("etcd={}", resource.display()),
-    ]);
-}
-
-/// `etcdctl <args>` on a unit, as root with no flags (the charm sets up the endpoints).
-pub fn etcdctl(sb: &Sandbox, unit: &str, args: &str) -> (i32, String, String) {
-    sb.ssh(unit, &format!("etcdctl {args}"))
-}
+use support::{deploy_etcd, etcdctl, sh, voting_members, workload, Sandbox};
 
 /// Names of the started voting members as a unit sees them.
 fn voters(sb: &Sandbox, unit: &str) -> Vec<String> {
     let (code, out, err) = etcdctl(sb, unit, "member list");
     assert_eq!(code, 0, "member list on {unit}: {err}");
-    let mut v: Vec<String> = out
-        .lines()
-        .filter(|l| l.contains(", started, ") && l.trim_end().ends_with("false"))
-        .filter_map(|l| l.split(", ").nth(2).map(String::from))
-        .collect();
-    v.sort();
-    v
+    voting_members(&out)
 }
 
 fn main_pid(sb: &Sandbox, unit: &str) -> String {
@@ -54,7 +23,7 @@ fn main_pid(sb: &Sandbox, unit: &str) -> String {
 #[test]
 fn bootstrap_scale_out_and_in() {
     let sb = Sandbox::new("etcd_scale");
-    deploy_etcd(&sb, 1);
+    deploy_etcd(&sb, 1, &[]);
     sb.wait_active(1);
     let (code, out, err) = etcdctl(&sb, "etcd/0", "endpoint health");
     assert_eq!(code, 0, "{out}{err}");
@@ -133,7 +102,7 @@ fn two_members_keep_the_data(sb: &Sandbox) -> Vec<String> {
 #[test]
 fn hook_killed_halfway_converges() {
     let sb = Sandbox::new("etcd_killed_hook");
-    deploy_etcd(&sb, 1);
+    deploy_etcd(&sb, 1, &[]);
     sb.wait_active(1);
     assert_eq!(etcdctl(&sb, "etcd/0", "put survives yes").0, 0);
     sb.ok(&["add-unit", "etcd"]);
@@ -160,20 +129,19 @@ fn hook_killed_halfway_converges() {
 #[test]
 fn missing_leadership_tools_block_with_a_clear_message() {
     let sb = Sandbox::new("etcd_no_leadership");
-    deploy_etcd(&sb, 1);
+    deploy_etcd(&sb, 1, &[]);
     sb.wait_active(1);
     let tools = "/var/lib/juju/tools/unit-etcd-0";
-    let (code, _, err) = sb.ssh(
+    sh(
+        &sb,
         "etcd/0",
         &format!(
             "cd {tools} && mkdir -p ../hidden && mv is-leader leader-get leader-set ../hidden/"
         ),
     );
-    assert_eq!(code, 0, "{err}");
     let message = sb.eventually("etcd/0 blocked", Duration::from_secs(90), || {
-        let s = sb.status();
-        let w = &s["applications"]["etcd"]["units"]["etcd/0"]["workload-status"];
-        (w["current"] == "blocked").then(|| w["message"].as_str().unwrap_or_default().to_string())
+        let (current, message) = workload(&sb, "etcd/0");
+        (current == "blocked").then_some(message)
     });
     assert!(
         message.contains("needs Juju's leader election (Juju >= 1.23.2)"),

@@ -237,12 +237,29 @@ fn proxy_and_db_data_identical_on_every_unit_and_sorted() {
     assert_eq!(relation_sets(&plan(&follower)).len(), 1);
 }
 
-#[test]
-fn changed_peer_port_is_updated_by_the_leader_while_the_old_port_stays_open() {
-    let cfg = CharmConfig {
+/// The default config with the peer (management) port moved from 2380 to 2480.
+fn peer_port_2480() -> CharmConfig {
+    CharmConfig {
         management_port: 2480,
         ..CharmConfig::default()
-    };
+    }
+}
+
+/// Asserts that the plan's only membership change moves etcd0's peer URL to port 2480.
+fn assert_updates_etcd0_to_port_2480(p: &Plan) {
+    assert_eq!(
+        membership_effects(p),
+        [&Effect::UpdatePeerUrl {
+            name: "etcd0".into(),
+            id: 0x100,
+            peer_url: "http://10.0.0.10:2480".into()
+        }]
+    );
+}
+
+#[test]
+fn changed_peer_port_is_updated_by_the_leader_while_the_old_port_stays_open() {
+    let cfg = peer_port_2480();
     // The leader's own member is still registered on 2380.
     let mut o = running(0, vec![member(0), member(1)], 0);
     o.leadership = Leadership::Leader;
@@ -252,14 +269,7 @@ fn changed_peer_port_is_updated_by_the_leader_while_the_old_port_stays_open() {
     assert!(
         rendered(&p).contains("listen-peer-urls: http://10.0.0.10:2480,http://10.0.0.10:2380\n")
     );
-    assert_eq!(
-        membership_effects(&p),
-        [&Effect::UpdatePeerUrl {
-            name: "etcd0".into(),
-            id: 0x100,
-            peer_url: "http://10.0.0.10:2480".into()
-        }]
-    );
+    assert_updates_etcd0_to_port_2480(&p);
 }
 
 #[test]
@@ -372,10 +382,7 @@ fn restarts_and_joins_never_overlap() {
 
 #[test]
 fn leader_updates_its_own_peer_url_only_after_its_restart() {
-    let cfg = CharmConfig {
-        management_port: 2480,
-        ..CharmConfig::default()
-    };
+    let cfg = peer_port_2480();
     let mut o = leader_of(vec![member(0), member(1)]);
     o.config = Ok(cfg.clone());
     o.peers = vec![peer(1)];
@@ -399,14 +406,7 @@ fn leader_updates_its_own_peer_url_only_after_its_restart() {
         &old,
     ));
     let p = plan(&o);
-    assert_eq!(
-        membership_effects(&p),
-        [&Effect::UpdatePeerUrl {
-            name: "etcd0".into(),
-            id: 0x100,
-            peer_url: "http://10.0.0.10:2480".into()
-        }]
-    );
+    assert_updates_etcd0_to_port_2480(&p);
 }
 
 #[test]

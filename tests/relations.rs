@@ -5,12 +5,12 @@
 //! scale in to 3 (the Juju leader's unit included), malformed data on either side, and the
 //! removal of the relations. Needs root: it boots machines.
 
-#[path = "../sandbox/tests/common/mod.rs"]
-mod common;
-use common::{repo_root, Sandbox};
+#[path = "support/mod.rs"]
+mod support;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
+use support::{built_charm, deploy_etcd, get, repo_root, sh, try_sh, workload, Sandbox};
 
 const DB: &str = "db-client";
 const PROXY: &str = "proxy-client";
@@ -21,43 +21,15 @@ const LISTEN: &str = "127.0.0.1:23790";
 /// How long the data may take to converge after the model is idle (covers an update-status).
 const CONVERGE: Duration = Duration::from_secs(120);
 
-fn build() -> (String, String) {
-    let build = repo_root().join("build");
-    let charm = build.join("etcd.charm");
-    let resource = build.join("etcd.tar.gz");
-    assert!(
-        charm.exists() && resource.exists(),
-        "run scripts/build-charm first (missing {})",
-        charm.display()
-    );
-    (
-        charm.to_str().unwrap().to_string(),
-        resource.to_str().unwrap().to_string(),
-    )
-}
-
-/// Deploys the built charm with its etcd resource (as `tests/cluster.rs` does).
-fn deploy_etcd(sb: &Sandbox, n: u32) {
-    let (charm, resource) = build();
-    sb.ok(&[
-        "deploy",
-        &charm,
-        "-n",
-        &n.to_string(),
-        "--resource",
-        &format!("etcd={resource}"),
-    ]);
-}
-
 /// Deploys a test consumer from `tests/charms/<name>`, giving it the etcd resource tarball.
 fn deploy_consumer(sb: &Sandbox, name: &str, resource_name: &str) {
-    let (_, resource) = build();
+    let (_, resource) = built_charm();
     let dir = repo_root().join("tests/charms").join(name);
     sb.ok(&[
         "deploy",
         dir.to_str().unwrap(),
         "--resource",
-        &format!("{resource_name}={resource}"),
+        &format!("{resource_name}={}", resource.display()),
     ]);
 }
 
@@ -127,16 +99,6 @@ fn addresses(sb: &Sandbox, app: &str) -> BTreeMap<String, String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-fn workload(sb: &Sandbox, unit: &str) -> (String, String) {
-    let app = unit.split('/').next().unwrap();
-    let s = sb.status();
-    let w = &s["applications"][app]["units"][unit]["workload-status"];
-    (
-        w["current"].as_str().unwrap_or("").to_string(),
-        w["message"].as_str().unwrap_or("").to_string(),
-    )
 }
 
 /// What every etcd unit must publish for the given members (unit → address).
@@ -280,28 +242,9 @@ fn check_proxy_bag(bag: &Map<String, Value>, want: &Expected) -> Result<(), Stri
     Ok(())
 }
 
-/// `etcdctl <args>` on a unit (etcd units: the charm's wrapper sets the endpoints).
-fn sh(sb: &Sandbox, unit: &str, cmd: &str) -> Result<String, String> {
-    let (code, out, err) = sb.ssh(unit, cmd);
-    if code == 0 {
-        Ok(out.trim().to_string())
-    } else {
-        Err(format!("`{cmd}` on {unit} exited {code}: {out}{err}"))
-    }
-}
-
-/// A key's value read with etcdctl on an etcd unit.
-fn get(sb: &Sandbox, etcd_unit: &str, k: &str) -> Result<String, String> {
-    sh(
-        sb,
-        etcd_unit,
-        &format!("etcdctl get --print-value-only {k}"),
-    )
-}
-
 /// The command line of the proxy-client's running grpc-proxy.
 fn proxy_cmdline(sb: &Sandbox) -> Result<String, String> {
-    sh(
+    try_sh(
         sb,
         PROXY_UNIT,
         "systemctl is-active --quiet etcd-grpc-proxy && \
@@ -310,7 +253,7 @@ fn proxy_cmdline(sb: &Sandbox) -> Result<String, String> {
 }
 
 fn restarts(sb: &Sandbox) -> String {
-    sh(sb, PROXY_UNIT, "cat /var/lib/proxy-client/restarts").unwrap_or_default()
+    try_sh(sb, PROXY_UNIT, "cat /var/lib/proxy-client/restarts").unwrap_or_default()
 }
 
 /// Waits until both consumers see `want` on every etcd unit, are active, and have done their
@@ -362,7 +305,7 @@ fn check_works(sb: &Sandbox, want: &Expected, tag: &str, earlier: &[&str]) {
     let etcd_units: Vec<&String> = want.units.iter().collect();
     // Through the proxy on the proxy-client's machine → read on (every) etcd unit.
     let k = format!("relations/{tag}/via-proxy");
-    sh(
+    try_sh(
         sb,
         PROXY_UNIT,
         &format!("etcdctl --endpoints={LISTEN} --command-timeout=10s put {k} {tag}-proxy"),
@@ -377,7 +320,7 @@ fn check_works(sb: &Sandbox, want: &Expected, tag: &str, earlier: &[&str]) {
     }
     // With the db-client's connection string from its machine → read on etcd and via the proxy.
     let k = format!("relations/{tag}/via-db");
-    sh(
+    try_sh(
         sb,
         DB_UNIT,
         &format!(
@@ -391,8 +334,7 @@ fn check_works(sb: &Sandbox, want: &Expected, tag: &str, earlier: &[&str]) {
             sb,
             PROXY_UNIT,
             &format!("etcdctl --endpoints={LISTEN} get --print-value-only {k}")
-        )
-        .unwrap(),
+        ),
         format!("{tag}-db"),
         "{k} read through the proxy"
     );
@@ -433,7 +375,7 @@ fn ran(lines: &[String], unit: &str, hook: &str) -> bool {
 #[test]
 fn db_and_proxy_consumers_follow_membership() {
     let sb = Sandbox::new("etcd_relations");
-    deploy_etcd(&sb, 3);
+    deploy_etcd(&sb, 3, &[]);
     deploy_consumer(&sb, DB, "etcdctl");
     deploy_consumer(&sb, PROXY, "etcd");
     // Related before etcd has started: the consumers wait, then follow the cluster as it forms.
@@ -567,8 +509,7 @@ fn db_and_proxy_consumers_follow_membership() {
         &sb,
         want.units.iter().next().unwrap(),
         "etcdctl member list",
-    )
-    .unwrap();
+    );
     assert_eq!(members.lines().count(), 3, "raft members: {members}");
     check_works(&sb, &want, "three-again", &["three", "five"]);
 
@@ -611,7 +552,7 @@ fn db_and_proxy_consumers_follow_membership() {
     assert_eq!(relation_id(&sb, DB_UNIT, "db"), None);
     assert_eq!(relation_id(&sb, PROXY_UNIT, "proxy"), None);
     assert!(
-        sh(&sb, PROXY_UNIT, "systemctl is-active etcd-grpc-proxy").is_err(),
+        try_sh(&sb, PROXY_UNIT, "systemctl is-active etcd-grpc-proxy").is_err(),
         "the proxy still runs after relation-broken"
     );
     for u in &want.units {

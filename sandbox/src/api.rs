@@ -49,19 +49,9 @@ pub enum Request {
         units: Vec<String>,
     },
     /// Relates two endpoints (`app` or `app:endpoint`).
-    Integrate {
-        /// One side.
-        a: String,
-        /// The other side.
-        b: String,
-    },
+    Integrate(RelationEnds),
     /// Removes a relation.
-    RemoveRelation {
-        /// One side.
-        a: String,
-        /// The other side.
-        b: String,
-    },
+    RemoveRelation(RelationEnds),
     /// Reads or changes application config.
     Config {
         /// Application name.
@@ -153,6 +143,15 @@ pub enum Request {
     },
     /// Tears the model down: machines, namespaces, mounts, the controller.
     Destroy,
+}
+
+/// The two sides of a relation, each `app` or `app:endpoint` (on the command line too).
+#[derive(Debug, Clone, Serialize, Deserialize, clap::Args)]
+pub struct RelationEnds {
+    /// One side.
+    pub a: String,
+    /// The other side.
+    pub b: String,
 }
 
 /// The controller's answer.

@@ -1,6 +1,6 @@
 //! The `sandbox` command line: Juju's verbs (3.x names, 2.x spellings as aliases).
 
-use crate::api::Request;
+use crate::api::{RelationEnds, Request};
 use crate::client::{call, home};
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
@@ -70,19 +70,9 @@ pub enum Cmd {
     },
     /// Integrate two applications (`app` or `app:endpoint`).
     #[command(visible_aliases = ["add-relation", "relate"])]
-    Integrate {
-        /// One side.
-        a: String,
-        /// The other side.
-        b: String,
-    },
+    Integrate(RelationEnds),
     /// Remove an integration.
-    RemoveRelation {
-        /// One side.
-        a: String,
-        /// The other side.
-        b: String,
-    },
+    RemoveRelation(RelationEnds),
     /// Show or change an application's config: `config app`, `config app key`, `config app k=v…`.
     Config {
         /// Application name.
@@ -300,11 +290,14 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             resource,
         } => {
             let config = parse_config_args(&config, app.as_deref())?;
-            let resources = parse_pairs(&resource, "--resource name=path")?;
+            let resources = parse_pairs(&resource, "--resource name=path")?
+                .into_iter()
+                .map(|(k, v)| Ok((k, local_path(&v)?)))
+                .collect::<anyhow::Result<_>>()?;
             let v = call(
                 h,
                 Request::Deploy {
-                    charm,
+                    charm: local_path(&charm)?,
                     app,
                     num_units,
                     config,
@@ -336,8 +329,8 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
-        Cmd::Integrate { a, b } => call(h, Request::Integrate { a, b }).map(|_| 0),
-        Cmd::RemoveRelation { a, b } => call(h, Request::RemoveRelation { a, b }).map(|_| 0),
+        Cmd::Integrate(ends) => call(h, Request::Integrate(ends)).map(|_| 0),
+        Cmd::RemoveRelation(ends) => call(h, Request::RemoveRelation(ends)).map(|_| 0),
         Cmd::Config {
             app,
             args,
@@ -353,7 +346,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
                 Request::AttachResource {
                     app,
                     name: name.into(),
-                    path: path.into(),
+                    path: local_path(path)?,
                 },
             )
             .map(|_| 0)
@@ -363,7 +356,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
                 h,
                 Request::Refresh {
                     app: app.clone(),
-                    path,
+                    path: local_path(&path)?,
                 },
             )?;
             println!(
@@ -496,6 +489,14 @@ fn duration(s: &str) -> anyhow::Result<Duration> {
     crate::controller::runner::parse_duration(s)
         .map(Duration::from_secs_f64)
         .with_context(|| format!("{s:?} is not a duration: use e.g. 90s, 10m or 1h"))
+}
+
+/// A file named on the command line, made absolute here: the controller runs elsewhere (its own
+/// cwd), as Juju's client reads local charms and resources itself.
+fn local_path(path: &str) -> anyhow::Result<String> {
+    let p = std::fs::canonicalize(path)
+        .with_context(|| format!("cannot use {path}: check that the file or directory exists"))?;
+    Ok(p.to_string_lossy().into_owned())
 }
 
 fn parse_pairs(args: &[String], what: &str) -> anyhow::Result<BTreeMap<String, String>> {

@@ -10,7 +10,7 @@ NOSPACE while just under it, and disarming earlier would only raise it again at 
 Result keys: `disarmed`, `remaining`, `output`.
 */
 
-use super::alarm_list::{advice, describe};
+use super::alarm_list::{advice, alarms_and_members, describe};
 use super::{common, Action, Results, Stop};
 use crate::render;
 use crate::{host, paths};
@@ -39,12 +39,8 @@ fn quota(a: &Action) -> u64 {
 pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
     let which = a.params.text("alarm").unwrap_or("all").to_uppercase();
     let endpoints = common::endpoints(a);
-    let alarms = a.etcd.alarms(&endpoints).or_else(|e| {
-        super::fail(format!(
-            "cannot list alarms: {e}; nothing was disarmed. Check `health`"
-        ))
-    })?;
-    let members = a.etcd.member_list(&endpoints).unwrap_or_default();
+    let then = "nothing was disarmed. Check `health`";
+    let (alarms, members) = alarms_and_members(a, &endpoints, then)?;
     let selected: Vec<(u64, String)> = alarms
         .iter()
         .filter(|(_, k)| which == "ALL" || *k == which)
@@ -57,13 +53,7 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
             w => format!("{w} alarm"),
         };
         r.set("disarmed", "none");
-        r.set(
-            "remaining",
-            match others.is_empty() {
-                true => "none".to_string(),
-                false => others.join(", "),
-            },
-        );
+        r.set("remaining", common::list_or_none(&others));
         r.set("output", format!("no {what} is active: nothing to disarm"));
         return Ok(());
     }
@@ -125,13 +115,7 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
     let left = a.etcd.alarms(&endpoints).unwrap_or_default();
     let remaining = describe(&left, &members);
     r.set("disarmed", disarmed.join(", "));
-    r.set(
-        "remaining",
-        match remaining.is_empty() {
-            true => "none".to_string(),
-            false => remaining.join(", "),
-        },
-    );
+    r.set("remaining", common::list_or_none(&remaining));
     let still: Vec<&(u64, String)> = left
         .iter()
         .filter(|a| selected.iter().any(|s| s == *a))
@@ -149,10 +133,7 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
         format!(
             "disarmed {}; active alarms now: {}",
             disarmed.join(", "),
-            match remaining.is_empty() {
-                true => "none".to_string(),
-                false => remaining.join(", "),
-            }
+            common::list_or_none(&remaining)
         ),
     );
     Ok(())
@@ -161,7 +142,6 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
 #[cfg(test)]
 mod tests {
     use super::super::fakes::{client_url, status_of, FakeEtcd, FakeJuju};
-    use super::super::run as run_action;
     use serde_json::json;
 
     fn nospace() -> FakeEtcd {
@@ -184,13 +164,10 @@ mod tests {
         let mut juju = FakeJuju::new("etcd/0", json!({}));
         juju.config = quota(16 * 1024 * 1024);
         let etcd = nospace();
-        run_action(&juju.ctx(), "alarm-disarm", &juju, &etcd).unwrap();
+        juju.run("alarm-disarm", &etcd);
         assert_eq!(juju.failed(), None);
-        assert_eq!(
-            juju.result("disarmed").as_deref(),
-            Some("NOSPACE on etcd0, NOSPACE on etcd1")
-        );
-        assert_eq!(juju.result("remaining").as_deref(), Some("none"));
+        juju.assert_result("disarmed", "NOSPACE on etcd0, NOSPACE on etcd1");
+        juju.assert_result("remaining", "none");
         assert!(etcd.alarms.borrow().is_empty());
     }
 
@@ -202,7 +179,7 @@ mod tests {
         let mut full = status_of(3, 1);
         full.db_size = 15 * 1024 * 1024;
         etcd.status.borrow_mut().insert(client_url(2), Ok(full));
-        run_action(&juju.ctx(), "alarm-disarm", &juju, &etcd).unwrap();
+        juju.run("alarm-disarm", &etcd);
         let msg = juju.failed().unwrap();
         assert!(
             msg.starts_with(
@@ -219,28 +196,21 @@ mod tests {
         let juju = FakeJuju::new("etcd/0", json!({}));
         let etcd = nospace();
         etcd.alarms.borrow_mut().push((3, "CORRUPT".into()));
-        run_action(&juju.ctx(), "alarm-disarm", &juju, &etcd).unwrap();
-        let msg = juju.failed().unwrap();
-        assert!(
-            msg.starts_with("CORRUPT on etcd2 is active: nothing was disarmed"),
-            "{msg}"
-        );
+        juju.run("alarm-disarm", &etcd);
+        juju.failure_starting("CORRUPT on etcd2 is active: nothing was disarmed");
         assert_eq!(etcd.alarms.borrow().len(), 3);
 
         let juju = FakeJuju::new("etcd/0", json!({"alarm": "corrupt"}));
-        run_action(&juju.ctx(), "alarm-disarm", &juju, &etcd).unwrap();
+        juju.run("alarm-disarm", &etcd);
         assert_eq!(juju.failed(), None);
-        assert_eq!(juju.result("disarmed").as_deref(), Some("CORRUPT on etcd2"));
+        juju.assert_result("disarmed", "CORRUPT on etcd2");
     }
 
     #[test]
     fn nothing_to_disarm() {
         let juju = FakeJuju::new("etcd/0", json!({}));
-        run_action(&juju.ctx(), "alarm-disarm", &juju, &FakeEtcd::healthy(3)).unwrap();
+        juju.run("alarm-disarm", &FakeEtcd::healthy(3));
         assert_eq!(juju.failed(), None);
-        assert_eq!(
-            juju.result("output").as_deref(),
-            Some("no alarm is active: nothing to disarm")
-        );
+        juju.assert_result("output", "no alarm is active: nothing to disarm");
     }
 }

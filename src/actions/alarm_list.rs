@@ -9,6 +9,9 @@ Result keys: `count`, `alarms` (`NOSPACE on etcd1, …` or `none`),
 use super::{common, Action, Results, Stop};
 use crate::etcd::Member;
 
+/// Active alarms: (member id, kind).
+pub type Alarms = Vec<(u64, String)>;
+
 /// `NOSPACE on etcd1`, naming members by name when known.
 pub fn describe(alarms: &[(u64, String)], members: &[Member]) -> Vec<String> {
     alarms
@@ -42,15 +45,26 @@ pub fn advice(alarms: &[(u64, String)]) -> &'static str {
     }
 }
 
+/// The active alarms and the members (to name them); when the alarms cannot be listed, fails
+/// with `cannot list alarms: <error>; <then>`.
+pub fn alarms_and_members(
+    a: &Action,
+    endpoints: &[String],
+    then: &str,
+) -> Result<(Alarms, Vec<Member>), Stop> {
+    let alarms = a
+        .etcd
+        .alarms(endpoints)
+        .or_else(|e| super::fail(format!("cannot list alarms: {e}; {then}")))?;
+    let members = a.etcd.member_list(endpoints).unwrap_or_default();
+    Ok((alarms, members))
+}
+
 /// The action.
 pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
     let endpoints = common::endpoints(a);
-    let alarms = a.etcd.alarms(&endpoints).or_else(|e| {
-        super::fail(format!(
-            "cannot list alarms: {e}; check `health` and try on another unit"
-        ))
-    })?;
-    let members = a.etcd.member_list(&endpoints).unwrap_or_default();
+    let then = "check `health` and try on another unit";
+    let (alarms, members) = alarms_and_members(a, &endpoints, then)?;
     let listed = describe(&alarms, &members);
     for (id, kind) in &alarms {
         let key = format!(
@@ -65,13 +79,7 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
         r.set(key, kinds.join(","));
     }
     r.set("count", alarms.len());
-    r.set(
-        "alarms",
-        match listed.is_empty() {
-            true => "none".to_string(),
-            false => listed.join(", "),
-        },
-    );
+    r.set("alarms", common::list_or_none(&listed));
     let output = match listed.is_empty() {
         true => "no alarm is active".to_string(),
         false => format!("active alarms: {}. {}", listed.join(", "), advice(&alarms)),
@@ -83,7 +91,6 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
 #[cfg(test)]
 mod tests {
     use super::super::fakes::{FakeEtcd, FakeJuju};
-    use super::super::run as run_action;
     use serde_json::json;
 
     #[test]
@@ -93,17 +100,11 @@ mod tests {
         etcd.alarms
             .borrow_mut()
             .extend([(2, "NOSPACE".to_string()), (3, "NOSPACE".to_string())]);
-        run_action(&juju.ctx(), "alarm-list", &juju, &etcd).unwrap();
+        juju.run("alarm-list", &etcd);
         assert_eq!(juju.failed(), None);
-        assert_eq!(juju.result("count").as_deref(), Some("2"));
-        assert_eq!(
-            juju.result("alarms").as_deref(),
-            Some("NOSPACE on etcd1, NOSPACE on etcd2")
-        );
-        assert_eq!(
-            juju.result("members.etcd2.alarms").as_deref(),
-            Some("NOSPACE")
-        );
+        juju.assert_result("count", "2");
+        juju.assert_result("alarms", "NOSPACE on etcd1, NOSPACE on etcd2");
+        juju.assert_result("members.etcd2.alarms", "NOSPACE");
         assert!(juju
             .result("output")
             .unwrap()
@@ -113,8 +114,8 @@ mod tests {
     #[test]
     fn none() {
         let juju = FakeJuju::new("etcd/0", json!({}));
-        run_action(&juju.ctx(), "alarm-list", &juju, &FakeEtcd::healthy(1)).unwrap();
-        assert_eq!(juju.result("alarms").as_deref(), Some("none"));
-        assert_eq!(juju.result("count").as_deref(), Some("0"));
+        juju.run("alarm-list", &FakeEtcd::healthy(1));
+        juju.assert_result("alarms", "none");
+        juju.assert_result("count", "0");
     }
 }

@@ -110,6 +110,14 @@ pub fn key_part(s: &str) -> String {
     }
 }
 
+/// Items joined with `, `, or `none`.
+pub fn list_or_none(items: &[String]) -> String {
+    match items.is_empty() {
+        true => "none".to_string(),
+        false => items.join(", "),
+    }
+}
+
 /// Majority of `n` voters.
 pub fn quorum(n: usize) -> usize {
     n / 2 + 1
@@ -195,6 +203,18 @@ pub fn wait_sole_leader(
         }
         std::thread::sleep(std::time::Duration::from_millis(250));
     }
+}
+
+/// Starts etcd on this unit and waits up to 60 s for it to lead a cluster of its own (after a
+/// restore or a rebuild); `Err(why_not)` when it does not.
+pub fn start_sole_leader(
+    a: &Action,
+    endpoint: &str,
+    why_not: &str,
+) -> Result<MemberStatus, String> {
+    super::machine::start_etcd()?;
+    wait_sole_leader(a.etcd, endpoint, std::time::Duration::from_secs(60))
+        .ok_or_else(|| why_not.to_string())
 }
 
 /// After a restore or a rebuild (this unit's member alone): records its member id and publishes

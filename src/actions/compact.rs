@@ -64,37 +64,30 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
 #[cfg(test)]
 mod tests {
     use super::super::fakes::{FakeEtcd, FakeJuju};
-    use super::super::run as run_action;
     use serde_json::json;
 
     #[test]
     fn defaults_to_the_current_revision() {
         let juju = FakeJuju::new("etcd/1", json!({"physical": true}));
         let etcd = FakeEtcd::healthy(3);
-        run_action(&juju.ctx(), "compact", &juju, &etcd).unwrap();
+        juju.run("compact", &etcd);
         assert_eq!(juju.failed(), None);
         assert_eq!(etcd.calls(), ["compact 100 physical=true"]);
-        assert_eq!(juju.result("revision").as_deref(), Some("100"));
-        assert_eq!(juju.result("physical").as_deref(), Some("true"));
+        juju.assert_result("revision", "100");
+        juju.assert_result("physical", "true");
     }
 
     #[test]
     fn future_and_compacted_revisions_are_refused() {
         let juju = FakeJuju::new("etcd/0", json!({"revision": 101}));
         let etcd = FakeEtcd::healthy(3);
-        run_action(&juju.ctx(), "compact", &juju, &etcd).unwrap();
-        assert!(juju
-            .failed()
-            .unwrap()
-            .starts_with("revision 101 is in the future"));
+        juju.run("compact", &etcd);
+        juju.failure_starting("revision 101 is in the future");
         assert!(etcd.calls().is_empty());
 
         let juju = FakeJuju::new("etcd/0", json!({"revision": 50}));
         *etcd.compacted.borrow_mut() = 60;
-        run_action(&juju.ctx(), "compact", &juju, &etcd).unwrap();
-        assert!(juju
-            .failed()
-            .unwrap()
-            .starts_with("revision 50 is already compacted"));
+        juju.run("compact", &etcd);
+        juju.failure_starting("revision 50 is already compacted");
     }
 }

@@ -219,8 +219,7 @@ mod tests {
                 .borrow_mut()
                 .insert(client_url(i), Ok(status_of(i as u64 + 1, 2)));
         }
-        let ctx = juju.ctx();
-        super::super::run(&ctx, "defrag", &juju, &etcd).unwrap();
+        juju.run("defrag", &etcd);
         assert_eq!(juju.failed(), None);
         assert_eq!(
             etcd.calls(),
@@ -230,14 +229,8 @@ mod tests {
                 format!("defragment {}", client_url(1)),
             ]
         );
-        assert_eq!(
-            juju.result("defragmented").as_deref(),
-            Some("etcd0,etcd2,etcd1")
-        );
-        assert_eq!(
-            juju.result("members.etcd1.db-size-after").as_deref(),
-            Some("20480")
-        );
+        juju.assert_result("defragmented", "etcd0,etcd2,etcd1");
+        juju.assert_result("members.etcd1.db-size-after", "20480");
     }
 
     #[test]
@@ -269,12 +262,9 @@ mod tests {
         let juju = FakeJuju::new("etcd/0", json!({}));
         let etcd = FakeEtcd::healthy(3);
         etcd.kill(2);
-        let ctx = juju.ctx();
-        super::super::run(&ctx, "defrag", &juju, &etcd).unwrap();
-        let msg = juju.failed().unwrap();
-        assert!(
-            msg.starts_with("stopped before etcd0: only 1 of the 2 other voting members are healthy and 2 must be"),
-            "{msg}"
+        juju.run("defrag", &etcd);
+        juju.failure_starting(
+            "stopped before etcd0: only 1 of the 2 other voting members are healthy and 2 must be",
         );
         assert!(etcd.calls().is_empty());
     }
@@ -283,8 +273,7 @@ mod tests {
     fn a_sole_member_is_defragmented() {
         let juju = FakeJuju::new("etcd/0", json!({}));
         let etcd = FakeEtcd::healthy(1);
-        let ctx = juju.ctx();
-        super::super::run(&ctx, "defrag", &juju, &etcd).unwrap();
+        juju.run("defrag", &etcd);
         assert_eq!(juju.failed(), None);
         assert_eq!(etcd.calls(), ["defragment http://127.0.0.1:2379"]);
     }

@@ -57,6 +57,25 @@ impl FakeJuju {
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.clone())
     }
+
+    /// Runs the named action as this unit against `etcd` (no hook tool fails here).
+    pub fn run(&self, action: &str, etcd: &FakeEtcd) {
+        super::run(&self.ctx(), action, self, etcd).unwrap();
+    }
+
+    /// Checks that a result key is set to `want`.
+    #[track_caller]
+    pub fn assert_result(&self, key: &str, want: &str) {
+        assert_eq!(self.result(key).as_deref(), Some(want), "{key}");
+    }
+
+    /// The failure message, checked to start with `prefix`.
+    #[track_caller]
+    pub fn failure_starting(&self, prefix: &str) -> String {
+        let msg = self.failed().expect("the action failed");
+        assert!(msg.starts_with(prefix), "{msg}");
+        msg
+    }
 }
 
 impl Juju for FakeJuju {
@@ -183,11 +202,7 @@ impl FakeEtcd {
 
     /// Member `i` stops answering.
     pub fn kill(&self, i: usize) {
-        let dead = Err(EtcdError::Unreachable {
-            op: "status".into(),
-            endpoints: client_url(i),
-            detail: "timed out".into(),
-        });
+        let dead = timed_out(client_url(i));
         self.status.borrow_mut().insert(client_url(i), dead.clone());
         if i == 0 {
             self.status
@@ -218,6 +233,15 @@ impl FakeEtcd {
             }),
         }
     }
+}
+
+/// The status of a member that stopped answering at `endpoint`.
+fn timed_out(endpoint: String) -> Result<MemberStatus, EtcdError> {
+    Err(EtcdError::Unreachable {
+        op: "status".into(),
+        endpoints: endpoint,
+        detail: "timed out".into(),
+    })
 }
 
 /// A member's status: `id`, knowing Raft leader `leader`.
@@ -306,11 +330,7 @@ impl Etcd for FakeEtcd {
         self.status(endpoint)?;
         self.call(format!("defragment {endpoint}"));
         if let Some(i) = self.dies_on_defrag.iter().position(|e| e == endpoint) {
-            let dead = Err(EtcdError::Unreachable {
-                op: "status".into(),
-                endpoints: self.dies_on_defrag[i].clone(),
-                detail: "timed out".into(),
-            });
+            let dead = timed_out(self.dies_on_defrag[i].clone());
             self.status.borrow_mut().insert(endpoint.into(), dead);
         }
         Ok(())

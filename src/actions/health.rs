@@ -33,10 +33,7 @@ impl MemberHealth {
     }
 
     fn label(&self) -> String {
-        match self.member.name.is_empty() {
-            true => format!("{:x}", self.member.id),
-            false => self.member.name.clone(),
-        }
+        common::label(&self.member)
     }
 }
 
@@ -91,12 +88,7 @@ pub fn health_report(
         r.push(("raft-term".into(), s.raft_term.to_string()));
         r.push(("raft-index".into(), s.raft_index.to_string()));
     }
-    let alarms = if alarm_text.is_empty() {
-        "none".to_string()
-    } else {
-        alarm_text.join(", ")
-    };
-    r.push(("alarms".into(), alarms));
+    r.push(("alarms".into(), common::list_or_none(&alarm_text)));
     let healthy = bad.is_empty() && !members.is_empty();
     r.push((
         "verdict".into(),
@@ -185,20 +177,19 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
 #[cfg(test)]
 mod tests {
     use super::super::fakes::{FakeEtcd, FakeJuju};
-    use super::super::run as run_action;
     use serde_json::json;
 
     #[test]
     fn healthy_cluster() {
         let juju = FakeJuju::new("etcd/0", json!({}));
         let etcd = FakeEtcd::healthy(3);
-        run_action(&juju.ctx(), "health", &juju, &etcd).unwrap();
+        juju.run("health", &etcd);
         assert_eq!(juju.failed(), None);
-        assert_eq!(juju.result("verdict").as_deref(), Some("healthy"));
-        assert_eq!(juju.result("leader").as_deref(), Some("etcd0"));
+        juju.assert_result("verdict", "healthy");
+        juju.assert_result("leader", "etcd0");
         for i in 0..3 {
             let key = format!("members.etcd{i}.healthy");
-            assert_eq!(juju.result(&key).as_deref(), Some("true"), "{key}");
+            juju.assert_result(&key, "true");
         }
         let out = juju.result("output").unwrap();
         assert!(out.contains("cluster is healthy: 3 members"), "{out}");
@@ -209,20 +200,10 @@ mod tests {
         let juju = FakeJuju::new("etcd/0", json!({}));
         let etcd = FakeEtcd::healthy(3);
         etcd.kill(2);
-        run_action(&juju.ctx(), "health", &juju, &etcd).unwrap();
-        let failed = juju.failed().unwrap();
-        assert!(
-            failed.starts_with("cluster is unhealthy: etcd2 ("),
-            "{failed}"
-        );
-        assert_eq!(
-            juju.result("members.etcd2.healthy").as_deref(),
-            Some("false")
-        );
-        assert_eq!(
-            juju.result("members.etcd1.healthy").as_deref(),
-            Some("true")
-        );
+        juju.run("health", &etcd);
+        juju.failure_starting("cluster is unhealthy: etcd2 (");
+        juju.assert_result("members.etcd2.healthy", "false");
+        juju.assert_result("members.etcd1.healthy", "true");
     }
 
     #[test]
@@ -249,8 +230,8 @@ mod tests {
         let juju = FakeJuju::new("etcd/0", json!({}));
         let etcd = FakeEtcd::healthy(1);
         etcd.alarms.borrow_mut().push((1, "NOSPACE".into()));
-        run_action(&juju.ctx(), "health", &juju, &etcd).unwrap();
-        assert_eq!(juju.result("alarms").as_deref(), Some("NOSPACE on etcd0"));
+        juju.run("health", &etcd);
+        juju.assert_result("alarms", "NOSPACE on etcd0");
         assert!(juju.failed().unwrap().contains("alarms: NOSPACE on etcd0"));
     }
 }

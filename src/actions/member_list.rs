@@ -11,16 +11,12 @@ use super::{common, Action, Results, Stop};
 /// The action.
 pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
     let endpoints = common::endpoints(a);
-    let members = match a.etcd.member_list(&endpoints) {
-        Ok(m) => m,
-        Err(e) => {
-            return super::fail(format!(
-                "cannot list members: {e}; is etcd running on this unit (`juju status`)? Try \
-                 another unit"
-            ))
-        }
-    };
-    let mut members = members;
+    let mut members = a.etcd.member_list(&endpoints).or_else(|e| {
+        super::fail(format!(
+            "cannot list members: {e}; is etcd running on this unit (`juju status`)? Try \
+             another unit"
+        ))
+    })?;
     members.sort_by_key(|m| (m.name.is_empty(), m.name.clone(), m.id));
     let units = common::units(a);
     let mut lines = Vec::new();
@@ -58,7 +54,6 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
 #[cfg(test)]
 mod tests {
     use super::super::fakes::{FakeEtcd, FakeJuju};
-    use super::super::run as run_action;
     use crate::etcd::Member;
     use crate::hooktools::Settings;
     use serde_json::json;
@@ -78,21 +73,15 @@ mod tests {
             is_learner: true,
             ..Member::default()
         });
-        run_action(&juju.ctx(), "member-list", &juju, &etcd).unwrap();
+        juju.run("member-list", &etcd);
         assert_eq!(juju.failed(), None);
-        assert_eq!(juju.result("count").as_deref(), Some("3"));
-        assert_eq!(juju.result("members.etcd0.unit").as_deref(), Some("etcd/0"));
-        assert_eq!(juju.result("members.etcd1.unit").as_deref(), Some("etcd/1"));
-        assert_eq!(juju.result("members.beef.unit").as_deref(), Some("etcd/3"));
-        assert_eq!(juju.result("members.beef.learner").as_deref(), Some("true"));
-        assert_eq!(
-            juju.result("members.beef.started").as_deref(),
-            Some("false")
-        );
-        assert_eq!(
-            juju.result("members.etcd1.client-urls").as_deref(),
-            Some("http://10.0.0.2:2379")
-        );
+        juju.assert_result("count", "3");
+        juju.assert_result("members.etcd0.unit", "etcd/0");
+        juju.assert_result("members.etcd1.unit", "etcd/1");
+        juju.assert_result("members.beef.unit", "etcd/3");
+        juju.assert_result("members.beef.learner", "true");
+        juju.assert_result("members.beef.started", "false");
+        juju.assert_result("members.etcd1.client-urls", "http://10.0.0.2:2379");
         let out = juju.result("output").unwrap();
         assert!(out.contains("beef (beef, unstarted) unit etcd/3"), "{out}");
     }
@@ -102,7 +91,7 @@ mod tests {
         let juju = FakeJuju::new("etcd/0", json!({}));
         let etcd = FakeEtcd::healthy(1);
         etcd.kill(0);
-        run_action(&juju.ctx(), "member-list", &juju, &etcd).unwrap();
-        assert!(juju.failed().unwrap().starts_with("cannot list members"));
+        juju.run("member-list", &etcd);
+        juju.failure_starting("cannot list members");
     }
 }

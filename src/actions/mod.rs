@@ -243,13 +243,8 @@ mod tests {
     fn bad_params_fail_the_action_and_do_nothing() {
         let juju = FakeJuju::new("etcd/0", json!({"revision": "abc"}));
         let etcd = FakeEtcd::healthy(3);
-        let ctx = juju.ctx();
-        run(&ctx, "compact", &juju, &etcd).unwrap();
-        let failed = juju.failed().unwrap();
-        assert!(
-            failed.starts_with("parameter revision of compact must be an integer"),
-            "{failed}"
-        );
+        juju.run("compact", &etcd);
+        let failed = juju.failure_starting("parameter revision of compact must be an integer");
         assert!(failed.ends_with("nothing was done"));
         assert!(etcd.calls().iter().all(|c| !c.starts_with("compact")));
     }
@@ -257,13 +252,9 @@ mod tests {
     #[test]
     fn unknown_actions_fail_naming_the_known_ones() {
         let juju = FakeJuju::new("etcd/0", json!({}));
-        let ctx = juju.ctx();
-        run(&ctx, "backup", &juju, &FakeEtcd::healthy(1)).unwrap();
-        let failed = juju.failed().unwrap();
-        assert!(
-            failed
-                .starts_with("unknown action backup: this charm has health, member-list, snapshot"),
-            "{failed}"
+        juju.run("backup", &FakeEtcd::healthy(1));
+        juju.failure_starting(
+            "unknown action backup: this charm has health, member-list, snapshot",
         );
     }
 }

@@ -217,9 +217,8 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
     machine::stop_force_new_cluster();
     let back = forced.and_then(|_| {
         a.progress("starting etcd as a one-member cluster");
-        machine::start_etcd()?;
-        common::wait_sole_leader(a.etcd, &local, Duration::from_secs(60))
-            .ok_or_else(|| "etcd did not come back as the leader of its own cluster".to_string())
+        let why_not = "etcd did not come back as the leader of its own cluster";
+        common::start_sole_leader(a, &local, why_not)
     });
     let s = match back {
         Ok(s) => s,
@@ -267,11 +266,7 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
              machines come back; remove units whose machines are gone for good with `juju \
              remove-unit --force`. Previous data: {previous}",
             a.ctx.member_name(),
-            if others.is_empty() {
-                "none".to_string()
-            } else {
-                others.join(", ")
-            }
+            common::list_or_none(&others)
         ),
     );
     Ok(())
@@ -280,7 +275,6 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
 #[cfg(test)]
 mod tests {
     use super::super::fakes::{status_of, FakeEtcd, FakeJuju};
-    use super::super::run as run_action;
     use super::*;
     use serde_json::json;
 
@@ -295,12 +289,12 @@ mod tests {
     fn needs_force_and_the_leader() {
         let juju = FakeJuju::new("etcd/0", json!({"force": false}));
         let etcd = FakeEtcd::healthy(3);
-        run_action(&juju.ctx(), "rebuild-cluster", &juju, &etcd).unwrap();
+        juju.run("rebuild-cluster", &etcd);
         let msg = juju.failed().unwrap();
         assert!(msg.contains("run it with force=true"), "{msg}");
         let mut juju = FakeJuju::new("etcd/1", json!({"force": true}));
         juju.leader = false;
-        run_action(&juju.ctx(), "rebuild-cluster", &juju, &etcd).unwrap();
+        juju.run("rebuild-cluster", &etcd);
         assert!(juju.failed().unwrap().contains("is not the leader"));
     }
 
@@ -314,12 +308,8 @@ mod tests {
             .clone();
         let etcd = FakeEtcd::healthy(3);
         etcd.kill(2);
-        run_action(&juju.ctx(), "rebuild-cluster", &juju, &etcd).unwrap();
-        let msg = juju.failed().unwrap();
-        assert!(
-            msg.starts_with("the cluster has not lost its majority: etcd0 follows Raft leader etcd0 (2 of 3 members answer)"),
-            "{msg}"
-        );
+        juju.run("rebuild-cluster", &etcd);
+        let msg = juju.failure_starting("the cluster has not lost its majority: etcd0 follows Raft leader etcd0 (2 of 3 members answer)");
         assert!(msg.ends_with("nothing was changed"));
     }
 

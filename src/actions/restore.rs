@@ -252,11 +252,7 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
                 "removing {label} failed: {e}. Nothing was restored; the members removed so far \
                  ({}) rejoin the current cluster by themselves. Check `health`, then run \
                  restore again",
-                if removed.is_empty() {
-                    "none".to_string()
-                } else {
-                    removed.join(", ")
-                }
+                common::list_or_none(&removed)
             ));
         }
         removed.push(label);
@@ -271,9 +267,8 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
         .and_then(|()| machine::rename(data, &aside))
         .and_then(|()| machine::rename(&restored, data));
     let started = swapped.and_then(|()| {
-        machine::start_etcd()?;
-        common::wait_sole_leader(a.etcd, &local, Duration::from_secs(60))
-            .ok_or_else(|| "the restored member did not elect itself within 60 s".to_string())
+        let why_not = "the restored member did not elect itself within 60 s";
+        common::start_sole_leader(a, &local, why_not)
     });
     let new = match started {
         Ok(s) => s,
@@ -323,11 +318,7 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
              other units ({}) rejoin it one at a time by themselves: watch `juju status`. \
              Previous data: {previous}",
             status.revision,
-            if removed.is_empty() {
-                "none".to_string()
-            } else {
-                removed.join(", ")
-            }
+            common::list_or_none(&removed)
         ),
     );
     Ok(())
@@ -336,7 +327,6 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
 #[cfg(test)]
 mod tests {
     use super::super::fakes::{FakeEtcd, FakeJuju};
-    use super::super::run as run_action;
     use super::*;
     use crate::etcd::Etcd;
     use serde_json::json;
@@ -346,12 +336,8 @@ mod tests {
         let mut juju = FakeJuju::new("etcd/1", json!({"path": "/tmp/x.db"}));
         juju.leader = false;
         let etcd = FakeEtcd::healthy(3);
-        run_action(&juju.ctx(), "restore", &juju, &etcd).unwrap();
-        let msg = juju.failed().unwrap();
-        assert!(
-            msg.starts_with("restore runs on the leader unit only, and etcd/1 is not the leader"),
-            "{msg}"
-        );
+        juju.run("restore", &etcd);
+        juju.failure_starting("restore runs on the leader unit only, and etcd/1 is not the leader");
         assert!(etcd.calls().is_empty());
     }
 
@@ -375,7 +361,7 @@ mod tests {
             ),
         ] {
             let juju = FakeJuju::new("etcd/0", params);
-            run_action(&juju.ctx(), "restore", &juju, &etcd).unwrap();
+            juju.run("restore", &etcd);
             let msg = juju.failed().unwrap();
             assert!(msg.starts_with(want), "{msg}");
             assert!(msg.ends_with("nothing was changed"), "{msg}");

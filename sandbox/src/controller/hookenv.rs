@@ -418,20 +418,13 @@ impl HookEnv for Env<'_> {
             hostname: m.hostname.clone(),
         })
     }
-    fn open_port(
+    fn change_port(
         &mut self,
+        open: bool,
         range: PortRange,
         _endpoints: Option<Vec<String>>,
     ) -> Result<(), ToolError> {
-        self.ctx.ports.push((true, range));
-        Ok(())
-    }
-    fn close_port(
-        &mut self,
-        range: PortRange,
-        _endpoints: Option<Vec<String>>,
-    ) -> Result<(), ToolError> {
-        self.ctx.ports.push((false, range));
+        self.ctx.ports.push((open, range));
         Ok(())
     }
     fn opened_ports(&self) -> Result<Vec<PortRange>, ToolError> {

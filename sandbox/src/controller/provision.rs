@@ -94,12 +94,9 @@ fn provision_now(sh: &Arc<Shared>, unit: &str) -> anyhow::Result<()> {
     }
     handle.wait_running(Duration::from_secs(120))?;
     install_unit_files(&handle, unit, &charm_dir)?;
-    let mac = handle.exec(
+    let mac = handle.run(
         &["cat", "/sys/class/net/eth0/address"],
-        &[],
-        "/",
-        None,
-        Some(Duration::from_secs(10)),
+        Duration::from_secs(10),
     )?;
     let mut st = sh.lock();
     if let Some(m) = st.model.machines.get_mut(&spec.id) {
@@ -141,13 +138,7 @@ pub fn install_unit_files(
         .map(|t| format!("ln -sf jujuc {t}"))
         .collect();
     let script = format!("cd {tools} && {}", links.join(" && "));
-    let out = handle.exec(
-        &["sh", "-c", &script],
-        &[],
-        "/",
-        None,
-        Some(Duration::from_secs(30)),
-    )?;
+    let out = handle.run(&["sh", "-c", &script], Duration::from_secs(30))?;
     anyhow::ensure!(
         out.status == 0,
         "cannot link the hook tools: {}",
@@ -163,13 +154,7 @@ pub fn install_charm(
     charm_dir: &std::path::Path,
 ) -> anyhow::Result<()> {
     let dest = format!("/var/lib/juju/agents/{}/charm", unit_tag(unit));
-    handle.exec(
-        &["rm", "-rf", &dest],
-        &[],
-        "/",
-        None,
-        Some(Duration::from_secs(30)),
-    )?;
+    handle.run(&["rm", "-rf", &dest], Duration::from_secs(30))?;
     handle.copy_dir_in(charm_dir, &dest)
 }
 

@@ -63,9 +63,9 @@ fn dispatch(sh: &Arc<Shared>, st: &mut State, req: Request) -> Res {
             }
             Ok(json!({ "removing": units }))
         }
-        Request::Integrate { a, b } => integrate(st, &a, &b),
-        Request::RemoveRelation { a, b } => {
-            let id = find_relation(st, &a, &b)?;
+        Request::Integrate(ends) => integrate(st, &ends.a, &ends.b),
+        Request::RemoveRelation(ends) => {
+            let id = find_relation(st, &ends.a, &ends.b)?;
             lifecycle::remove_relation(&mut st.model, id);
             Ok(json!({ "removing": id }))
         }

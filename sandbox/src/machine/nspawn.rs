@@ -269,13 +269,7 @@ impl Machine {
             let wait = left
                 .min(Duration::from_secs(30))
                 .max(Duration::from_millis(200));
-            let last = match self.exec(
-                &["systemctl", "is-system-running", "--wait"],
-                &[],
-                "/",
-                None,
-                Some(wait),
-            ) {
+            let last = match self.run(&["systemctl", "is-system-running", "--wait"], wait) {
                 Ok(out) => {
                     let state = String::from_utf8_lossy(&out.stdout).trim().to_string();
                     if state == "running" || state == "degraded" {
@@ -321,6 +315,11 @@ impl Machine {
             None => Input::None,
         };
         self.exec_with(argv, env, cwd, input, timeout)
+    }
+
+    /// [`Machine::exec`] of `argv` in `/` with no environment and no stdin, within `timeout`.
+    pub fn run(&self, argv: &[&str], timeout: Duration) -> anyhow::Result<ExecOutput> {
+        self.exec(argv, &[], "/", None, Some(timeout))
     }
 
     /// Like [`Machine::exec`] but returns the spawned child with piped stdout/stderr (stdin
@@ -443,12 +442,9 @@ impl Machine {
         if !self.is_alive() {
             return Ok(());
         }
-        let _ = self.exec(
+        let _ = self.run(
             &["systemctl", "poweroff", "--no-block"],
-            &[],
-            "/",
-            None,
-            Some(Duration::from_secs(10)),
+            Duration::from_secs(10),
         );
         if host::wait_gone(&[self.nspawn_pid], timeout) {
             return Ok(());

@@ -23,22 +23,27 @@ fn recipe_key_is_short_stable_hex() {
 #[test]
 fn recipe_key_follows_content_not_order_or_mirror() {
     let r = RootfsRecipe::default();
-    let mut reordered = r.clone();
-    reordered.include.reverse();
-    reordered.mask.reverse();
-    assert_eq!(r.key(), reordered.key());
-    let mut mirrored = r.clone();
-    mirrored.mirror = "http://mirror.example/debian".into();
-    assert_eq!(r.key(), mirrored.key());
-    let mut more = r.clone();
-    more.include.push("netcat-openbsd".into());
-    assert_ne!(r.key(), more.key());
-    let mut other = r.clone();
-    other.suite = "trixie".into();
-    assert_ne!(r.key(), other.key());
-    let mut masked = r.clone();
-    masked.mask.push("systemd-logind.service".into());
-    assert_ne!(r.key(), masked.key());
+    let key = r.key();
+    let changed = |change: fn(&mut RootfsRecipe)| {
+        let mut c = r.clone();
+        change(&mut c);
+        c.key()
+    };
+    let reordered = changed(|c| {
+        c.include.reverse();
+        c.mask.reverse();
+    });
+    assert_eq!(key, reordered);
+    assert_eq!(
+        key,
+        changed(|c| c.mirror = "http://mirror.example/debian".into())
+    );
+    assert_ne!(key, changed(|c| c.include.push("netcat-openbsd".into())));
+    assert_ne!(key, changed(|c| c.suite = "trixie".into()));
+    assert_ne!(
+        key,
+        changed(|c| c.mask.push("systemd-logind.service".into()))
+    );
 }
 
 #[test]
@@ -191,14 +196,8 @@ fn host_network() -> String {
 }
 
 fn sh(m: &Machine, script: &str) -> ExecOutput {
-    m.exec(
-        &["bash", "-c", script],
-        &[],
-        "/",
-        None,
-        Some(Duration::from_secs(20)),
-    )
-    .unwrap()
+    m.run(&["bash", "-c", script], Duration::from_secs(20))
+        .unwrap()
 }
 
 fn text(b: &[u8]) -> String {

@@ -50,37 +50,23 @@ pub(crate) fn fail(msg: impl Into<String>) -> Fail {
 }
 
 /// `--format` and `-o/--output`, on every tool that prints a value.
-pub(crate) const FORMAT: Flag = Flag {
-    names: &["format"],
-    kind: Kind::Value,
-    check: Check::Format,
-    default: "smart",
-    usage: "Specify output format (json|smart|yaml)",
-};
+pub(crate) const FORMAT: Flag = checked(
+    &["format"],
+    Check::Format,
+    "smart",
+    "Specify output format (json|smart|yaml)",
+);
 /// See [`FORMAT`].
-pub(crate) const OUTPUT: Flag = Flag {
-    names: &["o", "output"],
-    kind: Kind::Value,
-    check: Check::None,
-    default: "",
-    usage: "Specify an output file",
-};
+pub(crate) const OUTPUT: Flag = value(&["o", "output"], "", "Specify an output file");
 /// The deprecated `--format` of tools that print nothing.
-pub(crate) const OLD_FORMAT: Flag = Flag {
-    names: &["format"],
-    kind: Kind::Value,
-    check: Check::None,
-    default: "",
-    usage: "deprecated format flag",
-};
+pub(crate) const OLD_FORMAT: Flag = value(&["format"], "", "deprecated format flag");
 /// `-r/--relation`.
-pub(crate) const RELATION: Flag = Flag {
-    names: &["r", "relation"],
-    kind: Kind::Value,
-    check: Check::Relation,
-    default: "",
-    usage: "Specify a relation by id",
-};
+pub(crate) const RELATION: Flag = checked(
+    &["r", "relation"],
+    Check::Relation,
+    "",
+    "Specify a relation by id",
+);
 
 /// A bool flag.
 pub(crate) const fn switch(names: &'static [&'static str], usage: &'static str) -> Flag {
@@ -99,10 +85,20 @@ pub(crate) const fn value(
     default: &'static str,
     usage: &'static str,
 ) -> Flag {
+    checked(names, Check::None, default, usage)
+}
+
+/// A string flag whose value parsing checks.
+const fn checked(
+    names: &'static [&'static str],
+    check: Check,
+    default: &'static str,
+    usage: &'static str,
+) -> Flag {
     Flag {
         names,
         kind: Kind::Value,
-        check: Check::None,
+        check,
         default,
         usage,
     }
@@ -195,6 +191,16 @@ pub(crate) fn key_values(args: &[String]) -> Result<Settings, Fail> {
 /// No arguments left, or the usage error.
 pub(crate) fn check_empty(args: &[String]) -> Res {
     args::check_empty(args).map_err(Fail::Usage)
+}
+
+/// The one optional positional argument; any more is the usage error.
+pub(crate) fn optional_arg(args: &[String]) -> Result<Option<String>, Fail> {
+    let (first, rest) = match args.split_first() {
+        Some((first, rest)) => (Some(first.clone()), rest),
+        None => (None, args),
+    };
+    check_empty(rest)?;
+    Ok(first)
 }
 
 /// One key of a settings map, the whole map for `""`, nil when missing.

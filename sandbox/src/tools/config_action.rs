@@ -3,7 +3,7 @@
 
 use super::args::go_quote;
 use super::format::Out;
-use super::{check_empty, fail, switch, usage, Call, Res, Tool, FORMAT, OUTPUT};
+use super::{check_empty, fail, optional_arg, switch, usage, Call, Res, Tool, FORMAT, OUTPUT};
 
 /// The config and action tools.
 pub(crate) const TOOLS: &[Tool] = &[
@@ -68,11 +68,8 @@ fn config_get(c: &mut Call) -> Res {
 }
 
 fn action_get(c: &mut Call) -> Res {
-    let keys: Vec<String> = match c.args().split_first() {
-        Some((first, rest)) => {
-            check_empty(rest)?;
-            first.split('.').map(String::from).collect()
-        }
+    let keys: Vec<String> = match optional_arg(c.args())? {
+        Some(first) => first.split('.').map(String::from).collect(),
         None => vec![],
     };
     let params = c
@@ -137,13 +134,8 @@ fn action_set(c: &mut Call) -> Res {
 }
 
 fn action_fail(c: &mut Call) -> Res {
-    let message = match c.args().split_first() {
-        Some((m, rest)) => {
-            check_empty(rest)?;
-            m.clone()
-        }
-        None => "action failed without reason given, check action for errors".into(),
-    };
+    let message = optional_arg(c.args())?
+        .unwrap_or_else(|| "action failed without reason given, check action for errors".into());
     Ok(c.env.action_fail(&message)?)
 }
 

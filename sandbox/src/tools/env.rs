@@ -78,7 +78,7 @@ pub struct NetworkInfo {
 
 /// Everything the hook tools may ask of the controller during one hook or action.
 ///
-/// Buffered writes (`relation_set`, `open_port`, `close_port`, `state_set`, `state_delete`) are
+/// Buffered writes (`relation_set`, `change_port`, `state_set`, `state_delete`) are
 /// held by the implementation and committed only when the hook exits 0. `leader_set`,
 /// `status_set` and the action calls take effect at once.
 pub trait HookEnv {
@@ -149,15 +149,10 @@ pub trait HookEnv {
     /// The network of a binding (endpoint or extra-binding name); error for an unknown one.
     fn network_get(&self, binding: &str) -> Result<NetworkInfo, ToolError>;
 
-    /// Buffers opening a port range.
-    fn open_port(
+    /// Buffers opening (`open`) or closing a port range.
+    fn change_port(
         &mut self,
-        range: PortRange,
-        endpoints: Option<Vec<String>>,
-    ) -> Result<(), ToolError>;
-    /// Buffers closing a port range.
-    fn close_port(
-        &mut self,
+        open: bool,
         range: PortRange,
         endpoints: Option<Vec<String>>,
     ) -> Result<(), ToolError>;

@@ -176,14 +176,11 @@ fn write_object<'a>(out: &mut String, entries: impl Iterator<Item = (&'a str, &'
 fn json_string(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
+        if let Some(e) = super::args::short_escape(c) {
+            out.push_str(e);
+            continue;
+        }
         match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
             '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
                 out.push_str(&format!("\\u{:04x}", c as u32))
             }

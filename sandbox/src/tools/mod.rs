@@ -35,8 +35,8 @@ mod yaml_emit;
 mod tests;
 
 pub(crate) use call::{
-    check_empty, fail, get_key, key_values, select, switch, usage, value, Call, Fail, Res, Tool,
-    FORMAT, OLD_FORMAT, OUTPUT, RELATION,
+    check_empty, fail, get_key, key_values, optional_arg, select, switch, usage, value, Call, Fail,
+    Res, Tool, FORMAT, OLD_FORMAT, OUTPUT, RELATION,
 };
 
 use args::{Check, Flag, Kind, ParseError, Parsed};

@@ -141,15 +141,18 @@ fn port_args(c: &Call) -> Result<(PortRange, Option<Vec<String>>), Fail> {
 }
 
 fn open_port(c: &mut Call) -> Res {
-    let (range, endpoints) = port_args(c)?;
-    c.warn_old_format();
-    Ok(c.env.open_port(range, endpoints)?)
+    change_port(c, true)
 }
 
 fn close_port(c: &mut Call) -> Res {
+    change_port(c, false)
+}
+
+/// `open-port` (`open`) or `close-port`.
+fn change_port(c: &mut Call, open: bool) -> Res {
     let (range, endpoints) = port_args(c)?;
     c.warn_old_format();
-    Ok(c.env.close_port(range, endpoints)?)
+    Ok(c.env.change_port(open, range, endpoints)?)
 }
 
 /// Committed ranges sorted by protocol then ports; with `--endpoints` each is followed by

@@ -4,7 +4,8 @@
 use super::args::go_quote;
 use super::format::Out;
 use super::{
-    check_empty, fail, get_key, key_values, select, switch, value, Call, Res, Tool, FORMAT, OUTPUT,
+    check_empty, fail, get_key, key_values, optional_arg, select, switch, value, Call, Res, Tool,
+    FORMAT, OUTPUT,
 };
 
 /// The state tools.
@@ -59,13 +60,8 @@ fn state_set(c: &mut Call) -> Res {
 }
 
 fn state_delete(c: &mut Call) -> Res {
-    let Some((key, rest)) = c.args().split_first() else {
-        return Ok(());
-    };
-    check_empty(rest)?;
-    if key.is_empty() {
-        return Ok(());
+    match optional_arg(c.args())? {
+        Some(key) if !key.is_empty() => Ok(c.env.state_delete(&key)?),
+        Some(_) | None => Ok(()),
     }
-    let key = key.clone();
-    Ok(c.env.state_delete(&key)?)
 }

@@ -4,7 +4,7 @@
 use super::args::go_quote;
 use super::env::StatusInfo;
 use super::format::Out;
-use super::{check_empty, switch, usage, Call, Res, Tool, FORMAT, OUTPUT};
+use super::{check_empty, optional_arg, switch, usage, Call, Res, Tool, FORMAT, OUTPUT};
 
 /// The status tools.
 pub(crate) const TOOLS: &[Tool] = &[
@@ -53,13 +53,7 @@ fn status_set(c: &mut Call) -> Res {
             VALID.join(" ")
         )));
     }
-    let message = match rest.split_first() {
-        Some((m, rest)) => {
-            check_empty(rest)?;
-            m.clone()
-        }
-        None => String::new(),
-    };
+    let message = optional_arg(rest)?.unwrap_or_default();
     let (status, application) = (status.clone(), c.flags.on("application"));
     Ok(c.env.status_set(application, &status, &message)?)
 }

@@ -1,6 +1,6 @@
 //! Config, action and status tools.
 
-use super::{check, run_with, FakeEnv};
+use super::{check, fails, prints, run_ok, run_with, FakeEnv};
 use serde_json::json;
 
 fn configured() -> FakeEnv {
@@ -20,19 +20,19 @@ fn configured() -> FakeEnv {
 #[test]
 fn config_get() {
     check(configured, &[
-        (&["config-get"], 0, "big: 1.234567e+06\ndebug: false\nname: etcd\nport: 2379\nratio: 0.5\n", ""),
-        (&["config-get", "--all"], 0, "big: 1.234567e+06\ndebug: false\nname: etcd\nport: 2379\nratio: 0.5\ntoken: null\n", ""),
+        prints(&["config-get"], "big: 1.234567e+06\ndebug: false\nname: etcd\nport: 2379\nratio: 0.5\n"),
+        prints(&["config-get", "--all"], "big: 1.234567e+06\ndebug: false\nname: etcd\nport: 2379\nratio: 0.5\ntoken: null\n"),
         (&["config-get", "--format=json", "-a"], 0,
             "{\"big\":1234567,\"debug\":false,\"name\":\"etcd\",\"port\":2379,\"ratio\":0.5,\"token\":null}\n", ""),
-        (&["config-get", "port"], 0, "2379\n", ""),
-        (&["config-get", "debug"], 0, "False\n", ""),
-        (&["config-get", "name"], 0, "etcd\n", ""),
-        (&["config-get", "--format=json", "name"], 0, "\"etcd\"\n", ""),
-        (&["config-get", "token"], 0, "", ""),
-        (&["config-get", "missing"], 0, "", ""),
-        (&["config-get", "--format=json", "missing"], 0, "null\n", ""),
-        (&["config-get", "--all", "port"], 2, "", "ERROR cannot use argument --all together with key \"port\"\n"),
-        (&["config-get", "port", "x"], 2, "", "ERROR unrecognized args: [\"x\"]\n"),
+        prints(&["config-get", "port"], "2379\n"),
+        prints(&["config-get", "debug"], "False\n"),
+        prints(&["config-get", "name"], "etcd\n"),
+        prints(&["config-get", "--format=json", "name"], "\"etcd\"\n"),
+        prints(&["config-get", "token"], ""),
+        prints(&["config-get", "missing"], ""),
+        prints(&["config-get", "--format=json", "missing"], "null\n"),
+        fails(&["config-get", "--all", "port"], 2, "ERROR cannot use argument --all together with key \"port\"\n"),
+        fails(&["config-get", "port", "x"], 2, "ERROR unrecognized args: [\"x\"]\n"),
     ]);
 }
 
@@ -48,28 +48,23 @@ fn action_get() {
     check(
         in_action,
         &[
-            (
+            prints(
                 &["action-get"],
-                0,
                 "file:\n  kind: xz\n  level: 9\nforce: true\n",
-                "",
             ),
-            (
+            prints(
                 &["action-get", "--format=json"],
-                0,
                 "{\"file\":{\"kind\":\"xz\",\"level\":9},\"force\":true}\n",
-                "",
             ),
-            (&["action-get", "file.kind"], 0, "xz\n", ""),
-            (&["action-get", "file"], 0, "kind: xz\nlevel: 9\n", ""),
-            (&["action-get", "force"], 0, "True\n", ""),
-            (&["action-get", "file.nope"], 0, "", ""),
-            (&["action-get", "force.deeper"], 0, "", ""),
-            (&["action-get", "--format=json", "nope"], 0, "null\n", ""),
-            (
+            prints(&["action-get", "file.kind"], "xz\n"),
+            prints(&["action-get", "file"], "kind: xz\nlevel: 9\n"),
+            prints(&["action-get", "force"], "True\n"),
+            prints(&["action-get", "file.nope"], ""),
+            prints(&["action-get", "force.deeper"], ""),
+            prints(&["action-get", "--format=json", "nope"], "null\n"),
+            fails(
                 &["action-get", "a", "b"],
                 2,
-                "",
                 "ERROR unrecognized args: [\"b\"]\n",
             ),
         ],
@@ -90,7 +85,7 @@ fn action_get() {
 #[test]
 fn action_set_fail_log() {
     let mut env = in_action();
-    let got = run_with(
+    run_ok(
         &mut env,
         &[
             "action-set",
@@ -101,7 +96,6 @@ fn action_set_fail_log() {
         ],
         &[],
     );
-    assert_eq!(got.0, 0, "{got:?}");
     let want: Vec<(String, String)> = [
         ("a.b", "1"),
         ("out", "x=y"),
@@ -149,28 +143,24 @@ fn action_set_fail_log() {
         );
     }
     let mut env = in_action();
-    assert_eq!(run_with(&mut env, &["action-fail"], &[]).0, 0);
+    run_ok(&mut env, &["action-fail"], &[]);
     assert_eq!(
         env.failed.as_deref(),
         Some("action failed without reason given, check action for errors")
     );
-    assert_eq!(run_with(&mut env, &["action-fail", "disk full"], &[]).0, 0);
+    run_ok(&mut env, &["action-fail", "disk full"], &[]);
     assert_eq!(env.failed.as_deref(), Some("disk full"));
-    assert_eq!(
-        run_with(&mut env, &["action-log", "step", "1", "of", "3"], &[]).0,
-        0
-    );
+    run_ok(&mut env, &["action-log", "step", "1", "of", "3"], &[]);
     assert_eq!(env.action_logs, vec!["step 1 of 3".to_string()]);
     check(
         in_action,
         &[
-            (
+            fails(
                 &["action-fail", "a", "b"],
                 2,
-                "",
                 "ERROR unrecognized args: [\"b\"]\n",
             ),
-            (&["action-log"], 2, "", "ERROR no message specified\n"),
+            fails(&["action-log"], 2, "ERROR no message specified\n"),
         ],
     );
 }
@@ -178,16 +168,12 @@ fn action_set_fail_log() {
 #[test]
 fn status_set_and_get() {
     let mut env = FakeEnv::new();
-    assert_eq!(
-        run_with(
-            &mut env,
-            &["status-set", "maintenance", "installing etcd"],
-            &[]
-        )
-        .0,
-        0
+    run_ok(
+        &mut env,
+        &["status-set", "maintenance", "installing etcd"],
+        &[],
     );
-    assert_eq!(run_with(&mut env, &["status-set", "active"], &[]).0, 0);
+    run_ok(&mut env, &["status-set", "active"], &[]);
     let want = vec![
         (false, "maintenance".into(), "installing etcd".into()),
         (false, "active".into(), String::new()),
@@ -198,35 +184,31 @@ fn status_set_and_get() {
         ..FakeEnv::new()
     };
     let mut env = leader();
-    assert_eq!(
-        run_with(
-            &mut env,
-            &["status-set", "--application", "blocked", "need 3 units"],
-            &[]
-        )
-        .0,
-        0
+    run_ok(
+        &mut env,
+        &["status-set", "--application", "blocked", "need 3 units"],
+        &[],
     );
     assert_eq!(
         env.status_sets,
         vec![(true, "blocked".into(), "need 3 units".into())]
     );
     check(FakeEnv::new, &[
-        (&["status-set"], 2, "", "ERROR invalid args, require <status> [message]\n"),
+        fails(&["status-set"], 2, "ERROR invalid args, require <status> [message]\n"),
         (&["status-set", "error", "x"], 2, "",
             "ERROR invalid status \"error\", expected one of [maintenance blocked waiting active]\n"),
-        (&["status-set", "active", "a", "b"], 2, "", "ERROR unrecognized args: [\"b\"]\n"),
-        (&["status-set", "--application", "active"], 1, "", "ERROR this unit is not the leader\n"),
-        (&["status-get"], 0, "active\n", ""),
-        (&["status-get", "--format=json"], 0, "{\"status\":\"active\"}\n", ""),
-        (&["status-get", "--include-data"], 0, "message: ok\nstatus: active\nstatus-data: {}\n", ""),
+        fails(&["status-set", "active", "a", "b"], 2, "ERROR unrecognized args: [\"b\"]\n"),
+        fails(&["status-set", "--application", "active"], 1, "ERROR this unit is not the leader\n"),
+        prints(&["status-get"], "active\n"),
+        prints(&["status-get", "--format=json"], "{\"status\":\"active\"}\n"),
+        prints(&["status-get", "--include-data"], "message: ok\nstatus: active\nstatus-data: {}\n"),
         (&["status-get", "--include-data", "--format=json"], 0,
             "{\"message\":\"ok\",\"status\":\"active\",\"status-data\":{}}\n", ""),
         (&["status-get", "--application"], 1, "",
             "ERROR finding application status: this unit is not the leader\n"),
     ]);
     check(leader, &[
-        (&["status-get", "--application"], 0, "waiting\n", ""),
+        prints(&["status-get", "--application"], "waiting\n"),
         (&["status-get", "--application", "--format=yaml"], 0,
             "application-status:\n  status: waiting\n  units:\n    etcd/0:\n      status: active\n", ""),
         (&["status-get", "--application", "--include-data", "--format=json"], 0,
@@ -238,10 +220,7 @@ fn status_set_and_get() {
 #[test]
 fn application_version_set() {
     let mut env = FakeEnv::new();
-    assert_eq!(
-        run_with(&mut env, &["application-version-set", "3.5.17"], &[]).0,
-        0
-    );
+    run_ok(&mut env, &["application-version-set", "3.5.17"], &[]);
     assert_eq!(env.version.as_deref(), Some("3.5.17"));
     check(
         FakeEnv::new,

@@ -252,20 +252,13 @@ impl HookEnv for FakeEnv {
             hostname: "etcd-0".into(),
         })
     }
-    fn open_port(
+    fn change_port(
         &mut self,
+        open: bool,
         range: PortRange,
         endpoints: Option<Vec<String>>,
     ) -> Result<(), ToolError> {
-        self.port_ops.push((true, range.to_string(), endpoints));
-        Ok(())
-    }
-    fn close_port(
-        &mut self,
-        range: PortRange,
-        endpoints: Option<Vec<String>>,
-    ) -> Result<(), ToolError> {
-        self.port_ops.push((false, range.to_string(), endpoints));
+        self.port_ops.push((open, range.to_string(), endpoints));
         Ok(())
     }
     fn opened_ports(&self) -> Result<Vec<PortRange>, ToolError> {

@@ -1,6 +1,6 @@
 //! Leadership and relation tools.
 
-use super::{check, run_with, settings, FakeEnv};
+use super::{check, fails, prints, run_ok, run_with, settings, FakeEnv};
 
 fn leader() -> FakeEnv {
     FakeEnv {
@@ -15,31 +15,23 @@ fn is_leader_and_leader_get() {
     check(
         leader,
         &[
-            (&["is-leader"], 0, "True\n", ""),
-            (&["is-leader", "--format=json"], 0, "true\n", ""),
-            (&["is-leader", "--format=yaml"], 0, "true\n", ""),
-            (&["leader-get"], 0, "cluster-token: abc\n\"n\": \"3\"\n", ""),
-            (
-                &["leader-get", "-"],
-                0,
-                "cluster-token: abc\n\"n\": \"3\"\n",
-                "",
-            ),
-            (
+            prints(&["is-leader"], "True\n"),
+            prints(&["is-leader", "--format=json"], "true\n"),
+            prints(&["is-leader", "--format=yaml"], "true\n"),
+            prints(&["leader-get"], "cluster-token: abc\n\"n\": \"3\"\n"),
+            prints(&["leader-get", "-"], "cluster-token: abc\n\"n\": \"3\"\n"),
+            prints(
                 &["leader-get", "--format=json"],
-                0,
                 "{\"cluster-token\":\"abc\",\"n\":\"3\"}\n",
-                "",
             ),
-            (&["leader-get", "cluster-token"], 0, "abc\n", ""),
-            (&["leader-get", "missing"], 0, "", ""),
-            (&["leader-get", "--format=json", "missing"], 0, "null\n", ""),
-            (&["leader-get", "--format=yaml", "missing"], 0, "", ""),
-            (&["leader-get", "a=b"], 2, "", "ERROR invalid key \"a=b\"\n"),
-            (
+            prints(&["leader-get", "cluster-token"], "abc\n"),
+            prints(&["leader-get", "missing"], ""),
+            prints(&["leader-get", "--format=json", "missing"], "null\n"),
+            prints(&["leader-get", "--format=yaml", "missing"], ""),
+            fails(&["leader-get", "a=b"], 2, "ERROR invalid key \"a=b\"\n"),
+            fails(
                 &["leader-get", "a", "b"],
                 2,
-                "",
                 "ERROR unrecognized args: [\"b\"]\n",
             ),
         ],
@@ -47,9 +39,9 @@ fn is_leader_and_leader_get() {
     check(
         FakeEnv::new,
         &[
-            (&["is-leader"], 0, "False\n", ""),
-            (&["leader-get"], 0, "{}\n", ""),
-            (&["leader-get", "--format=json"], 0, "{}\n", ""),
+            prints(&["is-leader"], "False\n"),
+            prints(&["leader-get"], "{}\n"),
+            prints(&["leader-get", "--format=json"], "{}\n"),
         ],
     );
 }
@@ -57,10 +49,7 @@ fn is_leader_and_leader_get() {
 #[test]
 fn leader_set() {
     let mut env = leader();
-    assert_eq!(
-        run_with(&mut env, &["leader-set", "a=1", "n=", " b = x y "], &[]).0,
-        0
-    );
+    run_ok(&mut env, &["leader-set", "a=1", "n=", " b = x y "], &[]);
     assert_eq!(
         env.leader_data,
         settings(&[("a", "1"), ("b", "x y"), ("cluster-token", "abc")])
@@ -68,22 +57,19 @@ fn leader_set() {
     check(
         leader,
         &[
-            (
+            fails(
                 &["leader-set", "novalue"],
                 2,
-                "",
                 "ERROR expected \"key=value\", got \"novalue\"\n",
             ),
-            (
+            fails(
                 &["leader-set", "=v"],
                 2,
-                "",
                 "ERROR expected \"key=value\", got \"=v\"\n",
             ),
-            (
+            fails(
                 &["leader-set", "a=1", "a=2"],
                 2,
-                "",
                 "ERROR key \"a\" specified more than once\n",
             ),
         ],
@@ -104,69 +90,48 @@ fn relation_get() {
     check(
         FakeEnv::in_db_hook,
         &[
-            (&["relation-get"], 0, "port: \"3306\"\nuser: admin\n", ""),
-            (&["relation-get", "user"], 0, "admin\n", ""),
-            (&["relation-get", "missing"], 0, "", ""),
-            (
-                &["relation-get", "--format=json", "missing"],
-                0,
-                "null\n",
-                "",
-            ),
-            (
+            prints(&["relation-get"], "port: \"3306\"\nuser: admin\n"),
+            prints(&["relation-get", "user"], "admin\n"),
+            prints(&["relation-get", "missing"], ""),
+            prints(&["relation-get", "--format=json", "missing"], "null\n"),
+            prints(
                 &["relation-get", "--format=json", "-"],
-                0,
                 "{\"port\":\"3306\",\"user\":\"admin\"}\n",
-                "",
             ),
-            (&["relation-get", "--app"], 0, "database: app\n", ""),
-            (
-                &["relation-get", "--app", "database", "mysql/0"],
-                0,
-                "app\n",
-                "",
-            ),
-            (&["relation-get", "-", "etcd/0"], 0, "mine: \"yes\"\n", ""),
-            (
+            prints(&["relation-get", "--app"], "database: app\n"),
+            prints(&["relation-get", "--app", "database", "mysql/0"], "app\n"),
+            prints(&["relation-get", "-", "etcd/0"], "mine: \"yes\"\n"),
+            prints(
                 &["relation-get", "-r", "1", "-", "etcd/1"],
-                0,
                 "hostname: etcd-1\n",
-                "",
             ),
-            (
+            prints(
                 &["relation-get", "-r", "cluster:1", "hostname", "etcd/1"],
-                0,
                 "etcd-1\n",
-                "",
             ),
-            (
+            fails(
                 &["relation-get", "--app", "-", "etcd"],
                 1,
-                "",
                 "ERROR permission denied\n",
             ),
-            (
+            fails(
                 &["relation-get", "-r", "9"],
                 2,
-                "",
                 "ERROR invalid value \"9\" for option -r: relation not found\n",
             ),
-            (
+            fails(
                 &["relation-get", "-r", "db:x"],
                 2,
-                "",
                 "ERROR invalid value \"db:x\" for option -r: invalid relation id\n",
             ),
-            (
+            fails(
                 &["relation-get", "--relation", "9"],
                 2,
-                "",
                 "ERROR invalid value \"9\" for option --relation: relation not found\n",
             ),
-            (
+            fails(
                 &["relation-get", "a", "mysql/0", "extra"],
                 2,
-                "",
                 "ERROR unrecognized args: [\"extra\"]\n",
             ),
         ],
@@ -174,25 +139,18 @@ fn relation_get() {
     check(
         FakeEnv::new,
         &[
-            (&["relation-get"], 2, "", "ERROR no relation id specified\n"),
-            (
+            fails(&["relation-get"], 2, "ERROR no relation id specified\n"),
+            fails(
                 &["relation-get", "-r", "7"],
                 2,
-                "",
                 "ERROR no unit or application specified\n",
             ),
-            (
+            fails(
                 &["relation-get", "-r", "7", "--app"],
                 2,
-                "",
                 "ERROR no unit or application specified\n",
             ),
-            (
-                &["relation-get", "-r", "7", "user", "mysql/0"],
-                0,
-                "admin\n",
-                "",
-            ),
+            prints(&["relation-get", "-r", "7", "user", "mysql/0"], "admin\n"),
         ],
     );
     // With no remote unit (an app-level change) the remote application's data is read.
@@ -206,14 +164,8 @@ fn relation_get() {
 #[test]
 fn relation_set() {
     let mut env = FakeEnv::in_db_hook();
-    assert_eq!(
-        run_with(&mut env, &["relation-set", "a=1", "gone="], &[]).0,
-        0
-    );
-    assert_eq!(
-        run_with(&mut env, &["relation-set", "-r", "cluster:1", "b=2"], &[]).0,
-        0
-    );
+    run_ok(&mut env, &["relation-set", "a=1", "gone="], &[]);
+    run_ok(&mut env, &["relation-set", "-r", "cluster:1", "b=2"], &[]);
     let expected = vec![
         (7, false, settings(&[("a", "1"), ("gone", "")])),
         (1, false, settings(&[("b", "2")])),
@@ -223,14 +175,12 @@ fn relation_set() {
     // --file (and stdin as `-`): a YAML map, overridden by the arguments; null values delete.
     let mut env = FakeEnv::in_db_hook();
     let file = "a: from-file\nport: 2379\nx: ~\nflag: true\n";
-    let got = run_with(
+    run_ok(
         &mut env,
         &["relation-set", "--file", "s.yaml", "a=cli"],
         &[("s.yaml", file)],
     );
-    assert_eq!(got.0, 0, "{got:?}");
-    let got = run_with(&mut env, &["relation-set", "--file=-"], &[("-", "k: v\n")]);
-    assert_eq!(got.0, 0, "{got:?}");
+    run_ok(&mut env, &["relation-set", "--file=-"], &[("-", "k: v\n")]);
     let want = settings(&[("a", "cli"), ("flag", "true"), ("port", "2379"), ("x", "")]);
     assert_eq!(
         env.sets,
@@ -242,36 +192,29 @@ fn relation_set() {
         leader: true,
         ..FakeEnv::in_db_hook()
     };
-    assert_eq!(
-        run_with(&mut env, &["relation-set", "--app", "k=v"], &[]).0,
-        0
-    );
+    run_ok(&mut env, &["relation-set", "--app", "k=v"], &[]);
     assert_eq!(env.sets, vec![(7, true, settings(&[("k", "v")]))]);
     check(
         FakeEnv::in_db_hook,
         &[
-            (
+            fails(
                 &["relation-set", "--app", "k=v"],
                 1,
-                "",
                 "ERROR cannot write relation settings\n",
             ),
-            (
+            fails(
                 &["relation-set", "nokey"],
                 2,
-                "",
                 "ERROR expected \"key=value\", got \"nokey\"\n",
             ),
-            (
+            fails(
                 &["relation-set", "--file", "none.yaml"],
                 1,
-                "",
                 "ERROR open none.yaml: no such file or directory\n",
             ),
-            (
+            fails(
                 &["relation-set", "-r", "3", "a=b"],
                 2,
-                "",
                 "ERROR invalid value \"3\" for option -r: relation not found\n",
             ),
             (
@@ -311,36 +254,26 @@ fn relation_ids_and_list() {
     check(
         FakeEnv::in_db_hook,
         &[
-            (&["relation-ids"], 0, "db:7\n", ""),
-            (&["relation-ids", "cluster"], 0, "cluster:1\n", ""),
-            (
+            prints(&["relation-ids"], "db:7\n"),
+            prints(&["relation-ids", "cluster"], "cluster:1\n"),
+            prints(
                 &["relation-ids", "--format=json", "cluster"],
-                0,
                 "[\"cluster:1\"]\n",
-                "",
             ),
-            (&["relation-ids", "nothing"], 0, "", ""),
-            (&["relation-ids", "--format=json", "nothing"], 0, "[]\n", ""),
-            (&["relation-ids", "--format=yaml", "nothing"], 0, "[]\n", ""),
-            (&["relation-list"], 0, "mysql/0\n", ""),
-            (
-                &["relation-list", "--format=json"],
-                0,
-                "[\"mysql/0\"]\n",
-                "",
-            ),
-            (&["relation-list", "--format=yaml"], 0, "- mysql/0\n", ""),
-            (&["relation-list", "--app"], 0, "mysql\n", ""),
-            (
+            prints(&["relation-ids", "nothing"], ""),
+            prints(&["relation-ids", "--format=json", "nothing"], "[]\n"),
+            prints(&["relation-ids", "--format=yaml", "nothing"], "[]\n"),
+            prints(&["relation-list"], "mysql/0\n"),
+            prints(&["relation-list", "--format=json"], "[\"mysql/0\"]\n"),
+            prints(&["relation-list", "--format=yaml"], "- mysql/0\n"),
+            prints(&["relation-list", "--app"], "mysql\n"),
+            prints(
                 &["relation-list", "-r", "1", "--app", "--format=json"],
-                0,
                 "\"etcd\"\n",
-                "",
             ),
-            (
+            fails(
                 &["relation-list", "x"],
                 2,
-                "",
                 "ERROR unrecognized args: [\"x\"]\n",
             ),
         ],
@@ -348,18 +281,8 @@ fn relation_ids_and_list() {
     check(
         FakeEnv::new,
         &[
-            (
-                &["relation-ids"],
-                2,
-                "",
-                "ERROR no relation name specified\n",
-            ),
-            (
-                &["relation-list"],
-                2,
-                "",
-                "ERROR no relation id specified\n",
-            ),
+            fails(&["relation-ids"], 2, "ERROR no relation name specified\n"),
+            fails(&["relation-list"], 2, "ERROR no relation id specified\n"),
         ],
     );
 }

@@ -34,6 +34,23 @@ pub(super) fn run_with(
 /// One row of a table: the command line, then the exact exit code, stdout and stderr.
 pub(super) type Case<'a> = (&'a [&'a str], i32, &'a str, &'a str);
 
+/// A case that exits 0 and prints `stdout`, nothing on stderr.
+pub(super) const fn prints<'a>(args: &'a [&'a str], stdout: &'a str) -> Case<'a> {
+    (args, 0, stdout, "")
+}
+
+/// A case that fails with exit `code` and prints `stderr`, nothing on stdout.
+pub(super) const fn fails<'a>(args: &'a [&'a str], code: i32, stderr: &'a str) -> Case<'a> {
+    (args, code, "", stderr)
+}
+
+/// Runs a tool with files and checks that it exits 0.
+#[track_caller]
+pub(super) fn run_ok(env: &mut FakeEnv, args: &[&str], files: &[(&str, &str)]) {
+    let got = run_with(env, args, files);
+    assert_eq!(got.0, 0, "{args:?}: {got:?}");
+}
+
 /// Runs every case against a fresh environment from `make`.
 pub(super) fn check(make: fn() -> FakeEnv, cases: &[Case]) {
     for (args, code, stdout, stderr) in cases {
@@ -59,13 +76,13 @@ fn tool_names_match_the_tools() {
 #[test]
 fn unknown_tool_help_and_flag_errors() {
     check(FakeEnv::new, &[
-        (&["goal-stat"], 2, "", "ERROR unknown hook tool \"goal-stat\"\n"),
-        (&["is-leader", "--bogus"], 2, "", "ERROR option provided but not defined: --bogus\n"),
-        (&["is-leader", "-x"], 2, "", "ERROR option provided but not defined: -x\n"),
-        (&["is-leader", "--format"], 2, "", "ERROR option needs an argument: --format\n"),
-        (&["is-leader", "--format", "xml"], 2, "", "ERROR invalid value \"xml\" for option --format: unknown format \"xml\"\n"),
-        (&["is-leader", "--=x"], 2, "", "ERROR empty flag in argument \"--=x\"\n"),
-        (&["is-leader", "extra", "args"], 2, "", "ERROR unrecognized args: [\"extra\" \"args\"]\n"),
+        fails(&["goal-stat"], 2, "ERROR unknown hook tool \"goal-stat\"\n"),
+        fails(&["is-leader", "--bogus"], 2, "ERROR option provided but not defined: --bogus\n"),
+        fails(&["is-leader", "-x"], 2, "ERROR option provided but not defined: -x\n"),
+        fails(&["is-leader", "--format"], 2, "ERROR option needs an argument: --format\n"),
+        fails(&["is-leader", "--format", "xml"], 2, "ERROR invalid value \"xml\" for option --format: unknown format \"xml\"\n"),
+        fails(&["is-leader", "--=x"], 2, "ERROR empty flag in argument \"--=x\"\n"),
+        fails(&["is-leader", "extra", "args"], 2, "ERROR unrecognized args: [\"extra\" \"args\"]\n"),
         (&["relation-list", "-r", "1", "--app=maybe"], 2, "",
             "ERROR invalid value \"maybe\" for option --app: strconv.ParseBool: parsing \"maybe\": invalid syntax\n"),
     ]);
@@ -85,18 +102,11 @@ fn flag_spellings() {
     check(
         FakeEnv::new,
         &[
-            (
+            prints(
                 &["relation-get", "--relation=db:7", "user", "mysql/0"],
-                0,
                 "admin\n",
-                "",
             ),
-            (
-                &["relation-get", "-r7", "user", "mysql/0"],
-                0,
-                "admin\n",
-                "",
-            ),
+            prints(&["relation-get", "-r7", "user", "mysql/0"], "admin\n"),
             (
                 &[
                     "relation-get",
@@ -110,11 +120,9 @@ fn flag_spellings() {
                 "\"admin\"\n",
                 "",
             ),
-            (
+            prints(
                 &["relation-get", "-r", "7", "--", "-", "mysql/0"],
-                0,
                 "port: \"3306\"\nuser: admin\n",
-                "",
             ),
             (
                 &[

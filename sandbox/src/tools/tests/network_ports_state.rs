@@ -1,6 +1,6 @@
 //! Network, port, state, log and resource tools.
 
-use super::{check, run_with, settings, FakeEnv};
+use super::{check, fails, prints, run_ok, run_with, settings, FakeEnv};
 use crate::tools::env::PortRange;
 
 #[test]
@@ -12,23 +12,23 @@ fn unit_get_and_network_get() {
                 \"addresses\":[{\"hostname\":\"\",\"value\":\"10.40.3.11\",\"cidr\":\"10.40.3.0/24\"}]}],\
                 \"egress-subnets\":[\"10.40.3.11/32\"],\"ingress-addresses\":[\"10.40.3.11\"]}\n";
     check(FakeEnv::new, &[
-        (&["unit-get", "private-address"], 0, "10.40.3.11\n", ""),
-        (&["unit-get", "public-address", "--format=json"], 0, "\"192.0.2.10\"\n", ""),
-        (&["unit-get"], 2, "", "ERROR no setting specified\n"),
-        (&["unit-get", "address"], 2, "", "ERROR unknown setting \"address\"\n"),
+        prints(&["unit-get", "private-address"], "10.40.3.11\n"),
+        prints(&["unit-get", "public-address", "--format=json"], "\"192.0.2.10\"\n"),
+        fails(&["unit-get"], 2, "ERROR no setting specified\n"),
+        fails(&["unit-get", "address"], 2, "ERROR unknown setting \"address\"\n"),
         (&["network-get", "db"], 0, yaml, ""),
         (&["network-get", "db", "--format=json"], 0, json, ""),
-        (&["network-get", "db", "--ingress-address"], 0, "10.40.3.11\n", ""),
-        (&["network-get", "db", "--bind-address", "--format=json"], 0, "\"10.40.3.11\"\n", ""),
-        (&["network-get", "db", "--egress-subnets"], 0, "10.40.3.11/32\n", ""),
+        prints(&["network-get", "db", "--ingress-address"], "10.40.3.11\n"),
+        prints(&["network-get", "db", "--bind-address", "--format=json"], "\"10.40.3.11\"\n"),
+        prints(&["network-get", "db", "--egress-subnets"], "10.40.3.11/32\n"),
         (&["network-get", "db", "--egress-subnets", "--ingress-address"], 0,
             "egress-subnets:\n- 10.40.3.11/32\ningress-address: 10.40.3.11\n", ""),
-        (&["network-get", "-r", "7", "cluster", "--primary-address"], 0, "10.40.3.11\n", ""),
+        prints(&["network-get", "-r", "7", "cluster", "--primary-address"], "10.40.3.11\n"),
         (&["network-get", "db", "--primary-address", "--bind-address"], 1, "",
             "ERROR --primary-address must be the only flag specified\n"),
-        (&["network-get"], 2, "", "ERROR no arguments specified\n"),
-        (&["network-get", ""], 2, "", "ERROR no binding name specified\n"),
-        (&["network-get", "db", "-r", "5"], 2, "", "ERROR invalid value \"5\" for option -r: relation not found\n"),
+        fails(&["network-get"], 2, "ERROR no arguments specified\n"),
+        fails(&["network-get", ""], 2, "ERROR no binding name specified\n"),
+        fails(&["network-get", "db", "-r", "5"], 2, "ERROR invalid value \"5\" for option -r: relation not found\n"),
         (&["network-get", "nope"], 1, "",
             "ERROR undefined for unit charm: binding name \"nope\" not defined by the unit's charm\n"),
     ]);
@@ -62,47 +62,40 @@ fn open_and_close_port() {
     check(
         FakeEnv::new,
         &[
-            (&["open-port"], 2, "", "ERROR no port or range specified\n"),
-            (
+            fails(&["open-port"], 2, "ERROR no port or range specified\n"),
+            fails(
                 &["open-port", "http"],
                 2,
-                "",
                 "ERROR invalid port \"http\": strconv.Atoi: parsing \"http\": invalid syntax\n",
             ),
-            (
+            fails(
                 &["open-port", "80/sctp"],
                 2,
-                "",
                 "ERROR invalid protocol \"sctp\", expected \"tcp\", \"udp\", or \"icmp\"\n",
             ),
-            (
+            fails(
                 &["open-port", "80/icmp"],
                 2,
-                "",
                 "ERROR protocol \"icmp\" doesn't support any ports; got \"80\"\n",
             ),
-            (
+            fails(
                 &["open-port", "90-80"],
                 2,
-                "",
                 "ERROR invalid port range 90-80/tcp\n",
             ),
-            (
+            fails(
                 &["open-port", "1-2-3"],
                 2,
-                "",
                 "ERROR invalid port range \"1-2-3\"\n",
             ),
-            (
+            fails(
                 &["open-port", "70000"],
                 2,
-                "",
                 "ERROR port range bounds must be between 0 and 65535, got 70000-70000\n",
             ),
-            (
+            fails(
                 &["close-port", "80", "81"],
                 2,
-                "",
                 "ERROR unrecognized args: [\"81\"]\n",
             ),
             (
@@ -137,31 +130,22 @@ fn opened_ports() {
     check(
         opened,
         &[
-            (
-                &["opened-ports"],
-                0,
-                "icmp\n2379/tcp\n2380/tcp\n9-10/udp\n",
-                "",
-            ),
-            (
+            prints(&["opened-ports"], "icmp\n2379/tcp\n2380/tcp\n9-10/udp\n"),
+            prints(
                 &["opened-ports", "--format=json"],
-                0,
                 "[\"icmp\",\"2379/tcp\",\"2380/tcp\",\"9-10/udp\"]\n",
-                "",
             ),
-            (
+            prints(
                 &["opened-ports", "--endpoints"],
-                0,
                 "icmp (*)\n2379/tcp (*)\n2380/tcp (*)\n9-10/udp (*)\n",
-                "",
             ),
         ],
     );
     check(
         FakeEnv::new,
         &[
-            (&["opened-ports"], 0, "", ""),
-            (&["opened-ports", "--format=json"], 0, "[]\n", ""),
+            prints(&["opened-ports"], ""),
+            prints(&["opened-ports", "--format=json"], "[]\n"),
         ],
     );
 }
@@ -178,45 +162,39 @@ fn state_tools() {
     check(
         with_state,
         &[
-            (
+            prints(
                 &["state-get"],
-                0,
                 "member-id: 8e9e05c52164694d\n\"n\": \"1\"\n",
-                "",
             ),
-            (&["state-get", "member-id"], 0, "8e9e05c52164694d\n", ""),
-            (&["state-get", "missing"], 0, "", ""),
-            (&["state-get", "--format=json", "missing"], 0, "\"\"\n", ""),
-            (
+            prints(&["state-get", "member-id"], "8e9e05c52164694d\n"),
+            prints(&["state-get", "missing"], ""),
+            prints(&["state-get", "--format=json", "missing"], "\"\"\n"),
+            fails(
                 &["state-get", "--strict", "missing"],
                 1,
-                "",
                 "ERROR \"missing\" not found\n",
             ),
-            (
+            fails(
                 &["state-set", "novalue"],
                 2,
-                "",
                 "ERROR expected \"key=value\", got \"novalue\"\n",
             ),
-            (
+            fails(
                 &["state-delete", "a", "b"],
                 2,
-                "",
                 "ERROR unrecognized args: [\"b\"]\n",
             ),
         ],
     );
     let mut env = FakeEnv::new();
-    let got = run_with(
+    run_ok(
         &mut env,
         &["state-set", "--file", "-", "b=cli"],
         &[("-", "a: 1\nb: file\n")],
     );
-    assert_eq!(got.0, 0, "{got:?}");
     assert_eq!(env.state, settings(&[("a", "1"), ("b", "cli")]));
-    assert_eq!(run_with(&mut env, &["state-delete", "a"], &[]).0, 0);
-    assert_eq!(run_with(&mut env, &["state-delete"], &[]).0, 0);
+    run_ok(&mut env, &["state-delete", "a"], &[]);
+    run_ok(&mut env, &["state-delete"], &[]);
     assert_eq!(env.state_deleted, vec!["a".to_string()]);
 }
 
@@ -230,7 +208,7 @@ fn juju_log_resource_get_and_reboot() {
         &["juju-log", "--debug", "details"],
         &["juju-log", "-l", "LOUD", "what"],
     ] {
-        assert_eq!(run_with(&mut env, args, &[]).0, 0, "{args:?}");
+        run_ok(&mut env, args, &[]);
     }
     let logs: Vec<(&str, &str)> = env
         .logs
@@ -251,29 +229,24 @@ fn juju_log_resource_get_and_reboot() {
     check(
         FakeEnv::new,
         &[
-            (&["juju-log"], 2, "", "ERROR no message specified\n"),
-            (
+            fails(&["juju-log"], 2, "ERROR no message specified\n"),
+            prints(
                 &["resource-get", "snapshot"],
-                0,
                 "/var/lib/juju/agents/unit-etcd-0/resources/snapshot/snap.db",
-                "",
             ),
-            (
+            fails(
                 &["resource-get"],
                 2,
-                "",
                 "ERROR missing required resource name\n",
             ),
-            (
+            fails(
                 &["resource-get", "other"],
                 1,
-                "",
                 "ERROR could not download resource: resource \"other\" not found\n",
             ),
-            (
+            fails(
                 &["juju-reboot", "--now"],
                 1,
-                "",
                 "ERROR juju-reboot is not supported in the sandbox\n",
             ),
         ],
