@@ -800,6 +800,16 @@ fn wait_for(h: &Path, want: &str, timeout: Duration, units: Option<usize>) -> an
                 eprintln!("ERROR unit {} is in error: {wm}: see `sandbox debug-log --replay --include {}`", u.name, u.name);
                 return Ok(1);
             }
+            if u.agent_message
+                .starts_with(crate::controller::PROVISION_FAILED)
+            {
+                eprintln!(
+                    "ERROR unit {}: {}: see `sandbox debug-log --replay`, fix the cause, then \
+                     `sandbox remove-unit {}` and `sandbox add-unit`",
+                    u.name, u.agent_message, u.name
+                );
+                return Ok(1);
+            }
             let busy = !u
                 .queue
                 .iter()

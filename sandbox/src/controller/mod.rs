@@ -105,6 +105,9 @@ pub fn log_path(home: &Path) -> PathBuf {
     home.join("logs").join("model.log")
 }
 
+/// The start of a unit's agent message when its machine could not be started.
+pub const PROVISION_FAILED: &str = "cannot start machine";
+
 /// Runs the controller in this process until `destroy` (never returns otherwise).
 pub fn serve(home: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(home.join("run"))?;

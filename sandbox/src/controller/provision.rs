@@ -4,6 +4,7 @@
 use super::model::{unit_tag, Agent};
 use super::{runner, Shared, State, MACHINE_RUN_DIR};
 use crate::machine::{self, Lab, Machine, MachineSpec};
+use anyhow::Context;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -64,7 +65,7 @@ pub fn provision(sh: &Arc<Shared>, unit: &str) {
             );
             let mut st = sh.lock();
             if let Some(u) = st.model.units.get_mut(&unit) {
-                u.agent_message = format!("cannot start machine: {e:#}");
+                u.agent_message = format!("{}: {e:#}", super::PROVISION_FAILED);
             }
             sh.commit(&st);
         }
@@ -131,8 +132,10 @@ pub fn install_unit_files(
 ) -> anyhow::Result<()> {
     let tag = unit_tag(unit);
     let tools = format!("/var/lib/juju/tools/{tag}");
-    let exe = std::env::current_exe()?;
-    handle.write_file(&format!("{tools}/jujuc"), &std::fs::read(&exe)?, 0o755)?;
+    // The running binary itself: /proc/self/exe still reads when a rebuild has replaced the file.
+    let exe = std::fs::read("/proc/self/exe")
+        .context("cannot read the controller's own binary to install the hook tools")?;
+    handle.write_file(&format!("{tools}/jujuc"), &exe, 0o755)?;
     let links: Vec<String> = crate::tools::TOOL_NAMES
         .iter()
         .map(|t| format!("ln -sf jujuc {t}"))
