@@ -67,17 +67,20 @@ fn set_validity(params: &mut CertificateParams) {
     params.not_after = date(today + VALIDITY_DAYS);
 }
 
-fn name(common: &str) -> DistinguishedName {
+/// A subject `O=etcd charm[, CN=common]`.
+fn name(common: Option<&str>) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
     dn.push(DnType::OrganizationName, "etcd charm");
-    dn.push(DnType::CommonName, common);
+    if let Some(common) = common {
+        dn.push(DnType::CommonName, common);
+    }
     dn
 }
 
 /// The CA's parameters: a fixed subject, so the issuer can be rebuilt from the key alone.
 fn ca_params() -> CertificateParams {
     let mut params = CertificateParams::default();
-    params.distinguished_name = name("etcd charm CA");
+    params.distinguished_name = name(Some("etcd charm CA"));
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
@@ -90,7 +93,7 @@ fn ca_params() -> CertificateParams {
 
 /// A leaf certificate's parameters.
 fn leaf_params(
-    common: &str,
+    common: Option<&str>,
     sans: &[String],
     usages: Vec<ExtendedKeyUsagePurpose>,
 ) -> Result<CertificateParams, rcgen::Error> {
@@ -114,12 +117,10 @@ pub fn create_ca() -> Result<Settings, TlsError> {
     let ca = params.self_signed(&ca_key)?;
     let issuer = Issuer::from_params(&params, &ca_key);
     let client_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
-    let client = leaf_params(
-        "etcd-client",
-        &[],
-        vec![ExtendedKeyUsagePurpose::ClientAuth],
-    )?
-    .signed_by(&client_key, &issuer)?;
+    // No common name: `etcd grpc-proxy` (3.4) refuses to start with a client certificate that
+    // has one (with etcd auth on, the CN would be taken as the user name).
+    let client = leaf_params(None, &[], vec![ExtendedKeyUsagePurpose::ClientAuth])?
+        .signed_by(&client_key, &issuer)?;
     Ok(Settings::from([
         (keys::TLS_CA.to_string(), ca.pem()),
         (keys::TLS_CA_KEY.to_string(), ca_key.serialize_pem()),
@@ -139,7 +140,7 @@ pub fn member_cert(ca_key_pem: &str, sans: &[String]) -> Result<(String, String)
         ExtendedKeyUsagePurpose::ServerAuth,
         ExtendedKeyUsagePurpose::ClientAuth,
     ];
-    let cert = leaf_params(common.map_or("etcd", |s| s.as_str()), sans, usages)?
+    let cert = leaf_params(Some(common.map_or("etcd", |s| s.as_str())), sans, usages)?
         .signed_by(&key, &issuer)?;
     Ok((cert.pem(), key.serialize_pem()))
 }
