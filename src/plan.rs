@@ -20,6 +20,11 @@ its request, which tells the leader to grant the next. A sole member, a learner,
 whose etcd does not answer anyway restarts at once. The config on disk is therefore what etcd
 runs; a mark in the charm's state covers a hook that dies between writing it and restarting.
 
+TLS (`tls` option) is chosen at bootstrap and recorded in leader data; a later change of the
+option blocks the unit and changes nothing. With TLS, the leader first makes the CA (nothing else
+is planned until it exists), and every unit writes its certificate files before etcd's config
+whenever they are missing or their CA or names changed.
+
 The leader's side (membership, one change per pass, and the restart grants) is in
 [`crate::membership`].
 */
