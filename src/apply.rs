@@ -26,6 +26,7 @@ use crate::paths;
 use crate::plan::{plan, Effect, Plan};
 use crate::render::{self, url};
 use crate::status::Status;
+use crate::tls::{self, TlsError};
 use std::time::{Duration, Instant};
 
 /// At most this many observe → plan → apply passes per hook.
@@ -58,6 +59,9 @@ pub enum ApplyError {
     /// Installing etcd failed on the machine.
     #[error("cannot install etcd: {0}")]
     Install(#[source] InstallError),
+    /// A TLS certificate could not be made or written.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// The departing member cannot be removed without breaking quorum.
     #[error("cannot remove this unit's member without breaking quorum ({0}): bring the other members back, then run `juju resolved`")]
     CannotLeave(#[source] EtcdError),
@@ -128,6 +132,11 @@ fn brief(effects: &[Effect]) -> String {
     let one = |e: &Effect| match e {
         Effect::Render(c) => format!("Render({} bytes)", c.len()),
         Effect::Restart(c) => format!("Restart({} bytes)", c.len()),
+        // Client data may hold a private key: keys only.
+        Effect::RelationSet(rel, s) => {
+            let keys: Vec<&str> = s.keys().map(String::as_str).collect();
+            format!("RelationSet({rel}, [{}])", keys.join(", "))
+        }
         other => format!("{other:?}"),
     };
     effects.iter().map(one).collect::<Vec<_>>().join(", ")
@@ -144,7 +153,7 @@ pub fn apply(
         progressed: true,
         status: None,
     };
-    let port = local_port(o);
+    let local = local_url(o);
     for effect in &p.effects {
         match effect {
             // A new version is not restarted here: the next pass sees the running version differ
@@ -178,6 +187,23 @@ pub fn apply(
                 }
             }
             Effect::Start => start(o, etcd)?,
+            Effect::CreateCa => {
+                juju.leader_set(&tls::create_ca()?)?;
+                juju.log(
+                    Level::Info,
+                    "created the cluster's TLS certificate authority",
+                );
+            }
+            Effect::TlsFiles { sans } => {
+                tls::write_member_files(&o.leader_data.raw, sans)?;
+                juju.log(
+                    Level::Info,
+                    &format!(
+                        "wrote this member's TLS certificate for {}",
+                        sans.join(", ")
+                    ),
+                );
+            }
             Effect::RecordMemberId(id) => host::record_member_id(*id)?,
             Effect::Wipe => {
                 juju.log(Level::Warning, "this unit's member was removed from the cluster: moving its data aside to rejoin");
@@ -240,7 +266,7 @@ pub fn apply(
                     }
                 }
             }
-            Effect::Leave { id, transfer_to } => leave(o, juju, etcd, *id, *transfer_to, port)?,
+            Effect::Leave { id, transfer_to } => leave(o, juju, etcd, *id, *transfer_to, &local)?,
             Effect::MarkDeparting => host::mark_departing()?,
             Effect::Stop => {
                 if std::path::Path::new(paths::UNIT_FILE).exists() {
@@ -265,21 +291,26 @@ fn not_yet(juju: &dyn Juju, what: &str, e: EtcdError) -> bool {
     false
 }
 
-/// The client port of the local member: that of the config etcd runs, else of the charm config.
-fn local_port(o: &Observed) -> u16 {
+/// The loopback client URL of the local member: that of the config etcd runs, else of the
+/// charm config.
+fn local_url(o: &Observed) -> String {
     o.local
         .rendered_config
         .as_deref()
-        .and_then(render::client_port)
-        .unwrap_or(o.config.as_ref().map_or(2379, |c| c.port))
+        .and_then(render::local_url)
+        .unwrap_or_else(|| {
+            let (tls, port) = o.config.as_ref().map_or((false, 2379), |c| (c.tls, c.port));
+            url(tls, "127.0.0.1", port)
+        })
 }
 
 /// Writes the unit, wrapper, env file and config where they differ. Never restarts etcd: the
 /// plan restarts it ([`Effect::Restart`]) when its turn comes.
 fn write_files(o: &Observed, config: &str) -> Result<(), HostError> {
     let port = render::client_port(config).unwrap_or(2379);
+    let env = render::etcdctl_env(render::tls_of(config), port);
     host::ensure_user_and_dirs()?;
-    host::write_if_changed(paths::ETCDCTL_ENV, &render::etcdctl_env(port), 0o644)?;
+    host::write_if_changed(paths::ETCDCTL_ENV, &env, 0o644)?;
     host::write_if_changed(
         paths::ETCDCTL_WRAPPER,
         &render::etcdctl_wrapper(&o.local.etcdctl),
@@ -292,11 +323,11 @@ fn write_files(o: &Observed, config: &str) -> Result<(), HostError> {
     Ok(())
 }
 
-/// Waits at most `budget` for the member at `port` to answer with a Raft leader.
-fn wait_healthy(etcd: &dyn Etcd, port: u16, budget: Duration) -> Option<MemberStatus> {
+/// Waits at most `budget` for the member at `endpoint` to answer with a Raft leader.
+fn wait_healthy(etcd: &dyn Etcd, endpoint: &str, budget: Duration) -> Option<MemberStatus> {
     let deadline = Instant::now() + budget;
     loop {
-        if let Ok(s) = etcd.status(&url("127.0.0.1", port)) {
+        if let Ok(s) = etcd.status(endpoint) {
             if s.leader != 0 {
                 return Some(s);
             }
@@ -321,8 +352,8 @@ fn restart(o: &Observed, juju: &dyn Juju, etcd: &dyn Etcd, config: &str) -> Resu
     if let Err(e) = &restarted {
         juju.log(Level::Warning, &format!("etcd is not back yet: {e}"));
     }
-    let port = render::client_port(config).unwrap_or(2379);
-    match wait_healthy(etcd, port, HEALTH_WAIT) {
+    let local = render::local_url(config).unwrap_or_else(|| local_url(o));
+    match wait_healthy(etcd, &local, HEALTH_WAIT) {
         Some(s) => {
             host::record_member_id(s.member_id)?;
             juju.log(
@@ -409,14 +440,14 @@ fn start(o: &Observed, etcd: &dyn Etcd) -> Result<(), HostError> {
         // It starts with the files as written: no restart is pending any more.
         host::clear_restart_pending();
     }
-    // The port of the config just written.
-    let port = host::read(paths::CONFIG_FILE)
+    // The URL of the config just written.
+    let local = host::read(paths::CONFIG_FILE)
         .as_deref()
-        .and_then(render::client_port)
-        .unwrap_or_else(|| local_port(o));
+        .and_then(render::local_url)
+        .unwrap_or_else(|| local_url(o));
     let deadline = Instant::now() + START_WAIT;
     while Instant::now() < deadline {
-        if let Ok(s) = etcd.status(&url("127.0.0.1", port)) {
+        if let Ok(s) = etcd.status(&local) {
             return host::record_member_id(s.member_id);
         }
         std::thread::sleep(Duration::from_millis(500));
@@ -432,11 +463,11 @@ fn leave(
     etcd: &dyn Etcd,
     id: u64,
     to: Option<u64>,
-    port: u16,
+    local: &str,
 ) -> Result<(), ApplyError> {
     if let Some(to) = to {
         let moved = retry_not_yet(Duration::from_secs(10), PAUSE, || {
-            etcd.move_leader(&url("127.0.0.1", port), to)
+            etcd.move_leader(local, to)
         });
         match moved {
             Ok(()) => juju.log(Level::Info, &format!("moved Raft leadership to {to:x}")),
@@ -484,6 +515,7 @@ fn cleanup() -> Result<(), HostError> {
     ] {
         let _ = std::fs::remove_file(f);
     }
+    let _ = std::fs::remove_dir_all(paths::TLS_DIR);
     let _ = host::systemctl(&["daemon-reload"]);
     if host::has_member_data() {
         host::wipe_data_dir()?;

@@ -31,6 +31,9 @@ pub struct CharmConfig {
     pub log_level: String,
     /// Listen on all interfaces instead of the unit's address and loopback.
     pub bind_to_all_interfaces: bool,
+    /// Serve clients and peers over TLS with the cluster's own CA (`tls`, as requested: the
+    /// cluster keeps the value it was bootstrapped with, see [`crate::observe::Observed::tls_in_force`]).
+    pub tls: bool,
 }
 
 impl Default for CharmConfig {
@@ -46,6 +49,7 @@ impl Default for CharmConfig {
             auto_compaction_retention: "0".into(),
             log_level: "info".into(),
             bind_to_all_interfaces: false,
+            tls: false,
         }
     }
 }
@@ -127,6 +131,15 @@ fn one_of(
     }
 }
 
+/// A boolean option, false when unset.
+fn boolean(raw: &Map<String, Value>, key: &str) -> Result<bool, ConfigError> {
+    match raw.get(key) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(v) => Err(invalid(key, v, "true or false")),
+    }
+}
+
 /// A periodic retention: `0`, whole hours (`1`), or a Go duration of h/m/s units (`1h30m`).
 fn valid_retention(mode: &str, s: &str) -> bool {
     if s.parse::<u64>().is_ok() {
@@ -193,11 +206,8 @@ impl TryFrom<&Map<String, Value>> for CharmConfig {
             ));
         }
         let log_level = one_of(raw, "log_level", "info", &LOG_LEVELS)?;
-        let bind_to_all_interfaces = match raw.get("bind_to_all_interfaces") {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => *b,
-            Some(v) => return Err(invalid("bind_to_all_interfaces", v, "true or false")),
-        };
+        let bind_to_all_interfaces = boolean(raw, "bind_to_all_interfaces")?;
+        let tls = boolean(raw, "tls")?;
         Ok(CharmConfig {
             port,
             management_port,
@@ -209,6 +219,7 @@ impl TryFrom<&Map<String, Value>> for CharmConfig {
             auto_compaction_retention: retention,
             log_level,
             bind_to_all_interfaces,
+            tls,
         })
     }
 }
@@ -257,5 +268,7 @@ mod tests {
         let e = parse(json!({"quota_backend_bytes": 5})).unwrap_err();
         assert!(e.expected.starts_with("0 (etcd's default"));
         assert_eq!(parse(json!({"port": 0})).unwrap_err().option, "port");
+        assert_eq!(parse(json!({"tls": "yes"})).unwrap_err().option, "tls");
+        assert!(parse(json!({"tls": true})).unwrap().tls);
     }
 }

@@ -3,13 +3,15 @@ The etcd v3 API, through the `etcd-client` crate on a tokio current-thread runti
 
 Every call is bounded: a connect timeout, a request timeout and an outer deadline per endpoint,
 so a dead member never hangs a hook. Calls that need a voting member try the given endpoints in
-order and move on when one is unreachable or a learner. The decision code sees the [`Etcd`]
-trait; [`EtcdApi`] is the real client.
+order and move on when one is unreachable or a learner. An `https://` endpoint is reached with
+the cluster's CA and the client certificate the charm wrote ([`crate::paths::TLS_CA`] and
+beside it). The decision code sees the [`Etcd`] trait; [`EtcdApi`] is the real client.
 */
 
+use crate::paths;
 use etcd_client::{
-    AlarmAction, AlarmOptions, AlarmType, Client, CompactionOptions, ConnectOptions,
-    MemberAddOptions,
+    AlarmAction, AlarmOptions, AlarmType, Certificate, Client, CompactionOptions, ConnectOptions,
+    Identity, MemberAddOptions, TlsOptions,
 };
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -271,13 +273,24 @@ impl EtcdApi {
         F: Fn(Client) -> Fut,
         Fut: Future<Output = Result<T, etcd_client::Error>>,
     {
-        let opts = ConnectOptions::new()
+        let plain = ConnectOptions::new()
             .with_connect_timeout(CONNECT_TIMEOUT)
             .with_timeout(call_timeout);
+        let mut tls = None;
         let mut detail = "no endpoints".to_string();
         for ep in endpoints {
+            let opts = match ep.starts_with("https://") {
+                false => plain.clone(),
+                true => match tls.get_or_insert_with(client_tls) {
+                    Ok(t) => plain.clone().with_tls(t.clone()),
+                    Err(e) => {
+                        detail = format!("{ep}: {e}");
+                        continue;
+                    }
+                },
+            };
             let call = async {
-                let client = Client::connect([ep.as_str()], Some(opts.clone())).await?;
+                let client = Client::connect([ep.as_str()], Some(opts)).await?;
                 f(client).await
             };
             let result = self.rt.block_on(async {
@@ -296,6 +309,18 @@ impl EtcdApi {
             detail,
         })
     }
+}
+
+/// The CA and client certificate the charm presents to a TLS member, read from the files
+/// the charm writes (see [`crate::tls`]).
+fn client_tls() -> Result<TlsOptions, String> {
+    let read = |path: &str| {
+        std::fs::read(path)
+            .map_err(|e| format!("cannot read the TLS file {path} ({e}): the next hook writes it"))
+    };
+    let ca = Certificate::from_pem(read(paths::TLS_CA)?);
+    let identity = Identity::from_pem(read(paths::TLS_CLIENT_CERT)?, read(paths::TLS_CLIENT_KEY)?);
+    Ok(TlsOptions::new().ca_certificate(ca).identity(identity))
 }
 
 fn member(m: &etcd_client::Member) -> Member {

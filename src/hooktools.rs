@@ -16,7 +16,7 @@ pub type Settings = BTreeMap<String, String>;
 
 /// A hook tool that could not be run or exited non-zero.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("hook tool `{tool} {}` failed ({}): {}", args.join(" "), code.map_or("not run".to_string(), |c| format!("exit code {c}")), stderr.trim())]
+#[error("hook tool `{tool} {}` failed ({}): {}", shown(args), code.map_or("not run".to_string(), |c| format!("exit code {c}")), stderr.trim())]
 pub struct HookToolError {
     /// The tool, e.g. `relation-get`.
     pub tool: String,
@@ -28,6 +28,16 @@ pub struct HookToolError {
     pub stderr: String,
     /// True when the tool does not exist on PATH.
     pub missing: bool,
+}
+
+/// Arguments as an error shows them: the values of private keys (`tls-ca-key=…`,
+/// `client_key=…`) are left out.
+fn shown(args: &[String]) -> String {
+    let one = |a: &String| match a.split_once('=') {
+        Some((k, _)) if k.contains("key") => format!("{k}=<redacted>"),
+        _ => a.clone(),
+    };
+    args.iter().map(one).collect::<Vec<_>>().join(" ")
 }
 
 /// Errors the decision code gets from [`Juju`].
@@ -311,6 +321,20 @@ mod tests {
         assert!(e
             .to_string()
             .contains("(exit code 1): ERROR not the leader"));
+    }
+
+    #[test]
+    fn errors_never_show_private_keys() {
+        let e = HookToolError {
+            tool: "leader-set".into(),
+            args: args(["tls-ca=PEM", "tls-ca-key=SECRET", "client_key=SECRET"]),
+            code: Some(1),
+            stderr: String::new(),
+            missing: false,
+        };
+        let shown = e.to_string();
+        assert!(shown.contains("tls-ca=PEM tls-ca-key=<redacted> client_key=<redacted>"));
+        assert!(!shown.contains("SECRET"));
     }
 
     #[test]

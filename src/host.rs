@@ -90,9 +90,10 @@ pub fn write_if_changed(path: &str, content: &str, mode: u32) -> Result<bool, Ho
     let tmp = format!("{path}.charm-tmp");
     let tmp_path = Path::new(&tmp);
     let mut f = fs::File::create(tmp_path).map_err(io_err(tmp_path))?;
-    f.write_all(content.as_bytes()).map_err(io_err(tmp_path))?;
+    // Mode first: a key is never readable by others, not even while being written.
     f.set_permissions(fs::Permissions::from_mode(mode))
         .map_err(io_err(tmp_path))?;
+    f.write_all(content.as_bytes()).map_err(io_err(tmp_path))?;
     f.sync_all().map_err(io_err(tmp_path))?;
     fs::rename(tmp_path, p).map_err(io_err(p))?;
     Ok(true)
@@ -318,4 +319,56 @@ pub fn random_token() -> String {
         "0000000000000000" => format!("{:x}{:x}", now_secs(), std::process::id()),
         _ => token,
     }
+}
+
+/// The machine's hostname.
+pub fn hostname() -> Option<String> {
+    read("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+}
+
+/// What this member's TLS files were made from, as recorded once written; `None` when a file is
+/// missing (they are made again).
+pub fn tls_record() -> Option<String> {
+    let files = [
+        paths::TLS_CA,
+        paths::TLS_CERT,
+        paths::TLS_KEY,
+        paths::TLS_CLIENT_CERT,
+        paths::TLS_CLIENT_KEY,
+    ];
+    match files.iter().all(|f| Path::new(f).is_file()) {
+        true => read(&state_file("tls-record")),
+        false => None,
+    }
+}
+
+/// Records what the TLS files were made from (written last, once they are all in place).
+pub fn record_tls(record: &str) -> Result<(), HostError> {
+    write_if_changed(&state_file("tls-record"), record, 0o600).map(drop)
+}
+
+/// Forgets the TLS record (written first, before the files change).
+pub fn forget_tls() {
+    let _ = fs::remove_file(state_file("tls-record"));
+}
+
+/// Writes a file (atomically, when it differs) readable by root and, when `etcd_group`, by the
+/// etcd group: mode 0640 root:etcd, else 0600 root:root.
+pub fn write_private(path: &str, content: &str, etcd_group: bool) -> Result<(), HostError> {
+    let p = Path::new(path);
+    let (mode, gid) = match etcd_group {
+        true => (0o640, user_ids("etcd").map(|(_, gid)| gid)),
+        false => (0o600, Some(0)),
+    };
+    if let Some(dir) = p.parent() {
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o750)).map_err(io_err(dir))?;
+        std::os::unix::fs::chown(dir, Some(0), user_ids("etcd").map(|(_, g)| g))
+            .map_err(io_err(dir))?;
+    }
+    write_if_changed(path, content, mode)?;
+    std::os::unix::fs::chown(p, Some(0), gid).map_err(io_err(p))?;
+    Ok(())
 }

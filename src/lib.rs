@@ -11,6 +11,7 @@ A Juju machine charm for etcd, as one small binary.
 - [`render`]: pure rendering of etcd's config, the systemd unit and the `etcdctl` wrapper.
 - [`etcd`]: the etcd v3 API with bounded timeouts; the [`etcd::Etcd`] trait.
 - [`install`], [`host`], [`paths`]: the machine side.
+- [`tls`]: the cluster's own CA and each member's certificate (effectful, run by [`apply`]).
 - [`status`]: every status text; [`actions`]: the actions (health, snapshot, restore, ...).
 
 **Architecture invariants:** `plan`, `membership` and `relations` do no IO and cannot fail; only
@@ -33,3 +34,4 @@ pub mod plan;
 pub mod relations;
 pub mod render;
 pub mod status;
+pub mod tls;

@@ -36,13 +36,23 @@ pub mod keys {
     pub const JOINING_CLUSTER: &str = "joining-initial-cluster";
     /// The one unit allowed to restart etcd now (rolling restart); absent when none.
     pub const RESTART_GRANTED: &str = "restart-granted";
+    /// `true` or `false`: whether the cluster serves TLS, set with the token at bootstrap.
+    pub const TLS: &str = "tls";
+    /// The cluster's CA certificate (PEM), made by the leader when TLS is on.
+    pub const TLS_CA: &str = "tls-ca";
+    /// The CA's private key (PEM): every unit signs its own member certificate with it.
+    pub const TLS_CA_KEY: &str = "tls-ca-key";
+    /// The client certificate (PEM) for consumers, the charm and `etcdctl`.
+    pub const TLS_CLIENT_CERT: &str = "tls-client-cert";
+    /// Its private key (PEM).
+    pub const TLS_CLIENT_KEY: &str = "tls-client-key";
 }
 
 /// Peer relation unit data keys (each unit writes its own).
 pub mod peer_keys {
-    /// `http://<address>:<management_port>`.
+    /// `http(s)://<address>:<management_port>`.
     pub const PEER_URL: &str = "peer-url";
-    /// `http://<address>:<port>`.
+    /// `http(s)://<address>:<port>`.
     pub const CLIENT_URL: &str = "client-url";
     /// The unit's address (compatible with the reactive etcd charm).
     pub const INGRESS: &str = "db-ingress-address";
@@ -173,6 +183,11 @@ pub struct Local {
     pub restart_pending: bool,
     /// The local member's own status, when it answers.
     pub status: Option<MemberStatus>,
+    /// The machine's hostname (a name in this member's certificate).
+    pub hostname: Option<String>,
+    /// What this member's TLS files were made from ([`render::tls_record`]); `None` when they
+    /// are not all there.
+    pub tls_record: Option<String>,
 }
 
 /// Everything one reconcile pass decides on.
@@ -225,7 +240,20 @@ impl Observed {
         };
         running
             .and_then(render::advertised_urls)
-            .unwrap_or_else(|| (url(address, cfg.management_port), url(address, cfg.port)))
+            .unwrap_or_else(|| {
+                let url = |port| url(cfg.tls, address, port);
+                (url(cfg.management_port), url(cfg.port))
+            })
+    }
+
+    /// Whether the cluster serves TLS, once it was bootstrapped: the leader's record, else
+    /// `false` for a cluster bootstrapped before the option existed. `None` before bootstrap
+    /// (the `tls` option decides then).
+    pub fn tls_in_force(&self) -> Option<bool> {
+        match self.leader_data.get(keys::TLS) {
+            Some(v) => Some(v == "true"),
+            None => self.leader_data.get(keys::TOKEN).map(|_| false),
+        }
     }
 
     /// The local member answers, knows a Raft leader and is not a learner.
@@ -302,13 +330,16 @@ pub fn observe(
     // Stop and remove need no etcd facts: don't wait on dead members there.
     let asks_etcd = version.is_some() && !matches!(hook, Hook::Stop | Hook::Remove);
     // etcd listens where the config it runs says (a new port applies when it restarts).
-    let port = rendered_config
+    let local_url = rendered_config
         .as_deref()
-        .and_then(render::client_port)
-        .unwrap_or(config.as_ref().map_or(2379, |c| c.port));
+        .and_then(render::local_url)
+        .unwrap_or_else(|| {
+            let (tls, port) = config.as_ref().map_or((false, 2379), |c| (c.tls, c.port));
+            url(tls, "127.0.0.1", port)
+        });
     // Asked first: when it answers, etcd runs and `systemctl` is spared.
     let status = match asks_etcd {
-        true => etcd.status(&url("127.0.0.1", port)).ok(),
+        true => etcd.status(&local_url).ok(),
         false => None,
     };
     let service_active = status.is_some() || (version.is_some() && host::service_active());
@@ -340,7 +371,7 @@ pub fn observe(
     // the peers that announced a started member.
     let mut endpoints = Vec::new();
     if status.as_ref().is_some_and(|s| !s.is_learner) {
-        endpoints.push(url("127.0.0.1", port));
+        endpoints.push(local_url);
     }
     let published = leader_data.get(keys::ENDPOINTS).unwrap_or("").split(',');
     let announced = peers.iter().filter(|p| p.started.is_some());
@@ -374,6 +405,8 @@ pub fn observe(
         etcdctl_wrapper: host::read(paths::ETCDCTL_WRAPPER),
         restart_pending: host::restart_pending(),
         status,
+        hostname: host::hostname(),
+        tls_record: host::tls_record(),
     };
     Ok(Observed {
         unit: ctx.unit_name.clone(),

@@ -24,3 +24,16 @@ pub const ETCD_LINK: &str = "/usr/local/bin/etcd";
 pub const ETCDCTL_WRAPPER: &str = "/usr/local/bin/etcdctl";
 /// A link to the real `etcdutl` (etcd >= 3.5), when the resource has one.
 pub const ETCDUTL_LINK: &str = "/usr/local/bin/etcdutl";
+/// TLS files (mode 0750, root:etcd): the CA, this member's server/peer certificate and key,
+/// and the client certificate the charm and `etcdctl` use.
+pub const TLS_DIR: &str = "/etc/etcd/tls";
+/// The cluster's CA certificate (from leader data).
+pub const TLS_CA: &str = "/etc/etcd/tls/ca.crt";
+/// This member's certificate, for clients and peers alike (server and client auth).
+pub const TLS_CERT: &str = "/etc/etcd/tls/server.crt";
+/// Its key (root:etcd 0640).
+pub const TLS_KEY: &str = "/etc/etcd/tls/server.key";
+/// The shared client certificate (from leader data), for the charm and `etcdctl`.
+pub const TLS_CLIENT_CERT: &str = "/etc/etcd/tls/client.crt";
+/// Its key (root only, 0600).
+pub const TLS_CLIENT_KEY: &str = "/etc/etcd/tls/client.key";

@@ -20,6 +20,11 @@ its request, which tells the leader to grant the next. A sole member, a learner,
 whose etcd does not answer anyway restarts at once. The config on disk is therefore what etcd
 runs; a mark in the charm's state covers a hook that dies between writing it and restarting.
 
+TLS (`tls` option) is chosen at bootstrap and recorded in leader data; a later change of the
+option blocks the unit and changes nothing. With TLS, the leader first makes the CA (nothing else
+is planned until it exists), and every unit writes its certificate files before etcd's config
+whenever they are missing or their CA or names changed.
+
 The leader's side (membership, one change per pass, and the restart grants) is in
 [`crate::membership`].
 */
@@ -48,6 +53,14 @@ pub enum Effect {
     Restart(String),
     /// Enable and start etcd without blocking, then wait a bounded time for it to answer.
     Start,
+    /// Leader: make the cluster's CA and client certificate, publish them in leader data.
+    CreateCa,
+    /// Write this member's TLS files (a certificate for these names, signed by the CA in
+    /// leader data, and the CA and client credentials), then record what they came from.
+    TlsFiles {
+        /// The names the member certificate is valid for.
+        sans: Vec<String>,
+    },
     /// Record the member id the data dir belongs to.
     RecordMemberId(u64),
     /// Move a removed member's data dir aside so the unit can rejoin.
@@ -157,6 +170,10 @@ pub fn plan(o: &Observed) -> Plan {
         Ok(cfg) => cfg,
         Err(e) => return Plan::only(Status::InvalidConfig(e.clone())),
     };
+    // From here on `cfg.tls` is the value in force.
+    if let Some(in_force) = o.tls_in_force().filter(|t| *t != cfg.tls) {
+        return Plan::only(Status::TlsFixed { in_force });
+    }
     let Some(version) = &o.local.version else {
         let effects = vec![Effect::Install];
         return Plan {
@@ -185,6 +202,12 @@ pub fn plan(o: &Observed) -> Plan {
         p.status = Status::WaitAddress;
         return p;
     };
+    if cfg.tls {
+        if let Some(status) = tls_files(o, address, &mut p) {
+            p.status = status;
+            return p;
+        }
+    }
     let (status, restart_request) = own_member(o, cfg, address, &mut p);
     p.status = status;
     if let Some(e) = peer_data(o, cfg, address, &restart_request) {
@@ -194,8 +217,35 @@ pub fn plan(o: &Observed) -> Plan {
         Leadership::Leader => membership::leader(o, &mut p, !restart_request.is_empty()),
         _ => o.leader_data.raw.clone(),
     };
-    p.effects.extend(client_data(o, &published));
+    p.effects.extend(client_data(o, &published, cfg.tls));
     p
+}
+
+/// With TLS on: the leader makes the CA first if leader data has none (the status to show
+/// then is returned: nothing else is planned until it exists); this member's TLS files are
+/// written when missing, or when the CA, client credentials or names changed.
+fn tls_files(o: &Observed, address: &str, p: &mut Plan) -> Option<Status> {
+    let ld = &o.leader_data;
+    let material = [
+        keys::TLS_CA,
+        keys::TLS_CA_KEY,
+        keys::TLS_CLIENT_CERT,
+        keys::TLS_CLIENT_KEY,
+    ]
+    .map(|k| ld.get(k));
+    let [Some(ca), Some(_), Some(cert), Some(key)] = material else {
+        if o.leadership == Leadership::Leader {
+            p.effects.push(Effect::CreateCa);
+            p.again = true;
+        }
+        return Some(Status::WaitTlsCa);
+    };
+    let sans = render::tls_sans(address, o.local.hostname.as_deref());
+    let want = render::tls_record(ca, cert, key, &sans);
+    if o.local.tls_record.as_deref() != Some(want.as_str()) {
+        p.effects.push(Effect::TlsFiles { sans });
+    }
+    None
 }
 
 /// Where this unit's data dir stands against the member list.
@@ -249,10 +299,11 @@ fn render(
 /// True when a file the charm writes differs from what is on disk (or is missing).
 fn files_differ(o: &Observed, config: &str) -> bool {
     let port = render::client_port(config).unwrap_or(2379);
+    let env = render::etcdctl_env(render::tls_of(config), port);
     let want = [
         (o.local.rendered_config.as_deref(), config.to_string()),
         (o.local.unit_file.as_deref(), render::systemd_unit()),
-        (o.local.etcdctl_env.as_deref(), render::etcdctl_env(port)),
+        (o.local.etcdctl_env.as_deref(), env),
         (
             o.local.etcdctl_wrapper.as_deref(),
             render::etcdctl_wrapper(&o.local.etcdctl),
@@ -289,13 +340,14 @@ pub fn restart_needed(o: &Observed, config: &str) -> Option<String> {
 }
 
 fn self_only(o: &Observed, cfg: &CharmConfig, address: &str) -> String {
-    format!("{}={}", o.name(), render::url(address, cfg.management_port))
+    let peer_url = render::url(cfg.tls, address, cfg.management_port);
+    format!("{}={peer_url}", o.name())
 }
 
 /// Plans this unit's own etcd; returns its status and the `restart-request` to publish (empty:
 /// none).
 fn own_member(o: &Observed, cfg: &CharmConfig, address: &str, p: &mut Plan) -> (Status, String) {
-    let peer_url = render::url(address, cfg.management_port);
+    let peer_url = render::url(cfg.tls, address, cfg.management_port);
     let ld = &o.leader_data;
     let token = ld.get(keys::TOKEN);
     let state = self_state(o, &peer_url);
@@ -420,6 +472,7 @@ fn own_member(o: &Observed, cfg: &CharmConfig, address: &str, p: &mut Plan) -> (
                     p.effects.push(Effect::LeaderSet(Settings::from([
                         (keys::TOKEN.to_string(), o.fresh_token.clone()),
                         (keys::BOOTSTRAP_UNIT.to_string(), o.unit.clone()),
+                        (keys::TLS.to_string(), cfg.tls.to_string()),
                     ])));
                     start(p, bootstrap(&o.fresh_token), Status::Bootstrapping)
                 }

@@ -68,7 +68,14 @@ pub fn changed(have: &Settings, want: Settings) -> Option<Settings> {
 ///   `endpoints` = their client URLs, sorted, comma-separated (for `etcd grpc-proxy start
 ///   --endpoints` or `etcd gateway start --endpoints`).
 /// - `db`: `connection_string` = the same client URLs; `version` = etcd's version.
-pub fn client_data(o: &Observed, published: &Settings) -> Vec<Effect> {
+/// - both, with `tls`: `client_ca`, `client_cert`, `client_key` (PEM) from leader data; without
+///   it these keys are removed.
+pub fn client_data(o: &Observed, published: &Settings, tls: bool) -> Vec<Effect> {
+    let credentials = [
+        ("client_ca", keys::TLS_CA),
+        ("client_cert", keys::TLS_CLIENT_CERT),
+        ("client_key", keys::TLS_CLIENT_KEY),
+    ];
     let cluster = lookup(published, keys::CLUSTER);
     let endpoints = lookup(published, keys::ENDPOINTS);
     let version = lookup(published, keys::VERSION).or(o.local.version.as_deref());
@@ -89,6 +96,10 @@ pub fn client_data(o: &Observed, published: &Settings) -> Vec<Effect> {
                 put("connection_string", endpoints);
                 put("version", version);
             }
+        }
+        for (key, from) in credentials {
+            let value = lookup(published, from).filter(|_| tls);
+            want.insert(key.to_string(), value.unwrap_or("").to_string());
         }
         if let Some(diff) = changed(&rel.published, want) {
             effects.push(Effect::RelationSet(rel.id.clone(), diff));

@@ -22,11 +22,12 @@ pub struct InitialCluster {
     pub token: String,
 }
 
-/// `http://host:port`, with IPv6 addresses in brackets.
-pub fn url(address: &str, port: u16) -> String {
+/// `http://host:port` (`https://` with `tls`), with IPv6 addresses in brackets.
+pub fn url(tls: bool, address: &str, port: u16) -> String {
+    let scheme = if tls { "https" } else { "http" };
     match address.contains(':') {
-        true => format!("http://[{address}]:{port}"),
-        false => format!("http://{address}:{port}"),
+        true => format!("{scheme}://[{address}]:{port}"),
+        false => format!("{scheme}://{address}:{port}"),
     }
 }
 
@@ -46,22 +47,25 @@ pub fn etcd_config(
     init: &InitialCluster,
     old_peer_urls: &[String],
 ) -> String {
-    let peer = url(address, cfg.management_port);
-    let client = url(address, cfg.port);
+    let tls = cfg.tls;
+    let peer = url(tls, address, cfg.management_port);
+    let client = url(tls, address, cfg.port);
     let (mut listen_peer, listen_client) = match cfg.bind_to_all_interfaces {
         true => (
-            url("0.0.0.0", cfg.management_port),
-            url("0.0.0.0", cfg.port),
+            url(tls, "0.0.0.0", cfg.management_port),
+            url(tls, "0.0.0.0", cfg.port),
         ),
         false => (
             peer.clone(),
-            format!("{client},{}", url("127.0.0.1", cfg.port)),
+            format!("{client},{}", url(tls, "127.0.0.1", cfg.port)),
         ),
     };
     let own_host = split_port(&peer).map(|(h, _)| h);
     for old in old_peer_urls.iter().filter(|u| **u != peer) {
         match (split_port(old), cfg.bind_to_all_interfaces) {
-            (Some((_, port)), true) => listen_peer.push_str(&format!(",{}", url("0.0.0.0", port))),
+            (Some((_, port)), true) => {
+                listen_peer.push_str(&format!(",{}", url(tls, "0.0.0.0", port)))
+            }
             (Some((host, _)), false) if Some(host) == own_host => {
                 listen_peer.push_str(&format!(",{old}"))
             }
@@ -88,7 +92,7 @@ auto-compaction-retention: \"{retention}\"
 strict-reconfig-check: true
 logger: zap
 log-level: {log_level}
-initial-cluster: {cluster}
+{security}initial-cluster: {cluster}
 initial-cluster-state: {state}
 initial-cluster-token: \"{token}\"
 ",
@@ -99,10 +103,79 @@ initial-cluster-token: \"{token}\"
         mode = cfg.auto_compaction_mode,
         retention = cfg.auto_compaction_retention,
         log_level = cfg.log_level,
+        security = if tls {
+            transport_security()
+        } else {
+            String::new()
+        },
         cluster = init.cluster,
         state = init.state,
         token = init.token,
     )
+}
+
+/// etcd's TLS settings: one certificate per member serves clients and peers (it has both
+/// server and client auth), and both sides require a client certificate signed by the
+/// cluster's CA.
+fn transport_security() -> String {
+    let block = |name: &str| {
+        format!(
+            "{name}:\n  cert-file: {cert}\n  key-file: {key}\n  trusted-ca-file: {ca}\n  client-cert-auth: true\n",
+            cert = paths::TLS_CERT,
+            key = paths::TLS_KEY,
+            ca = paths::TLS_CA,
+        )
+    };
+    block("client-transport-security") + &block("peer-transport-security")
+}
+
+/// True when a config this charm rendered serves clients over TLS.
+pub fn tls_of(rendered: &str) -> bool {
+    setting(rendered, "advertise-client-urls").is_some_and(|u| u.starts_with("https://"))
+}
+
+/// The loopback client URL of the member a config this charm rendered describes.
+pub fn local_url(rendered: &str) -> Option<String> {
+    Some(url(tls_of(rendered), "127.0.0.1", client_port(rendered)?))
+}
+
+/// The names a member's certificate is valid for: its address, its hostname and loopback.
+pub fn tls_sans(address: &str, hostname: Option<&str>) -> Vec<String> {
+    let names = [Some(address), hostname.filter(|h| !h.is_empty())];
+    let all = names
+        .into_iter()
+        .flatten()
+        .chain(["localhost", "127.0.0.1"]);
+    let mut sans: Vec<String> = Vec::new();
+    for name in all {
+        if !sans.iter().any(|s| s == name) {
+            sans.push(name.to_string());
+        }
+    }
+    sans
+}
+
+/// What a member's TLS files were made from, as recorded once they are written: the
+/// fingerprints of the CA and client credentials, and the certificate's names. The files are
+/// made again when this changes.
+pub fn tls_record(ca: &str, client_cert: &str, client_key: &str, sans: &[String]) -> String {
+    format!(
+        "{} {}\n",
+        fnv([ca, client_cert, client_key]),
+        sans.join(",")
+    )
+}
+
+/// 64-bit FNV-1a of the parts (each followed by a NUL), hex.
+fn fnv<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for b in part.bytes().chain([0u8]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
 }
 
 /// The lines of a rendered config etcd reads on every start (all but `initial-*`).
@@ -140,14 +213,7 @@ pub fn advertised_urls(rendered: &str) -> Option<(String, String)> {
 /// A short, stable fingerprint (64-bit FNV-1a, hex) of what a restarted etcd runs: the
 /// settings it reads on every start, its systemd unit and its version.
 pub fn restart_fingerprint(config: &str, unit: &str, version: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in [runtime_part(config).as_str(), unit, version] {
-        for b in part.bytes().chain([0u8]) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    format!("{h:016x}")
+    fnv([runtime_part(config).as_str(), unit, version])
 }
 
 /// The `initial-*` settings of a config this charm rendered, if complete.
@@ -209,16 +275,27 @@ WantedBy=multi-user.target
     )
 }
 
-/// Environment for `etcdctl`: API v3 and the local member's client URL.
-pub fn etcdctl_env(port: u16) -> String {
-    format!(
+/// Environment for `etcdctl`: API v3, the local member's client URL and, with TLS, the CA and
+/// client certificate.
+pub fn etcdctl_env(tls: bool, port: u16) -> String {
+    let mut env = format!(
         "# Managed by the etcd charm.\nETCDCTL_API=3\nETCDCTL_ENDPOINTS={}\n",
-        url("127.0.0.1", port)
-    )
+        url(tls, "127.0.0.1", port)
+    );
+    if tls {
+        env.push_str(&format!(
+            "ETCDCTL_CACERT={}\nETCDCTL_CERT={}\nETCDCTL_KEY={}\n",
+            paths::TLS_CA,
+            paths::TLS_CLIENT_CERT,
+            paths::TLS_CLIENT_KEY
+        ));
+    }
+    env
 }
 
-/// The `etcdctl` wrapper on PATH. etcdctl 3.4 refuses to run when `ETCDCTL_ENDPOINTS` and
-/// `--endpoints` are both set, so the variable is dropped when the flag is given.
+/// The `etcdctl` wrapper on PATH. etcdctl 3.4 refuses to run when a variable (such as
+/// `ETCDCTL_ENDPOINTS`) and its flag (`--endpoints`) are both set, so the variable is dropped
+/// when the flag is given.
 pub fn etcdctl_wrapper(real_etcdctl: &str) -> String {
     format!(
         "#!/bin/sh
@@ -227,7 +304,12 @@ set -a
 [ -r {env} ] && . {env}
 set +a
 for arg in \"$@\"; do
-    case \"$arg\" in --endpoints|--endpoints=*) unset ETCDCTL_ENDPOINTS ;; esac
+    case \"$arg\" in
+        --endpoints|--endpoints=*) unset ETCDCTL_ENDPOINTS ;;
+        --cacert|--cacert=*) unset ETCDCTL_CACERT ;;
+        --cert|--cert=*) unset ETCDCTL_CERT ;;
+        --key|--key=*) unset ETCDCTL_KEY ;;
+    esac
 done
 exec {real_etcdctl} \"$@\"
 ",
@@ -295,6 +377,82 @@ initial-cluster-token: "0123e4"
     }
 
     #[test]
+    fn tls_config_serves_https_with_client_certificates() {
+        let cfg = CharmConfig {
+            tls: true,
+            ..CharmConfig::default()
+        };
+        let secure = InitialCluster {
+            cluster: "etcd0=https://10.0.0.1:2380".into(),
+            ..init()
+        };
+        let got = etcd_config(&cfg, "etcd0", "10.0.0.1", &secure, &[]);
+        let expected = r#"listen-peer-urls: https://10.0.0.1:2380
+listen-client-urls: https://10.0.0.1:2379,https://127.0.0.1:2379
+initial-advertise-peer-urls: https://10.0.0.1:2380
+advertise-client-urls: https://10.0.0.1:2379
+"#;
+        assert!(got.contains(expected), "{got}");
+        let security = r#"log-level: info
+client-transport-security:
+  cert-file: /etc/etcd/tls/server.crt
+  key-file: /etc/etcd/tls/server.key
+  trusted-ca-file: /etc/etcd/tls/ca.crt
+  client-cert-auth: true
+peer-transport-security:
+  cert-file: /etc/etcd/tls/server.crt
+  key-file: /etc/etcd/tls/server.key
+  trusted-ca-file: /etc/etcd/tls/ca.crt
+  client-cert-auth: true
+initial-cluster: etcd0=https://10.0.0.1:2380
+"#;
+        assert!(got.contains(security), "{got}");
+        // Read back: the scheme, the local URL, the initial cluster.
+        assert!(tls_of(&got));
+        assert_eq!(local_url(&got).as_deref(), Some("https://127.0.0.1:2379"));
+        assert_eq!(client_port(&got), Some(2379));
+        assert_eq!(initial_cluster_of(&got), Some(secure));
+        let plain = etcd_config(&CharmConfig::default(), "etcd0", "10.0.0.1", &init(), &[]);
+        assert!(!tls_of(&plain));
+        assert!(!plain.contains("transport-security"));
+        assert_eq!(local_url(&plain).as_deref(), Some("http://127.0.0.1:2379"));
+    }
+
+    #[test]
+    fn etcdctl_gets_the_client_certificate_with_tls() {
+        assert_eq!(
+            etcdctl_env(false, 2379),
+            "# Managed by the etcd charm.\nETCDCTL_API=3\nETCDCTL_ENDPOINTS=http://127.0.0.1:2379\n"
+        );
+        let env = etcdctl_env(true, 4001);
+        assert!(env.contains("ETCDCTL_ENDPOINTS=https://127.0.0.1:4001\n"));
+        assert!(env.contains("ETCDCTL_CACERT=/etc/etcd/tls/ca.crt\n"));
+        assert!(env.contains("ETCDCTL_CERT=/etc/etcd/tls/client.crt\n"));
+        assert!(env.contains("ETCDCTL_KEY=/etc/etcd/tls/client.key\n"));
+        // A flag given on the command line drops its variable (etcdctl refuses both).
+        let wrapper = etcdctl_wrapper("/opt/etcd/bin/etcdctl");
+        assert!(wrapper.contains("--cacert|--cacert=*) unset ETCDCTL_CACERT ;;"));
+        assert!(wrapper.contains("--endpoints|--endpoints=*) unset ETCDCTL_ENDPOINTS ;;"));
+    }
+
+    #[test]
+    fn tls_names_and_record() {
+        assert_eq!(
+            tls_sans("10.0.0.1", Some("machine-0")),
+            ["10.0.0.1", "machine-0", "localhost", "127.0.0.1"]
+        );
+        assert_eq!(tls_sans("127.0.0.1", None), ["127.0.0.1", "localhost"]);
+        let sans = tls_sans("10.0.0.1", None);
+        let a = tls_record("ca", "cert", "key", &sans);
+        assert_eq!(a, tls_record("ca", "cert", "key", &sans));
+        assert_ne!(a, tls_record("ca2", "cert", "key", &sans));
+        assert_ne!(
+            a,
+            tls_record("ca", "cert", "key", &tls_sans("10.0.0.2", None))
+        );
+    }
+
+    #[test]
     fn unit_is_hardened() {
         let unit = systemd_unit();
         for line in [
@@ -328,7 +486,8 @@ initial-cluster-token: "0123e4"
 
     #[test]
     fn ipv6_urls() {
-        assert_eq!(url("fd00::1", 2380), "http://[fd00::1]:2380");
+        assert_eq!(url(false, "fd00::1", 2380), "http://[fd00::1]:2380");
+        assert_eq!(url(true, "10.0.0.1", 2379), "https://10.0.0.1:2379");
     }
 
     #[test]

@@ -66,6 +66,13 @@ pub enum Status {
     NoLeadership,
     /// A config value is invalid.
     InvalidConfig(ConfigError),
+    /// `tls` was changed after the cluster was bootstrapped with the other value (kept).
+    TlsFixed {
+        /// The value the cluster runs with.
+        in_force: bool,
+    },
+    /// TLS is on and the leader has not published the cluster's CA yet.
+    WaitTlsCa,
     /// etcd could not be installed: no resource and no package archive.
     NoResource(String),
     /// The unit cannot leave without breaking quorum.
@@ -89,8 +96,11 @@ impl Status {
             | WaitRestarted
             | RestartPaused { .. }
             | WaitCluster
-            | WaitHealthy => "waiting",
-            NoLeadership | InvalidConfig(_) | NoResource(_) | CannotLeave(_) => "blocked",
+            | WaitHealthy
+            | WaitTlsCa => "waiting",
+            NoLeadership | InvalidConfig(_) | TlsFixed { .. } | NoResource(_) | CannotLeave(_) => {
+                "blocked"
+            }
         }
     }
 
@@ -143,6 +153,11 @@ impl Status {
             WaitHealthy => "waiting for etcd to elect a leader".into(),
             NoLeadership => "this charm needs Juju's leader election (Juju >= 1.23.2): upgrade Juju, then redeploy or run `juju resolved`".into(),
             InvalidConfig(e) => e.to_string(),
+            TlsFixed { in_force } => format!(
+                "config tls={} takes effect only for a new deployment: this cluster runs with tls={in_force}; set it back with `juju config <app> tls={in_force}`",
+                !in_force
+            ),
+            WaitTlsCa => "waiting for the leader to create the cluster's TLS certificate authority".into(),
             NoResource(why) => format!(
                 "cannot install etcd ({why}): attach the etcd resource with `juju attach-resource <app> etcd=./etcd.tar.gz`"
             ),
@@ -182,5 +197,12 @@ mod tests {
             .starts_with("waiting for its turn to restart"));
         assert_eq!(Status::Restarting.state(), "maintenance");
         assert!(Status::NoLeadership.message().contains("Juju >= 1.23.2"));
+        let fixed = Status::TlsFixed { in_force: true };
+        assert_eq!(fixed.state(), "blocked");
+        assert_eq!(
+            fixed.message(),
+            "config tls=false takes effect only for a new deployment: this cluster runs with \
+             tls=true; set it back with `juju config <app> tls=true`"
+        );
     }
 }

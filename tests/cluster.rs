@@ -4,20 +4,13 @@
 #[path = "support/mod.rs"]
 mod support;
 use std::time::Duration;
-use support::{deploy_etcd, etcdctl, sh, voting_members, workload, Sandbox};
+use support::{deploy_etcd, etcdctl, main_pid, sh, voting_members, workload, Sandbox};
 
 /// Names of the started voting members as a unit sees them.
 fn voters(sb: &Sandbox, unit: &str) -> Vec<String> {
     let (code, out, err) = etcdctl(sb, unit, "member list");
     assert_eq!(code, 0, "member list on {unit}: {err}");
     voting_members(&out)
-}
-
-fn main_pid(sb: &Sandbox, unit: &str) -> String {
-    sb.ssh(unit, "systemctl show -p MainPID --value etcd")
-        .1
-        .trim()
-        .to_string()
 }
 
 #[test]

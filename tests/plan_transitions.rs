@@ -6,8 +6,9 @@ mod fixtures;
 use etcd_charm::config::{CharmConfig, ConfigError};
 use etcd_charm::context::Hook;
 use etcd_charm::hooktools::Settings;
-use etcd_charm::observe::{keys, Leadership};
+use etcd_charm::observe::{keys, ClientRelation, LeaderData, Leadership};
 use etcd_charm::plan::{plan, Effect, Plan};
+use etcd_charm::render;
 use etcd_charm::status::Status;
 use fixtures::*;
 
@@ -29,6 +30,7 @@ fn fresh_leader_bootstraps_a_one_member_cluster() {
     let token = Settings::from([
         (keys::TOKEN.to_string(), "f00dcafe".to_string()),
         (keys::BOOTSTRAP_UNIT.to_string(), "etcd/0".to_string()),
+        (keys::TLS.to_string(), "false".to_string()),
     ]);
     assert_eq!(p.effects[0], Effect::LeaderSet(token));
     let config = rendered(&p);
@@ -358,4 +360,243 @@ fn new_port_is_announced_only_once_etcd_runs_with_it() {
     };
     assert_eq!(data["peer-url"], "http://10.0.0.11:2480");
     assert_eq!(data["client-url"], "http://10.0.0.11:4001");
+}
+
+// TLS: chosen at bootstrap, the CA from leader data, member files planned, never switched later.
+
+fn tls_config() -> CharmConfig {
+    CharmConfig {
+        tls: true,
+        ..CharmConfig::default()
+    }
+}
+
+/// Leader data with the CA material (and `pairs`).
+fn with_ca(pairs: &[(&str, &str)]) -> LeaderData {
+    let mut all = vec![
+        (keys::TLS_CA, "CA PEM"),
+        (keys::TLS_CA_KEY, "CA KEY PEM"),
+        (keys::TLS_CLIENT_CERT, "CLIENT PEM"),
+        (keys::TLS_CLIENT_KEY, "CLIENT KEY PEM"),
+    ];
+    all.extend_from_slice(pairs);
+    leader_data(&all)
+}
+
+fn sans(n: u64) -> Vec<String> {
+    vec![
+        ip(n),
+        format!("machine-{n}"),
+        "localhost".into(),
+        "127.0.0.1".into(),
+    ]
+}
+
+/// Unit `etcd/<n>` with TLS on, its hostname known.
+fn tls_unit(mut o: etcd_charm::observe::Observed) -> etcd_charm::observe::Observed {
+    o.config = Ok(tls_config());
+    let n: u64 = o.unit[5..].parse().unwrap();
+    o.local.hostname = Some(format!("machine-{n}"));
+    o
+}
+
+#[test]
+fn tls_leader_creates_the_ca_before_bootstrapping() {
+    let mut o = tls_unit(fresh(0));
+    o.leadership = Leadership::Leader;
+    let p = plan(&o);
+    assert_eq!(p.effects, [Effect::CreateCa]);
+    assert_eq!(p.status, Status::WaitTlsCa);
+    assert!(p.again);
+    // A follower only waits for it.
+    let p = plan(&tls_unit(fresh(1)));
+    assert_eq!(p.effects, []);
+    assert_eq!(p.status.state(), "waiting");
+}
+
+#[test]
+fn tls_leader_bootstraps_over_https_with_its_certificate_first() {
+    let mut o = tls_unit(fresh(0));
+    o.leadership = Leadership::Leader;
+    o.leader_data = with_ca(&[]);
+    let p = plan(&o);
+    assert_eq!(p.effects[0], Effect::TlsFiles { sans: sans(0) });
+    let Some(Effect::LeaderSet(set)) = p.effects.iter().find(|e| matches!(e, Effect::LeaderSet(_)))
+    else {
+        panic!("no LeaderSet in {:?}", p.effects)
+    };
+    assert_eq!(set[keys::TLS], "true");
+    let config = rendered(&p);
+    assert!(config.contains("initial-cluster: etcd0=https://10.0.0.10:2380\n"));
+    assert!(config.contains("advertise-client-urls: https://10.0.0.10:2379\n"));
+    assert!(config.contains("client-transport-security:\n  cert-file: /etc/etcd/tls/server.crt\n"));
+    assert!(config.contains("peer-transport-security:\n"));
+    assert_eq!(p.status, Status::Bootstrapping);
+    // Its peer data announces https URLs.
+    let Some(Effect::PeerSet(_, peer)) =
+        p.effects.iter().find(|e| matches!(e, Effect::PeerSet(..)))
+    else {
+        panic!("no PeerSet in {:?}", p.effects)
+    };
+    assert_eq!(peer["peer-url"], "https://10.0.0.10:2380");
+    assert_eq!(peer["client-url"], "https://10.0.0.10:2379");
+}
+
+#[test]
+fn tls_files_are_made_again_only_when_what_they_come_from_changes() {
+    let members = vec![scheme_member(0), scheme_member(1)];
+    let mut o = tls_unit(running(1, members, 0));
+    o.leader_data = with_ca(&[(keys::TOKEN, "t0k"), (keys::TLS, "true")]);
+    runs_with(&mut o, &tls_config());
+    let record = render::tls_record("CA PEM", "CLIENT PEM", "CLIENT KEY PEM", &sans(1));
+    o.local.tls_record = Some(record.clone());
+    let p = plan(&o);
+    let files = |p: &Plan| {
+        p.effects.iter().any(|e| {
+            matches!(
+                e,
+                Effect::TlsFiles { .. } | Effect::Render(_) | Effect::Restart(_)
+            )
+        })
+    };
+    assert!(
+        !files(&p),
+        "all in place: nothing to write: {:?}",
+        p.effects
+    );
+    assert_eq!(p.status, Status::Active { peers: 1 });
+    // A missing file (no record), a new address, a new CA: made again, and etcd not restarted.
+    for change in ["missing", "address", "ca"] {
+        let mut o = o.clone();
+        match change {
+            "missing" => o.local.tls_record = None,
+            "address" => o.local.hostname = Some("renamed".into()),
+            _ => {
+                let mut raw = o.leader_data.raw.clone();
+                raw.insert(keys::TLS_CA.into(), "NEW CA PEM".into());
+                o.leader_data = LeaderData::parse(raw);
+            }
+        }
+        let p = plan(&o);
+        assert!(
+            matches!(p.effects.first(), Some(Effect::TlsFiles { .. })),
+            "{change}: {:?}",
+            p.effects
+        );
+        assert!(!p.effects.iter().any(|e| matches!(e, Effect::Restart(_))));
+    }
+}
+
+fn scheme_member(n: u64) -> etcd_charm::etcd::Member {
+    let m = member(n);
+    etcd_charm::etcd::Member {
+        peer_urls: vec![scheme(true, &m.peer_urls[0])],
+        client_urls: vec![scheme(true, &m.client_urls[0])],
+        ..m
+    }
+}
+
+#[test]
+fn changing_tls_after_bootstrap_blocks_and_changing_it_back_clears_it() {
+    // Bootstrapped without TLS (recorded, or before the option existed), then tls=true.
+    for recorded in [Some("false"), None] {
+        let mut o = settled(0, vec![member(0)], 0);
+        o.leadership = Leadership::Leader;
+        if let Some(v) = recorded {
+            let mut raw = o.leader_data.raw.clone();
+            raw.insert(keys::TLS.into(), v.into());
+            o.leader_data = LeaderData::parse(raw);
+        }
+        o.config = Ok(tls_config());
+        let p = plan(&o);
+        assert_eq!(p.effects, [], "nothing applied, nothing restarted");
+        assert_eq!(p.status, Status::TlsFixed { in_force: false });
+        assert_eq!(p.status.state(), "blocked");
+        assert!(p
+            .status
+            .message()
+            .contains("tls=true takes effect only for a new deployment"));
+        o.config = Ok(CharmConfig::default());
+        assert_eq!(plan(&o).status.state(), "active");
+    }
+    // Bootstrapped with TLS, then tls=false.
+    let mut o = tls_unit(running(0, vec![scheme_member(0)], 0));
+    o.leader_data = with_ca(&[(keys::TOKEN, "t0k"), (keys::TLS, "true")]);
+    runs_with(&mut o, &tls_config());
+    o.config = Ok(CharmConfig::default());
+    let p = plan(&o);
+    assert_eq!(p.effects, []);
+    assert_eq!(p.status, Status::TlsFixed { in_force: true });
+}
+
+#[test]
+fn client_relations_carry_the_tls_credentials_only_with_tls() {
+    let relations = |published: Settings| {
+        vec![
+            ClientRelation {
+                id: "db:5".into(),
+                endpoint: "db".into(),
+                published: published.clone(),
+            },
+            ClientRelation {
+                id: "proxy:6".into(),
+                endpoint: "proxy".into(),
+                published,
+            },
+        ]
+    };
+    let mut o = tls_unit(running(1, vec![scheme_member(0), scheme_member(1)], 0));
+    o.leader_data = with_ca(&[
+        (keys::TOKEN, "t0k"),
+        (keys::TLS, "true"),
+        (
+            keys::ENDPOINTS,
+            "https://10.0.0.10:2379,https://10.0.0.11:2379",
+        ),
+        (
+            keys::CLUSTER,
+            "etcd0=https://10.0.0.10:2380,etcd1=https://10.0.0.11:2380",
+        ),
+    ]);
+    o.clients = relations(Settings::new());
+    let p = plan(&o);
+    let sets: Vec<&Settings> = p
+        .effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::RelationSet(_, s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sets.len(), 2);
+    for s in &sets {
+        assert_eq!(s["client_ca"], "CA PEM");
+        assert_eq!(s["client_cert"], "CLIENT PEM");
+        assert_eq!(s["client_key"], "CLIENT KEY PEM");
+    }
+    assert_eq!(
+        sets[0]["connection_string"],
+        "https://10.0.0.10:2379,https://10.0.0.11:2379"
+    );
+    assert_eq!(
+        sets[1]["cluster"],
+        "etcd0=https://10.0.0.10:2380,etcd1=https://10.0.0.11:2380"
+    );
+    // Without TLS, credentials left over are removed (empty values delete keys).
+    let mut o = settled(1, vec![member(0), member(1)], 0);
+    let stale = Settings::from([("client_key".to_string(), "OLD".to_string())]);
+    o.clients = relations(stale);
+    let p = plan(&o);
+    let Some(Effect::RelationSet(_, s)) = p
+        .effects
+        .iter()
+        .find(|e| matches!(e, Effect::RelationSet(..)))
+    else {
+        panic!("no RelationSet in {:?}", p.effects)
+    };
+    assert_eq!(s["client_key"], "");
+    assert!(
+        !s.contains_key("client_ca"),
+        "absent keys are not touched: {s:?}"
+    );
 }

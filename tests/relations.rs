@@ -10,7 +10,7 @@ mod support;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
-use support::{built_charm, deploy_etcd, get, repo_root, sh, try_sh, workload, Sandbox};
+use support::{deploy_consumer, deploy_etcd, get, sh, try_sh, workload, Sandbox};
 
 const DB: &str = "db-client";
 const PROXY: &str = "proxy-client";
@@ -20,18 +20,6 @@ const PROXY_UNIT: &str = "proxy-client/0";
 const LISTEN: &str = "127.0.0.1:23790";
 /// How long the data may take to converge after the model is idle (covers an update-status).
 const CONVERGE: Duration = Duration::from_secs(120);
-
-/// Deploys a test consumer from `tests/charms/<name>`, giving it the etcd resource tarball.
-fn deploy_consumer(sb: &Sandbox, name: &str, resource_name: &str) {
-    let (_, resource) = built_charm();
-    let dir = repo_root().join("tests/charms").join(name);
-    sb.ok(&[
-        "deploy",
-        dir.to_str().unwrap(),
-        "--resource",
-        &format!("{resource_name}={}", resource.display()),
-    ]);
-}
 
 /// Polls `f` until it returns Ok, or panics after `timeout` with its last error, the status
 /// and the log's tail. Fails at once when a unit is in error.

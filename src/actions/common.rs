@@ -19,9 +19,12 @@ pub fn local_port(a: &Action) -> u16 {
         .unwrap_or_else(|| a.config().port)
 }
 
-/// The local member's client URL on loopback.
+/// The local member's client URL on loopback (`https` when the config etcd runs says so).
 pub fn local_endpoint(a: &Action) -> String {
-    url("127.0.0.1", local_port(a))
+    host::read(paths::CONFIG_FILE)
+        .as_deref()
+        .and_then(render::local_url)
+        .unwrap_or_else(|| url(a.config().tls, "127.0.0.1", local_port(a)))
 }
 
 /// The endpoints to try, the local member first, then those the leader published.

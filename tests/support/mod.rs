@@ -87,3 +87,24 @@ pub fn workload(sb: &Sandbox, unit: &str) -> (String, String) {
         w["message"].as_str().unwrap_or("").to_string(),
     )
 }
+
+/// Deploys the test consumer `tests/charms/<name>` with the built etcd tarball as its
+/// `resource_name` resource.
+pub fn deploy_consumer(sb: &Sandbox, name: &str, resource_name: &str) {
+    let (_, resource) = built_charm();
+    let dir = repo_root().join("tests/charms").join(name);
+    sb.ok(&[
+        "deploy",
+        dir.to_str().unwrap(),
+        "--resource",
+        &format!("{resource_name}={}", resource.display()),
+    ]);
+}
+
+/// The main PID of etcd's systemd service on a unit.
+pub fn main_pid(sb: &Sandbox, unit: &str) -> String {
+    sb.ssh(unit, "systemctl show -p MainPID --value etcd")
+        .1
+        .trim()
+        .to_string()
+}
