@@ -1,6 +1,7 @@
 //! Tests of the machine layer. The pure ones run everywhere; the ones that boot real machines
 //! need root, debootstrap, systemd-nspawn and iproute2, so they are `#[ignore]`d: run them with
-//! `cargo test -p sandbox machine:: -- --ignored --nocapture --test-threads=1`.
+//! `cargo test -p sandbox machine:: -- --ignored --nocapture --test-threads=1` (`scripts/test` runs
+//! them, as root).
 
 use super::host;
 use super::net;
