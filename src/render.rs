@@ -355,15 +355,22 @@ initial-cluster-token: "0123e4"
         assert_eq!(initial_cluster_of(&got), Some(init()));
     }
 
-    #[test]
-    fn initial_settings_are_not_runtime() {
-        let cfg = CharmConfig::default();
-        let a = etcd_config(&cfg, "etcd0", "10.0.0.1", &init(), &[]);
+    /// The config of member etcd0 bootstrapping (`new`) and joining (`existing`).
+    fn new_and_existing(cfg: &CharmConfig) -> (String, String) {
         let joined = InitialCluster {
             state: "existing",
             ..init()
         };
-        let b = etcd_config(&cfg, "etcd0", "10.0.0.1", &joined, &[]);
+        (
+            etcd_config(cfg, "etcd0", "10.0.0.1", &init(), &[]),
+            etcd_config(cfg, "etcd0", "10.0.0.1", &joined, &[]),
+        )
+    }
+
+    #[test]
+    fn initial_settings_are_not_runtime() {
+        let cfg = CharmConfig::default();
+        let (a, b) = new_and_existing(&cfg);
         assert_ne!(a, b);
         assert_eq!(runtime_part(&a), runtime_part(&b));
         let cfg = CharmConfig {
@@ -514,12 +521,7 @@ initial-cluster: etcd0=https://10.0.0.1:2380
     #[test]
     fn fingerprint_follows_what_etcd_reads() {
         let cfg = CharmConfig::default();
-        let a = etcd_config(&cfg, "etcd0", "10.0.0.1", &init(), &[]);
-        let joined = InitialCluster {
-            state: "existing",
-            ..init()
-        };
-        let b = etcd_config(&cfg, "etcd0", "10.0.0.1", &joined, &[]);
+        let (a, b) = new_and_existing(&cfg);
         let unit = systemd_unit();
         let f = restart_fingerprint(&a, &unit, "3.4.23");
         assert_eq!(f.len(), 16);
