@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Charm figures (not asserted anywhere): update-status hook wall time, deploy -n 3 → all
 # active, add-unit 3 → 5 → all active, binary size, peak RSS of one hook. Run as root.
+# `bench/charm.sh --tls` measures the same with the charm's `tls=true`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v /usr/bin/time >/dev/null || apt-get install -y -qq time >/dev/null
@@ -14,7 +15,8 @@ ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 
 "$bin" bootstrap >/dev/null
 t=$(date +%s%N)
-"$bin" deploy build/etcd.charm -n 3 --resource etcd=build/etcd.tar.gz >/dev/null
+config=(); [ "${1:-}" = --tls ] && config=(--config tls=true)
+"$bin" deploy build/etcd.charm -n 3 "${config[@]}" --resource etcd=build/etcd.tar.gz >/dev/null
 "$bin" wait-for --timeout 10m 2>/dev/null
 deploy_ms=$(ms "$t")
 t=$(date +%s%N)
@@ -35,9 +37,9 @@ median=$(echo "$times" | awk -v n="$n" 'NR==int((n+1)/2){print}')
 rss_kb=$("$bin" exec --unit etcd/0 -- 'JUJU_DISPATCH_PATH=hooks/update-status gnutime -f %M ./dispatch 2>&1 | tail -1')
 size=$(stat -c %s build/charm/bin/etcd-charm)
 
-printf '%-48s %10s\n' "figure" "value"
+printf '%-48s %10s\n' "figure${1:+ ($1)}" "value"
 printf '%-48s %10s\n' "update-status hook wall time (median of $n), ms" "$median"
-printf '%-48s %10s\n' "deploy -n 3 → all active, s" "$(awk -v m="$deploy_ms" 'BEGIN{printf "%.1f", m/1000}')"
-printf '%-48s %10s\n' "add-unit 3 → 5 → all active, s" "$(awk -v m="$scale_ms" 'BEGIN{printf "%.1f", m/1000}')"
+printf '%-48s %10s\n' "deploy -n 3 -> all active, s" "$(awk -v m="$deploy_ms" 'BEGIN{printf "%.1f", m/1000}')"
+printf '%-48s %10s\n' "add-unit 3 -> 5 -> all active, s" "$(awk -v m="$scale_ms" 'BEGIN{printf "%.1f", m/1000}')"
 printf '%-48s %10s\n' "charm binary size, bytes" "$size"
 printf '%-48s %10s\n' "peak RSS of one update-status hook, KiB" "$rss_kb"

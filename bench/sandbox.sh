@@ -35,6 +35,6 @@ for p in /proc/[0-9]*; do
 done
 printf '%-44s %10s\n' "figure" "value"
 printf '%-44s %10s\n' "bootstrap (rootfs $( [ "${1:-}" = --cold ] && echo cold || echo cached)), ms" "$boot_ms"
-printf '%-44s %10s\n' "deploy → machine running, ms" "$machine_ms"
+printf '%-44s %10s\n' "deploy -> machine running, ms" "$machine_ms"
 printf '%-44s %10s\n' "no-op hook wall time (median of $n), ms" "$median"
 printf '%-44s %10s\n' "idle machine memory (PSS of its processes), MiB" "$((pss_kb / 1024))"
