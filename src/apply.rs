@@ -21,7 +21,7 @@ use crate::hooktools::{Juju, JujuError, Level};
 use crate::host::{self, HostError};
 use crate::install::{self, InstallError};
 use crate::membership::{initial_cluster, joining_keys, restart_keys};
-use crate::observe::{observe, Observed};
+use crate::observe::{keys, observe, Observed};
 use crate::paths;
 use crate::plan::{plan, Effect, Plan};
 use crate::render::{self, url};
@@ -154,12 +154,30 @@ pub fn apply(
         status: None,
     };
     let local = local_url(o);
+    let mut refused = None;
     for effect in &p.effects {
         match effect {
             // A new version is not restarted here: the next pass sees the running version differ
             // from the installed one and restarts it in turn (rolling restart).
-            Effect::Install => match install::install(juju) {
-                Ok(v) => juju.application_version_set(&v)?,
+            Effect::Install => match install_checked(o, juju) {
+                Ok(v) => {
+                    host::record_refusal(None)?;
+                    // A running member shows its version once it has restarted on the new one.
+                    let running = o.local.status.as_ref().map(|s| s.version.as_str());
+                    match running.filter(|r| !r.is_empty() && *r != v) {
+                        None => juju.application_version_set(&v)?,
+                        Some(r) => juju.log(
+                            Level::Info,
+                            &format!("etcd {v} installed: this member restarts on it in its turn (it runs {r})"),
+                        ),
+                    }
+                }
+                Err(InstallError::Refused(refusal)) => {
+                    let status = Status::ResourceRefused(refusal.clone());
+                    juju.log(Level::Warning, &status.message());
+                    host::record_refusal(Some(&refusal))?;
+                    refused = Some(status);
+                }
                 Err(InstallError::NoSource { resource, package }) => {
                     let why = format!("resource: {resource}; package: {package}");
                     juju.log(Level::Error, &format!("cannot install etcd: {why}"));
@@ -279,7 +297,25 @@ pub fn apply(
             break;
         }
     }
+    // The refusal shows from this pass on (later passes and hooks read it from the record).
+    out.status = out.status.or(refused);
     Ok(out)
+}
+
+/// Installs etcd from the resource, checked against every version this unit knows of: the
+/// installed one, the one its member runs, the cluster's (leader data).
+fn install_checked(o: &Observed, juju: &dyn Juju) -> Result<String, InstallError> {
+    let running = o.local.status.as_ref().map(|s| s.version.as_str());
+    let known: Vec<&str> = [
+        o.local.version.as_deref(),
+        running,
+        o.leader_data.get(keys::VERSION),
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|v| !v.is_empty())
+    .collect();
+    install::install(juju, o.local.version.as_deref(), &known)
 }
 
 /// Logs a membership step that could not be done now; returns `false` (no progress).
@@ -356,6 +392,9 @@ fn restart(o: &Observed, juju: &dyn Juju, etcd: &dyn Etcd, config: &str) -> Resu
     match wait_healthy(etcd, &local, HEALTH_WAIT) {
         Some(s) => {
             host::record_member_id(s.member_id)?;
+            if !s.version.is_empty() {
+                juju.application_version_set(&s.version)?;
+            }
             juju.log(
                 Level::Info,
                 &format!(

@@ -3,11 +3,18 @@ Installing etcd: from the `etcd` resource (a flat tarball with `etcd` and `etcdc
 release layout `etcd-vX.Y.Z-linux-amd64/{etcd,etcdctl,etcdutl}`), else from Debian's
 `etcd-server`/`etcd-client` packages. The binaries must run (`etcd --version`) before they are
 linked into `/usr/local/bin`; `etcdctl` on PATH is a wrapper talking to the local member.
+
+Upgrades (`upgrade-charm` after `juju attach-resource`): the tarball is unpacked and its binaries
+run in a temporary directory first; only when its version may replace every version the unit
+knows of ([`crate::version::check_against`]) are the binaries replaced, each atomically, while
+etcd keeps running. The plan then restarts the member on them in its turn (rolling restart: the
+running version differs from the installed one).
 */
 
 use crate::hooktools::{Juju, Level};
 use crate::host::{self, HostError};
 use crate::paths;
+use crate::version::{self, Refusal, Version};
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
@@ -26,6 +33,9 @@ pub enum InstallError {
     /// A machine command failed.
     #[error(transparent)]
     Host(#[from] HostError),
+    /// The resource is not etcd, or its version may not replace the one running: nothing changed.
+    #[error("the etcd resource was not installed: {0:?}")]
+    Refused(Refusal),
 }
 
 /// Parses `etcd --version` output (`etcd Version: 3.4.23`).
@@ -63,36 +73,75 @@ fn find_bin_dir(root: &Path) -> Option<PathBuf> {
     dirs.into_iter().find(|d| has(d))
 }
 
-/// Unpacks the resource and installs its binaries into [`paths::BIN_DIR`].
-fn from_resource(tarball: &str) -> Result<String, String> {
+/// Unpacks the resource into `tmp` and checks its binaries run: their directory and version.
+fn unpack(tarball: &str, tmp: &str) -> Result<(PathBuf, String), String> {
     let size = fs::metadata(tarball)
         .map_err(|e| format!("{tarball}: {e}"))?
         .len();
     if size == 0 {
         return Err("the attached file is empty".into());
     }
+    let _ = fs::remove_dir_all(tmp);
+    fs::create_dir_all(tmp).map_err(|e| format!("{tmp}: {e}"))?;
+    host::run("tar", &["-xf", tarball, "-C", tmp]).map_err(|e| e.to_string())?;
+    let dir = find_bin_dir(Path::new(tmp))
+        .ok_or("the tarball has no etcd and etcdctl, at top level or in one directory")?;
+    let version = binary_version(&dir.join("etcd").to_string_lossy()).map_err(|e| e.to_string())?;
+    host::run(&dir.join("etcdctl").to_string_lossy(), &["version"]).map_err(|e| e.to_string())?;
+    Ok((dir, version))
+}
+
+/// Puts the unpacked binaries into [`paths::BIN_DIR`], each replaced atomically (a running etcd
+/// keeps its old file); an `etcdutl` the new release lacks is removed with its link.
+fn put_binaries(dir: &Path) -> Result<(), String> {
+    fs::create_dir_all(paths::BIN_DIR).map_err(|e| e.to_string())?;
+    for bin in ["etcd", "etcdctl", "etcdutl"] {
+        let src = dir.join(bin);
+        let dst = format!("{}/{bin}", paths::BIN_DIR);
+        if !src.is_file() {
+            if fs::remove_file(&dst).is_ok() {
+                let _ = fs::remove_file(paths::ETCDUTL_LINK);
+            }
+            continue;
+        }
+        let tmp = format!("{dst}.charm-tmp");
+        host::run("install", &["-m", "0755", &src.to_string_lossy(), &tmp])
+            .map_err(|e| e.to_string())?;
+        fs::rename(&tmp, &dst).map_err(|e| format!("{dst}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// What the resource holds, once checked: its version, or why it may not be installed.
+enum FromResource {
+    /// Installed into [`paths::BIN_DIR`]: its version.
+    Installed(String),
+    /// No usable resource (none attached, empty, or not etcd): why.
+    Unusable(String),
+    /// An etcd release whose version may not replace the known ones.
+    Refused(Refusal),
+}
+
+/// Unpacks the resource into a temporary directory, checks that it is etcd and that its version
+/// may replace every `known` one, and only then installs its binaries into [`paths::BIN_DIR`].
+fn from_resource(tarball: &str, known: &[&str]) -> FromResource {
     let tmp = format!("{}/unpack", paths::STATE_DIR);
-    let _ = fs::remove_dir_all(&tmp);
-    fs::create_dir_all(&tmp).map_err(|e| format!("{tmp}: {e}"))?;
-    let result = (|| {
-        host::run("tar", &["-xf", tarball, "-C", &tmp]).map_err(|e| e.to_string())?;
-        let dir = find_bin_dir(Path::new(&tmp))
-            .ok_or("the tarball has no etcd and etcdctl, at top level or in one directory")?;
-        let etcd = dir.join("etcd");
-        let version = binary_version(&etcd.to_string_lossy()).map_err(|e| e.to_string())?;
-        let etcdctl = dir.join("etcdctl");
-        host::run(&etcdctl.to_string_lossy(), &["version"]).map_err(|e| e.to_string())?;
-        fs::create_dir_all(paths::BIN_DIR).map_err(|e| e.to_string())?;
-        for bin in ["etcd", "etcdctl", "etcdutl"] {
-            let src = dir.join(bin);
-            if src.is_file() {
-                let dst = format!("{}/{bin}", paths::BIN_DIR);
-                host::run("install", &["-m", "0755", &src.to_string_lossy(), &dst])
-                    .map_err(|e| e.to_string())?;
+    let result = match unpack(tarball, &tmp) {
+        Err(why) => FromResource::Unusable(why),
+        Ok((dir, version)) => {
+            let checked = Version::parse(&version)
+                .ok_or_else(|| format!("unexpected etcd version {version:?}"))
+                .map(|v| version::check_against(known, v));
+            match checked {
+                Err(why) => FromResource::Unusable(why),
+                Ok(Err(refusal)) => FromResource::Refused(refusal),
+                Ok(Ok(())) => match put_binaries(&dir) {
+                    Ok(()) => FromResource::Installed(version),
+                    Err(why) => FromResource::Unusable(why),
+                },
             }
         }
-        Ok(version)
-    })();
+    };
     let _ = fs::remove_dir_all(&tmp);
     result
 }
@@ -137,15 +186,57 @@ fn link(target: &str, link: &str) -> Result<(), HostError> {
     fs::rename(&tmp, link).map_err(io)
 }
 
-/// Installs etcd and returns its version.
-pub fn install(juju: &dyn Juju) -> Result<String, InstallError> {
+/// Installs etcd and returns its version. `installed` is the version installed now, if any;
+/// `known` every version the unit knows of (installed, running, the cluster's): a resource is
+/// installed only when its version may replace each of them (see [`crate::version`]).
+///
+/// With etcd installed, a resource that is missing or empty changes nothing, and one that is not
+/// etcd or whose version is refused changes nothing either ([`InstallError::Refused`]). Without
+/// etcd, an unusable resource falls back to the distribution's packages.
+pub fn install(
+    juju: &dyn Juju,
+    installed: Option<&str>,
+    known: &[&str],
+) -> Result<String, InstallError> {
     host::ensure_user_and_dirs()?;
-    let resource = juju
-        .resource_get("etcd")
-        .map_err(|e| e.to_string())
-        .and_then(|path| from_resource(&path));
+    let resource = juju.resource_get("etcd").map_err(|e| e.to_string());
+    let attached = resource
+        .as_ref()
+        .ok()
+        .filter(|p| fs::metadata(p).is_ok_and(|m| m.len() > 0));
+    if let Some(current) = installed {
+        let Some(path) = attached else {
+            juju.log(
+                Level::Info,
+                &format!("no etcd resource attached: etcd {current} stays installed"),
+            );
+            return Ok(current.to_string());
+        };
+        let version = match from_resource(path, known) {
+            FromResource::Installed(v) => v,
+            FromResource::Refused(r) => return Err(InstallError::Refused(r)),
+            FromResource::Unusable(why) => {
+                let why = why.lines().next().unwrap_or("").chars().take(120).collect();
+                let attach = version::allowed_series(known);
+                let current = current.to_string();
+                let r = Refusal::NotEtcd {
+                    why,
+                    current,
+                    attach,
+                };
+                return Err(InstallError::Refused(r));
+            }
+        };
+        return finish(juju, &version, paths::BIN_DIR);
+    }
+    let resource = resource.and_then(|path| match from_resource(&path, known) {
+        FromResource::Installed(v) => Ok(Ok(v)),
+        FromResource::Refused(r) => Ok(Err(r)),
+        FromResource::Unusable(why) => Err(why),
+    });
     let (version, bin_dir) = match resource {
-        Ok(v) => (v, paths::BIN_DIR.to_string()),
+        Ok(Ok(v)) => (v, paths::BIN_DIR.to_string()),
+        Ok(Err(refusal)) => return Err(InstallError::Refused(refusal)),
         Err(resource) => {
             juju.log(
                 Level::Warning,
@@ -156,17 +247,22 @@ pub fn install(juju: &dyn Juju) -> Result<String, InstallError> {
             (v, "/usr/bin".to_string())
         }
     };
+    finish(juju, &version, &bin_dir)
+}
+
+/// Links the installed binaries and records the version.
+fn finish(juju: &dyn Juju, version: &str, bin_dir: &str) -> Result<String, InstallError> {
     link(&format!("{bin_dir}/etcd"), paths::ETCD_LINK)?;
     let etcdutl = format!("{bin_dir}/etcdutl");
     if Path::new(&etcdutl).exists() {
         link(&etcdutl, paths::ETCDUTL_LINK)?;
     }
-    host::record_version(&version)?;
+    host::record_version(version)?;
     juju.log(
         Level::Info,
         &format!("installed etcd {version} from {bin_dir}"),
     );
-    Ok(version)
+    Ok(version.to_string())
 }
 
 #[cfg(test)]

@@ -10,7 +10,8 @@ A Juju machine charm for etcd, as one small binary.
   path of every hook.
 - [`render`]: pure rendering of etcd's config, the systemd unit and the `etcdctl` wrapper.
 - [`etcd`]: the etcd v3 API with bounded timeouts; the [`etcd::Etcd`] trait.
-- [`install`], [`host`], [`paths`]: the machine side.
+- [`install`], [`host`], [`paths`]: the machine side; [`version`]: which etcd version may
+  replace which (pure), checked before a new resource is installed.
 - [`tls`]: the cluster's own CA and each member's certificate (effectful, run by [`apply`]).
 - [`status`]: every status text; [`actions`]: the actions (health, snapshot, restore, ...).
 
@@ -35,3 +36,4 @@ pub mod relations;
 pub mod render;
 pub mod status;
 pub mod tls;
+pub mod version;

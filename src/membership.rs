@@ -27,6 +27,7 @@ use crate::observe::{keys, peer_keys, Leadership, Observed};
 use crate::plan::{Effect, Plan};
 use crate::relations::changed;
 use crate::status::Status;
+use crate::version::Version;
 
 /// A unit of this application as membership sees it: this one and its peers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,6 +132,23 @@ pub fn restart_keys(unit: &str) -> Settings {
     Settings::from([(keys::RESTART_GRANTED.to_string(), unit.to_string())])
 }
 
+/// The cluster's etcd version: the lowest one the started members run (this one's, and those
+/// the other started units publish), else the one in leader data, else the one installed.
+fn cluster_version(o: &Observed) -> Option<&str> {
+    let own = o.local.status.as_ref().map(|s| s.version.as_str());
+    let peers = o.peers.iter().filter(|p| p.started.is_some());
+    let peers = peers.filter_map(|p| p.version.as_deref());
+    let lowest = own
+        .into_iter()
+        .chain(peers)
+        .filter_map(|v| Some((Version::parse(v)?, v)))
+        .min()
+        .map(|(_, v)| v);
+    lowest
+        .or(o.leader_data.get(keys::VERSION))
+        .or(o.local.version.as_deref())
+}
+
 /// Plans the leader's duties; `own_request` is true while this unit wants (or is seeing
 /// through) a restart. Returns the data that relation data is built from.
 pub fn leader(o: &Observed, p: &mut Plan, own_request: bool) -> Settings {
@@ -138,16 +156,7 @@ pub fn leader(o: &Observed, p: &mut Plan, own_request: bool) -> Settings {
     let Some(members) = &o.members else {
         return published;
     };
-    let version = o
-        .local
-        .status
-        .as_ref()
-        .map(|s| s.version.as_str())
-        .filter(|v| !v.is_empty());
-    let version = version
-        .or(o.leader_data.get(keys::VERSION))
-        .or(o.local.version.as_deref());
-    if let Some(want) = published_keys(members, version) {
+    if let Some(want) = published_keys(members, cluster_version(o)) {
         if let Some(diff) = changed(&o.leader_data.raw, want.clone()) {
             p.effects.push(Effect::LeaderSet(diff));
         }

@@ -14,6 +14,7 @@ use crate::context::{member_name, Hook, JujuContext, PEER_ENDPOINT};
 use crate::etcd::{Etcd, Member, MemberStatus};
 use crate::hooktools::{Juju, JujuError, Level, Settings};
 use crate::render::{self, url};
+use crate::version::Refusal;
 use crate::{host, paths};
 
 /// Leader data keys (`leader-set`), written by the Juju leader only.
@@ -62,6 +63,9 @@ pub mod peer_keys {
     /// it will run); removed once it has restarted and its member is healthy again, which tells
     /// the leader the next unit may go.
     pub const RESTART_REQUEST: &str = "restart-request";
+    /// The etcd version this unit's member runs (kept while it does not answer): the leader
+    /// publishes the lowest as the cluster's (`etcd-version` leader data).
+    pub const VERSION: &str = "etcd-version";
 }
 
 /// Is this unit the Juju leader?
@@ -142,6 +146,8 @@ pub struct Peer {
     pub started: Option<u64>,
     /// Its pending restart request (see [`peer_keys::RESTART_REQUEST`]).
     pub restart_request: Option<String>,
+    /// The etcd version its member runs, as it published it.
+    pub version: Option<String>,
 }
 
 /// A `db` or `proxy` relation and what this unit has published on it.
@@ -188,6 +194,8 @@ pub struct Local {
     /// What this member's TLS files were made from ([`render::tls_record`]); `None` when they
     /// are not all there.
     pub tls_record: Option<String>,
+    /// Why the last `etcd` resource attached was not installed, while that stands.
+    pub refused_resource: Option<Refusal>,
 }
 
 /// Everything one reconcile pass decides on.
@@ -299,6 +307,10 @@ fn peer(juju: &dyn Juju, rel: &str, unit: &str) -> Peer {
             .get(peer_keys::RESTART_REQUEST)
             .filter(|v| !v.is_empty())
             .cloned(),
+        version: data
+            .get(peer_keys::VERSION)
+            .filter(|v| !v.is_empty())
+            .cloned(),
     }
 }
 
@@ -407,6 +419,7 @@ pub fn observe(
         status,
         hostname: host::hostname(),
         tls_record: host::tls_record(),
+        refused_resource: host::refused_resource(),
     };
     Ok(Observed {
         unit: ctx.unit_name.clone(),

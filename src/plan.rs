@@ -12,6 +12,12 @@ Expected flow of a unit:
 4. A data dir whose member the cluster no longer lists (and etcd not answering): wiped, and
    the unit rejoins as in 2.
 
+A new `etcd` resource (`upgrade-charm`) is installed only when its version may replace the
+cluster's ([`crate::version`]): the binaries are replaced while etcd runs, and the member then
+restarts on them like for a new setting (the fingerprint includes the version), one at a time.
+A refused resource is recorded and blocks the unit, with everything else planned as usual, until
+a good one is attached.
+
 Rolling restarts: a running member whose etcd must restart does not write the new config yet.
 It publishes `restart-request` (a fingerprint of what it will run) in its peer data and waits
 (`waiting for its turn to restart`) until the leader names it in `restart-granted`; then it
@@ -163,6 +169,18 @@ pub fn plan(o: &Observed) -> Plan {
         _ if o.departing => return membership::departure(o),
         _ => {}
     }
+    let mut p = running(o);
+    // A refused resource blocks the unit (etcd runs on as it was) until a good one is attached.
+    if let Some(refusal) = &o.local.refused_resource {
+        if p.status.state() != "blocked" {
+            p.status = Status::ResourceRefused(refusal.clone());
+        }
+    }
+    p
+}
+
+/// The plan of a unit that is not stopping or leaving.
+fn running(o: &Observed) -> Plan {
     if o.leadership == Leadership::Unsupported {
         return Plan::only(Status::NoLeadership);
     }
@@ -186,9 +204,18 @@ pub fn plan(o: &Observed) -> Plan {
     let hook = o.hook.name();
     // A new charm may come with a new resource: install again (it sets the version).
     match hook.as_str() {
-        "upgrade-charm" => p.effects.push(Effect::Install),
+        // Observed again after: a new version restarts in turn (or the refusal shows).
+        "upgrade-charm" => {
+            p.effects.push(Effect::Install);
+            p.again = true;
+        }
         "install" | "start" | "config-changed" => {
-            p.effects.push(Effect::SetVersion(version.clone()))
+            // What runs, else what is installed (a new one shows once restarted on).
+            let running = o.local.status.as_ref().map(|s| s.version.clone());
+            let running = running.filter(|v| !v.is_empty());
+            p.effects.push(Effect::SetVersion(
+                running.unwrap_or_else(|| version.clone()),
+            ))
         }
         _ => {}
     }

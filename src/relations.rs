@@ -19,8 +19,9 @@ fn lookup<'a>(data: &'a Settings, key: &str) -> Option<&'a str> {
 
 /// This unit's peer relation data, when it differs from what is published: the URLs its etcd
 /// advertises (those of the config it runs: a new port is announced once etcd has restarted
-/// with it, so the leader updates the member only then), its started member and its pending
-/// `restart-request` (empty: none).
+/// with it, so the leader updates the member only then), its started member, its pending
+/// `restart-request` (empty: none) and the etcd version its member runs (kept while it does not
+/// answer).
 pub fn peer_data(
     o: &Observed,
     cfg: &CharmConfig,
@@ -39,7 +40,7 @@ pub fn peer_data(
         _ => String::new(),
     };
     let (peer_url, client_url) = o.advertised(cfg, address);
-    let want = Settings::from([
+    let mut want = Settings::from([
         (peer_keys::PEER_URL.to_string(), peer_url),
         (peer_keys::CLIENT_URL.to_string(), client_url),
         (peer_keys::INGRESS.to_string(), address.to_string()),
@@ -49,6 +50,10 @@ pub fn peer_data(
             restart_request.to_string(),
         ),
     ]);
+    let running = o.local.status.as_ref().map(|s| s.version.as_str());
+    if let Some(v) = running.filter(|v| !v.is_empty()) {
+        want.insert(peer_keys::VERSION.to_string(), v.to_string());
+    }
     changed(&o.own_peer_data, want).map(|s| Effect::PeerSet(rel.clone(), s))
 }
 

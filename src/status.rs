@@ -5,6 +5,7 @@ Every workload status the charm sets, with its fixed, actionable text.
 */
 
 use crate::config::ConfigError;
+use crate::version::Refusal;
 
 /// A workload status of this unit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +76,9 @@ pub enum Status {
     WaitTlsCa,
     /// etcd could not be installed: no resource and no package archive.
     NoResource(String),
+    /// The attached `etcd` resource was not installed (a downgrade, a skipped minor version, not
+    /// etcd): etcd keeps its binaries until a good resource is attached.
+    ResourceRefused(Refusal),
     /// The unit cannot leave without breaking quorum.
     CannotLeave(String),
     /// etcd is stopped because the unit is going away.
@@ -98,9 +102,12 @@ impl Status {
             | WaitCluster
             | WaitHealthy
             | WaitTlsCa => "waiting",
-            NoLeadership | InvalidConfig(_) | TlsFixed { .. } | NoResource(_) | CannotLeave(_) => {
-                "blocked"
-            }
+            NoLeadership
+            | InvalidConfig(_)
+            | TlsFixed { .. }
+            | NoResource(_)
+            | ResourceRefused(_)
+            | CannotLeave(_) => "blocked",
         }
     }
 
@@ -161,11 +168,41 @@ impl Status {
             NoResource(why) => format!(
                 "cannot install etcd ({why}): attach the etcd resource with `juju attach-resource <app> etcd=./etcd.tar.gz`"
             ),
+            ResourceRefused(r) => refusal_message(r),
             CannotLeave(why) => format!(
                 "cannot leave the cluster without breaking quorum ({why}): bring the other members back or remove dead units first"
             ),
             Stopped => "etcd stopped".into(),
         }
+    }
+}
+
+/// What to run to attach another release tarball.
+const ATTACH: &str = "with `juju attach-resource <app> etcd=./etcd-vX.Y.Z-linux-amd64.tar.gz`";
+
+fn refusal_message(r: &Refusal) -> String {
+    match r {
+        Refusal::Downgrade {
+            offered,
+            current,
+            attach,
+        } => format!(
+            "etcd resource {offered} refused: a downgrade from {current}, which etcd does not support; nothing changed: attach etcd {attach} {ATTACH}"
+        ),
+        Refusal::SkipsMinor {
+            offered,
+            current,
+            next,
+        } => format!(
+            "etcd resource {offered} refused: it skips a minor version from {current} (etcd upgrades one minor version at a time); nothing changed: attach etcd {next} first {ATTACH}"
+        ),
+        Refusal::NotEtcd {
+            why,
+            current,
+            attach,
+        } => format!(
+            "etcd resource refused: not an etcd release ({why}); etcd {current} stays: attach etcd {attach} {ATTACH}"
+        ),
     }
 }
 
@@ -197,6 +234,18 @@ mod tests {
             .starts_with("waiting for its turn to restart"));
         assert_eq!(Status::Restarting.state(), "maintenance");
         assert!(Status::NoLeadership.message().contains("Juju >= 1.23.2"));
+        let refused = Status::ResourceRefused(Refusal::Downgrade {
+            offered: "3.4.23".into(),
+            current: "3.5.1".into(),
+            attach: "3.5.x or 3.6.x".into(),
+        });
+        assert_eq!(refused.state(), "blocked");
+        assert_eq!(
+            refused.message(),
+            "etcd resource 3.4.23 refused: a downgrade from 3.5.1, which etcd does not support; \
+             nothing changed: attach etcd 3.5.x or 3.6.x with `juju attach-resource <app> \
+             etcd=./etcd-vX.Y.Z-linux-amd64.tar.gz`"
+        );
         let fixed = Status::TlsFixed { in_force: true };
         assert_eq!(fixed.state(), "blocked");
         assert_eq!(

@@ -342,6 +342,34 @@ fn leader_restarts_itself_in_its_turn() {
 }
 
 #[test]
+fn the_cluster_version_is_the_lowest_a_started_member_runs() {
+    let version = |o: &etcd_charm::observe::Observed| {
+        plan(o).effects.iter().find_map(|e| match e {
+            Effect::LeaderSet(s) => s.get(keys::VERSION).cloned(),
+            _ => None,
+        })
+    };
+    let mut o = leader_of(three());
+    o.peers = vec![peer(1), peer(2)];
+    for p in &mut o.peers {
+        p.started = Some(0x100 + unit_of(&p.unit));
+        p.version = Some("3.5.1".into());
+    }
+    // The leader's member still runs 3.4.23: that is the cluster's version.
+    assert_eq!(version(&o).as_deref(), Some("3.4.23"));
+    o.local.status.as_mut().unwrap().version = "3.5.1".into();
+    o.peers[1].version = Some("3.4.23".into());
+    assert_eq!(version(&o).as_deref(), Some("3.4.23"));
+    // A peer not started (or publishing nothing) does not count.
+    o.peers[1].started = None;
+    assert_eq!(version(&o).as_deref(), Some("3.5.1"));
+}
+
+fn unit_of(unit: &str) -> u64 {
+    unit.rsplit('/').next().unwrap().parse().unwrap()
+}
+
+#[test]
 fn grant_of_a_unit_that_left_is_reclaimed() {
     // etcd/2 was granted its restart, then its unit was removed (e.g. its machine died).
     let mut o = leader_of(vec![member(0), member(1)]);

@@ -10,6 +10,7 @@ use etcd_charm::observe::{keys, ClientRelation, LeaderData, Leadership};
 use etcd_charm::plan::{plan, Effect, Plan};
 use etcd_charm::render;
 use etcd_charm::status::Status;
+use etcd_charm::version::Refusal;
 use fixtures::*;
 
 #[test]
@@ -326,6 +327,50 @@ fn new_etcd_version_restarts_in_turn() {
     assert_eq!(plan(&o).status, Status::WaitRestart { behind: None });
     o.local.version = Some("v3.4.23".into());
     assert_eq!(plan(&o).status, Status::Active { peers: 2 });
+}
+
+#[test]
+fn a_new_resource_is_observed_again_and_a_refused_one_blocks_until_replaced() {
+    let mut o = settled(1, vec![member(0), member(1), member(2)], 0);
+    o.hook = Hook::Other("upgrade-charm".into());
+    let p = plan(&o);
+    assert_eq!(p.effects[0], Effect::Install);
+    assert!(
+        p.again,
+        "a new version restarts in its turn (or the refusal shows) in-hook"
+    );
+    let refusal = Refusal::Downgrade {
+        offered: "3.4.23".into(),
+        current: "3.5.1".into(),
+        attach: "3.5.x or 3.6.x".into(),
+    };
+    o.local.refused_resource = Some(refusal.clone());
+    o.hook = Hook::Other("update-status".into());
+    let p = plan(&o);
+    assert_eq!(p.status, Status::ResourceRefused(refusal.clone()));
+    assert_eq!(p.status.state(), "blocked");
+    // Everything else goes on as usual: a new setting still rolls.
+    o.config = Ok(debug_config());
+    let p = plan(&o);
+    assert_eq!(p.status, Status::ResourceRefused(refusal));
+    assert!(!restarts(&p) && published_request(&p).is_some());
+    // An invalid config says so first.
+    o.config = Err(ConfigError {
+        option: "port".into(),
+        value: "0".into(),
+        expected: "1-65535".into(),
+    });
+    assert!(matches!(plan(&o).status, Status::InvalidConfig(_)));
+}
+
+#[test]
+fn the_version_shown_is_the_running_one() {
+    let mut o = settled(1, vec![member(0), member(1), member(2)], 0);
+    o.hook = Hook::Other("config-changed".into());
+    o.local.version = Some("3.5.1".into());
+    assert_eq!(plan(&o).effects[0], Effect::SetVersion("3.4.23".into()));
+    o.local.status = None;
+    assert_eq!(plan(&o).effects[0], Effect::SetVersion("3.5.1".into()));
 }
 
 #[test]

@@ -4,57 +4,11 @@
 
 #[path = "support/mod.rs"]
 mod support;
-use std::collections::BTreeMap;
 use std::time::Duration;
-use support::{deploy_etcd, get, sh, Sandbox};
-
-/// etcd's systemd timestamps on a unit (CLOCK_MONOTONIC, shared by every machine of the host):
-/// main process start, when it last stopped being active, when it last became active (with
-/// `Type=notify`: ready, i.e. back in a quorum).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Run {
-    started: u64,
-    left_active: u64,
-    ready: u64,
-}
-
-fn run_of(sb: &Sandbox, unit: &str) -> Run {
-    let out = sh(
-        sb,
-        unit,
-        "systemctl show -p ExecMainStartTimestampMonotonic -p ActiveExitTimestampMonotonic \
-         -p ActiveEnterTimestampMonotonic etcd",
-    );
-    let v: BTreeMap<&str, u64> = out
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k, v.trim().parse().unwrap_or(0)))
-        .collect();
-    Run {
-        started: v["ExecMainStartTimestampMonotonic"],
-        left_active: v["ActiveExitTimestampMonotonic"],
-        ready: v["ActiveEnterTimestampMonotonic"],
-    }
-}
-
-/// Writes `w<i>` keys back to back (one `etcdctl put` each, ~50 a second) through every member's
-/// endpoint until `/tmp/stop-writer` appears (at most 3000 writes). Like any etcd client, it
-/// retries a write once when its connection was to the very member that stopped (etcd closes its
-/// client connections when it stops, which no server-side order can avoid); a write that fails
-/// twice is a failure. Prints one `RETRY` line per retried write, one `FAIL` line per failed write
-/// and a last `writes=<n> failures=<k>`.
-fn writer_script(endpoints: &str) -> String {
-    format!(
-        "rm -f /tmp/stop-writer; n=0; fail=0; \
-         put() {{ etcdctl --endpoints={endpoints} --dial-timeout=2s --command-timeout=10s \
-                  put w$n $n 2>&1; }}; \
-         while [ ! -e /tmp/stop-writer ] && [ $n -lt 3000 ]; do \
-           n=$((n+1)); \
-           if ! out=$(put); then echo \"RETRY w$n: $out\"; \
-             if ! out=$(put); then fail=$((fail+1)); echo \"FAIL w$n: $out\"; fi; fi; \
-         done; echo \"writes=$n failures=$fail\""
-    )
-}
+use support::{
+    deploy_etcd, get, restarted_one_at_a_time, run_of, sh, writer_script, writer_summary, Run,
+    Sandbox,
+};
 
 #[test]
 fn config_change_restarts_one_member_at_a_time_without_failed_writes() {
@@ -74,7 +28,7 @@ fn config_change_restarts_one_member_at_a_time_without_failed_writes() {
         .count();
 
     let writer = std::thread::scope(|s| {
-        let writer = s.spawn(|| sb.ssh("etcd/0", &writer_script(&endpoints)));
+        let writer = s.spawn(|| sb.ssh("etcd/0", &writer_script(&endpoints, 3000)));
         sb.eventually("the writer to start", Duration::from_secs(60), || {
             (get(&sb, "etcd/0", "w3").as_deref() == Ok("3")).then_some(())
         });
@@ -107,20 +61,7 @@ fn config_change_restarts_one_member_at_a_time_without_failed_writes() {
     });
 
     // No write failed, and the writer kept writing across the restarts.
-    let (code, out, err) = writer;
-    assert_eq!(code, 0, "writer: {out}{err}");
-    let summary = out.lines().last().unwrap_or_default().to_string();
-    let fails: Vec<&str> = out.lines().filter(|l| l.starts_with("FAIL")).collect();
-    assert!(
-        fails.is_empty(),
-        "failed writes during the rolling restart: {fails:#?}"
-    );
-    let writes: u64 = summary
-        .strip_prefix("writes=")
-        .and_then(|r| r.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("writer summary: {out}"));
-    assert_eq!(summary, format!("writes={writes} failures=0"));
+    let (writes, summary) = writer_summary(writer);
     for u in &units {
         assert_eq!(
             get(&sb, u, &format!("w{writes}")),
@@ -131,23 +72,14 @@ fn config_change_restarts_one_member_at_a_time_without_failed_writes() {
 
     // Each member restarted once, one at a time: each stopped only after the previous one was
     // ready again (systemd's monotonic timestamps), and the writer ran before and after.
-    let mut after: Vec<(String, Run)> = units.iter().map(|u| (u.clone(), run_of(&sb, u))).collect();
-    after.sort_by_key(|(_, r)| r.left_active);
+    let after = restarted_one_at_a_time(&sb, &units);
     eprintln!("writer: {summary}; etcd runs (monotonic µs) by stop time: {after:?}");
-    for pair in after.windows(2) {
-        let ((a, ra), (b, rb)) = (&pair[0], &pair[1]);
-        assert!(
-            rb.left_active > ra.ready,
-            "{b} stopped before {a} was back: {ra:?} / {rb:?}"
-        );
-    }
-    for (u, r) in &after {
+    for u in &units {
         let (_, conf, _) = sb.ssh(u, "cat /etc/etcd/etcd.conf.yml");
         assert!(
             conf.contains("log-level: debug\n") && conf.contains("heartbeat-interval: 150\n"),
             "{u} runs {conf}"
         );
-        assert!(r.started > r.left_active, "{u}: {r:?}");
     }
 
     // The charm's own account agrees: restart and healthy lines alternate, unit by unit, and

@@ -6,6 +6,7 @@
 #[path = "../../sandbox/tests/common/mod.rs"]
 mod common;
 pub use common::{repo_root, Sandbox};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// The built charm and its etcd resource tarball; panics when `scripts/build-charm` has not run.
@@ -107,4 +108,89 @@ pub fn main_pid(sb: &Sandbox, unit: &str) -> String {
         .1
         .trim()
         .to_string()
+}
+
+/// Writes `w<i>` keys back to back (one `etcdctl put` each, ~50 a second) through every member's
+/// endpoint until `/tmp/stop-writer` appears (at most `max` writes). Like any etcd client, it
+/// retries a write once when its connection was to the very member that stopped (etcd closes its
+/// client connections when it stops, which no server-side order can avoid); a write that fails
+/// twice is a failure. Prints one `RETRY` line per retried write, one `FAIL` line per failed write
+/// and a last `writes=<n> failures=<k>`.
+pub fn writer_script(endpoints: &str, max: u32) -> String {
+    format!(
+        "rm -f /tmp/stop-writer; n=0; fail=0; \
+         put() {{ etcdctl --endpoints={endpoints} --dial-timeout=2s --command-timeout=10s \
+                  put w$n $n 2>&1; }}; \
+         while [ ! -e /tmp/stop-writer ] && [ $n -lt {max} ]; do \
+           n=$((n+1)); \
+           if ! out=$(put); then echo \"RETRY w$n: $out\"; \
+             if ! out=$(put); then fail=$((fail+1)); echo \"FAIL w$n: $out\"; fi; fi; \
+         done; echo \"writes=$n failures=$fail\""
+    )
+}
+
+/// Checks the result of [`writer_script`] run with `ssh`: it ran, and no write failed. Returns
+/// the number of writes and the summary line.
+pub fn writer_summary((code, out, err): (i32, String, String)) -> (u64, String) {
+    assert_eq!(code, 0, "writer: {out}{err}");
+    let summary = out.lines().last().unwrap_or_default().to_string();
+    let fails: Vec<&str> = out.lines().filter(|l| l.starts_with("FAIL")).collect();
+    assert!(fails.is_empty(), "failed writes: {fails:#?}");
+    let writes: u64 = summary
+        .strip_prefix("writes=")
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("writer summary: {out}"));
+    assert_eq!(summary, format!("writes={writes} failures=0"));
+    (writes, summary)
+}
+
+/// etcd's systemd timestamps on a unit (CLOCK_MONOTONIC, shared by every machine of the host):
+/// main process start, when it last stopped being active, when it last became active (with
+/// `Type=notify`: ready, i.e. back in a quorum).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Run {
+    /// Main process start.
+    pub started: u64,
+    /// When it last stopped being active.
+    pub left_active: u64,
+    /// When it last became active (ready).
+    pub ready: u64,
+}
+
+pub fn run_of(sb: &Sandbox, unit: &str) -> Run {
+    let out = sh(
+        sb,
+        unit,
+        "systemctl show -p ExecMainStartTimestampMonotonic -p ActiveExitTimestampMonotonic \
+         -p ActiveEnterTimestampMonotonic etcd",
+    );
+    let v: BTreeMap<&str, u64> = out
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k, v.trim().parse().unwrap_or(0)))
+        .collect();
+    Run {
+        started: v["ExecMainStartTimestampMonotonic"],
+        left_active: v["ActiveExitTimestampMonotonic"],
+        ready: v["ActiveEnterTimestampMonotonic"],
+    }
+}
+
+/// Asserts that etcd restarted on every unit, one at a time: each stopped only after the previous
+/// one was ready again. Returns each unit's run, by stop time.
+pub fn restarted_one_at_a_time(sb: &Sandbox, units: &[String]) -> Vec<(String, Run)> {
+    let mut after: Vec<(String, Run)> = units.iter().map(|u| (u.clone(), run_of(sb, u))).collect();
+    after.sort_by_key(|(_, r)| r.left_active);
+    for pair in after.windows(2) {
+        let ((a, ra), (b, rb)) = (&pair[0], &pair[1]);
+        assert!(
+            rb.left_active > ra.ready,
+            "{b} stopped before {a} was back: {ra:?} / {rb:?}"
+        );
+    }
+    for (u, r) in &after {
+        assert!(r.started > r.left_active, "{u} did not start again: {r:?}");
+    }
+    after
 }
