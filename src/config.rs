@@ -31,8 +31,8 @@ pub struct CharmConfig {
     pub log_level: String,
     /// Listen on all interfaces instead of the unit's address and loopback.
     pub bind_to_all_interfaces: bool,
-    /// Serve clients and peers over TLS with the cluster's own CA (`tls`, as requested: the
-    /// cluster keeps the value it was bootstrapped with, see [`crate::observe::Observed::tls_in_force`]).
+    /// Serve clients and peers over TLS with the cluster's own CA (`tls`, as requested: a
+    /// running cluster switches to it member by member, see [`crate::observe::Observed::tls_in_force`]).
     pub tls: bool,
 }
 

@@ -162,7 +162,10 @@ pub fn leader(o: &Observed, p: &mut Plan, own_request: bool) -> Settings {
         }
         published.extend(want);
     }
-    let change = next_change(o, members);
+    let mut change = next_change(o, members);
+    if change.is_empty() {
+        change.extend(tls_record(o, members));
+    }
     let busy = !change.is_empty() || p.effects.iter().any(|e| matches!(e, Effect::Restart(_)));
     if !change.is_empty() {
         p.effects.extend(change);
@@ -221,6 +224,74 @@ fn restart_turn(o: &Observed, members: &[Member], own_request: bool, busy: bool)
     effects
 }
 
+/// The scheme of a URL: true for https.
+fn is_https(url: &str) -> bool {
+    url.starts_with("https://")
+}
+
+/// `url` with the scheme `tls` asks for.
+fn with_scheme(url: &str, tls: bool) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    format!("{}://{rest}", if tls { "https" } else { "http" })
+}
+
+/// The peer URL a unit's member must have: the one its etcd advertises, except for the unit
+/// holding the restart turn to switch scheme (`tls` option vs what it runs): its new scheme,
+/// set before it restarts so that it is dialled there as soon as it listens on it.
+fn wanted_peer_url(o: &Observed, u: &Unit) -> Option<String> {
+    let url = u.peer_url.as_ref()?;
+    let tls = o.config.as_ref().map(|c| c.tls).ok()?;
+    let holder = o.leader_data.restart_granted.as_deref() == Some(u.unit.as_str());
+    let requesting = match u.unit == o.unit {
+        true => o
+            .own_peer_data
+            .get(peer_keys::RESTART_REQUEST)
+            .is_some_and(|r| !r.is_empty()),
+        false => o
+            .peers
+            .iter()
+            .any(|p| p.unit == u.unit && p.restart_request.is_some()),
+    };
+    Some(match holder && requesting && is_https(url) != tls {
+        true => with_scheme(url, tls),
+        false => url.clone(),
+    })
+}
+
+/// Leader data `tls`, once every member (listed peer and client URLs) and every unit (what its
+/// etcd advertises) runs the scheme the `tls` option asks for and it differs from the record.
+fn tls_record(o: &Observed, members: &[Member]) -> Option<Effect> {
+    let tls = o.config.as_ref().ok()?.tls;
+    if o.leader_data.restart_granted.is_some() {
+        return None;
+    }
+    if o.tls_in_force()? == tls {
+        // A switch called off midway (the option set back) leaves no stale word behind.
+        let stale = o.leader_data.get(keys::TLS_SWITCHING).is_some();
+        let clear = Settings::from([(keys::TLS_SWITCHING.to_string(), String::new())]);
+        return stale.then_some(Effect::LeaderSet(clear));
+    }
+    let urls_ok = members.iter().all(|m| {
+        m.started()
+            && !m.is_learner
+            && m.peer_urls
+                .iter()
+                .chain(&m.client_urls)
+                .all(|u| is_https(u) == tls)
+    });
+    let units_ok = units(o).iter().all(|u| {
+        u.peer_url
+            .as_deref()
+            .is_some_and(|url| is_https(url) == tls)
+    });
+    (urls_ok && units_ok).then(|| {
+        Effect::LeaderSet(Settings::from([
+            (keys::TLS.to_string(), tls.to_string()),
+            (keys::TLS_SWITCHING.to_string(), String::new()),
+        ]))
+    })
+}
+
 /// At most one membership change (plus the leader data that goes with it).
 fn next_change(o: &Observed, members: &[Member]) -> Vec<Effect> {
     let units = units(o);
@@ -259,12 +330,24 @@ fn next_change(o: &Observed, members: &[Member]) -> Vec<Effect> {
         };
         return vec![Effect::Remove { name, id: m.id }];
     }
-    // 2. A started member whose unit now publishes another peer URL (port or address change).
+    // 2. A started member whose unit now publishes another peer URL (port or address change),
+    //    or whose unit holds the restart turn to switch scheme (updated before it restarts).
     for m in members.iter().filter(|m| m.started()) {
-        if let Some(url) = owner(&units, m).and_then(|u| u.peer_url.as_ref()) {
+        if let Some(url) = owner(&units, m).and_then(|u| wanted_peer_url(o, u)) {
             if m.peer_urls != [url.clone()] {
                 let (name, id, peer_url) = (m.name.clone(), m.id, url.clone());
-                return vec![Effect::UpdatePeerUrl { name, id, peer_url }];
+                let unit = owner(&units, m).map(|u| u.unit.clone()).unwrap_or_default();
+                let switched = m
+                    .peer_urls
+                    .iter()
+                    .any(|u| is_https(u) != is_https(&peer_url));
+                let wake = Settings::from([(
+                    keys::TLS_SWITCHING.to_string(),
+                    format!("{unit} {peer_url}"),
+                )]);
+                let wake = switched.then_some(Effect::LeaderSet(wake));
+                let update = Effect::UpdatePeerUrl { name, id, peer_url };
+                return std::iter::once(update).chain(wake).collect();
             }
         }
     }

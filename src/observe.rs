@@ -37,8 +37,12 @@ pub mod keys {
     pub const JOINING_CLUSTER: &str = "joining-initial-cluster";
     /// The one unit allowed to restart etcd now (rolling restart); absent when none.
     pub const RESTART_GRANTED: &str = "restart-granted";
-    /// `true` or `false`: whether the cluster serves TLS, set with the token at bootstrap.
+    /// `true` or `false`: whether the cluster serves TLS, set with the token at bootstrap and
+    /// again once a switch of the `tls` option has reached every member.
     pub const TLS: &str = "tls";
+    /// `<unit> <peer URL>`: the member the leader last moved to a new scheme in a TLS switch
+    /// (also wakes that unit up to restart on it); cleared once the switch is recorded.
+    pub const TLS_SWITCHING: &str = "tls-switching";
     /// The cluster's CA certificate (PEM), made by the leader when TLS is on.
     pub const TLS_CA: &str = "tls-ca";
     /// The CA's private key (PEM): every unit signs its own member certificate with it.

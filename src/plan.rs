@@ -26,10 +26,14 @@ its request, which tells the leader to grant the next. A sole member, a learner,
 whose etcd does not answer anyway restarts at once. The config on disk is therefore what etcd
 runs; a mark in the charm's state covers a hook that dies between writing it and restarting.
 
-TLS (`tls` option) is chosen at bootstrap and recorded in leader data; a later change of the
-option blocks the unit and changes nothing. With TLS, the leader first makes the CA (nothing else
-is planned until it exists), and every unit writes its certificate files before etcd's config
-whenever they are missing or their CA or names changed.
+TLS (`tls` option) is recorded in leader data at bootstrap. With TLS, the leader first makes the
+CA (nothing else is planned until it exists), and every unit writes its certificate files before
+etcd's config whenever they are missing or their CA or names changed. Changing `tls` on a running
+cluster switches it one member at a time through the rolling restart: each unit asks for its
+turn; in it, the leader first updates its member's peer URL to the new scheme, then the unit
+restarts etcd with both listeners on the new scheme (same ports). A member with TLS settings
+dials an `http` peer in plain http, so peers on both schemes keep a quorum meanwhile. Once every
+member runs the new scheme, the leader records it in leader data ([`crate::membership`]).
 
 The leader's side (membership, one change per pass, and the restart grants) is in
 [`crate::membership`].
@@ -43,7 +47,7 @@ use crate::membership;
 use crate::observe::{keys, peer_keys, Leadership, Observed};
 use crate::relations::{client_data, peer_data};
 use crate::render::{self, InitialCluster};
-use crate::status::Status;
+use crate::status::{Status, SwitchStep};
 
 /// One thing to do, in plan order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,10 +192,7 @@ fn running(o: &Observed) -> Plan {
         Ok(cfg) => cfg,
         Err(e) => return Plan::only(Status::InvalidConfig(e.clone())),
     };
-    // From here on `cfg.tls` is the value in force.
-    if let Some(in_force) = o.tls_in_force().filter(|t| *t != cfg.tls) {
-        return Plan::only(Status::TlsFixed { in_force });
-    }
+    // `cfg.tls` is the scheme wanted; a running cluster switches to it one member at a time.
     let Some(version) = &o.local.version else {
         let effects = vec![Effect::Install];
         return Plan {
@@ -236,7 +237,7 @@ fn running(o: &Observed) -> Plan {
         }
     }
     let (status, restart_request) = own_member(o, cfg, address, &mut p);
-    p.status = status;
+    p.status = switching_status(o, cfg.tls, status);
     if let Some(e) = peer_data(o, cfg, address, &restart_request) {
         p.effects.push(e);
     }
@@ -244,8 +245,29 @@ fn running(o: &Observed) -> Plan {
         Leadership::Leader => membership::leader(o, &mut p, !restart_request.is_empty()),
         _ => o.leader_data.raw.clone(),
     };
-    p.effects.extend(client_data(o, &published, cfg.tls));
+    // Credentials stay published while any member may still serve https.
+    let credentials = cfg.tls || o.tls_in_force() == Some(true);
+    p.effects.extend(client_data(o, &published, credentials));
     p
+}
+
+/// While the cluster switches scheme (the `tls` option differs from the one in force), the
+/// status says so instead of `active` or `waiting for its turn`.
+fn switching_status(o: &Observed, tls: bool, status: Status) -> Status {
+    if o.tls_in_force().is_none_or(|t| t == tls) {
+        return status;
+    }
+    let next = o.leader_data.restart_granted.clone();
+    let step = match status {
+        Status::Active { .. } | Status::WaitRestart { .. } => match next {
+            Some(u) if u == o.unit => SwitchStep::ThisUnit,
+            Some(u) => SwitchStep::Next(u),
+            None => SwitchStep::Pending,
+        },
+        Status::Restarting | Status::WaitRestarted => SwitchStep::ThisUnit,
+        other => return other,
+    };
+    Status::SwitchingTls { tls, step }
 }
 
 /// With TLS on: the leader makes the CA first if leader data has none (the status to show
@@ -442,6 +464,19 @@ fn own_member(o: &Observed, cfg: &CharmConfig, address: &str, p: &mut Plan) -> (
                         let behind = o.leader_data.restart_granted.clone();
                         let behind = behind.filter(|u| *u != o.unit);
                         return (Status::WaitRestart { behind }, fingerprint);
+                    }
+                    // A new scheme: the leader points the member at its new peer URL first
+                    // (peers then dial it there; it dials them at theirs meanwhile).
+                    if let (true, SelfState::Member(m)) = (my_turn && !immediate, state) {
+                        let listed = m.peer_urls.iter().all(|u| u.starts_with("https://"));
+                        // The leader's word, should this member's list lag behind.
+                        let told = ld.get(keys::TLS_SWITCHING)
+                            == Some(format!("{} {peer_url}", o.unit).as_str());
+                        if listed != cfg.tls && !told {
+                            let step = SwitchStep::PeerUrl;
+                            let status = Status::SwitchingTls { tls: cfg.tls, step };
+                            return (status, fingerprint);
+                        }
                     }
                     p.effects.push(Effect::Restart(config));
                     p.again = true;

@@ -63,7 +63,8 @@ pub fn etcd_config(
     let own_host = split_port(&peer).map(|(h, _)| h);
     for old in old_peer_urls.iter().filter(|u| **u != peer) {
         match (split_port(old), cfg.bind_to_all_interfaces) {
-            (Some((_, port)), true) => {
+            // The same port on another scheme (a TLS switch) cannot be listened on twice.
+            (Some((_, port)), true) if port != cfg.management_port => {
                 listen_peer.push_str(&format!(",{}", url(tls, "0.0.0.0", port)))
             }
             (Some((host, _)), false) if Some(host) == own_host => {

@@ -7,6 +7,19 @@ Every workload status the charm sets, with its fixed, actionable text.
 use crate::config::ConfigError;
 use crate::version::Refusal;
 
+/// Where a unit stands while the cluster switches to or off TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SwitchStep {
+    /// Another unit switches now.
+    Next(String),
+    /// No unit's turn now (the leader grants the next once a quorum is healthy).
+    Pending,
+    /// This unit's turn: the leader updates its member's peer URL first.
+    PeerUrl,
+    /// This unit restarts etcd on the new scheme now.
+    ThisUnit,
+}
+
 /// A workload status of this unit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Status {
@@ -67,10 +80,12 @@ pub enum Status {
     NoLeadership,
     /// A config value is invalid.
     InvalidConfig(ConfigError),
-    /// `tls` was changed after the cluster was bootstrapped with the other value (kept).
-    TlsFixed {
-        /// The value the cluster runs with.
-        in_force: bool,
+    /// The cluster is switching to (`tls`) or off TLS, one member at a time.
+    SwitchingTls {
+        /// The scheme switched to: https when true.
+        tls: bool,
+        /// Where this unit stands.
+        step: SwitchStep,
     },
     /// TLS is on and the leader has not published the cluster's CA yet.
     WaitTlsCa,
@@ -91,6 +106,10 @@ impl Status {
         use Status::*;
         match self {
             Active { .. } => "active",
+            SwitchingTls {
+                step: SwitchStep::ThisUnit,
+                ..
+            } => "maintenance",
             Installing | Bootstrapping | Starting | Joining | Learner | Rejoining | Leaving
             | Restarting | Stopped => "maintenance",
             WaitAddress
@@ -101,12 +120,9 @@ impl Status {
             | RestartPaused { .. }
             | WaitCluster
             | WaitHealthy
-            | WaitTlsCa => "waiting",
-            NoLeadership
-            | InvalidConfig(_)
-            | TlsFixed { .. }
-            | NoResource(_)
-            | ResourceRefused(_)
+            | WaitTlsCa
+            | SwitchingTls { .. } => "waiting",
+            NoLeadership | InvalidConfig(_) | NoResource(_) | ResourceRefused(_)
             | CannotLeave(_) => "blocked",
         }
     }
@@ -160,10 +176,18 @@ impl Status {
             WaitHealthy => "waiting for etcd to elect a leader".into(),
             NoLeadership => "this charm needs Juju's leader election (Juju >= 1.23.2): upgrade Juju, then redeploy or run `juju resolved`".into(),
             InvalidConfig(e) => e.to_string(),
-            TlsFixed { in_force } => format!(
-                "config tls={} takes effect only for a new deployment: this cluster runs with tls={in_force}; set it back with `juju config <app> tls={in_force}`",
-                !in_force
-            ),
+            SwitchingTls { tls, step } => {
+                let what = if *tls { "switching to TLS" } else { "switching off TLS" };
+                let scheme = if *tls { "https" } else { "http" };
+                match step {
+                    SwitchStep::Next(u) => format!("{what}: {u} next"),
+                    SwitchStep::Pending => format!("{what}: waiting for the next member's turn"),
+                    SwitchStep::PeerUrl => format!(
+                        "{what}: this member next, once the leader has updated its peer URL to {scheme}"
+                    ),
+                    SwitchStep::ThisUnit => format!("{what}: restarting etcd on {scheme}"),
+                }
+            }
             WaitTlsCa => "waiting for the leader to create the cluster's TLS certificate authority".into(),
             NoResource(why) => format!(
                 "cannot install etcd ({why}): attach the etcd resource with `juju attach-resource <app> etcd=./etcd.tar.gz`"
@@ -246,12 +270,11 @@ mod tests {
              nothing changed: attach etcd 3.5.x or 3.6.x with `juju attach-resource <app> \
              etcd=./etcd-vX.Y.Z-linux-amd64.tar.gz`"
         );
-        let fixed = Status::TlsFixed { in_force: true };
-        assert_eq!(fixed.state(), "blocked");
-        assert_eq!(
-            fixed.message(),
-            "config tls=false takes effect only for a new deployment: this cluster runs with \
-             tls=true; set it back with `juju config <app> tls=true`"
-        );
+        let switching = Status::SwitchingTls {
+            tls: true,
+            step: SwitchStep::Next("etcd/1".into()),
+        };
+        assert_eq!(switching.state(), "waiting");
+        assert_eq!(switching.message(), "switching to TLS: etcd/1 next");
     }
 }

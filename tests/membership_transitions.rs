@@ -484,3 +484,321 @@ fn joiner_that_left_the_relation_is_given_up_and_the_next_unit_joins() {
     with_joining(&mut o, "etcd/3", 0x103, "…");
     assert_eq!(membership_effects(&plan(&o)), Vec::<&Effect>::new());
 }
+
+// Switching TLS on a running cluster: the whole sequence, one member at a time.
+
+/// A pure model of three units running their plans against a shared member list, leader data
+/// and peer data; effects are applied as the real ones would change the facts.
+#[derive(Clone)]
+struct World {
+    members: Vec<etcd_charm::etcd::Member>,
+    leader_data: Settings,
+    leader: u64,
+    tls: bool,
+    units: Vec<etcd_charm::observe::Observed>,
+    /// (unit, what happened), in order: "update" (its member's peer URL), "restart".
+    log: Vec<(u64, String)>,
+}
+
+impl World {
+    fn new() -> World {
+        let units = (0..3).map(|n| settled(n, three(), 0)).collect();
+        let leader_data = leader_data(&[(keys::TOKEN, "t0k"), (keys::TLS, "false")]).raw;
+        let mut w = World {
+            members: three(),
+            leader_data,
+            leader: 0,
+            tls: false,
+            units,
+            log: vec![],
+        };
+        for n in 0..3 {
+            w.pass(n, usize::MAX);
+        }
+        w.log.clear();
+        w
+    }
+
+    fn observed(&self, n: u64) -> etcd_charm::observe::Observed {
+        let mut o = self.units[n as usize].clone();
+        o.config = Ok(CharmConfig {
+            tls: self.tls,
+            ..CharmConfig::default()
+        });
+        o.leadership = match n == self.leader {
+            true => Leadership::Leader,
+            false => Leadership::Follower,
+        };
+        o.leader_data = LeaderData::parse(self.leader_data.clone());
+        o.members = Some(self.members.clone());
+        o.peers = (0..3)
+            .filter(|m| *m != n)
+            .map(|m| {
+                let d = &self.units[m as usize].own_peer_data;
+                let get = |k: &str| d.get(k).filter(|v| !v.is_empty()).cloned();
+                etcd_charm::observe::Peer {
+                    peer_url: get("peer-url"),
+                    client_url: get("client-url"),
+                    started: get("started").and_then(|s| u64::from_str_radix(&s, 16).ok()),
+                    restart_request: get("restart-request"),
+                    ..peer(m)
+                }
+            })
+            .collect();
+        o
+    }
+
+    /// One hook of unit `n` (observe, plan, apply, again while asked), cut short after `cut`
+    /// effects (a killed hook). Returns whether anything was applied.
+    fn pass(&mut self, n: u64, cut: usize) -> bool {
+        let mut applied = 0;
+        for _ in 0..10 {
+            let p = plan(&self.observed(n));
+            for e in &p.effects {
+                if applied == cut {
+                    return true;
+                }
+                applied += 1;
+                self.apply(n, e);
+            }
+            if !p.again {
+                break;
+            }
+        }
+        applied > 0
+    }
+
+    fn apply(&mut self, n: u64, e: &Effect) {
+        let merge = |into: &mut Settings, s: &Settings| {
+            for (k, v) in s {
+                match v.is_empty() {
+                    true => into.remove(k),
+                    false => into.insert(k.clone(), v.clone()),
+                };
+            }
+        };
+        let u = &mut self.units[n as usize];
+        match e {
+            Effect::PeerSet(_, s) => merge(&mut u.own_peer_data, s),
+            Effect::LeaderSet(s) => merge(&mut self.leader_data, s),
+            Effect::GrantRestart { unit } => {
+                self.leader_data
+                    .insert(keys::RESTART_GRANTED.into(), unit.clone());
+            }
+            Effect::CreateCa => {
+                for k in [
+                    keys::TLS_CA,
+                    keys::TLS_CA_KEY,
+                    keys::TLS_CLIENT_CERT,
+                    keys::TLS_CLIENT_KEY,
+                ] {
+                    self.leader_data.insert(k.into(), format!("{k} PEM"));
+                }
+            }
+            Effect::TlsFiles { sans } => {
+                let ld = LeaderData::parse(self.leader_data.clone());
+                let get = |k| ld.get(k).unwrap_or_default();
+                u.local.tls_record = Some(etcd_charm::render::tls_record(
+                    get(keys::TLS_CA),
+                    get(keys::TLS_CLIENT_CERT),
+                    get(keys::TLS_CLIENT_KEY),
+                    sans,
+                ));
+            }
+            Effect::UpdatePeerUrl { id, peer_url, .. } => {
+                let m = self.members.iter_mut().find(|m| m.id == *id).unwrap();
+                m.peer_urls = vec![peer_url.clone()];
+                self.log.push((id - 0x100, "update".into()));
+            }
+            Effect::Render(config) => u.local.rendered_config = Some(config.clone()),
+            Effect::Restart(config) => {
+                u.local.rendered_config = Some(config.clone());
+                let (peer, client) = etcd_charm::render::advertised_urls(config).unwrap();
+                let m = self.members.iter_mut().find(|m| m.id == 0x100 + n).unwrap();
+                // Restarting on a scheme its member is not listed with would cut it off.
+                assert_eq!(m.peer_urls, [peer], "etcd/{n} restarted before its update");
+                m.client_urls = vec![client];
+                self.log.push((n, "restart".into()));
+            }
+            Effect::RecordMemberId(_) | Effect::SetVersion(_) | Effect::OpenPort(_) => {}
+            Effect::RelationSet(..) => {}
+            other => panic!("unexpected effect {other:?}"),
+        }
+    }
+
+    /// Runs every unit's hooks, round after round, until nothing changes any more.
+    fn settle(&mut self) {
+        for _ in 0..30 {
+            let before = (
+                self.members.clone(),
+                self.leader_data.clone(),
+                self.log.len(),
+            );
+            let peer_data: Vec<Settings> =
+                self.units.iter().map(|u| u.own_peer_data.clone()).collect();
+            for n in 0..3 {
+                self.pass(n, usize::MAX);
+            }
+            let after: Vec<Settings> = self.units.iter().map(|u| u.own_peer_data.clone()).collect();
+            if before
+                == (
+                    self.members.clone(),
+                    self.leader_data.clone(),
+                    self.log.len(),
+                )
+                && peer_data == after
+            {
+                return;
+            }
+        }
+        panic!("no fixed point: {:?}", self.log);
+    }
+
+    fn statuses(&self) -> Vec<String> {
+        (0..3)
+            .map(|n| plan(&self.observed(n)).status.message())
+            .collect()
+    }
+
+    fn all_on(&self, tls: bool) -> bool {
+        let s = if tls { "https://" } else { "http://" };
+        self.members
+            .iter()
+            .all(|m| m.peer_urls[0].starts_with(s) && m.client_urls[0].starts_with(s))
+    }
+}
+
+fn in_order(log: &[(u64, String)]) -> Vec<String> {
+    log.iter()
+        .map(|(n, what)| format!("{what} etcd/{n}"))
+        .collect()
+}
+
+const ONE_AT_A_TIME: [&str; 6] = [
+    "update etcd/0",
+    "restart etcd/0",
+    "update etcd/1",
+    "restart etcd/1",
+    "update etcd/2",
+    "restart etcd/2",
+];
+
+#[test]
+fn tls_switch_updates_then_restarts_one_member_at_a_time_and_back() {
+    let mut w = World::new();
+    w.tls = true;
+    // The first round: the CA, then requests; etcd/0 (the leader) goes first.
+    w.pass(0, usize::MAX);
+    assert!(w.leader_data.contains_key(keys::TLS_CA));
+    w.settle();
+    assert_eq!(in_order(&w.log), ONE_AT_A_TIME);
+    assert!(w.all_on(true));
+    assert_eq!(
+        w.leader_data.get(keys::TLS).map(String::as_str),
+        Some("true")
+    );
+    assert!(!w.leader_data.contains_key(keys::RESTART_GRANTED));
+    assert!(!w.leader_data.contains_key(keys::TLS_SWITCHING));
+    assert_eq!(w.statuses(), vec!["Healthy with 2 peers"; 3]);
+
+    // And back to http, the same way.
+    w.log.clear();
+    w.tls = false;
+    w.settle();
+    assert_eq!(in_order(&w.log), ONE_AT_A_TIME);
+    assert!(w.all_on(false));
+    assert_eq!(
+        w.leader_data.get(keys::TLS).map(String::as_str),
+        Some("false")
+    );
+    assert_eq!(w.statuses(), vec!["Healthy with 2 peers"; 3]);
+}
+
+#[test]
+fn tls_switch_shows_who_is_next_and_resumes_after_killed_hooks() {
+    let mut w = World::new();
+    w.tls = true;
+    for n in 0..3 {
+        w.pass(n, usize::MAX);
+    }
+    // Midway: etcd/0 done, etcd/1's turn.
+    let statuses = w.statuses();
+    assert!(
+        statuses.iter().all(|s| s.starts_with("switching to TLS")),
+        "{statuses:?}"
+    );
+    // Every hook killed after each possible number of effects: still converges, in order.
+    for cut in 0..6 {
+        let mut w = World::new();
+        w.tls = true;
+        for round in 0..40 {
+            let n = round % 3;
+            w.pass(n, cut);
+            w.pass(n, cut);
+        }
+        w.settle();
+        assert_eq!(
+            in_order(&w.log),
+            ONE_AT_A_TIME,
+            "killed after {cut} effects"
+        );
+        assert_eq!(
+            w.leader_data.get(keys::TLS).map(String::as_str),
+            Some("true")
+        );
+    }
+}
+
+#[test]
+fn tls_switch_goes_on_under_a_new_leader() {
+    let mut w = World::new();
+    w.tls = true;
+    // etcd/0 leads until etcd/1 holds the turn, then etcd/2 takes over.
+    for _ in 0..10 {
+        for n in 0..3 {
+            w.pass(n, usize::MAX);
+        }
+        if w.leader_data.get(keys::RESTART_GRANTED).map(String::as_str) == Some("etcd/1") {
+            break;
+        }
+    }
+    assert_eq!(
+        w.leader_data.get(keys::RESTART_GRANTED).map(String::as_str),
+        Some("etcd/1")
+    );
+    w.leader = 2;
+    w.settle();
+    assert_eq!(in_order(&w.log), ONE_AT_A_TIME);
+    assert!(w.all_on(true));
+    assert_eq!(
+        w.leader_data.get(keys::TLS).map(String::as_str),
+        Some("true")
+    );
+}
+
+#[test]
+fn tls_switch_called_off_midway_goes_back_member_by_member() {
+    let mut w = World::new();
+    w.tls = true;
+    for _ in 0..10 {
+        for n in 0..3 {
+            w.pass(n, usize::MAX);
+        }
+        if w.leader_data.get(keys::RESTART_GRANTED).map(String::as_str) == Some("etcd/1") {
+            break;
+        }
+    }
+    // etcd/0 on https, etcd/1's turn: the option is set back.
+    w.tls = false;
+    w.log.clear();
+    w.settle();
+    assert!(w.all_on(false), "{:?}", w.members);
+    assert_eq!(in_order(&w.log)[..2], ["update etcd/0", "restart etcd/0"]);
+    assert_eq!(
+        w.leader_data.get(keys::TLS).map(String::as_str),
+        Some("false")
+    );
+    assert!(!w.leader_data.contains_key(keys::TLS_SWITCHING));
+    assert!(!w.leader_data.contains_key(keys::RESTART_GRANTED));
+    assert_eq!(w.statuses(), vec!["Healthy with 2 peers"; 3]);
+}

@@ -542,36 +542,90 @@ fn scheme_member(n: u64) -> etcd_charm::etcd::Member {
 }
 
 #[test]
-fn changing_tls_after_bootstrap_blocks_and_changing_it_back_clears_it() {
-    // Bootstrapped without TLS (recorded, or before the option existed), then tls=true.
+fn changing_tls_after_bootstrap_switches_in_turn_after_the_peer_url_update() {
+    // Bootstrapped without TLS (recorded, or before the option existed), then tls=true: the CA
+    // first (leader), then the member's files, then a request for its turn; nothing restarts.
     for recorded in [Some("false"), None] {
-        let mut o = settled(0, vec![member(0)], 0);
-        o.leadership = Leadership::Leader;
+        let members = vec![member(0), member(1), member(2)];
+        let mut o = tls_unit(settled(1, members, 0));
+        let mut pairs = vec![(keys::TOKEN, "t0k")];
         if let Some(v) = recorded {
-            let mut raw = o.leader_data.raw.clone();
-            raw.insert(keys::TLS.into(), v.into());
-            o.leader_data = LeaderData::parse(raw);
+            pairs.push((keys::TLS, v));
         }
-        o.config = Ok(tls_config());
+        o.leader_data = leader_data(&pairs);
+        assert_eq!(plan(&o).status, Status::WaitTlsCa);
+        o.leader_data = with_ca(&pairs);
         let p = plan(&o);
-        assert_eq!(p.effects, [], "nothing applied, nothing restarted");
-        assert_eq!(p.status, Status::TlsFixed { in_force: false });
-        assert_eq!(p.status.state(), "blocked");
+        assert!(
+            matches!(p.effects[0], Effect::TlsFiles { .. }),
+            "{:?}",
+            p.effects
+        );
+        assert!(!p
+            .effects
+            .iter()
+            .any(|e| matches!(e, Effect::Restart(_) | Effect::Render(_))));
+        let request = published_request(&p).expect("a restart request");
+        assert_eq!(p.status.state(), "waiting");
+        assert_eq!(
+            p.status.message(),
+            "switching to TLS: waiting for the next member's turn"
+        );
+        o.local.tls_record = Some(render::tls_record(
+            "CA PEM",
+            "CLIENT PEM",
+            "CLIENT KEY PEM",
+            &sans(1),
+        ));
+        o.own_peer_data = Settings::from([("restart-request".to_string(), request)]);
+        // Another unit's turn.
+        let mut raw = o.leader_data.raw.clone();
+        raw.insert(keys::RESTART_GRANTED.into(), "etcd/0".into());
+        o.leader_data = LeaderData::parse(raw);
+        assert_eq!(plan(&o).status.message(), "switching to TLS: etcd/0 next");
+        // Its turn, the member still on http: it waits for the leader's member update.
+        with_grant(&mut o, "etcd/1");
+        let p = plan(&o);
+        assert!(
+            !p.effects.iter().any(|e| matches!(e, Effect::Restart(_))),
+            "{:?}",
+            p.effects
+        );
         assert!(p
             .status
             .message()
-            .contains("tls=true takes effect only for a new deployment"));
-        o.config = Ok(CharmConfig::default());
-        assert_eq!(plan(&o).status.state(), "active");
+            .contains("once the leader has updated its peer URL to https"));
+        // Updated (as the member list says, or as the leader says while the list lags): restart.
+        for told in [false, true] {
+            let mut o = o.clone();
+            if told {
+                let mut raw = o.leader_data.raw.clone();
+                raw.insert(
+                    keys::TLS_SWITCHING.into(),
+                    format!("etcd/1 https://{}:2380", ip(1)),
+                );
+                o.leader_data = LeaderData::parse(raw);
+            } else {
+                o.members.as_mut().unwrap()[1].peer_urls = vec![scheme(true, &peer_url(1))];
+            }
+            let p = plan(&o);
+            let Some(Effect::Restart(config)) =
+                p.effects.iter().find(|e| matches!(e, Effect::Restart(_)))
+            else {
+                panic!("no restart: {:?}", p.effects)
+            };
+            assert!(
+                config.contains("listen-peer-urls: https://10.0.0.11:2380\n"),
+                "{config}"
+            );
+            assert!(config.contains("peer-transport-security:"), "{config}");
+            assert_eq!(p.status.state(), "maintenance");
+            assert_eq!(
+                p.status.message(),
+                "switching to TLS: restarting etcd on https"
+            );
+        }
     }
-    // Bootstrapped with TLS, then tls=false.
-    let mut o = tls_unit(running(0, vec![scheme_member(0)], 0));
-    o.leader_data = with_ca(&[(keys::TOKEN, "t0k"), (keys::TLS, "true")]);
-    runs_with(&mut o, &tls_config());
-    o.config = Ok(CharmConfig::default());
-    let p = plan(&o);
-    assert_eq!(p.effects, []);
-    assert_eq!(p.status, Status::TlsFixed { in_force: true });
 }
 
 #[test]

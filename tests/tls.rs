@@ -1,8 +1,8 @@
 //! TLS on real machines: etcd -n 3 deployed with `tls=true` serves only https with client
 //! certificates; `etcdctl` as root with no flags, the `health` action and both consumers
 //! (`db-client` with etcdctl, `proxy-client` with grpc-proxy) work through the credentials the
-//! charm publishes; a fourth unit joins as a learner over TLS; changing `tls` afterwards
-//! blocks without restarting anything, and changing it back clears the block. Needs root.
+//! charm publishes; a fourth unit joins as a learner over TLS. A cluster deployed without TLS
+//! switches to it and back while a client writes, one member at a time. Needs root.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -132,28 +132,202 @@ fn tls_cluster_serves_only_https_with_client_certificates() {
     );
     assert!(text.contains("cluster is healthy"), "{text}");
 
-    // TLS is fixed at bootstrap: tls=false blocks every unit and changes nothing.
     let units = ["etcd/0", "etcd/1", "etcd/2", "etcd/3"];
-    let pids_before: Vec<String> = units.iter().map(|u| main_pid(&sb, u)).collect();
-    assert_eq!(pids_before[..3], pids[..], "the join restarted a member");
-    sb.ok(&["config", "etcd", "tls=false"]);
-    let want = "config tls=false takes effect only for a new deployment: this cluster runs with \
-                tls=true; set it back with `juju config <app> tls=true`";
+    let pids_after: Vec<String> = units.iter().map(|u| main_pid(&sb, u)).collect();
+    assert_eq!(pids_after[..3], pids[..], "the join restarted a member");
+}
+
+/// Like [`support::writer_script`], but through both schemes: each attempt puts through the
+/// endpoints of the scheme that worked last, else through those of the other one (https with
+/// the client certificate the charm writes; `/opt/etcd/bin/etcdctl` itself, so the wrapper's
+/// settings do not mix in). An attempt is retried once; a write whose two attempts fail is a
+/// failure.
+fn switch_writer_script(http: &str, https: &str, max: u32) -> String {
+    let tls = "--cacert=/etc/etcd/tls/ca.crt --cert=/etc/etcd/tls/client.crt \
+               --key=/etc/etcd/tls/client.key";
+    let ctl = "ETCDCTL_API=3 /opt/etcd/bin/etcdctl --dial-timeout=2s --command-timeout=10s";
+    format!(
+        "rm -f /tmp/stop-writer; n=0; fail=0; first=http; \
+         via() {{ if [ $1 = http ]; then {ctl} --endpoints={http} put w$n $n 2>&1; \
+                  else {ctl} --endpoints={https} {tls} put w$n $n 2>&1; fi; }}; \
+         other() {{ if [ $first = http ]; then echo https; else echo http; fi; }}; \
+         put() {{ via $first || {{ o=$(other); via $o && first=$o; }}; }}; \
+         while [ ! -e /tmp/stop-writer ] && [ $n -lt {max} ]; do \
+           n=$((n+1)); \
+           if ! put >/tmp/writer.out; then echo \"RETRY w$n: $(cat /tmp/writer.out)\"; \
+             if ! put >/tmp/writer.out; then fail=$((fail+1)); \
+               echo \"FAIL w$n: $(cat /tmp/writer.out)\"; fi; fi; \
+         done; echo \"writes=$n failures=$fail\""
+    )
+}
+
+/// Switches the running cluster's `tls` to `tls` while a client writes; checks every member
+/// then serves only that scheme on both ports, no write failed, and the db consumer works.
+fn switch(sb: &Sandbox, tls: bool, http: &str, https: &str) {
+    let units = ["etcd/0", "etcd/1", "etcd/2"];
+    let (scheme, other) = if tls {
+        ("https", "http")
+    } else {
+        ("http", "https")
+    };
+    let before: Vec<support::Run> = units.iter().map(|u| support::run_of(sb, u)).collect();
+    let log_lines = sb
+        .ok(&["debug-log", "--replay", "--no-tail"])
+        .lines()
+        .count();
+    let writer = std::thread::scope(|s| {
+        let writer = s.spawn(|| sb.ssh("etcd/0", &switch_writer_script(http, https, 5000)));
+        // Stops the writer however this scope ends (a failed check must not wait for it).
+        struct Stop<'a>(&'a Sandbox);
+        impl Drop for Stop<'_> {
+            fn drop(&mut self) {
+                self.0.ssh("etcd/0", "touch /tmp/stop-writer");
+            }
+        }
+        let _stop = Stop(sb);
+        sb.eventually("the writer to start", Duration::from_secs(60), || {
+            let (_, n, _) = sb.ssh("etcd/0", "etcdctl get w3 --print-value-only");
+            (n.trim() == "3").then_some(())
+        });
+        sb.ok(&["config", "etcd", &format!("tls={tls}")]);
+        sb.eventually("the switch recorded", Duration::from_secs(360), || {
+            let (_, v, _) = sb.exec("etcd/0", "leader-get tls");
+            (v.trim() == tls.to_string()).then_some(())
+        });
+        sb.wait_active(4);
+        let written = || {
+            let (_, n, _) = sb.ssh("etcd/0", "etcdctl get w --prefix --keys-only | grep -c .");
+            n.trim().parse::<u64>().unwrap_or(0)
+        };
+        let so_far = written();
+        sb.eventually("writes after the switch", Duration::from_secs(60), || {
+            (written() >= so_far + 20).then_some(())
+        });
+        drop(_stop);
+        writer.join().expect("writer thread")
+    });
+    let (code, out, err) = &writer;
+    let retries = out.lines().filter(|l| l.starts_with("RETRY")).count();
+    let (writes, summary) = support::writer_summary((*code, out.clone(), err.clone()));
+    eprintln!("tls={tls}: writer {summary}, {retries} retried");
+    // One member at a time, each ready again (Type=notify: back in a quorum, its peers still
+    // on the other scheme) before the next stopped; each member's peer URL updated first.
+    let names: Vec<String> = units.iter().map(|u| u.to_string()).collect();
+    let after = support::restarted_one_at_a_time(sb, &names);
+    for (u, b) in units.iter().zip(&before) {
+        let a = after.iter().find(|(n, _)| n == u).expect("a run").1;
+        assert_ne!(a.started, b.started, "{u} did not restart");
+    }
+    let log = sb.ok(&["debug-log", "--replay", "--no-tail"]);
+    let events: Vec<String> = log
+        .lines()
+        .skip(log_lines)
+        .filter_map(|l| {
+            let unit = l.split(": ").next()?.strip_prefix("unit-")?;
+            let unit = unit.rsplit_once('-').map(|(a, n)| format!("{a}{n}"))?;
+            if l.contains(&format!("now has peer URL {scheme}://")) {
+                let name = l.split("member ").nth(1)?.split(' ').next()?;
+                Some(format!("update {name}"))
+            } else if l.contains("restarting etcd with the new settings") {
+                Some(format!("restart {unit}"))
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "update etcd0",
+            "restart etcd0",
+            "update etcd1",
+            "restart etcd1",
+            "update etcd2",
+            "restart etcd2"
+        ],
+        "{after:?}"
+    );
+    for u in units {
+        let (_, v, _) = sb.ssh(u, &format!("etcdctl get --print-value-only w{writes}"));
+        assert_eq!(v.trim(), writes.to_string(), "last write read on {u}");
+    }
+    // Every member on the new scheme, both ports; the old scheme refused on both.
+    let (code, list, err) = sb.ssh("etcd/1", "etcdctl member list");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(list.lines().count(), 3, "{list}");
+    assert!(!list.contains(&format!("{other}://")), "{list}");
+    assert_eq!(list.matches(&format!("{scheme}://")).count(), 6, "{list}");
+    let eps = healthy_endpoints(sb, "etcd/0");
+    assert_eq!(eps.len(), 3, "{eps:?}");
+    assert!(eps.iter().all(|e| e.starts_with(scheme)), "{eps:?}");
+    let ip = address(sb, "etcd/1");
+    let bare = "ETCDCTL_API=3 /opt/etcd/bin/etcdctl --dial-timeout=3s --command-timeout=3s";
+    let creds = "--cacert=/etc/etcd/tls/ca.crt --cert=/etc/etcd/tls/client.crt \
+                 --key=/etc/etcd/tls/client.key";
+    let old = match tls {
+        true => format!("{bare} --endpoints=http://{ip}:2379 get probe"),
+        false => format!("{bare} --endpoints=https://{ip}:2379 {creds} get probe"),
+    };
+    let (code, out, err) = sb.ssh("etcd/0", &old);
+    assert_ne!(code, 0, "{other} answered on the client port: {out}{err}");
+    for u in units {
+        let conf = support::sh(sb, u, "cat /etc/etcd/etcd.conf.yml");
+        let listen = conf
+            .lines()
+            .filter(|l| l.starts_with("listen-") || l.starts_with("advertise-client"))
+            .collect::<Vec<_>>();
+        assert!(
+            listen.iter().all(|l| l.contains(&format!("{scheme}://"))
+                && !l.contains(&format!("{other}://"))),
+            "{u}: {listen:?}"
+        );
+        assert_eq!(
+            conf.contains("peer-transport-security:"),
+            tls,
+            "{u} runs {conf}"
+        );
+    }
+    // The db consumer follows, over the new scheme.
+    sb.eventually("db-client on the new scheme", Duration::from_secs(120), || {
+        let (_, cs, _) = sb.exec(
+            DB_UNIT,
+            "rid=$(relation-ids db); relation-get -r $rid connection_string $(relation-list -r $rid | head -1)",
+        );
+        let cs = cs.trim();
+        let all = cs.split(',').count() == 3 && cs.split(',').all(|u| u.starts_with(scheme));
+        (all && cs.split(',').all(|u| !u.starts_with(&format!("{other}:")))).then_some(())
+    });
     sb.eventually(
-        "every unit blocked on tls",
+        "db-client reads and writes",
         Duration::from_secs(120),
         || {
-            units
-                .iter()
-                .all(|u| workload(&sb, u) == ("blocked".to_string(), want.to_string()))
+            (workload(sb, DB_UNIT)
+                == ("active".into(), "read and wrote through 3 endpoints".into()))
                 .then_some(())
         },
     );
-    let pids_blocked: Vec<String> = units.iter().map(|u| main_pid(&sb, u)).collect();
-    assert_eq!(pids_blocked, pids_before, "a unit restarted etcd");
-    assert_eq!(healthy_endpoints(&sb, "etcd/2").len(), 4);
-    sb.ok(&["config", "etcd", "tls=true"]);
-    sb.wait_active(6);
-    let pids_after: Vec<String> = units.iter().map(|u| main_pid(&sb, u)).collect();
-    assert_eq!(pids_after, pids_before, "a unit restarted etcd");
+    let (_, ca, _) = sb.exec(
+        DB_UNIT,
+        "rid=$(relation-ids db); relation-get -r $rid client_ca $(relation-list -r $rid | head -1)",
+    );
+    assert_eq!(ca.contains("BEGIN CERTIFICATE"), tls, "client_ca {ca}");
+}
+
+#[test]
+fn tls_is_switched_on_and_off_on_a_running_cluster_without_failed_writes() {
+    let sb = Sandbox::new("etcd_switch_tls");
+    deploy_etcd(&sb, 3, &[]);
+    deploy_consumer(&sb, "db-client", "etcdctl");
+    sb.ok(&["integrate", "db-client:db", "etcd:db"]);
+    sb.wait_active(4);
+    let (code, http, err) = sb.exec("etcd/0", "leader-get endpoints");
+    assert_eq!(code, 0, "{err}");
+    let http = http.trim().to_string();
+    assert_eq!(http.split(',').count(), 3, "{http}");
+    assert!(http.starts_with("http://"), "{http}");
+    let https = http.replace("http://", "https://");
+    switch(&sb, true, &http, &https);
+    switch(&sb, false, &http, &https);
+    let (_, members, _) = sb.ssh("etcd/2", "etcdctl member list");
+    assert_eq!(members.matches("http://").count(), 6, "{members}");
 }
