@@ -493,6 +493,25 @@ initial-cluster: etcd0=https://10.0.0.1:2380
     }
 
     #[test]
+    fn old_peer_url_on_the_other_scheme_is_not_listened_on() {
+        // A TLS switch: the same port cannot serve both schemes, with or without 0.0.0.0.
+        for all in [false, true] {
+            let cfg = CharmConfig {
+                tls: true,
+                bind_to_all_interfaces: all,
+                ..CharmConfig::default()
+            };
+            let old = ["http://10.0.0.1:2380".to_string()];
+            let got = etcd_config(&cfg, "etcd0", "10.0.0.1", &init(), &old);
+            let want = if all { "0.0.0.0" } else { "10.0.0.1" };
+            assert!(
+                got.contains(&format!("listen-peer-urls: https://{want}:2380\n")),
+                "{got}"
+            );
+        }
+    }
+
+    #[test]
     fn ipv6_urls() {
         assert_eq!(url(false, "fd00::1", 2380), "http://[fd00::1]:2380");
         assert_eq!(url(true, "10.0.0.1", 2379), "https://10.0.0.1:2379");
