@@ -195,17 +195,17 @@ pub fn leaks(prefix: &str, home: &Path) -> Vec<String> {
             .map(|o| o.stdout)
             .unwrap_or_default();
         for l in String::from_utf8_lossy(&ns).lines() {
-            if l.starts_with(prefix) {
+            if l.starts_with(&format!("{prefix}-")) {
                 found.push(format!("netns {l}"));
             }
         }
     }
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-    let h = home.to_string_lossy();
+    // Component-wise: the home `…/etcd_tls` must not match `…/etcd_tls_switch`'s mounts.
     for l in mounts.lines() {
         if l.split(' ')
             .nth(1)
-            .is_some_and(|m| m.starts_with(h.as_ref()))
+            .is_some_and(|m| Path::new(m).starts_with(home))
         {
             found.push(format!("mount {l}"));
         }
@@ -215,8 +215,9 @@ pub fn leaks(prefix: &str, home: &Path) -> Vec<String> {
         .output()
         .map(|o| o.stdout)
         .unwrap_or_default();
+    let h = format!("{}/", home.to_string_lossy());
     for l in String::from_utf8_lossy(&ps).lines() {
-        if l.contains(h.as_ref()) {
+        if l.contains(&h) {
             found.push(format!("process {l}"));
         }
     }
