@@ -626,6 +626,28 @@ impl World {
         }
     }
 
+    /// Runs every unit's hooks, round after round, until `unit` holds the restart turn.
+    fn until_turn_of(&mut self, unit: &str) {
+        for _ in 0..10 {
+            for n in 0..3 {
+                self.pass(n, usize::MAX);
+            }
+            if self
+                .leader_data
+                .get(keys::RESTART_GRANTED)
+                .map(String::as_str)
+                == Some(unit)
+            {
+                return;
+            }
+        }
+    }
+
+    /// The `tls` value the leader has recorded.
+    fn recorded_tls(&self) -> Option<&str> {
+        self.leader_data.get(keys::TLS).map(String::as_str)
+    }
+
     /// Runs every unit's hooks, round after round, until nothing changes any more.
     fn settle(&mut self) {
         for _ in 0..30 {
@@ -693,10 +715,7 @@ fn tls_switch_updates_then_restarts_one_member_at_a_time_and_back() {
     w.settle();
     assert_eq!(in_order(&w.log), ONE_AT_A_TIME);
     assert!(w.all_on(true));
-    assert_eq!(
-        w.leader_data.get(keys::TLS).map(String::as_str),
-        Some("true")
-    );
+    assert_eq!(w.recorded_tls(), Some("true"));
     assert!(!w.leader_data.contains_key(keys::RESTART_GRANTED));
     assert!(!w.leader_data.contains_key(keys::TLS_SWITCHING));
     assert_eq!(w.statuses(), vec!["Healthy with 2 peers"; 3]);
@@ -707,10 +726,7 @@ fn tls_switch_updates_then_restarts_one_member_at_a_time_and_back() {
     w.settle();
     assert_eq!(in_order(&w.log), ONE_AT_A_TIME);
     assert!(w.all_on(false));
-    assert_eq!(
-        w.leader_data.get(keys::TLS).map(String::as_str),
-        Some("false")
-    );
+    assert_eq!(w.recorded_tls(), Some("false"));
     assert_eq!(w.statuses(), vec!["Healthy with 2 peers"; 3]);
 }
 
@@ -742,10 +758,7 @@ fn tls_switch_shows_who_is_next_and_resumes_after_killed_hooks() {
             ONE_AT_A_TIME,
             "killed after {cut} effects"
         );
-        assert_eq!(
-            w.leader_data.get(keys::TLS).map(String::as_str),
-            Some("true")
-        );
+        assert_eq!(w.recorded_tls(), Some("true"));
     }
 }
 
@@ -754,14 +767,7 @@ fn tls_switch_goes_on_under_a_new_leader() {
     let mut w = World::new();
     w.tls = true;
     // etcd/0 leads until etcd/1 holds the turn, then etcd/2 takes over.
-    for _ in 0..10 {
-        for n in 0..3 {
-            w.pass(n, usize::MAX);
-        }
-        if w.leader_data.get(keys::RESTART_GRANTED).map(String::as_str) == Some("etcd/1") {
-            break;
-        }
-    }
+    w.until_turn_of("etcd/1");
     assert_eq!(
         w.leader_data.get(keys::RESTART_GRANTED).map(String::as_str),
         Some("etcd/1")
@@ -770,34 +776,21 @@ fn tls_switch_goes_on_under_a_new_leader() {
     w.settle();
     assert_eq!(in_order(&w.log), ONE_AT_A_TIME);
     assert!(w.all_on(true));
-    assert_eq!(
-        w.leader_data.get(keys::TLS).map(String::as_str),
-        Some("true")
-    );
+    assert_eq!(w.recorded_tls(), Some("true"));
 }
 
 #[test]
 fn tls_switch_called_off_midway_goes_back_member_by_member() {
     let mut w = World::new();
     w.tls = true;
-    for _ in 0..10 {
-        for n in 0..3 {
-            w.pass(n, usize::MAX);
-        }
-        if w.leader_data.get(keys::RESTART_GRANTED).map(String::as_str) == Some("etcd/1") {
-            break;
-        }
-    }
+    w.until_turn_of("etcd/1");
     // etcd/0 on https, etcd/1's turn: the option is set back.
     w.tls = false;
     w.log.clear();
     w.settle();
     assert!(w.all_on(false), "{:?}", w.members);
     assert_eq!(in_order(&w.log)[..2], ["update etcd/0", "restart etcd/0"]);
-    assert_eq!(
-        w.leader_data.get(keys::TLS).map(String::as_str),
-        Some("false")
-    );
+    assert_eq!(w.recorded_tls(), Some("false"));
     assert!(!w.leader_data.contains_key(keys::TLS_SWITCHING));
     assert!(!w.leader_data.contains_key(keys::RESTART_GRANTED));
     assert_eq!(w.statuses(), vec!["Healthy with 2 peers"; 3]);
