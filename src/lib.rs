@@ -24,6 +24,7 @@ pub mod actions;
 pub mod apply;
 pub mod config;
 pub mod context;
+pub mod date;
 pub mod etcd;
 pub mod hooktools;
 pub mod host;

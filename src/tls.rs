@@ -39,20 +39,6 @@ pub enum TlsError {
     Host(#[from] HostError),
 }
 
-/// The civil date (year, month, day) `days` days after 1970-01-01.
-fn civil(days: i64) -> (i32, u8, u8) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
-    let year = (yoe + era * 400 + i64::from(month <= 2)) as i32;
-    (year, month, day)
-}
-
 /// Sets validity from yesterday (some clock skew) for [`VALIDITY_DAYS`].
 fn set_validity(params: &mut CertificateParams) {
     let now = std::time::SystemTime::now()
@@ -60,7 +46,7 @@ fn set_validity(params: &mut CertificateParams) {
         .map_or(0, |d| d.as_secs() as i64);
     let today = now / 86_400;
     let date = |days| {
-        let (y, m, d) = civil(days);
+        let (y, m, d) = crate::date::civil(days);
         rcgen::date_time_ymd(y, m, d)
     };
     params.not_before = date(today - 1);
@@ -171,13 +157,6 @@ pub fn write_member_files(leader: &Settings, sans: &[String]) -> Result<(), TlsE
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(civil(0), (1970, 1, 1));
-        assert_eq!(civil(19_782), (2024, 2, 29));
-        assert_eq!(civil(20_454), (2026, 1, 1));
-    }
 
     #[test]
     fn ca_signs_member_certificates() {

@@ -48,14 +48,7 @@ fn config_change_restarts_one_member_at_a_time_without_failed_writes() {
         });
         sb.wait_active(3);
         // A few more writes on the restarted cluster, then stop.
-        let written = || {
-            let (_, n, _) = sb.ssh("etcd/0", "etcdctl get w --prefix --keys-only | grep -c .");
-            n.trim().parse::<u64>().unwrap_or(0)
-        };
-        let so_far = written();
-        sb.eventually("writes after the restarts", Duration::from_secs(60), || {
-            (written() >= so_far + 20).then_some(())
-        });
+        support::wait_for_more_writes(&sb, 20, "writes after the restarts");
         sb.ssh("etcd/0", "touch /tmp/stop-writer");
         writer.join().expect("writer thread")
     });

@@ -195,14 +195,7 @@ fn switch(sb: &Sandbox, tls: bool, http: &str, https: &str) {
             (v.trim() == tls.to_string()).then_some(())
         });
         sb.wait_active(4);
-        let written = || {
-            let (_, n, _) = sb.ssh("etcd/0", "etcdctl get w --prefix --keys-only | grep -c .");
-            n.trim().parse::<u64>().unwrap_or(0)
-        };
-        let so_far = written();
-        sb.eventually("writes after the switch", Duration::from_secs(60), || {
-            (written() >= so_far + 20).then_some(())
-        });
+        support::wait_for_more_writes(sb, 20, "writes after the switch");
         drop(_stop);
         writer.join().expect("writer thread")
     });

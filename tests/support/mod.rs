@@ -8,6 +8,7 @@ mod common;
 pub use common::{repo_root, Sandbox};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// The built charm and its etcd resource tarball; panics when `scripts/build-charm` has not run.
 pub fn built_charm() -> (PathBuf, PathBuf) {
@@ -127,6 +128,20 @@ pub fn writer_script(endpoints: &str, max: u32) -> String {
              if ! out=$(put); then fail=$((fail+1)); echo \"FAIL w$n: $out\"; fi; fi; \
          done; echo \"writes=$n failures=$fail\""
     )
+}
+
+/// How many `w<i>` keys of [`writer_script`] a unit reads.
+pub fn written(sb: &Sandbox, unit: &str) -> u64 {
+    let (_, n, _) = sb.ssh(unit, "etcdctl get w --prefix --keys-only | grep -c .");
+    n.trim().parse::<u64>().unwrap_or(0)
+}
+
+/// Waits until the writer has written `more` keys beyond what etcd/0 reads now.
+pub fn wait_for_more_writes(sb: &Sandbox, more: u64, what: &str) {
+    let so_far = written(sb, "etcd/0");
+    sb.eventually(what, Duration::from_secs(60), || {
+        (written(sb, "etcd/0") >= so_far + more).then_some(())
+    });
 }
 
 /// Checks the result of [`writer_script`] run with `ssh`: it ran, and no write failed. Returns
