@@ -5,7 +5,8 @@ the `etcdctl` wrapper with its environment file. No IO here.
 etcd starts with only `--config-file`, so every setting (name and data dir included) is in the
 YAML; URL lists are comma-separated strings, as etcd parses them. The `initial-*` keys only
 matter for a member's first start: [`runtime_part`] leaves them out, so changing them alone
-never restarts etcd.
+never restarts etcd. `enable-grpc-gateway` is always written: etcd 3.4 turns its HTTP/JSON
+gateway (`/v3/...`, used by Patroni and etcd3gw) off under `--config-file` unless it is.
 */
 
 use crate::config::CharmConfig;
@@ -91,6 +92,7 @@ election-timeout: {et}
 auto-compaction-mode: {mode}
 auto-compaction-retention: \"{retention}\"
 strict-reconfig-check: true
+enable-grpc-gateway: true
 logger: zap
 log-level: {log_level}
 {security}initial-cluster: {cluster}
@@ -346,6 +348,7 @@ quota-backend-bytes: 0
 auto-compaction-mode: periodic
 auto-compaction-retention: "0"
 strict-reconfig-check: true
+enable-grpc-gateway: true
 logger: zap
 log-level: info
 initial-cluster: etcd0=http://10.0.0.1:2380
