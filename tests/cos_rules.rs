@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn cos_dir(sub: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("cos").join(sub)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("cos")
+        .join(sub)
 }
 
 /// The files directly in `cos/<sub>` whose name ends with one of `exts`, sorted.
@@ -29,7 +31,10 @@ fn files(sub: &str, exts: &[&str]) -> Vec<PathBuf> {
 }
 
 fn rule_files() -> Vec<PathBuf> {
-    files("prometheus_alert_rules", &[".rules", ".rule", ".yaml", ".yml"])
+    files(
+        "prometheus_alert_rules",
+        &[".rules", ".rule", ".yaml", ".yml"],
+    )
 }
 
 fn read(path: &Path) -> String {
@@ -37,11 +42,13 @@ fn read(path: &Path) -> String {
 }
 
 fn promtool() -> PathBuf {
-    let path = std::env::var_os("PROMTOOL").map(PathBuf::from).unwrap_or_else(|| {
-        let tools = std::env::var_os("ETCD_CHARM_TOOLS")
-            .unwrap_or_else(|| "/var/cache/etcd-charm-tools".into());
-        Path::new(&tools).join("prometheus/current/usr/bin/promtool")
-    });
+    let path = std::env::var_os("PROMTOOL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let tools = std::env::var_os("ETCD_CHARM_TOOLS")
+                .unwrap_or_else(|| "/var/cache/etcd-charm-tools".into());
+            Path::new(&tools).join("prometheus/current/usr/bin/promtool")
+        });
     assert!(
         path.is_file(),
         "promtool not found at {}: run scripts/install-deps, or set PROMTOOL to a promtool binary",
@@ -149,7 +156,11 @@ fn test_case_scanner_tells_firing_from_quiet_cases() {
 /// Every panel, rows' nested panels included.
 fn panels(dashboard: &Value) -> Vec<&Value> {
     let mut out = Vec::new();
-    let mut todo: Vec<&Value> = dashboard["panels"].as_array().into_iter().flatten().collect();
+    let mut todo: Vec<&Value> = dashboard["panels"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .collect();
     while let Some(p) = todo.pop() {
         todo.extend(p["panels"].as_array().into_iter().flatten());
         out.push(p);
@@ -179,16 +190,23 @@ fn dashboards_are_json_on_the_cos_datasource_with_valid_queries() {
         let name = file.display().to_string();
         let d: Value = serde_json::from_str(&read(&file))
             .unwrap_or_else(|e| panic!("{name} is not JSON: {e}"));
-        assert!(d["title"].as_str().is_some_and(|t| !t.is_empty()), "{name}: no title");
+        assert!(
+            d["title"].as_str().is_some_and(|t| !t.is_empty()),
+            "{name}: no title"
+        );
         let vars = d["templating"]["list"].as_array().expect("templating.list");
         assert!(
-            vars.iter().any(|v| v["name"] == "prometheusds" && v["type"] == "datasource"),
+            vars.iter()
+                .any(|v| v["name"] == "prometheusds" && v["type"] == "datasource"),
             "{name}: no datasource variable `prometheusds`"
         );
         let mut ids = std::collections::BTreeSet::new();
         for p in panels(&d) {
             let title = p["title"].as_str().unwrap_or("?");
-            assert!(ids.insert(p["id"].as_u64()), "{name}: panel id of {title:?} repeats");
+            assert!(
+                ids.insert(p["id"].as_u64()),
+                "{name}: panel id of {title:?} repeats"
+            );
             for t in p["targets"].as_array().into_iter().flatten() {
                 assert_eq!(
                     t["datasource"]["uid"], "${prometheusds}",
@@ -206,7 +224,10 @@ fn dashboards_are_json_on_the_cos_datasource_with_valid_queries() {
     let file = dir.join("dashboard_queries.rules");
     let doc = json!({"groups": [{"name": "dashboard_queries", "rules": rules}]});
     std::fs::write(&file, doc.to_string()).expect("write the queries");
-    run_promtool(&["check", "rules", "--lint=none"], std::slice::from_ref(&file));
+    run_promtool(
+        &["check", "rules", "--lint=none"],
+        std::slice::from_ref(&file),
+    );
     std::fs::remove_dir_all(&dir).expect("remove the temp dir");
 }
 
