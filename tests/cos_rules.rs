@@ -238,3 +238,46 @@ fn grafana_variables_become_promql() {
         r#"rate(x{juju_unit=~".*"}[5m])"#
     );
 }
+
+/// The `etcd_charm_*` metric names in `text`: words with that prefix ending in a unit suffix
+/// (`_seconds`, `_bytes`, `_total`), which leaves out group names and `etcd_charm_*` itself.
+fn charm_metrics(text: &str) -> std::collections::BTreeSet<&str> {
+    text.match_indices("etcd_charm_")
+        .map(|(i, _)| {
+            let rest = &text[i..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            &rest[..end]
+        })
+        .filter(|name| {
+            name.ends_with("_seconds") || name.ends_with("_bytes") || name.ends_with("_total")
+        })
+        .collect()
+}
+
+#[test]
+fn every_charm_metric_the_rules_and_dashboard_use_is_documented() {
+    let readme = read(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("cos/README.md"));
+    let documented = charm_metrics(&readme);
+    let mut used = Vec::new();
+    for file in rule_files()
+        .into_iter()
+        .chain(files("grafana_dashboards", &[".json"]))
+    {
+        let text = read(&file);
+        used.extend(charm_metrics(&text).into_iter().map(String::from));
+    }
+    assert!(
+        !used.is_empty(),
+        "no etcd_charm_* metric found in the rules"
+    );
+    let missing: Vec<&String> = used
+        .iter()
+        .filter(|m| !documented.contains(m.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "document these metrics in cos/README.md (\"Metrics the charm exports\"): {missing:?}"
+    );
+}
