@@ -12,8 +12,9 @@ Result keys: `disarmed`, `remaining`, `output`.
 
 use super::alarm_list::{advice, alarms_and_members, describe};
 use super::{common, Action, Results, Stop};
-use crate::render;
-use crate::{host, paths};
+use crate::core::render;
+use crate::machine::host;
+use crate::paths;
 
 /// etcd's default backend quota (2 GiB), used when `quota-backend-bytes` is 0.
 const DEFAULT_QUOTA: u64 = 2 * 1024 * 1024 * 1024;

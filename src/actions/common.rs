@@ -4,11 +4,12 @@ owns which member, result keys, sizes and times.
 */
 
 use super::{Action, Stop};
-use crate::context::{member_name, unit_number, PEER_ENDPOINT};
+use crate::core::observed::{keys, peer_keys};
+use crate::core::render::{self, url};
 use crate::etcd::{Member, MemberStatus};
-use crate::observe::{keys, peer_keys};
-use crate::render::{self, url};
-use crate::{host, paths};
+use crate::juju::context::{member_name, unit_number, PEER_ENDPOINT};
+use crate::machine::host;
+use crate::paths;
 
 /// The client port the local member listens on: that of the config etcd runs, else the charm
 /// config's, else 2379.
@@ -155,7 +156,7 @@ pub fn now_secs() -> u64 {
 
 /// A UTC timestamp for file names: `20250131T235959Z`.
 pub fn stamp(secs: u64) -> String {
-    let (y, m, d) = crate::date::civil((secs / 86_400) as i64);
+    let (y, m, d) = crate::core::date::civil((secs / 86_400) as i64);
     let rem = secs % 86_400;
     format!(
         "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
@@ -226,11 +227,11 @@ pub fn publish_sole_member(
     let endpoints = vec![local_endpoint(a)];
     let members = a.etcd.member_list(&endpoints).unwrap_or_default();
     let version = Some(version).filter(|v| !v.is_empty());
-    let mut data = crate::membership::published_keys(&members, version).unwrap_or_default();
+    let mut data = crate::core::membership::published_keys(&members, version).unwrap_or_default();
     // No unit is joining or restarting any more: their turns are given again from scratch.
-    let cleared = crate::membership::joining_keys("", None, "");
+    let cleared = crate::core::membership::joining_keys("", None, "");
     data.extend(cleared);
-    data.extend(crate::membership::restart_keys(""));
+    data.extend(crate::core::membership::restart_keys(""));
     if let Some(t) = token {
         data.insert(keys::TOKEN.to_string(), t.to_string());
     }

@@ -203,7 +203,7 @@ mod tests {
     fn action<'a>(
         juju: &'a FakeJuju,
         etcd: &'a FakeEtcd,
-        ctx: &'a crate::context::JujuContext,
+        ctx: &'a crate::juju::context::JujuContext,
     ) -> Action<'a> {
         let p = params::validate(params::spec("defrag").unwrap(), &juju.params).unwrap();
         Action::new(ctx, juju, etcd, p)

@@ -1,8 +1,8 @@
 //! Fakes of Juju's tools and of etcd for the actions' unit tests.
 
-use crate::context::JujuContext;
 use crate::etcd::{Etcd, EtcdError, Member, MemberStatus};
-use crate::hooktools::{Juju, JujuError, Level, Settings};
+use crate::juju::context::JujuContext;
+use crate::juju::{Juju, JujuError, Level, Settings};
 use serde_json::{Map, Value};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};

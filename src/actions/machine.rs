@@ -4,7 +4,7 @@ The machine side of `snapshot`, `restore` and `rebuild-cluster`: reading snapsho
 once with `force-new-cluster`. Failures come back as text for the action's message.
 */
 
-use crate::host;
+use crate::machine::host;
 use crate::paths;
 use std::io::Read;
 use std::path::Path;

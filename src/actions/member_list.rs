@@ -55,7 +55,7 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
 mod tests {
     use super::super::fakes::{FakeEtcd, FakeJuju};
     use crate::etcd::Member;
-    use crate::hooktools::Settings;
+    use crate::juju::Settings;
     use serde_json::json;
 
     #[test]

@@ -34,10 +34,10 @@ mod snapshot;
 pub use health::{health_report, MemberHealth};
 pub use machine::{inspect_snapshot, SnapshotInfo};
 
-use crate::config::CharmConfig;
-use crate::context::JujuContext;
+use crate::core::config::CharmConfig;
 use crate::etcd::Etcd;
-use crate::hooktools::{Juju, JujuError, Level, Settings};
+use crate::juju::context::JujuContext;
+use crate::juju::{Juju, JujuError, Level, Settings};
 use params::Params;
 use std::cell::OnceCell;
 

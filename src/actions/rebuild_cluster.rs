@@ -19,9 +19,11 @@ Result keys: `member`, `member-id`, `revision`, `removed-members`, `previous-dat
 */
 
 use super::{common, machine, Action, Results, Stop};
+use crate::core::observed::keys;
+use crate::core::render;
 use crate::etcd::MemberStatus;
-use crate::observe::keys;
-use crate::{host, paths, render};
+use crate::machine::host;
+use crate::paths;
 use std::path::Path;
 use std::time::{Duration, Instant};
 

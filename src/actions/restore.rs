@@ -21,9 +21,11 @@ Result keys: `path`, `sha256`, `checksum`, `revision`, `total-keys`, `member-id`
 */
 
 use super::{common, machine, Action, Results, Stop};
+use crate::core::observed::keys;
+use crate::core::render;
 use crate::etcd::{retry_not_yet, Member};
-use crate::observe::keys;
-use crate::{host, paths, render};
+use crate::machine::host;
+use crate::paths;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

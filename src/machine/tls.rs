@@ -6,17 +6,17 @@ The cluster's own certificate authority (rcgen, ECDSA P-256), on the effectful s
 - Every unit signs its own member certificate with that CA ([`write_member_files`]): valid for
   its address, its hostname, `localhost` and `127.0.0.1`, with server and client auth (etcd
   uses it both ways on the peer port). It is made again when a name or the CA changes (the plan
-  compares [`crate::render::tls_record`]).
+  compares [`crate::core::render::tls_record`]).
 
 The CA is rebuilt for signing from its key and its fixed subject: rcgen needs no certificate
 parser for that, and the issuer name and key identifier match the published CA certificate.
 */
 
-use crate::hooktools::Settings;
-use crate::host::{self, HostError};
-use crate::observe::keys;
+use crate::core::observed::keys;
+use crate::core::render;
+use crate::juju::Settings;
+use crate::machine::host::{self, HostError};
 use crate::paths;
-use crate::render;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
@@ -46,7 +46,7 @@ fn set_validity(params: &mut CertificateParams) {
         .map_or(0, |d| d.as_secs() as i64);
     let today = now / 86_400;
     let date = |days| {
-        let (y, m, d) = crate::date::civil(days);
+        let (y, m, d) = crate::core::date::civil(days);
         rcgen::date_time_ymd(y, m, d)
     };
     params.not_before = date(today - 1);

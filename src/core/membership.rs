@@ -20,14 +20,14 @@ Guarantees:
   applied, enough other voting members are healthy to keep a quorum while it restarts.
 */
 
-use crate::context::unit_number;
+use crate::core::effect::{Effect, Plan};
+use crate::core::observed::{keys, peer_keys, Leadership, Observed};
+use crate::core::relations::changed;
+use crate::core::status::Status;
+use crate::core::version::Version;
 use crate::etcd::Member;
-use crate::hooktools::Settings;
-use crate::observe::{keys, peer_keys, Leadership, Observed};
-use crate::plan::{Effect, Plan};
-use crate::relations::changed;
-use crate::status::Status;
-use crate::version::Version;
+use crate::juju::context::unit_number;
+use crate::juju::Settings;
 
 /// A unit of this application as membership sees it: this one and its peers.
 #[derive(Debug, Clone, PartialEq, Eq)]

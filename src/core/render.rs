@@ -9,7 +9,7 @@ never restarts etcd. `enable-grpc-gateway` is always written: etcd 3.4 turns its
 gateway (`/v3/...`, used by Patroni and etcd3gw) off under `--config-file` unless it is.
 */
 
-use crate::config::CharmConfig;
+use crate::core::config::CharmConfig;
 use crate::paths;
 
 /// How a member's first start finds its cluster.

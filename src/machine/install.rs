@@ -6,15 +6,15 @@ linked into `/usr/local/bin`; `etcdctl` on PATH is a wrapper talking to the loca
 
 Upgrades (`upgrade-charm` after `juju attach-resource`): the tarball is unpacked and its binaries
 run in a temporary directory first; only when its version may replace every version the unit
-knows of ([`crate::version::check_against`]) are the binaries replaced, each atomically, while
+knows of ([`crate::core::version::check_against`]) are the binaries replaced, each atomically, while
 etcd keeps running. The plan then restarts the member on them in its turn (rolling restart: the
 running version differs from the installed one).
 */
 
-use crate::hooktools::{Juju, Level};
-use crate::host::{self, HostError};
+use crate::core::version::{self, Refusal, Version};
+use crate::juju::{Juju, Level};
+use crate::machine::host::{self, HostError};
 use crate::paths;
-use crate::version::{self, Refusal, Version};
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
@@ -188,7 +188,7 @@ fn link(target: &str, link: &str) -> Result<(), HostError> {
 
 /// Installs etcd and returns its version. `installed` is the version installed now, if any;
 /// `known` every version the unit knows of (installed, running, the cluster's): a resource is
-/// installed only when its version may replace each of them (see [`crate::version`]).
+/// installed only when its version may replace each of them (see [`crate::core::version`]).
 ///
 /// With etcd installed, a resource that is missing or empty changes nothing, and one that is not
 /// etcd or whose version is refused changes nothing either ([`InstallError::Refused`]). Without

@@ -3,14 +3,14 @@ Relation data this unit publishes: its own peer data, and the `db`/`proxy` data 
 Pure, like the rest of the plan.
 
 Every unit publishes the same client data, built from the leader's published keys (see
-[`crate::observe::keys`]), so consumers that read only the first remote unit see the full,
+[`crate::core::observed::keys`]), so consumers that read only the first remote unit see the full,
 identically sorted member list.
 */
 
-use crate::config::CharmConfig;
-use crate::hooktools::Settings;
-use crate::observe::{keys, peer_keys, Observed};
-use crate::plan::Effect;
+use crate::core::config::CharmConfig;
+use crate::core::effect::Effect;
+use crate::core::observed::{keys, peer_keys, Observed};
+use crate::juju::Settings;
 
 /// A non-empty value of a published key.
 fn lookup<'a>(data: &'a Settings, key: &str) -> Option<&'a str> {

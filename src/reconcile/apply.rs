@@ -1,6 +1,5 @@
 /*!
-Carries out a [`Plan`], and runs the observe → plan → apply loop ([`reconcile`]) every hook
-goes through.
+Carries out a [`Plan`]: the effects in order, against Juju, etcd and the machine.
 
 Membership calls retry inside the hook with bounded back-off while etcd says "not yet" (the
 ~5 s `unhealthy cluster` window after a member starts, a learner not in sync); when the budget
@@ -14,23 +13,22 @@ on the next run. The leader grants a restart ([`Effect::GrantRestart`]) only aft
 other voting member's status: enough of them must be healthy to keep a quorum.
 */
 
-use crate::context::{member_name, Hook, JujuContext};
+use super::set_status;
+use crate::core::effect::{Effect, Plan};
+use crate::core::membership::{initial_cluster, joining_keys, restart_keys};
+use crate::core::observed::{keys, Observed};
+use crate::core::render::{self, url};
+use crate::core::status::Status;
 use crate::etcd::Member;
 use crate::etcd::{retry_not_yet, Etcd, EtcdError, MemberStatus};
-use crate::hooktools::{Juju, JujuError, Level};
-use crate::host::{self, HostError};
-use crate::install::{self, InstallError};
-use crate::membership::{initial_cluster, joining_keys, restart_keys};
-use crate::observe::{keys, observe, Observed};
+use crate::juju::context::member_name;
+use crate::juju::{Juju, JujuError, Level};
+use crate::machine::host::{self, HostError};
+use crate::machine::install::{self, InstallError};
+use crate::machine::tls::{self, TlsError};
 use crate::paths;
-use crate::plan::{plan, Effect, Plan};
-use crate::render::{self, url};
-use crate::status::Status;
-use crate::tls::{self, TlsError};
 use std::time::{Duration, Instant};
 
-/// At most this many observe → plan → apply passes per hook.
-const MAX_PASSES: usize = 5;
 /// How long a start waits for the local member to answer.
 const START_WAIT: Duration = Duration::from_secs(15);
 /// Retry budgets for "not yet" answers.
@@ -74,72 +72,6 @@ pub struct Outcome {
     pub progressed: bool,
     /// A status that replaces the plan's.
     pub status: Option<Status>,
-}
-
-/// Runs the observe → plan → apply loop for one hook and sets the unit's status.
-pub fn reconcile(
-    ctx: &JujuContext,
-    hook: &Hook,
-    juju: &dyn Juju,
-    etcd: &dyn Etcd,
-) -> Result<(), ApplyError> {
-    let mut status = Status::Starting;
-    // Install, version and port effects are done once per hook, whatever the passes plan.
-    let once = |e: &Effect| {
-        matches!(
-            e,
-            Effect::Install | Effect::SetVersion(_) | Effect::OpenPort(_)
-        )
-    };
-    let mut done: Vec<Effect> = Vec::new();
-    for _ in 0..MAX_PASSES {
-        let o = observe(ctx, hook, juju, etcd)?;
-        let mut p = plan(&o);
-        p.effects.retain(|e| !(once(e) && done.contains(e)));
-        done.extend(p.effects.iter().filter(|e| once(e)).cloned());
-        // A pass with nothing to do (the common update-status) logs nothing.
-        if !p.effects.is_empty() {
-            juju.log(
-                Level::Debug,
-                &format!("plan: [{}] → {:?}", brief(&p.effects), p.status),
-            );
-        }
-        let outcome = apply(&p, &o, juju, etcd)?;
-        status = outcome.status.unwrap_or(p.status);
-        if !(p.again && outcome.progressed) {
-            break;
-        }
-    }
-    set_status(juju, &status)?;
-    Ok(())
-}
-
-/// `status-set`, skipped when the status is the one this charm set last (the common
-/// update-status): only the charm sets its workload status.
-fn set_status(juju: &dyn Juju, status: &Status) -> Result<(), JujuError> {
-    let line = format!("{}\n{}", status.state(), status.message());
-    if host::last_status().as_deref() == Some(line.as_str()) {
-        return Ok(());
-    }
-    host::forget_status();
-    juju.status_set(status.state(), &status.message())?;
-    host::record_status(&line);
-    Ok(())
-}
-
-/// The effects for the debug log, rendered files shortened.
-fn brief(effects: &[Effect]) -> String {
-    let one = |e: &Effect| match e {
-        Effect::Render(c) => format!("Render({} bytes)", c.len()),
-        Effect::Restart(c) => format!("Restart({} bytes)", c.len()),
-        // Client data may hold a private key: keys only.
-        Effect::RelationSet(rel, s) => {
-            let keys: Vec<&str> = s.keys().map(String::as_str).collect();
-            format!("RelationSet({rel}, [{}])", keys.join(", "))
-        }
-        other => format!("{other:?}"),
-    };
-    effects.iter().map(one).collect::<Vec<_>>().join(", ")
 }
 
 /// Applies the effects in order.

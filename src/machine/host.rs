@@ -298,12 +298,12 @@ pub fn record_version(version: &str) -> Result<(), HostError> {
 }
 
 /// The refusal of the last `etcd` resource attached, while it stands.
-pub fn refused_resource() -> Option<crate::version::Refusal> {
+pub fn refused_resource() -> Option<crate::core::version::Refusal> {
     serde_json::from_str(&read(&state_file("resource-refused"))?).ok()
 }
 
 /// Records why the attached `etcd` resource was not installed (`None`: forgets it).
-pub fn record_refusal(refusal: Option<&crate::version::Refusal>) -> Result<(), HostError> {
+pub fn record_refusal(refusal: Option<&crate::core::version::Refusal>) -> Result<(), HostError> {
     let path = state_file("resource-refused");
     match refusal.and_then(|r| serde_json::to_string(r).ok()) {
         Some(json) => write_if_changed(&path, &format!("{json}\n"), 0o600).map(drop),
