@@ -9,7 +9,7 @@ A Juju machine charm for etcd, as one small binary.
 - [`machine`]: the machine boundary: files, systemd, installing etcd, TLS files, local state.
 - [`core`]: the pure core: observed facts → a plan of effects, rendering, config, statuses.
 - [`reconcile`]: observe → plan → apply, the path of every hook.
-- [`actions`]: the actions (health, snapshot, restore, ...).
+- [`actions`]: the actions (health, snapshot, restore, ...); [`clock`]: time, as waits see it.
 
 **Architecture invariants:** `core` does no IO and cannot fail; only `juju::hooktools` spawns
 Juju tools; only the Juju leader changes Raft membership, except a departing unit removing
@@ -17,12 +17,16 @@ itself.
 */
 
 pub mod actions;
+pub mod clock;
 pub mod core;
 pub mod etcd;
 pub mod juju;
 pub mod machine;
 pub mod paths;
 pub mod reconcile;
+
+#[cfg(test)]
+pub(crate) mod fakes;
 
 #[cfg(test)]
 mod architecture {

@@ -142,7 +142,7 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fakes::{client_url, status_of, FakeEtcd, FakeJuju};
+    use crate::fakes::{client_url, status_of, FakeEtcd, FakeJuju};
     use serde_json::json;
 
     fn nospace() -> FakeEtcd {

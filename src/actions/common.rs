@@ -8,7 +8,8 @@ use crate::core::observed::{keys, peer_keys};
 use crate::core::render::{self, url};
 use crate::etcd::{Member, MemberStatus};
 use crate::juju::context::{member_name, unit_number, PEER_ENDPOINT};
-use crate::machine::host;
+use crate::machine::host::{self, Host};
+use crate::machine::state;
 use crate::paths;
 
 /// The client port the local member listens on: that of the config etcd runs, else the charm
@@ -221,7 +222,7 @@ pub fn publish_sole_member(
     version: &str,
     token: Option<&str>,
 ) -> Result<(), Stop> {
-    if let Err(e) = host::record_member_id(member_id) {
+    if let Err(e) = state::record_member_id(&Host, member_id) {
         a.progress(&format!("cannot record the member id: {e}"));
     }
     let endpoints = vec![local_endpoint(a)];

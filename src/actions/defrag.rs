@@ -195,9 +195,9 @@ fn defrag_members(
 
 #[cfg(test)]
 mod tests {
-    use super::super::fakes::{client_url, status_of, FakeEtcd, FakeJuju};
     use super::super::{params, Action, Results};
     use super::*;
+    use crate::fakes::{client_url, status_of, FakeEtcd, FakeJuju};
     use serde_json::json;
 
     fn action<'a>(

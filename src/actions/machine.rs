@@ -4,7 +4,8 @@ The machine side of `snapshot`, `restore` and `rebuild-cluster`: reading snapsho
 once with `force-new-cluster`. Failures come back as text for the action's message.
 */
 
-use crate::machine::host;
+use crate::machine::host::{self, Host};
+use crate::machine::state;
 use crate::paths;
 use std::io::Read;
 use std::path::Path;
@@ -188,7 +189,7 @@ fn text(e: host::HostError) -> String {
 pub fn snapshot_status(file: &Path) -> Result<SnapshotStatus, String> {
     let f = file.to_string_lossy();
     let out = host::run(
-        &host::real_etcdctl(),
+        &state::real_etcdctl(&Host),
         &["snapshot", "status", &f, "--write-out", "json"],
     )
     .map_err(text)?;
@@ -213,7 +214,7 @@ pub fn snapshot_restore(
     let (f, d) = (file.to_string_lossy(), dir.to_string_lossy());
     let cluster = format!("{name}={peer_url}");
     host::run(
-        &host::real_etcdctl(),
+        &state::real_etcdctl(&Host),
         &[
             "snapshot",
             "restore",

@@ -223,12 +223,9 @@ pub fn run(
 }
 
 #[cfg(test)]
-pub(crate) mod fakes;
-
-#[cfg(test)]
 mod tests {
-    use super::fakes::{FakeEtcd, FakeJuju};
     use super::*;
+    use crate::fakes::{FakeEtcd, FakeJuju};
     use serde_json::json;
 
     #[test]

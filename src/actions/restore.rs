@@ -24,7 +24,8 @@ use super::{common, machine, Action, Results, Stop};
 use crate::core::observed::keys;
 use crate::core::render;
 use crate::etcd::{retry_not_yet, Member};
-use crate::machine::host;
+use crate::machine::host::{self, Host};
+use crate::machine::state;
 use crate::paths;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -107,7 +108,7 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
     }
     let local = common::local_endpoint(a);
     let me = a.etcd.status(&local);
-    let installed = host::installed_version()
+    let installed = state::installed_version(&Host)
         .or_else(|| me.as_ref().ok().map(|s| s.version.clone()))
         .unwrap_or_default();
     if let Err(e) = machine::check_compatible(&info, &installed) {
@@ -328,9 +329,9 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fakes::{FakeEtcd, FakeJuju};
     use super::*;
     use crate::etcd::Etcd;
+    use crate::fakes::{FakeEtcd, FakeJuju};
     use serde_json::json;
 
     #[test]

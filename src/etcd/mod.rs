@@ -12,7 +12,8 @@ beside it).
 
 pub mod client;
 
-use std::time::{Duration, Instant};
+use crate::clock::{Clock, SystemClock};
+use std::time::Duration;
 
 /// One member as the member list reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -172,14 +173,22 @@ fn unsupported(op: &str) -> EtcdError {
 pub fn retry_not_yet<T>(
     budget: Duration,
     pause: Duration,
+    f: impl FnMut() -> Result<T, EtcdError>,
+) -> Result<T, EtcdError> {
+    retry_not_yet_on(&SystemClock, budget, pause, f)
+}
+
+/// [`retry_not_yet`] on `clock`.
+pub fn retry_not_yet_on<T>(
+    clock: &dyn Clock,
+    budget: Duration,
+    pause: Duration,
     mut f: impl FnMut() -> Result<T, EtcdError>,
 ) -> Result<T, EtcdError> {
-    let deadline = Instant::now() + budget;
+    let deadline = clock.now() + budget;
     loop {
         match f() {
-            Err(EtcdError::NotYet { .. }) if Instant::now() + pause < deadline => {
-                std::thread::sleep(pause)
-            }
+            Err(EtcdError::NotYet { .. }) if clock.now() + pause < deadline => clock.sleep(pause),
             other => return other,
         }
     }

@@ -12,10 +12,11 @@ The CA is rebuilt for signing from its key and its fixed subject: rcgen needs no
 parser for that, and the issuer name and key identifier match the published CA certificate.
 */
 
+use super::host::HostError;
+use super::{state, Machine};
 use crate::core::observed::keys;
 use crate::core::render;
 use crate::juju::Settings;
-use crate::machine::host::{self, HostError};
 use crate::paths;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -134,7 +135,11 @@ pub fn member_cert(ca_key_pem: &str, sans: &[String]) -> Result<(String, String)
 /// Writes this member's TLS files from leader data: a new member certificate for `sans`, the
 /// CA and the client credentials; then records what they were made from. etcd reads the
 /// certificate files on each handshake, so a running member needs no restart.
-pub fn write_member_files(leader: &Settings, sans: &[String]) -> Result<(), TlsError> {
+pub fn write_member_files(
+    m: &dyn Machine,
+    leader: &Settings,
+    sans: &[String],
+) -> Result<(), TlsError> {
     let get = |key: &'static str| {
         leader
             .get(key)
@@ -144,13 +149,13 @@ pub fn write_member_files(leader: &Settings, sans: &[String]) -> Result<(), TlsE
     let (ca, ca_key) = (get(keys::TLS_CA)?, get(keys::TLS_CA_KEY)?);
     let (client_cert, client_key) = (get(keys::TLS_CLIENT_CERT)?, get(keys::TLS_CLIENT_KEY)?);
     let (cert, key) = member_cert(ca_key, sans)?;
-    host::forget_tls();
-    host::write_private(paths::TLS_KEY, &key, true)?;
-    host::write_private(paths::TLS_CERT, &cert, true)?;
-    host::write_private(paths::TLS_CA, ca, true)?;
-    host::write_private(paths::TLS_CLIENT_KEY, client_key, false)?;
-    host::write_private(paths::TLS_CLIENT_CERT, client_cert, false)?;
-    host::record_tls(&render::tls_record(ca, client_cert, client_key, sans))?;
+    state::forget_tls(m);
+    m.write_private(paths::TLS_KEY, &key, true)?;
+    m.write_private(paths::TLS_CERT, &cert, true)?;
+    m.write_private(paths::TLS_CA, ca, true)?;
+    m.write_private(paths::TLS_CLIENT_KEY, client_key, false)?;
+    m.write_private(paths::TLS_CLIENT_CERT, client_cert, false)?;
+    state::record_tls(m, &render::tls_record(ca, client_cert, client_key, sans))?;
     Ok(())
 }
 

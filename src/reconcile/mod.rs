@@ -6,6 +6,8 @@ passes until nothing more can be done in this hook.
 
 pub mod apply;
 pub mod observe;
+#[cfg(test)]
+mod tests;
 
 use crate::core::effect::Effect;
 use crate::core::plan::plan;
@@ -13,7 +15,7 @@ use crate::core::status::Status;
 use crate::etcd::Etcd;
 use crate::juju::context::{Hook, JujuContext};
 use crate::juju::{Juju, JujuError, Level};
-use crate::machine::host;
+use crate::machine::{state, Machine};
 use apply::{apply, ApplyError};
 use observe::observe;
 
@@ -26,6 +28,7 @@ pub fn reconcile(
     hook: &Hook,
     juju: &dyn Juju,
     etcd: &dyn Etcd,
+    machine: &dyn Machine,
 ) -> Result<(), ApplyError> {
     let mut status = Status::Starting;
     // Install, version and port effects are done once per hook, whatever the passes plan.
@@ -37,7 +40,7 @@ pub fn reconcile(
     };
     let mut done: Vec<Effect> = Vec::new();
     for _ in 0..MAX_PASSES {
-        let o = observe(ctx, hook, juju, etcd)?;
+        let o = observe(ctx, hook, juju, etcd, machine)?;
         let mut p = plan(&o);
         p.effects.retain(|e| !(once(e) && done.contains(e)));
         done.extend(p.effects.iter().filter(|e| once(e)).cloned());
@@ -48,26 +51,30 @@ pub fn reconcile(
                 &format!("plan: [{}] → {:?}", brief(&p.effects), p.status),
             );
         }
-        let outcome = apply(&p, &o, juju, etcd)?;
+        let outcome = apply(&p, &o, juju, etcd, machine)?;
         status = outcome.status.unwrap_or(p.status);
         if !(p.again && outcome.progressed) {
             break;
         }
     }
-    set_status(juju, &status)?;
+    set_status(juju, machine, &status)?;
     Ok(())
 }
 
 /// `status-set`, skipped when the status is the one this charm set last (the common
 /// update-status): only the charm sets its workload status.
-pub(crate) fn set_status(juju: &dyn Juju, status: &Status) -> Result<(), JujuError> {
+pub(crate) fn set_status(
+    juju: &dyn Juju,
+    machine: &dyn Machine,
+    status: &Status,
+) -> Result<(), JujuError> {
     let line = format!("{}\n{}", status.state(), status.message());
-    if host::last_status().as_deref() == Some(line.as_str()) {
+    if state::last_status(machine).as_deref() == Some(line.as_str()) {
         return Ok(());
     }
-    host::forget_status();
+    state::forget_status(machine);
     juju.status_set(status.state(), &status.message())?;
-    host::record_status(&line);
+    state::record_status(machine, &line);
     Ok(())
 }
 

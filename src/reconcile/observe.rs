@@ -17,7 +17,7 @@ use crate::core::render::{self, url};
 use crate::etcd::Etcd;
 use crate::juju::context::{member_name, Hook, JujuContext, PEER_ENDPOINT};
 use crate::juju::{Juju, JujuError, Level, Settings};
-use crate::machine::host;
+use crate::machine::{state, Machine};
 use crate::paths;
 
 /// Keeps a URL only if it looks like `http(s)://host:port`.
@@ -67,6 +67,7 @@ pub fn observe(
     hook: &Hook,
     juju: &dyn Juju,
     etcd: &dyn Etcd,
+    machine: &dyn Machine,
 ) -> Result<Observed, JujuError> {
     let leadership = match juju.is_leader() {
         Ok(true) => Leadership::Leader,
@@ -84,8 +85,8 @@ pub fn observe(
         Some(rel) => juju.relation_get(rel, &ctx.unit_name)?,
         None => Settings::new(),
     };
-    let version = host::installed_version();
-    let rendered_config = host::read(paths::CONFIG_FILE);
+    let version = state::installed_version(machine);
+    let rendered_config = machine.read(paths::CONFIG_FILE);
     // Stop and remove need no etcd facts: don't wait on dead members there.
     let asks_etcd = version.is_some() && !matches!(hook, Hook::Stop | Hook::Remove);
     // etcd listens where the config it runs says (a new port applies when it restarts).
@@ -101,7 +102,7 @@ pub fn observe(
         true => etcd.status(&local_url).ok(),
         false => None,
     };
-    let service_active = status.is_some() || (version.is_some() && host::service_active());
+    let service_active = status.is_some() || (version.is_some() && machine.service_active());
     let settled = leadership != Leadership::Leader
         && status
             .as_ref()
@@ -153,25 +154,25 @@ pub fn observe(
     };
     let local = Local {
         version,
-        etcdctl: host::real_etcdctl(),
+        etcdctl: state::real_etcdctl(machine),
         address: juju.address(PEER_ENDPOINT)?,
-        has_data: host::has_member_data(),
-        member_id: host::recorded_member_id(),
+        has_data: state::has_member_data(machine),
+        member_id: state::recorded_member_id(machine),
         service_active,
         rendered_config,
-        unit_file: host::read(paths::UNIT_FILE),
-        etcdctl_env: host::read(paths::ETCDCTL_ENV),
-        etcdctl_wrapper: host::read(paths::ETCDCTL_WRAPPER),
-        restart_pending: host::restart_pending(),
+        unit_file: machine.read(paths::UNIT_FILE),
+        etcdctl_env: machine.read(paths::ETCDCTL_ENV),
+        etcdctl_wrapper: machine.read(paths::ETCDCTL_WRAPPER),
+        restart_pending: state::restart_pending(machine),
         status,
-        hostname: host::hostname(),
-        tls_record: host::tls_record(),
-        refused_resource: host::refused_resource(),
+        hostname: machine.hostname(),
+        tls_record: state::tls_record(machine),
+        refused_resource: state::refused_resource(machine),
     };
     Ok(Observed {
         unit: ctx.unit_name.clone(),
         hook: hook.clone(),
-        departing: ctx.is_departing_self() || host::departing(),
+        departing: ctx.is_departing_self() || state::departing(machine),
         leadership,
         config,
         leader_data,
@@ -182,7 +183,7 @@ pub fn observe(
         local,
         endpoints,
         members,
-        fresh_token: host::random_token(),
+        fresh_token: machine.random_token(),
     })
 }
 
