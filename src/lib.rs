@@ -70,23 +70,74 @@ mod architecture {
         files
     }
 
+    /// The code of a source file: its module doc block and its comments blanked (they may name
+    /// what they please), lines kept.
+    fn code(text: &str) -> String {
+        let doc_lines = match text.starts_with("/*!") {
+            true => text.find("*/").map_or(0, |i| text[..i].lines().count()),
+            false => 0,
+        };
+        let lines = text
+            .lines()
+            .enumerate()
+            .map(|(n, line)| match n < doc_lines {
+                true => "",
+                false => line.split("//").next().unwrap_or(""),
+            });
+        lines.collect::<Vec<_>>().join("\n")
+    }
+
     #[test]
     fn the_core_names_no_effectful_module() {
         let files = sources("src/core");
         assert!(files.len() >= 8, "{files:?}");
         for (path, text) in files {
-            // Code only: the module's doc block and comments may name what they please.
-            let code_start = match text.starts_with("/*!") {
-                true => text.find("*/").map_or(0, |i| text[..i].lines().count()),
-                false => 0,
-            };
-            for (n, line) in text.lines().enumerate().skip(code_start) {
-                let code = line.split("//").next().unwrap_or("");
+            for (n, line) in code(&text).lines().enumerate() {
+                let code = line;
                 for bad in EFFECTFUL {
                     assert!(!code.contains(bad), "{path}:{}: {bad} in {line:?}", n + 1);
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_core_modules_import_each_other_without_a_cycle() {
+        let files = sources("src/core");
+        let name = |path: &str| {
+            let file = path.rsplit('/').next().unwrap_or("");
+            file.trim_end_matches(".rs").to_string()
+        };
+        let modules: Vec<String> = files.iter().map(|(p, _)| name(p)).collect();
+        // Module → the core modules it names (`crate::core::x`).
+        let deps: Vec<Vec<usize>> = files
+            .iter()
+            .map(|(path, text)| {
+                let own = name(path);
+                let code = code(text);
+                let named = |m: &&String| **m != own && code.contains(&format!("crate::core::{m}"));
+                let indices = modules.iter().enumerate().filter(|(_, m)| named(m));
+                indices.map(|(i, _)| i).collect()
+            })
+            .collect();
+        // Depth-first search; a module met again on the current path closes a cycle.
+        fn visit(i: usize, deps: &[Vec<usize>], path: &mut Vec<usize>, done: &mut Vec<bool>) {
+            if done[i] {
+                return;
+            }
+            assert!(!path.contains(&i), "import cycle through {path:?} → {i}");
+            path.push(i);
+            for &d in &deps[i] {
+                visit(d, deps, path, done);
+            }
+            path.pop();
+            done[i] = true;
+        }
+        let mut done = vec![false; modules.len()];
+        for i in 0..modules.len() {
+            visit(i, &deps, &mut Vec::new(), &mut done);
+        }
+        assert!(deps.iter().any(|d| !d.is_empty()), "{modules:?}");
     }
 
     #[test]

@@ -230,9 +230,8 @@ pub fn publish_sole_member(
     let version = Some(version).filter(|v| !v.is_empty());
     let mut data = crate::core::membership::published_keys(&members, version).unwrap_or_default();
     // No unit is joining or restarting any more: their turns are given again from scratch.
-    let cleared = crate::core::membership::joining_keys("", None, "");
-    data.extend(cleared);
-    data.extend(crate::core::membership::restart_keys(""));
+    data.extend(crate::core::membership::joining_keys(None));
+    data.extend(crate::core::membership::restart_keys(None));
     if let Some(t) = token {
         data.insert(keys::TOKEN.to_string(), t.to_string());
     }

@@ -21,7 +21,7 @@ Guarantees:
 */
 
 use crate::core::effect::{Effect, Plan};
-use crate::core::observed::{keys, peer_keys, Leadership, Observed};
+use crate::core::observed::{keys, peer_keys, Joining, Leadership, Observed};
 use crate::core::relations::changed;
 use crate::core::status::Status;
 use crate::core::version::Version;
@@ -115,21 +115,27 @@ pub fn initial_cluster(members: &[Member], new_id: u64, new_name: &str) -> Strin
     entries.join(",")
 }
 
-/// Leader data naming the joining unit (empty values clear it).
-pub fn joining_keys(unit: &str, id: Option<u64>, cluster: &str) -> Settings {
-    Settings::from([
-        (keys::JOINING_UNIT.to_string(), unit.to_string()),
-        (
-            keys::JOINING_ID.to_string(),
-            id.map_or(String::new(), |id| format!("{id:x}")),
+/// Leader data naming the joining unit, or (`None`) clearing it.
+pub fn joining_keys(joining: Option<&Joining>) -> Settings {
+    let (unit, id, cluster) = match joining {
+        Some(j) => (
+            j.unit.clone(),
+            format!("{:x}", j.member_id),
+            j.initial_cluster.clone(),
         ),
-        (keys::JOINING_CLUSTER.to_string(), cluster.to_string()),
+        None => Default::default(),
+    };
+    Settings::from([
+        (keys::JOINING_UNIT.to_string(), unit),
+        (keys::JOINING_ID.to_string(), id),
+        (keys::JOINING_CLUSTER.to_string(), cluster),
     ])
 }
 
-/// Leader data granting a restart to `unit` (empty: none).
-pub fn restart_keys(unit: &str) -> Settings {
-    Settings::from([(keys::RESTART_GRANTED.to_string(), unit.to_string())])
+/// Leader data granting a restart to a unit, or (`None`) to none.
+pub fn restart_keys(granted: Option<&str>) -> Settings {
+    let unit = granted.unwrap_or("").to_string();
+    Settings::from([(keys::RESTART_GRANTED.to_string(), unit)])
 }
 
 /// The cluster's etcd version: the lowest one the started members run (this one's, and those
@@ -149,9 +155,18 @@ fn cluster_version(o: &Observed) -> Option<&str> {
         .or(o.local.version.as_deref())
 }
 
-/// Plans the leader's duties; `own_request` is true while this unit wants (or is seeing
-/// through) a restart. Returns the data that relation data is built from.
-pub fn leader(o: &Observed, p: &mut Plan, own_request: bool) -> Settings {
+/// The leader unit's own part in the rolling restart, as its own plan decided it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnTurn {
+    /// It wants (or is seeing through) a restart.
+    pub requesting: bool,
+    /// It restarts etcd in this pass: no other turn is granted meanwhile.
+    pub restarting: bool,
+}
+
+/// Plans the leader's duties, given its own part in the rolling restart. Returns the data that
+/// relation data is built from.
+pub fn leader(o: &Observed, p: &mut Plan, own: OwnTurn) -> Settings {
     let mut published = o.leader_data.raw.clone();
     let Some(members) = &o.members else {
         return published;
@@ -166,12 +181,12 @@ pub fn leader(o: &Observed, p: &mut Plan, own_request: bool) -> Settings {
     if change.is_empty() {
         change.extend(tls_record(o, members));
     }
-    let busy = !change.is_empty() || p.effects.iter().any(|e| matches!(e, Effect::Restart(_)));
+    let busy = !change.is_empty() || own.restarting;
     if !change.is_empty() {
         p.effects.extend(change);
         p.again = true;
     }
-    let turn = restart_turn(o, members, own_request, busy);
+    let turn = restart_turn(o, members, own.requesting, busy);
     if turn
         .iter()
         .any(|e| matches!(e, Effect::GrantRestart { .. }))
@@ -199,7 +214,7 @@ fn restart_turn(o: &Observed, members: &[Member], own_request: bool, busy: bool)
         match requesting(holder) {
             Some(true) => return effects,
             // Confirmed (request removed), or gone: the turn is free again.
-            _ => effects.push(Effect::LeaderSet(restart_keys(""))),
+            _ => effects.push(Effect::LeaderSet(restart_keys(None))),
         }
     }
     let settled = members.iter().all(|m| m.started() && !m.is_learner);
@@ -243,10 +258,7 @@ fn wanted_peer_url(o: &Observed, u: &Unit) -> Option<String> {
     let tls = o.config.as_ref().map(|c| c.tls).ok()?;
     let holder = o.leader_data.restart_granted.as_deref() == Some(u.unit.as_str());
     let requesting = match u.unit == o.unit {
-        true => o
-            .own_peer_data
-            .get(peer_keys::RESTART_REQUEST)
-            .is_some_and(|r| !r.is_empty()),
+        true => o.request_published(),
         false => o
             .peers
             .iter()
@@ -296,7 +308,7 @@ fn tls_record(o: &Observed, members: &[Member]) -> Option<Effect> {
 fn next_change(o: &Observed, members: &[Member]) -> Vec<Effect> {
     let units = units(o);
     let joining = o.leader_data.joining.as_ref();
-    let clear = || vec![Effect::LeaderSet(joining_keys("", None, ""))];
+    let clear = || vec![Effect::LeaderSet(joining_keys(None))];
     // 0. Give up on a joining unit that has left the relation (e.g. its machine was lost and the
     //    unit removed): remove its learner and free the slot in one step.
     if let Some(j) = joining.filter(|j| !units.iter().any(|u| u.unit == j.unit)) {
@@ -371,12 +383,12 @@ fn next_change(o: &Observed, members: &[Member]) -> Vec<Effect> {
     if let Some(l) = members.iter().find(|m| m.is_learner) {
         return match owner(&units, l) {
             Some(u) => {
-                let cluster = initial_cluster(members, l.id, &u.name);
-                vec![Effect::LeaderSet(joining_keys(
-                    &u.unit,
-                    Some(l.id),
-                    &cluster,
-                ))]
+                let adopted = Joining {
+                    unit: u.unit.clone(),
+                    member_id: l.id,
+                    initial_cluster: initial_cluster(members, l.id, &u.name),
+                };
+                vec![Effect::LeaderSet(joining_keys(Some(&adopted)))]
             }
             None => Vec::new(),
         };
@@ -409,13 +421,9 @@ fn next_change(o: &Observed, members: &[Member]) -> Vec<Effect> {
 /// voter remains), stop etcd, and never rejoin.
 pub fn departure(o: &Observed) -> Plan {
     let mut effects = vec![Effect::MarkDeparting];
-    let id = o
-        .local
-        .status
-        .as_ref()
-        .map(|s| s.member_id)
-        .or(o.local.member_id);
-    let me = id.and_then(|id| o.members.as_ref()?.iter().find(|m| m.id == id));
+    let me = o
+        .member_id()
+        .and_then(|id| o.members.as_ref()?.iter().find(|m| m.id == id));
     if let (Some(me), Some(members)) = (me, &o.members) {
         let mut others: Vec<&Member> = members
             .iter()

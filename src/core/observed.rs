@@ -261,6 +261,26 @@ impl Observed {
         }
     }
 
+    /// This unit's member id: the one its running member reports, else the one recorded for
+    /// its data dir. The one rule wherever the charm looks for its own member.
+    pub fn member_id(&self) -> Option<u64> {
+        let running = self.local.status.as_ref().map(|s| s.member_id);
+        running.or(self.local.member_id)
+    }
+
+    /// This unit's peer data holds a `restart-request` (the leader sees it asking).
+    pub fn request_published(&self) -> bool {
+        let request = self.own_peer_data.get(peer_keys::RESTART_REQUEST);
+        request.is_some_and(|r| !r.is_empty())
+    }
+
+    /// This unit holds the restart turn for the request the leader saw: once it has confirmed
+    /// (removed its request), a new restart asks again, even if the grant is not released yet.
+    pub fn holds_restart_turn(&self) -> bool {
+        self.leader_data.restart_granted.as_deref() == Some(self.unit.as_str())
+            && self.request_published()
+    }
+
     /// The local member answers, knows a Raft leader and is not a learner.
     pub fn healthy_voter(&self) -> bool {
         self.local

@@ -42,7 +42,7 @@ The leader's side (membership, one change per pass, and the restart grants) is i
 use crate::core::config::CharmConfig;
 use crate::core::effect::{Effect, Plan};
 use crate::core::membership;
-use crate::core::observed::{keys, peer_keys, Leadership, Observed};
+use crate::core::observed::{keys, Leadership, Observed};
 use crate::core::relations::{client_data, peer_data};
 use crate::core::render::{self, InitialCluster};
 use crate::core::status::{Status, SwitchStep};
@@ -131,13 +131,19 @@ fn running(o: &Observed) -> Plan {
             return p;
         }
     }
-    let (status, restart_request) = own_member(o, cfg, address, &mut p);
-    p.status = switching_status(o, cfg.tls, status);
-    if let Some(e) = peer_data(o, cfg, address, &restart_request) {
+    let own = own_member(o, cfg, address, &mut p);
+    p.status = switching_status(o, cfg.tls, own.status.clone());
+    if let Some(e) = peer_data(o, cfg, address, own.request.as_deref()) {
         p.effects.push(e);
     }
     let published = match o.leadership {
-        Leadership::Leader => membership::leader(o, &mut p, !restart_request.is_empty()),
+        Leadership::Leader => {
+            let turn = membership::OwnTurn {
+                requesting: own.request.is_some(),
+                restarting: own.restarting,
+            };
+            membership::leader(o, &mut p, turn)
+        }
         _ => o.leader_data.raw.clone(),
     };
     // Credentials stay published while any member may still serve https.
@@ -205,8 +211,7 @@ pub enum SelfState<'a> {
     Unknown,
 }
 
-/// Finds this unit's member: by recorded id, else the id the local member reports, else by
-/// name or peer URL.
+/// Finds this unit's member: by its id ([`Observed::member_id`]), else by name or peer URL.
 pub fn self_state<'a>(o: &'a Observed, peer_url: &str) -> SelfState<'a> {
     if !o.local.has_data {
         return SelfState::Fresh;
@@ -214,10 +219,7 @@ pub fn self_state<'a>(o: &'a Observed, peer_url: &str) -> SelfState<'a> {
     let Some(members) = &o.members else {
         return SelfState::Unknown;
     };
-    let id = o
-        .local
-        .member_id
-        .or(o.local.status.as_ref().map(|s| s.member_id));
+    let id = o.member_id();
     let name = o.name();
     let found = members.iter().find(|m| match id {
         Some(id) => m.id == id,
@@ -288,172 +290,251 @@ fn self_only(o: &Observed, cfg: &CharmConfig, address: &str) -> String {
     format!("{}={peer_url}", o.name())
 }
 
-/// Plans this unit's own etcd; returns its status and the `restart-request` to publish (empty:
-/// none).
-fn own_member(o: &Observed, cfg: &CharmConfig, address: &str, p: &mut Plan) -> (Status, String) {
+/// What this unit's own member needs, as [`own_member`] planned it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Own {
+    /// The status to show.
+    pub status: Status,
+    /// The `restart-request` to publish in peer data, if any.
+    pub request: Option<String>,
+    /// This pass restarts etcd (an [`Effect::Restart`] is planned).
+    pub restarting: bool,
+}
+
+impl Own {
+    /// Nothing to publish, no restart.
+    fn status(status: Status) -> Own {
+        Own {
+            status,
+            request: None,
+            restarting: false,
+        }
+    }
+}
+
+/// Plans this unit's own etcd: a removed member's data goes aside, a fresh unit bootstraps or
+/// joins, a member keeps its files and restarts in its turn.
+fn own_member(o: &Observed, cfg: &CharmConfig, address: &str, p: &mut Plan) -> Own {
     let peer_url = render::url(cfg.tls, address, cfg.management_port);
-    let ld = &o.leader_data;
-    let token = ld.get(keys::TOKEN);
-    let state = self_state(o, &peer_url);
-    let start = |p: &mut Plan, init: InitialCluster, status: Status| {
-        p.effects.push(render(o, cfg, address, &init, &[]));
-        p.effects.push(Effect::Start);
-        p.again = true;
-        status
-    };
-    let none = String::new;
-    match state {
+    match self_state(o, &peer_url) {
         SelfState::Removed => {
             p.effects.push(Effect::Wipe);
             p.again = true;
-            (Status::Rejoining, none())
+            Own::status(Status::Rejoining)
         }
-        SelfState::Member(_) | SelfState::Unknown => {
-            // Registered peer URLs stay open until the leader has updated them.
-            let registered = match state {
-                SelfState::Member(m) => m.peer_urls.clone(),
-                _ => Vec::new(),
-            };
-            let fallback = || InitialCluster {
+        SelfState::Fresh => Own::status(fresh_member(o, cfg, address, p)),
+        state => member(o, cfg, address, &peer_url, state, p),
+    }
+}
+
+/// Renders `init` and starts etcd on it.
+fn start(
+    o: &Observed,
+    cfg: &CharmConfig,
+    address: &str,
+    init: InitialCluster,
+    p: &mut Plan,
+) -> InitialCluster {
+    p.effects.push(render(o, cfg, address, &init, &[]));
+    p.effects.push(Effect::Start);
+    p.again = true;
+    init
+}
+
+/// A unit without a data dir: the Juju leader of a new application bootstraps (or resumes a
+/// bootstrap cut short), an admitted unit joins, any other waits.
+fn fresh_member(o: &Observed, cfg: &CharmConfig, address: &str, p: &mut Plan) -> Status {
+    let ld = &o.leader_data;
+    let bootstrap = |token: &str| InitialCluster {
+        state: "new",
+        cluster: self_only(o, cfg, address),
+        token: token.to_string(),
+    };
+    let someone_started = o.peers.iter().any(|p| p.started.is_some());
+    match (ld.get(keys::TOKEN), &ld.joining) {
+        (None, _) if o.leadership == Leadership::Leader && !someone_started => {
+            p.effects.push(Effect::LeaderSet(Settings::from([
+                (keys::TOKEN.to_string(), o.fresh_token.clone()),
+                (keys::BOOTSTRAP_UNIT.to_string(), o.unit.clone()),
+                (keys::TLS.to_string(), cfg.tls.to_string()),
+            ])));
+            start(o, cfg, address, bootstrap(&o.fresh_token), p);
+            Status::Bootstrapping
+        }
+        (None, _) => Status::WaitBootstrap,
+        // Resumes a bootstrap cut short before the cluster was published.
+        (Some(t), _)
+            if ld.get(keys::BOOTSTRAP_UNIT) == Some(o.unit.as_str())
+                && ld.get(keys::CLUSTER).is_none() =>
+        {
+            start(o, cfg, address, bootstrap(t), p);
+            Status::Bootstrapping
+        }
+        (Some(t), Some(j)) if j.unit == o.unit => {
+            let init = InitialCluster {
                 state: "existing",
-                cluster: self_only(o, cfg, address),
-                token: token.unwrap_or("").to_string(),
+                cluster: j.initial_cluster.clone(),
+                token: t.to_string(),
             };
-            let kept = o
-                .local
-                .rendered_config
-                .as_deref()
-                .and_then(render::initial_cluster_of);
-            let init = kept.unwrap_or_else(fallback);
-            let config = render::etcd_config(cfg, &o.name(), address, &init, &registered);
-            // A grant covers the request the leader saw: once this unit has confirmed (removed
-            // its request), a new restart asks again, even if the grant is not yet released.
-            let my_turn = o.leader_data.restart_granted.as_deref() == Some(o.unit.as_str())
-                && o.own_peer_data
-                    .get(peer_keys::RESTART_REQUEST)
-                    .is_some_and(|r| !r.is_empty());
-            let fingerprint = || {
-                let version = o.local.version.as_deref().unwrap_or("");
-                render::restart_fingerprint(&config, &render::systemd_unit(), version)
-            };
-            if !o.local.service_active {
-                // Down during its turn (its restart failed): it keeps the turn until healthy.
-                let request = if my_turn { fingerprint() } else { none() };
-                p.effects.push(Effect::Render(config));
-                p.effects.push(Effect::Start);
-                p.again = true;
-                return (Status::Starting, request);
-            }
-            let request = match restart_needed(o, &config) {
-                Some(fingerprint) => {
-                    // Nothing to keep up: a sole member, a learner, an etcd that does not answer.
-                    let sole = o.members.as_ref().is_some_and(|m| {
-                        m.len() == 1
-                            && o.local
-                                .status
-                                .as_ref()
-                                .is_some_and(|s| s.member_id == m[0].id)
-                    });
-                    let immediate = sole || o.local.status.as_ref().is_none_or(|s| s.is_learner);
-                    if !(my_turn || immediate) {
-                        let behind = o.leader_data.restart_granted.clone();
-                        let behind = behind.filter(|u| *u != o.unit);
-                        return (Status::WaitRestart { behind }, fingerprint);
-                    }
-                    // A new scheme: the leader points the member at its new peer URL first
-                    // (peers then dial it there; it dials them at theirs meanwhile).
-                    if let (true, SelfState::Member(m)) = (my_turn && !immediate, state) {
-                        let listed = m.peer_urls.iter().all(|u| u.starts_with("https://"));
-                        // The leader's word, should this member's list lag behind.
-                        let told = ld.get(keys::TLS_SWITCHING)
-                            == Some(format!("{} {peer_url}", o.unit).as_str());
-                        if listed != cfg.tls && !told {
-                            let step = SwitchStep::PeerUrl;
-                            let status = Status::SwitchingTls { tls: cfg.tls, step };
-                            return (status, fingerprint);
-                        }
-                    }
-                    p.effects.push(Effect::Restart(config));
-                    p.again = true;
-                    let request = if my_turn { fingerprint } else { none() };
-                    return (Status::Restarting, request);
-                }
-                None => {
-                    if files_differ(o, &config) {
-                        p.effects.push(Effect::Render(config.clone()));
-                    }
-                    // Restarted on the leader's grant: confirmed (request removed) once healthy.
-                    match my_turn && !o.healthy_voter() {
-                        true => fingerprint(),
-                        false => none(),
-                    }
-                }
-            };
-            let Some(status) = &o.local.status else {
-                let status = match (state, request.is_empty()) {
-                    (_, false) => Status::WaitRestarted,
-                    (SelfState::Unknown, true) => Status::WaitCluster,
-                    _ => Status::WaitHealthy,
-                };
-                return (status, request);
-            };
-            if o.local.member_id != Some(status.member_id) {
-                p.effects.push(Effect::RecordMemberId(status.member_id));
-            }
-            let status = match (status.is_learner, status.leader) {
-                _ if !request.is_empty() => Status::WaitRestarted,
-                (true, _) => Status::Learner,
-                (false, 0) => Status::WaitHealthy,
-                (false, _) => {
-                    let voters = o
-                        .members
-                        .iter()
-                        .flatten()
-                        .filter(|m| m.started() && !m.is_learner);
-                    Status::Active {
-                        peers: voters.count().saturating_sub(1),
-                    }
-                }
-            };
-            (status, request)
+            start(o, cfg, address, init, p);
+            Status::Joining
         }
-        SelfState::Fresh => {
-            let bootstrap = |token: &str| InitialCluster {
-                state: "new",
-                cluster: self_only(o, cfg, address),
-                token: token.to_string(),
-            };
-            let someone_started = o.peers.iter().any(|p| p.started.is_some());
-            let status = match (token, &ld.joining) {
-                (None, _) if o.leadership == Leadership::Leader && !someone_started => {
-                    p.effects.push(Effect::LeaderSet(Settings::from([
-                        (keys::TOKEN.to_string(), o.fresh_token.clone()),
-                        (keys::BOOTSTRAP_UNIT.to_string(), o.unit.clone()),
-                        (keys::TLS.to_string(), cfg.tls.to_string()),
-                    ])));
-                    start(p, bootstrap(&o.fresh_token), Status::Bootstrapping)
-                }
-                (None, _) => Status::WaitBootstrap,
-                // Resumes a bootstrap cut short before the cluster was published.
-                (Some(t), _)
-                    if ld.get(keys::BOOTSTRAP_UNIT) == Some(o.unit.as_str())
-                        && ld.get(keys::CLUSTER).is_none() =>
-                {
-                    start(p, bootstrap(t), Status::Bootstrapping)
-                }
-                (Some(t), Some(j)) if j.unit == o.unit => {
-                    let init = InitialCluster {
-                        state: "existing",
-                        cluster: j.initial_cluster.clone(),
-                        token: t.to_string(),
-                    };
-                    start(p, init, Status::Joining)
-                }
-                (Some(_), j) => Status::WaitAdmission {
-                    behind: j.as_ref().map(|j| j.unit.clone()),
-                },
-            };
-            (status, none())
+        (Some(_), j) => Status::WaitAdmission {
+            behind: j.as_ref().map(|j| j.unit.clone()),
+        },
+    }
+}
+
+/// The config this member runs on: the `initial-*` settings it was first started with (else
+/// its own entry), and the peer URLs the cluster still lists for it kept open until the leader
+/// has updated them.
+fn member_config(o: &Observed, cfg: &CharmConfig, address: &str, state: SelfState) -> String {
+    let registered = match state {
+        SelfState::Member(m) => m.peer_urls.clone(),
+        _ => Vec::new(),
+    };
+    let kept = o
+        .local
+        .rendered_config
+        .as_deref()
+        .and_then(render::initial_cluster_of);
+    let init = kept.unwrap_or_else(|| InitialCluster {
+        state: "existing",
+        cluster: self_only(o, cfg, address),
+        token: o.leader_data.get(keys::TOKEN).unwrap_or("").to_string(),
+    });
+    render::etcd_config(cfg, &o.name(), address, &init, &registered)
+}
+
+/// A unit with a data dir (listed, or the member list unknown): its files, its start, its
+/// restart in turn, and its status.
+fn member(
+    o: &Observed,
+    cfg: &CharmConfig,
+    address: &str,
+    peer_url: &str,
+    state: SelfState,
+    p: &mut Plan,
+) -> Own {
+    let config = member_config(o, cfg, address, state);
+    let my_turn = o.holds_restart_turn();
+    let fingerprint = || {
+        let version = o.local.version.as_deref().unwrap_or("");
+        render::restart_fingerprint(&config, &render::systemd_unit(), version)
+    };
+    if !o.local.service_active {
+        // Down during its turn (its restart failed): it keeps the turn until healthy.
+        let request = my_turn.then(fingerprint);
+        p.effects.push(Effect::Render(config));
+        p.effects.push(Effect::Start);
+        p.again = true;
+        return Own {
+            status: Status::Starting,
+            request,
+            restarting: false,
+        };
+    }
+    if let Some(fingerprint) = restart_needed(o, &config) {
+        let turn = RestartTurn { my_turn, state };
+        return restart_in_turn(o, cfg, peer_url, turn, config, fingerprint, p);
+    }
+    if files_differ(o, &config) {
+        p.effects.push(Effect::Render(config.clone()));
+    }
+    // Restarted on the leader's grant: confirmed (request removed) once healthy.
+    let request = (my_turn && !o.healthy_voter()).then(fingerprint);
+    Own {
+        status: member_status(o, state, request.is_some(), p),
+        request,
+        restarting: false,
+    }
+}
+
+/// Where a member that must restart stands.
+#[derive(Debug, Clone, Copy)]
+struct RestartTurn<'a> {
+    /// It holds the leader's grant for the request the leader saw.
+    my_turn: bool,
+    /// Its entry in the member list.
+    state: SelfState<'a>,
+}
+
+/// Nothing to keep up while this member restarts: it is the sole member, a learner, or its
+/// etcd does not answer anyway.
+fn restarts_at_once(o: &Observed) -> bool {
+    let own = o.local.status.as_ref();
+    let sole = o
+        .members
+        .as_ref()
+        .is_some_and(|m| m.len() == 1 && own.is_some_and(|s| s.member_id == m[0].id));
+    sole || own.is_none_or(|s| s.is_learner)
+}
+
+/// A member that must restart to run `config`: at once when nothing is to be kept up, else in
+/// its turn, once the leader has moved its peer URL to a new scheme (peers then dial it there;
+/// it dials them at theirs meanwhile). `fingerprint` is what it asks for.
+fn restart_in_turn(
+    o: &Observed,
+    cfg: &CharmConfig,
+    peer_url: &str,
+    turn: RestartTurn,
+    config: String,
+    fingerprint: String,
+    p: &mut Plan,
+) -> Own {
+    let immediate = restarts_at_once(o);
+    let asks = |status| Own {
+        status,
+        request: Some(fingerprint.clone()),
+        restarting: false,
+    };
+    if !(turn.my_turn || immediate) {
+        let behind = o.leader_data.restart_granted.clone();
+        let behind = behind.filter(|u| *u != o.unit);
+        return asks(Status::WaitRestart { behind });
+    }
+    if let (true, SelfState::Member(m)) = (turn.my_turn && !immediate, turn.state) {
+        let listed = m.peer_urls.iter().all(|u| u.starts_with("https://"));
+        // The leader's word, should this member's list lag behind.
+        let told = o.leader_data.get(keys::TLS_SWITCHING)
+            == Some(format!("{} {peer_url}", o.unit).as_str());
+        if listed != cfg.tls && !told {
+            let step = SwitchStep::PeerUrl;
+            return asks(Status::SwitchingTls { tls: cfg.tls, step });
+        }
+    }
+    p.effects.push(Effect::Restart(config));
+    p.again = true;
+    Own {
+        status: Status::Restarting,
+        request: turn.my_turn.then_some(fingerprint),
+        restarting: true,
+    }
+}
+
+/// The status of a member that runs: from its own view when it answers (its member id is
+/// recorded then), else from what is known.
+fn member_status(o: &Observed, state: SelfState, requesting: bool, p: &mut Plan) -> Status {
+    let Some(status) = &o.local.status else {
+        return match (state, requesting) {
+            (_, true) => Status::WaitRestarted,
+            (SelfState::Unknown, false) => Status::WaitCluster,
+            _ => Status::WaitHealthy,
+        };
+    };
+    if o.local.member_id != Some(status.member_id) {
+        p.effects.push(Effect::RecordMemberId(status.member_id));
+    }
+    match (status.is_learner, status.leader) {
+        _ if requesting => Status::WaitRestarted,
+        (true, _) => Status::Learner,
+        (false, 0) => Status::WaitHealthy,
+        (false, _) => {
+            let voters = o.members.iter().flatten();
+            let voters = voters.filter(|m| m.started() && !m.is_learner);
+            Status::Active {
+                peers: voters.count().saturating_sub(1),
+            }
         }
     }
 }

@@ -16,7 +16,7 @@ other voting member's status: enough of them must be healthy to keep a quorum.
 use super::set_status;
 use crate::core::effect::{Effect, Plan};
 use crate::core::membership::{initial_cluster, joining_keys, restart_keys};
-use crate::core::observed::{keys, Observed};
+use crate::core::observed::{keys, Joining, Observed};
 use crate::core::render::{self, url};
 use crate::core::status::Status;
 use crate::etcd::{retry_not_yet_on, Etcd, EtcdError, Member, MemberStatus};
@@ -247,11 +247,14 @@ impl Run<'_> {
         });
         match added {
             Ok((id, members)) => {
-                let cluster = initial_cluster(&members, id, &member_name(unit));
+                let joining = Joining {
+                    unit: unit.to_string(),
+                    member_id: id,
+                    initial_cluster: initial_cluster(&members, id, &member_name(unit)),
+                };
                 let msg = format!("admitted {unit} as learner {id:x}");
                 self.juju.log(Level::Info, &msg);
-                self.juju
-                    .leader_set(&joining_keys(unit, Some(id), &cluster))?;
+                self.juju.leader_set(&joining_keys(Some(&joining)))?;
                 Ok(true)
             }
             Err(e) => Ok(self.not_yet(&format!("admit {unit}"), e)),
@@ -268,7 +271,7 @@ impl Run<'_> {
             Ok(()) | Err(EtcdError::MemberNotFound(_)) => {
                 let msg = format!("promoted {unit} ({id:x}) to a voting member");
                 self.juju.log(Level::Info, &msg);
-                self.juju.leader_set(&joining_keys("", None, ""))?;
+                self.juju.leader_set(&joining_keys(None))?;
                 Ok(true)
             }
             Err(e) => Ok(self.not_yet(&format!("promote {unit}"), e)),
@@ -440,7 +443,7 @@ impl Run<'_> {
             );
             return Ok(Some(paused));
         }
-        juju.leader_set(&restart_keys(unit))?;
+        juju.leader_set(&restart_keys(Some(unit)))?;
         juju.log(
             Level::Info,
             &format!("granted {unit} its turn to restart etcd"),
