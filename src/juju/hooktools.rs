@@ -42,6 +42,13 @@ fn args<const N: usize>(a: [&str; N]) -> Vec<String> {
     a.iter().map(|s| s.to_string()).collect()
 }
 
+/// `flags…` then the free text after `--`, so a message starting with `-` is not taken for a
+/// flag (Juju's tools stop parsing flags at `--`).
+fn free_text(flags: &[&str], text: &str) -> Vec<String> {
+    let words = flags.iter().copied().chain(["--", text]);
+    words.map(str::to_string).collect()
+}
+
 fn key_values<'a>(pairs: impl IntoIterator<Item = (&'a String, &'a String)>) -> Vec<String> {
     pairs.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
 }
@@ -126,7 +133,7 @@ impl Juju for HookTools {
     }
 
     fn status_set(&self, status: &str, message: &str) -> Result<(), JujuError> {
-        run("status-set", &args([status, message]))?;
+        run("status-set", &free_text(&[status], message))?;
         Ok(())
     }
 
@@ -137,7 +144,7 @@ impl Juju for HookTools {
             Level::Warning => "WARNING",
             Level::Error => "ERROR",
         };
-        if let Err(e) = run("juju-log", &args(["--log-level", level, message])) {
+        if let Err(e) = run("juju-log", &free_text(&["--log-level", level], message)) {
             eprintln!("{level}: {message} (juju-log failed: {e})");
         }
     }
@@ -182,12 +189,12 @@ impl Juju for HookTools {
     }
 
     fn action_fail(&self, message: &str) -> Result<(), JujuError> {
-        run("action-fail", &args([message]))?;
+        run("action-fail", &free_text(&[], message))?;
         Ok(())
     }
 
     fn action_log(&self, message: &str) -> Result<(), JujuError> {
-        run("action-log", &args([message]))?;
+        run("action-log", &free_text(&[], message))?;
         Ok(())
     }
 }
@@ -195,6 +202,18 @@ impl Juju for HookTools {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn free_text_comes_after_the_end_of_flags() {
+        assert_eq!(
+            free_text(&["blocked"], "-1 is not a port"),
+            ["blocked", "--", "-1 is not a port"]
+        );
+        assert_eq!(
+            free_text(&["--log-level", "INFO"], "--x"),
+            ["--log-level", "INFO", "--", "--x"]
+        );
+    }
 
     #[test]
     fn missing_tool_is_typed_not_a_panic() {

@@ -28,13 +28,12 @@ pub enum HostError {
         stderr: String,
     },
     /// A file operation failed.
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}: {cause}")]
     Io {
         /// The path.
         path: String,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
+        /// The cause (a leaf: shown in the message, not chained as a source).
+        cause: std::io::Error,
     },
 }
 
@@ -75,9 +74,9 @@ pub fn run(cmd: &str, args: &[&str]) -> Result<String, HostError> {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> HostError + '_ {
-    move |source| HostError::Io {
+    move |cause| HostError::Io {
         path: path.display().to_string(),
-        source,
+        cause,
     }
 }
 

@@ -160,9 +160,9 @@ fn from_packages() -> Result<String, String> {
 fn link(target: &str, link: &str) -> Result<(), HostError> {
     let tmp = format!("{link}.charm-tmp");
     let _ = fs::remove_file(&tmp);
-    let io = |source| HostError::Io {
+    let io = |cause| HostError::Io {
         path: link.to_string(),
-        source,
+        cause,
     };
     symlink(target, &tmp).map_err(io)?;
     fs::rename(&tmp, link).map_err(io)

@@ -31,13 +31,19 @@ const VALIDITY_DAYS: i64 = 3652;
 pub enum TlsError {
     /// rcgen refused (a malformed key or name).
     #[error("cannot make a TLS certificate: {0}")]
-    Cert(#[from] rcgen::Error),
+    Cert(rcgen::Error),
     /// Leader data lacks a key this unit needs.
     #[error("leader data has no {0}: the leader makes it again on its next hook")]
     Missing(&'static str),
     /// A file could not be written.
     #[error(transparent)]
     Host(#[from] HostError),
+}
+
+impl From<rcgen::Error> for TlsError {
+    fn from(e: rcgen::Error) -> TlsError {
+        TlsError::Cert(e)
+    }
 }
 
 /// Sets validity from yesterday (some clock skew) for [`VALIDITY_DAYS`].

@@ -415,3 +415,20 @@ fn reconcile_bootstraps_a_fresh_leader_and_sets_its_status_once() {
     reconcile(&j.ctx(), &hook(), &j, &etcd, &m).unwrap();
     assert_eq!(j.statuses.borrow().len(), 1, "{:?}", j.statuses.borrow());
 }
+
+#[test]
+fn a_failure_is_printed_once_with_its_cause() {
+    use crate::machine::host::HostError;
+    use crate::machine::InstallError;
+    let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "permission denied");
+    let host = HostError::Io {
+        path: "/opt/etcd/bin/etcd".into(),
+        cause: io,
+    };
+    let e = anyhow::Error::new(ApplyError::Install(InstallError::Host(host)));
+    let shown = format!("{e:#}");
+    assert_eq!(
+        shown,
+        "cannot install etcd: cannot write /opt/etcd/bin/etcd: permission denied"
+    );
+}
