@@ -13,7 +13,6 @@ A unit test in the crate root checks that no module here names an effectful one.
 */
 
 pub mod config;
-pub mod date;
 pub mod effect;
 pub mod membership;
 pub mod observed;

@@ -46,6 +46,7 @@ use crate::core::observed::{keys, Leadership, Observed};
 use crate::core::relations::{client_data, peer_data};
 use crate::core::render::{self, InitialCluster};
 use crate::core::status::{Status, SwitchStep};
+use crate::core::version::Version;
 use crate::etcd::Member;
 use crate::juju::context::Hook;
 use crate::juju::Settings;
@@ -260,7 +261,10 @@ fn files_differ(o: &Observed, config: &str) -> bool {
 
 /// `3.4.23` and `v3.4.23` alike.
 fn same_version(a: &str, b: &str) -> bool {
-    a.trim().trim_start_matches('v') == b.trim().trim_start_matches('v')
+    match (Version::parse(a), Version::parse(b)) {
+        (Some(a), Some(b)) => a == b,
+        _ => a.trim() == b.trim(),
+    }
 }
 
 /// The fingerprint of what etcd must be restarted with, when its running etcd reads something

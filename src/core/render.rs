@@ -142,6 +142,15 @@ pub fn local_url(rendered: &str) -> Option<String> {
     Some(url(tls_of(rendered), "127.0.0.1", client_port(rendered)?))
 }
 
+/// The loopback client URL of the local member: that of the config it runs (`rendered`), else
+/// the one `cfg` asks for (etcd's defaults without one).
+pub fn member_url(rendered: Option<&str>, cfg: Option<&CharmConfig>) -> String {
+    rendered.and_then(local_url).unwrap_or_else(|| {
+        let (tls, port) = cfg.map_or((false, 2379), |c| (c.tls, c.port));
+        url(tls, "127.0.0.1", port)
+    })
+}
+
 /// The names a member's certificate is valid for: its address, its hostname and loopback.
 pub fn tls_sans(address: &str, hostname: Option<&str>) -> Vec<String> {
     let names = [Some(address), hostname.filter(|h| !h.is_empty())];

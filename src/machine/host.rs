@@ -133,7 +133,7 @@ fn passwd_ids(user: &str) -> Option<(u32, u32)> {
 }
 
 /// The uid and gid of a user: `/etc/passwd` (no process spawned), else `id`.
-fn user_ids(user: &str) -> Option<(u32, u32)> {
+pub fn user_ids(user: &str) -> Option<(u32, u32)> {
     passwd_ids(user).or_else(|| {
         let id = |flag| run("id", &[flag, user]).ok()?.trim().parse().ok();
         Some((id("-u")?, id("-g")?))
@@ -203,7 +203,8 @@ fn move_data_aside() -> Result<(), HostError> {
     Ok(())
 }
 
-fn now_secs() -> u64 {
+/// Seconds since the epoch.
+pub fn now_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -216,18 +217,14 @@ pub fn restart_service(timeout: std::time::Duration) -> Result<(), HostError> {
     run("timeout", &[&secs, "systemctl", "restart", paths::SERVICE]).map(drop)
 }
 
-/// Random hex token from the kernel's CSPRNG.
+/// Random hex token from the kernel's CSPRNG (ring's `SystemRandom`), else from the time and
+/// the process id.
 pub fn random_token() -> String {
+    use ring::rand::SecureRandom;
     let mut buf = [0u8; 8];
-    if let Ok(mut f) = fs::File::open("/dev/urandom") {
-        use std::io::Read;
-        let _ = f.read_exact(&mut buf);
-    }
-    let token: String = buf.iter().map(|b| format!("{b:02x}")).collect();
-    // Falls back to time and pid if /dev/urandom was unreadable.
-    match token.as_str() {
-        "0000000000000000" => format!("{:x}{:x}", now_secs(), std::process::id()),
-        _ => token,
+    match ring::rand::SystemRandom::new().fill(&mut buf) {
+        Ok(()) => buf.iter().map(|b| format!("{b:02x}")).collect(),
+        Err(_) => format!("{:x}{:x}", now_secs(), std::process::id()),
     }
 }
 

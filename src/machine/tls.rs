@@ -48,16 +48,10 @@ impl From<rcgen::Error> for TlsError {
 
 /// Sets validity from yesterday (some clock skew) for [`VALIDITY_DAYS`].
 fn set_validity(params: &mut CertificateParams) {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let today = now / 86_400;
-    let date = |days| {
-        let (y, m, d) = crate::core::date::civil(days);
-        rcgen::date_time_ymd(y, m, d)
-    };
-    params.not_before = date(today - 1);
-    params.not_after = date(today + VALIDITY_DAYS);
+    let today = time::OffsetDateTime::now_utc().date();
+    let midnight = |days| (today + time::Duration::days(days)).midnight().assume_utc();
+    params.not_before = midnight(-1);
+    params.not_after = midnight(VALIDITY_DAYS);
 }
 
 /// A subject `O=etcd charm[, CN=common]`.

@@ -17,7 +17,7 @@ use super::set_status;
 use crate::core::effect::{Effect, Plan};
 use crate::core::membership::{initial_cluster, joining_keys, restart_keys};
 use crate::core::observed::{keys, Joining, Observed};
-use crate::core::render::{self, url};
+use crate::core::render;
 use crate::core::status::Status;
 use crate::etcd::{retry_not_yet_on, Etcd, EtcdError, Member, MemberStatus};
 use crate::juju::context::member_name;
@@ -319,13 +319,8 @@ impl Run<'_> {
     /// the config etcd runs, else of the charm config.
     fn local_url(&self, config: Option<&str>) -> String {
         let o = self.o;
-        config
-            .or(o.local.rendered_config.as_deref())
-            .and_then(render::local_url)
-            .unwrap_or_else(|| {
-                let (tls, port) = o.config.as_ref().map_or((false, 2379), |c| (c.tls, c.port));
-                url(tls, "127.0.0.1", port)
-            })
+        let config = config.or(o.local.rendered_config.as_deref());
+        render::member_url(config, o.config.as_ref().ok())
     }
 
     /// Writes the unit, wrapper, env file and config where they differ. Never restarts etcd:

@@ -13,7 +13,7 @@ use crate::core::config::CharmConfig;
 use crate::core::observed::{
     keys, peer_keys, ClientRelation, LeaderData, Leadership, Local, Observed, Peer,
 };
-use crate::core::render::{self, url};
+use crate::core::render;
 use crate::etcd::Etcd;
 use crate::juju::context::{member_name, Hook, JujuContext, PEER_ENDPOINT};
 use crate::juju::{Juju, JujuError, Level, Settings};
@@ -90,13 +90,7 @@ pub fn observe(
     // Stop and remove need no etcd facts: don't wait on dead members there.
     let asks_etcd = version.is_some() && !matches!(hook, Hook::Stop | Hook::Remove);
     // etcd listens where the config it runs says (a new port applies when it restarts).
-    let local_url = rendered_config
-        .as_deref()
-        .and_then(render::local_url)
-        .unwrap_or_else(|| {
-            let (tls, port) = config.as_ref().map_or((false, 2379), |c| (c.tls, c.port));
-            url(tls, "127.0.0.1", port)
-        });
+    let local_url = render::member_url(rendered_config.as_deref(), config.as_ref().ok());
     // Asked first: when it answers, etcd runs and `systemctl` is spared.
     let status = match asks_etcd {
         true => etcd.status(&local_url).ok(),
