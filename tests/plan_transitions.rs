@@ -38,7 +38,7 @@ fn fresh_leader_bootstraps_a_one_member_cluster() {
     let config = rendered(&p);
     assert!(config.contains("initial-cluster: etcd0=http://10.0.0.10:2380\n"));
     assert!(config.contains("initial-cluster-state: new\n"));
-    assert!(config.contains("initial-cluster-token: \"f00dcafe\"\n"));
+    assert!(config.contains("initial-cluster-token: f00dcafe\n"));
     assert!(p.effects.contains(&Effect::Start));
     assert_eq!(p.status, Status::Bootstrapping);
     assert!(p.again);

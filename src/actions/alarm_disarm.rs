@@ -12,7 +12,7 @@ Result keys: `disarmed`, `remaining`, `output`.
 
 use super::alarm_list::{advice, alarms_and_members, describe};
 use super::{common, Action, Results, Stop};
-use crate::core::render;
+use crate::core::render::EtcdConfig;
 use crate::machine::host;
 use crate::paths;
 
@@ -27,9 +27,8 @@ fn quota(a: &Action) -> u64 {
     let rendered = host::read(paths::CONFIG_FILE);
     let q = rendered
         .as_deref()
-        .and_then(|c| render::setting(c, "quota-backend-bytes"))
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(a.config().quota_backend_bytes);
+        .and_then(EtcdConfig::parse)
+        .map_or(a.config().quota_backend_bytes, |c| c.quota_backend_bytes);
     match q {
         0 => DEFAULT_QUOTA,
         q => q,
