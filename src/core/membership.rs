@@ -304,15 +304,50 @@ fn tls_record(o: &Observed, members: &[Member]) -> Option<Effect> {
     })
 }
 
-/// At most one membership change (plus the leader data that goes with it).
+/// At most one membership change (plus the leader data that goes with it): the first step that
+/// has something to decide decides (an empty decision included: nothing this pass).
 fn next_change(o: &Observed, members: &[Member]) -> Vec<Effect> {
-    let units = units(o);
-    let joining = o.leader_data.joining.as_ref();
-    let clear = || vec![Effect::LeaderSet(joining_keys(None))];
-    // 0. Give up on a joining unit that has left the relation (e.g. its machine was lost and the
-    //    unit removed): remove its learner and free the slot in one step.
-    if let Some(j) = joining.filter(|j| !units.iter().any(|u| u.unit == j.unit)) {
-        let learner = members.iter().find(|m| m.id == j.member_id && m.is_learner);
+    let c = Change {
+        o,
+        members,
+        units: units(o),
+    };
+    c.give_up_joiner()
+        .or_else(|| c.remove_stale())
+        .or_else(|| c.update_peer_url())
+        .or_else(|| c.promote_joiner())
+        .or_else(|| c.adopt_learner())
+        .or_else(|| c.admit_next())
+        .unwrap_or_default()
+}
+
+/// What one membership change is decided on.
+struct Change<'a> {
+    o: &'a Observed,
+    members: &'a [Member],
+    units: Vec<Unit>,
+}
+
+impl Change<'_> {
+    fn owner(&self, m: &Member) -> Option<&Unit> {
+        owner(&self.units, m)
+    }
+
+    fn in_relation(&self, unit: &str) -> bool {
+        self.units.iter().any(|u| u.unit == unit)
+    }
+
+    /// 0. A joining unit that has left the relation (e.g. its machine was lost and the unit
+    ///    removed) is given up: its learner removed and the slot freed in one step.
+    fn give_up_joiner(&self) -> Option<Vec<Effect>> {
+        let j = self.o.leader_data.joining.as_ref()?;
+        if self.in_relation(&j.unit) {
+            return None;
+        }
+        let learner = self
+            .members
+            .iter()
+            .find(|m| m.id == j.member_id && m.is_learner);
         let remove = learner.map(|m| Effect::Remove {
             name: match m.name.is_empty() {
                 true => format!("{} (learner of {})", m.peer_urls.join(","), j.unit),
@@ -320,54 +355,66 @@ fn next_change(o: &Observed, members: &[Member]) -> Vec<Effect> {
             },
             id: m.id,
         });
-        return remove.into_iter().chain(clear()).collect();
+        let clear = Effect::LeaderSet(joining_keys(None));
+        Some(remove.into_iter().chain([clear]).collect())
     }
-    // 1. Members no unit owns: learners first, then unstarted ones; never the last voter.
-    let voters = members.iter().filter(|m| !m.is_learner).count();
-    let protected = |m: &Member| {
-        joining.is_some_and(|j| j.member_id == m.id && units.iter().any(|u| u.unit == j.unit))
-    };
-    let mut stale: Vec<&Member> = members
-        .iter()
-        .filter(|m| owner(&units, m).is_none() && !protected(m))
-        .filter(|m| m.is_learner || voters > 1)
-        .collect();
-    stale.sort_by_key(|m| (!m.is_learner, m.started(), m.id));
-    if let Some(m) = stale.first() {
-        let name = m.name.clone();
-        let name = if name.is_empty() {
-            m.peer_urls.join(",")
-        } else {
-            name
+
+    /// 1. A member no unit owns: learners first, then unstarted ones; never the last voter,
+    ///    never the member of the unit joining.
+    fn remove_stale(&self) -> Option<Vec<Effect>> {
+        let joining = self.o.leader_data.joining.as_ref();
+        let voters = self.members.iter().filter(|m| !m.is_learner).count();
+        let protected =
+            |m: &Member| joining.is_some_and(|j| j.member_id == m.id && self.in_relation(&j.unit));
+        let mut stale: Vec<&Member> = self
+            .members
+            .iter()
+            .filter(|m| self.owner(m).is_none() && !protected(m))
+            .filter(|m| m.is_learner || voters > 1)
+            .collect();
+        stale.sort_by_key(|m| (!m.is_learner, m.started(), m.id));
+        let m = stale.first()?;
+        let name = match m.name.is_empty() {
+            true => m.peer_urls.join(","),
+            false => m.name.clone(),
         };
-        return vec![Effect::Remove { name, id: m.id }];
+        Some(vec![Effect::Remove { name, id: m.id }])
     }
-    // 2. A started member whose unit now publishes another peer URL (port or address change),
-    //    or whose unit holds the restart turn to switch scheme (updated before it restarts).
-    for m in members.iter().filter(|m| m.started()) {
-        if let Some(url) = owner(&units, m).and_then(|u| wanted_peer_url(o, u)) {
-            if m.peer_urls != [url.clone()] {
-                let (name, id, peer_url) = (m.name.clone(), m.id, url.clone());
-                let unit = owner(&units, m).map(|u| u.unit.clone()).unwrap_or_default();
-                let switched = m
-                    .peer_urls
-                    .iter()
-                    .any(|u| is_https(u) != is_https(&peer_url));
-                let wake = Settings::from([(
-                    keys::TLS_SWITCHING.to_string(),
-                    format!("{unit} {peer_url}"),
-                )]);
-                let wake = switched.then_some(Effect::LeaderSet(wake));
-                let update = Effect::UpdatePeerUrl { name, id, peer_url };
-                return std::iter::once(update).chain(wake).collect();
+
+    /// 2. A started member whose unit now publishes another peer URL (port or address change),
+    ///    or whose unit holds the restart turn to switch scheme (updated before it restarts).
+    fn update_peer_url(&self) -> Option<Vec<Effect>> {
+        self.members.iter().filter(|m| m.started()).find_map(|m| {
+            let unit = self.owner(m)?;
+            let peer_url = wanted_peer_url(self.o, unit)?;
+            if m.peer_urls == [peer_url.clone()] {
+                return None;
             }
-        }
+            let switched = m
+                .peer_urls
+                .iter()
+                .any(|u| is_https(u) != is_https(&peer_url));
+            let wake = Settings::from([(
+                keys::TLS_SWITCHING.to_string(),
+                format!("{} {peer_url}", unit.unit),
+            )]);
+            let wake = switched.then_some(Effect::LeaderSet(wake));
+            let update = Effect::UpdatePeerUrl {
+                name: m.name.clone(),
+                id: m.id,
+                peer_url,
+            };
+            Some(std::iter::once(update).chain(wake).collect())
+        })
     }
-    // 3. The unit joining now: promote it once started.
-    if let Some(j) = joining {
-        let unit = units.iter().find(|u| u.unit == j.unit);
-        let member = members.iter().find(|m| m.id == j.member_id);
-        return match (unit, member) {
+
+    /// 3. The unit joining now: promoted once started; the slot is freed when it is gone,
+    ///    promoted already, or its member vanished.
+    fn promote_joiner(&self) -> Option<Vec<Effect>> {
+        let j = self.o.leader_data.joining.as_ref()?;
+        let unit = self.units.iter().find(|u| u.unit == j.unit);
+        let member = self.members.iter().find(|m| m.id == j.member_id);
+        Some(match (unit, member) {
             (Some(u), Some(m)) if m.is_learner => match m.started() || u.started == Some(m.id) {
                 true => vec![Effect::Promote {
                     unit: u.unit.clone(),
@@ -375,45 +422,47 @@ fn next_change(o: &Observed, members: &[Member]) -> Vec<Effect> {
                 }],
                 false => Vec::new(),
             },
-            // Gone, promoted already, or its member vanished: the slot is free again.
-            _ => clear(),
-        };
-    }
-    // 4. A learner nobody tracks (a hook died between member add and leader-set): adopt it.
-    if let Some(l) = members.iter().find(|m| m.is_learner) {
-        return match owner(&units, l) {
-            Some(u) => {
-                let adopted = Joining {
-                    unit: u.unit.clone(),
-                    member_id: l.id,
-                    initial_cluster: initial_cluster(members, l.id, &u.name),
-                };
-                vec![Effect::LeaderSet(joining_keys(Some(&adopted)))]
-            }
-            None => Vec::new(),
-        };
-    }
-    // 5. Admit the next unit once every member votes and has started, and no member is
-    //    restarting.
-    if members.iter().any(|m| !m.started()) || o.leader_data.restart_granted.is_some() {
-        return Vec::new();
-    }
-    let mut candidates: Vec<&Unit> = units
-        .iter()
-        .filter(|u| u.peer_url.is_some())
-        .filter(|u| {
-            !members
-                .iter()
-                .any(|m| owner(&units, m).is_some_and(|o| o.unit == u.unit))
+            _ => vec![Effect::LeaderSet(joining_keys(None))],
         })
-        .collect();
-    candidates.sort_by_key(|u| unit_number(&u.unit));
-    match candidates.first() {
-        Some(u) => vec![Effect::Admit {
+    }
+
+    /// 4. A learner nobody tracks (a hook died between member add and leader-set): adopted.
+    fn adopt_learner(&self) -> Option<Vec<Effect>> {
+        let l = self.members.iter().find(|m| m.is_learner)?;
+        let Some(u) = self.owner(l) else {
+            return Some(Vec::new());
+        };
+        let adopted = Joining {
+            unit: u.unit.clone(),
+            member_id: l.id,
+            initial_cluster: initial_cluster(self.members, l.id, &u.name),
+        };
+        Some(vec![Effect::LeaderSet(joining_keys(Some(&adopted)))])
+    }
+
+    /// 5. The next unit, in unit-number order, once every member votes and has started and no
+    ///    member is restarting.
+    fn admit_next(&self) -> Option<Vec<Effect>> {
+        let members = self.members;
+        if members.iter().any(|m| !m.started()) || self.o.leader_data.restart_granted.is_some() {
+            return None;
+        }
+        let has_member = |u: &Unit| {
+            members
+                .iter()
+                .any(|m| self.owner(m).is_some_and(|o| o.unit == u.unit))
+        };
+        let mut candidates: Vec<&Unit> = self
+            .units
+            .iter()
+            .filter(|u| u.peer_url.is_some() && !has_member(u))
+            .collect();
+        candidates.sort_by_key(|u| unit_number(&u.unit));
+        let u = candidates.first()?;
+        Some(vec![Effect::Admit {
             unit: u.unit.clone(),
             peer_url: u.peer_url.clone().unwrap_or_default(),
-        }],
-        None => Vec::new(),
+        }])
     }
 }
 

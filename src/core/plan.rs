@@ -294,7 +294,7 @@ fn self_only(o: &Observed, cfg: &CharmConfig, address: &str) -> String {
     format!("{}={peer_url}", o.name())
 }
 
-/// What this unit's own member needs, as [`own_member`] planned it.
+/// What this unit's own member needs, as the plan decided it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Own {
     /// The status to show.
