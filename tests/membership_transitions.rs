@@ -77,7 +77,7 @@ fn leader_change_mid_join_promotes_without_bootstrap_or_restart() {
         "etcd2",
         &ip(2),
         &etcd_charm::core::render::InitialCluster {
-            state: "existing",
+            state: etcd_charm::core::render::ClusterState::Existing,
             cluster: "old".into(),
             token: "t0k".into(),
         },
@@ -423,7 +423,7 @@ fn leader_updates_its_own_peer_url_only_after_its_restart() {
     with_grant(&mut o, "etcd/0");
     let old = [peer_url(0)];
     let init = etcd_charm::core::render::InitialCluster {
-        state: "existing",
+        state: etcd_charm::core::render::ClusterState::Existing,
         cluster: "etcd0=x".into(),
         token: "t0k".into(),
     };

@@ -44,7 +44,7 @@ use crate::core::effect::{Effect, Plan};
 use crate::core::membership;
 use crate::core::observed::{keys, Leadership, Observed};
 use crate::core::relations::{client_data, peer_data};
-use crate::core::render::{self, InitialCluster};
+use crate::core::render::{self, ClusterState, InitialCluster};
 use crate::core::status::{Status, SwitchStep};
 use crate::core::version::Version;
 use crate::etcd::Member;
@@ -350,7 +350,7 @@ fn start(
 fn fresh_member(o: &Observed, cfg: &CharmConfig, address: &str, p: &mut Plan) -> Status {
     let ld = &o.leader_data;
     let bootstrap = |token: &str| InitialCluster {
-        state: "new",
+        state: ClusterState::New,
         cluster: self_only(o, cfg, address),
         token: token.to_string(),
     };
@@ -376,7 +376,7 @@ fn fresh_member(o: &Observed, cfg: &CharmConfig, address: &str, p: &mut Plan) ->
         }
         (Some(t), Some(j)) if j.unit == o.unit => {
             let init = InitialCluster {
-                state: "existing",
+                state: ClusterState::Existing,
                 cluster: j.initial_cluster.clone(),
                 token: t.to_string(),
             };
@@ -403,7 +403,7 @@ fn member_config(o: &Observed, cfg: &CharmConfig, address: &str, state: SelfStat
         .as_deref()
         .and_then(render::initial_cluster_of);
     let init = kept.unwrap_or_else(|| InitialCluster {
-        state: "existing",
+        state: ClusterState::Existing,
         cluster: self_only(o, cfg, address),
         token: o.leader_data.get(keys::TOKEN).unwrap_or("").to_string(),
     });

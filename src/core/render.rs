@@ -15,11 +15,21 @@ use crate::core::config::CharmConfig;
 use crate::paths;
 use serde::{Deserialize, Serialize};
 
+/// `initial-cluster-state`: whether a member's first start founds a cluster or joins one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClusterState {
+    /// Bootstrap a new cluster.
+    New,
+    /// Join an existing one.
+    Existing,
+}
+
 /// How a member's first start finds its cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InitialCluster {
-    /// `new` (bootstrap) or `existing` (join).
-    pub state: &'static str,
+    /// Bootstrap or join.
+    pub state: ClusterState,
     /// `name=peerURL,...`, this member included.
     pub cluster: String,
     /// The cluster token (only used by `new`).
@@ -89,7 +99,7 @@ pub struct EtcdConfig {
     /// `name=peerURL,...`, this member included (first start only).
     pub initial_cluster: String,
     /// `new` or `existing` (first start only).
-    pub initial_cluster_state: String,
+    pub initial_cluster_state: ClusterState,
     /// The cluster token (first start only).
     pub initial_cluster_token: String,
 }
@@ -181,7 +191,7 @@ impl EtcdConfig {
             client_transport_security: security.clone(),
             peer_transport_security: security,
             initial_cluster: init.cluster.clone(),
-            initial_cluster_state: init.state.into(),
+            initial_cluster_state: init.state,
             initial_cluster_token: init.token.clone(),
         }
     }
@@ -198,11 +208,12 @@ impl EtcdConfig {
         serde_yaml_ng::from_str(text).ok()
     }
 
-    /// What etcd reads on every start: all but the `initial-*` settings.
+    /// What etcd reads on every start: all but the `initial-*` settings (left out: the state
+    /// is fixed at `new`, the others empty).
     pub fn runtime(&self) -> EtcdConfig {
         EtcdConfig {
             initial_cluster: String::new(),
-            initial_cluster_state: String::new(),
+            initial_cluster_state: ClusterState::New,
             initial_cluster_token: String::new(),
             ..self.clone()
         }
@@ -233,18 +244,13 @@ impl EtcdConfig {
         (!peer.is_empty() && !client.is_empty()).then(|| (peer.clone(), client.clone()))
     }
 
-    /// The `initial-*` settings, if complete.
-    pub fn initial_cluster(&self) -> Option<InitialCluster> {
-        let state = match self.initial_cluster_state.as_str() {
-            "new" => "new",
-            "existing" => "existing",
-            _ => return None,
-        };
-        Some(InitialCluster {
-            state,
+    /// The `initial-*` settings.
+    pub fn initial_cluster(&self) -> InitialCluster {
+        InitialCluster {
+            state: self.initial_cluster_state,
             cluster: self.initial_cluster.clone(),
             token: self.initial_cluster_token.clone(),
-        })
+        }
     }
 }
 
@@ -342,9 +348,9 @@ pub fn restart_fingerprint(config: &str, unit: &str, version: &str) -> String {
     fnv([runtime_part(config).as_str(), unit, version])
 }
 
-/// The `initial-*` settings of a config this charm rendered, if complete.
+/// The `initial-*` settings of a config this charm rendered.
 pub fn initial_cluster_of(rendered: &str) -> Option<InitialCluster> {
-    EtcdConfig::parse(rendered)?.initial_cluster()
+    EtcdConfig::parse(rendered).map(|c| c.initial_cluster())
 }
 
 /// The systemd unit: `Type=notify`, only `--config-file`, sandboxed.
@@ -434,7 +440,7 @@ mod tests {
 
     fn init() -> InitialCluster {
         InitialCluster {
-            state: "new",
+            state: ClusterState::New,
             cluster: "etcd0=http://10.0.0.1:2380".into(),
             token: "0123e4".into(),
         }
@@ -476,7 +482,7 @@ initial-cluster-token: '0123e4'
     /// The config of member etcd0 bootstrapping (`new`) and joining (`existing`).
     fn new_and_existing(cfg: &CharmConfig) -> (String, String) {
         let joined = InitialCluster {
-            state: "existing",
+            state: ClusterState::Existing,
             ..init()
         };
         (

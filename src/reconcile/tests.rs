@@ -9,7 +9,7 @@ use crate::core::config::CharmConfig;
 use crate::core::effect::{Effect, Plan};
 use crate::core::observed::{keys, Leadership, Observed};
 use crate::core::plan::plan;
-use crate::core::render::{self, InitialCluster};
+use crate::core::render::{self, ClusterState, InitialCluster};
 use crate::core::status::Status;
 use crate::fakes::{FakeEtcd, FakeJuju, FakeMachine};
 use crate::juju::context::Hook;
@@ -29,7 +29,7 @@ fn hook() -> Hook {
 fn member_machine() -> FakeMachine {
     let m = FakeMachine::installed("3.4.23");
     let init = InitialCluster {
-        state: "new",
+        state: ClusterState::New,
         cluster: "etcd0=http://10.0.0.1:2380".into(),
         token: "t0k".into(),
     };
