@@ -1,9 +1,11 @@
 //! Entry point: works out what Juju invoked (hook or action) and runs it.
 
-use etcd_charm::context::{Invocation, JujuContext};
-use etcd_charm::etcd::EtcdApi;
-use etcd_charm::hooktools::{HookTools, Juju, Level};
-use etcd_charm::{actions, apply};
+use etcd_charm::etcd::client::EtcdApi;
+use etcd_charm::juju::context::{Invocation, JujuContext};
+use etcd_charm::juju::hooktools::HookTools;
+use etcd_charm::juju::{Juju, Level};
+use etcd_charm::machine::host::Host;
+use etcd_charm::{actions, reconcile};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -31,7 +33,7 @@ fn run(ctx: &JujuContext, invocation: Invocation, juju: &HookTools) -> anyhow::R
         }
         Invocation::Hook(hook) => {
             let etcd = EtcdApi::new()?;
-            apply::reconcile(ctx, &hook, juju, &etcd)?;
+            reconcile::reconcile(ctx, &hook, juju, &etcd, &Host)?;
         }
         Invocation::Action(name) => {
             let etcd = EtcdApi::new()?;

@@ -2,8 +2,9 @@
 //! learner flow, leadership transfer, removal, and bounded failure on a dead endpoint.
 //! Skipped when no `etcd` binary is on PATH.
 
-use etcd_charm::etcd::{retry_not_yet, Etcd, EtcdApi, EtcdError};
-use etcd_charm::membership::initial_cluster;
+use etcd_charm::core::membership::initial_cluster;
+use etcd_charm::etcd::client::EtcdApi;
+use etcd_charm::etcd::{retry_not_yet, Etcd, EtcdError};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 

@@ -3,12 +3,13 @@
 
 mod fixtures;
 
-use etcd_charm::config::CharmConfig;
-use etcd_charm::context::Hook;
-use etcd_charm::hooktools::Settings;
-use etcd_charm::observe::{keys, ClientRelation, LeaderData, Leadership};
-use etcd_charm::plan::{plan, Effect, Plan};
-use etcd_charm::status::Status;
+use etcd_charm::core::config::CharmConfig;
+use etcd_charm::core::effect::{Effect, Plan};
+use etcd_charm::core::observed::{keys, ClientRelation, LeaderData, Leadership};
+use etcd_charm::core::plan::plan;
+use etcd_charm::core::status::Status;
+use etcd_charm::juju::context::Hook;
+use etcd_charm::juju::Settings;
 use fixtures::*;
 
 #[test]
@@ -71,12 +72,12 @@ fn leader_change_mid_join_promotes_without_bootstrap_or_restart() {
     o.leadership = Leadership::Leader;
     o.peers = vec![peer(0), peer(1)];
     with_joining(&mut o, "etcd/1", 0x101, "…");
-    o.local.rendered_config = Some(etcd_charm::render::etcd_config(
+    o.local.rendered_config = Some(etcd_charm::core::render::etcd_config(
         &CharmConfig::default(),
         "etcd2",
         &ip(2),
-        &etcd_charm::render::InitialCluster {
-            state: "existing",
+        &etcd_charm::core::render::InitialCluster {
+            state: etcd_charm::core::render::ClusterState::Existing,
             cluster: "old".into(),
             token: "t0k".into(),
         },
@@ -289,7 +290,7 @@ fn three() -> Vec<etcd_charm::etcd::Member> {
     vec![member(0), member(1), member(2)]
 }
 
-fn leader_of(members: Vec<etcd_charm::etcd::Member>) -> etcd_charm::observe::Observed {
+fn leader_of(members: Vec<etcd_charm::etcd::Member>) -> etcd_charm::core::observed::Observed {
     let mut o = settled(0, members, 0);
     o.leadership = Leadership::Leader;
     o
@@ -343,7 +344,7 @@ fn leader_restarts_itself_in_its_turn() {
 
 #[test]
 fn the_cluster_version_is_the_lowest_a_started_member_runs() {
-    let version = |o: &etcd_charm::observe::Observed| {
+    let version = |o: &etcd_charm::core::observed::Observed| {
         plan(o).effects.iter().find_map(|e| match e {
             Effect::LeaderSet(s) => s.get(keys::VERSION).cloned(),
             _ => None,
@@ -421,12 +422,12 @@ fn leader_updates_its_own_peer_url_only_after_its_restart() {
     o.own_peer_data = Settings::from([("restart-request".to_string(), "1".to_string())]);
     with_grant(&mut o, "etcd/0");
     let old = [peer_url(0)];
-    let init = etcd_charm::render::InitialCluster {
-        state: "existing",
+    let init = etcd_charm::core::render::InitialCluster {
+        state: etcd_charm::core::render::ClusterState::Existing,
         cluster: "etcd0=x".into(),
         token: "t0k".into(),
     };
-    o.local.rendered_config = Some(etcd_charm::render::etcd_config(
+    o.local.rendered_config = Some(etcd_charm::core::render::etcd_config(
         &cfg,
         "etcd0",
         &ip(0),
@@ -495,7 +496,7 @@ struct World {
     leader_data: Settings,
     leader: u64,
     tls: bool,
-    units: Vec<etcd_charm::observe::Observed>,
+    units: Vec<etcd_charm::core::observed::Observed>,
     /// (unit, what happened), in order: "update" (its member's peer URL), "restart".
     log: Vec<(u64, String)>,
 }
@@ -519,7 +520,7 @@ impl World {
         w
     }
 
-    fn observed(&self, n: u64) -> etcd_charm::observe::Observed {
+    fn observed(&self, n: u64) -> etcd_charm::core::observed::Observed {
         let mut o = self.units[n as usize].clone();
         o.config = Ok(CharmConfig {
             tls: self.tls,
@@ -536,7 +537,7 @@ impl World {
             .map(|m| {
                 let d = &self.units[m as usize].own_peer_data;
                 let get = |k: &str| d.get(k).filter(|v| !v.is_empty()).cloned();
-                etcd_charm::observe::Peer {
+                etcd_charm::core::observed::Peer {
                     peer_url: get("peer-url"),
                     client_url: get("client-url"),
                     started: get("started").and_then(|s| u64::from_str_radix(&s, 16).ok()),
@@ -598,7 +599,7 @@ impl World {
             Effect::TlsFiles { sans } => {
                 let ld = LeaderData::parse(self.leader_data.clone());
                 let get = |k| ld.get(k).unwrap_or_default();
-                u.local.tls_record = Some(etcd_charm::render::tls_record(
+                u.local.tls_record = Some(etcd_charm::core::render::tls_record(
                     get(keys::TLS_CA),
                     get(keys::TLS_CLIENT_CERT),
                     get(keys::TLS_CLIENT_KEY),
@@ -613,7 +614,7 @@ impl World {
             Effect::Render(config) => u.local.rendered_config = Some(config.clone()),
             Effect::Restart(config) => {
                 u.local.rendered_config = Some(config.clone());
-                let (peer, client) = etcd_charm::render::advertised_urls(config).unwrap();
+                let (peer, client) = etcd_charm::core::render::advertised_urls(config).unwrap();
                 let m = self.members.iter_mut().find(|m| m.id == 0x100 + n).unwrap();
                 // Restarting on a scheme its member is not listed with would cut it off.
                 assert_eq!(m.peer_urls, [peer], "etcd/{n} restarted before its update");

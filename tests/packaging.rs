@@ -293,7 +293,8 @@ fn ecosystem_checkers_pass() {
 
 #[test]
 fn rendered_systemd_unit_verifies() {
-    use etcd_charm::{paths, render};
+    use etcd_charm::core::render;
+    use etcd_charm::paths;
     use std::os::unix::fs::PermissionsExt;
 
     // A root of our own: the unit, a stand-in for the etcd it runs (verify checks that ExecStart

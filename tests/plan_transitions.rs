@@ -3,14 +3,15 @@
 
 mod fixtures;
 
-use etcd_charm::config::{CharmConfig, ConfigError};
-use etcd_charm::context::Hook;
-use etcd_charm::hooktools::Settings;
-use etcd_charm::observe::{keys, ClientRelation, LeaderData, Leadership};
-use etcd_charm::plan::{plan, Effect, Plan};
-use etcd_charm::render;
-use etcd_charm::status::Status;
-use etcd_charm::version::Refusal;
+use etcd_charm::core::config::{CharmConfig, ConfigError};
+use etcd_charm::core::effect::{Effect, Plan};
+use etcd_charm::core::observed::{keys, ClientRelation, LeaderData, Leadership};
+use etcd_charm::core::plan::plan;
+use etcd_charm::core::render;
+use etcd_charm::core::status::Status;
+use etcd_charm::core::version::Refusal;
+use etcd_charm::juju::context::Hook;
+use etcd_charm::juju::Settings;
 use fixtures::*;
 
 #[test]
@@ -37,7 +38,7 @@ fn fresh_leader_bootstraps_a_one_member_cluster() {
     let config = rendered(&p);
     assert!(config.contains("initial-cluster: etcd0=http://10.0.0.10:2380\n"));
     assert!(config.contains("initial-cluster-state: new\n"));
-    assert!(config.contains("initial-cluster-token: \"f00dcafe\"\n"));
+    assert!(config.contains("initial-cluster-token: f00dcafe\n"));
     assert!(p.effects.contains(&Effect::Start));
     assert_eq!(p.status, Status::Bootstrapping);
     assert!(p.again);
@@ -438,7 +439,7 @@ fn sans(n: u64) -> Vec<String> {
 }
 
 /// Unit `etcd/<n>` with TLS on, its hostname known.
-fn tls_unit(mut o: etcd_charm::observe::Observed) -> etcd_charm::observe::Observed {
+fn tls_unit(mut o: etcd_charm::core::observed::Observed) -> etcd_charm::core::observed::Observed {
     o.config = Ok(tls_config());
     let n: u64 = o.unit[5..].parse().unwrap();
     o.local.hostname = Some(format!("machine-{n}"));

@@ -12,8 +12,9 @@ Result keys: `disarmed`, `remaining`, `output`.
 
 use super::alarm_list::{advice, alarms_and_members, describe};
 use super::{common, Action, Results, Stop};
-use crate::render;
-use crate::{host, paths};
+use crate::core::render::EtcdConfig;
+use crate::machine::host;
+use crate::paths;
 
 /// etcd's default backend quota (2 GiB), used when `quota-backend-bytes` is 0.
 const DEFAULT_QUOTA: u64 = 2 * 1024 * 1024 * 1024;
@@ -26,9 +27,8 @@ fn quota(a: &Action) -> u64 {
     let rendered = host::read(paths::CONFIG_FILE);
     let q = rendered
         .as_deref()
-        .and_then(|c| render::setting(c, "quota-backend-bytes"))
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(a.config().quota_backend_bytes);
+        .and_then(EtcdConfig::parse)
+        .map_or(a.config().quota_backend_bytes, |c| c.quota_backend_bytes);
     match q {
         0 => DEFAULT_QUOTA,
         q => q,
@@ -141,7 +141,7 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fakes::{client_url, status_of, FakeEtcd, FakeJuju};
+    use crate::fakes::{client_url, status_of, FakeEtcd, FakeJuju};
     use serde_json::json;
 
     fn nospace() -> FakeEtcd {

@@ -4,27 +4,18 @@ owns which member, result keys, sizes and times.
 */
 
 use super::{Action, Stop};
-use crate::context::{member_name, unit_number, PEER_ENDPOINT};
+use crate::core::observed::{keys, peer_keys};
+use crate::core::render;
 use crate::etcd::{Member, MemberStatus};
-use crate::observe::{keys, peer_keys};
-use crate::render::{self, url};
-use crate::{host, paths};
-
-/// The client port the local member listens on: that of the config etcd runs, else the charm
-/// config's, else 2379.
-pub fn local_port(a: &Action) -> u16 {
-    host::read(paths::CONFIG_FILE)
-        .as_deref()
-        .and_then(render::client_port)
-        .unwrap_or_else(|| a.config().port)
-}
+use crate::juju::context::{member_name, unit_number, PEER_ENDPOINT};
+use crate::machine::host::{self, Host};
+use crate::machine::state;
+use crate::paths;
 
 /// The local member's client URL on loopback (`https` when the config etcd runs says so).
 pub fn local_endpoint(a: &Action) -> String {
-    host::read(paths::CONFIG_FILE)
-        .as_deref()
-        .and_then(render::local_url)
-        .unwrap_or_else(|| url(a.config().tls, "127.0.0.1", local_port(a)))
+    let rendered = host::read(paths::CONFIG_FILE);
+    render::member_url(rendered.as_deref(), Some(a.config()))
 }
 
 /// The endpoints to try, the local member first, then those the leader published.
@@ -146,22 +137,21 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
-/// Seconds since the epoch.
-pub fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+pub use crate::machine::host::now_secs;
 
 /// A UTC timestamp for file names: `20250131T235959Z`.
 pub fn stamp(secs: u64) -> String {
-    let (y, m, d) = crate::date::civil((secs / 86_400) as i64);
-    let rem = secs % 86_400;
+    let t = i64::try_from(secs).ok();
+    let t = t.and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok());
+    let t = t.unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     format!(
-        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
     )
 }
 
@@ -220,17 +210,16 @@ pub fn publish_sole_member(
     version: &str,
     token: Option<&str>,
 ) -> Result<(), Stop> {
-    if let Err(e) = host::record_member_id(member_id) {
+    if let Err(e) = state::record_member_id(&Host, member_id) {
         a.progress(&format!("cannot record the member id: {e}"));
     }
     let endpoints = vec![local_endpoint(a)];
     let members = a.etcd.member_list(&endpoints).unwrap_or_default();
     let version = Some(version).filter(|v| !v.is_empty());
-    let mut data = crate::membership::published_keys(&members, version).unwrap_or_default();
+    let mut data = crate::core::membership::published_keys(&members, version).unwrap_or_default();
     // No unit is joining or restarting any more: their turns are given again from scratch.
-    let cleared = crate::membership::joining_keys("", None, "");
-    data.extend(cleared);
-    data.extend(crate::membership::restart_keys(""));
+    data.extend(crate::core::membership::joining_keys(None));
+    data.extend(crate::core::membership::restart_keys(None));
     if let Some(t) = token {
         data.insert(keys::TOKEN.to_string(), t.to_string());
     }

@@ -63,7 +63,7 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fakes::{FakeEtcd, FakeJuju};
+    use crate::fakes::{FakeEtcd, FakeJuju};
     use serde_json::json;
 
     #[test]

@@ -195,15 +195,15 @@ fn defrag_members(
 
 #[cfg(test)]
 mod tests {
-    use super::super::fakes::{client_url, status_of, FakeEtcd, FakeJuju};
     use super::super::{params, Action, Results};
     use super::*;
+    use crate::fakes::{client_url, status_of, FakeEtcd, FakeJuju};
     use serde_json::json;
 
     fn action<'a>(
         juju: &'a FakeJuju,
         etcd: &'a FakeEtcd,
-        ctx: &'a crate::context::JujuContext,
+        ctx: &'a crate::juju::context::JujuContext,
     ) -> Action<'a> {
         let p = params::validate(params::spec("defrag").unwrap(), &juju.params).unwrap();
         Action::new(ctx, juju, etcd, p)

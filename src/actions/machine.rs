@@ -1,10 +1,12 @@
 /*!
-The machine side of `snapshot`, `restore` and `rebuild-cluster`: reading snapshot files,
-`sha256sum`, `df`, the offline `etcdctl snapshot` commands, moving data dirs, and running etcd
+The machine side of `snapshot`, `restore` and `rebuild-cluster`: reading snapshot files, their
+sha256 (ring), free space (statvfs), the offline `etcdctl snapshot` commands, moving data dirs, and running etcd
 once with `force-new-cluster`. Failures come back as text for the action's message.
 */
 
-use crate::host;
+use crate::core::version::Version;
+use crate::machine::host::{self, Host};
+use crate::machine::state;
 use crate::paths;
 use std::io::Read;
 use std::path::Path;
@@ -93,9 +95,8 @@ pub fn inspect_snapshot(path: &Path) -> Result<SnapshotInfo, String> {
 }
 
 /// `(major, minor)` of a version such as `3.4.23` or `v3.5.0`.
-pub fn major_minor(v: &str) -> Option<(u32, u32)> {
-    let mut it = v.trim().trim_start_matches('v').split('.');
-    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+fn major_minor(v: &str) -> Option<(u64, u64)> {
+    Version::parse(v).map(|v| (v.major, v.minor))
 }
 
 /// Refuses a snapshot from a newer etcd than the one installed (etcd cannot read a newer
@@ -188,7 +189,7 @@ fn text(e: host::HostError) -> String {
 pub fn snapshot_status(file: &Path) -> Result<SnapshotStatus, String> {
     let f = file.to_string_lossy();
     let out = host::run(
-        &host::real_etcdctl(),
+        &state::real_etcdctl(&Host),
         &["snapshot", "status", &f, "--write-out", "json"],
     )
     .map_err(text)?;
@@ -213,7 +214,7 @@ pub fn snapshot_restore(
     let (f, d) = (file.to_string_lossy(), dir.to_string_lossy());
     let cluster = format!("{name}={peer_url}");
     host::run(
-        &host::real_etcdctl(),
+        &state::real_etcdctl(&Host),
         &[
             "snapshot",
             "restore",
@@ -234,29 +235,53 @@ pub fn snapshot_restore(
     give_to_etcd(dir)
 }
 
-/// Hands a directory tree to the etcd user, mode 0700 at the top.
+/// The etcd user's uid and gid.
+fn etcd_ids() -> Result<(u32, u32), String> {
+    host::user_ids("etcd").ok_or_else(|| "there is no etcd user: run `juju resolved`".into())
+}
+
+/// Hands a directory tree to the etcd user (links themselves, not what they point at), mode
+/// 0700 at the top.
 pub fn give_to_etcd(dir: &Path) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
-    let d = dir.to_string_lossy();
-    host::run("chown", &["-R", "etcd:etcd", &d]).map_err(text)?;
+    let (uid, gid) = etcd_ids()?;
+    let chown = |p: &Path| {
+        std::os::unix::fs::lchown(p, Some(uid), Some(gid))
+            .map_err(|e| format!("cannot chown {}: {e}", p.display()))
+    };
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(p) = todo.pop() {
+        chown(&p)?;
+        if p.is_dir() && !p.is_symlink() {
+            let entries =
+                std::fs::read_dir(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+            todo.extend(entries.flatten().map(|e| e.path()));
+        }
+    }
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-        .map_err(|e| format!("cannot chmod {d}: {e}"))
+        .map_err(|e| format!("cannot chmod {}: {e}", dir.display()))
 }
 
-/// `sha256sum` of a file, lowercase hex.
+/// The sha256 of a file, lowercase hex.
 pub fn sha256(file: &Path) -> Result<String, String> {
-    let out = host::run("sha256sum", &[&file.to_string_lossy()]).map_err(text)?;
-    out.split_whitespace()
-        .next()
-        .filter(|h| h.len() == 64)
-        .map(str::to_lowercase)
-        .ok_or_else(|| format!("unexpected sha256sum output: {out}"))
+    let cannot = |e: std::io::Error| format!("cannot read {}: {e}", file.display());
+    let mut f = std::fs::File::open(file).map_err(cannot)?;
+    let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut chunk = vec![0u8; 1 << 20];
+    loop {
+        match f.read(&mut chunk).map_err(cannot)? {
+            0 => break,
+            n => digest.update(&chunk[..n]),
+        }
+    }
+    let hash = digest.finish();
+    Ok(hash.as_ref().iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Free bytes on the file system holding `dir`.
+/// Free bytes on the file system holding `dir` (for an unprivileged user, as `df` shows).
 pub fn free_bytes(dir: &Path) -> Option<u64> {
-    let out = host::run("df", &["--output=avail", "-B1", &dir.to_string_lossy()]).ok()?;
-    out.lines().nth(1)?.trim().parse().ok()
+    let s = rustix::fs::statvfs(dir).ok()?;
+    Some(s.f_bavail.saturating_mul(s.f_frsize))
 }
 
 /// Renames `from` to `to`.
@@ -328,9 +353,13 @@ pub fn start_force_new_cluster(config: &str) -> Result<(), String> {
 }
 
 fn give_file_to_etcd(file: &Path) -> Result<(), String> {
-    let f = file.to_string_lossy();
-    host::run("chown", &["etcd:etcd", &f]).map_err(text)?;
-    host::run("chmod", &["0600", &f]).map(drop).map_err(text)
+    use std::os::unix::fs::PermissionsExt;
+    let (uid, gid) = etcd_ids()?;
+    let f = file.display();
+    std::os::unix::fs::chown(file, Some(uid), Some(gid))
+        .map_err(|e| format!("cannot chown {f}: {e}"))?;
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("cannot chmod {f}: {e}"))
 }
 
 /// Stops the etcd run by [`start_force_new_cluster`] and removes its config.
@@ -420,11 +449,24 @@ mod tests {
             "`etcdctl snapshot status` failed: cannot get hash of bucket \\u{0}\\u{0}"
         );
         let e = host::HostError::Command {
-            cmd: "sha256sum /x".into(),
+            cmd: "cp -a /x /y".into(),
             code: Some(1),
             stderr: String::new(),
         };
-        assert_eq!(text(e), "`sha256sum` failed: exit code 1");
+        assert_eq!(text(e), "`cp -a` failed: exit code 1");
+    }
+
+    #[test]
+    fn checksums_and_free_space_without_subprocesses() {
+        let p = temp("abc", b"abc");
+        assert_eq!(
+            sha256(&p).unwrap(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert!(sha256(Path::new("/nonexistent/x"))
+            .unwrap_err()
+            .starts_with("cannot read"));
+        assert!(free_bytes(&std::env::temp_dir()).is_some_and(|n| n > 0));
     }
 
     #[test]
@@ -436,5 +478,6 @@ mod tests {
         assert_eq!((s.revision, s.total_keys, s.hash), (21, 26, 3190311163));
         assert_eq!(parse_snapshot_status("Error: bad"), None);
         assert_eq!(major_minor("v3.4.23"), Some((3, 4)));
+        assert_eq!(major_minor("3.5"), None);
     }
 }

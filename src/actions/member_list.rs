@@ -53,9 +53,9 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fakes::{FakeEtcd, FakeJuju};
     use crate::etcd::Member;
-    use crate::hooktools::Settings;
+    use crate::fakes::{FakeEtcd, FakeJuju};
+    use crate::juju::Settings;
     use serde_json::json;
 
     #[test]

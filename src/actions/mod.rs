@@ -34,10 +34,10 @@ mod snapshot;
 pub use health::{health_report, MemberHealth};
 pub use machine::{inspect_snapshot, SnapshotInfo};
 
-use crate::config::CharmConfig;
-use crate::context::JujuContext;
+use crate::core::config::CharmConfig;
 use crate::etcd::Etcd;
-use crate::hooktools::{Juju, JujuError, Level, Settings};
+use crate::juju::context::JujuContext;
+use crate::juju::{Juju, JujuError, Level, Settings};
 use params::Params;
 use std::cell::OnceCell;
 
@@ -223,12 +223,9 @@ pub fn run(
 }
 
 #[cfg(test)]
-pub(crate) mod fakes;
-
-#[cfg(test)]
 mod tests {
-    use super::fakes::{FakeEtcd, FakeJuju};
     use super::*;
+    use crate::fakes::{FakeEtcd, FakeJuju};
     use serde_json::json;
 
     #[test]

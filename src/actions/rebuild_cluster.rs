@@ -19,9 +19,12 @@ Result keys: `member`, `member-id`, `revision`, `removed-members`, `previous-dat
 */
 
 use super::{common, machine, Action, Results, Stop};
+use crate::core::observed::keys;
+use crate::core::render;
 use crate::etcd::MemberStatus;
-use crate::observe::keys;
-use crate::{host, paths, render};
+use crate::machine::host::{self, Host};
+use crate::machine::state;
+use crate::paths;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -161,7 +164,7 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
             None => break (s, own, others),
         }
     };
-    if own.is_none() && !host::has_member_data() {
+    if own.is_none() && !state::has_member_data(&Host) {
         return unchanged(
             "this unit has no etcd data to rebuild from (its etcd does not answer and its data \
              dir is empty): run rebuild-cluster on a unit that has; if none has, deploy anew and \
@@ -274,8 +277,8 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fakes::{status_of, FakeEtcd, FakeJuju};
     use super::*;
+    use crate::fakes::{status_of, FakeEtcd, FakeJuju};
     use serde_json::json;
 
     fn leaderless(id: u64, index: u64) -> MemberStatus {

@@ -21,9 +21,12 @@ Result keys: `path`, `sha256`, `checksum`, `revision`, `total-keys`, `member-id`
 */
 
 use super::{common, machine, Action, Results, Stop};
-use crate::etcd::{retry_not_yet, Member};
-use crate::observe::keys;
-use crate::{host, paths, render};
+use crate::core::observed::keys;
+use crate::core::render;
+use crate::etcd::{retry_not_yet, Member, MemberStatus};
+use crate::machine::host::{self, Host};
+use crate::machine::{state, Machine};
+use crate::paths;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -83,38 +86,41 @@ fn removal_order<'m>(others: &[&'m Member], healthy: impl Fn(&Member) -> bool) -
     v.into_iter().map(|(_, m)| m).collect()
 }
 
-/// The action.
-pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
-    common::require_leader(a, "restore")?;
-    let keep_previous = a.params.flag("keep-previous");
+/// Fails the action, saying that nothing was changed.
+fn unchanged<T>(e: String) -> Result<T, Stop> {
+    super::fail(format!("{e}; nothing was changed"))
+}
+
+/// The snapshot file, checked.
+struct Snapshot {
+    file: PathBuf,
+    /// The path, for messages.
+    shown: String,
+    info: machine::SnapshotInfo,
+    /// How its integrity was checked, for the result.
+    checksum: String,
+    status: machine::SnapshotStatus,
+}
+
+/// 1. The file: an etcd v3 snapshot with its integrity hash, from an etcd this one can read,
+///    with the sha256 it should have, readable by `etcdctl snapshot status`.
+fn check_file(a: &Action, r: &mut Results, local: &str) -> Result<Snapshot, Stop> {
     let file = source(a)?;
     let shown = file.display().to_string();
     r.set("path", &shown);
-    let unchanged = |e: String| super::fail::<()>(format!("{e}; nothing was changed"));
-
-    // 1. The file.
-    let info = match machine::inspect_snapshot(&file) {
-        Ok(i) => i,
-        Err(e) => return unchanged(e),
-    };
+    let info = machine::inspect_snapshot(&file).or_else(unchanged)?;
     if !info.has_hash {
         return unchanged(format!(
             "{shown} has no integrity hash (a copy of a member's member/snap/db?): restore a \
              snapshot saved by the snapshot action or `etcdctl snapshot save`"
         ));
     }
-    let local = common::local_endpoint(a);
-    let me = a.etcd.status(&local);
-    let installed = host::installed_version()
-        .or_else(|| me.as_ref().ok().map(|s| s.version.clone()))
+    let installed = state::installed_version(&Host)
+        .or_else(|| a.etcd.status(local).ok().map(|s| s.version))
         .unwrap_or_default();
-    if let Err(e) = machine::check_compatible(&info, &installed) {
-        return unchanged(e);
-    }
-    let sha = match machine::sha256(&file) {
-        Ok(s) => s,
-        Err(e) => return unchanged(format!("cannot checksum {shown}: {e}")),
-    };
+    machine::check_compatible(&info, &installed).or_else(unchanged)?;
+    let sha =
+        machine::sha256(&file).or_else(|e| unchanged(format!("cannot checksum {shown}: {e}")))?;
     r.set("sha256", &sha);
     let checksum = match expected_sha(a, &file)? {
         Some((want, from)) if want != sha => {
@@ -126,17 +132,34 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
         Some((_, from)) => format!("sha256 matches {from}; integrity hash checked by etcd"),
         None => "integrity hash checked by etcd (no sha256 given)".to_string(),
     };
-    let status = match machine::snapshot_status(&file) {
-        Ok(s) => s,
-        Err(e) => {
-            return unchanged(format!(
-                "etcd cannot read {shown} ({e}): the file is damaged or incomplete; copy it again"
-            ))
-        }
-    };
+    let status = machine::snapshot_status(&file).or_else(|e| {
+        unchanged(format!(
+            "etcd cannot read {shown} ({e}): the file is damaged or incomplete; copy it again"
+        ))
+    })?;
+    Ok(Snapshot {
+        file,
+        shown,
+        info,
+        checksum,
+        status,
+    })
+}
 
-    // 2. The cluster.
-    let me = match me {
+/// The cluster, checked.
+struct Cluster {
+    /// This unit's member.
+    me: MemberStatus,
+    members: Vec<Member>,
+    endpoints: Vec<String>,
+    /// This unit's peer URL.
+    peer_url: String,
+}
+
+/// 2. The cluster: this member healthy, every member voting, no unit joining or restarting,
+///    a quorum healthy.
+fn check_cluster(a: &Action, local: &str) -> Result<Cluster, Stop> {
+    let me = match a.etcd.status(local) {
         Ok(s) if common::healthy(&s) => s,
         Ok(_) => {
             return unchanged(
@@ -165,23 +188,18 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
         }
     }
     let endpoints = common::endpoints(a);
-    let members = match a.etcd.member_list(&endpoints) {
-        Ok(m) => m,
-        Err(e) => return unchanged(format!("cannot list members: {e}")),
-    };
+    let members = a
+        .etcd
+        .member_list(&endpoints)
+        .or_else(|e| unchanged(format!("cannot list members: {e}")))?;
     if let Some(m) = members.iter().find(|m| m.is_learner || !m.started()) {
         return unchanged(format!(
             "member {} is still joining: wait until every unit is active, then run restore again",
             common::label(m)
         ));
     }
-    let others: Vec<&Member> = members.iter().filter(|m| m.id != me.member_id).collect();
-    let answers = |m: &Member| {
-        m.client_urls
-            .first()
-            .is_some_and(|ep| a.etcd.status(ep).is_ok_and(|s| common::healthy(&s)))
-    };
-    let healthy = 1 + others.iter().filter(|m| answers(m)).count();
+    let others = members.iter().filter(|m| m.id != me.member_id);
+    let healthy = 1 + others.filter(|m| answers(a, m)).count();
     if healthy < common::quorum(members.len()) {
         return unchanged(format!(
             "only {healthy} of {} members are healthy, short of a majority: run rebuild-cluster \
@@ -198,12 +216,32 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
             paths::CONFIG_FILE
         ));
     };
-    let name = a.ctx.member_name();
+    Ok(Cluster {
+        me,
+        members,
+        endpoints,
+        peer_url,
+    })
+}
 
-    // 3. The restored data dir, beside the current one (checks the integrity hash).
-    let home = Path::new(paths::ETCD_HOME);
-    let needed = info.size + 128 * 1024 * 1024;
-    if let Some(free) = machine::free_bytes(home) {
+/// A member answers as a healthy voting member.
+fn answers(a: &Action, m: &Member) -> bool {
+    let healthy = |ep: &String| a.etcd.status(ep).is_ok_and(|s| common::healthy(&s));
+    m.client_urls.first().is_some_and(healthy)
+}
+
+/// 3. The restored data dir, beside the current one, for a one-member cluster with a new token
+///    (`etcdctl snapshot restore` checks the integrity hash).
+fn unpack(
+    a: &Action,
+    snap: &Snapshot,
+    peer_url: &str,
+    restored: &Path,
+    token: &str,
+) -> Result<(), Stop> {
+    let shown = &snap.shown;
+    let needed = snap.info.size + 128 * 1024 * 1024;
+    if let Some(free) = machine::free_bytes(Path::new(paths::ETCD_HOME)) {
         if free < needed {
             return unchanged(format!(
                 "{} has {} free and the restore needs about {}: free some space",
@@ -213,16 +251,15 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
             ));
         }
     }
-    let stamp = common::stamp(common::now_secs());
-    let restored = home.join(format!("restore-{stamp}"));
-    let _ = std::fs::remove_dir_all(&restored);
-    let token = host::random_token();
+    let _ = std::fs::remove_dir_all(restored);
     a.progress(&format!(
         "checking and unpacking {shown} (revision {}, {} keys)",
-        status.revision, status.total_keys
+        snap.status.revision, snap.status.total_keys
     ));
-    if let Err(e) = machine::snapshot_restore(&file, &restored, &name, &peer_url, &token) {
-        let _ = std::fs::remove_dir_all(&restored);
+    let name = a.ctx.member_name();
+    let restore = machine::snapshot_restore(&snap.file, restored, &name, peer_url, token);
+    if let Err(e) = restore {
+        let _ = std::fs::remove_dir_all(restored);
         return unchanged(match e.contains("expected sha256") {
             true => format!(
                 "{shown} does not match its integrity hash: the file is damaged or incomplete; \
@@ -231,22 +268,33 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
             false => format!("etcd cannot restore {shown}: {e}"),
         });
     }
-    let discard = || {
-        let _ = std::fs::remove_dir_all(&restored);
-    };
+    Ok(())
+}
 
-    // 4. The other members leave; their units rejoin the restored cluster by themselves.
+/// 4. The other members leave, unreachable ones first; their units rejoin the restored cluster
+///    by themselves. On a failure nothing is restored and the restored data dir goes.
+fn remove_others(
+    a: &Action,
+    r: &mut Results,
+    cluster: &Cluster,
+    restored: &Path,
+) -> Result<Vec<String>, Stop> {
+    let others: Vec<&Member> = cluster
+        .members
+        .iter()
+        .filter(|m| m.id != cluster.me.member_id)
+        .collect();
     let mut removed = Vec::new();
-    for m in removal_order(&others, answers) {
+    for m in removal_order(&others, |m| answers(a, m)) {
         let label = common::label(m);
         a.progress(&format!(
             "removing {label} from the cluster (its unit rejoins the restored cluster by itself)"
         ));
         let res = retry_not_yet(Duration::from_secs(30), Duration::from_secs(1), || {
-            a.etcd.member_remove(&endpoints, m.id)
+            a.etcd.member_remove(&cluster.endpoints, m.id)
         });
         if let Err(e) = res {
-            discard();
+            let _ = std::fs::remove_dir_all(restored);
             r.set("removed-members", removed.join(","));
             return super::fail(format!(
                 "removing {label} failed: {e}. Nothing was restored; the members removed so far \
@@ -258,46 +306,71 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
         removed.push(label);
     }
     r.set("removed-members", removed.join(","));
+    Ok(removed)
+}
 
-    // 5. The swap.
+/// 5. The swap: etcd stops, the data dir goes to `aside`, the restored one takes its place and
+///    etcd starts on it as a one-member cluster. If it does not, the previous data is put back
+///    and started (alone now: the others were removed).
+fn swap(
+    a: &Action,
+    local: &str,
+    restored: &Path,
+    aside: &Path,
+    stamp: &str,
+) -> Result<MemberStatus, Stop> {
     a.progress("stopping etcd on this unit and putting the restored data in place");
+    let home = Path::new(paths::ETCD_HOME);
     let data = Path::new(paths::DATA_DIR);
-    let aside = home.join(format!("data.before-restore-{stamp}"));
     let swapped = machine::stop_etcd()
-        .and_then(|()| machine::rename(data, &aside))
-        .and_then(|()| machine::rename(&restored, data));
+        .and_then(|()| machine::rename(data, aside))
+        .and_then(|()| machine::rename(restored, data));
     let started = swapped.and_then(|()| {
         let why_not = "the restored member did not elect itself within 60 s";
-        common::start_sole_leader(a, &local, why_not)
+        common::start_sole_leader(a, local, why_not)
     });
-    let new = match started {
-        Ok(s) => s,
-        Err(e) => {
-            // Put the previous data back and start it (alone now: the others were removed).
-            let _ = machine::stop_etcd();
-            if aside.exists() {
-                if data.exists() {
-                    let _ =
-                        machine::rename(data, &home.join(format!("data.failed-restore-{stamp}")));
-                }
-                let _ = machine::rename(&aside, data);
-            }
-            discard();
-            let back = machine::start_etcd();
-            if let Some(s) = common::wait_sole_leader(a.etcd, &local, Duration::from_secs(60)) {
-                common::publish_sole_member(a, s.member_id, &s.version, None)?;
-            }
-            return super::fail(format!(
-                "the restore failed: {e}. The previous data is back in place and etcd {} with it \
-                 as a one-member cluster; the other units rejoin it by themselves. See `juju \
-                 debug-log` and `journalctl -u etcd` on this unit",
-                match back {
-                    Ok(()) => "started again".to_string(),
-                    Err(e) => format!("did not start again ({e})"),
-                }
-            ));
-        }
+    let e = match started {
+        Ok(s) => return Ok(s),
+        Err(e) => e,
     };
+    let _ = machine::stop_etcd();
+    if aside.exists() {
+        if data.exists() {
+            let _ = machine::rename(data, &home.join(format!("data.failed-restore-{stamp}")));
+        }
+        let _ = machine::rename(aside, data);
+    }
+    let _ = std::fs::remove_dir_all(restored);
+    let back = machine::start_etcd();
+    if let Some(s) = common::wait_sole_leader(a.etcd, local, Duration::from_secs(60)) {
+        common::publish_sole_member(a, s.member_id, &s.version, None)?;
+    }
+    super::fail(format!(
+        "the restore failed: {e}. The previous data is back in place and etcd {} with it as a \
+         one-member cluster; the other units rejoin it by themselves. See `juju debug-log` and \
+         `journalctl -u etcd` on this unit",
+        match back {
+            Ok(()) => "started again".to_string(),
+            Err(e) => format!("did not start again ({e})"),
+        }
+    ))
+}
+
+/// The action: every check first (1–3), then the change (4–5).
+pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
+    common::require_leader(a, "restore")?;
+    let keep_previous = a.params.flag("keep-previous");
+    let local = common::local_endpoint(a);
+    let snap = check_file(a, r, &local)?;
+    let cluster = check_cluster(a, &local)?;
+    let home = Path::new(paths::ETCD_HOME);
+    let stamp = common::stamp(common::now_secs());
+    let restored = home.join(format!("restore-{stamp}"));
+    let token = Host.random_token();
+    unpack(a, &snap, &cluster.peer_url, &restored, &token)?;
+    let removed = remove_others(a, r, &cluster, &restored)?;
+    let aside = home.join(format!("data.before-restore-{stamp}"));
+    let new = swap(a, &local, &restored, &aside, &stamp)?;
     common::publish_sole_member(a, new.member_id, &new.version, Some(&token))?;
     let previous = match keep_previous {
         true => aside.display().to_string(),
@@ -306,18 +379,20 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
             Err(e) => format!("{} (could not delete it: {e})", aside.display()),
         },
     };
-    r.set("checksum", &checksum);
-    r.set("revision", status.revision);
-    r.set("total-keys", status.total_keys);
+    let (revision, name) = (snap.status.revision, a.ctx.member_name());
+    r.set("checksum", &snap.checksum);
+    r.set("revision", revision);
+    r.set("total-keys", snap.status.total_keys);
     r.set("member-id", format!("{:x}", new.member_id));
     r.set("previous-data", &previous);
     r.set(
         "output",
         format!(
-            "restored {shown} (revision {}) on {name}, now a one-member cluster; {checksum}. The \
+            "restored {} (revision {revision}) on {name}, now a one-member cluster; {}. The \
              other units ({}) rejoin it one at a time by themselves: watch `juju status`. \
              Previous data: {previous}",
-            status.revision,
+            snap.shown,
+            snap.checksum,
             common::list_or_none(&removed)
         ),
     );
@@ -326,9 +401,9 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fakes::{FakeEtcd, FakeJuju};
     use super::*;
     use crate::etcd::Etcd;
+    use crate::fakes::{FakeEtcd, FakeJuju};
     use serde_json::json;
 
     #[test]

@@ -3,14 +3,14 @@ Relation data this unit publishes: its own peer data, and the `db`/`proxy` data 
 Pure, like the rest of the plan.
 
 Every unit publishes the same client data, built from the leader's published keys (see
-[`crate::observe::keys`]), so consumers that read only the first remote unit see the full,
+[`crate::core::observed::keys`]), so consumers that read only the first remote unit see the full,
 identically sorted member list.
 */
 
-use crate::config::CharmConfig;
-use crate::hooktools::Settings;
-use crate::observe::{keys, peer_keys, Observed};
-use crate::plan::Effect;
+use crate::core::config::CharmConfig;
+use crate::core::effect::Effect;
+use crate::core::observed::{keys, peer_keys, Observed};
+use crate::juju::Settings;
 
 /// A non-empty value of a published key.
 fn lookup<'a>(data: &'a Settings, key: &str) -> Option<&'a str> {
@@ -20,21 +20,16 @@ fn lookup<'a>(data: &'a Settings, key: &str) -> Option<&'a str> {
 /// This unit's peer relation data, when it differs from what is published: the URLs its etcd
 /// advertises (those of the config it runs: a new port is announced once etcd has restarted
 /// with it, so the leader updates the member only then), its started member, its pending
-/// `restart-request` (empty: none) and the etcd version its member runs (kept while it does not
+/// `restart-request` and the etcd version its member runs (kept while it does not
 /// answer).
 pub fn peer_data(
     o: &Observed,
     cfg: &CharmConfig,
     address: &str,
-    restart_request: &str,
+    restart_request: Option<&str>,
 ) -> Option<Effect> {
     let rel = o.peer_relation.as_ref()?;
-    let id = o
-        .local
-        .status
-        .as_ref()
-        .map(|s| s.member_id)
-        .or(o.local.member_id);
+    let id = o.member_id();
     let started = match (id, o.local.has_data && o.local.service_active) {
         (Some(id), true) => format!("{id:x}"),
         _ => String::new(),
@@ -47,7 +42,7 @@ pub fn peer_data(
         (peer_keys::STARTED.to_string(), started),
         (
             peer_keys::RESTART_REQUEST.to_string(),
-            restart_request.to_string(),
+            restart_request.unwrap_or("").to_string(),
         ),
     ]);
     let running = o.local.status.as_ref().map(|s| s.version.as_str());

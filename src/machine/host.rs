@@ -1,8 +1,12 @@
 /*!
-The machine side: commands (`systemctl`, `useradd`, `tar`, ...), atomic file writes, the data
-dir and the charm's small local state. Juju hook tools are not run from here.
+The real machine ([`Host`]): commands (`systemctl`, `useradd`, `tar`, ...), atomic file writes,
+the etcd user and the data dir. Juju hook tools are not run from here.
 */
 
+use super::Machine;
+use super::{install, InstallError};
+use crate::clock::{Clock, SystemClock};
+use crate::juju::Juju;
 use crate::paths;
 use std::fs;
 use std::io::Write;
@@ -24,13 +28,12 @@ pub enum HostError {
         stderr: String,
     },
     /// A file operation failed.
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}: {cause}")]
     Io {
         /// The path.
         path: String,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
+        /// The cause (a leaf: shown in the message, not chained as a source).
+        cause: std::io::Error,
     },
 }
 
@@ -71,9 +74,9 @@ pub fn run(cmd: &str, args: &[&str]) -> Result<String, HostError> {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> HostError + '_ {
-    move |source| HostError::Io {
+    move |cause| HostError::Io {
         path: path.display().to_string(),
-        source,
+        cause,
     }
 }
 
@@ -130,7 +133,7 @@ fn passwd_ids(user: &str) -> Option<(u32, u32)> {
 }
 
 /// The uid and gid of a user: `/etc/passwd` (no process spawned), else `id`.
-fn user_ids(user: &str) -> Option<(u32, u32)> {
+pub fn user_ids(user: &str) -> Option<(u32, u32)> {
     passwd_ids(user).or_else(|| {
         let id = |flag| run("id", &[flag, user]).ok()?.trim().parse().ok();
         Some((id("-u")?, id("-g")?))
@@ -181,14 +184,8 @@ pub fn ensure_user_and_dirs() -> Result<(), HostError> {
     Ok(())
 }
 
-/// True when the data dir holds a member (etcd's `member/` directory).
-pub fn has_member_data() -> bool {
-    Path::new(paths::DATA_DIR).join("member").is_dir()
-}
-
-/// Moves the data dir of a removed member aside (kept as `data.removed-<id>`) so it can
-/// rejoin with an empty one; a live member's data dir is never touched (the plan checks).
-pub fn wipe_data_dir() -> Result<(), HostError> {
+/// Moves the data dir aside (kept as `data.removed-<time>`), keeping only the newest such copy.
+fn move_data_aside() -> Result<(), HostError> {
     let data = Path::new(paths::DATA_DIR);
     if data.exists() {
         let aside = format!("{}.removed-{}", paths::DATA_DIR, now_secs());
@@ -203,49 +200,14 @@ pub fn wipe_data_dir() -> Result<(), HostError> {
             }
         }
     }
-    forget_member_id();
-    ensure_user_and_dirs()
+    Ok(())
 }
 
-fn now_secs() -> u64 {
+/// Seconds since the epoch.
+pub fn now_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-fn state_file(name: &str) -> String {
-    format!("{}/{name}", paths::STATE_DIR)
-}
-
-/// The member id recorded for the current data dir.
-pub fn recorded_member_id() -> Option<u64> {
-    u64::from_str_radix(read(&state_file("member-id"))?.trim(), 16).ok()
-}
-
-/// Records the member id the data dir belongs to.
-pub fn record_member_id(id: u64) -> Result<(), HostError> {
-    write_if_changed(&state_file("member-id"), &format!("{id:x}\n"), 0o600).map(drop)
-}
-
-/// Forgets the recorded member id.
-pub fn forget_member_id() {
-    let _ = fs::remove_file(state_file("member-id"));
-}
-
-/// True when a restart was begun (files written) and not seen through.
-pub fn restart_pending() -> bool {
-    Path::new(&state_file("restart-pending")).exists()
-}
-
-/// Marks a restart as begun, before the files it applies are written: a hook that dies before
-/// etcd has restarted leaves the mark, and the next one restarts etcd.
-pub fn mark_restart_pending() -> Result<(), HostError> {
-    write_if_changed(&state_file("restart-pending"), "1\n", 0o600).map(drop)
-}
-
-/// Clears the mark once the restart has been done.
-pub fn clear_restart_pending() {
-    let _ = fs::remove_file(state_file("restart-pending"));
 }
 
 /// Restarts etcd and waits, at most `timeout`, for systemd to see it ready: with `Type=notify`
@@ -255,86 +217,14 @@ pub fn restart_service(timeout: std::time::Duration) -> Result<(), HostError> {
     run("timeout", &[&secs, "systemctl", "restart", paths::SERVICE]).map(drop)
 }
 
-/// The workload status this charm set last (`<state>\n<message>`), as recorded.
-pub fn last_status() -> Option<String> {
-    read(&state_file("status"))
-}
-
-/// Records the workload status just set (not after the `remove` hook has cleaned up).
-pub fn record_status(status: &str) {
-    if Path::new(paths::STATE_DIR).is_dir() {
-        let _ = write_if_changed(&state_file("status"), status, 0o600);
-    }
-}
-
-/// Forgets the recorded status (a status set another way follows).
-pub fn forget_status() {
-    let _ = fs::remove_file(state_file("status"));
-}
-
-/// True once this unit has started leaving the cluster.
-pub fn departing() -> bool {
-    Path::new(&state_file("departing")).exists()
-}
-
-/// Marks this unit as leaving: later hooks never rejoin it.
-pub fn mark_departing() -> Result<(), HostError> {
-    write_if_changed(&state_file("departing"), "1\n", 0o600).map(drop)
-}
-
-/// The installed etcd version (cached at install time).
-pub fn installed_version() -> Option<String> {
-    if !Path::new(paths::ETCD_LINK).exists() {
-        return None;
-    }
-    read(&state_file("etcd-version"))
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-}
-
-/// Records the installed etcd version.
-pub fn record_version(version: &str) -> Result<(), HostError> {
-    write_if_changed(&state_file("etcd-version"), &format!("{version}\n"), 0o644).map(drop)
-}
-
-/// The refusal of the last `etcd` resource attached, while it stands.
-pub fn refused_resource() -> Option<crate::version::Refusal> {
-    serde_json::from_str(&read(&state_file("resource-refused"))?).ok()
-}
-
-/// Records why the attached `etcd` resource was not installed (`None`: forgets it).
-pub fn record_refusal(refusal: Option<&crate::version::Refusal>) -> Result<(), HostError> {
-    let path = state_file("resource-refused");
-    match refusal.and_then(|r| serde_json::to_string(r).ok()) {
-        Some(json) => write_if_changed(&path, &format!("{json}\n"), 0o600).map(drop),
-        None => {
-            let _ = fs::remove_file(path);
-            Ok(())
-        }
-    }
-}
-
-/// The real `etcdctl` the wrapper runs.
-pub fn real_etcdctl() -> String {
-    let ours = format!("{}/etcdctl", paths::BIN_DIR);
-    match Path::new(&ours).exists() {
-        true => ours,
-        false => "/usr/bin/etcdctl".into(),
-    }
-}
-
-/// Random hex token from the kernel's CSPRNG.
+/// Random hex token from the kernel's CSPRNG (ring's `SystemRandom`), else from the time and
+/// the process id.
 pub fn random_token() -> String {
+    use ring::rand::SecureRandom;
     let mut buf = [0u8; 8];
-    if let Ok(mut f) = fs::File::open("/dev/urandom") {
-        use std::io::Read;
-        let _ = f.read_exact(&mut buf);
-    }
-    let token: String = buf.iter().map(|b| format!("{b:02x}")).collect();
-    // Falls back to time and pid if /dev/urandom was unreadable.
-    match token.as_str() {
-        "0000000000000000" => format!("{:x}{:x}", now_secs(), std::process::id()),
-        _ => token,
+    match ring::rand::SystemRandom::new().fill(&mut buf) {
+        Ok(()) => buf.iter().map(|b| format!("{b:02x}")).collect(),
+        Err(_) => format!("{:x}{:x}", now_secs(), std::process::id()),
     }
 }
 
@@ -343,32 +233,6 @@ pub fn hostname() -> Option<String> {
     read("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
-}
-
-/// What this member's TLS files were made from, as recorded once written; `None` when a file is
-/// missing (they are made again).
-pub fn tls_record() -> Option<String> {
-    let files = [
-        paths::TLS_CA,
-        paths::TLS_CERT,
-        paths::TLS_KEY,
-        paths::TLS_CLIENT_CERT,
-        paths::TLS_CLIENT_KEY,
-    ];
-    match files.iter().all(|f| Path::new(f).is_file()) {
-        true => read(&state_file("tls-record")),
-        false => None,
-    }
-}
-
-/// Records what the TLS files were made from (written last, once they are all in place).
-pub fn record_tls(record: &str) -> Result<(), HostError> {
-    write_if_changed(&state_file("tls-record"), record, 0o600).map(drop)
-}
-
-/// Forgets the TLS record (written first, before the files change).
-pub fn forget_tls() {
-    let _ = fs::remove_file(state_file("tls-record"));
 }
 
 /// Writes a file (atomically, when it differs) readable by root and, when `etcd_group`, by the
@@ -388,4 +252,68 @@ pub fn write_private(path: &str, content: &str, etcd_group: bool) -> Result<(), 
     write_if_changed(path, content, mode)?;
     std::os::unix::fs::chown(p, Some(0), gid).map_err(io_err(p))?;
     Ok(())
+}
+
+/// The real machine.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Host;
+
+impl Clock for Host {
+    fn now(&self) -> std::time::Instant {
+        SystemClock.now()
+    }
+    fn sleep(&self, d: std::time::Duration) {
+        SystemClock.sleep(d)
+    }
+}
+
+impl Machine for Host {
+    fn read(&self, path: &str) -> Option<String> {
+        read(path)
+    }
+    fn exists(&self, path: &str) -> bool {
+        Path::new(path).exists()
+    }
+    fn write(&self, path: &str, content: &str, mode: u32) -> Result<bool, HostError> {
+        write_if_changed(path, content, mode)
+    }
+    fn write_private(&self, path: &str, content: &str, etcd_group: bool) -> Result<(), HostError> {
+        write_private(path, content, etcd_group)
+    }
+    fn remove(&self, path: &str) {
+        let p = Path::new(path);
+        let _ = match p.is_dir() {
+            true => fs::remove_dir_all(p),
+            false => fs::remove_file(p),
+        };
+    }
+    fn systemctl(&self, args: &[&str]) -> Result<(), HostError> {
+        systemctl(args)
+    }
+    fn service_active(&self) -> bool {
+        service_active()
+    }
+    fn restart_service(&self, timeout: std::time::Duration) -> Result<(), HostError> {
+        restart_service(timeout)
+    }
+    fn ensure_user_and_dirs(&self) -> Result<(), HostError> {
+        ensure_user_and_dirs()
+    }
+    fn move_data_aside(&self) -> Result<(), HostError> {
+        move_data_aside()
+    }
+    fn install(
+        &self,
+        juju: &dyn Juju,
+        installed: Option<&str>,
+        known: &[&str],
+    ) -> Result<String, InstallError> {
+        install::install(self, juju, installed, known)
+    }
+    fn hostname(&self) -> Option<String> {
+        hostname()
+    }
+    fn random_token(&self) -> String {
+        random_token()
+    }
 }

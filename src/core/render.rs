@@ -3,20 +3,33 @@ Pure rendering of the files the charm writes: etcd's YAML config, the hardened s
 the `etcdctl` wrapper with its environment file. No IO here.
 
 etcd starts with only `--config-file`, so every setting (name and data dir included) is in the
-YAML; URL lists are comma-separated strings, as etcd parses them. The `initial-*` keys only
-matter for a member's first start: [`runtime_part`] leaves them out, so changing them alone
-never restarts etcd. `enable-grpc-gateway` is always written: etcd 3.4 turns its HTTP/JSON
+YAML. The config is a typed value, [`EtcdConfig`]: rendered with serde (YAML) and read back the
+same way, so what the charm reads from the file is what it wrote; URL lists are comma-separated
+strings, as etcd parses them. The `initial-*` keys only matter for a member's first start:
+[`EtcdConfig::runtime`] leaves them out, so changing them alone never restarts etcd, and two
+files etcd reads alike (quoting, layout) never restart it either. `enable-grpc-gateway` is always written: etcd 3.4 turns its HTTP/JSON
 gateway (`/v3/...`, used by Patroni and etcd3gw) off under `--config-file` unless it is.
 */
 
-use crate::config::CharmConfig;
+use crate::core::config::CharmConfig;
 use crate::paths;
+use serde::{Deserialize, Serialize};
+
+/// `initial-cluster-state`: whether a member's first start founds a cluster or joins one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClusterState {
+    /// Bootstrap a new cluster.
+    New,
+    /// Join an existing one.
+    Existing,
+}
 
 /// How a member's first start finds its cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InitialCluster {
-    /// `new` (bootstrap) or `existing` (join).
-    pub state: &'static str,
+    /// Bootstrap or join.
+    pub state: ClusterState,
     /// `name=peerURL,...`, this member included.
     pub cluster: String,
     /// The cluster token (only used by `new`).
@@ -38,9 +51,210 @@ fn split_port(url: &str) -> Option<(&str, u16)> {
     Some((host, port.trim_end_matches('/').parse().ok()?))
 }
 
-/// This member's etcd config file. `old_peer_urls` are peer URLs the cluster still has for
-/// this member (after a `management_port` change): etcd keeps listening on those of this
-/// host until the leader has updated the member, so the cluster never loses sight of it.
+/// etcd's config file as the charm writes it: a typed value, rendered as YAML
+/// ([`EtcdConfig::render`]) and read back from the file ([`EtcdConfig::parse`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct EtcdConfig {
+    /// The member name.
+    pub name: String,
+    /// The data dir.
+    pub data_dir: String,
+    /// Comma-separated peer URLs to listen on.
+    pub listen_peer_urls: String,
+    /// Comma-separated client URLs to listen on.
+    pub listen_client_urls: String,
+    /// The peer URL advertised to the cluster.
+    pub initial_advertise_peer_urls: String,
+    /// The client URL advertised to clients.
+    pub advertise_client_urls: String,
+    /// Raft heartbeat, ms.
+    pub heartbeat_interval: u32,
+    /// Raft election timeout, ms.
+    pub election_timeout: u32,
+    /// Entries between snapshots; etcd's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_count: Option<u64>,
+    /// Backend quota, bytes (0: etcd's default).
+    pub quota_backend_bytes: u64,
+    /// `periodic` or `revision`.
+    pub auto_compaction_mode: String,
+    /// History kept by auto compaction.
+    pub auto_compaction_retention: String,
+    /// Membership changes that would lose quorum are refused.
+    pub strict_reconfig_check: bool,
+    /// The HTTP/JSON gateway (`/v3/...`): etcd 3.4 turns it off under `--config-file` unless
+    /// set.
+    pub enable_grpc_gateway: bool,
+    /// `zap`.
+    pub logger: String,
+    /// etcd's log level.
+    pub log_level: String,
+    /// TLS on the client port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_transport_security: Option<TransportSecurity>,
+    /// TLS on the peer port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_transport_security: Option<TransportSecurity>,
+    /// `name=peerURL,...`, this member included (first start only).
+    pub initial_cluster: String,
+    /// `new` or `existing` (first start only).
+    pub initial_cluster_state: ClusterState,
+    /// The cluster token (first start only).
+    pub initial_cluster_token: String,
+}
+
+/// One certificate per member serves clients and peers (it has both server and client auth),
+/// and both sides require a client certificate signed by the cluster's CA.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct TransportSecurity {
+    /// This member's certificate.
+    pub cert_file: String,
+    /// Its key.
+    pub key_file: String,
+    /// The cluster's CA.
+    pub trusted_ca_file: String,
+    /// Clients must present a certificate from that CA.
+    pub client_cert_auth: bool,
+}
+
+impl TransportSecurity {
+    fn charm() -> TransportSecurity {
+        TransportSecurity {
+            cert_file: paths::TLS_CERT.into(),
+            key_file: paths::TLS_KEY.into(),
+            trusted_ca_file: paths::TLS_CA.into(),
+            client_cert_auth: true,
+        }
+    }
+}
+
+/// The first line of the file.
+const HEADER: &str = "# Managed by the etcd charm: local changes are overwritten.\n";
+
+impl EtcdConfig {
+    /// This member's config. `old_peer_urls` are peer URLs the cluster still has for this
+    /// member (after a `management_port` change): etcd keeps listening on those of this host
+    /// until the leader has updated the member, so the cluster never loses sight of it.
+    pub fn new(
+        cfg: &CharmConfig,
+        name: &str,
+        address: &str,
+        init: &InitialCluster,
+        old_peer_urls: &[String],
+    ) -> EtcdConfig {
+        let tls = cfg.tls;
+        let peer = url(tls, address, cfg.management_port);
+        let client = url(tls, address, cfg.port);
+        let (mut listen_peer, listen_client) = match cfg.bind_to_all_interfaces {
+            true => (
+                url(tls, "0.0.0.0", cfg.management_port),
+                url(tls, "0.0.0.0", cfg.port),
+            ),
+            false => (
+                peer.clone(),
+                format!("{client},{}", url(tls, "127.0.0.1", cfg.port)),
+            ),
+        };
+        let own_host = split_port(&peer).map(|(h, _)| h);
+        for old in old_peer_urls.iter().filter(|u| **u != peer) {
+            match (split_port(old), cfg.bind_to_all_interfaces) {
+                // The same port on another scheme (a TLS switch) cannot be listened on twice.
+                (Some((_, port)), true) if port != cfg.management_port => {
+                    listen_peer.push_str(&format!(",{}", url(tls, "0.0.0.0", port)))
+                }
+                (Some((host, _)), false) if Some(host) == own_host => {
+                    listen_peer.push_str(&format!(",{old}"))
+                }
+                _ => {}
+            }
+        }
+        let security = tls.then(TransportSecurity::charm);
+        EtcdConfig {
+            name: name.into(),
+            data_dir: paths::DATA_DIR.into(),
+            listen_peer_urls: listen_peer,
+            listen_client_urls: listen_client,
+            initial_advertise_peer_urls: peer,
+            advertise_client_urls: client,
+            heartbeat_interval: cfg.heartbeat_interval,
+            election_timeout: cfg.election_timeout,
+            snapshot_count: cfg.snapshot_count,
+            quota_backend_bytes: cfg.quota_backend_bytes,
+            auto_compaction_mode: cfg.auto_compaction_mode.clone(),
+            auto_compaction_retention: cfg.auto_compaction_retention.clone(),
+            strict_reconfig_check: true,
+            enable_grpc_gateway: true,
+            logger: "zap".into(),
+            log_level: cfg.log_level.clone(),
+            client_transport_security: security.clone(),
+            peer_transport_security: security,
+            initial_cluster: init.cluster.clone(),
+            initial_cluster_state: init.state,
+            initial_cluster_token: init.token.clone(),
+        }
+    }
+
+    /// The file's text.
+    pub fn render(&self) -> String {
+        // Strings, numbers and booleans only: serialising cannot fail.
+        let yaml = serde_yaml_ng::to_string(self).unwrap_or_default();
+        format!("{HEADER}{yaml}")
+    }
+
+    /// A config file this charm wrote (any version of it); `None` when it is not one.
+    pub fn parse(text: &str) -> Option<EtcdConfig> {
+        serde_yaml_ng::from_str(text).ok()
+    }
+
+    /// What etcd reads on every start: all but the `initial-*` settings (left out: the state
+    /// is fixed at `new`, the others empty).
+    pub fn runtime(&self) -> EtcdConfig {
+        EtcdConfig {
+            initial_cluster: String::new(),
+            initial_cluster_state: ClusterState::New,
+            initial_cluster_token: String::new(),
+            ..self.clone()
+        }
+    }
+
+    /// Clients are served over TLS.
+    pub fn tls(&self) -> bool {
+        self.advertise_client_urls.starts_with("https://")
+    }
+
+    /// The client port (that of the first advertised client URL).
+    pub fn client_port(&self) -> Option<u16> {
+        let first = self.advertise_client_urls.split(',').next()?;
+        split_port(first.trim()).map(|(_, port)| port)
+    }
+
+    /// The member's client URL on loopback.
+    pub fn local_url(&self) -> Option<String> {
+        Some(url(self.tls(), "127.0.0.1", self.client_port()?))
+    }
+
+    /// The peer and client URLs advertised.
+    pub fn advertised_urls(&self) -> Option<(String, String)> {
+        let (peer, client) = (
+            &self.initial_advertise_peer_urls,
+            &self.advertise_client_urls,
+        );
+        (!peer.is_empty() && !client.is_empty()).then(|| (peer.clone(), client.clone()))
+    }
+
+    /// The `initial-*` settings.
+    pub fn initial_cluster(&self) -> InitialCluster {
+        InitialCluster {
+            state: self.initial_cluster_state,
+            cluster: self.initial_cluster.clone(),
+            token: self.initial_cluster_token.clone(),
+        }
+    }
+}
+
+/// This member's etcd config file ([`EtcdConfig::new`], rendered).
 pub fn etcd_config(
     cfg: &CharmConfig,
     name: &str,
@@ -48,98 +262,26 @@ pub fn etcd_config(
     init: &InitialCluster,
     old_peer_urls: &[String],
 ) -> String {
-    let tls = cfg.tls;
-    let peer = url(tls, address, cfg.management_port);
-    let client = url(tls, address, cfg.port);
-    let (mut listen_peer, listen_client) = match cfg.bind_to_all_interfaces {
-        true => (
-            url(tls, "0.0.0.0", cfg.management_port),
-            url(tls, "0.0.0.0", cfg.port),
-        ),
-        false => (
-            peer.clone(),
-            format!("{client},{}", url(tls, "127.0.0.1", cfg.port)),
-        ),
-    };
-    let own_host = split_port(&peer).map(|(h, _)| h);
-    for old in old_peer_urls.iter().filter(|u| **u != peer) {
-        match (split_port(old), cfg.bind_to_all_interfaces) {
-            // The same port on another scheme (a TLS switch) cannot be listened on twice.
-            (Some((_, port)), true) if port != cfg.management_port => {
-                listen_peer.push_str(&format!(",{}", url(tls, "0.0.0.0", port)))
-            }
-            (Some((host, _)), false) if Some(host) == own_host => {
-                listen_peer.push_str(&format!(",{old}"))
-            }
-            _ => {}
-        }
-    }
-    let snapshot = match cfg.snapshot_count {
-        Some(n) => format!("snapshot-count: {n}\n"),
-        None => String::new(),
-    };
-    format!(
-        "# Managed by the etcd charm: local changes are overwritten.
-name: {name}
-data-dir: {data_dir}
-listen-peer-urls: {listen_peer}
-listen-client-urls: {listen_client}
-initial-advertise-peer-urls: {peer}
-advertise-client-urls: {client}
-heartbeat-interval: {hb}
-election-timeout: {et}
-{snapshot}quota-backend-bytes: {quota}
-auto-compaction-mode: {mode}
-auto-compaction-retention: \"{retention}\"
-strict-reconfig-check: true
-enable-grpc-gateway: true
-logger: zap
-log-level: {log_level}
-{security}initial-cluster: {cluster}
-initial-cluster-state: {state}
-initial-cluster-token: \"{token}\"
-",
-        data_dir = paths::DATA_DIR,
-        hb = cfg.heartbeat_interval,
-        et = cfg.election_timeout,
-        quota = cfg.quota_backend_bytes,
-        mode = cfg.auto_compaction_mode,
-        retention = cfg.auto_compaction_retention,
-        log_level = cfg.log_level,
-        security = if tls {
-            transport_security()
-        } else {
-            String::new()
-        },
-        cluster = init.cluster,
-        state = init.state,
-        token = init.token,
-    )
-}
-
-/// etcd's TLS settings: one certificate per member serves clients and peers (it has both
-/// server and client auth), and both sides require a client certificate signed by the
-/// cluster's CA.
-fn transport_security() -> String {
-    let block = |name: &str| {
-        format!(
-            "{name}:\n  cert-file: {cert}\n  key-file: {key}\n  trusted-ca-file: {ca}\n  client-cert-auth: true\n",
-            cert = paths::TLS_CERT,
-            key = paths::TLS_KEY,
-            ca = paths::TLS_CA,
-        )
-    };
-    block("client-transport-security") + &block("peer-transport-security")
+    EtcdConfig::new(cfg, name, address, init, old_peer_urls).render()
 }
 
 /// True when a config this charm rendered serves clients over TLS.
 pub fn tls_of(rendered: &str) -> bool {
-    setting(rendered, "advertise-client-urls").is_some_and(|u| u.starts_with("https://"))
+    EtcdConfig::parse(rendered).is_some_and(|c| c.tls())
 }
 
 /// The loopback client URL of the member a config this charm rendered describes.
 pub fn local_url(rendered: &str) -> Option<String> {
-    Some(url(tls_of(rendered), "127.0.0.1", client_port(rendered)?))
+    EtcdConfig::parse(rendered)?.local_url()
+}
+
+/// The loopback client URL of the local member: that of the config it runs (`rendered`), else
+/// the one `cfg` asks for (etcd's defaults without one).
+pub fn member_url(rendered: Option<&str>, cfg: Option<&CharmConfig>) -> String {
+    rendered.and_then(local_url).unwrap_or_else(|| {
+        let (tls, port) = cfg.map_or((false, 2379), |c| (c.tls, c.port));
+        url(tls, "127.0.0.1", port)
+    })
 }
 
 /// The names a member's certificate is valid for: its address, its hostname and loopback.
@@ -181,36 +323,23 @@ fn fnv<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
     format!("{h:016x}")
 }
 
-/// The lines of a rendered config etcd reads on every start (all but `initial-*`).
+/// What etcd reads on every start of a config this charm rendered (all but `initial-*`), as
+/// text: equal for configs etcd reads alike, whatever their layout.
 pub fn runtime_part(rendered: &str) -> String {
-    rendered
-        .lines()
-        .filter(|l| !l.starts_with("initial-cluster"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// One top-level setting of a config this charm rendered (quotes removed).
-pub fn setting<'a>(rendered: &'a str, key: &str) -> Option<&'a str> {
-    rendered.lines().find_map(|l| {
-        let v = l.strip_prefix(key)?.strip_prefix(':')?;
-        Some(v.trim().trim_matches('"'))
-    })
+    match EtcdConfig::parse(rendered) {
+        Some(c) => c.runtime().render(),
+        None => rendered.to_string(),
+    }
 }
 
 /// The client port of a config this charm rendered (that of its first advertised client URL).
 pub fn client_port(rendered: &str) -> Option<u16> {
-    let first = setting(rendered, "advertise-client-urls")?
-        .split(',')
-        .next()?;
-    split_port(first.trim()).map(|(_, port)| port)
+    EtcdConfig::parse(rendered)?.client_port()
 }
 
 /// The peer and client URLs a config this charm rendered advertises.
 pub fn advertised_urls(rendered: &str) -> Option<(String, String)> {
-    let peer = setting(rendered, "initial-advertise-peer-urls")?;
-    let client = setting(rendered, "advertise-client-urls")?;
-    (!peer.is_empty() && !client.is_empty()).then(|| (peer.to_string(), client.to_string()))
+    EtcdConfig::parse(rendered)?.advertised_urls()
 }
 
 /// A short, stable fingerprint (64-bit FNV-1a, hex) of what a restarted etcd runs: the
@@ -219,24 +348,9 @@ pub fn restart_fingerprint(config: &str, unit: &str, version: &str) -> String {
     fnv([runtime_part(config).as_str(), unit, version])
 }
 
-/// The `initial-*` settings of a config this charm rendered, if complete.
+/// The `initial-*` settings of a config this charm rendered.
 pub fn initial_cluster_of(rendered: &str) -> Option<InitialCluster> {
-    let value = |key: &str| {
-        rendered
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .map(|v| v.trim().trim_matches('"').to_string())
-    };
-    let state = match value("initial-cluster-state:")?.as_str() {
-        "new" => "new",
-        "existing" => "existing",
-        _ => return None,
-    };
-    Some(InitialCluster {
-        state,
-        cluster: value("initial-cluster:")?,
-        token: value("initial-cluster-token:")?,
-    })
+    EtcdConfig::parse(rendered).map(|c| c.initial_cluster())
 }
 
 /// The systemd unit: `Type=notify`, only `--config-file`, sandboxed.
@@ -326,7 +440,7 @@ mod tests {
 
     fn init() -> InitialCluster {
         InitialCluster {
-            state: "new",
+            state: ClusterState::New,
             cluster: "etcd0=http://10.0.0.1:2380".into(),
             token: "0123e4".into(),
         }
@@ -346,23 +460,29 @@ heartbeat-interval: 100
 election-timeout: 1000
 quota-backend-bytes: 0
 auto-compaction-mode: periodic
-auto-compaction-retention: "0"
+auto-compaction-retention: '0'
 strict-reconfig-check: true
 enable-grpc-gateway: true
 logger: zap
 log-level: info
 initial-cluster: etcd0=http://10.0.0.1:2380
 initial-cluster-state: new
-initial-cluster-token: "0123e4"
+initial-cluster-token: '0123e4'
 "#;
         assert_eq!(got, expected);
         assert_eq!(initial_cluster_of(&got), Some(init()));
+        // As charms before the typed config wrote it: read alike, so an upgrade of the charm
+        // rewrites the file without restarting etcd.
+        let before = expected.replace('\'', "\"");
+        assert_eq!(EtcdConfig::parse(&before), EtcdConfig::parse(&got));
+        assert_eq!(runtime_part(&before), runtime_part(&got));
+        assert_eq!(EtcdConfig::parse("not: [a config"), None);
     }
 
     /// The config of member etcd0 bootstrapping (`new`) and joining (`existing`).
     fn new_and_existing(cfg: &CharmConfig) -> (String, String) {
         let joined = InitialCluster {
-            state: "existing",
+            state: ClusterState::Existing,
             ..init()
         };
         (
@@ -528,8 +648,10 @@ initial-cluster: etcd0=https://10.0.0.1:2380
         };
         let got = etcd_config(&cfg, "etcd0", "10.0.0.1", &init(), &[]);
         assert_eq!(client_port(&got), Some(4001));
-        assert_eq!(setting(&got, "log-level"), Some("info"));
-        assert_eq!(setting(&got, "initial-cluster-token"), Some("0123e4"));
+        let parsed = EtcdConfig::parse(&got).unwrap();
+        assert_eq!(parsed.log_level, "info");
+        assert_eq!(parsed.initial_cluster_token, "0123e4");
+        assert_eq!(parsed.render(), got);
         assert_eq!(
             advertised_urls(&got),
             Some((

@@ -6,37 +6,19 @@ linked into `/usr/local/bin`; `etcdctl` on PATH is a wrapper talking to the loca
 
 Upgrades (`upgrade-charm` after `juju attach-resource`): the tarball is unpacked and its binaries
 run in a temporary directory first; only when its version may replace every version the unit
-knows of ([`crate::version::check_against`]) are the binaries replaced, each atomically, while
+knows of ([`crate::core::version::check_against`]) are the binaries replaced, each atomically, while
 etcd keeps running. The plan then restarts the member on them in its turn (rolling restart: the
 running version differs from the installed one).
 */
 
-use crate::hooktools::{Juju, Level};
-use crate::host::{self, HostError};
+use super::host::{self, Host, HostError};
+use super::{state, InstallError};
+use crate::core::version::{self, Refusal, Version};
+use crate::juju::{Juju, Level};
 use crate::paths;
-use crate::version::{self, Refusal, Version};
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-
-/// Why etcd could not be installed.
-#[derive(Debug, thiserror::Error)]
-pub enum InstallError {
-    /// Neither the resource nor the packages could be used.
-    #[error("no usable etcd resource ({resource}) and the etcd-server package failed ({package})")]
-    NoSource {
-        /// What was wrong with the resource.
-        resource: String,
-        /// What was wrong with the package install.
-        package: String,
-    },
-    /// A machine command failed.
-    #[error(transparent)]
-    Host(#[from] HostError),
-    /// The resource is not etcd, or its version may not replace the one running: nothing changed.
-    #[error("the etcd resource was not installed: {0:?}")]
-    Refused(Refusal),
-}
 
 /// Parses `etcd --version` output (`etcd Version: 3.4.23`).
 pub fn parse_version(out: &str) -> Option<String> {
@@ -178,9 +160,9 @@ fn from_packages() -> Result<String, String> {
 fn link(target: &str, link: &str) -> Result<(), HostError> {
     let tmp = format!("{link}.charm-tmp");
     let _ = fs::remove_file(&tmp);
-    let io = |source| HostError::Io {
+    let io = |cause| HostError::Io {
         path: link.to_string(),
-        source,
+        cause,
     };
     symlink(target, &tmp).map_err(io)?;
     fs::rename(&tmp, link).map_err(io)
@@ -188,12 +170,13 @@ fn link(target: &str, link: &str) -> Result<(), HostError> {
 
 /// Installs etcd and returns its version. `installed` is the version installed now, if any;
 /// `known` every version the unit knows of (installed, running, the cluster's): a resource is
-/// installed only when its version may replace each of them (see [`crate::version`]).
+/// installed only when its version may replace each of them (see [`crate::core::version`]).
 ///
 /// With etcd installed, a resource that is missing or empty changes nothing, and one that is not
 /// etcd or whose version is refused changes nothing either ([`InstallError::Refused`]). Without
 /// etcd, an unusable resource falls back to the distribution's packages.
 pub fn install(
+    machine: &Host,
     juju: &dyn Juju,
     installed: Option<&str>,
     known: &[&str],
@@ -227,7 +210,7 @@ pub fn install(
                 return Err(InstallError::Refused(r));
             }
         };
-        return finish(juju, &version, paths::BIN_DIR);
+        return finish(machine, juju, &version, paths::BIN_DIR);
     }
     let resource = resource.and_then(|path| match from_resource(&path, known) {
         FromResource::Installed(v) => Ok(Ok(v)),
@@ -247,17 +230,22 @@ pub fn install(
             (v, "/usr/bin".to_string())
         }
     };
-    finish(juju, &version, &bin_dir)
+    finish(machine, juju, &version, &bin_dir)
 }
 
 /// Links the installed binaries and records the version.
-fn finish(juju: &dyn Juju, version: &str, bin_dir: &str) -> Result<String, InstallError> {
+fn finish(
+    machine: &Host,
+    juju: &dyn Juju,
+    version: &str,
+    bin_dir: &str,
+) -> Result<String, InstallError> {
     link(&format!("{bin_dir}/etcd"), paths::ETCD_LINK)?;
     let etcdutl = format!("{bin_dir}/etcdutl");
     if Path::new(&etcdutl).exists() {
         link(&etcdutl, paths::ETCDUTL_LINK)?;
     }
-    host::record_version(version)?;
+    state::record_version(machine, version)?;
     juju.log(
         Level::Info,
         &format!("installed etcd {version} from {bin_dir}"),

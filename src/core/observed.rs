@@ -1,22 +1,15 @@
 /*!
-Gathers the facts one reconcile pass decides on: config, leadership, leader data, the peer
-relation, client relations, what is installed and rendered on the machine, and etcd's own view
-(local member status, member list). Everything is read here; [`crate::plan`] only looks.
-
-The common path (`update-status` on a healthy member) is kept cheap: etcd is asked first and
-`systemctl` only when it does not answer; a follower whose member votes and knows its Raft leader
-does not read its peers' data (nothing it decides depends on it); the local member's status and
-the member list are the only etcd calls.
+The facts one reconcile pass decides on, as plain data: leader data, the peer relation, client
+relations, this machine's side and etcd's own view. [`crate::reconcile::observe`] reads them;
+the pure core only looks.
 */
 
-use crate::config::{CharmConfig, ConfigError};
-use crate::context::{member_name, Hook, JujuContext, PEER_ENDPOINT};
-use crate::etcd::{Etcd, Member, MemberStatus};
-use crate::hooktools::{Juju, JujuError, Level, Settings};
-use crate::render::{self, url};
-use crate::version::Refusal;
-use crate::{host, paths};
-
+use crate::core::config::{CharmConfig, ConfigError};
+use crate::core::render::{self, url};
+use crate::core::version::Refusal;
+use crate::etcd::{Member, MemberStatus};
+use crate::juju::context::{member_name, Hook};
+use crate::juju::Settings;
 /// Leader data keys (`leader-set`), written by the Juju leader only.
 pub mod keys {
     /// Random `initial-cluster-token` of the cluster, set once at bootstrap.
@@ -268,210 +261,31 @@ impl Observed {
         }
     }
 
+    /// This unit's member id: the one its running member reports, else the one recorded for
+    /// its data dir. The one rule wherever the charm looks for its own member.
+    pub fn member_id(&self) -> Option<u64> {
+        let running = self.local.status.as_ref().map(|s| s.member_id);
+        running.or(self.local.member_id)
+    }
+
+    /// This unit's peer data holds a `restart-request` (the leader sees it asking).
+    pub fn request_published(&self) -> bool {
+        let request = self.own_peer_data.get(peer_keys::RESTART_REQUEST);
+        request.is_some_and(|r| !r.is_empty())
+    }
+
+    /// This unit holds the restart turn for the request the leader saw: once it has confirmed
+    /// (removed its request), a new restart asks again, even if the grant is not released yet.
+    pub fn holds_restart_turn(&self) -> bool {
+        self.leader_data.restart_granted.as_deref() == Some(self.unit.as_str())
+            && self.request_published()
+    }
+
     /// The local member answers, knows a Raft leader and is not a learner.
     pub fn healthy_voter(&self) -> bool {
         self.local
             .status
             .as_ref()
             .is_some_and(|s| !s.is_learner && s.leader != 0)
-    }
-}
-
-/// Keeps a URL only if it looks like `http(s)://host:port`.
-fn well_formed_url(v: Option<&String>) -> Option<String> {
-    let v = v?.trim();
-    let rest = v
-        .strip_prefix("http://")
-        .or_else(|| v.strip_prefix("https://"))?;
-    let (host, port) = rest.rsplit_once(':')?;
-    (!host.is_empty() && port.parse::<u16>().is_ok()).then(|| v.to_string())
-}
-
-fn peer(juju: &dyn Juju, rel: &str, unit: &str) -> Peer {
-    let data = juju.relation_get(rel, unit).unwrap_or_else(|e| {
-        juju.log(Level::Warning, &format!("ignoring {unit}'s peer data: {e}"));
-        Settings::new()
-    });
-    let peer_url = well_formed_url(data.get(peer_keys::PEER_URL));
-    if peer_url.is_none() && data.contains_key(peer_keys::PEER_URL) {
-        juju.log(
-            Level::Warning,
-            &format!("ignoring malformed peer-url of {unit}"),
-        );
-    }
-    Peer {
-        unit: unit.to_string(),
-        name: member_name(unit),
-        peer_url,
-        client_url: well_formed_url(data.get(peer_keys::CLIENT_URL)),
-        started: data
-            .get(peer_keys::STARTED)
-            .and_then(|s| u64::from_str_radix(s, 16).ok()),
-        restart_request: data
-            .get(peer_keys::RESTART_REQUEST)
-            .filter(|v| !v.is_empty())
-            .cloned(),
-        version: data
-            .get(peer_keys::VERSION)
-            .filter(|v| !v.is_empty())
-            .cloned(),
-    }
-}
-
-/// Reads every fact for one pass. Only real failures of Juju's tools are errors.
-pub fn observe(
-    ctx: &JujuContext,
-    hook: &Hook,
-    juju: &dyn Juju,
-    etcd: &dyn Etcd,
-) -> Result<Observed, JujuError> {
-    let leadership = match juju.is_leader() {
-        Ok(true) => Leadership::Leader,
-        Ok(false) => Leadership::Follower,
-        Err(JujuError::NoLeadership) => Leadership::Unsupported,
-        Err(e) => return Err(e),
-    };
-    let leader_data = match leadership {
-        Leadership::Unsupported => LeaderData::default(),
-        _ => LeaderData::parse(juju.leader_get()?),
-    };
-    let config = CharmConfig::try_from(&juju.config_get()?);
-    let peer_relation = juju.relation_ids(PEER_ENDPOINT)?.into_iter().next();
-    let own_peer_data = match &peer_relation {
-        Some(rel) => juju.relation_get(rel, &ctx.unit_name)?,
-        None => Settings::new(),
-    };
-    let version = host::installed_version();
-    let rendered_config = host::read(paths::CONFIG_FILE);
-    // Stop and remove need no etcd facts: don't wait on dead members there.
-    let asks_etcd = version.is_some() && !matches!(hook, Hook::Stop | Hook::Remove);
-    // etcd listens where the config it runs says (a new port applies when it restarts).
-    let local_url = rendered_config
-        .as_deref()
-        .and_then(render::local_url)
-        .unwrap_or_else(|| {
-            let (tls, port) = config.as_ref().map_or((false, 2379), |c| (c.tls, c.port));
-            url(tls, "127.0.0.1", port)
-        });
-    // Asked first: when it answers, etcd runs and `systemctl` is spared.
-    let status = match asks_etcd {
-        true => etcd.status(&local_url).ok(),
-        false => None,
-    };
-    let service_active = status.is_some() || (version.is_some() && host::service_active());
-    let settled = leadership != Leadership::Leader
-        && status
-            .as_ref()
-            .is_some_and(|s| !s.is_learner && s.leader != 0);
-    let mut peers = match (&peer_relation, settled) {
-        (Some(rel), false) => {
-            let units = juju.relation_list(rel)?;
-            units.iter().map(|u| peer(juju, rel, u)).collect()
-        }
-        _ => Vec::new(),
-    };
-    peers.sort_by_key(|p: &Peer| crate::context::unit_number(&p.unit));
-    let mut clients = Vec::new();
-    for endpoint in ["db", "proxy"] {
-        for id in juju.relation_ids(endpoint)? {
-            let published = juju.relation_get(&id, &ctx.unit_name)?;
-            let endpoint = endpoint.to_string();
-            clients.push(ClientRelation {
-                id,
-                endpoint,
-                published,
-            });
-        }
-    }
-    // Voting members first: the local one when it votes, then the published endpoints, then
-    // the peers that announced a started member.
-    let mut endpoints = Vec::new();
-    if status.as_ref().is_some_and(|s| !s.is_learner) {
-        endpoints.push(local_url);
-    }
-    let published = leader_data.get(keys::ENDPOINTS).unwrap_or("").split(',');
-    let announced = peers.iter().filter(|p| p.started.is_some());
-    let announced = announced.filter_map(|p| p.client_url.as_deref());
-    for ep in published
-        .map(str::trim)
-        .chain(announced)
-        .filter(|e| !e.is_empty())
-    {
-        if !endpoints.iter().any(|e| e == ep) {
-            endpoints.push(ep.to_string());
-        }
-    }
-    let members = match asks_etcd && !endpoints.is_empty() {
-        true => etcd
-            .member_list(&endpoints)
-            .map_err(|e| juju.log(Level::Debug, &format!("no member list: {e}")))
-            .ok(),
-        false => None,
-    };
-    let local = Local {
-        version,
-        etcdctl: host::real_etcdctl(),
-        address: juju.address(PEER_ENDPOINT)?,
-        has_data: host::has_member_data(),
-        member_id: host::recorded_member_id(),
-        service_active,
-        rendered_config,
-        unit_file: host::read(paths::UNIT_FILE),
-        etcdctl_env: host::read(paths::ETCDCTL_ENV),
-        etcdctl_wrapper: host::read(paths::ETCDCTL_WRAPPER),
-        restart_pending: host::restart_pending(),
-        status,
-        hostname: host::hostname(),
-        tls_record: host::tls_record(),
-        refused_resource: host::refused_resource(),
-    };
-    Ok(Observed {
-        unit: ctx.unit_name.clone(),
-        hook: hook.clone(),
-        departing: ctx.is_departing_self() || host::departing(),
-        leadership,
-        config,
-        leader_data,
-        peer_relation,
-        peers,
-        own_peer_data,
-        clients,
-        local,
-        endpoints,
-        members,
-        fresh_token: host::random_token(),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_are_checked() {
-        let ok = |s: &str| well_formed_url(Some(&s.to_string()));
-        assert_eq!(
-            ok("http://10.0.0.1:2380").as_deref(),
-            Some("http://10.0.0.1:2380")
-        );
-        assert_eq!(
-            ok("http://[fd00::1]:2380").as_deref(),
-            Some("http://[fd00::1]:2380")
-        );
-        assert_eq!(ok("10.0.0.1:2380"), None);
-        assert_eq!(ok("http://10.0.0.1:notaport"), None);
-        assert_eq!(ok("http://:2380"), None);
-    }
-
-    #[test]
-    fn malformed_joining_is_ignored() {
-        let raw = Settings::from([
-            (keys::JOINING_UNIT.into(), "etcd/1".into()),
-            (keys::JOINING_ID.into(), "zz".into()),
-            (keys::JOINING_CLUSTER.into(), "a=b".into()),
-        ]);
-        assert_eq!(LeaderData::parse(raw).joining, None);
-        let raw = Settings::from([(keys::RESTART_GRANTED.into(), String::new())]);
-        assert_eq!(LeaderData::parse(raw).restart_granted, None);
     }
 }

@@ -1,116 +1,11 @@
 /*!
-The only place that spawns Juju's hook tools.
-
-One function per tool ([`HookTools`] methods), each passing `--format=json` where the tool offers
-it; [`run`] is the single spawn point and keeps the tool, arguments, exit code and stderr of a
-failure in a [`HookToolError`]. Decision code sees the [`Juju`] trait only, so it is tested
-with fakes. Tool reference: <https://documentation.ubuntu.com/juju/latest/reference/hook-command/>.
+The real hook tools: one function per tool ([`HookTools`] methods), each passing
+`--format=json` where the tool offers it; [`run`] is the single spawn point.
 */
 
+use super::{HookToolError, Juju, JujuError, Level, Settings};
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
-
-/// String settings of one databag (relation, leader).
-pub type Settings = BTreeMap<String, String>;
-
-/// A hook tool that could not be run or exited non-zero.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("hook tool `{tool} {}` failed ({}): {}", shown(args), code.map_or("not run".to_string(), |c| format!("exit code {c}")), stderr.trim())]
-pub struct HookToolError {
-    /// The tool, e.g. `relation-get`.
-    pub tool: String,
-    /// Its arguments.
-    pub args: Vec<String>,
-    /// Exit code; `None` when the tool could not be started or was killed.
-    pub code: Option<i32>,
-    /// Its stderr (or, when it could not be started, why).
-    pub stderr: String,
-    /// True when the tool does not exist on PATH.
-    pub missing: bool,
-}
-
-/// Arguments as an error shows them: the values of private keys (`tls-ca-key=…`,
-/// `client_key=…`) are left out.
-fn shown(args: &[String]) -> String {
-    let one = |a: &String| match a.split_once('=') {
-        Some((k, _)) if k.contains("key") => format!("{k}=<redacted>"),
-        _ => a.clone(),
-    };
-    args.iter().map(one).collect::<Vec<_>>().join(" ")
-}
-
-/// Errors the decision code gets from [`Juju`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum JujuError {
-    /// A hook tool failed.
-    #[error(transparent)]
-    Tool(#[from] HookToolError),
-    /// `is-leader`, `leader-get` or `leader-set` is missing (Juju older than 1.23.2).
-    #[error("this charm needs Juju's leader election (Juju >= 1.23.2): upgrade Juju, then run `juju resolved` on units in error")]
-    NoLeadership,
-    /// A tool printed something that is not what its documentation promises.
-    #[error("cannot parse the output of {tool}: {reason}")]
-    BadOutput {
-        /// The tool.
-        tool: String,
-        /// What was wrong.
-        reason: String,
-    },
-}
-
-/// Log levels of `juju-log`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    /// DEBUG.
-    Debug,
-    /// INFO.
-    Info,
-    /// WARNING.
-    Warning,
-    /// ERROR.
-    Error,
-}
-
-/// Everything the charm asks of Juju. Implemented by [`HookTools`] and by test fakes.
-pub trait Juju {
-    /// `config-get --all`: every option with its typed value.
-    fn config_get(&self) -> Result<serde_json::Map<String, Value>, JujuError>;
-    /// `is-leader`.
-    fn is_leader(&self) -> Result<bool, JujuError>;
-    /// `leader-get`: all leader settings.
-    fn leader_get(&self) -> Result<Settings, JujuError>;
-    /// `leader-set`: writes at once; empty values delete keys.
-    fn leader_set(&self, settings: &Settings) -> Result<(), JujuError>;
-    /// `relation-ids <endpoint>`.
-    fn relation_ids(&self, endpoint: &str) -> Result<Vec<String>, JujuError>;
-    /// `relation-list -r <id>`: remote units in scope.
-    fn relation_list(&self, relation_id: &str) -> Result<Vec<String>, JujuError>;
-    /// `relation-get -r <id> - <unit>`: one unit's databag (string values only).
-    fn relation_get(&self, relation_id: &str, unit: &str) -> Result<Settings, JujuError>;
-    /// `relation-set -r <id> k=v...`: buffered until the hook exits 0.
-    fn relation_set(&self, relation_id: &str, settings: &Settings) -> Result<(), JujuError>;
-    /// `status-set <status> <message>`.
-    fn status_set(&self, status: &str, message: &str) -> Result<(), JujuError>;
-    /// `juju-log`; never fails (falls back to stderr).
-    fn log(&self, level: Level, message: &str);
-    /// This unit's address on a binding: `network-get`, else `unit-get private-address`.
-    fn address(&self, binding: &str) -> Result<Option<String>, JujuError>;
-    /// `resource-get <name>`: local path of the attached file.
-    fn resource_get(&self, name: &str) -> Result<String, JujuError>;
-    /// `application-version-set`.
-    fn application_version_set(&self, version: &str) -> Result<(), JujuError>;
-    /// `open-port <port>/tcp`.
-    fn open_port(&self, port: u16) -> Result<(), JujuError>;
-    /// `action-get`: the action's params.
-    fn action_get(&self) -> Result<Value, JujuError>;
-    /// `action-set k=v...` (dotted lowercase keys).
-    fn action_set(&self, results: &[(String, String)]) -> Result<(), JujuError>;
-    /// `action-fail <message>`.
-    fn action_fail(&self, message: &str) -> Result<(), JujuError>;
-    /// `action-log <message>`.
-    fn action_log(&self, message: &str) -> Result<(), JujuError>;
-}
 
 /// Runs one hook tool and returns its stdout: the only process spawn of a Juju tool.
 pub fn run(tool: &str, args: &[String]) -> Result<String, HookToolError> {
@@ -145,6 +40,13 @@ pub struct HookTools;
 
 fn args<const N: usize>(a: [&str; N]) -> Vec<String> {
     a.iter().map(|s| s.to_string()).collect()
+}
+
+/// `flags…` then the free text after `--`, so a message starting with `-` is not taken for a
+/// flag (Juju's tools stop parsing flags at `--`).
+fn free_text(flags: &[&str], text: &str) -> Vec<String> {
+    let words = flags.iter().copied().chain(["--", text]);
+    words.map(str::to_string).collect()
 }
 
 fn key_values<'a>(pairs: impl IntoIterator<Item = (&'a String, &'a String)>) -> Vec<String> {
@@ -231,7 +133,7 @@ impl Juju for HookTools {
     }
 
     fn status_set(&self, status: &str, message: &str) -> Result<(), JujuError> {
-        run("status-set", &args([status, message]))?;
+        run("status-set", &free_text(&[status], message))?;
         Ok(())
     }
 
@@ -242,7 +144,7 @@ impl Juju for HookTools {
             Level::Warning => "WARNING",
             Level::Error => "ERROR",
         };
-        if let Err(e) = run("juju-log", &args(["--log-level", level, message])) {
+        if let Err(e) = run("juju-log", &free_text(&["--log-level", level], message)) {
             eprintln!("{level}: {message} (juju-log failed: {e})");
         }
     }
@@ -287,12 +189,12 @@ impl Juju for HookTools {
     }
 
     fn action_fail(&self, message: &str) -> Result<(), JujuError> {
-        run("action-fail", &args([message]))?;
+        run("action-fail", &free_text(&[], message))?;
         Ok(())
     }
 
     fn action_log(&self, message: &str) -> Result<(), JujuError> {
-        run("action-log", &args([message]))?;
+        run("action-log", &free_text(&[], message))?;
         Ok(())
     }
 }
@@ -300,6 +202,18 @@ impl Juju for HookTools {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn free_text_comes_after_the_end_of_flags() {
+        assert_eq!(
+            free_text(&["blocked"], "-1 is not a port"),
+            ["blocked", "--", "-1 is not a port"]
+        );
+        assert_eq!(
+            free_text(&["--log-level", "INFO"], "--x"),
+            ["--log-level", "INFO", "--", "--x"]
+        );
+    }
 
     #[test]
     fn missing_tool_is_typed_not_a_panic() {

@@ -1,11 +1,17 @@
-//! Fakes of Juju's tools and of etcd for the actions' unit tests.
+//! Fakes of the three boundaries (Juju's tools, etcd, the machine) for the unit tests of the
+//! actions and of the reconcile path.
 
-use crate::context::JujuContext;
+use crate::clock::Clock;
+use crate::core::version::Refusal;
 use crate::etcd::{Etcd, EtcdError, Member, MemberStatus};
-use crate::hooktools::{Juju, JujuError, Level, Settings};
+use crate::juju::context::JujuContext;
+use crate::juju::{Juju, JujuError, Level, Settings};
+use crate::machine::host::HostError;
+use crate::machine::{state, InstallError, Machine};
 use serde_json::{Map, Value};
-use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
 
 /// Juju's hook tools for one action run.
 pub struct FakeJuju {
@@ -20,6 +26,12 @@ pub struct FakeJuju {
     pub failure: RefCell<Option<String>>,
     pub logs: RefCell<Vec<String>>,
     pub leader_sets: RefCell<Vec<Settings>>,
+    /// This unit's own peer data, as `relation-set` left it.
+    pub own_data: RefCell<Settings>,
+    /// `relation-set` calls: relation id and settings.
+    pub relation_sets: RefCell<Vec<(String, Settings)>>,
+    /// `status-set` calls: `<state> <message>`.
+    pub statuses: RefCell<Vec<String>>,
 }
 
 impl FakeJuju {
@@ -35,6 +47,9 @@ impl FakeJuju {
             failure: RefCell::new(None),
             logs: RefCell::new(Vec::new()),
             leader_sets: RefCell::new(Vec::new()),
+            own_data: RefCell::new(Settings::new()),
+            relation_sets: RefCell::new(Vec::new()),
+            statuses: RefCell::new(Vec::new()),
         }
     }
 
@@ -60,7 +75,7 @@ impl FakeJuju {
 
     /// Runs the named action as this unit against `etcd` (no hook tool fails here).
     pub fn run(&self, action: &str, etcd: &FakeEtcd) {
-        super::run(&self.ctx(), action, self, etcd).unwrap();
+        crate::actions::run(&self.ctx(), action, self, etcd).unwrap();
     }
 
     /// Checks that a result key is set to `want`.
@@ -106,15 +121,37 @@ impl Juju for FakeJuju {
         })
     }
     fn relation_list(&self, _relation_id: &str) -> Result<Vec<String>, JujuError> {
-        Ok(self.peers.keys().cloned().collect())
+        Ok(self
+            .peers
+            .keys()
+            .filter(|u| **u != self.unit)
+            .cloned()
+            .collect())
     }
     fn relation_get(&self, _relation_id: &str, unit: &str) -> Result<Settings, JujuError> {
+        if unit == self.unit {
+            return Ok(self.own_data.borrow().clone());
+        }
         Ok(self.peers.get(unit).cloned().unwrap_or_default())
     }
-    fn relation_set(&self, _relation_id: &str, _settings: &Settings) -> Result<(), JujuError> {
+    fn relation_set(&self, relation_id: &str, settings: &Settings) -> Result<(), JujuError> {
+        if relation_id.starts_with("cluster:") {
+            let mut own = self.own_data.borrow_mut();
+            for (k, v) in settings {
+                match v.is_empty() {
+                    true => own.remove(k),
+                    false => own.insert(k.clone(), v.clone()),
+                };
+            }
+        }
+        let set = (relation_id.to_string(), settings.clone());
+        self.relation_sets.borrow_mut().push(set);
         Ok(())
     }
-    fn status_set(&self, _status: &str, _message: &str) -> Result<(), JujuError> {
+    fn status_set(&self, status: &str, message: &str) -> Result<(), JujuError> {
+        self.statuses
+            .borrow_mut()
+            .push(format!("{status} {message}"));
         Ok(())
     }
     fn log(&self, _level: Level, message: &str) {
@@ -162,6 +199,8 @@ pub struct FakeEtcd {
     pub calls: RefCell<Vec<String>>,
     /// Endpoints whose member stops answering once defragmented.
     pub dies_on_defrag: Vec<String>,
+    /// Operations (`member add`, `member promote`, ...) etcd refuses "for now", every time.
+    pub not_yet: RefCell<Vec<&'static str>>,
 }
 
 /// The client URL of member `i` (0-based).
@@ -197,6 +236,19 @@ impl FakeEtcd {
             compacted: RefCell::new(0),
             calls: RefCell::new(Vec::new()),
             dies_on_defrag: Vec::new(),
+            not_yet: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Records a membership call; etcd's "not yet" when `op` is in [`FakeEtcd::not_yet`].
+    fn membership(&self, op: &'static str, call: String) -> Result<(), EtcdError> {
+        self.call(call);
+        match self.not_yet.borrow().contains(&op) {
+            true => Err(EtcdError::NotYet {
+                op: op.into(),
+                message: "etcdserver: unhealthy cluster".into(),
+            }),
+            false => Ok(()),
         }
     }
 
@@ -279,27 +331,36 @@ impl Etcd for FakeEtcd {
     fn member_add_learner(
         &self,
         _endpoints: &[String],
-        _peer_url: &str,
+        peer_url: &str,
     ) -> Result<(u64, Vec<Member>), EtcdError> {
-        unimplemented!()
+        self.membership("member add", format!("member add {peer_url}"))?;
+        let learner = Member {
+            id: 0x99,
+            peer_urls: vec![peer_url.to_string()],
+            is_learner: true,
+            ..Member::default()
+        };
+        let mut members = self.members.clone();
+        members.push(learner);
+        Ok((0x99, members))
     }
-    fn member_promote(&self, _endpoints: &[String], _id: u64) -> Result<(), EtcdError> {
-        unimplemented!()
+    fn member_promote(&self, _endpoints: &[String], id: u64) -> Result<(), EtcdError> {
+        self.membership("member promote", format!("member promote {id:x}"))
     }
     fn member_remove(&self, _endpoints: &[String], id: u64) -> Result<(), EtcdError> {
-        self.call(format!("member remove {id:x}"));
-        Ok(())
+        self.membership("member remove", format!("member remove {id:x}"))
     }
     fn member_update(
         &self,
         _endpoints: &[String],
-        _id: u64,
-        _peer_urls: &[String],
+        id: u64,
+        peer_urls: &[String],
     ) -> Result<(), EtcdError> {
-        unimplemented!()
+        let call = format!("member update {id:x} {}", peer_urls.join(","));
+        self.membership("member update", call)
     }
-    fn move_leader(&self, _leader_endpoint: &str, _target: u64) -> Result<(), EtcdError> {
-        unimplemented!()
+    fn move_leader(&self, _leader_endpoint: &str, target: u64) -> Result<(), EtcdError> {
+        self.membership("move leader", format!("move leader {target:x}"))
     }
     fn alarms(&self, endpoints: &[String]) -> Result<Vec<(u64, String)>, EtcdError> {
         self.first_answering(endpoints)?;
@@ -347,5 +408,180 @@ impl Etcd for FakeEtcd {
             .borrow_mut()
             .retain(|(m, a)| !(*m == member && a == alarm));
         Ok(())
+    }
+}
+
+/// What the fake machine's `install` does.
+#[derive(Debug, Clone)]
+pub enum FakeInstall {
+    /// Installs this version.
+    Version(String),
+    /// Refuses the resource.
+    Refused(Refusal),
+    /// No resource and no package.
+    NoSource,
+}
+
+/// A machine in memory: files and directories, etcd's service, a virtual clock, and the calls
+/// made. A hook is "killed" at a call by [`FakeMachine::dies_at`]: the fake panics there, and
+/// what was written so far stays, as on a real machine.
+pub struct FakeMachine {
+    pub files: RefCell<BTreeMap<String, String>>,
+    pub dirs: RefCell<BTreeSet<String>>,
+    /// etcd's service runs.
+    pub active: Cell<bool>,
+    pub calls: RefCell<Vec<String>>,
+    pub install: RefCell<FakeInstall>,
+    /// The call (its start) at which the hook dies.
+    pub dies_at: RefCell<Option<&'static str>>,
+    start: Instant,
+    elapsed: Cell<Duration>,
+}
+
+impl FakeMachine {
+    /// A fresh machine with nothing installed.
+    pub fn new() -> FakeMachine {
+        FakeMachine {
+            files: RefCell::new(BTreeMap::new()),
+            dirs: RefCell::new(BTreeSet::new()),
+            active: Cell::new(false),
+            calls: RefCell::new(Vec::new()),
+            install: RefCell::new(FakeInstall::Version("3.4.23".into())),
+            dies_at: RefCell::new(None),
+            start: Instant::now(),
+            elapsed: Cell::new(Duration::ZERO),
+        }
+    }
+
+    /// A machine with etcd `version` installed.
+    pub fn installed(version: &str) -> FakeMachine {
+        let m = FakeMachine::new();
+        m.put(crate::paths::ETCD_LINK, "");
+        state::record_version(&m, version).unwrap();
+        m
+    }
+
+    /// Puts a file.
+    pub fn put(&self, path: &str, content: &str) {
+        self.files.borrow_mut().insert(path.into(), content.into());
+    }
+
+    /// The virtual time that has passed.
+    pub fn elapsed(&self) -> Duration {
+        self.elapsed.get()
+    }
+
+    pub fn calls(&self) -> Vec<String> {
+        self.calls.borrow().clone()
+    }
+
+    fn call(&self, c: String) {
+        if let Some(at) = *self.dies_at.borrow() {
+            if c.starts_with(at) {
+                panic!("the hook was killed at `{c}`");
+            }
+        }
+        self.calls.borrow_mut().push(c);
+    }
+}
+
+impl Clock for FakeMachine {
+    fn now(&self) -> Instant {
+        self.start + self.elapsed.get()
+    }
+    fn sleep(&self, d: Duration) {
+        self.elapsed.set(self.elapsed.get() + d);
+    }
+}
+
+impl Machine for FakeMachine {
+    fn read(&self, path: &str) -> Option<String> {
+        self.files.borrow().get(path).cloned()
+    }
+    fn exists(&self, path: &str) -> bool {
+        let inside = format!("{path}/");
+        self.files.borrow().contains_key(path)
+            || self.dirs.borrow().contains(path)
+            || self.files.borrow().keys().any(|k| k.starts_with(&inside))
+    }
+    fn write(&self, path: &str, content: &str, _mode: u32) -> Result<bool, HostError> {
+        if self.read(path).as_deref() == Some(content) {
+            return Ok(false);
+        }
+        self.call(format!("write {path}"));
+        self.put(path, content);
+        Ok(true)
+    }
+    fn write_private(&self, path: &str, content: &str, _etcd_group: bool) -> Result<(), HostError> {
+        self.write(path, content, 0o600).map(drop)
+    }
+    fn remove(&self, path: &str) {
+        let inside = format!("{path}/");
+        self.files
+            .borrow_mut()
+            .retain(|k, _| k != path && !k.starts_with(&inside));
+        self.dirs
+            .borrow_mut()
+            .retain(|k| k != path && !k.starts_with(&inside));
+    }
+    fn systemctl(&self, args: &[&str]) -> Result<(), HostError> {
+        self.call(format!("systemctl {}", args.join(" ")));
+        match args {
+            ["start", ..] | ["restart", ..] => self.active.set(true),
+            ["stop", ..] | ["disable", "--now", ..] => self.active.set(false),
+            _ => {}
+        }
+        Ok(())
+    }
+    fn service_active(&self) -> bool {
+        self.active.get()
+    }
+    fn restart_service(&self, _timeout: Duration) -> Result<(), HostError> {
+        self.call("restart etcd".into());
+        self.active.set(true);
+        Ok(())
+    }
+    fn ensure_user_and_dirs(&self) -> Result<(), HostError> {
+        let mut dirs = self.dirs.borrow_mut();
+        for d in [
+            crate::paths::ETCD_HOME,
+            crate::paths::DATA_DIR,
+            crate::paths::STATE_DIR,
+        ] {
+            dirs.insert(d.into());
+        }
+        Ok(())
+    }
+    fn move_data_aside(&self) -> Result<(), HostError> {
+        self.call("move the data dir aside".into());
+        self.remove(crate::paths::DATA_DIR);
+        Ok(())
+    }
+    fn install(
+        &self,
+        _juju: &dyn Juju,
+        _installed: Option<&str>,
+        _known: &[&str],
+    ) -> Result<String, InstallError> {
+        self.call("install etcd".into());
+        let install = self.install.borrow().clone();
+        match install {
+            FakeInstall::Version(v) => {
+                self.put(crate::paths::ETCD_LINK, "");
+                state::record_version(self, &v)?;
+                Ok(v)
+            }
+            FakeInstall::Refused(r) => Err(InstallError::Refused(r)),
+            FakeInstall::NoSource => Err(InstallError::NoSource {
+                resource: "not attached".into(),
+                package: "unavailable".into(),
+            }),
+        }
+    }
+    fn hostname(&self) -> Option<String> {
+        Some("machine-0".into())
+    }
+    fn random_token(&self) -> String {
+        "f00dcafe".into()
     }
 }

@@ -6,17 +6,18 @@ The cluster's own certificate authority (rcgen, ECDSA P-256), on the effectful s
 - Every unit signs its own member certificate with that CA ([`write_member_files`]): valid for
   its address, its hostname, `localhost` and `127.0.0.1`, with server and client auth (etcd
   uses it both ways on the peer port). It is made again when a name or the CA changes (the plan
-  compares [`crate::render::tls_record`]).
+  compares [`crate::core::render::tls_record`]).
 
 The CA is rebuilt for signing from its key and its fixed subject: rcgen needs no certificate
 parser for that, and the issuer name and key identifier match the published CA certificate.
 */
 
-use crate::hooktools::Settings;
-use crate::host::{self, HostError};
-use crate::observe::keys;
+use super::host::HostError;
+use super::{state, Machine};
+use crate::core::observed::keys;
+use crate::core::render;
+use crate::juju::Settings;
 use crate::paths;
-use crate::render;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
@@ -30,7 +31,7 @@ const VALIDITY_DAYS: i64 = 3652;
 pub enum TlsError {
     /// rcgen refused (a malformed key or name).
     #[error("cannot make a TLS certificate: {0}")]
-    Cert(#[from] rcgen::Error),
+    Cert(rcgen::Error),
     /// Leader data lacks a key this unit needs.
     #[error("leader data has no {0}: the leader makes it again on its next hook")]
     Missing(&'static str),
@@ -39,18 +40,18 @@ pub enum TlsError {
     Host(#[from] HostError),
 }
 
+impl From<rcgen::Error> for TlsError {
+    fn from(e: rcgen::Error) -> TlsError {
+        TlsError::Cert(e)
+    }
+}
+
 /// Sets validity from yesterday (some clock skew) for [`VALIDITY_DAYS`].
 fn set_validity(params: &mut CertificateParams) {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let today = now / 86_400;
-    let date = |days| {
-        let (y, m, d) = crate::date::civil(days);
-        rcgen::date_time_ymd(y, m, d)
-    };
-    params.not_before = date(today - 1);
-    params.not_after = date(today + VALIDITY_DAYS);
+    let today = time::OffsetDateTime::now_utc().date();
+    let midnight = |days| (today + time::Duration::days(days)).midnight().assume_utc();
+    params.not_before = midnight(-1);
+    params.not_after = midnight(VALIDITY_DAYS);
 }
 
 /// A subject `O=etcd charm[, CN=common]`.
@@ -134,7 +135,11 @@ pub fn member_cert(ca_key_pem: &str, sans: &[String]) -> Result<(String, String)
 /// Writes this member's TLS files from leader data: a new member certificate for `sans`, the
 /// CA and the client credentials; then records what they were made from. etcd reads the
 /// certificate files on each handshake, so a running member needs no restart.
-pub fn write_member_files(leader: &Settings, sans: &[String]) -> Result<(), TlsError> {
+pub fn write_member_files(
+    m: &dyn Machine,
+    leader: &Settings,
+    sans: &[String],
+) -> Result<(), TlsError> {
     let get = |key: &'static str| {
         leader
             .get(key)
@@ -144,13 +149,13 @@ pub fn write_member_files(leader: &Settings, sans: &[String]) -> Result<(), TlsE
     let (ca, ca_key) = (get(keys::TLS_CA)?, get(keys::TLS_CA_KEY)?);
     let (client_cert, client_key) = (get(keys::TLS_CLIENT_CERT)?, get(keys::TLS_CLIENT_KEY)?);
     let (cert, key) = member_cert(ca_key, sans)?;
-    host::forget_tls();
-    host::write_private(paths::TLS_KEY, &key, true)?;
-    host::write_private(paths::TLS_CERT, &cert, true)?;
-    host::write_private(paths::TLS_CA, ca, true)?;
-    host::write_private(paths::TLS_CLIENT_KEY, client_key, false)?;
-    host::write_private(paths::TLS_CLIENT_CERT, client_cert, false)?;
-    host::record_tls(&render::tls_record(ca, client_cert, client_key, sans))?;
+    state::forget_tls(m);
+    m.write_private(paths::TLS_KEY, &key, true)?;
+    m.write_private(paths::TLS_CERT, &cert, true)?;
+    m.write_private(paths::TLS_CA, ca, true)?;
+    m.write_private(paths::TLS_CLIENT_KEY, client_key, false)?;
+    m.write_private(paths::TLS_CLIENT_CERT, client_cert, false)?;
+    state::record_tls(m, &render::tls_record(ca, client_cert, client_key, sans))?;
     Ok(())
 }
 

@@ -4,8 +4,8 @@ Every workload status the charm sets, with its fixed, actionable text.
 `blocked` messages say what the operator must do; `waiting` messages say for what.
 */
 
-use crate::config::ConfigError;
-use crate::version::Refusal;
+use crate::core::config::ConfigError;
+use crate::core::version::Refusal;
 
 /// Where a unit stands while the cluster switches to or off TLS.
 #[derive(Debug, Clone, PartialEq, Eq)]

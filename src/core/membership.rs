@@ -20,14 +20,14 @@ Guarantees:
   applied, enough other voting members are healthy to keep a quorum while it restarts.
 */
 
-use crate::context::unit_number;
+use crate::core::effect::{Effect, Plan};
+use crate::core::observed::{keys, peer_keys, Joining, Leadership, Observed};
+use crate::core::relations::changed;
+use crate::core::status::Status;
+use crate::core::version::Version;
 use crate::etcd::Member;
-use crate::hooktools::Settings;
-use crate::observe::{keys, peer_keys, Leadership, Observed};
-use crate::plan::{Effect, Plan};
-use crate::relations::changed;
-use crate::status::Status;
-use crate::version::Version;
+use crate::juju::context::unit_number;
+use crate::juju::Settings;
 
 /// A unit of this application as membership sees it: this one and its peers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,21 +115,27 @@ pub fn initial_cluster(members: &[Member], new_id: u64, new_name: &str) -> Strin
     entries.join(",")
 }
 
-/// Leader data naming the joining unit (empty values clear it).
-pub fn joining_keys(unit: &str, id: Option<u64>, cluster: &str) -> Settings {
-    Settings::from([
-        (keys::JOINING_UNIT.to_string(), unit.to_string()),
-        (
-            keys::JOINING_ID.to_string(),
-            id.map_or(String::new(), |id| format!("{id:x}")),
+/// Leader data naming the joining unit, or (`None`) clearing it.
+pub fn joining_keys(joining: Option<&Joining>) -> Settings {
+    let (unit, id, cluster) = match joining {
+        Some(j) => (
+            j.unit.clone(),
+            format!("{:x}", j.member_id),
+            j.initial_cluster.clone(),
         ),
-        (keys::JOINING_CLUSTER.to_string(), cluster.to_string()),
+        None => Default::default(),
+    };
+    Settings::from([
+        (keys::JOINING_UNIT.to_string(), unit),
+        (keys::JOINING_ID.to_string(), id),
+        (keys::JOINING_CLUSTER.to_string(), cluster),
     ])
 }
 
-/// Leader data granting a restart to `unit` (empty: none).
-pub fn restart_keys(unit: &str) -> Settings {
-    Settings::from([(keys::RESTART_GRANTED.to_string(), unit.to_string())])
+/// Leader data granting a restart to a unit, or (`None`) to none.
+pub fn restart_keys(granted: Option<&str>) -> Settings {
+    let unit = granted.unwrap_or("").to_string();
+    Settings::from([(keys::RESTART_GRANTED.to_string(), unit)])
 }
 
 /// The cluster's etcd version: the lowest one the started members run (this one's, and those
@@ -149,9 +155,18 @@ fn cluster_version(o: &Observed) -> Option<&str> {
         .or(o.local.version.as_deref())
 }
 
-/// Plans the leader's duties; `own_request` is true while this unit wants (or is seeing
-/// through) a restart. Returns the data that relation data is built from.
-pub fn leader(o: &Observed, p: &mut Plan, own_request: bool) -> Settings {
+/// The leader unit's own part in the rolling restart, as its own plan decided it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnTurn {
+    /// It wants (or is seeing through) a restart.
+    pub requesting: bool,
+    /// It restarts etcd in this pass: no other turn is granted meanwhile.
+    pub restarting: bool,
+}
+
+/// Plans the leader's duties, given its own part in the rolling restart. Returns the data that
+/// relation data is built from.
+pub fn leader(o: &Observed, p: &mut Plan, own: OwnTurn) -> Settings {
     let mut published = o.leader_data.raw.clone();
     let Some(members) = &o.members else {
         return published;
@@ -166,12 +181,12 @@ pub fn leader(o: &Observed, p: &mut Plan, own_request: bool) -> Settings {
     if change.is_empty() {
         change.extend(tls_record(o, members));
     }
-    let busy = !change.is_empty() || p.effects.iter().any(|e| matches!(e, Effect::Restart(_)));
+    let busy = !change.is_empty() || own.restarting;
     if !change.is_empty() {
         p.effects.extend(change);
         p.again = true;
     }
-    let turn = restart_turn(o, members, own_request, busy);
+    let turn = restart_turn(o, members, own.requesting, busy);
     if turn
         .iter()
         .any(|e| matches!(e, Effect::GrantRestart { .. }))
@@ -199,7 +214,7 @@ fn restart_turn(o: &Observed, members: &[Member], own_request: bool, busy: bool)
         match requesting(holder) {
             Some(true) => return effects,
             // Confirmed (request removed), or gone: the turn is free again.
-            _ => effects.push(Effect::LeaderSet(restart_keys(""))),
+            _ => effects.push(Effect::LeaderSet(restart_keys(None))),
         }
     }
     let settled = members.iter().all(|m| m.started() && !m.is_learner);
@@ -243,10 +258,7 @@ fn wanted_peer_url(o: &Observed, u: &Unit) -> Option<String> {
     let tls = o.config.as_ref().map(|c| c.tls).ok()?;
     let holder = o.leader_data.restart_granted.as_deref() == Some(u.unit.as_str());
     let requesting = match u.unit == o.unit {
-        true => o
-            .own_peer_data
-            .get(peer_keys::RESTART_REQUEST)
-            .is_some_and(|r| !r.is_empty()),
+        true => o.request_published(),
         false => o
             .peers
             .iter()
@@ -292,15 +304,50 @@ fn tls_record(o: &Observed, members: &[Member]) -> Option<Effect> {
     })
 }
 
-/// At most one membership change (plus the leader data that goes with it).
+/// At most one membership change (plus the leader data that goes with it): the first step that
+/// has something to decide decides (an empty decision included: nothing this pass).
 fn next_change(o: &Observed, members: &[Member]) -> Vec<Effect> {
-    let units = units(o);
-    let joining = o.leader_data.joining.as_ref();
-    let clear = || vec![Effect::LeaderSet(joining_keys("", None, ""))];
-    // 0. Give up on a joining unit that has left the relation (e.g. its machine was lost and the
-    //    unit removed): remove its learner and free the slot in one step.
-    if let Some(j) = joining.filter(|j| !units.iter().any(|u| u.unit == j.unit)) {
-        let learner = members.iter().find(|m| m.id == j.member_id && m.is_learner);
+    let c = Change {
+        o,
+        members,
+        units: units(o),
+    };
+    c.give_up_joiner()
+        .or_else(|| c.remove_stale())
+        .or_else(|| c.update_peer_url())
+        .or_else(|| c.promote_joiner())
+        .or_else(|| c.adopt_learner())
+        .or_else(|| c.admit_next())
+        .unwrap_or_default()
+}
+
+/// What one membership change is decided on.
+struct Change<'a> {
+    o: &'a Observed,
+    members: &'a [Member],
+    units: Vec<Unit>,
+}
+
+impl Change<'_> {
+    fn owner(&self, m: &Member) -> Option<&Unit> {
+        owner(&self.units, m)
+    }
+
+    fn in_relation(&self, unit: &str) -> bool {
+        self.units.iter().any(|u| u.unit == unit)
+    }
+
+    /// 0. A joining unit that has left the relation (e.g. its machine was lost and the unit
+    ///    removed) is given up: its learner removed and the slot freed in one step.
+    fn give_up_joiner(&self) -> Option<Vec<Effect>> {
+        let j = self.o.leader_data.joining.as_ref()?;
+        if self.in_relation(&j.unit) {
+            return None;
+        }
+        let learner = self
+            .members
+            .iter()
+            .find(|m| m.id == j.member_id && m.is_learner);
         let remove = learner.map(|m| Effect::Remove {
             name: match m.name.is_empty() {
                 true => format!("{} (learner of {})", m.peer_urls.join(","), j.unit),
@@ -308,54 +355,66 @@ fn next_change(o: &Observed, members: &[Member]) -> Vec<Effect> {
             },
             id: m.id,
         });
-        return remove.into_iter().chain(clear()).collect();
+        let clear = Effect::LeaderSet(joining_keys(None));
+        Some(remove.into_iter().chain([clear]).collect())
     }
-    // 1. Members no unit owns: learners first, then unstarted ones; never the last voter.
-    let voters = members.iter().filter(|m| !m.is_learner).count();
-    let protected = |m: &Member| {
-        joining.is_some_and(|j| j.member_id == m.id && units.iter().any(|u| u.unit == j.unit))
-    };
-    let mut stale: Vec<&Member> = members
-        .iter()
-        .filter(|m| owner(&units, m).is_none() && !protected(m))
-        .filter(|m| m.is_learner || voters > 1)
-        .collect();
-    stale.sort_by_key(|m| (!m.is_learner, m.started(), m.id));
-    if let Some(m) = stale.first() {
-        let name = m.name.clone();
-        let name = if name.is_empty() {
-            m.peer_urls.join(",")
-        } else {
-            name
+
+    /// 1. A member no unit owns: learners first, then unstarted ones; never the last voter,
+    ///    never the member of the unit joining.
+    fn remove_stale(&self) -> Option<Vec<Effect>> {
+        let joining = self.o.leader_data.joining.as_ref();
+        let voters = self.members.iter().filter(|m| !m.is_learner).count();
+        let protected =
+            |m: &Member| joining.is_some_and(|j| j.member_id == m.id && self.in_relation(&j.unit));
+        let mut stale: Vec<&Member> = self
+            .members
+            .iter()
+            .filter(|m| self.owner(m).is_none() && !protected(m))
+            .filter(|m| m.is_learner || voters > 1)
+            .collect();
+        stale.sort_by_key(|m| (!m.is_learner, m.started(), m.id));
+        let m = stale.first()?;
+        let name = match m.name.is_empty() {
+            true => m.peer_urls.join(","),
+            false => m.name.clone(),
         };
-        return vec![Effect::Remove { name, id: m.id }];
+        Some(vec![Effect::Remove { name, id: m.id }])
     }
-    // 2. A started member whose unit now publishes another peer URL (port or address change),
-    //    or whose unit holds the restart turn to switch scheme (updated before it restarts).
-    for m in members.iter().filter(|m| m.started()) {
-        if let Some(url) = owner(&units, m).and_then(|u| wanted_peer_url(o, u)) {
-            if m.peer_urls != [url.clone()] {
-                let (name, id, peer_url) = (m.name.clone(), m.id, url.clone());
-                let unit = owner(&units, m).map(|u| u.unit.clone()).unwrap_or_default();
-                let switched = m
-                    .peer_urls
-                    .iter()
-                    .any(|u| is_https(u) != is_https(&peer_url));
-                let wake = Settings::from([(
-                    keys::TLS_SWITCHING.to_string(),
-                    format!("{unit} {peer_url}"),
-                )]);
-                let wake = switched.then_some(Effect::LeaderSet(wake));
-                let update = Effect::UpdatePeerUrl { name, id, peer_url };
-                return std::iter::once(update).chain(wake).collect();
+
+    /// 2. A started member whose unit now publishes another peer URL (port or address change),
+    ///    or whose unit holds the restart turn to switch scheme (updated before it restarts).
+    fn update_peer_url(&self) -> Option<Vec<Effect>> {
+        self.members.iter().filter(|m| m.started()).find_map(|m| {
+            let unit = self.owner(m)?;
+            let peer_url = wanted_peer_url(self.o, unit)?;
+            if m.peer_urls == [peer_url.clone()] {
+                return None;
             }
-        }
+            let switched = m
+                .peer_urls
+                .iter()
+                .any(|u| is_https(u) != is_https(&peer_url));
+            let wake = Settings::from([(
+                keys::TLS_SWITCHING.to_string(),
+                format!("{} {peer_url}", unit.unit),
+            )]);
+            let wake = switched.then_some(Effect::LeaderSet(wake));
+            let update = Effect::UpdatePeerUrl {
+                name: m.name.clone(),
+                id: m.id,
+                peer_url,
+            };
+            Some(std::iter::once(update).chain(wake).collect())
+        })
     }
-    // 3. The unit joining now: promote it once started.
-    if let Some(j) = joining {
-        let unit = units.iter().find(|u| u.unit == j.unit);
-        let member = members.iter().find(|m| m.id == j.member_id);
-        return match (unit, member) {
+
+    /// 3. The unit joining now: promoted once started; the slot is freed when it is gone,
+    ///    promoted already, or its member vanished.
+    fn promote_joiner(&self) -> Option<Vec<Effect>> {
+        let j = self.o.leader_data.joining.as_ref()?;
+        let unit = self.units.iter().find(|u| u.unit == j.unit);
+        let member = self.members.iter().find(|m| m.id == j.member_id);
+        Some(match (unit, member) {
             (Some(u), Some(m)) if m.is_learner => match m.started() || u.started == Some(m.id) {
                 true => vec![Effect::Promote {
                     unit: u.unit.clone(),
@@ -363,45 +422,47 @@ fn next_change(o: &Observed, members: &[Member]) -> Vec<Effect> {
                 }],
                 false => Vec::new(),
             },
-            // Gone, promoted already, or its member vanished: the slot is free again.
-            _ => clear(),
-        };
-    }
-    // 4. A learner nobody tracks (a hook died between member add and leader-set): adopt it.
-    if let Some(l) = members.iter().find(|m| m.is_learner) {
-        return match owner(&units, l) {
-            Some(u) => {
-                let cluster = initial_cluster(members, l.id, &u.name);
-                vec![Effect::LeaderSet(joining_keys(
-                    &u.unit,
-                    Some(l.id),
-                    &cluster,
-                ))]
-            }
-            None => Vec::new(),
-        };
-    }
-    // 5. Admit the next unit once every member votes and has started, and no member is
-    //    restarting.
-    if members.iter().any(|m| !m.started()) || o.leader_data.restart_granted.is_some() {
-        return Vec::new();
-    }
-    let mut candidates: Vec<&Unit> = units
-        .iter()
-        .filter(|u| u.peer_url.is_some())
-        .filter(|u| {
-            !members
-                .iter()
-                .any(|m| owner(&units, m).is_some_and(|o| o.unit == u.unit))
+            _ => vec![Effect::LeaderSet(joining_keys(None))],
         })
-        .collect();
-    candidates.sort_by_key(|u| unit_number(&u.unit));
-    match candidates.first() {
-        Some(u) => vec![Effect::Admit {
+    }
+
+    /// 4. A learner nobody tracks (a hook died between member add and leader-set): adopted.
+    fn adopt_learner(&self) -> Option<Vec<Effect>> {
+        let l = self.members.iter().find(|m| m.is_learner)?;
+        let Some(u) = self.owner(l) else {
+            return Some(Vec::new());
+        };
+        let adopted = Joining {
+            unit: u.unit.clone(),
+            member_id: l.id,
+            initial_cluster: initial_cluster(self.members, l.id, &u.name),
+        };
+        Some(vec![Effect::LeaderSet(joining_keys(Some(&adopted)))])
+    }
+
+    /// 5. The next unit, in unit-number order, once every member votes and has started and no
+    ///    member is restarting.
+    fn admit_next(&self) -> Option<Vec<Effect>> {
+        let members = self.members;
+        if members.iter().any(|m| !m.started()) || self.o.leader_data.restart_granted.is_some() {
+            return None;
+        }
+        let has_member = |u: &Unit| {
+            members
+                .iter()
+                .any(|m| self.owner(m).is_some_and(|o| o.unit == u.unit))
+        };
+        let mut candidates: Vec<&Unit> = self
+            .units
+            .iter()
+            .filter(|u| u.peer_url.is_some() && !has_member(u))
+            .collect();
+        candidates.sort_by_key(|u| unit_number(&u.unit));
+        let u = candidates.first()?;
+        Some(vec![Effect::Admit {
             unit: u.unit.clone(),
             peer_url: u.peer_url.clone().unwrap_or_default(),
-        }],
-        None => Vec::new(),
+        }])
     }
 }
 
@@ -409,13 +470,9 @@ fn next_change(o: &Observed, members: &[Member]) -> Vec<Effect> {
 /// voter remains), stop etcd, and never rejoin.
 pub fn departure(o: &Observed) -> Plan {
     let mut effects = vec![Effect::MarkDeparting];
-    let id = o
-        .local
-        .status
-        .as_ref()
-        .map(|s| s.member_id)
-        .or(o.local.member_id);
-    let me = id.and_then(|id| o.members.as_ref()?.iter().find(|m| m.id == id));
+    let me = o
+        .member_id()
+        .and_then(|id| o.members.as_ref()?.iter().find(|m| m.id == id));
     if let (Some(me), Some(members)) = (me, &o.members) {
         let mut others: Vec<&Member> = members
             .iter()

@@ -32,7 +32,7 @@ pub struct CharmConfig {
     /// Listen on all interfaces instead of the unit's address and loopback.
     pub bind_to_all_interfaces: bool,
     /// Serve clients and peers over TLS with the cluster's own CA (`tls`, as requested: a
-    /// running cluster switches to it member by member, see [`crate::observe::Observed::tls_in_force`]).
+    /// running cluster switches to it member by member, see [`crate::core::observed::Observed::tls_in_force`]).
     pub tls: bool,
 }
 

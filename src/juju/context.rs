@@ -108,7 +108,7 @@ impl Hook {
 
 impl Invocation {
     /// Works out the invocation from `JUJU_DISPATCH_PATH` (e.g. `hooks/install`), else from
-    /// argv[0] (`.../hooks/install` or `.../actions/health`), as ops' dispatcher does.
+    /// `argv[0]` (`.../hooks/install` or `.../actions/health`), as ops' dispatcher does.
     pub fn detect(dispatch_path: Option<&str>, argv0: &str) -> Invocation {
         let path = match dispatch_path.filter(|p| !p.is_empty()) {
             Some(path) => path.to_string(),

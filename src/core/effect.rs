@@ -1,0 +1,114 @@
+/*!
+What the pure core decides: [`Effect`]s in order and the status to show ([`Plan`]). Applied by
+[`crate::reconcile::apply`].
+*/
+
+use crate::core::status::Status;
+use crate::juju::Settings;
+
+/// One thing to do, in plan order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Install etcd (resource, else packages) and report its version.
+    Install,
+    /// `application-version-set`.
+    SetVersion(String),
+    /// Write etcd's config (and unit, wrapper, env) where they differ; never restarts etcd.
+    Render(String),
+    /// Restart etcd with this config (this unit's turn, or nothing to keep up): mark the
+    /// restart, write the files, restart, wait a bounded time for the member to be healthy.
+    Restart(String),
+    /// Enable and start etcd without blocking, then wait a bounded time for it to answer.
+    Start,
+    /// Leader: make the cluster's CA and client certificate, publish them in leader data.
+    CreateCa,
+    /// Write this member's TLS files (a certificate for these names, signed by the CA in
+    /// leader data, and the CA and client credentials), then record what they came from.
+    TlsFiles {
+        /// The names the member certificate is valid for.
+        sans: Vec<String>,
+    },
+    /// Record the member id the data dir belongs to.
+    RecordMemberId(u64),
+    /// Move a removed member's data dir aside so the unit can rejoin.
+    Wipe,
+    /// `open-port` for clients.
+    OpenPort(u16),
+    /// `relation-set` on the peer relation (this unit's data).
+    PeerSet(String, Settings),
+    /// `relation-set` on a `db`/`proxy` relation.
+    RelationSet(String, Settings),
+    /// `leader-set`.
+    LeaderSet(Settings),
+    /// Leader: add the unit's member as a learner, publish its `joining-*` data.
+    Admit {
+        /// The unit.
+        unit: String,
+        /// Its peer URL.
+        peer_url: String,
+    },
+    /// Leader: promote the joining learner, then clear `joining-*`.
+    Promote {
+        /// The unit.
+        unit: String,
+        /// Its member id.
+        id: u64,
+    },
+    /// Leader: remove a member whose unit is gone.
+    Remove {
+        /// Member name (or peer URL when unnamed), for logs.
+        name: String,
+        /// Member id.
+        id: u64,
+    },
+    /// Leader: let `unit` restart etcd (`restart-granted`) once enough other voting members
+    /// are healthy to keep a quorum while it does.
+    GrantRestart {
+        /// The unit.
+        unit: String,
+    },
+    /// Leader: point a member at the peer URL its unit now publishes (port or address change).
+    UpdatePeerUrl {
+        /// Member name.
+        name: String,
+        /// Member id.
+        id: u64,
+        /// The new peer URL.
+        peer_url: String,
+    },
+    /// Departing unit: hand Raft leadership to `transfer_to` if set, then remove itself.
+    Leave {
+        /// This member's id.
+        id: u64,
+        /// Where to move Raft leadership first.
+        transfer_to: Option<u64>,
+    },
+    /// Remember that this unit is leaving.
+    MarkDeparting,
+    /// Stop and disable etcd.
+    Stop,
+    /// Remove the charm's files from the machine.
+    Cleanup,
+}
+
+/// What one pass does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Effects, applied in order.
+    pub effects: Vec<Effect>,
+    /// The status to set at the end.
+    pub status: Status,
+    /// Observe and plan again after applying (the world changed in a way worth a look).
+    pub again: bool,
+}
+
+impl Plan {
+    /// A plan with no effects that shows `status`.
+    pub fn only(status: Status) -> Plan {
+        Plan {
+            effects: Vec::new(),
+            status,
+            again: false,
+        }
+    }
+}

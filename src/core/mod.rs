@@ -1,0 +1,23 @@
+/*!
+The pure core: facts in ([`observed::Observed`]), a [`effect::Plan`] out. No IO, no
+failure: nothing here reads a file, spawns a process, calls etcd or Juju, or looks at the clock.
+A unit test in the crate root checks that no module here names an effectful one.
+
+- [`observed`]: the facts one pass decides on (leader data, peers, this machine, etcd's view).
+- [`effect`]: what a pass does ([`effect::Effect`]) and the status it shows.
+- [`plan`]: this unit's own member; [`membership`]: the leader's side and the departing unit's;
+  [`relations`]: relation data this unit publishes.
+- [`render`]: etcd's config, the systemd unit and the `etcdctl` wrapper.
+- [`config`]: raw `config-get` JSON → validated [`config::CharmConfig`]; [`status`]: every status
+  text; [`version`]: which etcd version may replace which.
+*/
+
+pub mod config;
+pub mod effect;
+pub mod membership;
+pub mod observed;
+pub mod plan;
+pub mod relations;
+pub mod render;
+pub mod status;
+pub mod version;

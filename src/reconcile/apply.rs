@@ -1,0 +1,539 @@
+/*!
+Carries out a [`Plan`]: the effects in order, against Juju, etcd and the machine.
+
+Membership calls retry inside the hook with bounded back-off while etcd says "not yet" (the
+~5 s `unhealthy cluster` window after a member starts, a learner not in sync); when the budget
+runs out the pass stops and the status says what it waits for. Only real failures (a hook tool
+failing, a file that cannot be written, a departing unit that cannot leave without breaking
+quorum) fail the hook.
+
+A restart ([`Effect::Restart`]) marks itself in the charm's state before writing the files and
+clears the mark once `systemctl restart` has returned, so a hook killed in between restarts etcd
+on the next run. The leader grants a restart ([`Effect::GrantRestart`]) only after asking each
+other voting member's status: enough of them must be healthy to keep a quorum.
+*/
+
+use super::set_status;
+use crate::core::effect::{Effect, Plan};
+use crate::core::membership::{initial_cluster, joining_keys, restart_keys};
+use crate::core::observed::{keys, Joining, Observed};
+use crate::core::render;
+use crate::core::status::Status;
+use crate::etcd::{retry_not_yet_on, Etcd, EtcdError, Member, MemberStatus};
+use crate::juju::context::member_name;
+use crate::juju::{Juju, JujuError, Level};
+use crate::machine::host::HostError;
+use crate::machine::tls::{self, TlsError};
+use crate::machine::{state, InstallError, Machine};
+use crate::paths;
+use std::time::Duration;
+
+/// How long a start waits for the local member to answer.
+const START_WAIT: Duration = Duration::from_secs(15);
+/// Retry budgets for "not yet" answers.
+const ADD_BUDGET: Duration = Duration::from_secs(25);
+const PROMOTE_BUDGET: Duration = Duration::from_secs(30);
+const REMOVE_BUDGET: Duration = Duration::from_secs(20);
+const PAUSE: Duration = Duration::from_secs(1);
+/// How long a departing leader tries to hand Raft leadership over.
+const MOVE_LEADER_BUDGET: Duration = Duration::from_secs(10);
+/// How long a restart may take for systemd to see etcd ready (it has rejoined a quorum); after
+/// that systemd carries on and later hooks confirm.
+const RESTART_WAIT: Duration = Duration::from_secs(30);
+/// How long, after that, the restarted member has to answer with a Raft leader.
+const HEALTH_WAIT: Duration = Duration::from_secs(15);
+/// How long the leader waits for enough healthy members before granting a restart: covers a
+/// re-election after the previous restart, not a dead member (that waits for a later hook).
+const GRANT_BUDGET: Duration = Duration::from_secs(5);
+
+/// Failures that fail the hook (Juju retries it).
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// A hook tool failed.
+    #[error(transparent)]
+    Juju(#[from] JujuError),
+    /// A machine command or file write failed.
+    #[error(transparent)]
+    Host(#[from] HostError),
+    /// Installing etcd failed on the machine.
+    #[error("cannot install etcd")]
+    Install(#[source] InstallError),
+    /// A TLS certificate could not be made or written.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The departing member cannot be removed without breaking quorum.
+    #[error("cannot remove this unit's member without breaking quorum: bring the other members back, then run `juju resolved`")]
+    CannotLeave(#[source] EtcdError),
+}
+
+/// What applying a plan achieved.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// False when something could not be done yet: no further pass.
+    pub progressed: bool,
+    /// A status that replaces the plan's.
+    pub status: Option<Status>,
+}
+
+/// Applies the effects in order, until one cannot be done yet or replaces the status.
+pub fn apply(
+    p: &Plan,
+    o: &Observed,
+    juju: &dyn Juju,
+    etcd: &dyn Etcd,
+    machine: &dyn Machine,
+) -> Result<Outcome, ApplyError> {
+    let run = Run {
+        o,
+        juju,
+        etcd,
+        machine,
+    };
+    let mut out = Outcome {
+        progressed: true,
+        status: None,
+    };
+    let mut refused = None;
+    for effect in &p.effects {
+        match effect {
+            Effect::Install => match run.install()? {
+                Installed::Done => {}
+                Installed::Refused(status) => refused = Some(status),
+                Installed::NoSource(status) => {
+                    return Ok(Outcome {
+                        progressed: false,
+                        status: Some(status),
+                    })
+                }
+            },
+            Effect::SetVersion(v) => juju.application_version_set(v)?,
+            Effect::OpenPort(port) => {
+                if let Err(e) = juju.open_port(*port) {
+                    juju.log(Level::Warning, &format!("cannot open the client port: {e}"));
+                }
+            }
+            Effect::Render(config) => run.write_files(config)?,
+            Effect::Restart(config) => run.restart(config)?,
+            Effect::GrantRestart { unit } => {
+                if let Some(paused) = run.grant_restart(unit)? {
+                    out.progressed = false;
+                    out.status = Some(paused);
+                }
+            }
+            Effect::Start => run.start()?,
+            Effect::CreateCa => {
+                juju.leader_set(&tls::create_ca()?)?;
+                juju.log(
+                    Level::Info,
+                    "created the cluster's TLS certificate authority",
+                );
+            }
+            Effect::TlsFiles { sans } => {
+                tls::write_member_files(machine, &o.leader_data.raw, sans)?;
+                let names = sans.join(", ");
+                let msg = format!("wrote this member's TLS certificate for {names}");
+                juju.log(Level::Info, &msg);
+            }
+            Effect::RecordMemberId(id) => state::record_member_id(machine, *id)?,
+            Effect::Wipe => run.wipe()?,
+            Effect::PeerSet(rel, s) | Effect::RelationSet(rel, s) => juju.relation_set(rel, s)?,
+            Effect::LeaderSet(s) => juju.leader_set(s)?,
+            Effect::Admit { unit, peer_url } => out.progressed = run.admit(unit, peer_url)?,
+            Effect::Promote { unit, id } => out.progressed = run.promote(unit, *id)?,
+            Effect::Remove { name, id } => out.progressed = run.remove(name, *id),
+            Effect::UpdatePeerUrl { name, id, peer_url } => {
+                out.progressed = run.update_peer_url(name, *id, peer_url)
+            }
+            Effect::Leave { id, transfer_to } => run.leave(*id, *transfer_to)?,
+            Effect::MarkDeparting => state::mark_departing(machine)?,
+            Effect::Stop => {
+                if machine.exists(paths::UNIT_FILE) {
+                    let _ = machine.systemctl(&["disable", "--now", paths::SERVICE]);
+                }
+            }
+            Effect::Cleanup => run.cleanup()?,
+        }
+        if !out.progressed || out.status.is_some() {
+            break;
+        }
+    }
+    // The refusal shows from this pass on (later passes and hooks read it from the record).
+    out.status = out.status.or(refused);
+    Ok(out)
+}
+
+/// How an install ended, when it did not fail the hook.
+enum Installed {
+    /// Installed (or kept): go on.
+    Done,
+    /// The resource was refused: go on, and show this status.
+    Refused(Status),
+    /// Nothing to install from: stop the pass, and show this status.
+    NoSource(Status),
+}
+
+/// One pass being applied: the facts it was planned on and the three boundaries.
+struct Run<'a> {
+    o: &'a Observed,
+    juju: &'a dyn Juju,
+    etcd: &'a dyn Etcd,
+    machine: &'a dyn Machine,
+}
+
+impl Run<'_> {
+    /// Installs etcd from the resource, checked against every version this unit knows of: the
+    /// installed one, the one its member runs, the cluster's (leader data). A new version is
+    /// not restarted here: the next pass sees the running version differ from the installed
+    /// one and restarts it in turn (rolling restart).
+    fn install(&self) -> Result<Installed, ApplyError> {
+        let (o, juju) = (self.o, self.juju);
+        let running = o.local.status.as_ref().map(|s| s.version.as_str());
+        let known: Vec<&str> = [
+            o.local.version.as_deref(),
+            running,
+            o.leader_data.get(keys::VERSION),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|v| !v.is_empty())
+        .collect();
+        match self
+            .machine
+            .install(juju, o.local.version.as_deref(), &known)
+        {
+            Ok(v) => {
+                state::record_refusal(self.machine, None)?;
+                // A running member shows its version once it has restarted on the new one.
+                match running.filter(|r| !r.is_empty() && *r != v) {
+                    None => juju.application_version_set(&v)?,
+                    Some(r) => juju.log(
+                        Level::Info,
+                        &format!("etcd {v} installed: this member restarts on it in its turn (it runs {r})"),
+                    ),
+                }
+                Ok(Installed::Done)
+            }
+            Err(InstallError::Refused(refusal)) => {
+                let status = Status::ResourceRefused(refusal.clone());
+                juju.log(Level::Warning, &status.message());
+                state::record_refusal(self.machine, Some(&refusal))?;
+                Ok(Installed::Refused(status))
+            }
+            Err(InstallError::NoSource { resource, package }) => {
+                let why = format!("resource: {resource}; package: {package}");
+                juju.log(Level::Error, &format!("cannot install etcd: {why}"));
+                let short = "no etcd resource attached and the etcd-server package is unavailable";
+                Ok(Installed::NoSource(Status::NoResource(short.into())))
+            }
+            Err(e) => Err(ApplyError::Install(e)),
+        }
+    }
+
+    /// Retries a membership call while etcd says "not yet", on the machine's clock.
+    fn retry<T>(
+        &self,
+        budget: Duration,
+        f: impl FnMut() -> Result<T, EtcdError>,
+    ) -> Result<T, EtcdError> {
+        retry_not_yet_on(self.machine, budget, PAUSE, f)
+    }
+
+    /// Leader: adds `unit`'s member as a learner and publishes its `joining-*` data; false when
+    /// etcd would not add it yet.
+    fn admit(&self, unit: &str, peer_url: &str) -> Result<bool, ApplyError> {
+        let o = self.o;
+        let added = self.retry(ADD_BUDGET, || {
+            self.etcd.member_add_learner(&o.endpoints, peer_url)
+        });
+        match added {
+            Ok((id, members)) => {
+                let joining = Joining {
+                    unit: unit.to_string(),
+                    member_id: id,
+                    initial_cluster: initial_cluster(&members, id, &member_name(unit)),
+                };
+                let msg = format!("admitted {unit} as learner {id:x}");
+                self.juju.log(Level::Info, &msg);
+                self.juju.leader_set(&joining_keys(Some(&joining)))?;
+                Ok(true)
+            }
+            Err(e) => Ok(self.not_yet(&format!("admit {unit}"), e)),
+        }
+    }
+
+    /// Leader: promotes the joining learner and clears `joining-*`; false when etcd would not
+    /// promote it yet.
+    fn promote(&self, unit: &str, id: u64) -> Result<bool, ApplyError> {
+        let o = self.o;
+        match self.retry(PROMOTE_BUDGET, || {
+            self.etcd.member_promote(&o.endpoints, id)
+        }) {
+            Ok(()) | Err(EtcdError::MemberNotFound(_)) => {
+                let msg = format!("promoted {unit} ({id:x}) to a voting member");
+                self.juju.log(Level::Info, &msg);
+                self.juju.leader_set(&joining_keys(None))?;
+                Ok(true)
+            }
+            Err(e) => Ok(self.not_yet(&format!("promote {unit}"), e)),
+        }
+    }
+
+    /// Leader: removes a member whose unit is gone; false when etcd would not remove it yet.
+    fn remove(&self, name: &str, id: u64) -> bool {
+        let o = self.o;
+        match self.retry(REMOVE_BUDGET, || self.etcd.member_remove(&o.endpoints, id)) {
+            Ok(()) | Err(EtcdError::MemberNotFound(_)) => {
+                let msg = format!("removed member {name} ({id:x}): its unit is gone");
+                self.juju.log(Level::Info, &msg);
+                true
+            }
+            Err(e) => self.not_yet(&format!("remove {name}"), e),
+        }
+    }
+
+    /// Leader: points a member at its new peer URL; false when etcd would not update it yet.
+    fn update_peer_url(&self, name: &str, id: u64, peer_url: &str) -> bool {
+        let (o, urls) = (self.o, [peer_url.to_string()]);
+        match self.retry(REMOVE_BUDGET, || {
+            self.etcd.member_update(&o.endpoints, id, &urls)
+        }) {
+            Ok(()) => {
+                let msg = format!("member {name} now has peer URL {peer_url}");
+                self.juju.log(Level::Info, &msg);
+                true
+            }
+            Err(e) => self.not_yet(&format!("update {name}'s peer URL"), e),
+        }
+    }
+
+    /// Logs a membership step that could not be done now; returns `false` (no progress).
+    fn not_yet(&self, what: &str, e: EtcdError) -> bool {
+        self.juju.log(
+            Level::Warning,
+            &format!("cannot {what} now, will retry on a later hook: {e}"),
+        );
+        false
+    }
+
+    /// The loopback client URL of the local member: that of `config` (just written), else of
+    /// the config etcd runs, else of the charm config.
+    fn local_url(&self, config: Option<&str>) -> String {
+        let o = self.o;
+        let config = config.or(o.local.rendered_config.as_deref());
+        render::member_url(config, o.config.as_ref().ok())
+    }
+
+    /// Writes the unit, wrapper, env file and config where they differ. Never restarts etcd:
+    /// the plan restarts it ([`Effect::Restart`]) when its turn comes.
+    fn write_files(&self, config: &str) -> Result<(), HostError> {
+        let m = self.machine;
+        let port = render::client_port(config).unwrap_or(2379);
+        let env = render::etcdctl_env(render::tls_of(config), port);
+        m.ensure_user_and_dirs()?;
+        m.write(paths::ETCDCTL_ENV, &env, 0o644)?;
+        let wrapper = render::etcdctl_wrapper(&self.o.local.etcdctl);
+        m.write(paths::ETCDCTL_WRAPPER, &wrapper, 0o755)?;
+        if m.write(paths::UNIT_FILE, &render::systemd_unit(), 0o644)? {
+            m.systemctl(&["daemon-reload"])?;
+        }
+        m.write(paths::CONFIG_FILE, config, 0o644)?;
+        Ok(())
+    }
+
+    /// Waits at most `budget` for the member at `endpoint` to answer with a Raft leader.
+    fn wait_healthy(&self, endpoint: &str, budget: Duration) -> Option<MemberStatus> {
+        let deadline = self.machine.now() + budget;
+        loop {
+            if let Ok(s) = self.etcd.status(endpoint) {
+                if s.leader != 0 {
+                    return Some(s);
+                }
+            }
+            if self.machine.now() >= deadline {
+                return None;
+            }
+            self.machine.sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// Restarts etcd with `config`: mark, write, restart (systemd returns once etcd is ready,
+    /// i.e. back in a quorum), clear the mark, then wait a bounded time for the member to know
+    /// its Raft leader. Not being healthy in time is no failure: the status says so and later
+    /// hooks confirm.
+    fn restart(&self, config: &str) -> Result<(), ApplyError> {
+        let (m, juju) = (self.machine, self.juju);
+        state::mark_restart_pending(m)?;
+        self.write_files(config)?;
+        juju.log(Level::Info, "restarting etcd with the new settings");
+        let began = m.now();
+        let restarted = m.restart_service(RESTART_WAIT);
+        state::clear_restart_pending(m);
+        if let Err(e) = &restarted {
+            juju.log(Level::Warning, &format!("etcd is not back yet: {e}"));
+        }
+        match self.wait_healthy(&self.local_url(Some(config)), HEALTH_WAIT) {
+            Some(s) => {
+                state::record_member_id(m, s.member_id)?;
+                if !s.version.is_empty() {
+                    juju.application_version_set(&s.version)?;
+                }
+                let ms = m.now().duration_since(began).as_millis();
+                let msg = format!(
+                    "restarted etcd: member {:x} healthy after {ms} ms",
+                    s.member_id
+                );
+                juju.log(Level::Info, &msg);
+            }
+            None => juju.log(
+                Level::Warning,
+                "restarted etcd: its member is not healthy yet, the next restart waits for it",
+            ),
+        }
+        Ok(())
+    }
+
+    /// Leader: grants `unit` its restart once enough of the other voting members answer with a
+    /// Raft leader to keep a quorum while it restarts (all of them in a cluster of two), waiting
+    /// for that at most [`GRANT_BUDGET`] (a member just restarted may not be back yet). Returns
+    /// the status to show when it could not grant.
+    fn grant_restart(&self, unit: &str) -> Result<Option<Status>, ApplyError> {
+        let (m, juju) = (self.machine, self.juju);
+        let name = member_name(unit);
+        let voters: Vec<&Member> = self
+            .o
+            .members
+            .iter()
+            .flatten()
+            .filter(|m| !m.is_learner)
+            .collect();
+        let others: Vec<&&Member> = voters.iter().filter(|m| m.name != name).collect();
+        let needed = (voters.len() / 2 + 1).min(others.len());
+        let healthy = || {
+            let answers = |m: &Member| {
+                m.client_urls.first().is_some_and(|ep| {
+                    self.etcd
+                        .status(ep)
+                        .is_ok_and(|s| s.leader != 0 && !s.is_learner)
+                })
+            };
+            others.iter().filter(|m| answers(m)).count()
+        };
+        let deadline = m.now() + GRANT_BUDGET;
+        let mut found = healthy();
+        while found < needed && m.now() + PAUSE < deadline {
+            m.sleep(PAUSE);
+            found = healthy();
+        }
+        if found < needed {
+            let paused = Status::RestartPaused {
+                unit: unit.to_string(),
+                healthy: found,
+                others: others.len(),
+                needed,
+            };
+            let why = paused.message();
+            juju.log(
+                Level::Warning,
+                &format!("{why}; will retry on a later hook"),
+            );
+            return Ok(Some(paused));
+        }
+        juju.leader_set(&restart_keys(Some(unit)))?;
+        juju.log(
+            Level::Info,
+            &format!("granted {unit} its turn to restart etcd"),
+        );
+        Ok(None)
+    }
+
+    /// Starts etcd without blocking the hook, then waits a bounded time for it to answer and
+    /// records its member id.
+    fn start(&self) -> Result<(), HostError> {
+        let m = self.machine;
+        m.systemctl(&["enable", paths::SERVICE])?;
+        if !self.o.local.service_active {
+            m.systemctl(&["start", "--no-block", paths::SERVICE])?;
+            // It starts with the files as written: no restart is pending any more.
+            state::clear_restart_pending(m);
+        }
+        // The URL of the config just written.
+        let written = m.read(paths::CONFIG_FILE);
+        let local = self.local_url(written.as_deref());
+        let deadline = m.now() + START_WAIT;
+        while m.now() < deadline {
+            if let Ok(s) = self.etcd.status(&local) {
+                return state::record_member_id(m, s.member_id);
+            }
+            m.sleep(Duration::from_millis(500));
+        }
+        Ok(())
+    }
+
+    /// This unit's member was removed from the cluster: its data goes aside so it can rejoin.
+    fn wipe(&self) -> Result<(), HostError> {
+        self.juju.log(
+            Level::Warning,
+            "this unit's member was removed from the cluster: moving its data aside to rejoin",
+        );
+        let _ = self.machine.systemctl(&["stop", paths::SERVICE]);
+        state::wipe_data_dir(self.machine)
+    }
+
+    /// Moves Raft leadership away if asked, removes this member, and leaves a clear error when
+    /// etcd refuses because of quorum.
+    fn leave(&self, id: u64, to: Option<u64>) -> Result<(), ApplyError> {
+        let (o, juju, etcd) = (self.o, self.juju, self.etcd);
+        if let Some(to) = to {
+            let local = self.local_url(None);
+            match self.retry(MOVE_LEADER_BUDGET, || etcd.move_leader(&local, to)) {
+                Ok(()) => juju.log(Level::Info, &format!("moved Raft leadership to {to:x}")),
+                Err(e) => juju.log(
+                    Level::Warning,
+                    &format!("cannot move Raft leadership first: {e}"),
+                ),
+            }
+        }
+        match self.retry(REMOVE_BUDGET, || etcd.member_remove(&o.endpoints, id)) {
+            Ok(()) | Err(EtcdError::MemberNotFound(_)) => {
+                let msg = format!("removed this unit's member {id:x} from the cluster");
+                juju.log(Level::Info, &msg);
+                state::forget_member_id(self.machine);
+                Ok(())
+            }
+            Err(e @ EtcdError::NotYet { .. }) => {
+                let status = Status::CannotLeave(e.to_string());
+                set_status(juju, self.machine, &status)?;
+                Err(ApplyError::CannotLeave(e))
+            }
+            Err(e) => {
+                juju.log(
+                    Level::Warning,
+                    &format!("cannot remove this unit's member (the leader removes it later): {e}"),
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// `remove` hook: the charm's files go; the data dir is moved aside, not deleted.
+    fn cleanup(&self) -> Result<(), HostError> {
+        let m = self.machine;
+        for f in [
+            paths::UNIT_FILE,
+            paths::CONFIG_FILE,
+            paths::ETCDCTL_ENV,
+            paths::ETCDCTL_WRAPPER,
+            paths::ETCD_LINK,
+            paths::ETCDUTL_LINK,
+            paths::TLS_DIR,
+        ] {
+            m.remove(f);
+        }
+        let _ = m.systemctl(&["daemon-reload"]);
+        if state::has_member_data(m) {
+            state::wipe_data_dir(m)?;
+        }
+        m.remove(paths::STATE_DIR);
+        Ok(())
+    }
+}

@@ -1,0 +1,94 @@
+/*!
+The reconcile path every hook goes through: [`observe()`] reads the facts, the pure core
+([`crate::core::plan`]) decides, [`apply()`] carries the plan out; [`reconcile`] loops over
+passes until nothing more can be done in this hook.
+*/
+
+pub mod apply;
+pub mod observe;
+#[cfg(test)]
+mod tests;
+
+use crate::core::effect::Effect;
+use crate::core::plan::plan;
+use crate::core::status::Status;
+use crate::etcd::Etcd;
+use crate::juju::context::{Hook, JujuContext};
+use crate::juju::{Juju, JujuError, Level};
+use crate::machine::{state, Machine};
+use apply::{apply, ApplyError};
+use observe::observe;
+
+/// At most this many observe → plan → apply passes per hook.
+const MAX_PASSES: usize = 5;
+
+/// Runs the observe → plan → apply loop for one hook and sets the unit's status.
+pub fn reconcile(
+    ctx: &JujuContext,
+    hook: &Hook,
+    juju: &dyn Juju,
+    etcd: &dyn Etcd,
+    machine: &dyn Machine,
+) -> Result<(), ApplyError> {
+    let mut status = Status::Starting;
+    // Install, version and port effects are done once per hook, whatever the passes plan.
+    let once = |e: &Effect| {
+        matches!(
+            e,
+            Effect::Install | Effect::SetVersion(_) | Effect::OpenPort(_)
+        )
+    };
+    let mut done: Vec<Effect> = Vec::new();
+    for _ in 0..MAX_PASSES {
+        let o = observe(ctx, hook, juju, etcd, machine)?;
+        let mut p = plan(&o);
+        p.effects.retain(|e| !(once(e) && done.contains(e)));
+        done.extend(p.effects.iter().filter(|e| once(e)).cloned());
+        // A pass with nothing to do (the common update-status) logs nothing.
+        if !p.effects.is_empty() {
+            juju.log(
+                Level::Debug,
+                &format!("plan: [{}] → {:?}", brief(&p.effects), p.status),
+            );
+        }
+        let outcome = apply(&p, &o, juju, etcd, machine)?;
+        status = outcome.status.unwrap_or(p.status);
+        if !(p.again && outcome.progressed) {
+            break;
+        }
+    }
+    set_status(juju, machine, &status)?;
+    Ok(())
+}
+
+/// `status-set`, skipped when the status is the one this charm set last (the common
+/// update-status): only the charm sets its workload status.
+pub(crate) fn set_status(
+    juju: &dyn Juju,
+    machine: &dyn Machine,
+    status: &Status,
+) -> Result<(), JujuError> {
+    let line = format!("{}\n{}", status.state(), status.message());
+    if state::last_status(machine).as_deref() == Some(line.as_str()) {
+        return Ok(());
+    }
+    state::forget_status(machine);
+    juju.status_set(status.state(), &status.message())?;
+    state::record_status(machine, &line);
+    Ok(())
+}
+
+/// The effects for the debug log, rendered files shortened.
+fn brief(effects: &[Effect]) -> String {
+    let one = |e: &Effect| match e {
+        Effect::Render(c) => format!("Render({} bytes)", c.len()),
+        Effect::Restart(c) => format!("Restart({} bytes)", c.len()),
+        // Client data may hold a private key: keys only.
+        Effect::RelationSet(rel, s) => {
+            let keys: Vec<&str> = s.keys().map(String::as_str).collect();
+            format!("RelationSet({rel}, [{}])", keys.join(", "))
+        }
+        other => format!("{other:?}"),
+    };
+    effects.iter().map(one).collect::<Vec<_>>().join(", ")
+}

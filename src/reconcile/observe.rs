@@ -1,0 +1,215 @@
+/*!
+Gathers the facts one reconcile pass decides on: config, leadership, leader data, the peer
+relation, client relations, what is installed and rendered on the machine, and etcd's own view
+(local member status, member list). Everything is read here; [`crate::core::plan`] only looks.
+
+The common path (`update-status` on a healthy member) is kept cheap: etcd is asked first and
+`systemctl` only when it does not answer; a follower whose member votes and knows its Raft leader
+does not read its peers' data (nothing it decides depends on it); the local member's status and
+the member list are the only etcd calls.
+*/
+
+use crate::core::config::CharmConfig;
+use crate::core::observed::{
+    keys, peer_keys, ClientRelation, LeaderData, Leadership, Local, Observed, Peer,
+};
+use crate::core::render;
+use crate::etcd::Etcd;
+use crate::juju::context::{member_name, Hook, JujuContext, PEER_ENDPOINT};
+use crate::juju::{Juju, JujuError, Level, Settings};
+use crate::machine::{state, Machine};
+use crate::paths;
+
+/// Keeps a URL only if it looks like `http(s)://host:port`.
+fn well_formed_url(v: Option<&String>) -> Option<String> {
+    let v = v?.trim();
+    let rest = v
+        .strip_prefix("http://")
+        .or_else(|| v.strip_prefix("https://"))?;
+    let (host, port) = rest.rsplit_once(':')?;
+    (!host.is_empty() && port.parse::<u16>().is_ok()).then(|| v.to_string())
+}
+
+fn peer(juju: &dyn Juju, rel: &str, unit: &str) -> Peer {
+    let data = juju.relation_get(rel, unit).unwrap_or_else(|e| {
+        juju.log(Level::Warning, &format!("ignoring {unit}'s peer data: {e}"));
+        Settings::new()
+    });
+    let peer_url = well_formed_url(data.get(peer_keys::PEER_URL));
+    if peer_url.is_none() && data.contains_key(peer_keys::PEER_URL) {
+        juju.log(
+            Level::Warning,
+            &format!("ignoring malformed peer-url of {unit}"),
+        );
+    }
+    Peer {
+        unit: unit.to_string(),
+        name: member_name(unit),
+        peer_url,
+        client_url: well_formed_url(data.get(peer_keys::CLIENT_URL)),
+        started: data
+            .get(peer_keys::STARTED)
+            .and_then(|s| u64::from_str_radix(s, 16).ok()),
+        restart_request: data
+            .get(peer_keys::RESTART_REQUEST)
+            .filter(|v| !v.is_empty())
+            .cloned(),
+        version: data
+            .get(peer_keys::VERSION)
+            .filter(|v| !v.is_empty())
+            .cloned(),
+    }
+}
+
+/// Reads every fact for one pass. Only real failures of Juju's tools are errors.
+pub fn observe(
+    ctx: &JujuContext,
+    hook: &Hook,
+    juju: &dyn Juju,
+    etcd: &dyn Etcd,
+    machine: &dyn Machine,
+) -> Result<Observed, JujuError> {
+    let leadership = match juju.is_leader() {
+        Ok(true) => Leadership::Leader,
+        Ok(false) => Leadership::Follower,
+        Err(JujuError::NoLeadership) => Leadership::Unsupported,
+        Err(e) => return Err(e),
+    };
+    let leader_data = match leadership {
+        Leadership::Unsupported => LeaderData::default(),
+        _ => LeaderData::parse(juju.leader_get()?),
+    };
+    let config = CharmConfig::try_from(&juju.config_get()?);
+    let peer_relation = juju.relation_ids(PEER_ENDPOINT)?.into_iter().next();
+    let own_peer_data = match &peer_relation {
+        Some(rel) => juju.relation_get(rel, &ctx.unit_name)?,
+        None => Settings::new(),
+    };
+    let version = state::installed_version(machine);
+    let rendered_config = machine.read(paths::CONFIG_FILE);
+    // Stop and remove need no etcd facts: don't wait on dead members there.
+    let asks_etcd = version.is_some() && !matches!(hook, Hook::Stop | Hook::Remove);
+    // etcd listens where the config it runs says (a new port applies when it restarts).
+    let local_url = render::member_url(rendered_config.as_deref(), config.as_ref().ok());
+    // Asked first: when it answers, etcd runs and `systemctl` is spared.
+    let status = match asks_etcd {
+        true => etcd.status(&local_url).ok(),
+        false => None,
+    };
+    let service_active = status.is_some() || (version.is_some() && machine.service_active());
+    let settled = leadership != Leadership::Leader
+        && status
+            .as_ref()
+            .is_some_and(|s| !s.is_learner && s.leader != 0);
+    let mut peers = match (&peer_relation, settled) {
+        (Some(rel), false) => {
+            let units = juju.relation_list(rel)?;
+            units.iter().map(|u| peer(juju, rel, u)).collect()
+        }
+        _ => Vec::new(),
+    };
+    peers.sort_by_key(|p: &Peer| crate::juju::context::unit_number(&p.unit));
+    let mut clients = Vec::new();
+    for endpoint in ["db", "proxy"] {
+        for id in juju.relation_ids(endpoint)? {
+            let published = juju.relation_get(&id, &ctx.unit_name)?;
+            let endpoint = endpoint.to_string();
+            clients.push(ClientRelation {
+                id,
+                endpoint,
+                published,
+            });
+        }
+    }
+    // Voting members first: the local one when it votes, then the published endpoints, then
+    // the peers that announced a started member.
+    let mut endpoints = Vec::new();
+    if status.as_ref().is_some_and(|s| !s.is_learner) {
+        endpoints.push(local_url);
+    }
+    let published = leader_data.get(keys::ENDPOINTS).unwrap_or("").split(',');
+    let announced = peers.iter().filter(|p| p.started.is_some());
+    let announced = announced.filter_map(|p| p.client_url.as_deref());
+    for ep in published
+        .map(str::trim)
+        .chain(announced)
+        .filter(|e| !e.is_empty())
+    {
+        if !endpoints.iter().any(|e| e == ep) {
+            endpoints.push(ep.to_string());
+        }
+    }
+    let members = match asks_etcd && !endpoints.is_empty() {
+        true => etcd
+            .member_list(&endpoints)
+            .map_err(|e| juju.log(Level::Debug, &format!("no member list: {e}")))
+            .ok(),
+        false => None,
+    };
+    let local = Local {
+        version,
+        etcdctl: state::real_etcdctl(machine),
+        address: juju.address(PEER_ENDPOINT)?,
+        has_data: state::has_member_data(machine),
+        member_id: state::recorded_member_id(machine),
+        service_active,
+        rendered_config,
+        unit_file: machine.read(paths::UNIT_FILE),
+        etcdctl_env: machine.read(paths::ETCDCTL_ENV),
+        etcdctl_wrapper: machine.read(paths::ETCDCTL_WRAPPER),
+        restart_pending: state::restart_pending(machine),
+        status,
+        hostname: machine.hostname(),
+        tls_record: state::tls_record(machine),
+        refused_resource: state::refused_resource(machine),
+    };
+    Ok(Observed {
+        unit: ctx.unit_name.clone(),
+        hook: hook.clone(),
+        departing: ctx.is_departing_self() || state::departing(machine),
+        leadership,
+        config,
+        leader_data,
+        peer_relation,
+        peers,
+        own_peer_data,
+        clients,
+        local,
+        endpoints,
+        members,
+        fresh_token: machine.random_token(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_checked() {
+        let ok = |s: &str| well_formed_url(Some(&s.to_string()));
+        assert_eq!(
+            ok("http://10.0.0.1:2380").as_deref(),
+            Some("http://10.0.0.1:2380")
+        );
+        assert_eq!(
+            ok("http://[fd00::1]:2380").as_deref(),
+            Some("http://[fd00::1]:2380")
+        );
+        assert_eq!(ok("10.0.0.1:2380"), None);
+        assert_eq!(ok("http://10.0.0.1:notaport"), None);
+        assert_eq!(ok("http://:2380"), None);
+    }
+
+    #[test]
+    fn malformed_joining_is_ignored() {
+        let raw = Settings::from([
+            (keys::JOINING_UNIT.into(), "etcd/1".into()),
+            (keys::JOINING_ID.into(), "zz".into()),
+            (keys::JOINING_CLUSTER.into(), "a=b".into()),
+        ]);
+        assert_eq!(LeaderData::parse(raw).joining, None);
+        let raw = Settings::from([(keys::RESTART_GRANTED.into(), String::new())]);
+        assert_eq!(LeaderData::parse(raw).restart_granted, None);
+    }
+}

@@ -1,0 +1,434 @@
+//! `observe` and `apply` as state transitions, on fakes of the three boundaries: facts in, the
+//! calls made and the state left on the machine out. Time is the fake machine's virtual clock,
+//! so a retry budget runs out without the test waiting for it.
+
+use super::apply::{apply, ApplyError};
+use super::observe::observe;
+use super::reconcile;
+use crate::core::config::CharmConfig;
+use crate::core::effect::{Effect, Plan};
+use crate::core::observed::{keys, Leadership, Observed};
+use crate::core::plan::plan;
+use crate::core::render::{self, ClusterState, InitialCluster};
+use crate::core::status::Status;
+use crate::fakes::{FakeEtcd, FakeJuju, FakeMachine};
+use crate::juju::context::Hook;
+use crate::juju::Settings;
+use crate::machine::{state, Machine};
+use crate::paths;
+use serde_json::json;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
+
+fn hook() -> Hook {
+    Hook::Other("update-status".into())
+}
+
+/// etcd/0's machine running member etcd0 (id 1) of [`FakeEtcd::healthy`] with the default
+/// config, all files in place.
+fn member_machine() -> FakeMachine {
+    let m = FakeMachine::installed("3.4.23");
+    let init = InitialCluster {
+        state: ClusterState::New,
+        cluster: "etcd0=http://10.0.0.1:2380".into(),
+        token: "t0k".into(),
+    };
+    let cfg = CharmConfig::default();
+    let config = render::etcd_config(&cfg, "etcd0", "10.0.0.1", &init, &[]);
+    m.put(paths::CONFIG_FILE, &config);
+    m.put(paths::UNIT_FILE, &render::systemd_unit());
+    m.put(paths::ETCDCTL_ENV, &render::etcdctl_env(false, 2379));
+    let wrapper = render::etcdctl_wrapper(&state::real_etcdctl(&m));
+    m.put(paths::ETCDCTL_WRAPPER, &wrapper);
+    m.put(&format!("{}/member/snap/db", paths::DATA_DIR), "");
+    state::record_member_id(&m, 1).unwrap();
+    m.active.set(true);
+    m
+}
+
+/// Unit `unit` (its peers etcd/1 and etcd/2) of a three-unit application whose leader data names the cluster's token.
+fn juju(unit: &str) -> FakeJuju {
+    let mut j = FakeJuju::new(unit, json!({}));
+    for n in 1..3 {
+        let peer = format!("etcd/{n}");
+        let data = Settings::from([
+            ("peer-url".into(), format!("http://10.0.0.{}:2380", n + 1)),
+            ("client-url".into(), format!("http://10.0.0.{}:2379", n + 1)),
+        ]);
+        j.peers.insert(peer, data);
+    }
+    let ld = [(keys::TOKEN, "t0k"), (keys::BOOTSTRAP_UNIT, "etcd/0")];
+    for (k, v) in ld {
+        j.leader_data.borrow_mut().insert(k.into(), v.into());
+    }
+    j
+}
+
+fn observed(j: &FakeJuju, etcd: &FakeEtcd, m: &FakeMachine) -> Observed {
+    observe(&j.ctx(), &hook(), j, etcd, m).unwrap()
+}
+
+/// A plan of these effects only, to apply.
+fn only(effects: Vec<Effect>) -> Plan {
+    Plan {
+        effects,
+        ..Plan::only(Status::Starting)
+    }
+}
+
+/// Runs passes until the plan is empty: a settled unit.
+fn settle(j: &FakeJuju, etcd: &FakeEtcd, m: &FakeMachine) -> Observed {
+    for _ in 0..3 {
+        let o = observed(j, etcd, m);
+        let p = plan(&o);
+        if p.effects.is_empty() {
+            return o;
+        }
+        apply(&p, &o, j, etcd, m).unwrap();
+    }
+    panic!("not settled: {:?}", plan(&observed(j, etcd, m)));
+}
+
+fn restarts(p: &Plan) -> bool {
+    p.effects.iter().any(|e| matches!(e, Effect::Restart(_)))
+}
+
+fn logged(j: &FakeJuju, part: &str) -> bool {
+    j.logs.borrow().iter().any(|l| l.contains(part))
+}
+
+#[test]
+fn observe_reads_the_machine_and_the_local_member() {
+    let (j, etcd, m) = (juju("etcd/0"), FakeEtcd::healthy(3), member_machine());
+    let o = observed(&j, &etcd, &m);
+    assert_eq!(o.leadership, Leadership::Leader);
+    assert_eq!(o.local.version.as_deref(), Some("3.4.23"));
+    assert!(o.local.has_data && o.local.service_active && !o.local.restart_pending);
+    assert_eq!(o.local.member_id, Some(1));
+    assert_eq!(o.local.status.as_ref().map(|s| s.member_id), Some(1));
+    assert_eq!(o.local.address.as_deref(), Some("10.0.0.1"));
+    assert_eq!(o.local.hostname.as_deref(), Some("machine-0"));
+    assert_eq!(o.members.as_ref().map(Vec::len), Some(3));
+    // The local member votes: it is asked first.
+    assert_eq!(o.endpoints[0], "http://127.0.0.1:2379");
+    assert!(!o.departing);
+    assert_eq!(o.peers.len(), 2, "the leader reads its peers");
+    // Published once, then a settled member plans nothing.
+    let o = settle(&j, &etcd, &m);
+    assert_eq!(plan(&o).status, Status::Active { peers: 2 });
+}
+
+#[test]
+fn observe_on_stop_asks_etcd_nothing_and_a_fresh_machine_needs_an_install() {
+    let (j, etcd, m) = (juju("etcd/0"), FakeEtcd::healthy(3), member_machine());
+    let o = observe(&j.ctx(), &Hook::Stop, &j, &etcd, &m).unwrap();
+    assert_eq!((o.local.status, o.members), (None, None));
+    assert!(o.local.service_active, "systemd is asked instead");
+
+    let fresh = FakeMachine::new();
+    let o = observed(&j, &etcd, &fresh);
+    assert_eq!(o.local.version, None);
+    assert!(!o.local.has_data && !o.local.service_active);
+    assert_eq!(plan(&o).effects, [Effect::Install]);
+}
+
+#[test]
+fn a_settled_follower_does_not_read_its_peers_and_a_departing_mark_sticks() {
+    let mut j = juju("etcd/1");
+    j.leader = false;
+    let etcd = FakeEtcd::healthy(3);
+    let m = member_machine();
+    let o = observed(&j, &etcd, &m);
+    assert!(o.peers.is_empty());
+    state::mark_departing(&m).unwrap();
+    assert!(observed(&j, &etcd, &m).departing);
+}
+
+#[test]
+fn the_restart_grant_waits_for_a_quorum_of_the_others() {
+    let j = juju("etcd/0");
+    let m = member_machine();
+    let grant = only(vec![Effect::GrantRestart {
+        unit: "etcd/2".into(),
+    }]);
+    // Three voters, one other dead: the grantee's going would leave one of three.
+    let etcd = FakeEtcd::healthy(3);
+    etcd.kill(1);
+    let o = observed(&j, &etcd, &m);
+    let out = apply(&grant, &o, &j, &etcd, &m).unwrap();
+    let paused = Status::RestartPaused {
+        unit: "etcd/2".into(),
+        healthy: 1,
+        others: 2,
+        needed: 2,
+    };
+    assert_eq!(out.status, Some(paused));
+    assert!(!out.progressed);
+    assert!(j.leader_sets.borrow().is_empty());
+    // It waited for a member just restarted to come back, within its budget only.
+    assert!(m.elapsed() > Duration::ZERO && m.elapsed() <= Duration::from_secs(5));
+
+    // All healthy: granted.
+    let etcd = FakeEtcd::healthy(3);
+    let out = apply(&grant, &o, &j, &etcd, &m).unwrap();
+    assert_eq!((out.status, out.progressed), (None, true));
+    let granted = Settings::from([(keys::RESTART_GRANTED.into(), "etcd/2".into())]);
+    assert_eq!(*j.leader_sets.borrow(), [granted]);
+}
+
+#[test]
+fn in_a_cluster_of_two_the_other_member_must_be_healthy() {
+    let (j, m) = (juju("etcd/0"), member_machine());
+    let etcd = FakeEtcd::healthy(2);
+    etcd.kill(1);
+    let o = observed(&j, &etcd, &m);
+    let grant = only(vec![Effect::GrantRestart {
+        unit: "etcd/0".into(),
+    }]);
+    let out = apply(&grant, &o, &j, &etcd, &m).unwrap();
+    assert!(matches!(
+        out.status,
+        Some(Status::RestartPaused {
+            healthy: 0,
+            others: 1,
+            needed: 1,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn a_hook_killed_between_writing_and_restarting_is_resumed_by_the_next() {
+    // A sole member with a new setting restarts at once.
+    let mut j = juju("etcd/0");
+    j.peers.clear();
+    j.config.insert("log_level".into(), json!("debug"));
+    let etcd = FakeEtcd::healthy(1);
+    let m = member_machine();
+    let o = observed(&j, &etcd, &m);
+    let p = plan(&o);
+    assert!(restarts(&p), "{p:?}");
+    *m.dies_at.borrow_mut() = Some("restart etcd");
+    let killed = catch_unwind(AssertUnwindSafe(|| apply(&p, &o, &j, &etcd, &m)));
+    assert!(killed.is_err());
+    // The new config is on disk but etcd still runs the old one: the mark says so.
+    assert!(m
+        .read(paths::CONFIG_FILE)
+        .unwrap()
+        .contains("log-level: debug"));
+    assert!(state::restart_pending(&m));
+
+    // The next hook sees the mark and restarts, though the files no longer differ.
+    *m.dies_at.borrow_mut() = None;
+    let o = observed(&j, &etcd, &m);
+    assert!(o.local.restart_pending);
+    let p = plan(&o);
+    assert!(restarts(&p), "{p:?}");
+    let out = apply(&p, &o, &j, &etcd, &m).unwrap();
+    assert!(out.progressed);
+    assert!(!state::restart_pending(&m));
+    assert!(m.calls().contains(&"restart etcd".to_string()));
+    assert!(logged(&j, "restarted etcd: member 1 healthy"));
+    // And then nothing more to do.
+    settle(&j, &etcd, &m);
+}
+
+#[test]
+fn each_membership_retry_budget_runs_out_into_a_later_hook() {
+    let cases = [
+        (
+            "member add",
+            Effect::Admit {
+                unit: "etcd/3".into(),
+                peer_url: "http://10.0.0.4:2380".into(),
+            },
+            "cannot admit etcd/3 now",
+            25,
+        ),
+        (
+            "member promote",
+            Effect::Promote {
+                unit: "etcd/3".into(),
+                id: 0x99,
+            },
+            "cannot promote etcd/3 now",
+            30,
+        ),
+        (
+            "member remove",
+            Effect::Remove {
+                name: "etcd2".into(),
+                id: 3,
+            },
+            "cannot remove etcd2 now",
+            20,
+        ),
+        (
+            "member update",
+            Effect::UpdatePeerUrl {
+                name: "etcd2".into(),
+                id: 3,
+                peer_url: "http://10.0.0.3:2480".into(),
+            },
+            "cannot update etcd2's peer URL now",
+            20,
+        ),
+    ];
+    for (op, effect, log, budget) in cases {
+        let (j, m) = (juju("etcd/0"), member_machine());
+        let etcd = FakeEtcd::healthy(3);
+        etcd.not_yet.borrow_mut().push(op);
+        let o = observed(&j, &etcd, &m);
+        let out = apply(&only(vec![effect, Effect::Start]), &o, &j, &etcd, &m).unwrap();
+        assert!(!out.progressed, "{op}");
+        assert!(logged(&j, log), "{op}: {:?}", j.logs.borrow());
+        // Tried again and again, one second apart, for the budget and no longer.
+        let tries = etcd.calls().iter().filter(|c| c.starts_with(op)).count();
+        assert!(tries > 10, "{op}: {tries}");
+        let budget = Duration::from_secs(budget);
+        assert!(m.elapsed() <= budget && m.elapsed() >= budget - Duration::from_secs(2));
+        // The pass stopped there: nothing after it, no leader data written.
+        assert!(
+            !m.calls().iter().any(|c| c.starts_with("systemctl")),
+            "{op}"
+        );
+        assert!(j.leader_sets.borrow().is_empty(), "{op}");
+    }
+}
+
+#[test]
+fn a_membership_step_that_goes_through_records_the_leader_data() {
+    let (j, m, etcd) = (juju("etcd/0"), member_machine(), FakeEtcd::healthy(3));
+    let o = observed(&j, &etcd, &m);
+    let admit = Effect::Admit {
+        unit: "etcd/3".into(),
+        peer_url: "http://10.0.0.4:2380".into(),
+    };
+    let out = apply(&only(vec![admit]), &o, &j, &etcd, &m).unwrap();
+    assert!(out.progressed);
+    let set = j.leader_sets.borrow()[0].clone();
+    assert_eq!(set[keys::JOINING_UNIT], "etcd/3");
+    assert_eq!(set[keys::JOINING_ID], "99");
+    assert!(set[keys::JOINING_CLUSTER].contains("etcd3=http://10.0.0.4:2380"));
+    assert_eq!(m.elapsed(), Duration::ZERO);
+}
+
+#[test]
+fn a_departing_member_that_cannot_leave_fails_the_hook_blocked() {
+    let (j, m) = (juju("etcd/0"), member_machine());
+    let etcd = FakeEtcd::healthy(3);
+    etcd.not_yet
+        .borrow_mut()
+        .extend(["move leader", "member remove"]);
+    let o = observed(&j, &etcd, &m);
+    let leave = only(vec![Effect::Leave {
+        id: 1,
+        transfer_to: Some(2),
+    }]);
+    let e = apply(&leave, &o, &j, &etcd, &m).unwrap_err();
+    assert!(matches!(e, ApplyError::CannotLeave(_)));
+    assert!(logged(&j, "cannot move Raft leadership first"));
+    let status = j.statuses.borrow().last().cloned().unwrap();
+    assert!(
+        status.starts_with("blocked cannot leave the cluster"),
+        "{status}"
+    );
+    // 10 s to move the leadership, then 20 s to remove the member.
+    assert!(m.elapsed() <= Duration::from_secs(30));
+    assert!(m.elapsed() >= Duration::from_secs(26));
+    assert_eq!(state::recorded_member_id(&m), Some(1));
+}
+
+#[test]
+fn a_start_that_is_not_answered_gives_up_after_its_wait() {
+    let (j, m) = (juju("etcd/0"), member_machine());
+    m.active.set(false);
+    let etcd = FakeEtcd::healthy(1);
+    etcd.kill(0);
+    let o = observed(&j, &etcd, &m);
+    state::mark_restart_pending(&m).unwrap();
+    m.calls.borrow_mut().clear();
+    let out = apply(&only(vec![Effect::Start]), &o, &j, &etcd, &m).unwrap();
+    assert!(out.progressed);
+    assert_eq!(
+        m.calls(),
+        [
+            "systemctl enable etcd.service",
+            "systemctl start --no-block etcd.service"
+        ]
+    );
+    assert!(
+        !state::restart_pending(&m),
+        "it starts with the files as written"
+    );
+    assert!(m.elapsed() >= Duration::from_secs(15));
+    assert!(m.elapsed() <= Duration::from_secs(16));
+}
+
+#[test]
+fn install_refused_or_impossible_shows_why() {
+    use crate::core::version::Refusal;
+    use crate::fakes::FakeInstall;
+    let (j, etcd) = (juju("etcd/0"), FakeEtcd::healthy(1));
+    let m = member_machine();
+    let refusal = Refusal::Downgrade {
+        offered: "3.3.0".into(),
+        current: "3.4.23".into(),
+        attach: "3.4.x or 3.5.x".into(),
+    };
+    *m.install.borrow_mut() = FakeInstall::Refused(refusal.clone());
+    let o = observed(&j, &etcd, &m);
+    let out = apply(&only(vec![Effect::Install]), &o, &j, &etcd, &m).unwrap();
+    assert_eq!(out.status, Some(Status::ResourceRefused(refusal.clone())));
+    assert_eq!(state::refused_resource(&m), Some(refusal));
+    // A good one clears the record.
+    *m.install.borrow_mut() = FakeInstall::Version("3.4.25".into());
+    let out = apply(&only(vec![Effect::Install]), &o, &j, &etcd, &m).unwrap();
+    assert_eq!(out.status, None);
+    assert_eq!(state::refused_resource(&m), None);
+    assert_eq!(state::installed_version(&m).as_deref(), Some("3.4.25"));
+
+    let fresh = FakeMachine::new();
+    *fresh.install.borrow_mut() = FakeInstall::NoSource;
+    let o = observed(&j, &etcd, &fresh);
+    let out = apply(&plan(&o), &o, &j, &etcd, &fresh).unwrap();
+    assert!(!out.progressed);
+    assert!(matches!(out.status, Some(Status::NoResource(_))));
+}
+
+#[test]
+fn reconcile_bootstraps_a_fresh_leader_and_sets_its_status_once() {
+    let j = FakeJuju::new("etcd/0", json!({}));
+    let etcd = FakeEtcd::healthy(1);
+    let m = FakeMachine::new();
+    reconcile(&j.ctx(), &Hook::Install, &j, &etcd, &m).unwrap();
+    assert!(m.calls().contains(&"install etcd".to_string()));
+    assert!(m
+        .read(paths::CONFIG_FILE)
+        .unwrap()
+        .contains("initial-cluster-state: new"));
+    assert_eq!(j.leader_data.borrow()[keys::TOKEN], "f00dcafe");
+    assert_eq!(state::recorded_member_id(&m), Some(1));
+    let statuses = j.statuses.borrow().clone();
+    assert_eq!(statuses.len(), 1, "{statuses:?}");
+    // The same status again is not set again.
+    reconcile(&j.ctx(), &hook(), &j, &etcd, &m).unwrap();
+    assert_eq!(j.statuses.borrow().len(), 1, "{:?}", j.statuses.borrow());
+}
+
+#[test]
+fn a_failure_is_printed_once_with_its_cause() {
+    use crate::machine::host::HostError;
+    use crate::machine::InstallError;
+    let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "permission denied");
+    let host = HostError::Io {
+        path: "/opt/etcd/bin/etcd".into(),
+        cause: io,
+    };
+    let e = anyhow::Error::new(ApplyError::Install(InstallError::Host(host)));
+    let shown = format!("{e:#}");
+    assert_eq!(
+        shown,
+        "cannot install etcd: cannot write /opt/etcd/bin/etcd: permission denied"
+    );
+}
