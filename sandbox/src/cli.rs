@@ -722,18 +722,22 @@ fn ssh(h: &Path, unit: &str, command: &[String]) -> anyhow::Result<i32> {
 }
 
 fn bootstrap(h: &Path) -> anyhow::Result<i32> {
-    if call(h, Request::Ping).is_ok() {
+    if let Ok(answer) = crate::client::call_raw(h, Request::Ping) {
+        if let Some(e) = answer.error {
+            bail!(
+                "something other than a sandbox controller answers at {}: {e}",
+                h.display()
+            );
+        }
         println!("sandbox controller is already running at {}", h.display());
         return Ok(0);
     }
-    std::fs::create_dir_all(h.join("logs"))?;
-    let start = Instant::now();
+    crate::controller::private::dir(h)?;
+    crate::controller::private::dir(&h.join("logs"))?;
     let mut progress = |l: &str| eprintln!("{l}");
     crate::machine::ensure_rootfs(&crate::machine::RootfsRecipe::default(), &mut progress)?;
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(h.join("logs/controller.log"))?;
+    let start = Instant::now();
+    let log = crate::controller::private::append(&h.join("logs/controller.log"))?;
     use std::os::unix::process::CommandExt;
     std::process::Command::new(std::env::current_exe()?)
         .arg("controller")
@@ -762,8 +766,12 @@ fn bootstrap(h: &Path) -> anyhow::Result<i32> {
 }
 
 fn destroy(h: &Path) -> anyhow::Result<i32> {
-    match call(h, Request::Destroy) {
-        Ok(_) => {}
+    match crate::client::call_raw(h, Request::Destroy) {
+        Ok(answer) => {
+            if let Some(e) = answer.error {
+                bail!("{e}");
+            }
+        }
         Err(e) => {
             // No controller: sweep whatever a crashed one left behind.
             eprintln!("{e:#}; sweeping leftovers");
@@ -873,7 +881,12 @@ fn debug_log(
         })
         .collect();
     let keep = |l: &str| tags.is_empty() || tags.iter().any(|t| l.starts_with(t.as_str()));
-    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "no model log at {}: run `sandbox bootstrap` first",
+            path.display()
+        )
+    })?;
     let lines: Vec<&str> = text.lines().filter(|l| keep(l)).collect();
     let from = if replay {
         0

@@ -4,7 +4,7 @@
 use super::hookenv::HookCtx;
 use super::lifecycle;
 use super::model::{now, unit_tag, Agent, Event, Life, Model};
-use super::{Shared, State, MACHINE_RUN_DIR};
+use super::{Shared, State, MACHINE_RUN_DIR, TOOL_SOCKET};
 use crate::machine::Machine;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -148,7 +148,13 @@ fn prepare(sh: &Arc<Shared>, st: &mut State, unit: &str, idx: usize) -> Option<J
         Event::Action { id } | Event::Exec { id } => Some(*id),
         _ => None,
     };
-    let ctx = HookCtx::new(unit, &hook, ev.clone(), task);
+    // Juju names an exec's context `<unit>-run-commands-<random>`.
+    let kind = if matches!(ev, Event::Exec { .. }) {
+        "run-commands"
+    } else {
+        &hook
+    };
+    let ctx = HookCtx::new(unit, kind, ev.clone(), task);
     let (argv, env) = command_for(&st.model, unit, &ev, &hook, &ctx.id);
     if let Some(t) = task.and_then(|id| st.model.tasks.get_mut(&id)) {
         t.status = "running".into();
@@ -209,7 +215,7 @@ fn command_for(
         ),
         (
             "JUJU_AGENT_SOCKET_ADDRESS".into(),
-            format!("{MACHINE_RUN_DIR}/controller.sock"),
+            format!("{MACHINE_RUN_DIR}/{TOOL_SOCKET}"),
         ),
         ("JUJU_AGENT_SOCKET_NETWORK".into(), "unix".into()),
         ("JUJU_UNIT_NAME".into(), unit.into()),
