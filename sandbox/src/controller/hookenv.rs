@@ -248,7 +248,7 @@ impl HookEnv for Env<'_> {
     }
     fn relation_ids(&self, endpoint: &str) -> Result<Vec<String>, ToolError> {
         let app = app_of(&self.ctx.unit);
-        let mut ids: Vec<i64> = self
+        let mut ids: Vec<String> = self
             .model
             .relations
             .values()
@@ -256,26 +256,20 @@ impl HookEnv for Env<'_> {
                 r.life == super::model::Life::Alive
                     && r.end_of(app).is_some_and(|e| e.endpoint == endpoint)
             })
-            .map(|r| r.id)
+            .map(|r| format!("{endpoint}:{}", r.id))
             .collect();
+        // Sorted as strings, `db:10` before `db:2` (jujuc/relation-ids.go).
         ids.sort();
-        Ok(ids.into_iter().map(|i| format!("{endpoint}:{i}")).collect())
+        Ok(ids)
     }
     fn relation_list(&self, id: i64) -> Result<Vec<String>, ToolError> {
-        let r = self.rel(id)?;
-        let mut v: Vec<String> = r
-            .scope
-            .get(&self.ctx.unit)
-            .map(|s| s.iter().cloned().collect())
-            .unwrap_or_default();
-        // In a joined hook the joining unit is already in scope.
-        if let Event::RelationJoined { rel, remote } = &self.ctx.event {
-            if *rel == id && !v.contains(remote) {
-                v.push(remote.clone());
-            }
-        }
-        v.sort_by_key(|u| (app_of(u).to_string(), super::model::unit_number(u)));
-        Ok(v)
+        self.rel(id)?;
+        Ok(lifecycle::relation_members(
+            self.model,
+            id,
+            &self.ctx.unit,
+            &self.ctx.event,
+        ))
     }
     fn relation_remote_app(&self, id: i64) -> Result<String, ToolError> {
         self.rel(id)?

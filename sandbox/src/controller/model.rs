@@ -246,6 +246,9 @@ pub struct Relation {
     pub scope: BTreeMap<String, BTreeSet<String>>,
     /// Units that entered the relation (ran `-relation-created`).
     pub entered: BTreeSet<String>,
+    /// Dying units the others have been told about (ran or will run departed for them).
+    #[serde(default)]
+    pub departing: BTreeSet<String>,
 }
 
 impl Relation {

@@ -81,8 +81,11 @@ fn dispatch(sh: &Arc<Shared>, st: &mut State, req: Request) -> Res {
             }
             let p = absolute(&path)?;
             a.resources.insert(name, p);
+            // A new resource revision changes the charm's modified version: the uniter runs
+            // upgrade-charm, then config-changed (worker/uniter/resolver.go).
             for u in st.model.units_of(&app) {
                 push(st, &u, Event::UpgradeCharm);
+                push(st, &u, Event::ConfigChanged);
             }
             Ok(Value::Null)
         }

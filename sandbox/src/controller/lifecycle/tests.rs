@@ -170,3 +170,154 @@ fn data_changes_and_relation_removal() {
     );
     assert!(m.relations.is_empty());
 }
+
+fn departed(rel: i64, remote: &str) -> Event {
+    Event::RelationDeparted {
+        rel,
+        remote: remote.into(),
+        departing: remote.into(),
+    }
+}
+
+/// state/relationunit.go `PrepareLeaveScope` + state/watcher.go: the remaining units see the
+/// dying unit depart at once, while its own teardown (worker/uniter/relation/resolver.go)
+/// runs on its own queue.
+#[test]
+fn remaining_units_run_departed_at_once_concurrently_with_the_teardown() {
+    let mut m = model_with("etcd", true);
+    let units: Vec<String> = (0..3).map(|_| add_unit(&mut m, "etcd")).collect();
+    drain(&mut m);
+    let (u0, u1, u2) = (&units[0], &units[1], &units[2]);
+    // A change of u0's data is still pending on u1 when u0 starts dying: it is dropped.
+    data_changed(&mut m, 0, u0, false);
+    assert_eq!(m.units[u1].queue.len(), 1);
+    remove_unit(&mut m, u0);
+    for u in [u1, u2] {
+        assert_eq!(m.units[u].queue, [departed(0, u0)], "{u} is told at once");
+    }
+    assert_eq!(
+        m.units[u0].queue,
+        [
+            Event::RelationDeparted {
+                rel: 0,
+                remote: u1.clone(),
+                departing: u0.clone()
+            },
+            Event::RelationDeparted {
+                rel: 0,
+                remote: u2.clone(),
+                departing: u0.clone()
+            },
+            Event::Stop,
+            Event::Remove
+        ]
+    );
+    // Its writes during teardown wake nobody; leaving the scope tells nobody twice.
+    data_changed(&mut m, 0, u0, false);
+    let ran = drain(&mut m);
+    assert_eq!(ran[u1], [departed(0, u0), Event::LeaderElected]);
+    assert_eq!(ran[u2], [departed(0, u0)]);
+}
+
+/// relation/resolver.go `NextOp`: the dying unit handles non-peer relations before peers.
+#[test]
+fn the_dying_unit_leaves_other_relations_before_its_peers() {
+    let mut m = model_with("etcd", true);
+    m.apps.insert("client".into(), {
+        let mut a = m.apps["etcd"].clone();
+        a.name = "client".into();
+        a.leader = None;
+        a
+    });
+    let e0 = add_unit(&mut m, "etcd");
+    let e1 = add_unit(&mut m, "etcd");
+    let c0 = add_unit(&mut m, "client");
+    let db = add_relation(
+        &mut m,
+        vec![
+            RelEnd {
+                app: "etcd".into(),
+                endpoint: "db".into(),
+            },
+            RelEnd {
+                app: "client".into(),
+                endpoint: "db".into(),
+            },
+        ],
+        "etcd".into(),
+    );
+    drain(&mut m);
+    remove_unit(&mut m, &e0);
+    let own: Vec<Event> = m.units[&e0].queue.iter().cloned().collect();
+    assert_eq!(
+        own,
+        [
+            Event::RelationDeparted {
+                rel: db,
+                remote: c0.clone(),
+                departing: e0.clone()
+            },
+            Event::RelationBroken { rel: db },
+            Event::RelationDeparted {
+                rel: 0,
+                remote: e1.clone(),
+                departing: e0.clone()
+            },
+            Event::Stop,
+            Event::Remove
+        ]
+    );
+}
+
+/// worker/uniter/runner/context/contextfactory.go `HookContext` (the departing unit leaves the
+/// member cache first) and runner/context/cache.go `MemberNames` (`sort.Strings`).
+#[test]
+fn relation_list_leaves_out_the_departing_unit_and_sorts_as_strings() {
+    let mut m = model_with("etcd", true);
+    for _ in 0..11 {
+        add_unit(&mut m, "etcd");
+    }
+    drain(&mut m);
+    let members = relation_members(&m, 0, "etcd/0", &Event::UpdateStatus);
+    assert_eq!(members[..3], ["etcd/1", "etcd/10", "etcd/2"]);
+    let in_departed = relation_members(&m, 0, "etcd/0", &departed(0, "etcd/10"));
+    assert_eq!(in_departed.len(), 9);
+    assert!(!in_departed.contains(&"etcd/10".to_string()));
+}
+
+/// apiserver uniter `EnterScope` and uniter `updateUnitNetworkInfoOperation`: the address keys
+/// are in the unit's databag from the start and written again after config-changed.
+#[test]
+fn address_keys_on_entering_scope_and_after_config_changed() {
+    let mut m = model_with("etcd", true);
+    let u0 = add_unit(&mut m, "etcd");
+    let u1 = add_unit(&mut m, "etcd");
+    m.machines.get_mut(&0).unwrap().address = "10.1.2.3".into();
+    write_network_keys(&mut m, &u0, &[0]);
+    let bag = &m.relations[&0].unit_data[&u0];
+    assert_eq!(bag["private-address"], "10.1.2.3");
+    assert_eq!(bag["ingress-address"], "10.1.2.3");
+    assert_eq!(bag["egress-subnets"], "10.1.2.3/32");
+    drain(&mut m);
+    // A charm's override lasts until the next config-changed, which wakes the peer.
+    m.relations
+        .get_mut(&0)
+        .unwrap()
+        .unit_data
+        .get_mut(&u0)
+        .unwrap()
+        .insert("private-address".into(), "x".into());
+    let rels = entered_relations(&m, &u0);
+    write_network_keys(&mut m, &u0, &rels);
+    assert_eq!(
+        m.relations[&0].unit_data[&u0]["private-address"],
+        "10.1.2.3"
+    );
+    assert_eq!(
+        m.units[&u1].queue,
+        [Event::RelationChanged {
+            rel: 0,
+            remote: Some(u0.clone())
+        }]
+    );
+}
