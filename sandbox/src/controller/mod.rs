@@ -124,6 +124,48 @@ pub fn log_path(home: &Path) -> PathBuf {
     home.join("logs").join("model.log")
 }
 
+/// Which build of the `sandbox` binary a process runs: its size and modification time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Build {
+    /// Bytes.
+    pub size: u64,
+    /// Seconds since the epoch.
+    pub modified: u64,
+}
+
+impl Build {
+    /// The build of the binary at `path` (`/proc/self/exe` stays this process's own file even
+    /// after a rebuild replaced it).
+    pub fn of(path: &Path) -> Option<Build> {
+        let md = std::fs::metadata(path).ok()?;
+        let modified = md
+            .modified()
+            .ok()?
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_secs();
+        Some(Build {
+            size: md.len(),
+            modified,
+        })
+    }
+
+    /// This process's build, as `ping` answers it.
+    pub fn current_value() -> serde_json::Value {
+        Build::of(Path::new("/proc/self/exe"))
+            .map(|b| serde_json::json!({ "size": b.size, "modified": b.modified }))
+            .unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The build in a `ping` answer.
+    pub fn from_value(v: &serde_json::Value) -> Option<Build> {
+        Some(Build {
+            size: v["size"].as_u64()?,
+            modified: v["modified"].as_u64()?,
+        })
+    }
+}
+
 /// The start of a unit's agent message when its machine could not be started.
 pub const PROVISION_FAILED: &str = "cannot start machine";
 

@@ -28,7 +28,11 @@ pub fn handle(sh: &Arc<Shared>, req: Request) -> Response {
 
 fn dispatch(sh: &Arc<Shared>, st: &mut State, req: Request) -> Res {
     match req {
-        Request::Ping => Ok(json!({"model": st.model.name, "uuid": st.model.uuid})),
+        Request::Ping => Ok(json!({
+            "model": st.model.name,
+            "uuid": st.model.uuid,
+            "build": super::Build::current_value(),
+        })),
         Request::Deploy {
             charm,
             app,
