@@ -3,21 +3,9 @@
 //! the juju/juju file it follows. Needs root.
 
 mod common;
-use common::{repo_root, Sandbox};
+use common::{probe_charm as probe, Sandbox};
 use serde_json::Value;
 use std::time::Duration;
-
-fn probe() -> String {
-    repo_root()
-        .join("tests/charms/probe")
-        .to_string_lossy()
-        .into_owned()
-}
-
-fn lines(sb: &Sandbox, unit: &str, file: &str) -> Vec<String> {
-    let (_, out, _) = sb.ssh(unit, &format!("cat /var/lib/probe/{file} 2>/dev/null"));
-    out.lines().map(String::from).collect()
-}
 
 #[test]
 fn removal_timing_relation_data_exec_and_resources() {
@@ -65,13 +53,13 @@ fn removal_timing_relation_data_exec_and_resources() {
     sb.ok(&["remove-unit", "probe/2"]);
     for (u, other) in [("probe/0", "probe/1"), ("probe/1", "probe/0")] {
         let line = sb.eventually("departed on the others", Duration::from_secs(60), || {
-            lines(&sb, u, "members.log")
+            sb.probe_log(u, "members.log")
                 .into_iter()
                 .find(|l| l.starts_with("peer-relation-departed|probe/2|"))
         });
         assert_eq!(line, format!("peer-relation-departed|probe/2|{other} "));
     }
-    let h2 = lines(&sb, "probe/2", "hooks.log");
+    let h2 = sb.probe_log("probe/2", "hooks.log");
     assert!(
         h2.last()
             .is_some_and(|l| l.starts_with("peer-relation-departed|"))
@@ -90,7 +78,7 @@ fn removal_timing_relation_data_exec_and_resources() {
         "upgrade-charm, config-changed",
         Duration::from_secs(60),
         || {
-            let h = lines(&sb, "probe/0", "hooks.log");
+            let h = sb.probe_log("probe/0", "hooks.log");
             let i = h.iter().rposition(|l| l.starts_with("upgrade-charm|"))?;
             h.get(i + 1)
                 .filter(|l| l.starts_with("config-changed|"))

@@ -3,17 +3,10 @@
 //! everything under $SANDBOX_HOME is owner-only and the logs keep secrets out. Needs root.
 
 mod common;
-use common::{repo_root, Sandbox};
+use common::{probe_charm as probe, Sandbox};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
-
-fn probe() -> String {
-    repo_root()
-        .join("tests/charms/probe")
-        .to_string_lossy()
-        .into_owned()
-}
 
 const TOOL_SOCKET: &str = "/var/lib/juju/sandbox/agent.sock";
 

@@ -3,20 +3,11 @@
 //! These need root: they boot real systemd-nspawn machines.
 
 mod common;
-use common::{repo_root, Sandbox};
+use common::{probe_charm as probe, Sandbox};
 use std::time::Duration;
 
-fn probe() -> String {
-    repo_root()
-        .join("tests/charms/probe")
-        .to_string_lossy()
-        .into_owned()
-}
-
 fn hooks(sb: &Sandbox, unit: &str) -> Vec<String> {
-    let (code, out, err) = sb.ssh(unit, "cat /var/lib/probe/hooks.log");
-    assert_eq!(code, 0, "{err}");
-    out.lines().map(String::from).collect()
+    sb.probe_log(unit, "hooks.log")
 }
 
 #[test]

@@ -35,6 +35,34 @@ fn model_with(app: &str, peer: bool) -> Model {
     m
 }
 
+/// Adds a `client` application like `etcd`.
+fn add_client_app(m: &mut Model) {
+    m.apps.insert("client".into(), {
+        let mut a = m.apps["etcd"].clone();
+        a.name = "client".into();
+        a.leader = None;
+        a
+    });
+}
+
+/// Relates `etcd:db` and `client:db`.
+fn db_relation(m: &mut Model) -> i64 {
+    add_relation(
+        m,
+        vec![
+            RelEnd {
+                app: "etcd".into(),
+                endpoint: "db".into(),
+            },
+            RelEnd {
+                app: "client".into(),
+                endpoint: "db".into(),
+            },
+        ],
+        "etcd".into(),
+    )
+}
+
 /// Runs every queued hook of every unit until all queues are empty; returns what ran per unit.
 fn drain(m: &mut Model) -> BTreeMap<String, Vec<Event>> {
     let mut ran: BTreeMap<String, Vec<Event>> = BTreeMap::new();
@@ -122,29 +150,11 @@ fn removing_a_peer_runs_departed_on_both_sides_and_moves_leadership() {
 #[test]
 fn data_changes_and_relation_removal() {
     let mut m = model_with("etcd", false);
-    m.apps.insert("client".into(), {
-        let mut a = m.apps["etcd"].clone();
-        a.name = "client".into();
-        a.leader = None;
-        a
-    });
+    add_client_app(&mut m);
     let e0 = add_unit(&mut m, "etcd");
     let c0 = add_unit(&mut m, "client");
     drain(&mut m);
-    let rel = add_relation(
-        &mut m,
-        vec![
-            RelEnd {
-                app: "etcd".into(),
-                endpoint: "db".into(),
-            },
-            RelEnd {
-                app: "client".into(),
-                endpoint: "db".into(),
-            },
-        ],
-        "etcd".into(),
-    );
+    let rel = db_relation(&mut m);
     let ran = drain(&mut m);
     assert_eq!(ran[&e0][0], Event::RelationCreated { rel });
     assert!(ran[&c0].contains(&Event::RelationChanged {
@@ -223,29 +233,11 @@ fn remaining_units_run_departed_at_once_concurrently_with_the_teardown() {
 #[test]
 fn the_dying_unit_leaves_other_relations_before_its_peers() {
     let mut m = model_with("etcd", true);
-    m.apps.insert("client".into(), {
-        let mut a = m.apps["etcd"].clone();
-        a.name = "client".into();
-        a.leader = None;
-        a
-    });
+    add_client_app(&mut m);
     let e0 = add_unit(&mut m, "etcd");
     let e1 = add_unit(&mut m, "etcd");
     let c0 = add_unit(&mut m, "client");
-    let db = add_relation(
-        &mut m,
-        vec![
-            RelEnd {
-                app: "etcd".into(),
-                endpoint: "db".into(),
-            },
-            RelEnd {
-                app: "client".into(),
-                endpoint: "db".into(),
-            },
-        ],
-        "etcd".into(),
-    );
+    let db = db_relation(&mut m);
     drain(&mut m);
     remove_unit(&mut m, &e0);
     let own: Vec<Event> = m.units[&e0].queue.iter().cloned().collect();
