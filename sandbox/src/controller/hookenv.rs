@@ -247,20 +247,11 @@ impl HookEnv for Env<'_> {
         r.end_of(app_of(&self.ctx.unit)).map(|e| e.endpoint.clone())
     }
     fn relation_ids(&self, endpoint: &str) -> Result<Vec<String>, ToolError> {
-        let app = app_of(&self.ctx.unit);
-        let mut ids: Vec<String> = self
-            .model
-            .relations
-            .values()
-            .filter(|r| {
-                r.life == super::model::Life::Alive
-                    && r.end_of(app).is_some_and(|e| e.endpoint == endpoint)
-            })
-            .map(|r| format!("{endpoint}:{}", r.id))
-            .collect();
-        // Sorted as strings, `db:10` before `db:2` (jujuc/relation-ids.go).
-        ids.sort();
-        Ok(ids)
+        Ok(lifecycle::relation_ids(
+            self.model,
+            &self.ctx.unit,
+            endpoint,
+        ))
     }
     fn relation_list(&self, id: i64) -> Result<Vec<String>, ToolError> {
         self.rel(id)?;

@@ -406,7 +406,10 @@ fn finish(sh: &Arc<Shared>, unit: &str, job: Job, out: anyhow::Result<crate::mac
                 t.status = "completed".into();
             }
         }
-        if code == 0 {
+        // An exec's non-zero exit is its result, not a failure of the context: Juju flushes
+        // its changes all the same (worker/uniter/runner/runner.go `RunCommands`).
+        let exec = matches!(job.ev, Event::Exec { .. });
+        if code == 0 || exec {
             if let Some(ctx) = &ctx {
                 ctx.commit(&mut st.model);
             }

@@ -531,6 +531,29 @@ pub fn relation_members(model: &Model, rel_id: i64, unit: &str, ev: &Event) -> V
     v
 }
 
+/// What `relation-ids <endpoint>` shows to `unit`: its application's relations on that
+/// endpoint that are alive, or dying with members left for it (a broken one is left out, as
+/// Juju 3.4.4+ does), as `endpoint:id` sorted as strings, `db:10` before `db:2`
+/// (jujuc/relation-ids.go; runner/context/contextfactory.go `getContextRelations`).
+pub fn relation_ids(model: &Model, unit: &str, endpoint: &str) -> Vec<String> {
+    let mut ids: Vec<String> = model
+        .relations
+        .values()
+        .filter(|r| {
+            r.end_of(app_of(unit))
+                .is_some_and(|e| e.endpoint == endpoint)
+        })
+        .filter(|r| {
+            r.life == Life::Alive
+                || (r.is_peer() && r.entered.contains(unit))
+                || r.scope.get(unit).is_some_and(|s| !s.is_empty())
+        })
+        .map(|r| format!("{endpoint}:{}", r.id))
+        .collect();
+    ids.sort();
+    ids
+}
+
 /// The keys Juju writes into a unit's own databag of every relation it is in: on entering
 /// scope (apiserver uniter `EnterScope`) and after every config-changed (uniter
 /// `updateUnitNetworkInfoOperation`). Changed values are committed like a hook's writes.

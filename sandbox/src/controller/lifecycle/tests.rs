@@ -313,3 +313,26 @@ fn address_keys_on_entering_scope_and_after_config_changed() {
         }]
     );
 }
+
+/// jujuc/relation-ids.go (`sort.Strings`) and contextfactory.go `getContextRelations`: a dying
+/// relation is listed while the unit still has members in it, not once it is broken.
+#[test]
+fn relation_ids_sort_as_strings_and_keep_a_dying_relation_until_broken() {
+    let mut m = model_with("etcd", false);
+    add_client_app(&mut m);
+    let e0 = add_unit(&mut m, "etcd");
+    add_unit(&mut m, "client");
+    drain(&mut m);
+    for _ in 0..11 {
+        db_relation(&mut m);
+    }
+    drain(&mut m);
+    let ids = relation_ids(&m, &e0, "db");
+    assert_eq!(ids[..3], ["db:0", "db:1", "db:10"]);
+    remove_relation(&mut m, 10);
+    assert!(relation_ids(&m, &e0, "db").contains(&"db:10".to_string()));
+    // Departed has run, broken is next: the relation is broken for the unit.
+    let departed = m.units.get_mut(&e0).unwrap().queue.pop_front().unwrap();
+    hook_done(&mut m, &e0, &departed);
+    assert!(!relation_ids(&m, &e0, "db").contains(&"db:10".to_string()));
+}
