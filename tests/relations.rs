@@ -155,7 +155,12 @@ fn seen_by(sb: &Sandbox, unit: &str, rid: &str) -> Vec<(String, Map<String, Valu
         .map(|l| {
             let (u, json) = l.split_once(' ').unwrap_or((l, "{}"));
             let bag: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{l}: {e}"));
-            (u.to_string(), bag.as_object().cloned().unwrap_or_default())
+            let mut bag = bag.as_object().cloned().unwrap_or_default();
+            // Juju's own per-unit address keys are not the charm's data.
+            bag.retain(|k, _| {
+                !["private-address", "ingress-address", "egress-subnets"].contains(&k.as_str())
+            });
+            (u.to_string(), bag)
         })
         .collect()
 }

@@ -79,9 +79,9 @@ pub enum Cmd {
         app: String,
         /// A key to show, or key=value pairs to set.
         args: Vec<String>,
-        /// Reset keys to their defaults (comma-separated).
-        #[arg(long)]
-        reset: Option<String>,
+        /// Reset the provided comma delimited keys to their defaults (repeatable).
+        #[arg(long, action = clap::ArgAction::Append)]
+        reset: Vec<String>,
         /// Output format for `config app`.
         #[arg(long, value_enum, default_value_t = Format::Yaml)]
         format: Format,
@@ -654,31 +654,88 @@ fn model(h: &Path) -> anyhow::Result<crate::controller::model::Model> {
     Ok(serde_json::from_value(call(h, Request::Status)?)?)
 }
 
+/// What `config <app> …` asks: a key to show, values to set, keys to reset; checked as Juju's
+/// `ConfigCommandBase.Init` checks them (cmd/juju/config/config.go).
+#[derive(Debug, PartialEq, Eq)]
+struct ConfigAsk {
+    get: Option<String>,
+    set: BTreeMap<String, String>,
+    reset: Vec<String>,
+}
+
+fn config_ask(args: &[String], reset: &[String]) -> anyhow::Result<ConfigAsk> {
+    let mut ask = ConfigAsk {
+        get: None,
+        set: BTreeMap::new(),
+        reset: vec![],
+    };
+    for value in reset {
+        for k in value.trim_matches(',').split(',') {
+            if k.contains('=') {
+                bail!("--reset accepts a comma delimited set of keys \"a,b,c\", received: {k:?}");
+            }
+            ask.reset.push(k.to_string());
+        }
+    }
+    let mut gets = vec![];
+    for arg in args {
+        match arg.split_once('=') {
+            Some(("", _)) => bail!("expected \"key=value\", got {arg:?}"),
+            Some((k, v)) => {
+                if ask.set.insert(k.to_string(), v.to_string()).is_some() {
+                    bail!("key {k:?} specified more than once");
+                }
+            }
+            None => gets.push(arg.clone()),
+        }
+    }
+    let mut actions = vec![];
+    if !ask.reset.is_empty() {
+        actions.push("use --reset flag");
+    }
+    if !gets.is_empty() {
+        actions.push("get value");
+    }
+    if !ask.set.is_empty() {
+        actions.push("set key=value pairs");
+    }
+    if actions.len() > 1 && !gets.is_empty() {
+        let (last, rest) = actions.split_last().expect("two or more");
+        bail!("cannot {} and {last} simultaneously", rest.join(", "));
+    }
+    if gets.len() > 1 {
+        bail!("cannot specify multiple keys to get");
+    }
+    if let Some(k) = ask.reset.iter().find(|k| ask.set.contains_key(*k)) {
+        bail!("cannot set and reset key {k:?} simultaneously");
+    }
+    ask.get = gets.pop();
+    Ok(ask)
+}
+
 fn config(
     h: &Path,
     app: String,
     args: Vec<String>,
-    reset: Option<String>,
+    reset: Vec<String>,
     format: Format,
 ) -> anyhow::Result<i32> {
-    let sets: Vec<String> = args.iter().filter(|a| a.contains('=')).cloned().collect();
-    let reset: Vec<String> = reset
-        .map(|r| r.split(',').map(String::from).collect())
-        .unwrap_or_default();
+    let ask = config_ask(&args, &reset)?;
+    let changes = !ask.set.is_empty() || !ask.reset.is_empty();
     let v = call(
         h,
         Request::Config {
             app,
-            set: parse_pairs(&sets, "key=value")?,
-            reset: reset.clone(),
+            set: ask.set,
+            reset: ask.reset,
         },
     )?;
-    if !sets.is_empty() || !reset.is_empty() {
+    if changes {
         return Ok(0);
     }
-    match args.first() {
+    match ask.get {
         Some(key) => {
-            let val = &v["settings"][key]["value"];
+            let val = &v["settings"][&key]["value"];
             match val {
                 Value::Null => {}
                 Value::String(s) => println!("{s}"),
@@ -722,18 +779,29 @@ fn ssh(h: &Path, unit: &str, command: &[String]) -> anyhow::Result<i32> {
 }
 
 fn bootstrap(h: &Path) -> anyhow::Result<i32> {
-    if call(h, Request::Ping).is_ok() {
+    if let Ok(answer) = crate::client::call_raw(h, Request::Ping) {
+        if let Some(e) = answer.error {
+            bail!(
+                "something other than a sandbox controller answers at {}: {e}",
+                h.display()
+            );
+        }
         println!("sandbox controller is already running at {}", h.display());
+        let running = crate::controller::Build::from_value(&answer.data["build"]);
+        let ours = std::env::current_exe()
+            .ok()
+            .and_then(|p| crate::controller::Build::of(&p));
+        if let Some(note) = older_build_note(running, ours, h) {
+            eprintln!("{note}");
+        }
         return Ok(0);
     }
-    std::fs::create_dir_all(h.join("logs"))?;
-    let start = Instant::now();
+    crate::controller::private::dir(h)?;
+    crate::controller::private::dir(&h.join("logs"))?;
     let mut progress = |l: &str| eprintln!("{l}");
     crate::machine::ensure_rootfs(&crate::machine::RootfsRecipe::default(), &mut progress)?;
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(h.join("logs/controller.log"))?;
+    let start = Instant::now();
+    let log = crate::controller::private::append(&h.join("logs/controller.log"))?;
     use std::os::unix::process::CommandExt;
     std::process::Command::new(std::env::current_exe()?)
         .arg("controller")
@@ -761,9 +829,32 @@ fn bootstrap(h: &Path) -> anyhow::Result<i32> {
     )
 }
 
+/// A warning when the running controller is an older build than this binary.
+fn older_build_note(
+    running: Option<crate::controller::Build>,
+    ours: Option<crate::controller::Build>,
+    h: &Path,
+) -> Option<String> {
+    let (running, ours) = (running?, ours?);
+    if running == ours || running.modified >= ours.modified {
+        return None;
+    }
+    let mins = (ours.modified - running.modified).div_ceil(60);
+    Some(format!(
+        "WARNING the running controller is an older build than this sandbox binary (built {mins} \
+         min earlier): its hooks and hook tools behave as that build's do. To switch, keeping the \
+         model and its machines: kill $(cat {}) && sandbox bootstrap",
+        h.join("run/controller.pid").display()
+    ))
+}
+
 fn destroy(h: &Path) -> anyhow::Result<i32> {
-    match call(h, Request::Destroy) {
-        Ok(_) => {}
+    match crate::client::call_raw(h, Request::Destroy) {
+        Ok(answer) => {
+            if let Some(e) = answer.error {
+                bail!("{e}");
+            }
+        }
         Err(e) => {
             // No controller: sweep whatever a crashed one left behind.
             eprintln!("{e:#}; sweeping leftovers");
@@ -873,7 +964,12 @@ fn debug_log(
         })
         .collect();
     let keep = |l: &str| tags.is_empty() || tags.iter().any(|t| l.starts_with(t.as_str()));
-    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "no model log at {}: run `sandbox bootstrap` first",
+            path.display()
+        )
+    })?;
     let lines: Vec<&str> = text.lines().filter(|l| keep(l)).collect();
     let from = if replay {
         0
@@ -903,5 +999,66 @@ fn debug_log(
             out.flush()?;
             pos = data.len() as u64;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{config_ask, older_build_note};
+    use crate::controller::Build;
+    use std::path::Path;
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// cmd/juju/config/config.go `Init`, `parseResetKeys`, `validateActions`.
+    #[test]
+    fn config_takes_reset_and_set_as_juju_does() {
+        let ask = config_ask(&strings(&["port=1"]), &strings(&["a,b,", ",c"])).expect("ask");
+        assert_eq!(ask.reset, ["a", "b", "c"]);
+        assert_eq!(ask.set["port"], "1");
+        let err = |args: &[&str], reset: &[&str]| {
+            format!(
+                "{}",
+                config_ask(&strings(args), &strings(reset)).expect_err("refused")
+            )
+        };
+        assert_eq!(
+            err(&[], &["a=1"]),
+            "--reset accepts a comma delimited set of keys \"a,b,c\", received: \"a=1\""
+        );
+        assert_eq!(
+            err(&["a=1"], &["a"]),
+            "cannot set and reset key \"a\" simultaneously"
+        );
+        assert_eq!(
+            err(&["a"], &["b"]),
+            "cannot use --reset flag and get value simultaneously"
+        );
+        assert_eq!(
+            err(&["a", "b=1"], &[]),
+            "cannot get value and set key=value pairs simultaneously"
+        );
+        assert_eq!(err(&["a", "b"], &[]), "cannot specify multiple keys to get");
+        assert_eq!(
+            err(&["a=1", "a=2"], &[]),
+            "key \"a\" specified more than once"
+        );
+        assert_eq!(err(&["=1"], &[]), "expected \"key=value\", got \"=1\"");
+    }
+
+    #[test]
+    fn bootstrap_says_when_the_controller_is_an_older_build() {
+        let b = |size, modified| Some(Build { size, modified });
+        let h = Path::new("/h");
+        assert!(older_build_note(b(10, 100), b(10, 100), h).is_none());
+        assert!(older_build_note(b(10, 200), b(11, 100), h).is_none());
+        let note = older_build_note(b(10, 100), b(11, 700), h).expect("older");
+        assert!(
+            note.contains("older build") && note.contains("built 10 min earlier"),
+            "{note}"
+        );
+        assert!(note.contains("kill $(cat /h/run/controller.pid) && sandbox bootstrap"));
     }
 }

@@ -3,20 +3,11 @@
 //! These need root: they boot real systemd-nspawn machines.
 
 mod common;
-use common::{repo_root, Sandbox};
+use common::{probe_charm as probe, Sandbox};
 use std::time::Duration;
 
-fn probe() -> String {
-    repo_root()
-        .join("tests/charms/probe")
-        .to_string_lossy()
-        .into_owned()
-}
-
 fn hooks(sb: &Sandbox, unit: &str) -> Vec<String> {
-    let (code, out, err) = sb.ssh(unit, "cat /var/lib/probe/hooks.log");
-    assert_eq!(code, 0, "{err}");
-    out.lines().map(String::from).collect()
+    sb.probe_log(unit, "hooks.log")
 }
 
 #[test]
@@ -99,10 +90,14 @@ fn hooks_tools_actions_and_errors() {
     );
     assert_eq!(sb.exec("probe/1", "leader-get leader").1, "probe/0\n");
 
-    // Relation writes are committed only when the hook (here: exec) exits 0.
-    let (code, _, _) = sb.exec("probe/0", "relation-set -r peer:0 k=lost; exit 1");
+    // Relation writes are committed only when the hook exits 0; an exec's are committed
+    // whatever its exit code (worker/uniter/runner/runner.go `RunCommands`).
+    let (code, _, _) = sb.exec("probe/0", "relation-set -r peer:0 k=early; exit 1");
     assert_eq!(code, 1);
-    assert_eq!(sb.exec("probe/1", "relation-get -r peer:0 k probe/0").1, "");
+    assert_eq!(
+        sb.exec("probe/1", "relation-get -r peer:0 k probe/0").1,
+        "early\n"
+    );
     sb.exec("probe/0", "relation-set -r 0 k=kept");
     assert_eq!(
         sb.exec("probe/1", "relation-get -r peer:0 k probe/0").1,
@@ -166,6 +161,8 @@ fn hooks_tools_actions_and_errors() {
     let _ = sb.run(&["resolved", "probe/0"]);
     let _ = sb.run(&["resolved", "probe/1"]);
     sb.wait_active(2);
+    // The failed hook's state-set was discarded.
+    assert_eq!(sb.exec("probe/1", "state-get failed-write").1.trim(), "");
 
     // A refresh runs upgrade-charm, config-changed, start.
     sb.ok(&["refresh", "probe", "--path", &probe()]);

@@ -30,9 +30,9 @@ pub struct HookCtx {
 }
 
 impl HookCtx {
-    /// A fresh context.
+    /// A fresh context; its id ends in 128 random bits, so it cannot be guessed.
     pub fn new(unit: &str, hook: &str, event: Event, task: Option<u64>) -> HookCtx {
-        let id = format!("{unit}-{hook}-{}", (now() * 1e6) as u64);
+        let id = format!("{unit}-{hook}-{}", super::model::random_hex(16));
         HookCtx {
             id,
             unit: unit.into(),
@@ -96,20 +96,29 @@ fn merge(bag: &mut Settings, changes: &Settings) {
     }
 }
 
-/// Answers one hook tool call.
-pub fn serve_tool(sh: &Arc<Shared>, req: crate::tools::ToolRequest) -> crate::tools::ToolResponse {
+/// What a tool call gets for a context that is not live on the calling machine.
+pub const UNKNOWN_CONTEXT: &str =
+    "refused: no hook, action or exec with this JUJU_CONTEXT_ID is running on this machine; \
+     hook tools work only from inside one, with its own environment";
+
+/// Answers one hook tool call that came in on machine `machine`'s tool socket: only a live
+/// context of a unit on that machine is served, as that unit.
+pub fn serve_tool(
+    sh: &Arc<Shared>,
+    machine: u32,
+    req: crate::tools::ToolRequest,
+) -> crate::tools::ToolResponse {
     let mut st = sh.lock();
     let State {
         model, contexts, ..
     } = &mut *st;
-    let Some(ctx) = contexts.get_mut(&req.context_id) else {
-        return crate::tools::ToolResponse::error(
-            1,
-            &format!(
-                "bad request: unknown context {:?}: hook tools only work while a hook runs",
-                req.context_id
-            ),
-        );
+    let Some(ctx) = contexts.get_mut(&req.context_id).filter(|c| {
+        model
+            .units
+            .get(&c.unit)
+            .is_some_and(|u| u.machine == machine)
+    }) else {
+        return crate::tools::ToolResponse::error(1, UNKNOWN_CONTEXT);
     };
     let unit = ctx.unit.clone();
     let mut env = Env { sh, model, ctx };
@@ -162,10 +171,12 @@ impl Env<'_> {
     fn leader(&self) -> bool {
         self.app().leader.as_deref() == Some(self.ctx.unit.as_str())
     }
+    /// A relation this unit's application takes part in (others are not found).
     fn rel(&self, id: i64) -> Result<&super::model::Relation, ToolError> {
         self.model
             .relations
             .get(&id)
+            .filter(|r| r.involves(app_of(&self.ctx.unit)))
             .ok_or_else(|| err(format!("relation not found: {id}")))
     }
     fn task_mut(&mut self) -> Result<&mut super::model::Task, ToolError> {
@@ -236,35 +247,20 @@ impl HookEnv for Env<'_> {
         r.end_of(app_of(&self.ctx.unit)).map(|e| e.endpoint.clone())
     }
     fn relation_ids(&self, endpoint: &str) -> Result<Vec<String>, ToolError> {
-        let app = app_of(&self.ctx.unit);
-        let mut ids: Vec<i64> = self
-            .model
-            .relations
-            .values()
-            .filter(|r| {
-                r.life == super::model::Life::Alive
-                    && r.end_of(app).is_some_and(|e| e.endpoint == endpoint)
-            })
-            .map(|r| r.id)
-            .collect();
-        ids.sort();
-        Ok(ids.into_iter().map(|i| format!("{endpoint}:{i}")).collect())
+        Ok(lifecycle::relation_ids(
+            self.model,
+            &self.ctx.unit,
+            endpoint,
+        ))
     }
     fn relation_list(&self, id: i64) -> Result<Vec<String>, ToolError> {
-        let r = self.rel(id)?;
-        let mut v: Vec<String> = r
-            .scope
-            .get(&self.ctx.unit)
-            .map(|s| s.iter().cloned().collect())
-            .unwrap_or_default();
-        // In a joined hook the joining unit is already in scope.
-        if let Event::RelationJoined { rel, remote } = &self.ctx.event {
-            if *rel == id && !v.contains(remote) {
-                v.push(remote.clone());
-            }
-        }
-        v.sort_by_key(|u| (app_of(u).to_string(), super::model::unit_number(u)));
-        Ok(v)
+        self.rel(id)?;
+        Ok(lifecycle::relation_members(
+            self.model,
+            id,
+            &self.ctx.unit,
+            &self.ctx.event,
+        ))
     }
     fn relation_remote_app(&self, id: i64) -> Result<String, ToolError> {
         self.rel(id)?

@@ -2,14 +2,19 @@
 //! machines, runs hooks one at a time per unit and serves the hook tools and the command line.
 //!
 //! Every other `sandbox` invocation is a short process that talks to it over
-//! `$SANDBOX_HOME/run/controller.sock` (bind-mounted into every machine for the hook tools).
+//! `$SANDBOX_HOME/run/controller.sock`, which exists only on the host (0600 in a 0700 dir). Each
+//! machine gets its own tool socket instead ([`tool_socket_dir`], bind-mounted at
+//! [`MACHINE_RUN_DIR`]): it answers hook-tool calls only, and only for a live context of a hook,
+//! action or exec running on that machine.
 
 pub mod charm;
 pub mod hookenv;
 pub mod lifecycle;
 pub mod model;
 pub mod params;
+pub mod private;
 pub mod provision;
+pub mod redact;
 pub mod requests;
 pub mod runner;
 
@@ -23,8 +28,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-/// Where the machines reach the controller socket.
+/// Where a machine sees its tool socket's directory.
 pub const MACHINE_RUN_DIR: &str = "/var/lib/juju/sandbox";
+
+/// The tool socket's file name (in [`tool_socket_dir`], seen in [`MACHINE_RUN_DIR`]).
+pub const TOOL_SOCKET: &str = "agent.sock";
+
+/// The longest request line either socket reads (a `relation-set --file` included).
+const MAX_REQUEST: u64 = 16 << 20;
 
 /// Mutable controller state, behind one lock.
 pub struct State {
@@ -34,6 +45,8 @@ pub struct State {
     pub contexts: HashMap<String, hookenv::HookCtx>,
     /// Units that have a worker thread.
     pub workers: BTreeSet<String>,
+    /// Machines whose tool socket is being served.
+    pub tool_sockets: BTreeSet<u32>,
     /// Set when the controller is shutting down.
     pub stopping: bool,
 }
@@ -74,9 +87,10 @@ impl Shared {
         self.changed.notify_all();
     }
 
-    /// Appends one line to the model's debug log.
+    /// Appends one line to the model's debug log, secrets redacted ([`redact::redact`]).
     pub fn log_line(&self, entity: &str, level: &str, msg: &str) {
         let t = chrono_like_now();
+        let msg = redact::redact(msg);
         let mut f = self.log.lock().unwrap_or_else(|e| e.into_inner());
         for line in msg.lines() {
             let _ = writeln!(f, "{entity}: {t} {level} {line}");
@@ -100,9 +114,56 @@ pub fn socket_path(home: &Path) -> PathBuf {
     home.join("run").join("controller.sock")
 }
 
+/// The host directory of machine `id`'s tool socket.
+pub fn tool_socket_dir(home: &Path, id: u32) -> PathBuf {
+    home.join("machines").join(id.to_string()).join("run")
+}
+
 /// The debug log.
 pub fn log_path(home: &Path) -> PathBuf {
     home.join("logs").join("model.log")
+}
+
+/// Which build of the `sandbox` binary a process runs: its size and modification time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Build {
+    /// Bytes.
+    pub size: u64,
+    /// Seconds since the epoch.
+    pub modified: u64,
+}
+
+impl Build {
+    /// The build of the binary at `path` (`/proc/self/exe` stays this process's own file even
+    /// after a rebuild replaced it).
+    pub fn of(path: &Path) -> Option<Build> {
+        let md = std::fs::metadata(path).ok()?;
+        let modified = md
+            .modified()
+            .ok()?
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_secs();
+        Some(Build {
+            size: md.len(),
+            modified,
+        })
+    }
+
+    /// This process's build, as `ping` answers it.
+    pub fn current_value() -> serde_json::Value {
+        Build::of(Path::new("/proc/self/exe"))
+            .map(|b| serde_json::json!({ "size": b.size, "modified": b.modified }))
+            .unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The build in a `ping` answer.
+    pub fn from_value(v: &serde_json::Value) -> Option<Build> {
+        Some(Build {
+            size: v["size"].as_u64()?,
+            modified: v["modified"].as_u64()?,
+        })
+    }
 }
 
 /// The start of a unit's agent message when its machine could not be started.
@@ -110,8 +171,9 @@ pub const PROVISION_FAILED: &str = "cannot start machine";
 
 /// Runs the controller in this process until `destroy` (never returns otherwise).
 pub fn serve(home: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(home.join("run"))?;
-    std::fs::create_dir_all(home.join("logs"))?;
+    private::dir(home)?;
+    private::dir(&home.join("run"))?;
+    private::dir(&home.join("logs"))?;
     let model = match Model::load(&model_path(home))? {
         Some(m) => m,
         None => Model::new(home),
@@ -119,16 +181,14 @@ pub fn serve(home: &Path) -> anyhow::Result<()> {
     let mut progress = |l: &str| eprintln!("{l}");
     let rootfs =
         crate::machine::ensure_rootfs(&crate::machine::RootfsRecipe::default(), &mut progress)?;
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log_path(home))?;
+    let log = private::append(&log_path(home))?;
     let shared = Arc::new(Shared {
         home: home.to_path_buf(),
         state: Mutex::new(State {
             model,
             contexts: HashMap::new(),
             workers: BTreeSet::new(),
+            tool_sockets: BTreeSet::new(),
             stopping: false,
         }),
         changed: Condvar::new(),
@@ -140,10 +200,10 @@ pub fn serve(home: &Path) -> anyhow::Result<()> {
     let listener = UnixListener::bind(&sock)
         .with_context(|| format!("cannot listen on {}", sock.display()))?;
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666))?;
-    std::fs::write(
-        home.join("run").join("controller.pid"),
-        std::process::id().to_string(),
+    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600))?;
+    private::write(
+        &home.join("run").join("controller.pid"),
+        std::process::id().to_string().as_bytes(),
     )?;
     shared.log_line("controller", "INFO", "controller started");
     provision::resume(&shared);
@@ -151,7 +211,7 @@ pub fn serve(home: &Path) -> anyhow::Result<()> {
     for conn in listener.incoming() {
         let Ok(conn) = conn else { continue };
         let sh = shared.clone();
-        std::thread::spawn(move || handle_conn(&sh, conn));
+        std::thread::spawn(move || handle_conn(&sh, conn, None));
         if shared.lock().stopping {
             std::thread::sleep(Duration::from_millis(200));
             std::process::exit(0);
@@ -160,26 +220,87 @@ pub fn serve(home: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn handle_conn(sh: &Arc<Shared>, conn: UnixStream) {
+/// Serves machine `id`'s tool socket (once per machine) until the machine leaves the model.
+pub fn serve_tool_socket(sh: &Arc<Shared>, st: &mut State, id: u32) -> anyhow::Result<()> {
+    if st.tool_sockets.contains(&id) {
+        return Ok(());
+    }
+    let dir = tool_socket_dir(&sh.home, id);
+    private::dir(&dir)?;
+    let sock = dir.join(TOOL_SOCKET);
+    let _ = std::fs::remove_file(&sock);
+    let listener = UnixListener::bind(&sock)
+        .with_context(|| format!("cannot listen on {}", sock.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600))?;
+    st.tool_sockets.insert(id);
+    let sh = sh.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            {
+                let mut st = sh.lock();
+                if st.stopping || !st.model.machines.contains_key(&id) {
+                    st.tool_sockets.remove(&id);
+                    return;
+                }
+            }
+            let Ok(conn) = conn else { continue };
+            let sh = sh.clone();
+            std::thread::spawn(move || handle_conn(&sh, conn, Some(id)));
+        }
+    });
+    Ok(())
+}
+
+/// Stops serving machine `id`'s tool socket (the machine has left the model).
+pub fn stop_tool_socket(sh: &Shared, id: u32) {
+    let sock = tool_socket_dir(&sh.home, id).join(TOOL_SOCKET);
+    // Wakes the accept loop, which sees the machine gone and ends.
+    let _ = UnixStream::connect(&sock);
+    let _ = std::fs::remove_file(&sock);
+}
+
+/// What a machine's tool socket says to anything but a hook-tool call.
+pub const TOOL_SOCKET_ONLY: &str =
+    "refused: this socket serves only hook tools called from a hook, action or exec \
+     running on this machine; run `sandbox` commands on the host";
+
+/// What the controller socket says to a hook-tool call.
+const CLI_SOCKET_ONLY: &str =
+    "refused: hook tools are served on each machine's own tool socket, not on the \
+     controller socket";
+
+/// A refusal both clients show as an error: the command line reads `error`, a hook tool
+/// `code` and `stderr`.
+fn refusal(msg: &str) -> String {
+    serde_json::json!({ "error": msg, "code": 1, "stderr": format!("ERROR {msg}\n") }).to_string()
+}
+
+/// Answers one connection: on the controller socket (`machine` None) command-line requests, on
+/// machine `machine`'s tool socket hook-tool calls of that machine's live contexts.
+fn handle_conn(sh: &Arc<Shared>, conn: UnixStream, machine: Option<u32>) {
+    use std::io::Read;
     let mut reader = BufReader::new(match conn.try_clone() {
-        Ok(c) => c,
+        Ok(c) => c.take(MAX_REQUEST),
         Err(_) => return,
     });
     let mut line = String::new();
     if reader.read_line(&mut line).is_err() {
         return;
     }
-    let reply = match serde_json::from_str::<Wire>(&line) {
-        Ok(Wire::Tool(req)) => serde_json::to_string(&hookenv::serve_tool(sh, req)),
-        Ok(Wire::Cli(req)) => serde_json::to_string(&requests::handle(sh, req)),
-        Err(e) => serde_json::to_string(&Response::err(format!("bad request: {e}"))),
+    let reply = match (serde_json::from_str::<Wire>(&line), machine) {
+        (Ok(Wire::Tool(req)), Some(id)) => serde_json::to_string(&hookenv::serve_tool(sh, id, req)),
+        (Ok(Wire::Cli(req)), None) => serde_json::to_string(&requests::handle(sh, req)),
+        (Ok(Wire::Tool(_)), None) => Ok(refusal(CLI_SOCKET_ONLY)),
+        (_, Some(_)) => Ok(refusal(TOOL_SOCKET_ONLY)),
+        (Err(e), None) => serde_json::to_string(&Response::err(format!("bad request: {e}"))),
     };
     let mut conn = conn;
     if let Ok(s) = reply {
         let _ = conn.write_all(s.as_bytes());
         let _ = conn.write_all(b"\n");
     }
-    if sh.lock().stopping {
+    if machine.is_none() && sh.lock().stopping {
         // Wake the accept loop so it can exit.
         let _ = UnixStream::connect(socket_path(&sh.home));
     }

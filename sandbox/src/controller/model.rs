@@ -246,6 +246,9 @@ pub struct Relation {
     pub scope: BTreeMap<String, BTreeSet<String>>,
     /// Units that entered the relation (ran `-relation-created`).
     pub entered: BTreeSet<String>,
+    /// Dying units the others have been told about (ran or will run departed for them).
+    #[serde(default)]
+    pub departing: BTreeSet<String>,
 }
 
 impl Relation {
@@ -350,12 +353,7 @@ impl Model {
     pub fn new(home: &Path) -> Model {
         use sha2::Digest;
         let h = sha2::Sha256::digest(home.to_string_lossy().as_bytes());
-        let mut r = [0u8; 16];
-        if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-            use std::io::Read;
-            let _ = f.read_exact(&mut r);
-        }
-        let x = hex8(&r);
+        let x = random_hex(16);
         let uuid = format!(
             "{}-{}-4{}-8{}-{}",
             &x[0..8],
@@ -401,7 +399,7 @@ impl Model {
     /// Saves the model atomically.
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
         let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)?;
+        super::private::write(&tmp, &serde_json::to_vec_pretty(self)?)?;
         std::fs::rename(&tmp, path)?;
         Ok(())
     }
@@ -437,6 +435,14 @@ pub fn unit_number(unit: &str) -> u32 {
 /// The application of a unit name.
 pub fn app_of(unit: &str) -> &str {
     unit.split('/').next().unwrap_or(unit)
+}
+
+/// `n` random bytes from the kernel, in hex.
+pub fn random_hex(n: usize) -> String {
+    let mut r = vec![0u8; n];
+    let mut f = std::fs::File::open("/dev/urandom").expect("/dev/urandom");
+    std::io::Read::read_exact(&mut f, &mut r).expect("random bytes from /dev/urandom");
+    hex8(&r)
 }
 
 fn hex8(b: &[u8]) -> String {

@@ -47,7 +47,10 @@ fn boot_spec(sh: &Shared, st: &State, unit: &str) -> anyhow::Result<(Lab, Machin
         hostname: m.hostname.clone(),
         dir: machine_dir(sh, m.id),
         hosts: hosts(st),
-        binds: vec![(sh.home.join("run"), MACHINE_RUN_DIR.to_string())],
+        binds: vec![(
+            super::tool_socket_dir(&sh.home, m.id),
+            MACHINE_RUN_DIR.to_string(),
+        )],
     };
     Ok((lab(st), spec))
 }
@@ -74,8 +77,10 @@ pub fn provision(sh: &Arc<Shared>, unit: &str) {
 
 fn provision_now(sh: &Arc<Shared>, unit: &str) -> anyhow::Result<()> {
     let (lab, spec, charm_dir) = {
-        let st = sh.lock();
+        let mut st = sh.lock();
         let (lab, spec) = boot_spec(sh, &st, unit)?;
+        super::private::dir(&spec.dir)?;
+        super::serve_tool_socket(sh, &mut st, spec.id)?;
         let app = super::model::app_of(unit);
         (lab, spec, st.model.apps[app].charm_dir.clone())
     };
@@ -158,7 +163,7 @@ pub fn install_charm(
 ) -> anyhow::Result<()> {
     let dest = format!("/var/lib/juju/agents/{}/charm", unit_tag(unit));
     handle.run(&["rm", "-rf", &dest], Duration::from_secs(30))?;
-    handle.copy_dir_in(charm_dir, &dest)
+    handle.copy_private_dir_in(charm_dir, &dest)
 }
 
 /// Rewrites /etc/hosts in every running machine so all machine names resolve.
@@ -180,7 +185,12 @@ pub fn reboot(sh: &Arc<Shared>, unit: &str) {
     let unit = unit.to_string();
     std::thread::spawn(move || {
         let r = (|| -> anyhow::Result<()> {
-            let (lab, spec) = boot_spec(&sh, &sh.lock(), &unit)?;
+            let (lab, spec) = {
+                let mut st = sh.lock();
+                let (lab, spec) = boot_spec(&sh, &st, &unit)?;
+                super::serve_tool_socket(&sh, &mut st, spec.id)?;
+                (lab, spec)
+            };
             let handle = Machine::boot(&lab, &spec, &sh.rootfs)?;
             handle.wait_running(Duration::from_secs(120))?;
             let mut st = sh.lock();
@@ -213,6 +223,7 @@ pub fn retire_unit(sh: &Arc<Shared>, st: &mut State, unit: &str) {
     };
     super::lifecycle::forget_unit(&mut st.model, unit);
     if let Some(rec) = st.model.machines.remove(&machine) {
+        super::stop_tool_socket(sh, machine);
         let lab = lab(st);
         let dir = machine_dir(sh, machine);
         let sh = sh.clone();
@@ -247,6 +258,15 @@ pub fn resume(sh: &Arc<Shared>) {
             .and_then(|m| m.handle.as_ref())
             .is_some_and(|h| h.is_alive());
         let state = m.map(|m| m.state).unwrap_or_default();
+        if state != "pending" {
+            if let Err(e) = super::serve_tool_socket(sh, &mut st, mid) {
+                sh.log_line(
+                    "controller",
+                    "ERROR",
+                    &format!("cannot serve the tool socket of machine {mid}: {e:#}"),
+                );
+            }
+        }
         let u = st.model.units.get_mut(&unit).expect("unit");
         match (state.as_str(), alive) {
             ("started", true) => {

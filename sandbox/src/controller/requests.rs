@@ -28,7 +28,11 @@ pub fn handle(sh: &Arc<Shared>, req: Request) -> Response {
 
 fn dispatch(sh: &Arc<Shared>, st: &mut State, req: Request) -> Res {
     match req {
-        Request::Ping => Ok(json!({"model": st.model.name, "uuid": st.model.uuid})),
+        Request::Ping => Ok(json!({
+            "model": st.model.name,
+            "uuid": st.model.uuid,
+            "build": super::Build::current_value(),
+        })),
         Request::Deploy {
             charm,
             app,
@@ -81,8 +85,11 @@ fn dispatch(sh: &Arc<Shared>, st: &mut State, req: Request) -> Res {
             }
             let p = absolute(&path)?;
             a.resources.insert(name, p);
+            // A new resource revision changes the charm's modified version: the uniter runs
+            // upgrade-charm, then config-changed (worker/uniter/resolver.go).
             for u in st.model.units_of(&app) {
                 push(st, &u, Event::UpgradeCharm);
+                push(st, &u, Event::ConfigChanged);
             }
             Ok(Value::Null)
         }

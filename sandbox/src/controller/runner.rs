@@ -4,7 +4,7 @@
 use super::hookenv::HookCtx;
 use super::lifecycle;
 use super::model::{now, unit_tag, Agent, Event, Life, Model};
-use super::{Shared, State, MACHINE_RUN_DIR};
+use super::{Shared, State, MACHINE_RUN_DIR, TOOL_SOCKET};
 use crate::machine::Machine;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -148,7 +148,13 @@ fn prepare(sh: &Arc<Shared>, st: &mut State, unit: &str, idx: usize) -> Option<J
         Event::Action { id } | Event::Exec { id } => Some(*id),
         _ => None,
     };
-    let ctx = HookCtx::new(unit, &hook, ev.clone(), task);
+    // Juju names an exec's context `<unit>-run-commands-<random>`.
+    let kind = if matches!(ev, Event::Exec { .. }) {
+        "run-commands"
+    } else {
+        &hook
+    };
+    let ctx = HookCtx::new(unit, kind, ev.clone(), task);
     let (argv, env) = command_for(&st.model, unit, &ev, &hook, &ctx.id);
     if let Some(t) = task.and_then(|id| st.model.tasks.get_mut(&id)) {
         t.status = "running".into();
@@ -159,6 +165,10 @@ fn prepare(sh: &Arc<Shared>, st: &mut State, unit: &str, idx: usize) -> Option<J
         .clone()?;
     let ctx_id = ctx.id.clone();
     st.contexts.insert(ctx_id.clone(), ctx);
+    if let Event::RelationCreated { rel } = ev {
+        // Juju enters the scope, with the unit's address keys, just before -relation-created.
+        lifecycle::write_network_keys(&mut st.model, unit, &[rel]);
+    }
     sh.log_line(&unit_tag(unit), "DEBUG", &format!("running {hook}"));
     sh.commit(st);
     let cwd = format!("/var/lib/juju/agents/{}/charm", unit_tag(unit));
@@ -195,13 +205,15 @@ fn command_for(
     let app = &model.apps[super::model::app_of(unit)];
     let u = &model.units[unit];
     let is_action = matches!(ev, Event::Action { .. });
+    // Actions and exec have no hook name (contextfactory.go `ActionContext`, `CommandContext`).
+    let no_hook_name = is_action || matches!(ev, Event::Exec { .. });
     let mut env: Vec<(String, String)> = vec![
         ("CHARM_DIR".into(), charm.clone()),
         ("JUJU_CHARM_DIR".into(), charm.clone()),
         ("JUJU_CONTEXT_ID".into(), ctx_id.into()),
         (
             "JUJU_HOOK_NAME".into(),
-            if is_action {
+            if no_hook_name {
                 String::new()
             } else {
                 hook.into()
@@ -209,7 +221,7 @@ fn command_for(
         ),
         (
             "JUJU_AGENT_SOCKET_ADDRESS".into(),
-            format!("{MACHINE_RUN_DIR}/controller.sock"),
+            format!("{MACHINE_RUN_DIR}/{TOOL_SOCKET}"),
         ),
         ("JUJU_AGENT_SOCKET_NETWORK".into(), "unix".into()),
         ("JUJU_UNIT_NAME".into(), unit.into()),
@@ -282,13 +294,30 @@ fn command_for(
                 .get(id)
                 .and_then(|t| t.params["command"].as_str().map(String::from))
                 .unwrap_or_default();
-            (vec!["/bin/sh".into(), "-c".into(), cmd], env)
+            (exec_argv(&cmd), env)
         }
         _ => {
             env.push(("JUJU_DISPATCH_PATH".into(), format!("hooks/{hook}")));
             (handler("hooks").into_iter().collect(), env)
         }
     }
+}
+
+/// How Juju runs an exec's command line: written to a script file that `/bin/bash` runs, in the
+/// charm dir (juju/utils exec `RunParams.Run`; worker/uniter/runner/runner.go
+/// `runCommandsWithTimeout`). The script goes in as the last argument, never through a shell.
+fn exec_argv(cmd: &str) -> Vec<String> {
+    let wrapper = r#"d=$(mktemp -d /tmp/juju-exec.XXXXXXXX) || exit 1
+printf '%s
+' "$1" > "$d/script.sh"
+/bin/bash "$d/script.sh" </dev/null
+rc=$?
+rm -rf "$d"
+exit $rc"#;
+    ["/bin/bash", "-c", wrapper, "juju-exec", cmd]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
 }
 
 fn is_executable(p: &std::path::Path) -> bool {
@@ -377,7 +406,10 @@ fn finish(sh: &Arc<Shared>, unit: &str, job: Job, out: anyhow::Result<crate::mac
                 t.status = "completed".into();
             }
         }
-        if code == 0 {
+        // An exec's non-zero exit is its result, not a failure of the context: Juju flushes
+        // its changes all the same (worker/uniter/runner/runner.go `RunCommands`).
+        let exec = matches!(job.ev, Event::Exec { .. });
+        if code == 0 || exec {
             if let Some(ctx) = &ctx {
                 ctx.commit(&mut st.model);
             }
@@ -390,6 +422,11 @@ fn finish(sh: &Arc<Shared>, unit: &str, job: Job, out: anyhow::Result<crate::mac
         u.agent_message.clear();
         u.agent_since = now();
         u.retries = 0;
+        if job.ev == Event::ConfigChanged {
+            // Juju's own network update is queued before the hook's settings, which win.
+            let rels = lifecycle::entered_relations(&st.model, unit);
+            lifecycle::write_network_keys(&mut st.model, unit, &rels);
+        }
         if let Some(ctx) = &ctx {
             ctx.commit(&mut st.model);
         }

@@ -13,7 +13,7 @@ use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
 use std::net::Ipv4Addr;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Component, Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -108,6 +108,8 @@ impl Machine {
                 format!("cannot create {}: run as root", spec.dir.join(d).display())
             })?;
         }
+        // The machine's disk and console are the host's business only.
+        std::fs::set_permissions(&spec.dir, std::fs::Permissions::from_mode(0o700))?;
         let dir = spec.dir.canonicalize()?;
         let root = dir.join("root");
         let machine = Machine {
@@ -133,6 +135,7 @@ impl Machine {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(&log_path)
             .with_context(|| format!("cannot open {}", log_path.display()))?;
         let mut cmd = Command::new("systemd-nspawn");
@@ -341,17 +344,17 @@ impl Machine {
             .with_context(|| format!("cannot run nsenter into machine {}", self.id))
     }
 
-    /// Writes a file inside the running machine, creating parent dirs, with `mode`; atomic
-    /// (temp file + rename). Goes through the overlay mount when the target is on the machine's
-    /// root filesystem and no symlink is on the way, else through a shell in the machine.
+    /// Writes a file inside the machine, creating parent dirs, with `mode`; atomic (temp file +
+    /// rename). A running machine writes it itself (a shell in the machine), so nothing the
+    /// machine's root does to its own tree can redirect the write to the host; a stopped one is
+    /// written through the overlay mount, refusing a symlink on the way.
     pub fn write_file(&self, path: &str, contents: &[u8], mode: u32) -> anyhow::Result<()> {
         let rel = inside_path(path)?;
-        let pid1 = self.pid1();
-        if host_writable(&self.root, &rel, pid1) {
-            return write_via_host(&self.root, &rel, contents, mode)
-                .with_context(|| format!("cannot write {path} in machine {}", self.id));
-        }
-        if pid1.is_none() {
+        if self.pid1().is_none() {
+            if host_writable(&self.root, &rel) {
+                return write_via_host(&self.root, &rel, contents, mode)
+                    .with_context(|| format!("cannot write {path} in machine {}", self.id));
+            }
             bail!(
                 "cannot write {path}: machine {} is not running; boot it first",
                 self.id
@@ -380,6 +383,16 @@ impl Machine {
     /// symlinks and modes; files end up owned by root. Streams `tar` on the host into `tar -x`
     /// in the machine.
     pub fn copy_dir_in(&self, host_dir: &Path, dest: &str) -> anyhow::Result<()> {
+        self.copy_tree_in(host_dir, dest, None)
+    }
+
+    /// [`Machine::copy_dir_in`] of a tree kept owner-only on the host: in the machine, group and
+    /// others get the owner's bits without write (0700 → 0755, 0600 → 0644).
+    pub fn copy_private_dir_in(&self, host_dir: &Path, dest: &str) -> anyhow::Result<()> {
+        self.copy_tree_in(host_dir, dest, Some("go=u,go-w"))
+    }
+
+    fn copy_tree_in(&self, host_dir: &Path, dest: &str, mode: Option<&str>) -> anyhow::Result<()> {
         inside_path(dest)?;
         if !host_dir.is_dir() {
             bail!(
@@ -391,6 +404,7 @@ impl Machine {
         let mut tar = Command::new("tar")
             .arg("-C")
             .arg(host_dir)
+            .args(mode.map(|m| format!("--mode={m}")))
             .args(["-cf", "-", "."])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -786,7 +800,10 @@ fn mount_overlay(dir: &Path, rootfs: &Path) -> anyhow::Result<()> {
             rootfs.display()
         ),
         Ok(_) => {}
-        Err(_) => std::fs::write(&marker, format!("{}\n", rootfs.display()))?,
+        Err(_) => {
+            std::fs::write(&marker, format!("{}\n", rootfs.display()))?;
+            std::fs::set_permissions(&marker, std::fs::Permissions::from_mode(0o600))?;
+        }
     }
     if let Some(m) = host::mount_at(&root) {
         if m.fstype == "overlay" {
@@ -891,15 +908,20 @@ pub(super) fn inside_path(path: &str) -> anyhow::Result<PathBuf> {
     Ok(rel)
 }
 
-/// Whether `rel` can be written through the host's view of the overlay: the overlay is mounted,
-/// no existing component on the way is a symlink, and (when running) nothing is mounted over any
-/// directory on the way inside the machine.
-fn host_writable(root: &Path, rel: &Path, pid1: Option<i32>) -> bool {
-    if host::mount_at(root).is_none_or(|m| m.fstype != "overlay") {
-        return false;
-    }
+/// Whether `rel` can be written through the host's view of a stopped machine's overlay: the
+/// overlay is mounted and no existing directory on the way is a symlink.
+fn host_writable(root: &Path, rel: &Path) -> bool {
+    host::mount_at(root).is_some_and(|m| m.fstype == "overlay") && no_symlink_on_the_way(root, rel)
+}
+
+/// Whether no existing parent directory of `root/rel` below `root` is a symlink (the last
+/// component may be one: a rename replaces the link itself).
+fn no_symlink_on_the_way(root: &Path, rel: &Path) -> bool {
     let mut at = root.to_path_buf();
-    for c in rel.components() {
+    let Some(parent) = rel.parent() else {
+        return true;
+    };
+    for c in parent.components() {
         at.push(c);
         match std::fs::symlink_metadata(&at) {
             Ok(md) if md.file_type().is_symlink() => return false,
@@ -907,20 +929,16 @@ fn host_writable(root: &Path, rel: &Path, pid1: Option<i32>) -> bool {
             Err(_) => break,
         }
     }
-    let Some(pid1) = pid1 else { return true };
-    let inside = Path::new("/").join(rel);
-    let mounts = host::mounts(Some(pid1));
-    if mounts.is_empty() {
-        return false;
-    }
-    // Mount points as the machine sees them; anything but "/" on the target's way means a
-    // different filesystem than our overlay.
-    !mounts
-        .iter()
-        .any(|m| m.point != Path::new("/") && inside.starts_with(&m.point))
+    true
 }
 
 fn write_via_host(root: &Path, rel: &Path, contents: &[u8], mode: u32) -> anyhow::Result<()> {
+    if !no_symlink_on_the_way(root, rel) {
+        bail!(
+            "refusing to write /{} through a symlink in the machine",
+            rel.display()
+        );
+    }
     let target = root.join(rel);
     let parent = target.parent().context("no parent directory")?;
     std::fs::create_dir_all(parent)?;

@@ -73,12 +73,120 @@ impl Default for RootfsRecipe {
             .map(|s| s.to_string())
             .collect(),
             mask: MASKED.iter().map(|s| s.to_string()).collect(),
-            mirror: std::env::var("SANDBOX_DEBIAN_MIRROR")
-                .ok()
-                .filter(|m| !m.is_empty())
-                .unwrap_or_else(|| "http://deb.debian.org/debian".into()),
+            mirror: default_mirror(),
         }
     }
+}
+
+/// Where Debian packages come from: `$SANDBOX_DEBIAN_MIRROR`, else the Debian mirror the
+/// host's own apt uses (a host behind a local mirror needs nothing more), else deb.debian.org.
+pub fn default_mirror() -> String {
+    if let Some(m) = std::env::var("SANDBOX_DEBIAN_MIRROR")
+        .ok()
+        .filter(|m| !m.is_empty())
+    {
+        return m;
+    }
+    let mut sources = vec![];
+    for path in ["/etc/apt/sources.list".into()].into_iter().chain(
+        std::fs::read_dir("/etc/apt/sources.list.d")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path()),
+    ) {
+        let path: PathBuf = path;
+        let name = path.to_string_lossy().into_owned();
+        if name.ends_with(".list") || name.ends_with(".sources") {
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                sources.push((name, text));
+            }
+        }
+    }
+    debian_mirror_in(&sources).unwrap_or_else(|| "http://deb.debian.org/debian".into())
+}
+
+/// Debian's release names, as suites (not `-security`, `-updates` or `-backports`).
+const DEBIAN_SUITES: &[&str] = &[
+    "buster",
+    "bullseye",
+    "bookworm",
+    "trixie",
+    "forky",
+    "sid",
+    "oldstable",
+    "stable",
+    "testing",
+    "unstable",
+];
+
+/// The first `deb` source among apt's `(file name, text)` (one-line `.list` or deb822
+/// `.sources`) that serves a Debian release's `main`; an Ubuntu host has none.
+pub fn debian_mirror_in(sources: &[(String, String)]) -> Option<String> {
+    let serves = |uri: &str, suites: &[&str], components: &[&str]| {
+        (uri.starts_with("http://") || uri.starts_with("https://") || uri.starts_with("file:/"))
+            && suites.iter().any(|s| DEBIAN_SUITES.contains(s))
+            && components.contains(&"main")
+    };
+    for (name, text) in sources {
+        if name.ends_with(".sources") {
+            for stanza in text.split("\n\n") {
+                let field = |f: &str| -> Vec<&str> {
+                    stanza
+                        .lines()
+                        .find_map(|l| l.strip_prefix(f)?.strip_prefix(':'))
+                        .map(|v| v.split_whitespace().collect())
+                        .unwrap_or_default()
+                };
+                let enabled = field("Enabled") != ["no"];
+                if enabled && field("Types").contains(&"deb") {
+                    let (suites, components) = (field("Suites"), field("Components"));
+                    if let Some(uri) = field("URIs")
+                        .into_iter()
+                        .find(|u| serves(u, &suites, &components))
+                    {
+                        return Some(uri.trim_end_matches('/').to_string());
+                    }
+                }
+            }
+            continue;
+        }
+        for line in text.lines() {
+            let line = line.split('#').next().unwrap_or("");
+            let mut words: Vec<&str> = vec![];
+            let mut in_options = false;
+            for w in line.split_whitespace() {
+                // `[arch=amd64 signed-by=…]` options, maybe several words.
+                if w.starts_with('[') {
+                    in_options = true;
+                }
+                if !in_options {
+                    words.push(w);
+                }
+                if w.ends_with(']') {
+                    in_options = false;
+                }
+            }
+            if let ["deb", uri, suite, components @ ..] = &words[..] {
+                if serves(uri, &[suite], components) {
+                    return Some(uri.trim_end_matches('/').to_string());
+                }
+            }
+        }
+    }
+    None
+}
+
+/// The HTTP proxy the host's apt uses (`Acquire::http::Proxy`), for debootstrap when the
+/// environment names none.
+fn apt_http_proxy() -> Option<String> {
+    let out = Command::new("apt-config")
+        .args(["shell", "PROXY", "Acquire::http::Proxy"])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let value = text.trim().strip_prefix("PROXY=")?.trim_matches('\'');
+    (!value.is_empty()).then(|| value.to_string())
 }
 
 impl RootfsRecipe {
@@ -220,6 +328,11 @@ fn debootstrap(
         .stdout(Stdio::from(out.try_clone()?))
         .stderr(Stdio::from(out))
         .env("DEBIAN_FRONTEND", "noninteractive");
+    if std::env::var_os("http_proxy").is_none() {
+        if let Some(proxy) = apt_http_proxy() {
+            cmd.env("http_proxy", proxy);
+        }
+    }
     let status = cmd
         .status()
         .context("cannot run debootstrap: install it with `apt-get install debootstrap`")?;

@@ -22,6 +22,39 @@ fn recipe_key_is_short_stable_hex() {
 }
 
 #[test]
+fn the_debian_mirror_comes_from_the_hosts_apt_sources() {
+    let src = |name: &str, text: &str| (name.to_string(), text.to_string());
+    let deb822 =
+        "Types: deb\nURIs: http://mirror.local/debian/\nSuites: bookworm bookworm-updates\n\
+                  Components: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n";
+    let sources = [
+        src("/etc/apt/sources.list", "# deb http://commented/debian bookworm main\n"),
+        src(
+            "/etc/apt/sources.list.d/sec.sources",
+            "Types: deb\nURIs: http://security/debian-security\nSuites: bookworm-security\nComponents: main\n",
+        ),
+        src("/etc/apt/sources.list.d/debian.sources", deb822),
+    ];
+    assert_eq!(
+        rootfs::debian_mirror_in(&sources).as_deref(),
+        Some("http://mirror.local/debian")
+    );
+    let one_line = [src(
+        "/etc/apt/sources.list",
+        "deb [arch=amd64 signed-by=/k.gpg] http://proxy:3142/debian trixie main contrib\n",
+    )];
+    assert_eq!(
+        rootfs::debian_mirror_in(&one_line).as_deref(),
+        Some("http://proxy:3142/debian")
+    );
+    let ubuntu = [src(
+        "/etc/apt/sources.list",
+        "deb http://archive.ubuntu.com/ubuntu jammy main restricted\n",
+    )];
+    assert_eq!(rootfs::debian_mirror_in(&ubuntu), None);
+}
+
+#[test]
 fn recipe_key_follows_content_not_order_or_mirror() {
     let r = RootfsRecipe::default();
     let key = r.key();

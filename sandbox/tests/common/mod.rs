@@ -25,6 +25,14 @@ pub fn repo_root() -> PathBuf {
     }
 }
 
+/// The probe test charm (tests/charms/probe).
+pub fn probe_charm() -> String {
+    repo_root()
+        .join("tests/charms/probe")
+        .to_string_lossy()
+        .into_owned()
+}
+
 /// The `sandbox` binary: Cargo's own when testing the sandbox crate, else `$SANDBOX_BIN`, else
 /// the workspace's debug build.
 pub fn sandbox_bin() -> PathBuf {
@@ -139,6 +147,13 @@ impl Sandbox {
             String::from_utf8_lossy(&out.stdout).into_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
+    }
+
+    /// The lines of a file the probe charm keeps on a unit (`/var/lib/probe/<file>`); none when
+    /// it is not there (yet).
+    pub fn probe_log(&self, unit: &str, file: &str) -> Vec<String> {
+        let (_, out, _) = self.ssh(unit, &format!("cat /var/lib/probe/{file} 2>/dev/null"));
+        out.lines().map(String::from).collect()
     }
 
     /// The units of an application, sorted by name.

@@ -179,6 +179,9 @@ pub fn data_changed(model: &mut Model, rel_id: i64, writer: &str, app: bool) {
     let Some(rel) = model.relations.get(&rel_id) else {
         return;
     };
+    if !app && rel.departing.contains(writer) {
+        return;
+    }
     let targets: Vec<String> = entered(rel)
         .into_iter()
         .filter(|o| {
@@ -257,6 +260,7 @@ pub fn add_relation(model: &mut Model, ends: Vec<RelEnd>, interface: String) -> 
             unit_data: BTreeMap::new(),
             scope: BTreeMap::new(),
             entered: BTreeSet::new(),
+            departing: BTreeSet::new(),
         },
     );
     for app in apps {
@@ -369,7 +373,12 @@ pub fn remove_unit(model: &mut Model, unit: &str) {
             )
         })
         .collect();
-    rels.sort();
+    // Juju's dying unit handles non-peer relations first, peer relations last
+    // (worker/uniter/relation/resolver.go `NextOp`).
+    rels.sort_by_key(|(id, peer, _)| (*peer, *id));
+    for (rel, _, _) in &rels {
+        prepare_leave_scope(model, *rel, unit);
+    }
     for (rel, peer, remotes) in &rels {
         for r in remotes {
             push_to(
@@ -393,8 +402,69 @@ pub fn remove_unit(model: &mut Model, unit: &str) {
     }
 }
 
-/// A dying unit leaves a relation's scope once it has no hooks of it pending; the units that
-/// had it in scope then run departed for it.
+/// `unit` is dying: the units that have it in scope (or are joining it now) run departed for it
+/// at once, concurrently with its own teardown, and drop their pending joined/changed for it, as
+/// Juju's cleanup marks the scope `departing` and every watcher takes it as gone
+/// (state/relationunit.go `PrepareLeaveScope`, state/cleanup.go `cleanupDyingUnit`).
+pub fn prepare_leave_scope(model: &mut Model, rel_id: i64, unit: &str) {
+    let Some(rel) = model.relations.get_mut(&rel_id) else {
+        return;
+    };
+    if !rel.departing.insert(unit.to_string()) {
+        return;
+    }
+    let rel = &model.relations[&rel_id];
+    let watchers: Vec<(String, bool)> = entered(rel)
+        .into_iter()
+        .filter(|w| counterparts(rel, unit, w))
+        .map(|w| {
+            let joined = rel.scope.get(&w).is_some_and(|s| s.contains(unit));
+            (w, joined)
+        })
+        .collect();
+    for (w, joined) in watchers {
+        let Some(u) = model.units.get_mut(&w) else {
+            continue;
+        };
+        let running = is_running(u);
+        let joining_now = running
+            && u.queue.front()
+                == Some(&Event::RelationJoined {
+                    rel: rel_id,
+                    remote: unit.to_string(),
+                });
+        let head = usize::from(running);
+        let mut i = head;
+        while i < u.queue.len() {
+            let about_unit = match &u.queue[i] {
+                Event::RelationJoined { rel, remote } => *rel == rel_id && remote == unit,
+                Event::RelationChanged {
+                    rel,
+                    remote: Some(remote),
+                } => *rel == rel_id && remote == unit,
+                _ => false,
+            };
+            if about_unit {
+                u.queue.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+        if joined || joining_now {
+            push(
+                u,
+                Event::RelationDeparted {
+                    rel: rel_id,
+                    remote: unit.into(),
+                    departing: unit.into(),
+                },
+                running,
+            );
+        }
+    }
+}
+
+/// A dying unit leaves a relation's scope once it has no hooks of it pending.
 pub fn leave_scope_if_done(model: &mut Model, rel_id: i64, unit: &str) {
     let Some(u) = model.units.get(unit) else {
         return;
@@ -414,6 +484,10 @@ pub fn leave_scope(model: &mut Model, rel_id: i64, unit: &str) {
         return;
     }
     rel.scope.remove(unit);
+    if rel.departing.remove(unit) {
+        // The others were told when it started dying.
+        return;
+    }
     let watchers: Vec<String> = rel
         .scope
         .iter()
@@ -431,6 +505,91 @@ pub fn leave_scope(model: &mut Model, rel_id: i64, unit: &str) {
             },
         );
     }
+}
+
+/// What `relation-list -r <rel_id>` shows to `unit` while it runs `ev`: the units whose joined
+/// it has run (and, in joined, the joining one), without the departing one in departed
+/// (worker/uniter/runner/context/contextfactory.go `HookContext` removes it from the cache),
+/// sorted as strings: `app/10` before `app/2` (runner/context/cache.go `MemberNames`).
+pub fn relation_members(model: &Model, rel_id: i64, unit: &str, ev: &Event) -> Vec<String> {
+    let Some(rel) = model.relations.get(&rel_id) else {
+        return vec![];
+    };
+    let mut v: Vec<String> = rel
+        .scope
+        .get(unit)
+        .map(|s| s.iter().cloned().collect())
+        .unwrap_or_default();
+    match ev {
+        Event::RelationJoined { rel, remote } if *rel == rel_id && !v.contains(remote) => {
+            v.push(remote.clone());
+        }
+        Event::RelationDeparted { rel, remote, .. } if *rel == rel_id => v.retain(|u| u != remote),
+        _ => {}
+    }
+    v.sort();
+    v
+}
+
+/// What `relation-ids <endpoint>` shows to `unit`: its application's relations on that
+/// endpoint that are alive, or dying with members left for it (a broken one is left out, as
+/// Juju 3.4.4+ does), as `endpoint:id` sorted as strings, `db:10` before `db:2`
+/// (jujuc/relation-ids.go; runner/context/contextfactory.go `getContextRelations`).
+pub fn relation_ids(model: &Model, unit: &str, endpoint: &str) -> Vec<String> {
+    let mut ids: Vec<String> = model
+        .relations
+        .values()
+        .filter(|r| {
+            r.end_of(app_of(unit))
+                .is_some_and(|e| e.endpoint == endpoint)
+        })
+        .filter(|r| {
+            r.life == Life::Alive
+                || (r.is_peer() && r.entered.contains(unit))
+                || r.scope.get(unit).is_some_and(|s| !s.is_empty())
+        })
+        .map(|r| format!("{endpoint}:{}", r.id))
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// The keys Juju writes into a unit's own databag of every relation it is in: on entering
+/// scope (apiserver uniter `EnterScope`) and after every config-changed (uniter
+/// `updateUnitNetworkInfoOperation`). Changed values are committed like a hook's writes.
+pub fn write_network_keys(model: &mut Model, unit: &str, rels: &[i64]) {
+    let Some(addr) = model
+        .units
+        .get(unit)
+        .and_then(|u| model.machines.get(&u.machine))
+        .map(|m| m.address.clone())
+    else {
+        return;
+    };
+    for rel in rels {
+        let Some(r) = model.relations.get_mut(rel) else {
+            continue;
+        };
+        let bag = r.unit_data.entry(unit.to_string()).or_default();
+        let before = bag.clone();
+        for k in ["private-address", "ingress-address"] {
+            bag.insert(k.into(), addr.clone());
+        }
+        bag.insert("egress-subnets".into(), format!("{addr}/32"));
+        if *bag != before {
+            data_changed(model, *rel, unit, false);
+        }
+    }
+}
+
+/// The relations `unit` has entered.
+pub fn entered_relations(model: &Model, unit: &str) -> Vec<i64> {
+    model
+        .relations
+        .values()
+        .filter(|r| r.entered.contains(unit))
+        .map(|r| r.id)
+        .collect()
 }
 
 /// Bookkeeping after a hook completed successfully on `unit`.
