@@ -180,7 +180,7 @@ struct Worker {
 impl Worker {
     async fn run(self, eps: Vec<String>, mut stop: watch::Receiver<bool>) -> Vec<Op> {
         let mut ops = vec![];
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (u64::from(self.id) + 1) * 0x1000_0001);
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((u64::from(self.id) + 1) * 0x1000_0001));
         let mut known: BTreeMap<String, Option<String>> = BTreeMap::new();
         let mut client = None;
         let mut tick = tokio::time::interval(self.period);
