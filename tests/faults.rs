@@ -106,15 +106,15 @@ fn clients_progress(sb: &Sandbox, unit: &str, n: i64, what: &str) {
 }
 
 /// Starts the clients in the background on the client machine, against the endpoints the
-/// `db` relation gave it, and waits until they are writing.
-fn start_clients(sb: &Sandbox) {
+/// `db` relation gave it, on keys of the scenario's own, and waits until they are writing.
+fn start_clients(sb: &Sandbox, scenario: &str) {
     sh(
         sb,
         CLIENT,
         &format!(
             "rm -f {HISTORY} {STOP}; cs=$(cat /var/lib/db-client/connection_string) && \
              setsid nohup {CLIENT_BIN} run --endpoints \"$cs\" --out {HISTORY} \
-             --stop-file {STOP} > /root/clients.log 2>&1 < /dev/null &"
+             --stop-file {STOP} --prefix fault-{scenario}/ > /root/clients.log 2>&1 < /dev/null &"
         ),
     );
     let unit = etcd_units(sb)[0].clone();
@@ -200,7 +200,7 @@ fn finish(sb: &Sandbox, scenario: &str) {
 fn partitions_under_clients() {
     let sb = cluster("etcd_faults_partitions");
 
-    start_clients(&sb);
+    start_clients(&sb, "partition-follower");
     let leader = raft_leader(&sb, "etcd/0");
     let follower = etcd_units(&sb).into_iter().find(|u| *u != leader).unwrap();
     sb.ok(&["partition", &follower]);
@@ -209,7 +209,7 @@ fn partitions_under_clients() {
     sb.wait_active(4);
     finish(&sb, "partition-follower");
 
-    start_clients(&sb);
+    start_clients(&sb, "partition-leader");
     let leader = raft_leader(&sb, "etcd/0");
     let followers: Vec<String> = etcd_units(&sb)
         .into_iter()
@@ -255,7 +255,7 @@ fn raft_leader_if_any(sb: &Sandbox, unit: &str) -> Option<String> {
 fn machine_failures_under_clients() {
     let sb = cluster("etcd_faults_machines");
 
-    start_clients(&sb);
+    start_clients(&sb, "restart-machine");
     let leader = raft_leader(&sb, "etcd/0");
     sb.ok(&["restart-machine", &leader]);
     let other = etcd_units(&sb).into_iter().find(|u| *u != leader).unwrap();
@@ -271,7 +271,7 @@ fn machine_failures_under_clients() {
     sb.wait_active(4);
     finish(&sb, "restart-machine");
 
-    start_clients(&sb);
+    start_clients(&sb, "kill-leader-machine");
     let leader = raft_leader(&sb, "etcd/0");
     sb.ok(&["kill-machine", &leader]);
     let survivors: Vec<String> = etcd_units(&sb)

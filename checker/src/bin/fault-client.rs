@@ -13,7 +13,7 @@ use checker::history::{Call, Change, History, Op, Outcome};
 use checker::report::judge;
 use clap::{Parser, Subcommand};
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, EventType, Txn, TxnOp, WatchOptions,
+    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, Txn, TxnOp, WatchOptions,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -378,6 +378,18 @@ async fn run(
 ) -> anyhow::Result<()> {
     let start = Instant::now();
     let start_revision = current_revision(&eps).await?;
+    // The checker takes every key to start absent.
+    let taken = connect(&eps, false)
+        .await?
+        .get(
+            prefix.as_str(),
+            Some(GetOptions::new().with_prefix().with_count_only()),
+        )
+        .await?
+        .count();
+    if taken > 0 {
+        bail!("{taken} keys under {prefix} exist already: give each run a prefix of its own");
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let (target_tx, target_rx) = watch::channel(0i64);
     let watched = Arc::new(Mutex::new(Followed::default()));
