@@ -195,7 +195,8 @@ fn finish(sb: &Sandbox, scenario: &str) {
 }
 
 /// (a) A follower cut off the network, then healed; (c) the Raft leader cut off from both
-/// followers (the clients still reach it), then healed.
+/// followers (the clients still reach it), then healed; a flapping partition: (c) three times
+/// in a row.
 #[test]
 fn partitions_under_clients() {
     let sb = cluster("etcd_faults_partitions");
@@ -210,8 +211,28 @@ fn partitions_under_clients() {
     finish(&sb, "partition-follower");
 
     start_clients(&sb, "partition-leader");
-    let leader = raft_leader(&sb, "etcd/0");
-    let followers: Vec<String> = etcd_units(&sb)
+    let leader = cut_leader_off(&sb, 50);
+    sb.ok(&["heal", &leader]);
+    sb.wait_active(4);
+    finish(&sb, "partition-leader");
+
+    start_clients(&sb, "flapping-partition");
+    for _ in 0..3 {
+        let leader = cut_leader_off(&sb, 20);
+        sb.ok(&["heal", &leader]);
+        let unit = etcd_units(&sb)[0].clone();
+        clients_progress(&sb, &unit, 20, "writes after a heal");
+    }
+    sb.wait_active(4);
+    finish(&sb, "flapping-partition");
+}
+
+/// Cuts the Raft leader off from the other members (the clients still reach it) and waits
+/// until they have elected a new leader and the clients made `n` changes through it. Returns
+/// the old leader's unit.
+fn cut_leader_off(sb: &Sandbox, n: i64) -> String {
+    let leader = raft_leader(sb, "etcd/0");
+    let followers: Vec<String> = etcd_units(sb)
         .into_iter()
         .filter(|u| *u != leader)
         .collect();
@@ -221,13 +242,10 @@ fn partitions_under_clients() {
     }
     sb.ok(&args);
     let new_leader = sb.eventually("a new Raft leader among the followers", RECOVER, || {
-        let l = raft_leader_if_any(&sb, &followers[0])?;
-        (l != leader).then_some(l)
+        raft_leader_if_any(sb, &followers[0]).filter(|l| *l != leader)
     });
-    clients_progress(&sb, &new_leader, 50, "writes with the old leader cut off");
-    sb.ok(&["heal", &leader]);
-    sb.wait_active(4);
-    finish(&sb, "partition-leader");
+    clients_progress(sb, &new_leader, n, "writes with the old leader cut off");
+    leader
 }
 
 /// The Raft leader's unit as `unit` sees it, or None while there is none or it does not answer.
@@ -250,7 +268,7 @@ fn raft_leader_if_any(sb: &Sandbox, unit: &str) -> Option<String> {
 
 /// (d) A machine restarted (etcd comes back under systemd); (b) the Raft leader's machine
 /// killed, then removed with `remove-machine --force`, and the application grown back with
-/// `add-unit`.
+/// `add-unit`; every machine powered off at once, then started again.
 #[test]
 fn machine_failures_under_clients() {
     let sb = cluster("etcd_faults_machines");
@@ -292,4 +310,15 @@ fn machine_failures_under_clients() {
     sb.ok(&["add-unit", "etcd"]);
     sb.wait_active(4);
     finish(&sb, "kill-leader-machine");
+
+    start_clients(&sb, "power-off-all");
+    let units = etcd_units(&sb);
+    for u in &units {
+        sb.ok(&["kill-machine", u]);
+    }
+    for u in &units {
+        sb.ok(&["restart-machine", u]);
+    }
+    sb.wait_active(4);
+    finish(&sb, "power-off-all");
 }

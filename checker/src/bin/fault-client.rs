@@ -6,7 +6,7 @@
 //! `--seconds`, or until `--stop-file` appears; it writes the history as JSON.
 //! `fault-client verify` reads each member's change log of the run's keys, judges the history
 //! (linearizability, revisions, watch, acknowledged writes on every member) and prints the
-//! report as JSON; it exits 0 whatever the verdict.
+//! report as JSON; it exits 0 whatever the verdict. `fault-client check` judges a history alone.
 
 use anyhow::{bail, Context};
 use checker::history::{Call, Change, History, Op, Outcome};
@@ -66,6 +66,13 @@ enum Cmd {
         /// The client URLs of the members to check, comma separated.
         #[arg(long)]
         endpoints: String,
+        /// The history `run` wrote.
+        #[arg(long)]
+        history: PathBuf,
+    },
+    /// Judge a history alone, without the members (e.g. one copied off a machine); print the
+    /// report (JSON).
+    Check {
         /// The history `run` wrote.
         #[arg(long)]
         history: PathBuf,
@@ -456,10 +463,21 @@ async fn run(
     Ok(())
 }
 
+fn read_history(path: &Path) -> anyhow::Result<History> {
+    let bytes = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("parse {}", path.display()))
+}
+
+fn print(report: &checker::report::Report) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(report)?);
+    Ok(())
+}
+
 async fn verify(eps: Vec<String>, history: &Path) -> anyhow::Result<()> {
-    let h: History = serde_json::from_slice(
-        &std::fs::read(history).with_context(|| format!("read {}", history.display()))?,
-    )?;
+    if eps.is_empty() {
+        bail!("no endpoint to verify: pass --endpoints with every member's client URL");
+    }
+    let h = read_history(history)?;
     let end = current_revision(&eps).await?;
     let mut members = BTreeMap::new();
     let mut unread = vec![];
@@ -488,8 +506,7 @@ async fn verify(eps: Vec<String>, history: &Path) -> anyhow::Result<()> {
     }
     let mut report = judge(&h, &members);
     report.problems.extend(unread);
-    println!("{}", serde_json::to_string_pretty(&report)?);
-    Ok(())
+    print(&report)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -523,5 +540,6 @@ async fn main() -> anyhow::Result<()> {
             endpoints: e,
             history,
         } => verify(endpoints(&e), &history).await,
+        Cmd::Check { history } => print(&judge(&read_history(&history)?, &BTreeMap::new())),
     }
 }
