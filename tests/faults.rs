@@ -205,13 +205,13 @@ fn partitions_under_clients() {
     let leader = raft_leader(&sb, "etcd/0");
     let follower = etcd_units(&sb).into_iter().find(|u| *u != leader).unwrap();
     sb.ok(&["partition", &follower]);
-    clients_progress(&sb, &leader, 50, "writes while a follower is cut off");
+    clients_progress(&sb, &leader, 100, "writes while a follower is cut off");
     sb.ok(&["heal", &follower]);
     sb.wait_active(4);
     finish(&sb, "partition-follower");
 
     start_clients(&sb, "partition-leader");
-    let leader = cut_leader_off(&sb, 50);
+    let leader = cut_leader_off(&sb, 100);
     sb.ok(&["heal", &leader]);
     sb.wait_active(4);
     finish(&sb, "partition-leader");
@@ -280,7 +280,7 @@ fn machine_failures_under_clients() {
     clients_progress(
         &sb,
         &other,
-        50,
+        100,
         "writes while the leader's machine restarts",
     );
     sb.eventually("the restarted member answering", RECOVER, || {
@@ -299,7 +299,7 @@ fn machine_failures_under_clients() {
     clients_progress(
         &sb,
         &survivors[0],
-        50,
+        100,
         "writes with the leader's machine dead",
     );
     sb.ok(&["remove-machine", &leader, "--force"]);

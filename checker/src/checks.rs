@@ -7,18 +7,18 @@ use std::collections::{BTreeMap, HashMap};
 /// Problems with response revisions: an operation invoked after another completed must not
 /// answer with a lower revision (etcd's revision is its linearization order).
 pub fn revisions_grow(ops: &[Op]) -> Vec<String> {
-    let mut done: Vec<(u64, i64, usize)> = ops
-        .iter()
-        .enumerate()
-        .filter_map(|(i, o)| o.ok_revision().map(|r| (o.completed_ns, r, i)))
-        .collect();
-    done.sort_unstable();
-    let mut started: Vec<(u64, i64, usize)> = ops
-        .iter()
-        .enumerate()
-        .filter_map(|(i, o)| o.ok_revision().map(|r| (o.invoked_ns, r, i)))
-        .collect();
-    started.sort_unstable();
+    // (time, revision, index) of the ok operations, sorted by time.
+    let by = |time: fn(&Op) -> u64| {
+        let mut v: Vec<(u64, i64, usize)> = ops
+            .iter()
+            .enumerate()
+            .filter_map(|(i, o)| o.ok_revision().map(|r| (time(o), r, i)))
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    let done = by(|o| o.completed_ns);
+    let started = by(|o| o.invoked_ns);
     let mut problems = vec![];
     // Sweep by invocation time, keeping the highest revision of everything completed before.
     let (mut k, mut highest): (usize, Option<(i64, usize)>) = (0, None);

@@ -28,6 +28,8 @@ pub struct Report {
     pub lost_writes: usize,
     /// Changes the client's watch received.
     pub watch_changes: usize,
+    /// Times the client's watch stream broke and was resumed.
+    pub watch_resumed: usize,
     /// Every problem found; empty when the run passed.
     pub problems: Vec<String>,
 }
@@ -78,6 +80,7 @@ pub fn judge(h: &History, members: &BTreeMap<String, (Vec<Change>, i64)>) -> Rep
             .map(|(log, _)| lost_writes(log, &h.ops))
             .sum(),
         watch_changes: h.watch.len(),
+        watch_resumed: h.watch_errors.len(),
         problems,
     }
 }

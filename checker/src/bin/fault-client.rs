@@ -32,35 +32,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the clients and the watch; write the history.
-    Run {
-        /// The cluster's client URLs, comma separated (the db relation's connection_string).
-        #[arg(long)]
-        endpoints: String,
-        /// Where to write the history (JSON), once the run is over.
-        #[arg(long)]
-        out: PathBuf,
-        /// Concurrent clients.
-        #[arg(long, default_value_t = 4)]
-        clients: u32,
-        /// Keys the clients share.
-        #[arg(long, default_value_t = 8)]
-        keys: u32,
-        /// The most operations in all.
-        #[arg(long, default_value_t = 3000)]
-        max_ops: u64,
-        /// The longest the clients run.
-        #[arg(long, default_value_t = 90)]
-        seconds: u64,
-        /// Operations a second, all clients together.
-        #[arg(long, default_value_t = 30)]
-        rate: u32,
-        /// Stop early once this file exists.
-        #[arg(long)]
-        stop_file: Option<PathBuf>,
-        /// The prefix of every key the run writes.
-        #[arg(long, default_value = "fault/")]
-        prefix: String,
-    },
+    Run(RunArgs),
     /// Read every member's changes and print the report on the history (JSON).
     Verify {
         /// The client URLs of the members to check, comma separated.
@@ -77,6 +49,38 @@ enum Cmd {
         #[arg(long)]
         history: PathBuf,
     },
+}
+
+/// What `run` runs.
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The cluster's client URLs, comma separated (the db relation's connection_string).
+    #[arg(long)]
+    endpoints: String,
+    /// Where to write the history (JSON), once the run is over.
+    #[arg(long)]
+    out: PathBuf,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 4)]
+    clients: u32,
+    /// Keys the clients share.
+    #[arg(long, default_value_t = 8)]
+    keys: u32,
+    /// The most operations in all.
+    #[arg(long, default_value_t = 3000)]
+    max_ops: u64,
+    /// The longest the clients run.
+    #[arg(long, default_value_t = 90)]
+    seconds: u64,
+    /// Operations a second, all clients together.
+    #[arg(long, default_value_t = 30)]
+    rate: u32,
+    /// Stop early once this file exists.
+    #[arg(long)]
+    stop_file: Option<PathBuf>,
+    /// The prefix of every key the run writes.
+    #[arg(long, default_value = "fault/")]
+    prefix: String,
 }
 
 /// How long one operation may take before it is given up on.
@@ -371,18 +375,20 @@ async fn current_revision(eps: &[String]) -> anyhow::Result<i64> {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run(
-    eps: Vec<String>,
-    out: &Path,
-    clients: u32,
-    keys: u32,
-    max_ops: u64,
-    seconds: u64,
-    rate: u32,
-    stop_file: Option<PathBuf>,
-    prefix: String,
-) -> anyhow::Result<()> {
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let RunArgs {
+        endpoints: e,
+        out,
+        clients,
+        keys,
+        max_ops,
+        seconds,
+        rate,
+        stop_file,
+        prefix,
+    } = args;
+    let eps = endpoints(&e);
+    let out = out.as_path();
     let start = Instant::now();
     let start_revision = current_revision(&eps).await?;
     // The checker takes every key to start absent.
@@ -512,30 +518,7 @@ async fn verify(eps: Vec<String>, history: &Path) -> anyhow::Result<()> {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
-        Cmd::Run {
-            endpoints: e,
-            out,
-            clients,
-            keys,
-            max_ops,
-            seconds,
-            rate,
-            stop_file,
-            prefix,
-        } => {
-            run(
-                endpoints(&e),
-                &out,
-                clients,
-                keys,
-                max_ops,
-                seconds,
-                rate,
-                stop_file,
-                prefix,
-            )
-            .await
-        }
+        Cmd::Run(args) => run(args).await,
         Cmd::Verify {
             endpoints: e,
             history,
