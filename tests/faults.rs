@@ -218,7 +218,7 @@ fn partitions_under_clients() {
     finish(&sb, "partition-follower");
 
     start_clients(&sb, "partition-leader");
-    let leader = cut_leader_off(&sb, 100);
+    let leader = cut_leader_off(&sb, 50);
     sb.ok(&["heal", &leader]);
     sb.wait_active(4);
     finish(&sb, "partition-leader");

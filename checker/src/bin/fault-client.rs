@@ -95,6 +95,9 @@ fn endpoints(s: &str) -> Vec<String> {
         .collect()
 }
 
+/// A client of the cluster; with `require_leader`, a member that has lost its leader refuses
+/// requests at once ("no leader") instead of letting them time out, as etcd's own clients ask
+/// for with `WithRequireLeader`.
 async fn connect(eps: &[String], require_leader: bool) -> Result<Client, etcd_client::Error> {
     let opts = ConnectOptions::new()
         .with_connect_timeout(Duration::from_secs(2))
@@ -218,7 +221,7 @@ impl Worker {
             let invoked = self.start.elapsed();
             let outcome = match &mut client {
                 Some(c) => invoke(c, &call).await,
-                None => match connect(&eps, false).await {
+                None => match connect(&eps, true).await {
                     Ok(mut c) => {
                         let o = invoke(&mut c, &call).await;
                         client = Some(c);
