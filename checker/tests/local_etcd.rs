@@ -1,5 +1,5 @@
 //! `fault-client` end to end against a one-member etcd on loopback (the host's `/usr/bin/etcd`,
-//! which `scripts/install-deps` installs): a run through a stall of the member (SIGSTOP, then
+//! which `scripts/install-deps` installs): a run through a stall of the member (SIGSTOP for 4 s, then
 //! SIGCONT) is judged clean, a history altered to read a value nobody wrote is judged not
 //! linearizable, and a second run on the same keys is refused.
 
@@ -123,7 +123,8 @@ fn a_stalled_member_gives_a_clean_history_and_an_altered_one_is_caught() {
         .expect("run fault-client");
     std::thread::sleep(Duration::from_secs(2));
     assert!(etcd.signal("-STOP"), "stop etcd");
-    std::thread::sleep(Duration::from_secs(3));
+    // Longer than the clients' keepalive timeout (2 s): their connections break.
+    std::thread::sleep(Duration::from_secs(4));
     assert!(etcd.signal("-CONT"), "resume etcd");
     assert!(run.wait().unwrap().success(), "fault-client run failed");
 
