@@ -1,6 +1,6 @@
 //! `fault-client` end to end against a one-member etcd on loopback (the host's `/usr/bin/etcd`,
-//! which `scripts/install-deps` installs): a run through a stall of the member (SIGSTOP for 4 s, then
-//! SIGCONT) is judged clean, a history altered to read a value nobody wrote is judged not
+//! which `scripts/install-deps` installs): a run through a stall of the member (SIGSTOP for 4 s,
+//! then SIGCONT) is judged clean, a history altered to read a value nobody wrote is judged not
 //! linearizable, and a second run on the same keys is refused.
 
 use serde_json::Value;
