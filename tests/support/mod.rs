@@ -209,3 +209,38 @@ pub fn restarted_one_at_a_time(sb: &Sandbox, units: &[String]) -> Vec<(String, R
     }
     after
 }
+
+/// The Garage binary for the object-store tests: `$GARAGE_BIN`, else where
+/// `scripts/build-garage` caches it; panics naming the remedy when it is missing.
+pub fn garage_bin() -> PathBuf {
+    let path = std::env::var_os("GARAGE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let out = std::process::Command::new(repo_root().join("scripts/build-garage"))
+                .arg("--path")
+                .output()
+                .expect("scripts/build-garage runs");
+            PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+        });
+    assert!(
+        path.is_file(),
+        "Garage not found at {}: run scripts/build-garage (or scripts/install-deps), or set GARAGE_BIN",
+        path.display()
+    );
+    path
+}
+
+/// The network namespace of `unit`'s machine (`<prefix>-m<id>`, see sandbox/src/machine/net.rs):
+/// a host process run in it with `ip netns exec` reaches the machines as that unit does.
+pub fn netns_of(sb: &Sandbox, unit: &str) -> String {
+    let model: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sb.home.join("model.json")).expect("model.json"))
+            .expect("model.json is JSON");
+    let prefix = model["prefix"].as_str().expect("a prefix").to_string();
+    let app = unit.split('/').next().unwrap();
+    let machine = sb.status()["applications"][app]["units"][unit]["machine"]
+        .as_str()
+        .expect("a machine")
+        .to_string();
+    format!("{prefix}-m{machine}")
+}
