@@ -225,8 +225,8 @@ impl Store {
     }
 
     /// Uploads `file` as `key` with `metadata` (names without `x-amz-meta-`, lower case), then
-    /// reads the object's metadata back and requires the file's size and SHA-256 there. The
-    /// file must not change meanwhile.
+    /// reads the object's metadata back and requires the file's size and SHA-256 there (else the
+    /// object is deleted again). The file must not change meanwhile.
     pub async fn put_file(
         &self,
         key: &str,
@@ -264,7 +264,11 @@ impl Store {
             key: key.into(),
             detail: "the object is missing right after its upload".into(),
         })?;
-        verify(key, &head, size, &sha256)?;
+        if let Err(e) = verify(key, &head, size, &sha256) {
+            // What the store holds is not the file: leave nothing that looks like it.
+            let _ = self.delete(key).await;
+            return Err(e);
+        }
         Ok(Transfer {
             size,
             sha256,
@@ -373,28 +377,22 @@ impl Store {
                 ),
             })?;
         let part = partial_path(dest);
-        let result = self.stream_to(resp, &part, key).await;
-        let got = match result {
-            Ok(t) => t,
+        let checked = self.stream_to(resp, &part, key).await.and_then(|got| {
+            if got.size != head.size {
+                return Err(Error::Verify {
+                    key: key.into(),
+                    detail: format!("{} of its {} bytes arrived", got.size, head.size),
+                });
+            }
+            check_sha(key, &expected, &got.sha256).map(|_| got)
+        });
+        let got = match checked {
+            Ok(got) => got,
             Err(e) => {
                 let _ = std::fs::remove_file(&part);
                 return Err(e);
             }
         };
-        if let Err(e) = verify(
-            key,
-            &Head {
-                size: got.size,
-                ..head.clone()
-            },
-            head.size,
-            &got.sha256,
-        )
-        .and_then(|_| check_sha(key, &expected, &got.sha256))
-        {
-            let _ = std::fs::remove_file(&part);
-            return Err(e);
-        }
         std::fs::rename(&part, dest).map_err(|e| Error::io(dest, e))?;
         Ok(got)
     }
