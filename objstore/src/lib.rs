@@ -220,7 +220,7 @@ impl Store {
     pub async fn check(&self) -> Result<(), Error> {
         let mut list = ListObjectsV2::new(&self.bucket, Some(&self.creds));
         list.with_max_keys(1);
-        let resp = self.send(Method::GET, &list, None, "").await?;
+        let resp = self.send(Method::GET, &mut list, None, "").await?;
         self.body(resp, "").await.map(|_| ())
     }
 
@@ -260,7 +260,7 @@ impl Store {
             self.multipart(key, &mut reader, file, size, part_size, &meta)
                 .await?
         };
-        let head = self.head(key).await?.ok_or_else(|| Error::Verify {
+        let mut head = self.head(key).await?.ok_or_else(|| Error::Verify {
             key: key.into(),
             detail: "the object is missing right after its upload".into(),
         })?;
@@ -287,7 +287,7 @@ impl Store {
     ) -> Result<u64, Error> {
         let mut create = CreateMultipartUpload::new(&self.bucket, Some(&self.creds), key);
         sign_meta(&mut create, meta);
-        let resp = self.send(Method::POST, &create, None, key).await?;
+        let resp = self.send(Method::POST, &mut create, None, key).await?;
         let text = self.body(resp, key).await?;
         let upload_id = CreateMultipartUpload::parse_response(&text)
             .map_err(|e| self.unexpected("CreateMultipartUpload", &e))?
@@ -300,9 +300,9 @@ impl Store {
             Ok(n) => Ok(n),
             Err(e) => {
                 // Best effort: an aborted upload frees its parts; the first error is the news.
-                let abort =
+                let mut abort =
                     AbortMultipartUpload::new(&self.bucket, Some(&self.creds), key, &upload_id);
-                let _ = self.send(Method::DELETE, &abort, None, key).await;
+                let _ = self.send(Method::DELETE, &mut abort, None, key).await;
                 Err(e)
             }
         }
@@ -362,10 +362,10 @@ impl Store {
     /// size and SHA-256 match the object's metadata. An object without the SHA-256 metadata (not
     /// written by [`Store::put_file`]) is refused.
     pub async fn get_file(&self, key: &str, dest: &Path) -> Result<Transfer, Error> {
-        let get = GetObject::new(&self.bucket, Some(&self.creds), key);
-        let resp = self.send(Method::GET, &get, None, key).await?;
+        let mut get = GetObject::new(&self.bucket, Some(&self.creds), key);
+        let resp = self.send(Method::GET, &mut get, None, key).await?;
         let resp = self.ok(resp, key).await?;
-        let head = head_of(resp.headers());
+        let mut head = head_of(resp.headers());
         let expected = head
             .metadata
             .get(SHA256_META)
@@ -435,7 +435,7 @@ impl Store {
             if let Some(n) = self.list_page {
                 list.with_max_keys(n);
             }
-            let resp = self.send(Method::GET, &list, None, prefix).await?;
+            let resp = self.send(Method::GET, &mut list, None, prefix).await?;
             let text = self.body(resp, prefix).await?;
             let page = ListObjectsV2::parse_response(&text)
                 .map_err(|e| self.unexpected("ListObjectsV2", &e))?;
@@ -455,8 +455,8 @@ impl Store {
 
     /// An object's size and user metadata; `None` when there is no such object.
     pub async fn head(&self, key: &str) -> Result<Option<Head>, Error> {
-        let head = HeadObject::new(&self.bucket, Some(&self.creds), key);
-        let resp = self.send(Method::HEAD, &head, None, key).await?;
+        let mut head = HeadObject::new(&self.bucket, Some(&self.creds), key);
+        let resp = self.send(Method::HEAD, &mut head, None, key).await?;
         if resp.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -466,8 +466,8 @@ impl Store {
 
     /// Deletes an object; deleting one that does not exist is not an error (as in S3).
     pub async fn delete(&self, key: &str) -> Result<(), Error> {
-        let del = DeleteObject::new(&self.bucket, Some(&self.creds), key);
-        let resp = self.send(Method::DELETE, &del, None, key).await?;
+        let mut del = DeleteObject::new(&self.bucket, Some(&self.creds), key);
+        let resp = self.send(Method::DELETE, &mut del, None, key).await?;
         self.body(resp, key).await.map(|_| ())
     }
 
@@ -480,30 +480,33 @@ impl Store {
     ) -> Result<Response, Error> {
         use base64::Engine;
         let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(&body));
-        action.headers_mut().insert("content-md5", md5.clone());
-        let url = action.sign(SIGNATURE_TTL);
-        let resp = self
-            .request(method, url, vec![("content-md5", md5)], Some(body), key)
-            .await?;
+        action.headers_mut().insert("content-md5", md5);
+        let resp = self.send(method, action, Some(body), key).await?;
         self.ok(resp, key).await
     }
 
+    /// Signs `action` and sends it with every header it signed.
     async fn send<'a, A: S3Action<'a>>(
         &self,
         method: Method,
-        action: &A,
+        action: &mut A,
         body: Option<Vec<u8>>,
         key: &str,
     ) -> Result<Response, Error> {
         let url = action.sign(SIGNATURE_TTL);
-        self.request(method, url, Vec::new(), body, key).await
+        let headers = action
+            .headers_mut()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.request(method, url, headers, body, key).await
     }
 
     async fn request(
         &self,
         method: Method,
         url: reqwest::Url,
-        headers: Vec<(&str, String)>,
+        headers: Vec<(String, String)>,
         body: Option<Vec<u8>>,
         key: &str,
     ) -> Result<Response, Error> {

@@ -190,6 +190,8 @@ impl Garage {
             put.headers_mut().insert(*k, *v);
         }
         let url = put.sign(Duration::from_secs(60));
+        // reqwest is built without a default crypto provider; plain http needs none but asks.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut req = reqwest::Client::new().put(url).body(body.to_vec());
         for (k, v) in headers {
             req = req.header(*k, *v);
