@@ -260,7 +260,7 @@ impl Store {
             self.multipart(key, &mut reader, file, size, part_size, &meta)
                 .await?
         };
-        let mut head = self.head(key).await?.ok_or_else(|| Error::Verify {
+        let head = self.head(key).await?.ok_or_else(|| Error::Verify {
             key: key.into(),
             detail: "the object is missing right after its upload".into(),
         })?;
@@ -365,7 +365,7 @@ impl Store {
         let mut get = GetObject::new(&self.bucket, Some(&self.creds), key);
         let resp = self.send(Method::GET, &mut get, None, key).await?;
         let resp = self.ok(resp, key).await?;
-        let mut head = head_of(resp.headers());
+        let head = head_of(resp.headers());
         let expected = head
             .metadata
             .get(SHA256_META)
