@@ -257,8 +257,14 @@ impl Store {
             self.send_body(Method::PUT, &mut put, body, key).await?;
             1
         } else {
-            self.multipart(key, &mut reader, file, size, part_size, &meta)
-                .await?
+            let mut src = Source {
+                key,
+                path: file,
+                reader,
+                size,
+                part_size,
+            };
+            self.multipart(&mut src, &meta).await?
         };
         let head = self.head(key).await?.ok_or_else(|| Error::Verify {
             key: key.into(),
@@ -278,13 +284,10 @@ impl Store {
 
     async fn multipart(
         &self,
-        key: &str,
-        reader: &mut File,
-        file: &Path,
-        size: u64,
-        part_size: u64,
+        src: &mut Source<'_>,
         meta: &[(String, String)],
     ) -> Result<u64, Error> {
+        let key = src.key;
         let mut create = CreateMultipartUpload::new(&self.bucket, Some(&self.creds), key);
         sign_meta(&mut create, meta);
         let resp = self.send(Method::POST, &mut create, None, key).await?;
@@ -293,9 +296,7 @@ impl Store {
             .map_err(|e| self.unexpected("CreateMultipartUpload", &e))?
             .upload_id()
             .to_string();
-        let result = self
-            .upload_parts(key, reader, file, size, part_size, &upload_id)
-            .await;
+        let result = self.upload_parts(src, &upload_id).await;
         match result {
             Ok(n) => Ok(n),
             Err(e) => {
@@ -308,15 +309,8 @@ impl Store {
         }
     }
 
-    async fn upload_parts(
-        &self,
-        key: &str,
-        reader: &mut File,
-        file: &Path,
-        size: u64,
-        part_size: u64,
-        upload_id: &str,
-    ) -> Result<u64, Error> {
+    async fn upload_parts(&self, src: &mut Source<'_>, upload_id: &str) -> Result<u64, Error> {
+        let (key, size, part_size) = (src.key, src.size, src.part_size);
         let mut etags = Vec::new();
         let mut sent = 0u64;
         let mut number: u16 = 0;
@@ -324,9 +318,9 @@ impl Store {
             number += 1;
             let len = part_size.min(size - sent);
             let mut body = vec![0u8; len as usize];
-            reader
+            src.reader
                 .read_exact(&mut body)
-                .map_err(|e| Error::io(file, e))?;
+                .map_err(|e| Error::io(src.path, e))?;
             let mut part = UploadPart::new(&self.bucket, Some(&self.creds), key, number, upload_id);
             let resp = self.send_body(Method::PUT, &mut part, body, key).await?;
             let etag = resp
@@ -567,6 +561,15 @@ impl Store {
             self.endpoint
         ))
     }
+}
+
+/// A file on its way up in parts.
+struct Source<'a> {
+    key: &'a str,
+    path: &'a Path,
+    reader: File,
+    size: u64,
+    part_size: u64,
 }
 
 /// `path` and `name` joined as an object key: the s3 interface's `path` with its slashes

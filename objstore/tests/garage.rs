@@ -2,6 +2,9 @@
 //! per test on 127.0.0.1, started and stopped by the test. The binary comes from `$GARAGE_BIN`
 //! or `scripts/build-garage`'s cache.
 
+#[path = "common/garage_bin.rs"]
+mod garage_bin;
+use garage_bin::garage_bin;
 use objstore::{Config, Error, Store, UrlStyle};
 use rusty_s3::{Bucket, Credentials, S3Action};
 use std::io::Read;
@@ -9,32 +12,6 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// The Garage binary: `$GARAGE_BIN`, else where `scripts/build-garage` caches it.
-fn garage_bin() -> PathBuf {
-    let path = std::env::var_os("GARAGE_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let out = Command::new(repo_root().join("scripts/build-garage"))
-                .arg("--path")
-                .output()
-                .expect("scripts/build-garage runs");
-            PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-        });
-    assert!(
-        path.is_file(),
-        "Garage not found at {}: run scripts/build-garage (or scripts/install-deps), or set GARAGE_BIN",
-        path.display()
-    );
-    path
-}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -210,25 +210,11 @@ pub fn restarted_one_at_a_time(sb: &Sandbox, units: &[String]) -> Vec<(String, R
     after
 }
 
-/// The Garage binary for the object-store tests: `$GARAGE_BIN`, else where
-/// `scripts/build-garage` caches it; panics naming the remedy when it is missing.
-pub fn garage_bin() -> PathBuf {
-    let path = std::env::var_os("GARAGE_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let out = std::process::Command::new(repo_root().join("scripts/build-garage"))
-                .arg("--path")
-                .output()
-                .expect("scripts/build-garage runs");
-            PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-        });
-    assert!(
-        path.is_file(),
-        "Garage not found at {}: run scripts/build-garage (or scripts/install-deps), or set GARAGE_BIN",
-        path.display()
-    );
-    path
-}
+#[path = "../../objstore/tests/common/garage_bin.rs"]
+mod garage_bin;
+/// The Garage binary for the object-store tests (`$GARAGE_BIN` or `scripts/build-garage`'s cache).
+#[allow(unused_imports)] // only the object-store tests use it
+pub use garage_bin::garage_bin;
 
 /// The network namespace of `unit`'s machine (`<prefix>-m<id>`, see sandbox/src/machine/net.rs):
 /// a host process run in it with `ip netns exec` reaches the machines as that unit does.
