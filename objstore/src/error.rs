@@ -185,36 +185,41 @@ impl Error {
     }
 }
 
+/// `e` and its sources, outermost first. An `io::Error` is followed by the error it wraps: its
+/// own `source` skips that one.
+fn chain<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Vec<&'a (dyn std::error::Error + 'static)> {
+    let mut out = Vec::new();
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        out.push(err);
+        cur = match err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+    }
+    out
+}
+
 /// The error and its sources, innermost last, without repeats.
 fn causes(e: &(dyn std::error::Error + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
+    for err in chain(e) {
         let s = err.to_string();
         if !parts.iter().any(|p| p.contains(&s)) {
             parts.push(s);
         }
-        cur = err.source();
     }
     parts.join(": ")
 }
 
-/// Whether a rustls error is among `e`'s sources (also inside an `io::Error`, whose `source`
-/// skips the error it wraps).
+/// Whether a rustls error is among `e`'s sources.
 fn tls_failure(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if err.is::<rustls::Error>() {
-            return true;
-        }
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            if io.get_ref().is_some_and(|i| i.is::<rustls::Error>()) {
-                return true;
-            }
-        }
-        cur = err.source();
-    }
-    false
+    chain(e).iter().any(|err| err.is::<rustls::Error>())
 }
 
 #[cfg(test)]
@@ -271,6 +276,7 @@ mod tests {
             rustls::CertificateError::UnknownIssuer,
         ));
         assert!(tls_failure(&inner));
+        assert!(tls_failure(&std::io::Error::other(inner)));
         assert!(!tls_failure(&std::io::Error::other("refused")));
     }
 

@@ -340,6 +340,16 @@ fn wrong_credentials_a_missing_bucket_and_no_store_are_named() {
     assert!(m.contains(&closed) && m.contains("unreachable"), "{m}");
     assert!(!m.contains("X-Amz"), "a signed URL in: {m}");
 
+    // https to a plain-http port: the TLS handshake fails, and the error says where to look.
+    let https = g.endpoint.replace("http://", "https://");
+    let e = err(Config {
+        endpoint: https,
+        ..g.config()
+    });
+    let m = no_secret(&e);
+    assert!(matches!(e, Error::Tls { .. }), "{m}");
+    assert!(m.contains("tls-ca-chain"), "{m}");
+
     let e = err(Config {
         region: "us-west-2".into(),
         ..g.config()
