@@ -7,6 +7,7 @@
 //! region, an optional CA chain (the s3 interface's `tls-ca-chain`). It runs on any tokio
 //! runtime, the charm's current-thread one included; file IO is plain blocking IO between
 //! requests, one part at a time, so memory stays at one part whatever the file's size.
+//! [`interface::from_databag`] turns the s3 interface's provider data into a [`Config`].
 //!
 //! **Integrity.** Every request body is sent with its `Content-MD5` as a signed header, so the
 //! store itself refuses a body that changed on the way (`BadDigest`). Each object also carries
@@ -21,6 +22,7 @@
 //! message the store sends back.
 
 mod error;
+pub mod interface;
 mod xml;
 
 pub use error::Error;
