@@ -39,6 +39,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::File;
 use std::io::{Read, Write};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -144,6 +145,8 @@ pub struct Store {
     creds: Credentials,
     endpoint: String,
     http: reqwest::Client,
+    tls: rustls::ClientConfig,
+    resolve: Vec<(String, SocketAddr)>,
     part_size: u64,
     list_page: Option<usize>,
 }
@@ -176,19 +179,15 @@ impl Store {
                 "the access key or the secret key is empty: set both".into(),
             ));
         }
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(Duration::from_secs(120))
-            .redirect(reqwest::redirect::Policy::none());
-        let http = http
-            .use_preconfigured_tls(tls_config(url.scheme() == "https", &cfg.ca_chain)?)
-            .build()
-            .map_err(|e| Error::Config(format!("HTTP client: {}", e.without_url())))?;
+        let tls = tls_config(url.scheme() == "https", &cfg.ca_chain)?;
+        let http = http_client(tls.clone(), &[])?;
         Ok(Store {
             bucket,
             creds: Credentials::new(cfg.access_key.trim(), cfg.secret_key.clone()),
             endpoint,
             http,
+            tls,
+            resolve: Vec::new(),
             part_size: DEFAULT_PART_SIZE,
             list_page: None,
         })
@@ -199,6 +198,14 @@ impl Store {
     pub fn with_part_size(mut self, bytes: u64) -> Store {
         self.part_size = bytes.max(MIN_PART_SIZE);
         self
+    }
+
+    /// Sends requests for `host` to `addr` without asking DNS (as curl's `--resolve`; the URL's
+    /// port is kept): virtual-host addressing where DNS has no name for the bucket.
+    pub fn resolve(mut self, host: &str, addr: SocketAddr) -> Result<Store, Error> {
+        self.resolve.push((host.to_string(), addr));
+        self.http = http_client(self.tls.clone(), &self.resolve)?;
+        Ok(self)
     }
 
     /// Asks for at most `keys` keys per listing page (the store's default, 1000 on S3, without).
@@ -677,6 +684,24 @@ fn partial_path(dest: &Path) -> PathBuf {
     let mut name = dest.file_name().unwrap_or_default().to_os_string();
     name.push(".part");
     dest.with_file_name(name)
+}
+
+/// The HTTP client: bounded connect and read waits, no redirects (a redirect means a wrong
+/// region or endpoint, which the error says).
+fn http_client(
+    tls: rustls::ClientConfig,
+    resolve: &[(String, SocketAddr)],
+) -> Result<reqwest::Client, Error> {
+    let mut b = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .read_timeout(Duration::from_secs(120))
+        .redirect(reqwest::redirect::Policy::none())
+        .use_preconfigured_tls(tls);
+    for (host, addr) in resolve {
+        b = b.resolve(host, *addr);
+    }
+    b.build()
+        .map_err(|e| Error::Config(format!("HTTP client: {}", e.without_url())))
 }
 
 /// rustls with ring, trusting `ca_chain` and, for an https endpoint, the system's CAs.

@@ -392,3 +392,34 @@ fn corrupt_and_foreign_objects_are_refused_and_nothing_is_left_behind() {
     );
     assert_eq!(tokio_run(store.head("garbled")).unwrap(), None);
 }
+
+#[test]
+fn virtual_host_addressing_puts_the_bucket_in_the_host_name() {
+    let g = Garage::start("virtual_host");
+    let port = g.endpoint.rsplit(':').next().unwrap();
+    let store = Store::new(&Config {
+        endpoint: format!("http://s3.garage.localhost:{port}"),
+        url_style: UrlStyle::VirtualHost,
+        ..g.config()
+    })
+    .unwrap()
+    .resolve(
+        "backups.s3.garage.localhost",
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .unwrap();
+    let src = file_of(&g.dir, "v", 100, 9);
+    tokio_run(async {
+        store.put_file("v/1", &src, &[]).await.unwrap();
+        let keys: Vec<String> = store
+            .list("v/")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
+        assert_eq!(keys, ["v/1"]);
+    });
+    // The same object, seen path-style: the bucket really was taken from the host name.
+    assert!(tokio_run(g.store().head("v/1")).unwrap().is_some());
+}
