@@ -232,3 +232,24 @@ pub fn copy_executable(sb: &Sandbox, unit: &str, src: &std::path::Path, dest: &s
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[path = "../../objstore/tests/common/garage_bin.rs"]
+mod garage_bin;
+/// The Garage binary for the object-store tests (`$GARAGE_BIN` or `scripts/build-garage`'s cache).
+#[allow(unused_imports)] // only the object-store tests use it
+pub use garage_bin::garage_bin;
+
+/// The network namespace of `unit`'s machine (`<prefix>-m<id>`, see sandbox/src/machine/net.rs):
+/// a host process run in it with `ip netns exec` reaches the machines as that unit does.
+pub fn netns_of(sb: &Sandbox, unit: &str) -> String {
+    let model: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sb.home.join("model.json")).expect("model.json"))
+            .expect("model.json is JSON");
+    let prefix = model["prefix"].as_str().expect("a prefix").to_string();
+    let app = unit.split('/').next().unwrap();
+    let machine = sb.status()["applications"][app]["units"][unit]["machine"]
+        .as_str()
+        .expect("a machine")
+        .to_string();
+    format!("{prefix}-m{machine}")
+}
