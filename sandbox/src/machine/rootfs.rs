@@ -257,6 +257,11 @@ pub fn ensure_rootfs_in(
     )
 }
 
+/// One cache entry's build: fills the given dir (it gets the lock file, to hand on to child
+/// processes, and the progress sink) and returns metadata for the entry's `.json`.
+pub(super) type BuildStep<'a> = dyn FnMut(&Path, &std::fs::File, &mut dyn FnMut(&str)) -> anyhow::Result<serde_json::Value>
+    + 'a;
+
 /// Builds `dir/<key>` once: `build` fills `dir/<key>.build-<pid>` (it gets the lock file, to hand
 /// on to child processes, and `progress`) and returns metadata for `dir/<key>.json`; only a
 /// complete build is renamed into place, under an exclusive lock on `dir/<key>.lock`, so a killed
@@ -267,11 +272,7 @@ pub(super) fn build_once(
     key: &str,
     what: &str,
     progress: &mut dyn FnMut(&str),
-    build: &mut dyn FnMut(
-        &Path,
-        &std::fs::File,
-        &mut dyn FnMut(&str),
-    ) -> anyhow::Result<serde_json::Value>,
+    build: &mut BuildStep,
 ) -> anyhow::Result<PathBuf> {
     let done = dir.join(key);
     if done.is_dir() {
