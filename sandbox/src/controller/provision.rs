@@ -34,8 +34,13 @@ fn hosts(st: &State) -> Vec<(Ipv4Addr, String)> {
         .collect()
 }
 
-/// The lab and boot spec of `unit`'s machine.
-fn boot_spec(sh: &Shared, st: &State, unit: &str) -> anyhow::Result<(Lab, MachineSpec)> {
+/// The lab and boot spec of `unit`'s machine, with the package archive `archive` bound in.
+fn boot_spec(
+    sh: &Shared,
+    st: &State,
+    unit: &str,
+    archive: Option<PathBuf>,
+) -> anyhow::Result<(Lab, MachineSpec)> {
     let u = st
         .model
         .units
@@ -51,7 +56,7 @@ fn boot_spec(sh: &Shared, st: &State, unit: &str) -> anyhow::Result<(Lab, Machin
             super::tool_socket_dir(&sh.home, m.id),
             MACHINE_RUN_DIR.to_string(),
         )],
-        ro_binds: package_archive(sh)
+        ro_binds: archive
             .into_iter()
             .map(|dir| (dir, archive::MOUNT.to_string()))
             .collect(),
@@ -111,9 +116,11 @@ pub fn provision(sh: &Arc<Shared>, unit: &str) {
 }
 
 fn provision_now(sh: &Arc<Shared>, unit: &str) -> anyhow::Result<()> {
+    // Before the lock: the first call may take a while.
+    let archive = package_archive(sh);
     let (lab, spec, charm_dir) = {
         let mut st = sh.lock();
-        let (lab, spec) = boot_spec(sh, &st, unit)?;
+        let (lab, spec) = boot_spec(sh, &st, unit, archive)?;
         super::private::dir(&spec.dir)?;
         super::serve_tool_socket(sh, &mut st, spec.id)?;
         let app = super::model::app_of(unit);
@@ -221,9 +228,10 @@ pub fn reboot(sh: &Arc<Shared>, unit: &str) {
     let unit = unit.to_string();
     std::thread::spawn(move || {
         let r = (|| -> anyhow::Result<()> {
+            let archive = package_archive(&sh);
             let (lab, spec) = {
                 let mut st = sh.lock();
-                let (lab, spec) = boot_spec(&sh, &st, &unit)?;
+                let (lab, spec) = boot_spec(&sh, &st, &unit, archive)?;
                 super::serve_tool_socket(&sh, &mut st, spec.id)?;
                 (lab, spec)
             };
