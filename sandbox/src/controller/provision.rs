@@ -3,11 +3,11 @@
 
 use super::model::{unit_tag, Agent};
 use super::{runner, Shared, State, MACHINE_RUN_DIR};
-use crate::machine::{self, Lab, Machine, MachineSpec};
+use crate::machine::{self, archive, Lab, Machine, MachineSpec};
 use anyhow::Context;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// Juju's workload message while the install hook runs.
@@ -34,8 +34,13 @@ fn hosts(st: &State) -> Vec<(Ipv4Addr, String)> {
         .collect()
 }
 
-/// The lab and boot spec of `unit`'s machine.
-fn boot_spec(sh: &Shared, st: &State, unit: &str) -> anyhow::Result<(Lab, MachineSpec)> {
+/// The lab and boot spec of `unit`'s machine, with the package archive `archive` bound in.
+fn boot_spec(
+    sh: &Shared,
+    st: &State,
+    unit: &str,
+    archive: Option<PathBuf>,
+) -> anyhow::Result<(Lab, MachineSpec)> {
     let u = st
         .model
         .units
@@ -51,8 +56,43 @@ fn boot_spec(sh: &Shared, st: &State, unit: &str) -> anyhow::Result<(Lab, Machin
             super::tool_socket_dir(&sh.home, m.id),
             MACHINE_RUN_DIR.to_string(),
         )],
+        ro_binds: archive
+            .into_iter()
+            .map(|dir| (dir, archive::MOUNT.to_string()))
+            .collect(),
     };
     Ok((lab(st), spec))
+}
+
+/// The package archive machines install from, built on the first call of this process (see
+/// [`archive`]); `None`, logged once, when the host's apt cannot make it: machines then have no
+/// apt source, and the rest of the sandbox works.
+fn package_archive(sh: &Shared) -> Option<PathBuf> {
+    static ARCHIVE: OnceLock<Option<PathBuf>> = OnceLock::new();
+    ARCHIVE
+        .get_or_init(|| {
+            let mut progress = |l: &str| sh.log_line("controller", "INFO", l);
+            archive::ensure_archive(&sh.rootfs, archive::PACKAGES, &mut progress)
+                .map_err(|e| {
+                    sh.log_line(
+                        "controller",
+                        "WARNING",
+                        &format!(
+                            "machines get no package archive, apt-get install fails in them: {e:#}"
+                        ),
+                    )
+                })
+                .ok()
+        })
+        .clone()
+}
+
+/// Points the machine's apt at the package archive only.
+fn configure_apt(handle: &Machine, has_archive: bool) -> anyhow::Result<()> {
+    for (path, text) in archive::sources(has_archive) {
+        handle.write_file(path, text.as_bytes(), 0o644)?;
+    }
+    Ok(())
 }
 
 /// Boots the machine of `unit` in the background and makes the unit ready to run hooks.
@@ -76,9 +116,11 @@ pub fn provision(sh: &Arc<Shared>, unit: &str) {
 }
 
 fn provision_now(sh: &Arc<Shared>, unit: &str) -> anyhow::Result<()> {
+    // Before the lock: the first call may take a while.
+    let archive = package_archive(sh);
     let (lab, spec, charm_dir) = {
         let mut st = sh.lock();
-        let (lab, spec) = boot_spec(sh, &st, unit)?;
+        let (lab, spec) = boot_spec(sh, &st, unit, archive)?;
         super::private::dir(&spec.dir)?;
         super::serve_tool_socket(sh, &mut st, spec.id)?;
         let app = super::model::app_of(unit);
@@ -99,6 +141,7 @@ fn provision_now(sh: &Arc<Shared>, unit: &str) -> anyhow::Result<()> {
         sh.commit(&st);
     }
     handle.wait_running(Duration::from_secs(120))?;
+    configure_apt(&handle, !spec.ro_binds.is_empty())?;
     install_unit_files(&handle, unit, &charm_dir)?;
     let mac = handle.run(
         &["cat", "/sys/class/net/eth0/address"],
@@ -185,9 +228,10 @@ pub fn reboot(sh: &Arc<Shared>, unit: &str) {
     let unit = unit.to_string();
     std::thread::spawn(move || {
         let r = (|| -> anyhow::Result<()> {
+            let archive = package_archive(&sh);
             let (lab, spec) = {
                 let mut st = sh.lock();
-                let (lab, spec) = boot_spec(&sh, &st, &unit)?;
+                let (lab, spec) = boot_spec(&sh, &st, &unit, archive)?;
                 super::serve_tool_socket(&sh, &mut st, spec.id)?;
                 (lab, spec)
             };

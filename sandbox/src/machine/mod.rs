@@ -3,6 +3,7 @@
 //!
 //! - [`rootfs`]: one debootstrapped Debian per recipe, cached and shared read-only.
 //! - [`net`]: a switch namespace with bridge `br0` per sandbox, one namespace per machine.
+//! - [`archive`]: the local apt repository machines install packages from, cached per content.
 //! - [`nspawn`]: booting, entering, power-cycling, partitioning and destroying machines.
 //!
 //! **Architecture invariant:** nothing here touches the host's own network namespace (no
@@ -15,6 +16,7 @@
 //! writable layer, kept across reboots), `root/` (the overlay mount point), `lower` (the rootfs
 //! the upper layer belongs to) and `console.log`.
 
+pub mod archive;
 mod cgroup;
 mod host;
 pub mod net;

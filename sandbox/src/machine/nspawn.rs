@@ -39,6 +39,8 @@ pub struct MachineSpec {
     pub hosts: Vec<(Ipv4Addr, String)>,
     /// Host path -> path inside the machine (nspawn `--bind`), e.g. the machine's tool socket dir.
     pub binds: Vec<(PathBuf, String)>,
+    /// The same, read-only (nspawn `--bind-ro`), e.g. the package archive.
+    pub ro_binds: Vec<(PathBuf, String)>,
 }
 
 /// A booted machine, identified by its nspawn process; plain data, so it can be persisted.
@@ -155,12 +157,15 @@ impl Machine {
                 "--link-journal=no",
                 "--console=read-only",
             ]);
-        for (host_path, inside) in &spec.binds {
+        let binds = spec.binds.iter().map(|b| ("--bind", b));
+        for (flag, (host_path, inside)) in
+            binds.chain(spec.ro_binds.iter().map(|b| ("--bind-ro", b)))
+        {
             let hp = host_path.to_string_lossy();
             if hp.contains(':') || inside.contains(':') {
-                bail!("cannot bind {hp} to {inside}: paths with ':' are not supported by systemd-nspawn --bind");
+                bail!("cannot bind {hp} to {inside}: paths with ':' are not supported by systemd-nspawn {flag}");
             }
-            cmd.arg(format!("--bind={hp}:{inside}"));
+            cmd.arg(format!("{flag}={hp}:{inside}"));
         }
         cmd.env_clear()
             .env("PATH", PATH)

@@ -238,14 +238,49 @@ pub fn ensure_rootfs_in(
     progress: &mut dyn FnMut(&str),
 ) -> anyhow::Result<PathBuf> {
     let key = recipe.key();
-    let dir = cache.join("rootfs");
-    let done = dir.join(&key);
+    let what = format!("rootfs {key}");
+    build_once(
+        &cache.join("rootfs"),
+        &key,
+        &what,
+        progress,
+        &mut |build, lock, progress| {
+            progress(&format!(
+                "building rootfs {key} ({} {}, first run only, ~1 min) from {}…",
+                recipe.suite, recipe.variant, recipe.mirror
+            ));
+            let log = cache.join("rootfs").join(format!("{key}.log"));
+            debootstrap(cache, recipe, build, &log, lock)?;
+            finish(build, recipe)?;
+            Ok(serde_json::json!({ "recipe": recipe, "key": key }))
+        },
+    )
+}
+
+/// One cache entry's build: fills the given dir (it gets the lock file, to hand on to child
+/// processes, and the progress sink) and returns metadata for the entry's `.json`.
+pub(super) type BuildStep<'a> = dyn FnMut(&Path, &std::fs::File, &mut dyn FnMut(&str)) -> anyhow::Result<serde_json::Value>
+    + 'a;
+
+/// Builds `dir/<key>` once: `build` fills `dir/<key>.build-<pid>` (it gets the lock file, to hand
+/// on to child processes, and `progress`) and returns metadata for `dir/<key>.json`; only a
+/// complete build is renamed into place, under an exclusive lock on `dir/<key>.lock`, so a killed
+/// build never leaves a half cache and two processes never build at once. `what` names the cache
+/// entry in messages.
+pub(super) fn build_once(
+    dir: &Path,
+    key: &str,
+    what: &str,
+    progress: &mut dyn FnMut(&str),
+    build: &mut BuildStep,
+) -> anyhow::Result<PathBuf> {
+    let done = dir.join(key);
     if done.is_dir() {
         return Ok(done);
     }
-    std::fs::create_dir_all(&dir).with_context(|| {
+    std::fs::create_dir_all(dir).with_context(|| {
         format!(
-            "cannot create the rootfs cache {}: run as root or set SANDBOX_CACHE",
+            "cannot create the cache {}: run as root or set SANDBOX_CACHE",
             dir.display()
         )
     })?;
@@ -258,7 +293,9 @@ pub fn ensure_rootfs_in(
         .open(&lock_path)
         .with_context(|| format!("cannot open {}", lock_path.display()))?;
     if !sys::lock_exclusive(&lock, false)? {
-        progress("waiting for another sandbox process that is building the rootfs…");
+        progress(&format!(
+            "waiting for another sandbox process that is building the {what}…"
+        ));
         sys::lock_exclusive(&lock, true)
             .with_context(|| format!("cannot lock {}", lock_path.display()))?;
     }
@@ -266,7 +303,7 @@ pub fn ensure_rootfs_in(
         return Ok(done);
     }
     // Builds left by killed processes: nobody else can be using them, we hold the lock.
-    for e in std::fs::read_dir(&dir)?.flatten() {
+    for e in std::fs::read_dir(dir)?.flatten() {
         if e.file_name()
             .to_string_lossy()
             .starts_with(&format!("{key}.build-"))
@@ -274,33 +311,25 @@ pub fn ensure_rootfs_in(
             host::remove_tree(&e.path())?;
         }
     }
-    let build = dir.join(format!("{key}.build-{}", std::process::id()));
-    progress(&format!(
-        "building rootfs {key} ({} {}, first run only, ~1 min) from {}…",
-        recipe.suite, recipe.variant, recipe.mirror
-    ));
+    let tmp = dir.join(format!("{key}.build-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp)?;
     let started = Instant::now();
-    let result = debootstrap(
-        cache,
-        recipe,
-        &build,
-        &dir.join(format!("{key}.log")),
-        &lock,
-    )
-    .and_then(|()| finish(&build, recipe));
-    if let Err(e) = result {
-        let _ = host::remove_tree(&build);
-        return Err(e);
-    }
+    let meta = match build(&tmp, &lock, progress) {
+        Ok(meta) => meta,
+        Err(e) => {
+            let _ = host::remove_tree(&tmp);
+            return Err(e);
+        }
+    };
     let secs = started.elapsed().as_secs_f64();
-    let meta = serde_json::json!({ "recipe": recipe, "key": key, "build_seconds": secs });
+    let meta = serde_json::json!({ "built": meta, "build_seconds": secs });
     std::fs::write(
         dir.join(format!("{key}.json")),
         serde_json::to_vec_pretty(&meta)?,
     )?;
-    std::fs::rename(&build, &done)
-        .with_context(|| format!("cannot move {} to {}", build.display(), done.display()))?;
-    progress(&format!("rootfs ready in {secs:.0} s: {}", done.display()));
+    std::fs::rename(&tmp, &done)
+        .with_context(|| format!("cannot move {} to {}", tmp.display(), done.display()))?;
+    progress(&format!("{what} ready in {secs:.0} s: {}", done.display()));
     Ok(done)
 }
 
