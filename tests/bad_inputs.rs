@@ -312,7 +312,8 @@ fn cluster(sb: &Sandbox, units: &[String]) -> Cluster {
         .collect();
     Cluster {
         units,
-        members: sh(sb, "etcd/0", "etcdctl member list"),
+        members: support::try_sh(sb, "etcd/0", "etcdctl member list --command-timeout=5s")
+            .unwrap_or_else(|e| e),
     }
 }
 
