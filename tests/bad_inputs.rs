@@ -124,7 +124,7 @@ const CONFIG_AND_ACTIONS: &[Case] = &[
     case("command substitution in retention", Config(&[("auto_compaction_retention", "$(touch /tmp/injected)")]), Blocked("invalid config auto_compaction_retention=$(touch /tmp/injected)")),
     case("spaces around a valid value", Config(&[("log_level", " info ")]), Ignored),
     // Resources.
-    case("resource file missing", Resource(Tarball::Missing), Refused("no-such-etcd.tar.gz")),
+    case("resource file missing", Resource(Tarball::Missing), Refused("no-such-etcd.tar.gz: check that the file or directory exists")),
     case("resource empty", Resource(Tarball::Empty), Ignored),
     case("resource truncated", Resource(Tarball::Truncated), Blocked("etcd resource refused: not an etcd release")),
     case("resource of something else", Resource(Tarball::Foreign), Blocked("etcd resource refused: not an etcd release")),
@@ -145,9 +145,9 @@ const CONFIG_AND_ACTIONS: &[Case] = &[
     case("snapshot target not creatable", Action(Who::Follower, "snapshot", &["target=/proc/snapshots"]), Refused("cannot create /proc/snapshots")),
     case("restore on a follower", Action(Who::Follower, "restore", &["path=/tmp/x.db"]), Refused("runs on the leader unit only")),
     case("restore path relative", Action(Who::Leader, "restore", &["path=x.db"]), Refused("path \"x.db\" must be absolute")),
-    case("restore path with ..", Action(Who::Leader, "restore", &["path=/var/lib/etcd-charm/../../etc/passwd"]), Refused("nothing")),
+    case("restore path with ..", Action(Who::Leader, "restore", &["path=/var/lib/etcd-charm/../../../etc/passwd"]), Refused("is not an etcd v3 snapshot")),
     case("restore a system file", Action(Who::Leader, "restore", &["path=/etc/passwd"]), Refused("is not an etcd v3 snapshot")),
-    case("restore the live database", Action(Who::Leader, "restore", &["path=/var/lib/etcd/data/member/snap/db"]), Refused("nothing")),
+    case("restore the live database", Action(Who::Leader, "restore", &["path=/var/lib/etcd/data/member/snap/db"]), Refused("has no integrity hash")),
     case("restore sha256 not hex", Action(Who::Leader, "restore", &["path=/root/good.db", "sha256=xyz"]), Refused("is not a sha256 (64 hex digits)")),
 ];
 
