@@ -814,3 +814,12 @@ fn tls_switch_called_off_midway_goes_back_member_by_member() {
     assert!(!w.leader_data.contains_key(keys::RESTART_GRANTED));
     assert_eq!(w.statuses(), vec!["Healthy with 2 peers"; 3]);
 }
+
+#[test]
+fn a_unit_publishing_another_members_peer_url_is_not_moved_there() {
+    let mut o = running(0, three(), 0);
+    o.leadership = Leadership::Leader;
+    o.peers = vec![peer(1), peer(2)];
+    o.peers[0].peer_url = o.peers[1].peer_url.clone();
+    assert_eq!(membership_effects(&plan(&o)), Vec::<&Effect>::new());
+}

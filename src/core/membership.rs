@@ -387,7 +387,12 @@ impl Change<'_> {
         self.members.iter().filter(|m| m.started()).find_map(|m| {
             let unit = self.owner(m)?;
             let peer_url = wanted_peer_url(self.o, unit)?;
-            if m.peer_urls == [peer_url.clone()] {
+            // Another member's URL is not this unit's address: never taken over.
+            let taken = self
+                .members
+                .iter()
+                .any(|o| o.id != m.id && o.peer_urls.contains(&peer_url));
+            if m.peer_urls == [peer_url.clone()] || taken {
                 return None;
             }
             let switched = m

@@ -20,14 +20,23 @@ use crate::juju::{Juju, JujuError, Level, Settings};
 use crate::machine::{state, Machine};
 use crate::paths;
 
-/// Keeps a URL only if it looks like `http(s)://host:port`.
+/// Keeps a URL only if it is `http(s)://host:port`: a host name or IP address (IPv6 in
+/// brackets) and a port of digits, nothing else (no path, space or second URL).
 fn well_formed_url(v: Option<&String>) -> Option<String> {
     let v = v?.trim();
     let rest = v
         .strip_prefix("http://")
         .or_else(|| v.strip_prefix("https://"))?;
     let (host, port) = rest.rsplit_once(':')?;
-    (!host.is_empty() && port.parse::<u16>().is_ok()).then(|| v.to_string())
+    let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(ip6) => ip6.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => {
+            let name = |c: char| c.is_ascii_alphanumeric() || c == '.' || c == '-';
+            !host.is_empty() && host.chars().all(name)
+        }
+    };
+    let port_ok = !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
+    (host_ok && port_ok && port.parse::<u16>().is_ok_and(|p| p > 0)).then(|| v.to_string())
 }
 
 fn peer(juju: &dyn Juju, rel: &str, unit: &str) -> Peer {
@@ -199,6 +208,14 @@ mod tests {
         assert_eq!(ok("10.0.0.1:2380"), None);
         assert_eq!(ok("http://10.0.0.1:notaport"), None);
         assert_eq!(ok("http://:2380"), None);
+        // Injection and junk that still ends in `:<port>`.
+        assert_eq!(ok("http://10.0.0.1:2380\nhttp://10.0.0.2:2380"), None);
+        assert_eq!(ok("http://10.0.0.1:2380,http://10.0.0.2:2380"), None);
+        assert_eq!(ok("http://a b:2380"), None);
+        assert_eq!(ok("http://10.0.0.1/x:2380"), None);
+        assert_eq!(ok("http://10.0.0.1:+2380"), None);
+        assert_eq!(ok("http://10.0.0.1:0"), None);
+        assert_eq!(ok("http://[not-v6]:2380"), None);
     }
 
     #[test]
