@@ -657,8 +657,9 @@ fn bad_relation_and_leader_data() {
 }
 
 /// A data directory left by a removed member: the follower's member is removed from the cluster
-/// behind the charm's back (its data dir stays). The charm must notice, wipe it and rejoin as a
-/// new member, with every key written before readable on it.
+/// behind the charm's back (its data dir stays). The charm must notice, move the old data dir
+/// aside (never delete it) and rejoin as a new member, with every key written before readable
+/// on it.
 fn removed_member_data_dir(b: &Bench, written: usize) {
     let sb = b.sb;
     let name = b.follower.replace('/', "");
@@ -680,6 +681,8 @@ fn removed_member_data_dir(b: &Bench, written: usize) {
         },
     );
     settle(sb, "active").unwrap_or_else(|e| panic!("after the rejoin: {e}"));
+    let aside = sh(sb, &b.follower, "ls -d /var/lib/etcd/data.removed-*/member");
+    assert!(!aside.is_empty(), "the old data dir was not kept aside");
     data_kept(sb, &b.units, written).unwrap_or_else(|e| panic!("after the rejoin: {e}"));
     eprintln!("ok: data dir of a removed member");
 }

@@ -184,21 +184,13 @@ pub fn ensure_user_and_dirs() -> Result<(), HostError> {
     Ok(())
 }
 
-/// Moves the data dir aside (kept as `data.removed-<time>`), keeping only the newest such copy.
+/// Moves the data dir aside (kept as `data.removed-<time>`). Earlier copies are kept too: only an
+/// operator may decide that a member's old data no longer matters.
 fn move_data_aside() -> Result<(), HostError> {
     let data = Path::new(paths::DATA_DIR);
     if data.exists() {
         let aside = format!("{}.removed-{}", paths::DATA_DIR, now_secs());
         fs::rename(data, &aside).map_err(io_err(data))?;
-        // Keep only the newest copy: older ones are of no use.
-        if let Ok(entries) = fs::read_dir(paths::ETCD_HOME) {
-            for e in entries.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if name.starts_with("data.removed-") && e.path().to_string_lossy() != aside {
-                    let _ = fs::remove_dir_all(e.path());
-                }
-            }
-        }
     }
     Ok(())
 }

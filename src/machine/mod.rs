@@ -61,7 +61,7 @@ pub trait Machine: Clock {
     fn restart_service(&self, timeout: Duration) -> Result<(), HostError>;
     /// Creates the etcd user and etcd's directories (data dir 0700, owned by etcd).
     fn ensure_user_and_dirs(&self) -> Result<(), HostError>;
-    /// Moves the data dir aside (`data.removed-<time>`), keeping only the newest such copy.
+    /// Moves the data dir aside (`data.removed-<time>`); no earlier copy is deleted.
     fn move_data_aside(&self) -> Result<(), HostError>;
     /// Installs etcd (see [`install::install`]) and returns its version.
     fn install(
