@@ -17,6 +17,7 @@ pub mod provision;
 pub mod redact;
 pub mod requests;
 pub mod runner;
+pub mod secret_hooks;
 
 use crate::api::{Response, Wire};
 use anyhow::Context;

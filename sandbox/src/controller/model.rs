@@ -81,6 +81,30 @@ pub enum Event {
         /// Task id holding the command and its output.
         id: u64,
     },
+    /// `secret-changed`: a secret this unit read has a new revision.
+    SecretChanged {
+        /// Bare secret id.
+        id: String,
+    },
+    /// `secret-rotate`: an owned secret's rotation is due.
+    SecretRotate {
+        /// Bare secret id.
+        id: String,
+    },
+    /// `secret-expired`: a revision of an owned secret expired.
+    SecretExpired {
+        /// Bare secret id.
+        id: String,
+        /// The revision.
+        revision: u32,
+    },
+    /// `secret-remove`: no reader tracks a revision of an owned secret any more.
+    SecretRemove {
+        /// Bare secret id.
+        id: String,
+        /// The revision.
+        revision: u32,
+    },
 }
 
 /// An endpoint declared by a charm.
@@ -346,6 +370,9 @@ pub struct Model {
     pub next_relation: i64,
     /// Next task id.
     pub next_task: u64,
+    /// Charm secrets.
+    #[serde(default)]
+    pub secrets: crate::secrets::Store,
 }
 
 impl Model {
@@ -379,6 +406,7 @@ impl Model {
             next_machine: 0,
             next_relation: 0,
             next_task: 1,
+            secrets: Default::default(),
         }
     }
 

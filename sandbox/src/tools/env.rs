@@ -171,4 +171,11 @@ pub trait HookEnv {
     fn state_set(&mut self, settings: Settings) -> Result<(), ToolError>;
     /// Buffers a state deletion.
     fn state_delete(&mut self, key: &str) -> Result<(), ToolError>;
+
+    /// Answers a `secret-*` tool whose arguments are checked (see [`crate::secrets`]); reads
+    /// act at once, changes are buffered until the hook exits 0.
+    fn secret(&mut self, call: crate::secrets::Call) -> Result<crate::secrets::Answer, ToolError> {
+        let _ = call;
+        Err(ToolError::new("secrets are not available in this model"))
+    }
 }

@@ -26,6 +26,7 @@ mod log_resource;
 mod network;
 mod ports;
 mod relation;
+mod secret;
 mod state;
 mod status;
 mod yaml;
@@ -35,8 +36,8 @@ mod yaml_emit;
 mod tests;
 
 pub(crate) use call::{
-    check_empty, fail, get_key, key_values, optional_arg, select, switch, usage, value, Call, Fail,
-    Res, Tool, FORMAT, OLD_FORMAT, OUTPUT, RELATION,
+    check_empty, checked, fail, get_key, key_values, optional_arg, select, switch, usage, value,
+    Call, Fail, Res, Tool, FORMAT, OLD_FORMAT, OUTPUT, RELATION,
 };
 
 use args::{Check, Flag, Kind, ParseError, Parsed};
@@ -66,6 +67,14 @@ pub const TOOL_NAMES: &[&str] = &[
     "relation-list",
     "relation-set",
     "resource-get",
+    "secret-add",
+    "secret-get",
+    "secret-grant",
+    "secret-ids",
+    "secret-info-get",
+    "secret-remove",
+    "secret-revoke",
+    "secret-set",
     "state-delete",
     "state-get",
     "state-set",
@@ -172,6 +181,7 @@ pub fn run_tool(
             &mut |flag: &Flag, value: &str| match flag.check {
                 Check::None => Ok(()),
                 Check::Format => format::check_format(value),
+                Check::YamlJson => format::check_yaml_json(value),
                 Check::Relation => relation_value(env_ref, value).map(|id| relation = id),
             },
         )
@@ -228,6 +238,7 @@ fn find(name: &str) -> Option<&'static Tool> {
         ports::TOOLS,
         state::TOOLS,
         log_resource::TOOLS,
+        secret::TOOLS,
     ]
     .into_iter()
     .flatten()

@@ -5,6 +5,7 @@ mod fake;
 mod format_yaml;
 mod leader_relation;
 mod network_ports_state;
+mod secrets;
 
 pub(super) use fake::{settings, FakeEnv};
 
