@@ -1,4 +1,4 @@
-//! Juju 3.x secrets end to end with the probe charm: an application-owned secret added by the
+//! goal-state, and Juju 3.x secrets end to end with the probe charm: an application-owned secret added by the
 //! leader from a file, granted over a relation, read by a peer and by the other application,
 //! updated (each reader gets `secret-changed` and follows; the owner then gets `secret-remove`
 //! for the revision nobody reads), expired, revoked and removed; its values never in the log.
@@ -36,6 +36,28 @@ fn secrets_across_units_and_applications() {
     sb.ok(&["deploy", &probe(), "reader"]);
     sb.ok(&["integrate", "probe:info", "reader:other"]);
     sb.wait_active(3);
+    // goal-state (apiserver uniter `oneGoalState`): own units, and per local endpoint the remote
+    // application's relation status and its units; no peer relation.
+    let (_, out, err) = sb.exec("reader/0", "goal-state --format json");
+    let gs: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    assert_eq!(gs["units"]["reader/0"]["status"], "active", "{gs}");
+    let other = gs["relations"]["other"].as_object().expect("other");
+    let keys: Vec<&String> = other.keys().collect();
+    assert_eq!(keys, ["probe", "probe/0", "probe/1"], "{gs}");
+    assert_eq!(other["probe"]["status"], "joined", "{gs}");
+    assert_eq!(
+        gs["relations"].as_object().map(|r| r.len()),
+        Some(1),
+        "{gs}"
+    );
+    assert!(
+        other["probe/0"]["since"]
+            .as_str()
+            .is_some_and(|s| s.ends_with('Z')),
+        "{gs}"
+    );
+
     let leader = sb.leader("probe").expect("a leader");
     let peer = if leader == "probe/0" {
         "probe/1"

@@ -507,6 +507,9 @@ impl HookEnv for Env<'_> {
         self.ctx.state.insert(key.into(), None);
         Ok(())
     }
+    fn goal_state(&self) -> Result<crate::tools::env::GoalState, ToolError> {
+        Ok(super::goal_state::goal_state(self.model, &self.ctx.unit))
+    }
     fn secret(&mut self, call: crate::secrets::Call) -> Result<crate::secrets::Answer, ToolError> {
         let who = super::secret_hooks::who(self.model, &self.ctx.unit);
         let answer =

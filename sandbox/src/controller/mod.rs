@@ -8,6 +8,7 @@
 //! action or exec running on that machine.
 
 pub mod charm;
+pub mod goal_state;
 pub mod hookenv;
 pub mod lifecycle;
 pub mod model;

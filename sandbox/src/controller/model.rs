@@ -273,6 +273,9 @@ pub struct Relation {
     /// Dying units the others have been told about (ran or will run departed for them).
     #[serde(default)]
     pub departing: BTreeSet<String>,
+    /// When it was made or began to die (its status' since, for `goal-state`).
+    #[serde(default)]
+    pub since: f64,
 }
 
 impl Relation {

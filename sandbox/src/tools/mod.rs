@@ -21,6 +21,7 @@ mod args;
 mod call;
 mod config_action;
 mod format;
+mod goal;
 mod leader;
 mod log_resource;
 mod network;
@@ -54,6 +55,7 @@ pub const TOOL_NAMES: &[&str] = &[
     "application-version-set",
     "close-port",
     "config-get",
+    "goal-state",
     "is-leader",
     "juju-log",
     "juju-reboot",
@@ -239,6 +241,7 @@ fn find(name: &str) -> Option<&'static Tool> {
         state::TOOLS,
         log_resource::TOOLS,
         secret::TOOLS,
+        goal::TOOLS,
     ]
     .into_iter()
     .flatten()

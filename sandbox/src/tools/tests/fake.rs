@@ -44,6 +44,8 @@ pub(crate) struct FakeEnv {
     pub secrets: crate::secrets::Store,
     pub pending: crate::secrets::Pending,
     pub secret_unit: Option<String>,
+    /// What `goal-state` answers.
+    pub goal: crate::tools::env::GoalState,
 }
 
 /// The model uuid the fake's `secret-add` prints.
@@ -317,6 +319,9 @@ impl HookEnv for FakeEnv {
     fn state_delete(&mut self, key: &str) -> Result<(), ToolError> {
         self.state_deleted.push(key.into());
         Ok(())
+    }
+    fn goal_state(&self) -> Result<crate::tools::env::GoalState, ToolError> {
+        Ok(self.goal.clone())
     }
     fn secret(&mut self, call: crate::secrets::Call) -> Result<crate::secrets::Answer, ToolError> {
         let who = self.who();

@@ -254,3 +254,58 @@ fn grants_revokes_and_refusals_at_commit() {
     let got = run_with(&mut env, &["secret-get", &id], &[]);
     assert!(got.0 == 1 && got.2.contains("not found"), "{got:?}");
 }
+
+#[test]
+fn goal_state_in_juju_s_shape() {
+    use crate::tools::env::GoalStatus;
+    let at = |status: &str, since: f64| GoalStatus {
+        status: status.into(),
+        since,
+    };
+    let mut env = FakeEnv::new();
+    env.goal.units = [
+        ("etcd/0".to_string(), at("active", 1_735_812_672.0)),
+        ("etcd/1".to_string(), at("dying", 1_735_812_673.0)),
+    ]
+    .into();
+    env.goal.relations = [(
+        "db".to_string(),
+        [
+            ("mysql".to_string(), at("joined", 1_735_812_600.0)),
+            ("mysql/0".to_string(), at("waiting", 1_735_812_601.0)),
+        ]
+        .into(),
+    )]
+    .into();
+    check_get(
+        &mut env,
+        &["goal-state"],
+        "units:\n  etcd/0:\n    status: active\n    since: 2025-01-02 10:11:12Z\n  etcd/1:\n    status: dying\n    since: 2025-01-02 10:11:13Z\nrelations:\n  db:\n    mysql:\n      status: joined\n      since: 2025-01-02 10:10:00Z\n    mysql/0:\n      status: waiting\n      since: 2025-01-02 10:10:01Z\n",
+    );
+    check_get(
+        &mut env,
+        &["goal-state", "--format=json"],
+        "{\"units\":{\"etcd/0\":{\"status\":\"active\",\"since\":\"2025-01-02 10:11:12Z\"},\"etcd/1\":{\"status\":\"dying\",\"since\":\"2025-01-02 10:11:13Z\"}},\"relations\":{\"db\":{\"mysql\":{\"status\":\"joined\",\"since\":\"2025-01-02 10:10:00Z\"},\"mysql/0\":{\"status\":\"waiting\",\"since\":\"2025-01-02 10:10:01Z\"}}}}\n",
+    );
+    let empty = run_with(
+        &mut FakeEnv::new(),
+        &["goal-state", "--format", "json"],
+        &[],
+    );
+    assert_eq!(empty.1, "{\"units\":{},\"relations\":{}}\n");
+    check(
+        FakeEnv::new,
+        &[
+            fails(
+                &["goal-state", "x"],
+                2,
+                "ERROR unrecognized args: [\"x\"]\n",
+            ),
+            fails(
+                &["goal-state", "--format", "smart"],
+                2,
+                "ERROR invalid value \"smart\" for option --format: unknown format \"smart\"\n",
+            ),
+        ],
+    );
+}
