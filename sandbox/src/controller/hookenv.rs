@@ -511,6 +511,9 @@ impl HookEnv for Env<'_> {
         Ok(super::goal_state::goal_state(self.model, &self.ctx.unit))
     }
     fn secret(&mut self, call: crate::secrets::Call) -> Result<crate::secrets::Answer, ToolError> {
+        if self.model.is_juju29() {
+            return Err(err("secrets are not available in Juju 2.9"));
+        }
         let who = super::secret_hooks::who(self.model, &self.ctx.unit);
         let answer =
             crate::secrets::handle(&mut self.model.secrets, &mut self.ctx.secrets, &who, call)

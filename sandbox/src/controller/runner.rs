@@ -235,7 +235,7 @@ fn command_for(
         ("JUJU_MACHINE_ID".into(), u.machine.to_string()),
         ("JUJU_PRINCIPAL_UNIT".into(), String::new()),
         ("JUJU_AVAILABILITY_ZONE".into(), String::new()),
-        ("JUJU_VERSION".into(), "3.4.0".into()),
+        ("JUJU_VERSION".into(), model.agent_version.clone()),
         ("CLOUD_API_VERSION".into(), String::new()),
         ("JUJU_CHARM_HTTP_PROXY".into(), String::new()),
         ("JUJU_CHARM_HTTPS_PROXY".into(), String::new()),

@@ -85,6 +85,25 @@ pub const TOOL_NAMES: &[&str] = &[
     "unit-get",
 ];
 
+/// The Juju version the hook tools are installed for (set once by the controller).
+static AGENT_VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Sets the Juju version whose tools [`installed_tool_names`] lists.
+pub fn set_agent_version(version: &str) {
+    let _ = AGENT_VERSION.set(version.to_string());
+}
+
+/// The tools a machine of this controller's Juju version has: Juju 2.9 has no `secret-*` (it
+/// registers no secret commands, so they are not on `PATH`: "command not found").
+pub fn installed_tool_names() -> Vec<&'static str> {
+    let juju29 = AGENT_VERSION.get().is_some_and(|v| v.starts_with("2."));
+    TOOL_NAMES
+        .iter()
+        .copied()
+        .filter(|t| !(juju29 && t.starts_with("secret-")))
+        .collect()
+}
+
 /// What one tool call produced.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ToolOutput {
