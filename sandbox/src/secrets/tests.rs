@@ -62,6 +62,16 @@ fn add(store: &mut Store, w: &Who, meta: Meta) -> String {
     id
 }
 
+/// The leader grants a secret over relation 7 (to one unit, or the whole application).
+fn grant(store: &mut Store, leader: &Who, id: &str, unit: Option<&str>) {
+    let call = Call::Grant {
+        id: id.into(),
+        relation: 7,
+        unit: unit.map(String::from),
+    };
+    hook(store, leader, vec![call]);
+}
+
 fn notice(to: &str, hook: Hook, id: &str) -> Notice {
     Notice {
         to: to.into(),
@@ -98,15 +108,7 @@ fn changed_goes_once_per_revision_to_readers_and_remove_to_the_owner() {
         who("mysql/0", false, 0.0),
     );
     let id = add(&mut store, &leader, Meta::default());
-    hook(
-        &mut store,
-        &leader,
-        vec![Call::Grant {
-            id: id.clone(),
-            relation: 7,
-            unit: None,
-        }],
-    );
+    grant(&mut store, &leader, &id, None);
     // etcd/1 and mysql/0 read revision 1; etcd/0 never reads.
     hook(&mut store, &peer, vec![get(&id, false, false)]);
     hook(&mut store, &consumer, vec![get(&id, false, false)]);
@@ -222,15 +224,7 @@ fn grants_end_with_their_relation_and_values_stay_out_of_logs() {
     let mut store = Store::default();
     let leader = who("etcd/0", true, 0.0);
     let id = add(&mut store, &leader, Meta::default());
-    hook(
-        &mut store,
-        &leader,
-        vec![Call::Grant {
-            id: id.clone(),
-            relation: 7,
-            unit: Some("mysql/0".into()),
-        }],
-    );
+    grant(&mut store, &leader, &id, Some("mysql/0"));
     let mut consumer = who("mysql/0", false, 0.0);
     let mut pending = Pending::default();
     assert!(handle(&mut store, &mut pending, &consumer, get(&id, false, false)).is_ok());

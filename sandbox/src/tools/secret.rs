@@ -355,17 +355,22 @@ fn secret_set(c: &mut Call) -> Res {
     Ok(())
 }
 
-fn secret_get(c: &mut Call) -> Res {
-    let args = c.args().to_vec();
-    let id = match args.first() {
+/// The optional id argument (checked) and `--label`.
+fn target(c: &Call) -> Result<Target, Fail> {
+    let id = match c.args().first() {
         Some(a) => Some(id_arg(Some(a))?),
         None => None,
     };
-    let label = c
-        .flags
-        .value("label")
-        .filter(|l| !l.is_empty())
-        .map(String::from);
+    let label = c.flags.value("label").filter(|l| !l.is_empty());
+    Ok(Target {
+        id,
+        label: label.map(String::from),
+    })
+}
+
+fn secret_get(c: &mut Call) -> Res {
+    let args = c.args().to_vec();
+    let Target { id, label } = target(c)?;
     if id.is_none() && label.is_none() {
         return Err(usage("require either a secret URI or label"));
     }
@@ -417,15 +422,7 @@ fn rfc3339(t: f64) -> String {
 
 fn secret_info_get(c: &mut Call) -> Res {
     let args = c.args().to_vec();
-    let id = match args.first() {
-        Some(a) => Some(id_arg(Some(a))?),
-        None => None,
-    };
-    let label = c
-        .flags
-        .value("label")
-        .filter(|l| !l.is_empty())
-        .map(String::from);
+    let Target { id, label } = target(c)?;
     match (&id, &label) {
         (None, None) => return Err(usage("require either a secret URI or label")),
         (Some(_), Some(_)) => {
