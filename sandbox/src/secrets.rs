@@ -830,15 +830,29 @@ pub fn label_for(store: &Store, id: &str, unit: &str) -> String {
         .unwrap_or_default()
 }
 
-/// `text` with every secret value the store holds (three bytes or longer) replaced by
-/// `<redacted>`, for what a hook printed before it reaches the log.
-pub fn scrub(store: &Store, text: &str) -> String {
+/// `text` with every secret value the store and a hook's pending changes hold (three bytes or
+/// longer) replaced by `<redacted>`, for what a hook printed or logged before it reaches the log.
+pub fn scrub(store: &Store, pending: Option<&Pending>, text: &str) -> String {
     use base64::Engine;
-    let mut values: Vec<String> = store
+    let stored = store
         .secrets
         .values()
         .flat_map(|s| s.revisions.values())
-        .flat_map(|r| r.content.values())
+        .map(|r| &r.content);
+    let new = pending
+        .into_iter()
+        .flat_map(|p| &p.ops)
+        .filter_map(|op| match op {
+            Op::Create { content, .. }
+            | Op::Update {
+                content: Some(content),
+                ..
+            } => Some(content),
+            _ => None,
+        });
+    let mut values: Vec<String> = stored
+        .chain(new)
+        .flat_map(|c| c.values())
         .filter_map(|v| base64::engine::general_purpose::STANDARD.decode(v).ok())
         .filter_map(|v| String::from_utf8(v).ok())
         .map(|v| v.trim().to_string())

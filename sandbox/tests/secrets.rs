@@ -157,7 +157,14 @@ fn secrets_across_units_and_applications() {
     let (code, _, err) = get(peer);
     assert!(code == 1 && err.contains("not found"), "{err}");
 
+    // A charm that logs a value, or prints it, leaves no trace of it in the log.
+    let (code, _, err) = sb.exec(
+        &leader,
+        "juju-log \"short: $(secret-get --label short)\"; secret-get --label short >&2",
+    );
+    assert_eq!(code, 0, "{err}");
     let log = sb.ok(&["debug-log", "--replay", "--no-tail"]);
+    assert!(log.contains("short: token: <redacted>"), "{log}");
     for value in ["hunter22", "hunter33", "abcdef"] {
         assert!(!log.contains(value), "{value} in the log");
     }

@@ -354,9 +354,10 @@ fn finish(sh: &Arc<Shared>, unit: &str, job: Job, out: anyhow::Result<crate::mac
         Err(e) => (-1, String::new(), format!("{e:#}")),
     };
     let ms = job.started.elapsed().as_secs_f64() * 1000.0;
+    let pending = ctx.as_ref().map(|c| &c.secrets);
     let (log_out, log_err) = (
-        crate::secrets::scrub(&st.model.secrets, &stdout),
-        crate::secrets::scrub(&st.model.secrets, &stderr),
+        crate::secrets::scrub(&st.model.secrets, pending, &stdout),
+        crate::secrets::scrub(&st.model.secrets, pending, &stderr),
     );
     sh.log_line(
         &tag,

@@ -244,5 +244,15 @@ fn grants_end_with_their_relation_and_values_stay_out_of_logs() {
         .get_mut(&1)
         .expect("rev")
         .content = [("password".to_string(), v)].into();
-    assert_eq!(scrub(&store, "got hunter22 back"), "got <redacted> back");
+    assert_eq!(
+        scrub(&store, None, "got hunter22 back"),
+        "got <redacted> back"
+    );
+    let mut pending = Pending::default();
+    let new = base64::engine::general_purpose::STANDARD.encode("s3cr3t");
+    handle(&mut store, &mut pending, &leader, set(&id, &new)).expect("set");
+    assert_eq!(
+        scrub(&store, Some(&pending), "s3cr3t and hunter22"),
+        "<redacted> and <redacted>"
+    );
 }
