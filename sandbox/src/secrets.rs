@@ -815,6 +815,16 @@ pub fn due(store: &mut Store, now: f64) -> Vec<Notice> {
     out
 }
 
+/// A unit is gone: its own secrets go with it, and it reads no other any more (so the owner may
+/// be told a revision it read is obsolete).
+pub fn forget_unit(store: &mut Store, unit: &str) {
+    store.secrets.retain(|_, s| s.owner != unit);
+    for s in store.secrets.values_mut() {
+        s.consumers.remove(unit);
+        s.grants.remove(unit);
+    }
+}
+
 /// The label a unit's secret hook shows in `JUJU_SECRET_LABEL`: its own reader label, else,
 /// for the owner's units, the owner's label (another application's unit does not see it).
 pub fn label_for(store: &Store, id: &str, unit: &str) -> String {

@@ -462,6 +462,7 @@ fn finish(sh: &Arc<Shared>, unit: &str, job: Job, out: anyhow::Result<crate::mac
         lifecycle::hook_done(&mut st.model, unit, &job.ev);
         if job.ev == Event::Remove {
             sh.log_line(&tag, "INFO", "unit removed");
+            crate::secrets::forget_unit(&mut st.model.secrets, unit);
             super::provision::retire_unit(sh, &mut st, unit);
         }
     } else {

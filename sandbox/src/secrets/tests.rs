@@ -256,3 +256,24 @@ fn grants_end_with_their_relation_and_values_stay_out_of_logs() {
         "<redacted> and <redacted>"
     );
 }
+
+#[test]
+fn a_removed_unit_takes_its_secrets_and_its_reads_along() {
+    let mut store = Store::default();
+    let (leader, peer) = (who("etcd/0", true, 0.0), who("etcd/1", false, 0.0));
+    let id = add(&mut store, &leader, Meta::default());
+    let own = Call::Add {
+        content: content("u"),
+        meta: Meta::default(),
+        unit_owned: true,
+    };
+    hook(&mut store, &peer, vec![own, get(&id, false, false)]);
+    hook(&mut store, &leader, vec![set(&id, "2")]);
+    due(&mut store, 0.0);
+    forget_unit(&mut store, "etcd/1");
+    assert_eq!(store.secrets.keys().collect::<Vec<_>>(), [&id]);
+    assert_eq!(
+        due(&mut store, 0.0),
+        vec![notice("etcd", Hook::Remove(1), &id)]
+    );
+}
