@@ -99,7 +99,7 @@ mod tests {
 
     #[test]
     fn own_units_at_once_dying_ones_as_dying_peers_left_out() {
-        let mut m = Model::new(Path::new("/tmp/goal-state-test"));
+        let mut m = Model::new(Path::new("goal-state-test"));
         app(&mut m, "etcd");
         app(&mut m, "client");
         add_relation(&mut m, vec![end("etcd", "cluster")], "etcd".into());
