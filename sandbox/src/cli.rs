@@ -37,7 +37,12 @@ pub enum Format {
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
     /// Start the controller (builds the machine image on first use); idempotent.
-    Bootstrap,
+    Bootstrap {
+        /// The Juju version to imitate: 2.9.x for Juju 2.9 (no secrets, 2.9's status and
+        /// verbs), 3.x.y otherwise; fixed for the model's life.
+        #[arg(long)]
+        agent_version: Option<String>,
+    },
     /// Deploy a charm (a directory or a .charm file) as a new application.
     Deploy {
         /// Path of the charm.
@@ -102,14 +107,15 @@ pub enum Cmd {
         #[arg(long)]
         path: String,
     },
-    /// Run an action and wait for its result (Juju 3).
+    /// Juju 3: run an action and wait for its result: `run <unit> <action> [k=v…]`. Juju 2.9:
+    /// run a command in a hook context, as exec: `run --unit <unit> <command>`.
     Run {
-        /// Unit name.
-        unit: String,
-        /// Action name.
-        action: String,
-        /// Params as key=value (dotted keys nest; values parsed as YAML).
-        params: Vec<String>,
+        /// Juju 2.9: the unit to run the command on.
+        #[arg(long = "unit", short = 'u')]
+        on_unit: Option<String>,
+        /// Juju 3: the unit, the action and its params as key=value (dotted keys nest; values
+        /// parsed as YAML). Juju 2.9: the command (after `--` when it has flags).
+        args: Vec<String>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Yaml)]
         format: Format,
@@ -280,7 +286,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     let home = home();
     let h = home.as_path();
     match cli.cmd {
-        Cmd::Bootstrap => bootstrap(h),
+        Cmd::Bootstrap { agent_version } => bootstrap(h, agent_version.as_deref()),
         Cmd::Controller => crate::controller::serve(h).map(|_| 0),
         Cmd::Deploy {
             charm,
@@ -366,13 +372,26 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Cmd::Run {
-            unit,
-            action,
-            params,
+            on_unit,
+            args,
             format,
             wait,
         } => {
-            let id = queue_action(h, &unit, &action, &params)?;
+            let juju29 = agent_version(h)?.starts_with("2.");
+            let (unit, action, params) = match (on_unit, juju29, args.as_slice()) {
+                (Some(unit), true, _) => return exec(h, unit, &args),
+                (Some(_), false, _) => bail!(
+                    "`run --unit` is Juju 2.9's; in Juju 3 run a command with `sandbox exec \
+                     --unit <unit> -- <command>` (or bootstrap with --agent-version 2.9.x)"
+                ),
+                (None, true, _) => bail!(
+                    "in Juju 2.9 `run` runs commands (`sandbox run --unit <unit> <command>`); \
+                     run an action with `sandbox run-action <unit> <action> --wait`"
+                ),
+                (None, false, [unit, action, params @ ..]) => (unit, action, params),
+                (None, false, _) => bail!("usage: sandbox run <unit> <action> [key=value…]"),
+            };
+            let id = queue_action(h, unit, action, params)?;
             println!("Running operation {id} with 1 task\n  - task {id} on unit-{}\n\nWaiting for task {id}...", unit.replace('/', "-"));
             let task = wait_task(h, id, duration(&wait)?)?;
             print_value(&task["results"], format)?;
@@ -432,20 +451,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             no_tail,
             lines,
         } => debug_log(h, replay, &include, no_tail, lines),
-        Cmd::Exec { unit, command } => {
-            let v = call(
-                h,
-                Request::Exec {
-                    unit,
-                    command: command.join(" "),
-                },
-            )?;
-            let id = v["id"].as_u64().context("no task id")?;
-            let t = wait_task(h, id, Duration::from_secs(600))?;
-            print!("{}", t["stdout"].as_str().unwrap_or(""));
-            eprint!("{}", t["stderr"].as_str().unwrap_or(""));
-            Ok(t["code"].as_i64().unwrap_or(1) as i32)
-        }
+        Cmd::Exec { unit, command } => exec(h, unit, &command),
         Cmd::Ssh { unit, command } => ssh(h, &unit, &command),
         Cmd::Resolved { unit, no_retry } => {
             call(h, Request::Resolved { unit, no_retry }).map(|_| 0)
@@ -778,7 +784,35 @@ fn ssh(h: &Path, unit: &str, command: &[String]) -> anyhow::Result<i32> {
     Ok(st.code().unwrap_or(1))
 }
 
-fn bootstrap(h: &Path) -> anyhow::Result<i32> {
+/// Runs a command line in a hook context on a unit; prints its output, answers its exit code.
+fn exec(h: &Path, unit: String, command: &[String]) -> anyhow::Result<i32> {
+    let v = call(
+        h,
+        Request::Exec {
+            unit,
+            command: command.join(" "),
+        },
+    )?;
+    let id = v["id"].as_u64().context("no task id")?;
+    let t = wait_task(h, id, Duration::from_secs(600))?;
+    print!("{}", t["stdout"].as_str().unwrap_or(""));
+    eprint!("{}", t["stderr"].as_str().unwrap_or(""));
+    Ok(t["code"].as_i64().unwrap_or(1) as i32)
+}
+
+/// The Juju version the running model imitates.
+fn agent_version(h: &Path) -> anyhow::Result<String> {
+    let v = call(h, Request::Ping)?;
+    Ok(v["agent-version"]
+        .as_str()
+        .unwrap_or(crate::controller::model::DEFAULT_AGENT_VERSION)
+        .to_string())
+}
+
+fn bootstrap(h: &Path, version: Option<&str>) -> anyhow::Result<i32> {
+    if let Some(v) = version {
+        crate::controller::model::check_agent_version(v).map_err(anyhow::Error::msg)?;
+    }
     if let Ok(answer) = crate::client::call_raw(h, Request::Ping) {
         if let Some(e) = answer.error {
             bail!(
@@ -786,6 +820,8 @@ fn bootstrap(h: &Path) -> anyhow::Result<i32> {
                 h.display()
             );
         }
+        let running = answer.data["agent-version"].as_str().unwrap_or_default();
+        same_version(h, running, version)?;
         println!("sandbox controller is already running at {}", h.display());
         let running = crate::controller::Build::from_value(&answer.data["build"]);
         let ours = std::env::current_exe()
@@ -796,6 +832,9 @@ fn bootstrap(h: &Path) -> anyhow::Result<i32> {
         }
         return Ok(0);
     }
+    if let Some(m) = crate::controller::model::Model::load(&crate::controller::model_path(h))? {
+        same_version(h, &m.agent_version, version)?;
+    }
     crate::controller::private::dir(h)?;
     crate::controller::private::dir(&h.join("logs"))?;
     let mut progress = |l: &str| eprintln!("{l}");
@@ -803,7 +842,11 @@ fn bootstrap(h: &Path) -> anyhow::Result<i32> {
     let start = Instant::now();
     let log = crate::controller::private::append(&h.join("logs/controller.log"))?;
     use std::os::unix::process::CommandExt;
-    std::process::Command::new(std::env::current_exe()?)
+    let mut controller = std::process::Command::new(std::env::current_exe()?);
+    if let Some(v) = version {
+        controller.env(crate::controller::AGENT_VERSION_VAR, v);
+    }
+    controller
         .arg("controller")
         .env("SANDBOX_HOME", h)
         .stdin(std::process::Stdio::null())
@@ -827,6 +870,18 @@ fn bootstrap(h: &Path) -> anyhow::Result<i32> {
         "the controller did not start: see {}",
         h.join("logs/controller.log").display()
     )
+}
+
+/// Refuses an `--agent-version` other than the one the existing model imitates.
+fn same_version(h: &Path, existing: &str, wanted: Option<&str>) -> anyhow::Result<()> {
+    match wanted {
+        Some(v) if v != existing => bail!(
+            "the model at {} imitates Juju {existing}, and a model keeps its version: \
+             `sandbox destroy` it first to bootstrap Juju {v}",
+            h.display()
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// A warning when the running controller is an older build than this binary.

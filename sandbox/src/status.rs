@@ -91,7 +91,7 @@ pub fn to_value(m: &Model) -> Value {
                 .unwrap_or_default();
             let mut e = json!({
                 "workload-status": {"current": ws, "message": wm, "since": since(u.workload_since)},
-                "juju-status": {"current": agent_word(u), "message": u.agent_message, "since": since(u.agent_since), "version": "3.4.0"},
+                "juju-status": {"current": agent_word(u), "message": u.agent_message, "since": since(u.agent_since), "version": m.agent_version},
                 "machine": u.machine.to_string(),
                 "public-address": addr,
             });
@@ -110,9 +110,12 @@ pub fn to_value(m: &Model) -> Value {
             let entry = relations
                 .entry(end.endpoint.clone())
                 .or_insert_with(|| json!([]));
-            entry.as_array_mut().expect("array").push(json!({
-                "related-application": remote, "interface": r.interface, "scope": "global",
-            }));
+            // Juju 2.9 lists the remote application's name only.
+            entry.as_array_mut().expect("array").push(if m.is_juju29() {
+                json!(remote)
+            } else {
+                json!({"related-application": remote, "interface": r.interface, "scope": "global"})
+            });
         }
         let (app_status, app_msg) = app_status(m, name);
         apps.insert(
@@ -131,12 +134,36 @@ pub fn to_value(m: &Model) -> Value {
             }),
         );
     }
+    if m.is_juju29() {
+        in_series_shape(&mut machines, &mut apps);
+    }
     json!({
-        "model": {"name": m.name, "type": "iaas", "controller": "sandbox", "cloud": "localhost", "region": "localhost", "version": "3.4.0", "model-status": {"current": "available"}},
+        "model": {"name": m.name, "type": "iaas", "controller": "sandbox", "cloud": "localhost", "region": "localhost", "version": m.agent_version, "model-status": {"current": "available"}},
         "machines": machines,
         "applications": apps,
     })
 }
+
+/// Juju 2.9 shows a machine's and an application's OS as `series` (and an application's `os`)
+/// where 3.x shows `base` (cmd/juju/status/formatted.go).
+fn in_series_shape(machines: &mut Map<String, Value>, apps: &mut Map<String, Value>) {
+    for m in machines.values_mut() {
+        if let Some(o) = m.as_object_mut() {
+            o.remove("base");
+            o.insert("series".into(), json!(SERIES));
+        }
+    }
+    for a in apps.values_mut() {
+        if let Some(o) = a.as_object_mut() {
+            o.remove("base");
+            o.insert("series".into(), json!(SERIES));
+            o.insert("os".into(), json!("debian"));
+        }
+    }
+}
+
+/// The series name of the machines' Debian 12.
+const SERIES: &str = "bookworm";
 
 /// The application status: what the leader set, else the most severe unit status.
 fn app_status(m: &Model, app: &str) -> (String, String) {
@@ -197,7 +224,7 @@ pub fn tabular(m: &Model) -> String {
             m.name.clone(),
             "sandbox".into(),
             "localhost/localhost".into(),
-            "3.4.0".into(),
+            m.agent_version.clone(),
             now[12..].to_string(),
         ],
     ]);

@@ -27,6 +27,8 @@ pub struct HookCtx {
     pub state: BTreeMap<String, Option<String>>,
     /// The task, for actions and exec.
     pub task: Option<u64>,
+    /// Pending secret changes.
+    pub secrets: crate::secrets::Pending,
 }
 
 impl HookCtx {
@@ -41,7 +43,17 @@ impl HookCtx {
             ports: vec![],
             state: BTreeMap::new(),
             task,
+            secrets: Default::default(),
         }
+    }
+
+    /// Commits the buffered secret changes (Juju's first step at hook exit) and queues the
+    /// secret hooks they cause; the controller's refusal is the hook's failure.
+    pub fn commit_secrets(&self, model: &mut Model) -> Result<(), String> {
+        let who = super::secret_hooks::who(model, &self.unit);
+        crate::secrets::commit(&mut model.secrets, &self.secrets, &who)?;
+        super::secret_hooks::queue_due(model, now());
+        Ok(())
     }
 
     /// Applies the buffered writes to the model and queues the hooks they cause.
@@ -123,7 +135,12 @@ pub fn serve_tool(
     let unit = ctx.unit.clone();
     let mut env = Env { sh, model, ctx };
     let out = crate::tools::run_tool(&req.tool, &req.args, &req.files(), &mut env);
-    let log = format!("{} {}", req.tool, req.args.join(" "));
+    // A secret tool's arguments may hold values: only its name is logged.
+    let log = if req.tool.starts_with("secret-") {
+        format!("{} (arguments not logged)", req.tool)
+    } else {
+        format!("{} {}", req.tool, req.args.join(" "))
+    };
     let changed = !matches!(
         req.tool.as_str(),
         "juju-log"
@@ -139,6 +156,9 @@ pub fn serve_tool(
             | "unit-get"
             | "opened-ports"
             | "status-get"
+            | "secret-ids"
+            | "secret-info-get"
+            | "goal-state"
     );
     if changed {
         sh.commit(&st);
@@ -432,6 +452,7 @@ impl HookEnv for Env<'_> {
     }
     fn juju_log(&mut self, level: &str, message: &str) -> Result<(), ToolError> {
         let hook = super::runner::hook_name(self.model, &self.ctx.unit, &self.ctx.event);
+        let message = crate::secrets::scrub(&self.model.secrets, Some(&self.ctx.secrets), message);
         self.sh.log_line(
             &unit_tag(&self.ctx.unit),
             level,
@@ -486,5 +507,19 @@ impl HookEnv for Env<'_> {
     fn state_delete(&mut self, key: &str) -> Result<(), ToolError> {
         self.ctx.state.insert(key.into(), None);
         Ok(())
+    }
+    fn goal_state(&self) -> Result<crate::tools::env::GoalState, ToolError> {
+        Ok(super::goal_state::goal_state(self.model, &self.ctx.unit))
+    }
+    fn secret(&mut self, call: crate::secrets::Call) -> Result<crate::secrets::Answer, ToolError> {
+        if self.model.is_juju29() {
+            return Err(err("secrets are not available in Juju 2.9"));
+        }
+        let who = super::secret_hooks::who(self.model, &self.ctx.unit);
+        let answer =
+            crate::secrets::handle(&mut self.model.secrets, &mut self.ctx.secrets, &who, call)
+                .map_err(err)?;
+        super::secret_hooks::queue_due(self.model, now());
+        Ok(answer)
     }
 }

@@ -8,6 +8,7 @@
 //! action or exec running on that machine.
 
 pub mod charm;
+pub mod goal_state;
 pub mod hookenv;
 pub mod lifecycle;
 pub mod model;
@@ -17,6 +18,7 @@ pub mod provision;
 pub mod redact;
 pub mod requests;
 pub mod runner;
+pub mod secret_hooks;
 
 use crate::api::{Response, Wire};
 use anyhow::Context;
@@ -166,6 +168,9 @@ impl Build {
     }
 }
 
+/// The variable through which `bootstrap` tells a new controller the Juju version to imitate.
+pub const AGENT_VERSION_VAR: &str = "SANDBOX_AGENT_VERSION";
+
 /// The start of a unit's agent message when its machine could not be started.
 pub const PROVISION_FAILED: &str = "cannot start machine";
 
@@ -176,8 +181,16 @@ pub fn serve(home: &Path) -> anyhow::Result<()> {
     private::dir(&home.join("logs"))?;
     let model = match Model::load(&model_path(home))? {
         Some(m) => m,
-        None => Model::new(home),
+        None => {
+            let mut m = Model::new(home);
+            if let Ok(v) = std::env::var(AGENT_VERSION_VAR) {
+                model::check_agent_version(&v).map_err(anyhow::Error::msg)?;
+                m.agent_version = v;
+            }
+            m
+        }
     };
+    crate::tools::set_agent_version(&model.agent_version);
     let mut progress = |l: &str| eprintln!("{l}");
     let rootfs =
         crate::machine::ensure_rootfs(&crate::machine::RootfsRecipe::default(), &mut progress)?;

@@ -81,6 +81,30 @@ pub enum Event {
         /// Task id holding the command and its output.
         id: u64,
     },
+    /// `secret-changed`: a secret this unit read has a new revision.
+    SecretChanged {
+        /// Bare secret id.
+        id: String,
+    },
+    /// `secret-rotate`: an owned secret's rotation is due.
+    SecretRotate {
+        /// Bare secret id.
+        id: String,
+    },
+    /// `secret-expired`: a revision of an owned secret expired.
+    SecretExpired {
+        /// Bare secret id.
+        id: String,
+        /// The revision.
+        revision: u32,
+    },
+    /// `secret-remove`: no reader tracks a revision of an owned secret any more.
+    SecretRemove {
+        /// Bare secret id.
+        id: String,
+        /// The revision.
+        revision: u32,
+    },
 }
 
 /// An endpoint declared by a charm.
@@ -249,6 +273,9 @@ pub struct Relation {
     /// Dying units the others have been told about (ran or will run departed for them).
     #[serde(default)]
     pub departing: BTreeSet<String>,
+    /// When it was made or began to die (its status' since, for `goal-state`).
+    #[serde(default)]
+    pub since: f64,
 }
 
 impl Relation {
@@ -346,6 +373,35 @@ pub struct Model {
     pub next_relation: i64,
     /// Next task id.
     pub next_task: u64,
+    /// Charm secrets.
+    #[serde(default)]
+    pub secrets: crate::secrets::Store,
+    /// The Juju version the model imitates (`sandbox bootstrap --agent-version`).
+    #[serde(default = "default_agent_version")]
+    pub agent_version: String,
+}
+
+/// The Juju version a model imitates unless bootstrapped with another.
+pub const DEFAULT_AGENT_VERSION: &str = "3.4.0";
+
+fn default_agent_version() -> String {
+    DEFAULT_AGENT_VERSION.into()
+}
+
+/// Checks an `--agent-version`: `2.9.N` or `3.N.N`.
+pub fn check_agent_version(v: &str) -> Result<(), String> {
+    let parts: Vec<&str> = v.split('.').collect();
+    let numeric = parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if numeric && (v.starts_with("2.9.") || parts[0] == "3") {
+        Ok(())
+    } else {
+        Err(format!(
+            "agent version {v:?} is not one the sandbox imitates: give 2.9.x (Juju 2.9) or 3.x.y (the default is {DEFAULT_AGENT_VERSION})"
+        ))
+    }
 }
 
 impl Model {
@@ -379,7 +435,14 @@ impl Model {
             next_machine: 0,
             next_relation: 0,
             next_task: 1,
+            secrets: Default::default(),
+            agent_version: default_agent_version(),
         }
+    }
+
+    /// Whether the model imitates Juju 2.9 (no secrets, 2.9's status and verbs).
+    pub fn is_juju29(&self) -> bool {
+        self.agent_version.starts_with("2.")
     }
 
     /// Loads the model from `path`.
@@ -452,4 +515,19 @@ fn hex8(b: &[u8]) -> String {
 /// Directory name of a unit's agent (`unit-etcd-0`).
 pub fn unit_tag(unit: &str) -> String {
     format!("unit-{}", unit.replace('/', "-"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_agent_version;
+
+    #[test]
+    fn agent_versions_the_sandbox_imitates() {
+        for ok in ["2.9.44", "3.4.0", "3.6.28"] {
+            assert_eq!(check_agent_version(ok), Ok(()), "{ok}");
+        }
+        for bad in ["2.8.1", "4.0.0", "3.4", "2.9.x", ""] {
+            assert!(check_agent_version(bad).is_err(), "{bad}");
+        }
+    }
 }

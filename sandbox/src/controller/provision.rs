@@ -184,7 +184,7 @@ pub fn install_unit_files(
     let exe = std::fs::read("/proc/self/exe")
         .context("cannot read the controller's own binary to install the hook tools")?;
     handle.write_file(&format!("{tools}/jujuc"), &exe, 0o755)?;
-    let links: Vec<String> = crate::tools::TOOL_NAMES
+    let links: Vec<String> = crate::tools::installed_tool_names()
         .iter()
         .map(|t| format!("ln -sf jujuc {t}"))
         .collect();

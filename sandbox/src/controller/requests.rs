@@ -31,6 +31,7 @@ fn dispatch(sh: &Arc<Shared>, st: &mut State, req: Request) -> Res {
         Request::Ping => Ok(json!({
             "model": st.model.name,
             "uuid": st.model.uuid,
+            "agent-version": st.model.agent_version,
             "build": super::Build::current_value(),
         })),
         Request::Deploy {

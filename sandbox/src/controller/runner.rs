@@ -44,6 +44,10 @@ pub fn hook_name(model: &Model, unit: &str, ev: &Event) -> String {
             .map(|t| t.action.clone())
             .unwrap_or_default(),
         Event::Exec { .. } => "juju-exec".into(),
+        Event::SecretChanged { .. } => "secret-changed".into(),
+        Event::SecretRotate { .. } => "secret-rotate".into(),
+        Event::SecretExpired { .. } => "secret-expired".into(),
+        Event::SecretRemove { .. } => "secret-remove".into(),
     }
 }
 
@@ -231,7 +235,7 @@ fn command_for(
         ("JUJU_MACHINE_ID".into(), u.machine.to_string()),
         ("JUJU_PRINCIPAL_UNIT".into(), String::new()),
         ("JUJU_AVAILABILITY_ZONE".into(), String::new()),
-        ("JUJU_VERSION".into(), "3.4.0".into()),
+        ("JUJU_VERSION".into(), model.agent_version.clone()),
         ("CLOUD_API_VERSION".into(), String::new()),
         ("JUJU_CHARM_HTTP_PROXY".into(), String::new()),
         ("JUJU_CHARM_HTTPS_PROXY".into(), String::new()),
@@ -272,6 +276,7 @@ fn command_for(
             env.push(("JUJU_DEPARTING_UNIT".into(), departing.clone()));
         }
     }
+    env.extend(super::secret_hooks::hook_env(model, unit, ev));
     let handler = |kind: &str| -> Option<String> {
         let dispatch = app.charm_dir.join("dispatch");
         if is_executable(&dispatch) {
@@ -349,23 +354,28 @@ fn finish(sh: &Arc<Shared>, unit: &str, job: Job, out: anyhow::Result<crate::mac
         Err(e) => (-1, String::new(), format!("{e:#}")),
     };
     let ms = job.started.elapsed().as_secs_f64() * 1000.0;
+    let pending = ctx.as_ref().map(|c| &c.secrets);
+    let (log_out, log_err) = (
+        crate::secrets::scrub(&st.model.secrets, pending, &stdout),
+        crate::secrets::scrub(&st.model.secrets, pending, &stderr),
+    );
     sh.log_line(
         &tag,
         "DEBUG",
         &format!("ran {} in {ms:.1} ms (exit {code})", job.hook),
     );
-    if !stdout.trim().is_empty() {
+    if !log_out.trim().is_empty() {
         sh.log_line(
             &tag,
             "DEBUG",
-            &format!("unit.{unit}.{}: {}", job.hook, stdout.trim_end()),
+            &format!("unit.{unit}.{}: {}", job.hook, log_out.trim_end()),
         );
     }
-    if !stderr.trim().is_empty() {
+    if !log_err.trim().is_empty() {
         sh.log_line(
             &tag,
             "WARNING",
-            &format!("unit.{unit}.{}: {}", job.hook, stderr.trim_end()),
+            &format!("unit.{unit}.{}: {}", job.hook, log_err.trim_end()),
         );
     }
     if !machine_up {
@@ -381,6 +391,26 @@ fn finish(sh: &Arc<Shared>, unit: &str, job: Job, out: anyhow::Result<crate::mac
         sh.commit(&st);
         return;
     }
+    // Juju commits a hook's secret changes first; one the controller refuses fails the hook.
+    let exec = matches!(job.ev, Event::Exec { .. });
+    let code = match &ctx {
+        Some(c) if code == 0 || exec => match c.commit_secrets(&mut st.model) {
+            Ok(()) => code,
+            Err(e) => {
+                sh.log_line(
+                    &tag,
+                    "ERROR",
+                    &format!("cannot commit the secret changes of {:?}: {e}", job.hook),
+                );
+                if exec {
+                    code
+                } else {
+                    1
+                }
+            }
+        },
+        _ => code,
+    };
     let Some(u) = st.model.units.get_mut(unit) else {
         return;
     };
@@ -408,7 +438,6 @@ fn finish(sh: &Arc<Shared>, unit: &str, job: Job, out: anyhow::Result<crate::mac
         }
         // An exec's non-zero exit is its result, not a failure of the context: Juju flushes
         // its changes all the same (worker/uniter/runner/runner.go `RunCommands`).
-        let exec = matches!(job.ev, Event::Exec { .. });
         if code == 0 || exec {
             if let Some(ctx) = &ctx {
                 ctx.commit(&mut st.model);
@@ -433,6 +462,7 @@ fn finish(sh: &Arc<Shared>, unit: &str, job: Job, out: anyhow::Result<crate::mac
         lifecycle::hook_done(&mut st.model, unit, &job.ev);
         if job.ev == Event::Remove {
             sh.log_line(&tag, "INFO", "unit removed");
+            crate::secrets::forget_unit(&mut st.model.secrets, unit);
             super::provision::retire_unit(sh, &mut st, unit);
         }
     } else {
@@ -513,7 +543,7 @@ pub fn start_timers(sh: &Arc<Shared>) {
                 .unwrap_or(300.0)
                 .max(1.0);
             let t = now();
-            let mut dirty = false;
+            let mut dirty = super::secret_hooks::queue_due(&mut st.model, t);
             let names: Vec<String> = st.model.units.keys().cloned().collect();
             for name in names {
                 let u = &st.model.units[&name];

@@ -25,6 +25,8 @@ pub(crate) enum Check {
     None,
     /// A formatter name: `smart`, `yaml` or `json`.
     Format,
+    /// A formatter name of a tool without `smart`: `yaml` or `json`.
+    YamlJson,
     /// A relation id (`7` or `name:7`) that must name a live relation.
     Relation,
 }

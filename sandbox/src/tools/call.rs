@@ -89,7 +89,7 @@ pub(crate) const fn value(
 }
 
 /// A string flag whose value parsing checks.
-const fn checked(
+pub(crate) const fn checked(
     names: &'static [&'static str],
     check: Check,
     default: &'static str,
@@ -135,9 +135,12 @@ impl Call<'_> {
         }
     }
 
-    /// The `--format` in effect.
+    /// The `--format` in effect: as given, else the tool's default.
     pub fn format(&self) -> &str {
-        self.flags.value("format").unwrap_or("smart")
+        self.flags.value("format").unwrap_or_else(|| {
+            let flag = self.tool.flags.iter().find(|f| f.names[0] == "format");
+            flag.map_or("smart", |f| f.default)
+        })
     }
 
     /// Writes a value (`None` is nil) with `--format`, to `-o/--output` when given.

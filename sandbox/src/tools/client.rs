@@ -12,7 +12,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 
 /// Tools whose `--file` the client reads.
-const FILE_TOOLS: &[&str] = &["relation-set", "state-set"];
+const FILE_TOOLS: &[&str] = &["relation-set", "state-set", "secret-add", "secret-set"];
+/// Tools whose `key#file=path` arguments the client reads.
+const KEY_FILE_TOOLS: &[&str] = &["secret-add", "secret-set"];
 
 /// Runs hook tool `tool` with this process's arguments; answers the exit code.
 pub fn main_as_tool(tool: &str) -> i32 {
@@ -26,14 +28,20 @@ pub fn main_as_tool(tool: &str) -> i32 {
     }
 }
 
-/// The values of `--file X` / `--file=X` before a `--`.
-fn file_args(args: &[String]) -> Vec<String> {
+/// The values of `--file X` / `--file=X` before a `--`, and with `key_files` the paths of
+/// `key#file=path` arguments.
+fn file_args(args: &[String], key_files: bool) -> Vec<String> {
     let mut paths = vec![];
     let mut it = args.iter().take_while(|a| *a != "--");
     while let Some(a) = it.next() {
         if a == "--file" {
             paths.extend(it.next().cloned());
         } else if let Some(p) = a.strip_prefix("--file=") {
+            paths.push(p.to_string());
+        } else if let Some((_, p)) = a
+            .split_once("#file=")
+            .filter(|(k, _)| key_files && !k.contains('='))
+        {
             paths.push(p.to_string());
         }
     }
@@ -46,7 +54,10 @@ fn read_files(tool: &str, args: &[String]) -> BTreeMap<String, Vec<u8>> {
     if !FILE_TOOLS.contains(&tool) {
         return files;
     }
-    for path in file_args(args) {
+    for path in file_args(args, KEY_FILE_TOOLS.contains(&tool)) {
+        if files.contains_key(&path) {
+            continue;
+        }
         let mut data = vec![];
         let read = if path == "-" {
             std::io::stdin().read_to_end(&mut data).map(|_| ())
@@ -145,7 +156,9 @@ mod tests {
     #[test]
     fn finds_file_flags_before_double_dash() {
         let args = strings(&["--file", "a.yaml", "x=1", "--file=-", "--", "--file", "no"]);
-        assert_eq!(file_args(&args), strings(&["a.yaml", "-"]));
+        assert_eq!(file_args(&args, false), strings(&["a.yaml", "-"]));
+        let args = strings(&["ca#file=/tmp/ca.pem", "--file", "-", "key=v#file=x"]);
+        assert_eq!(file_args(&args, true), strings(&["/tmp/ca.pem", "-"]));
     }
 
     #[test]

@@ -76,6 +76,25 @@ pub struct NetworkInfo {
     pub hostname: String,
 }
 
+/// A status and when it was set, as `goal-state` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GoalStatus {
+    /// `active`, `waiting`, … `dying` for units; `joining`, `joined`, `broken` for relations.
+    pub status: String,
+    /// Seconds since the epoch.
+    pub since: f64,
+}
+
+/// `goal-state`'s facts: this application's units, and per local endpoint of each non-peer
+/// relation the remote application (the relation's status) and its units.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GoalState {
+    /// Unit name → status.
+    pub units: BTreeMap<String, GoalStatus>,
+    /// Local endpoint → remote application or unit → status.
+    pub relations: BTreeMap<String, BTreeMap<String, GoalStatus>>,
+}
+
 /// Everything the hook tools may ask of the controller during one hook or action.
 ///
 /// Buffered writes (`relation_set`, `change_port`, `state_set`, `state_delete`) are
@@ -171,4 +190,16 @@ pub trait HookEnv {
     fn state_set(&mut self, settings: Settings) -> Result<(), ToolError>;
     /// Buffers a state deletion.
     fn state_delete(&mut self, key: &str) -> Result<(), ToolError>;
+
+    /// What `goal-state` prints.
+    fn goal_state(&self) -> Result<GoalState, ToolError> {
+        Err(ToolError::new("goal-state is not available in this model"))
+    }
+
+    /// Answers a `secret-*` tool whose arguments are checked (see [`crate::secrets`]); reads
+    /// act at once, changes are buffered until the hook exits 0.
+    fn secret(&mut self, call: crate::secrets::Call) -> Result<crate::secrets::Answer, ToolError> {
+        let _ = call;
+        Err(ToolError::new("secrets are not available in this model"))
+    }
 }

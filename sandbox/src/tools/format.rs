@@ -23,6 +23,8 @@ pub(crate) enum Out {
     Float(f64),
     /// A string.
     Str(String),
+    /// A Go `time.Time`, already in RFC 3339: yaml.v2 writes it plain, JSON as a string.
+    Time(String),
     /// A Go `[]string` (smart prints it one item per line).
     Strings(Vec<String>),
     /// Any other list.
@@ -82,6 +84,14 @@ pub(crate) fn check_format(name: &str) -> Result<(), String> {
     }
 }
 
+/// The formatter names of a tool that has no `smart` (`secret-get`, `goal-state`, …).
+pub(crate) fn check_yaml_json(name: &str) -> Result<(), String> {
+    match name {
+        "yaml" | "json" => Ok(()),
+        _ => Err(format!("unknown format {}", super::args::go_quote(name))),
+    }
+}
+
 /// Formats a value (`None` is Go's nil) with the named formatter.
 pub(crate) fn render(format: &str, v: Option<&Out>) -> String {
     match format {
@@ -135,7 +145,7 @@ fn write_json(out: &mut String, v: &Out) {
         Out::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Out::Int(i) => out.push_str(&i.to_string()),
         Out::Float(f) => out.push_str(&json_float(*f)),
-        Out::Str(s) => json_string(out, s),
+        Out::Str(s) | Out::Time(s) => json_string(out, s),
         Out::Strings(items) => write_json(
             out,
             &Out::List(items.iter().cloned().map(Out::Str).collect()),

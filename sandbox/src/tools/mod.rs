@@ -21,11 +21,13 @@ mod args;
 mod call;
 mod config_action;
 mod format;
+mod goal;
 mod leader;
 mod log_resource;
 mod network;
 mod ports;
 mod relation;
+mod secret;
 mod state;
 mod status;
 mod yaml;
@@ -35,8 +37,8 @@ mod yaml_emit;
 mod tests;
 
 pub(crate) use call::{
-    check_empty, fail, get_key, key_values, optional_arg, select, switch, usage, value, Call, Fail,
-    Res, Tool, FORMAT, OLD_FORMAT, OUTPUT, RELATION,
+    check_empty, checked, fail, get_key, key_values, optional_arg, select, switch, usage, value,
+    Call, Fail, Res, Tool, FORMAT, OLD_FORMAT, OUTPUT, RELATION,
 };
 
 use args::{Check, Flag, Kind, ParseError, Parsed};
@@ -53,6 +55,7 @@ pub const TOOL_NAMES: &[&str] = &[
     "application-version-set",
     "close-port",
     "config-get",
+    "goal-state",
     "is-leader",
     "juju-log",
     "juju-reboot",
@@ -66,6 +69,14 @@ pub const TOOL_NAMES: &[&str] = &[
     "relation-list",
     "relation-set",
     "resource-get",
+    "secret-add",
+    "secret-get",
+    "secret-grant",
+    "secret-ids",
+    "secret-info-get",
+    "secret-remove",
+    "secret-revoke",
+    "secret-set",
     "state-delete",
     "state-get",
     "state-set",
@@ -73,6 +84,25 @@ pub const TOOL_NAMES: &[&str] = &[
     "status-set",
     "unit-get",
 ];
+
+/// The Juju version the hook tools are installed for (set once by the controller).
+static AGENT_VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Sets the Juju version whose tools [`installed_tool_names`] lists.
+pub fn set_agent_version(version: &str) {
+    let _ = AGENT_VERSION.set(version.to_string());
+}
+
+/// The tools a machine of this controller's Juju version has: Juju 2.9 has no `secret-*` (it
+/// registers no secret commands, so they are not on `PATH`: "command not found").
+pub fn installed_tool_names() -> Vec<&'static str> {
+    let juju29 = AGENT_VERSION.get().is_some_and(|v| v.starts_with("2."));
+    TOOL_NAMES
+        .iter()
+        .copied()
+        .filter(|t| !(juju29 && t.starts_with("secret-")))
+        .collect()
+}
 
 /// What one tool call produced.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -172,6 +202,7 @@ pub fn run_tool(
             &mut |flag: &Flag, value: &str| match flag.check {
                 Check::None => Ok(()),
                 Check::Format => format::check_format(value),
+                Check::YamlJson => format::check_yaml_json(value),
                 Check::Relation => relation_value(env_ref, value).map(|id| relation = id),
             },
         )
@@ -228,6 +259,8 @@ fn find(name: &str) -> Option<&'static Tool> {
         ports::TOOLS,
         state::TOOLS,
         log_resource::TOOLS,
+        secret::TOOLS,
+        goal::TOOLS,
     ]
     .into_iter()
     .flatten()

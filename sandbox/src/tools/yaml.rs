@@ -46,6 +46,7 @@ fn node(v: &Out) -> Node {
         Out::Int(i) => plain(i.to_string()),
         Out::Float(f) => plain(yaml_float(*f)),
         Out::Str(s) => string(s),
+        Out::Time(t) => plain(t.clone()),
         Out::Strings(items) => Node::Seq(items.iter().map(|s| string(s)).collect()),
         Out::List(items) => Node::Seq(items.iter().map(node).collect()),
         Out::Map(entries) => {

@@ -47,6 +47,11 @@ pub fn sandbox_bin() -> PathBuf {
 impl Sandbox {
     /// Bootstraps a fresh sandbox named after the test.
     pub fn new(test: &str) -> Sandbox {
+        Sandbox::with_agent_version(test, None)
+    }
+
+    /// Bootstraps a fresh sandbox imitating a given Juju version (`2.9.44`), or the default.
+    pub fn with_agent_version(test: &str, version: Option<&str>) -> Sandbox {
         let home = std::env::temp_dir().join("sandbox-tests").join(test);
         let sb = Sandbox {
             home,
@@ -56,7 +61,10 @@ impl Sandbox {
         let _ = sb.run(&["destroy"]);
         let _ = std::fs::remove_dir_all(&sb.home);
         std::fs::create_dir_all(&sb.home).expect("home");
-        sb.ok(&["bootstrap"]);
+        match version {
+            Some(v) => sb.ok(&["bootstrap", "--agent-version", v]),
+            None => sb.ok(&["bootstrap"]),
+        };
         sb.ok(&["model-config", "update-status-hook-interval=20s"]);
         sb
     }

@@ -261,6 +261,7 @@ pub fn add_relation(model: &mut Model, ends: Vec<RelEnd>, interface: String) -> 
             scope: BTreeMap::new(),
             entered: BTreeSet::new(),
             departing: BTreeSet::new(),
+            since: now(),
         },
     );
     for app in apps {

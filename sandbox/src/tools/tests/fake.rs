@@ -39,7 +39,17 @@ pub(crate) struct FakeEnv {
     pub logs: Vec<(String, String)>,
     pub state: Settings,
     pub state_deleted: Vec<String>,
+    /// The model's secrets, this hook's pending secret changes, and the unit the secret store
+    /// sees calling (`etcd/0` unless set).
+    pub secrets: crate::secrets::Store,
+    pub pending: crate::secrets::Pending,
+    pub secret_unit: Option<String>,
+    /// What `goal-state` answers.
+    pub goal: crate::tools::env::GoalState,
 }
+
+/// The model uuid the fake's `secret-add` prints.
+pub(crate) const MODEL_UUID: &str = "a1b2c3d4-0000-4000-8000-000000000001";
 
 /// Settings from pairs.
 pub(crate) fn settings(pairs: &[(&str, &str)]) -> Settings {
@@ -96,6 +106,29 @@ impl FakeEnv {
             remote_app: Some("mysql".into()),
             ..FakeEnv::new()
         }
+    }
+
+    /// Who calls, for the secret store: relations as the fake has them, the time fixed at 1000.
+    pub fn who(&self) -> crate::secrets::Who {
+        crate::secrets::Who {
+            unit: self.secret_unit.clone().unwrap_or_else(|| "etcd/0".into()),
+            leader: self.leader,
+            model_uuid: MODEL_UUID.into(),
+            now: 1000.0,
+            remote_apps: self
+                .relations
+                .iter()
+                .map(|(id, r)| (*id, r.remote_app.clone()))
+                .collect(),
+            live_relations: self.relations.keys().copied().collect(),
+        }
+    }
+
+    /// Commits the pending secret changes, as a hook exiting 0 does.
+    pub fn commit_secrets(&mut self) -> Result<(), String> {
+        let who = self.who();
+        let pending = std::mem::take(&mut self.pending);
+        crate::secrets::commit(&mut self.secrets, &pending, &who)
     }
 
     fn rel(&self, id: i64) -> Result<&FakeRel, ToolError> {
@@ -286,5 +319,13 @@ impl HookEnv for FakeEnv {
     fn state_delete(&mut self, key: &str) -> Result<(), ToolError> {
         self.state_deleted.push(key.into());
         Ok(())
+    }
+    fn goal_state(&self) -> Result<crate::tools::env::GoalState, ToolError> {
+        Ok(self.goal.clone())
+    }
+    fn secret(&mut self, call: crate::secrets::Call) -> Result<crate::secrets::Answer, ToolError> {
+        let who = self.who();
+        crate::secrets::handle(&mut self.secrets, &mut self.pending, &who, call)
+            .map_err(ToolError::new)
     }
 }

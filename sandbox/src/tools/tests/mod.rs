@@ -5,6 +5,7 @@ mod fake;
 mod format_yaml;
 mod leader_relation;
 mod network_ports_state;
+mod secrets;
 
 pub(super) use fake::{settings, FakeEnv};
 
@@ -76,7 +77,7 @@ fn tool_names_match_the_tools() {
 #[test]
 fn unknown_tool_help_and_flag_errors() {
     check(FakeEnv::new, &[
-        fails(&["goal-stat"], 2, "ERROR unknown hook tool \"goal-stat\"\n"),
+        fails(&["goal-stats"], 2, "ERROR unknown hook tool \"goal-stats\"\n"),
         fails(&["is-leader", "--bogus"], 2, "ERROR option provided but not defined: --bogus\n"),
         fails(&["is-leader", "-x"], 2, "ERROR option provided but not defined: -x\n"),
         fails(&["is-leader", "--format"], 2, "ERROR option needs an argument: --format\n"),
