@@ -353,7 +353,11 @@ pub fn initial_cluster_of(rendered: &str) -> Option<InitialCluster> {
     EtcdConfig::parse(rendered).map(|c| c.initial_cluster())
 }
 
-/// The systemd unit: `Type=notify`, only `--config-file`, sandboxed.
+/// The systemd unit: `Type=notify`, only `--config-file`, sandboxed so that `systemd-analyze
+/// security etcd` scores 1.1 (measured in a sandbox machine, systemd 252). etcd needs no
+/// capability, writes only under its home and reaches its peers and clients over TCP. Directives
+/// an older systemd does not know (Ubuntu 20.04's 245 lacks `ProtectProc` and `ProcSubset`) are
+/// ignored there with a warning, never an error.
 pub fn systemd_unit() -> String {
     format!(
         "# Managed by the etcd charm: local changes are overwritten.
@@ -375,11 +379,40 @@ TimeoutStartSec=300s
 LimitNOFILE=65536
 IOSchedulingClass=best-effort
 IOSchedulingPriority=0
-NoNewPrivileges=yes
+UMask=0077
+# Files: the OS read-only, etcd's home (data dir, moved-aside copies) the only writable place;
+# the TLS files in {tls} stay readable (root:etcd 0640).
 ProtectSystem=strict
 ReadWritePaths={home}
 ProtectHome=yes
 PrivateTmp=yes
+PrivateDevices=yes
+DevicePolicy=closed
+# Only root and etcd are mapped: etcd's files and the TLS files are owned by these two.
+PrivateUsers=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+ProtectProc=invisible
+ProcSubset=pid
+# No PrivateNetwork or IPAddressDeny: etcd serves clients and dials peers at any address.
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
+RestrictNamespaces=yes
+LockPersonality=yes
+# Go's runtime never maps memory both writable and executable.
+MemoryDenyWriteExecute=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+RemoveIPC=yes
+SystemCallArchitectures=native
+SystemCallFilter=@system-service
+SystemCallFilter=~@privileged @resources
+# A filtered call fails (Go's runtime then carries on, e.g. without raising a limit): no kill.
+SystemCallErrorNumber=EPERM
+NoNewPrivileges=yes
 CapabilityBoundingSet=
 AmbientCapabilities=
 
@@ -389,6 +422,7 @@ WantedBy=multi-user.target
         etcd = paths::ETCD_LINK,
         config = paths::CONFIG_FILE,
         home = paths::ETCD_HOME,
+        tls = paths::TLS_DIR,
     )
 }
 
@@ -595,9 +629,24 @@ initial-cluster: etcd0=https://10.0.0.1:2380
             "ProtectSystem=strict",
             "ReadWritePaths=/var/lib/etcd\n",
             "CapabilityBoundingSet=\n",
+            "AmbientCapabilities=\n",
+            "PrivateDevices=yes",
+            "PrivateUsers=yes",
+            "ProtectProc=invisible",
+            "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\n",
+            "MemoryDenyWriteExecute=yes",
+            "SystemCallFilter=@system-service\n",
+            "SystemCallFilter=~@privileged @resources\n",
+            "UMask=0077",
         ] {
             assert!(unit.contains(line), "{line}");
         }
+        // etcd must reach its peers: no network sandbox.
+        for absent in ["PrivateNetwork=", "IPAddressDeny=", "IPAddressAllow="] {
+            assert!(!unit.contains(absent), "{absent}");
+        }
+        // One writable place: etcd's home.
+        assert_eq!(unit.matches("ReadWritePaths=").count(), 1);
     }
 
     #[test]

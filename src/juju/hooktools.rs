@@ -1,10 +1,19 @@
 /*!
 The real hook tools: one function per tool ([`HookTools`] methods), each passing
 `--format=json` where the tool offers it; [`run`] is the single spawn point.
+
+No value that may be a private key goes on a command line (where `/proc/<pid>/cmdline` shows
+it to every local user): `relation-set` reads its settings from an owner-only file
+(`--file`, a YAML map, as Juju's tool has long taken it). `leader-set` has no such flag in Juju
+(it only parses `key=value` arguments, `jujuc/leader-set.go`), so its values stay arguments until
+the keys move to Juju secrets.
 */
 
 use super::{HookToolError, Juju, JujuError, Level, Settings};
 use serde_json::Value;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 /// Runs one hook tool and returns its stdout: the only process spawn of a Juju tool.
@@ -71,6 +80,70 @@ fn string_map(value: Value) -> Settings {
     }
 }
 
+/// An owner-only (0600) file holding settings for a tool's `--file`, removed when dropped.
+struct SettingsFile(PathBuf);
+
+impl SettingsFile {
+    /// Writes `settings` as a YAML map (JSON, which is YAML, so every value stays a quoted
+    /// string) to a new file in the temporary directory, created with mode 0600 in one step.
+    fn new(tool: &str, settings: &Settings) -> Result<SettingsFile, HookToolError> {
+        let content = serde_json::to_string(settings).unwrap_or_default();
+        let dir = std::env::temp_dir();
+        let mut last = None;
+        for attempt in 0..8 {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+            let name = format!(
+                "etcd-charm-{tool}-{}-{nanos}-{attempt}.yaml",
+                std::process::id()
+            );
+            let path = dir.join(name);
+            // `create_new`: never an existing file or a symlink planted there.
+            let opened = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path);
+            match opened {
+                Ok(mut f) => {
+                    let file = SettingsFile(path);
+                    f.write_all(content.as_bytes())
+                        .and_then(|()| f.sync_all())
+                        .map_err(|e| file_error(tool, &file.0, e))?;
+                    return Ok(file);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+                Err(e) => return Err(file_error(tool, &path, e)),
+            }
+        }
+        let e = last.unwrap_or_else(|| std::io::ErrorKind::AlreadyExists.into());
+        Err(file_error(tool, &dir, e))
+    }
+
+    /// The file's path, as the tool's argument.
+    fn arg(&self) -> String {
+        self.0.to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for SettingsFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A settings file that could not be written, as the tool's error (it was not run).
+fn file_error(tool: &str, path: &std::path::Path, e: std::io::Error) -> HookToolError {
+    HookToolError {
+        tool: tool.to_string(),
+        args: vec!["--file".to_string(), path.display().to_string()],
+        code: None,
+        stderr: format!("cannot write its settings file: {e}"),
+        missing: false,
+    }
+}
+
 /// Runs a leadership tool: a missing tool means a Juju without leader election.
 fn leadership(tool: &str, a: Vec<String>) -> Result<String, JujuError> {
     run(tool, &a).map_err(|e| match e.missing {
@@ -108,6 +181,8 @@ impl Juju for HookTools {
     }
 
     fn leader_set(&self, settings: &Settings) -> Result<(), JujuError> {
+        // Juju's leader-set reads only `key=value` arguments (no `--file`, no stdin): the CA and
+        // client keys in leader data are on its command line until they move to Juju secrets.
         leadership("leader-set", key_values(settings)).map(drop)
     }
 
@@ -127,8 +202,9 @@ impl Juju for HookTools {
     }
 
     fn relation_set(&self, relation_id: &str, settings: &Settings) -> Result<(), JujuError> {
-        let mut a = args(["-r", relation_id]);
-        a.extend(key_values(settings));
+        // Values (such as `client_key`) go through a file, never the command line.
+        let file = SettingsFile::new("relation-set", settings)?;
+        let a = args(["-r", relation_id, "--file", &file.arg()]);
         run("relation-set", &a).map(drop).map_err(Into::into)
     }
 
@@ -262,6 +338,28 @@ mod tests {
             serde_json::from_str(r#"{"bind-addresses":[{"addresses":[{"address":"10.0.0.2"}]}]}"#)
                 .unwrap();
         assert_eq!(address_from_network_get(&v).as_deref(), Some("10.0.0.2"));
+    }
+
+    #[test]
+    fn settings_file_is_private_and_removed() {
+        use std::os::unix::fs::PermissionsExt;
+        let pem = "-----BEGIN PRIVATE KEY-----\nAB\"C\n-----END PRIVATE KEY-----\n";
+        let settings = Settings::from([
+            ("client_key".into(), pem.into()),
+            ("port".into(), "2379".into()),
+            ("gone".into(), String::new()),
+        ]);
+        let file = SettingsFile::new("relation-set", &settings).unwrap();
+        let path = file.0.clone();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        // Read back as a YAML map of strings, as Juju's relation-set reads it.
+        let text = std::fs::read_to_string(&path).unwrap();
+        let back: Settings = serde_yaml_ng::from_str(&text).unwrap();
+        assert_eq!(back, settings);
+        assert!(!file.arg().contains("PRIVATE"));
+        drop(file);
+        assert!(!path.exists());
     }
 
     #[test]

@@ -10,8 +10,8 @@ use crate::juju::Juju;
 use crate::paths;
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// A machine command that could not be run or failed.
@@ -83,23 +83,70 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> HostError + '_ {
 /// Writes `content` to `path` atomically (temp file + rename) when it differs from what is
 /// there; returns whether it wrote.
 pub fn write_if_changed(path: &str, content: &str, mode: u32) -> Result<bool, HostError> {
-    let p = Path::new(path);
-    if fs::read_to_string(p).ok().as_deref() == Some(content) {
+    if read(path).as_deref() == Some(content) {
         return Ok(false);
     }
-    if let Some(dir) = p.parent() {
+    write_atomic(Path::new(path), content, mode, None)?;
+    Ok(true)
+}
+
+/// Writes `content` to a new temporary file beside `path`, created with its final `mode` in one
+/// step (never wider, not even while being written) and, when given, its final owner, then
+/// renames it over `path`: the file appears complete, with its mode and owner, or not at all.
+fn write_atomic(
+    path: &Path,
+    content: &str,
+    mode: u32,
+    owner: Option<(u32, u32)>,
+) -> Result<(), HostError> {
+    if let Some(dir) = path.parent() {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
     }
-    let tmp = format!("{path}.charm-tmp");
-    let tmp_path = Path::new(&tmp);
-    let mut f = fs::File::create(tmp_path).map_err(io_err(tmp_path))?;
-    // Mode first: a key is never readable by others, not even while being written.
-    f.set_permissions(fs::Permissions::from_mode(mode))
-        .map_err(io_err(tmp_path))?;
-    f.write_all(content.as_bytes()).map_err(io_err(tmp_path))?;
-    f.sync_all().map_err(io_err(tmp_path))?;
-    fs::rename(tmp_path, p).map_err(io_err(p))?;
-    Ok(true)
+    let tmp = PathBuf::from(format!("{}.charm-tmp", path.display()));
+    // A hook killed mid-write may have left one behind; `create_new` then never follows a link.
+    match fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_err(&tmp)(e)),
+        _ => {}
+    }
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(io_err(&tmp))?;
+    // The umask can only have narrowed the mode: widen it back to `mode` before any content.
+    let created = f.metadata().map_err(io_err(&tmp))?.permissions().mode() & 0o7777;
+    if created != mode {
+        f.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(io_err(&tmp))?;
+    }
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::fchown(&f, Some(uid), Some(gid)).map_err(io_err(&tmp))?;
+    }
+    f.write_all(content.as_bytes()).map_err(io_err(&tmp))?;
+    f.sync_all().map_err(io_err(&tmp))?;
+    fs::rename(&tmp, path).map_err(io_err(path))
+}
+
+/// Creates directory `dir` (and its parents) with `mode` for its last component in one step; an
+/// existing one gets `mode` if it differs. Returns its metadata.
+fn ensure_dir(dir: &Path, mode: u32) -> Result<fs::Metadata, HostError> {
+    if !dir.is_dir() {
+        if let Some(parent) = dir.parent() {
+            fs::create_dir_all(parent).map_err(io_err(parent))?;
+        }
+        match fs::DirBuilder::new().mode(mode).create(dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                return Err(io_err(dir)(e));
+            }
+            _ => {}
+        }
+    }
+    let meta = fs::metadata(dir).map_err(io_err(dir))?;
+    if meta.permissions().mode() & 0o7777 != mode {
+        fs::set_permissions(dir, fs::Permissions::from_mode(mode)).map_err(io_err(dir))?;
+    }
+    Ok(meta)
 }
 
 /// Reads a file, `None` when absent or unreadable.
@@ -172,11 +219,7 @@ pub fn ensure_user_and_dirs() -> Result<(), HostError> {
         (paths::STATE_DIR, (0, 0)),
     ] {
         let p = Path::new(dir);
-        fs::create_dir_all(p).map_err(io_err(p))?;
-        let meta = fs::metadata(p).map_err(io_err(p))?;
-        if meta.permissions().mode() & 0o7777 != 0o700 {
-            fs::set_permissions(p, fs::Permissions::from_mode(0o700)).map_err(io_err(p))?;
-        }
+        let meta = ensure_dir(p, 0o700)?;
         if (meta.uid(), meta.gid()) != (uid, gid) {
             std::os::unix::fs::chown(p, Some(uid), Some(gid)).map_err(io_err(p))?;
         }
@@ -228,22 +271,27 @@ pub fn hostname() -> Option<String> {
 }
 
 /// Writes a file (atomically, when it differs) readable by root and, when `etcd_group`, by the
-/// etcd group: mode 0640 root:etcd, else 0600 root:root.
+/// etcd group: mode 0640 root:etcd, else 0600 root:root, created with that mode and owner in one
+/// step (see [`write_atomic`]), in a directory of mode 0750 root:etcd.
 pub fn write_private(path: &str, content: &str, etcd_group: bool) -> Result<(), HostError> {
     let p = Path::new(path);
+    let etcd_gid = user_ids("etcd").map(|(_, gid)| gid);
     let (mode, gid) = match etcd_group {
-        true => (0o640, user_ids("etcd").map(|(_, gid)| gid)),
-        false => (0o600, Some(0)),
+        true => (0o640, etcd_gid.unwrap_or(0)),
+        false => (0o600, 0),
     };
     if let Some(dir) = p.parent() {
-        fs::create_dir_all(dir).map_err(io_err(dir))?;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o750)).map_err(io_err(dir))?;
-        std::os::unix::fs::chown(dir, Some(0), user_ids("etcd").map(|(_, g)| g))
-            .map_err(io_err(dir))?;
+        let meta = ensure_dir(dir, 0o750)?;
+        if (meta.uid(), Some(meta.gid())) != (0, etcd_gid) {
+            std::os::unix::fs::chown(dir, Some(0), etcd_gid).map_err(io_err(dir))?;
+        }
     }
-    write_if_changed(path, content, mode)?;
-    std::os::unix::fs::chown(p, Some(0), gid).map_err(io_err(p))?;
-    Ok(())
+    let same = fs::metadata(p)
+        .is_ok_and(|m| (m.permissions().mode() & 0o7777, m.uid(), m.gid()) == (mode, 0, gid));
+    if same && read(path).as_deref() == Some(content) {
+        return Ok(());
+    }
+    write_atomic(p, content, mode, Some((0, gid)))
 }
 
 /// The real machine.
@@ -307,5 +355,54 @@ impl Machine for Host {
     }
     fn random_token(&self) -> String {
         random_token()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("etcd-charm-host-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn mode_of(p: &Path) -> u32 {
+        fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn files_get_their_final_mode_and_never_follow_a_planted_link() {
+        let dir = scratch("write");
+        let key = dir.join("tls/server.key");
+        let path = key.to_str().unwrap();
+        assert!(write_if_changed(path, "one", 0o600).unwrap());
+        assert_eq!(mode_of(&key), 0o600);
+        assert!(!write_if_changed(path, "one", 0o600).unwrap());
+        // A leftover temporary file that is a link elsewhere is replaced, not written through.
+        let elsewhere = dir.join("elsewhere");
+        fs::write(&elsewhere, "untouched").unwrap();
+        std::os::unix::fs::symlink(&elsewhere, format!("{path}.charm-tmp")).unwrap();
+        assert!(write_if_changed(path, "two", 0o640).unwrap());
+        assert_eq!(fs::read_to_string(&key).unwrap(), "two");
+        assert_eq!(mode_of(&key), 0o640);
+        assert_eq!(fs::read_to_string(&elsewhere).unwrap(), "untouched");
+        assert!(!Path::new(&format!("{path}.charm-tmp")).exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn directories_are_made_with_their_mode() {
+        let dir = scratch("dirs");
+        let made = dir.join("a/b");
+        ensure_dir(&made, 0o750).unwrap();
+        assert_eq!(mode_of(&made), 0o750);
+        fs::set_permissions(&made, fs::Permissions::from_mode(0o755)).unwrap();
+        ensure_dir(&made, 0o750).unwrap();
+        assert_eq!(mode_of(&made), 0o750);
+        fs::remove_dir_all(&dir).unwrap();
     }
 }
