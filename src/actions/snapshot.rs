@@ -12,7 +12,7 @@ Result keys: `path`, `size`, `sha256`, `etcd-version`, `revision`, `total-keys`,
 
 use super::{common, machine, Action, Results, Stop};
 use crate::paths;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 /// Room kept free beyond the snapshot's own size.
@@ -48,8 +48,10 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
         .to_string();
     let dir = check_target(&target).or_else(|e| super::fail(format!("{e}; nothing was saved")))?;
     if !dir.is_dir() {
-        std::fs::create_dir_all(&dir)
-            .and_then(|()| std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)))
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
             .or_else(|e| {
                 super::fail(format!(
                     "cannot create {}: {e}; choose another target",
@@ -101,6 +103,7 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
     let cleanup = || {
         let _ = std::fs::remove_file(&part);
     };
+    cleanup(); // a leftover of a run cut short: the snapshot is created anew, owner-only
     let size = a.etcd.snapshot(&endpoint, &part).or_else(|e| {
         cleanup();
         super::fail(format!(
@@ -108,7 +111,6 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
              again"
         ))
     })?;
-    let _ = std::fs::set_permissions(&part, std::fs::Permissions::from_mode(0o600));
     // Check it as restore will: a bbolt database with its hash, that etcdctl can read.
     let checked = machine::inspect_snapshot(&part).and_then(|info| match info.has_hash {
         true => machine::snapshot_status(&part),

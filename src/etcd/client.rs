@@ -321,7 +321,15 @@ impl Etcd for EtcdApi {
             LONG_CALL_TIMEOUT,
             |mut c| async move {
                 use std::io::Write;
-                let mut file = std::fs::File::create(dest).map_err(io)?;
+                use std::os::unix::fs::OpenOptionsExt;
+                // A snapshot holds every key: owner-only from the moment it exists; a file
+                // already there (a leftover, or a planted link) is refused, never followed.
+                let mut file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(dest)
+                    .map_err(io)?;
                 let mut stream = c.snapshot().await?;
                 let mut written = 0u64;
                 while let Some(chunk) = stream.message().await? {
