@@ -502,7 +502,7 @@ impl Run<'_> {
             }
             Err(e @ EtcdError::NotYet { .. }) => {
                 let status = Status::CannotLeave(e.to_string());
-                set_status(juju, self.machine, &status)?;
+                set_status(juju, self.machine, &status, o.app())?;
                 Err(ApplyError::CannotLeave(e))
             }
             Err(e) => {

@@ -11,10 +11,10 @@ the member list are the only etcd calls.
 
 use crate::core::config::CharmConfig;
 use crate::core::observed::{
-    keys, peer_keys, ClientRelation, LeaderData, Leadership, Local, Observed, Peer,
+    keys, peer_keys, ClientRelation, ClusterView, LeaderData, Leadership, Local, Observed, Peer,
 };
 use crate::core::render;
-use crate::etcd::Etcd;
+use crate::etcd::{Etcd, Member, MemberStatus};
 use crate::juju::context::{member_name, Hook, JujuContext, PEER_ENDPOINT};
 use crate::juju::{Juju, JujuError, Level, Settings};
 use crate::machine::{state, Machine};
@@ -59,6 +59,27 @@ fn peer(juju: &dyn Juju, rel: &str, unit: &str) -> Peer {
             .filter(|v| !v.is_empty())
             .cloned(),
     }
+}
+
+/// One round of status calls, all at once, to every started member but the local one (whose
+/// answer is `local`), and the active alarms: what the status tells.
+fn status_round(
+    etcd: &dyn Etcd,
+    members: &[Member],
+    local: Option<&MemberStatus>,
+    endpoints: &[String],
+) -> ClusterView {
+    let local_id = local.map(|s| s.member_id);
+    let others = members
+        .iter()
+        .filter(|m| m.started() && Some(m.id) != local_id);
+    let urls: Vec<String> = others
+        .filter_map(|m| m.client_urls.first().cloned())
+        .collect();
+    let mut answers: Vec<MemberStatus> = local.cloned().into_iter().collect();
+    answers.extend(etcd.statuses(&urls).into_iter().flatten());
+    let alarms = etcd.alarms(endpoints).unwrap_or_default();
+    ClusterView { answers, alarms }
 }
 
 /// Reads every fact for one pass. Only real failures of Juju's tools are errors.
@@ -146,6 +167,10 @@ pub fn observe(
             .ok(),
         false => None,
     };
+    let cluster = match &members {
+        Some(members) => status_round(etcd, members, status.as_ref(), &endpoints),
+        None => ClusterView::default(),
+    };
     let local = Local {
         version,
         etcdctl: state::real_etcdctl(machine),
@@ -177,6 +202,7 @@ pub fn observe(
         local,
         endpoints,
         members,
+        cluster,
         fresh_token: machine.random_token(),
     })
 }
