@@ -299,6 +299,9 @@ fn refusal_message(r: &Refusal) -> String {
         } => format!(
             "etcd resource {offered} refused: it skips a minor version from {current} (etcd upgrades one minor version at a time); nothing changed: attach etcd {next} first {ATTACH}"
         ),
+        Refusal::TooOld { found, source } => format!(
+            "etcd {found} from {source} refused: the charm needs etcd 3.4 or later (Ubuntu 20.04 ships 3.2, 22.04 ships 3.3); nothing installed or started: attach etcd 3.5.x {ATTACH}"
+        ),
         Refusal::NotEtcd {
             why,
             current,
@@ -366,6 +369,17 @@ mod tests {
             "etcd resource 3.4.23 refused: a downgrade from 3.5.1, which etcd does not support; \
              nothing changed: attach etcd 3.5.x or 3.6.x with `juju attach-resource <app> \
              etcd=./etcd-vX.Y.Z-linux-amd64.tar.gz`"
+        );
+        let old = Status::ResourceRefused(Refusal::TooOld {
+            found: "3.3.25".into(),
+            source: "the etcd resource".into(),
+        });
+        assert_eq!(old.state(), "blocked");
+        assert_eq!(
+            old.message_for("etcd"),
+            "etcd 3.3.25 from the etcd resource refused: the charm needs etcd 3.4 or later \
+             (Ubuntu 20.04 ships 3.2, 22.04 ships 3.3); nothing installed or started: attach etcd \
+             3.5.x with `juju attach-resource etcd etcd=./etcd-vX.Y.Z-linux-amd64.tar.gz`"
         );
         let switching = Status::SwitchingTls {
             tls: true,
