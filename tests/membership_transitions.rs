@@ -74,6 +74,7 @@ fn leader_change_mid_join_promotes_without_bootstrap_or_restart() {
     with_joining(&mut o, "etcd/1", 0x101, "…");
     o.local.rendered_config = Some(etcd_charm::core::render::etcd_config(
         &CharmConfig::default(),
+        "3.4.23",
         "etcd2",
         &ip(2),
         &etcd_charm::core::render::InitialCluster {
@@ -429,6 +430,7 @@ fn leader_updates_its_own_peer_url_only_after_its_restart() {
     };
     o.local.rendered_config = Some(etcd_charm::core::render::etcd_config(
         &cfg,
+        "3.4.23",
         "etcd0",
         &ip(0),
         &init,

@@ -214,6 +214,33 @@ fn invalid_config_names_the_application_in_its_advice() {
 }
 
 #[test]
+fn enable_v2_is_refused_on_etcd_3_6_and_applied_before() {
+    let v2 = CharmConfig {
+        enable_v2: true,
+        ..CharmConfig::default()
+    };
+    let mut o = settled(0, vec![member(0)], 0);
+    o.config = Ok(v2.clone());
+    o.local.version = Some("3.6.5".into());
+    let p = plan(&o);
+    assert_eq!(p.effects, [], "nothing applied");
+    assert_eq!(p.status.state(), "blocked");
+    assert_eq!(
+        p.status.message_for("etcd"),
+        "invalid config enable_v2=true: must be false with etcd 3.6.5: etcd 3.6 removed the v2 \
+         API (attach etcd 3.5.x for v2 consumers); fix it with `juju config etcd enable_v2=<value>`"
+    );
+    // On 3.4 the sole member restarts with it at once.
+    o.local.version = Some("3.4.23".into());
+    let p = plan(&o);
+    let Some(Effect::Restart(config)) = p.effects.iter().find(|e| matches!(e, Effect::Restart(_)))
+    else {
+        panic!("no restart: {:?}", p.effects)
+    };
+    assert!(config.contains("\nenable-v2: true\n"), "{config}");
+}
+
+#[test]
 fn upgrade_installs_again_and_unknown_hooks_reconcile() {
     let mut o = running(0, vec![member(0)], 0);
     o.hook = Hook::Other("upgrade-charm".into());

@@ -39,7 +39,7 @@ The leader's side (membership, one change per pass, and the restart grants) is i
 [`crate::core::membership`].
 */
 
-use crate::core::config::CharmConfig;
+use crate::core::config::{v2_unsupported, CharmConfig};
 use crate::core::effect::{Effect, Plan};
 use crate::core::membership;
 use crate::core::observed::{keys, Leadership, Observed};
@@ -97,6 +97,9 @@ fn running(o: &Observed) -> Plan {
             ..Plan::only(Status::Installing)
         };
     };
+    if cfg.enable_v2 && Version::parse(version).is_some_and(|v| !render::has_v2(v)) {
+        return Plan::only(Status::InvalidConfig(v2_unsupported(version)));
+    }
     let mut p = Plan::only(Status::Starting);
     let hook = o.hook.name();
     // A new charm may come with a new resource: install again (it sets the version).
@@ -240,7 +243,15 @@ fn render(
     init: &InitialCluster,
     old: &[String],
 ) -> Effect {
-    Effect::Render(render::etcd_config(cfg, &o.name(), address, init, old))
+    let version = o.local.version.as_deref().unwrap_or("");
+    Effect::Render(render::etcd_config(
+        cfg,
+        version,
+        &o.name(),
+        address,
+        init,
+        old,
+    ))
 }
 
 /// True when a file the charm writes differs from what is on disk (or is missing).
@@ -407,7 +418,8 @@ fn member_config(o: &Observed, cfg: &CharmConfig, address: &str, state: SelfStat
         cluster: self_only(o, cfg, address),
         token: o.leader_data.get(keys::TOKEN).unwrap_or("").to_string(),
     });
-    render::etcd_config(cfg, &o.name(), address, &init, &registered)
+    let version = o.local.version.as_deref().unwrap_or("");
+    render::etcd_config(cfg, version, &o.name(), address, &init, &registered)
 }
 
 /// A unit with a data dir (listed, or the member list unknown): its files, its start, its

@@ -12,6 +12,7 @@ gateway (`/v3/...`, used by Patroni and etcd3gw) off under `--config-file` unles
 */
 
 use crate::core::config::CharmConfig;
+use crate::core::version::Version;
 use crate::paths;
 use serde::{Deserialize, Serialize};
 
@@ -86,6 +87,9 @@ pub struct EtcdConfig {
     /// The HTTP/JSON gateway (`/v3/...`): etcd 3.4 turns it off under `--config-file` unless
     /// set.
     pub enable_grpc_gateway: bool,
+    /// The v2 API (`enable_v2`): etcd 3.4 and 3.5 only; written only when on.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub enable_v2: bool,
     /// `zap`.
     pub logger: String,
     /// etcd's log level.
@@ -134,16 +138,19 @@ impl TransportSecurity {
 const HEADER: &str = "# Managed by the etcd charm: local changes are overwritten.\n";
 
 impl EtcdConfig {
-    /// This member's config. `old_peer_urls` are peer URLs the cluster still has for this
-    /// member (after a `management_port` change): etcd keeps listening on those of this host
-    /// until the leader has updated the member, so the cluster never loses sight of it.
+    /// This member's config, for the etcd `version` it runs on (the installed one). `old_peer_urls`
+    /// are peer URLs the cluster still has for this member (after a `management_port` change):
+    /// etcd keeps listening on those of this host until the leader has updated the member, so
+    /// the cluster never loses sight of it.
     pub fn new(
         cfg: &CharmConfig,
+        version: &str,
         name: &str,
         address: &str,
         init: &InitialCluster,
         old_peer_urls: &[String],
     ) -> EtcdConfig {
+        let version = Version::parse(version);
         let tls = cfg.tls;
         let peer = url(tls, address, cfg.management_port);
         let client = url(tls, address, cfg.port);
@@ -186,6 +193,7 @@ impl EtcdConfig {
             auto_compaction_retention: cfg.auto_compaction_retention.clone(),
             strict_reconfig_check: true,
             enable_grpc_gateway: true,
+            enable_v2: cfg.enable_v2 && version.is_some_and(has_v2),
             logger: "zap".into(),
             log_level: cfg.log_level.clone(),
             client_transport_security: security.clone(),
@@ -254,15 +262,21 @@ impl EtcdConfig {
     }
 }
 
+/// etcd `v` has the v2 API (`enable-v2`): 3.4 and 3.5.
+pub fn has_v2(v: Version) -> bool {
+    (v.major, v.minor) < (3, 6)
+}
+
 /// This member's etcd config file ([`EtcdConfig::new`], rendered).
 pub fn etcd_config(
     cfg: &CharmConfig,
+    version: &str,
     name: &str,
     address: &str,
     init: &InitialCluster,
     old_peer_urls: &[String],
 ) -> String {
-    EtcdConfig::new(cfg, name, address, init, old_peer_urls).render()
+    EtcdConfig::new(cfg, version, name, address, init, old_peer_urls).render()
 }
 
 /// True when a config this charm rendered serves clients over TLS.
@@ -438,6 +452,9 @@ exec {real_etcdctl} \"$@\"
 mod tests {
     use super::*;
 
+    /// The etcd version the tests render for unless they say.
+    const V: &str = "3.4.23";
+
     fn init() -> InitialCluster {
         InitialCluster {
             state: ClusterState::New,
@@ -448,7 +465,14 @@ mod tests {
 
     #[test]
     fn etcd_config_snapshot() {
-        let got = etcd_config(&CharmConfig::default(), "etcd0", "10.0.0.1", &init(), &[]);
+        let got = etcd_config(
+            &CharmConfig::default(),
+            V,
+            "etcd0",
+            "10.0.0.1",
+            &init(),
+            &[],
+        );
         let expected = r#"# Managed by the etcd charm: local changes are overwritten.
 name: etcd0
 data-dir: /var/lib/etcd/data
@@ -486,8 +510,8 @@ initial-cluster-token: '0123e4'
             ..init()
         };
         (
-            etcd_config(cfg, "etcd0", "10.0.0.1", &init(), &[]),
-            etcd_config(cfg, "etcd0", "10.0.0.1", &joined, &[]),
+            etcd_config(cfg, V, "etcd0", "10.0.0.1", &init(), &[]),
+            etcd_config(cfg, V, "etcd0", "10.0.0.1", &joined, &[]),
         )
     }
 
@@ -503,7 +527,7 @@ initial-cluster-token: '0123e4'
         };
         assert_ne!(
             runtime_part(&a),
-            runtime_part(&etcd_config(&cfg, "etcd0", "10.0.0.1", &init(), &[]))
+            runtime_part(&etcd_config(&cfg, V, "etcd0", "10.0.0.1", &init(), &[]))
         );
     }
 
@@ -517,7 +541,7 @@ initial-cluster-token: '0123e4'
             cluster: "etcd0=https://10.0.0.1:2380".into(),
             ..init()
         };
-        let got = etcd_config(&cfg, "etcd0", "10.0.0.1", &secure, &[]);
+        let got = etcd_config(&cfg, V, "etcd0", "10.0.0.1", &secure, &[]);
         let expected = r#"listen-peer-urls: https://10.0.0.1:2380
 listen-client-urls: https://10.0.0.1:2379,https://127.0.0.1:2379
 initial-advertise-peer-urls: https://10.0.0.1:2380
@@ -543,7 +567,14 @@ initial-cluster: etcd0=https://10.0.0.1:2380
         assert_eq!(local_url(&got).as_deref(), Some("https://127.0.0.1:2379"));
         assert_eq!(client_port(&got), Some(2379));
         assert_eq!(initial_cluster_of(&got), Some(secure));
-        let plain = etcd_config(&CharmConfig::default(), "etcd0", "10.0.0.1", &init(), &[]);
+        let plain = etcd_config(
+            &CharmConfig::default(),
+            V,
+            "etcd0",
+            "10.0.0.1",
+            &init(),
+            &[],
+        );
         assert!(!tls_of(&plain));
         assert!(!plain.contains("transport-security"));
         assert_eq!(local_url(&plain).as_deref(), Some("http://127.0.0.1:2379"));
@@ -610,7 +641,7 @@ initial-cluster: etcd0=https://10.0.0.1:2380
             "http://10.0.0.1:2380".to_string(),
             "http://10.0.0.9:2380".to_string(),
         ];
-        let got = etcd_config(&cfg, "etcd0", "10.0.0.1", &init(), &old);
+        let got = etcd_config(&cfg, V, "etcd0", "10.0.0.1", &init(), &old);
         assert!(got.contains("listen-peer-urls: http://10.0.0.1:2480,http://10.0.0.1:2380\n"));
         assert!(got.contains("initial-advertise-peer-urls: http://10.0.0.1:2480\n"));
     }
@@ -625,7 +656,7 @@ initial-cluster: etcd0=https://10.0.0.1:2380
                 ..CharmConfig::default()
             };
             let old = ["http://10.0.0.1:2380".to_string()];
-            let got = etcd_config(&cfg, "etcd0", "10.0.0.1", &init(), &old);
+            let got = etcd_config(&cfg, V, "etcd0", "10.0.0.1", &init(), &old);
             let want = if all { "0.0.0.0" } else { "10.0.0.1" };
             assert!(
                 got.contains(&format!("listen-peer-urls: https://{want}:2380\n")),
@@ -646,7 +677,7 @@ initial-cluster: etcd0=https://10.0.0.1:2380
             port: 4001,
             ..CharmConfig::default()
         };
-        let got = etcd_config(&cfg, "etcd0", "10.0.0.1", &init(), &[]);
+        let got = etcd_config(&cfg, V, "etcd0", "10.0.0.1", &init(), &[]);
         assert_eq!(client_port(&got), Some(4001));
         let parsed = EtcdConfig::parse(&got).unwrap();
         assert_eq!(parsed.log_level, "info");
@@ -659,7 +690,7 @@ initial-cluster: etcd0=https://10.0.0.1:2380
                 "http://10.0.0.1:4001".to_string()
             ))
         );
-        let v6 = etcd_config(&cfg, "etcd0", "fd00::1", &init(), &[]);
+        let v6 = etcd_config(&cfg, V, "etcd0", "fd00::1", &init(), &[]);
         assert_eq!(client_port(&v6), Some(4001));
     }
 
@@ -676,7 +707,23 @@ initial-cluster: etcd0=https://10.0.0.1:2380
             log_level: "debug".into(),
             ..CharmConfig::default()
         };
-        let c = etcd_config(&debug, "etcd0", "10.0.0.1", &init(), &[]);
+        let c = etcd_config(&debug, V, "etcd0", "10.0.0.1", &init(), &[]);
         assert_ne!(f, restart_fingerprint(&c, &unit, "3.4.23"));
+    }
+
+    #[test]
+    fn v2_api_is_rendered_on_3_4_and_3_5_only() {
+        let cfg = CharmConfig {
+            enable_v2: true,
+            ..CharmConfig::default()
+        };
+        let render = |cfg: &CharmConfig, v| etcd_config(cfg, v, "etcd0", "10.0.0.1", &init(), &[]);
+        for v in ["3.4.23", "3.5.21"] {
+            assert!(render(&cfg, v).contains("\nenable-v2: true\n"), "{v}");
+            // Off: not written at all, as before the option existed.
+            let off = render(&CharmConfig::default(), v);
+            assert!(!off.contains("enable-v2"), "{v}: {off}");
+        }
+        assert!(!render(&cfg, "3.6.5").contains("enable-v2"));
     }
 }

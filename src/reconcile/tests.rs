@@ -34,7 +34,7 @@ fn member_machine() -> FakeMachine {
         token: "t0k".into(),
     };
     let cfg = CharmConfig::default();
-    let config = render::etcd_config(&cfg, "etcd0", "10.0.0.1", &init, &[]);
+    let config = render::etcd_config(&cfg, "3.4.23", "etcd0", "10.0.0.1", &init, &[]);
     m.put(paths::CONFIG_FILE, &config);
     m.put(paths::UNIT_FILE, &render::systemd_unit());
     m.put(paths::ETCDCTL_ENV, &render::etcdctl_env(false, 2379));
