@@ -305,6 +305,35 @@ fn settled_member_plans_nothing_on_update_status() {
 }
 
 #[test]
+fn corruption_checks_reach_a_running_cluster_through_the_rolling_restart() {
+    let mut o = settled(1, vec![member(0), member(1), member(2)], 0);
+    // Rendered by a charm without corruption checks.
+    let old = o.local.rendered_config.clone().unwrap();
+    let old: String = old
+        .lines()
+        .filter(|l| !l.contains("corrupt-check"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    o.local.rendered_config = Some(old);
+    let p = plan(&o);
+    assert!(!renders(&p) && !restarts(&p), "{:?}", p.effects);
+    assert_eq!(p.status, Status::WaitRestart { behind: None });
+    // In its turn it restarts with them.
+    with_grant(&mut o, "etcd/1");
+    o.own_peer_data
+        .insert("restart-request".into(), "f1n9e2p".into());
+    let p = plan(&o);
+    let Some(Effect::Restart(config)) = p.effects.iter().find(|e| matches!(e, Effect::Restart(_)))
+    else {
+        panic!("no restart: {:?}", p.effects)
+    };
+    assert!(
+        config.contains("\nexperimental-initial-corrupt-check: true\n"),
+        "{config}"
+    );
+}
+
+#[test]
 fn restart_needing_change_waits_for_its_turn_without_writing() {
     let mut o = settled(1, vec![member(0), member(1), member(2)], 0);
     o.config = Ok(debug_config());

@@ -90,6 +90,9 @@ pub struct EtcdConfig {
     /// The v2 API (`enable_v2`): etcd 3.4 and 3.5 only; written only when on.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub enable_v2: bool,
+    /// etcd's corruption checks, with the keys of the version it runs.
+    #[serde(flatten)]
+    pub corruption: CorruptionChecks,
     /// `zap`.
     pub logger: String,
     /// etcd's log level.
@@ -195,6 +198,7 @@ impl EtcdConfig {
             enable_grpc_gateway: true,
             enable_v2: cfg.enable_v2 && version.is_some_and(has_v2),
             logger: "zap".into(),
+            corruption: CorruptionChecks::of(version),
             log_level: cfg.log_level.clone(),
             client_transport_security: security.clone(),
             peer_transport_security: security,
@@ -258,6 +262,57 @@ impl EtcdConfig {
             state: self.initial_cluster_state,
             cluster: self.initial_cluster.clone(),
             token: self.initial_cluster_token.clone(),
+        }
+    }
+}
+
+/// How often the Raft leader compares the members' latest data hashes: it reads the whole
+/// keyspace, so every few hours (etcd's data-corruption guide).
+pub const CORRUPT_CHECK_PERIOD: std::time::Duration = std::time::Duration::from_secs(4 * 3600);
+
+/// etcd's corruption checks, with the keys etcd's version reads (none for an unknown version):
+/// the initial check of a restarted member, the Raft leader's periodic check, and the
+/// compact-hash check where it exists (3.5.5+). 3.6 names the initial and compact-hash checks as
+/// feature gates and drops `experimental-` from the period (setting both names is an error).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct CorruptionChecks {
+    /// 3.4 and 3.5: a restarted member compares its data with its peers' before serving.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experimental_initial_corrupt_check: Option<bool>,
+    /// 3.4 and 3.5: how often the Raft leader compares its latest data hash with the
+    /// followers', in nanoseconds (etcd reads durations in its config file as integers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experimental_corrupt_check_time: Option<u64>,
+    /// 3.5.5 and later 3.5: the leader compares the hashes computed at each compaction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experimental_compact_hash_check_enabled: Option<bool>,
+    /// 3.6: `InitialCorruptCheck=true,CompactHashCheck=true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feature_gates: Option<String>,
+    /// 3.6: the periodic check's period, nanoseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corrupt_check_time: Option<u64>,
+}
+
+impl CorruptionChecks {
+    /// Every check on, with the keys of etcd `version`.
+    pub fn of(version: Option<Version>) -> CorruptionChecks {
+        let period = u64::try_from(CORRUPT_CHECK_PERIOD.as_nanos()).unwrap_or(u64::MAX);
+        let v = version.map(|v| (v.major, v.minor, v.patch));
+        match v {
+            Some((3, minor @ (4 | 5), patch)) => CorruptionChecks {
+                experimental_initial_corrupt_check: Some(true),
+                experimental_corrupt_check_time: Some(period),
+                experimental_compact_hash_check_enabled: (minor == 5 && patch >= 5).then_some(true),
+                ..CorruptionChecks::default()
+            },
+            Some((3, 6.., _)) => CorruptionChecks {
+                feature_gates: Some("InitialCorruptCheck=true,CompactHashCheck=true".into()),
+                corrupt_check_time: Some(period),
+                ..CorruptionChecks::default()
+            },
+            _ => CorruptionChecks::default(),
         }
     }
 }
@@ -487,6 +542,8 @@ auto-compaction-mode: periodic
 auto-compaction-retention: '0'
 strict-reconfig-check: true
 enable-grpc-gateway: true
+experimental-initial-corrupt-check: true
+experimental-corrupt-check-time: 14400000000000
 logger: zap
 log-level: info
 initial-cluster: etcd0=http://10.0.0.1:2380
@@ -725,5 +782,60 @@ initial-cluster: etcd0=https://10.0.0.1:2380
             assert!(!off.contains("enable-v2"), "{v}: {off}");
         }
         assert!(!render(&cfg, "3.6.5").contains("enable-v2"));
+    }
+
+    #[test]
+    fn corruption_checks_per_version() {
+        let render = |v| {
+            etcd_config(
+                &CharmConfig::default(),
+                v,
+                "etcd0",
+                "10.0.0.1",
+                &init(),
+                &[],
+            )
+        };
+        let keys = |text: &str| -> Vec<String> {
+            let lines = text.lines().filter(|l| {
+                l.contains("corrupt") || l.contains("hash-check") || l.starts_with("feature-gates")
+            });
+            lines.map(String::from).collect()
+        };
+        let four_hours = "14400000000000";
+        assert_eq!(
+            keys(&render("3.4.23")),
+            [
+                "experimental-initial-corrupt-check: true".to_string(),
+                format!("experimental-corrupt-check-time: {four_hours}"),
+            ]
+        );
+        // The compact-hash check exists from 3.5.5.
+        assert_eq!(keys(&render("3.5.1")), keys(&render("3.4.23")));
+        assert_eq!(
+            keys(&render("3.5.21")),
+            [
+                "experimental-initial-corrupt-check: true".to_string(),
+                format!("experimental-corrupt-check-time: {four_hours}"),
+                "experimental-compact-hash-check-enabled: true".to_string(),
+            ]
+        );
+        // 3.6: feature gates and the new name, never the experimental ones beside them.
+        let v36 = render("3.6.5");
+        assert_eq!(
+            keys(&v36),
+            [
+                "feature-gates: InitialCorruptCheck=true,CompactHashCheck=true".to_string(),
+                format!("corrupt-check-time: {four_hours}"),
+            ]
+        );
+        assert!(!v36.contains("experimental-"), "{v36}");
+        // Read back as written, and a change of version is a change etcd reads.
+        assert_eq!(
+            EtcdConfig::parse(&v36).map(|c| c.render()),
+            Some(v36.clone())
+        );
+        assert_ne!(runtime_part(&v36), runtime_part(&render("3.5.21")));
+        assert!(keys(&render("unknown")).is_empty());
     }
 }
