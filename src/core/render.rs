@@ -510,6 +510,16 @@ mod tests {
     /// The etcd version the tests render for unless they say.
     const V: &str = "3.4.23";
 
+    /// etcd0's config at 10.0.0.1 on etcd [`V`], bootstrapping.
+    fn rendered(cfg: &CharmConfig) -> String {
+        rendered_on(cfg, V)
+    }
+
+    /// [`rendered`] on etcd `version`.
+    fn rendered_on(cfg: &CharmConfig, version: &str) -> String {
+        etcd_config(cfg, version, "etcd0", "10.0.0.1", &init(), &[])
+    }
+
     fn init() -> InitialCluster {
         InitialCluster {
             state: ClusterState::New,
@@ -520,14 +530,7 @@ mod tests {
 
     #[test]
     fn etcd_config_snapshot() {
-        let got = etcd_config(
-            &CharmConfig::default(),
-            V,
-            "etcd0",
-            "10.0.0.1",
-            &init(),
-            &[],
-        );
+        let got = rendered(&CharmConfig::default());
         let expected = r#"# Managed by the etcd charm: local changes are overwritten.
 name: etcd0
 data-dir: /var/lib/etcd/data
@@ -567,7 +570,7 @@ initial-cluster-token: '0123e4'
             ..init()
         };
         (
-            etcd_config(cfg, V, "etcd0", "10.0.0.1", &init(), &[]),
+            rendered(cfg),
             etcd_config(cfg, V, "etcd0", "10.0.0.1", &joined, &[]),
         )
     }
@@ -582,10 +585,7 @@ initial-cluster-token: '0123e4'
             snapshot_count: Some(10),
             ..cfg
         };
-        assert_ne!(
-            runtime_part(&a),
-            runtime_part(&etcd_config(&cfg, V, "etcd0", "10.0.0.1", &init(), &[]))
-        );
+        assert_ne!(runtime_part(&a), runtime_part(&rendered(&cfg)));
     }
 
     #[test]
@@ -624,14 +624,7 @@ initial-cluster: etcd0=https://10.0.0.1:2380
         assert_eq!(local_url(&got).as_deref(), Some("https://127.0.0.1:2379"));
         assert_eq!(client_port(&got), Some(2379));
         assert_eq!(initial_cluster_of(&got), Some(secure));
-        let plain = etcd_config(
-            &CharmConfig::default(),
-            V,
-            "etcd0",
-            "10.0.0.1",
-            &init(),
-            &[],
-        );
+        let plain = rendered(&CharmConfig::default());
         assert!(!tls_of(&plain));
         assert!(!plain.contains("transport-security"));
         assert_eq!(local_url(&plain).as_deref(), Some("http://127.0.0.1:2379"));
@@ -734,7 +727,7 @@ initial-cluster: etcd0=https://10.0.0.1:2380
             port: 4001,
             ..CharmConfig::default()
         };
-        let got = etcd_config(&cfg, V, "etcd0", "10.0.0.1", &init(), &[]);
+        let got = rendered(&cfg);
         assert_eq!(client_port(&got), Some(4001));
         let parsed = EtcdConfig::parse(&got).unwrap();
         assert_eq!(parsed.log_level, "info");
@@ -764,7 +757,7 @@ initial-cluster: etcd0=https://10.0.0.1:2380
             log_level: "debug".into(),
             ..CharmConfig::default()
         };
-        let c = etcd_config(&debug, V, "etcd0", "10.0.0.1", &init(), &[]);
+        let c = rendered(&debug);
         assert_ne!(f, restart_fingerprint(&c, &unit, "3.4.23"));
     }
 
@@ -774,7 +767,7 @@ initial-cluster: etcd0=https://10.0.0.1:2380
             enable_v2: true,
             ..CharmConfig::default()
         };
-        let render = |cfg: &CharmConfig, v| etcd_config(cfg, v, "etcd0", "10.0.0.1", &init(), &[]);
+        let render = rendered_on;
         for v in ["3.4.23", "3.5.21"] {
             assert!(render(&cfg, v).contains("\nenable-v2: true\n"), "{v}");
             // Off: not written at all, as before the option existed.
@@ -786,16 +779,7 @@ initial-cluster: etcd0=https://10.0.0.1:2380
 
     #[test]
     fn corruption_checks_per_version() {
-        let render = |v| {
-            etcd_config(
-                &CharmConfig::default(),
-                v,
-                "etcd0",
-                "10.0.0.1",
-                &init(),
-                &[],
-            )
-        };
+        let render = |v| rendered_on(&CharmConfig::default(), v);
         let keys = |text: &str| -> Vec<String> {
             let lines = text.lines().filter(|l| {
                 l.contains("corrupt") || l.contains("hash-check") || l.starts_with("feature-gates")
