@@ -215,7 +215,7 @@ impl Run<'_> {
             }
             Err(InstallError::Refused(refusal)) => {
                 let status = Status::ResourceRefused(refusal.clone());
-                juju.log(Level::Warning, &status.message());
+                juju.log(Level::Warning, &status.message_for(o.app()));
                 state::record_refusal(self.machine, Some(&refusal))?;
                 Ok(Installed::Refused(status))
             }
