@@ -5,8 +5,9 @@ relation, client relations, what is installed and rendered on the machine, and e
 
 The common path (`update-status` on a healthy member) is kept cheap: etcd is asked first and
 `systemctl` only when it does not answer; a follower whose member votes and knows its Raft leader
-does not read its peers' data (nothing it decides depends on it); the local member's status and
-the member list are the only etcd calls.
+does not read its peers' data (nothing it decides depends on it); the etcd calls are the local
+member's status, the member list, then one round of status calls to the other started members,
+all at once and each bounded (the status names who does not answer), and the alarm list.
 */
 
 use crate::core::config::CharmConfig;
