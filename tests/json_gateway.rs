@@ -16,22 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
-use support::{deploy_consumer, deploy_etcd, Sandbox};
+use support::{deploy_consumer, deploy_etcd, netns_of, Sandbox};
 
 const CLIENT: &str = "db-client/0";
-
-/// The network namespace of `unit`'s machine (`<prefix>-m<id>`, see sandbox/src/machine/net.rs).
-fn netns_of(sb: &Sandbox, unit: &str) -> String {
-    let model: Value = serde_json::from_slice(&std::fs::read(sb.home.join("model.json")).unwrap())
-        .expect("model.json");
-    let prefix = model["prefix"].as_str().expect("a prefix");
-    let app = unit.split('/').next().unwrap();
-    let machine = sb.status()["applications"][app]["units"][unit]["machine"]
-        .as_str()
-        .expect("a machine")
-        .to_string();
-    format!("{prefix}-m{machine}")
-}
 
 /// What the consumer reads from the first etcd unit on its `db` relation.
 fn db_setting(sb: &Sandbox, key: &str) -> String {

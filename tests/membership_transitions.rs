@@ -319,6 +319,24 @@ fn leader_grants_one_restart_at_a_time_in_unit_order() {
 }
 
 #[test]
+fn the_leader_grants_no_turn_while_it_restarts_itself() {
+    use etcd_charm::core::membership::{leader, OwnTurn};
+    let mut o = leader_of(three());
+    o.peers = vec![requesting_peer(1), requesting_peer(2)];
+    let turn = |restarting| OwnTurn {
+        requesting: false,
+        restarting,
+    };
+    let mut p = Plan::only(Status::Starting);
+    leader(&o, &mut p, turn(false));
+    assert_eq!(grants(&p), ["grant etcd/1"]);
+    // The same facts, its own restart planned in this pass: busy, whatever came before.
+    let mut p = Plan::only(Status::Starting);
+    leader(&o, &mut p, turn(true));
+    assert_eq!(grants(&p), Vec::<String>::new());
+}
+
+#[test]
 fn leader_restarts_itself_in_its_turn() {
     let debug = CharmConfig {
         log_level: "debug".into(),

@@ -95,6 +95,25 @@ fn removed_member_wipes_and_rejoins_but_a_live_one_never_does() {
 }
 
 #[test]
+fn the_running_member_says_which_member_this_unit_is() {
+    // The recorded id is stale (a data dir replaced, say): the member's own word counts, the
+    // same for finding it, publishing it and recording it.
+    let mut o = settled(1, vec![member(0), member(1)], 0);
+    o.local.member_id = Some(0x999);
+    o.peer_relation = Some("cluster:0".into());
+    let p = plan(&o);
+    assert!(!p.effects.contains(&Effect::Wipe));
+    assert!(p.effects.contains(&Effect::RecordMemberId(0x101)));
+    assert_eq!(o.member_id(), Some(0x101));
+    let started = p.effects.iter().find_map(|e| match e {
+        Effect::PeerSet(_, s) => s.get("started").cloned(),
+        _ => None,
+    });
+    assert_eq!(started.as_deref(), Some("101"));
+    assert_eq!(p.status, Status::Active(Health::healthy(2)));
+}
+
+#[test]
 fn invalid_config_blocks_and_applies_nothing() {
     let mut o = running(0, vec![member(0)], 0);
     let e = ConfigError {

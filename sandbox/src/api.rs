@@ -1,7 +1,8 @@
 //! What the command line and the controller say to each other over the controller's socket.
 //!
-//! One request is one line of JSON, answered by one line of JSON. Hook tools use the same
-//! socket with the `tool` variant (see [`crate::tools`]).
+//! One request is one line of JSON, answered by one line of JSON. Hook tools send the `tool`
+//! variant over their machine's own tool socket (see [`crate::tools`]); each socket refuses the
+//! other variant.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -11,9 +12,9 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Wire {
-    /// A command-line request.
+    /// A command-line request (the host's controller socket only).
     Cli(Request),
-    /// A hook tool call from inside a machine.
+    /// A hook tool call from inside a machine (tool sockets only).
     Tool(crate::tools::ToolRequest),
 }
 

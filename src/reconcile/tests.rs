@@ -134,7 +134,7 @@ fn observe_on_stop_asks_etcd_nothing_and_a_fresh_machine_needs_an_install() {
 
 #[test]
 fn a_settled_follower_does_not_read_its_peers_and_a_departing_mark_sticks() {
-    let mut j = juju("etcd/1");
+    let mut j = juju("etcd/0");
     j.leader = false;
     let etcd = FakeEtcd::healthy(3);
     let m = member_machine();

@@ -236,3 +236,47 @@ pub fn fake_etcd_resource(sb: &Sandbox, version: &str) -> PathBuf {
     assert!(status.success(), "tar of the fake resource");
     tarball
 }
+
+/// Copies a host file to `dest` on a unit's machine (mode 0755), through `sandbox ssh` with the
+/// file as standard input.
+pub fn copy_executable(sb: &Sandbox, unit: &str, src: &std::path::Path, dest: &str) {
+    let file = std::fs::File::open(src).unwrap_or_else(|e| panic!("open {}: {e}", src.display()));
+    let out = std::process::Command::new(common::sandbox_bin())
+        .args([
+            "ssh",
+            unit,
+            "--",
+            &format!("cat > {dest}.part && chmod 0755 {dest}.part && mv {dest}.part {dest}"),
+        ])
+        .env("SANDBOX_HOME", &sb.home)
+        .stdin(file)
+        .output()
+        .expect("run sandbox ssh");
+    assert!(
+        out.status.success(),
+        "copying {} to {unit}:{dest}: {}",
+        src.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[path = "../../objstore/tests/common/garage_bin.rs"]
+mod garage_bin;
+/// The Garage binary for the object-store tests (`$GARAGE_BIN` or `scripts/build-garage`'s cache).
+#[allow(unused_imports)] // only the object-store tests use it
+pub use garage_bin::garage_bin;
+
+/// The network namespace of `unit`'s machine (`<prefix>-m<id>`, see sandbox/src/machine/net.rs):
+/// a host process run in it with `ip netns exec` reaches the machines as that unit does.
+pub fn netns_of(sb: &Sandbox, unit: &str) -> String {
+    let model: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sb.home.join("model.json")).expect("model.json"))
+            .expect("model.json is JSON");
+    let prefix = model["prefix"].as_str().expect("a prefix").to_string();
+    let app = unit.split('/').next().unwrap();
+    let machine = sb.status()["applications"][app]["units"][unit]["machine"]
+        .as_str()
+        .expect("a machine")
+        .to_string();
+    format!("{prefix}-m{machine}")
+}

@@ -37,7 +37,7 @@ pub struct MachineSpec {
     pub dir: PathBuf,
     /// Extra `/etc/hosts` lines (all machines), besides the localhost lines.
     pub hosts: Vec<(Ipv4Addr, String)>,
-    /// Host path -> path inside the machine (nspawn `--bind`), e.g. the controller socket dir.
+    /// Host path -> path inside the machine (nspawn `--bind`), e.g. the machine's tool socket dir.
     pub binds: Vec<(PathBuf, String)>,
 }
 
