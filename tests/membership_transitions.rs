@@ -7,7 +7,7 @@ use etcd_charm::core::config::CharmConfig;
 use etcd_charm::core::effect::{Effect, Plan};
 use etcd_charm::core::observed::{keys, ClientRelation, LeaderData, Leadership};
 use etcd_charm::core::plan::plan;
-use etcd_charm::core::status::Status;
+use etcd_charm::core::status::{Health, Status};
 use etcd_charm::juju::context::Hook;
 use etcd_charm::juju::Settings;
 use fixtures::*;
@@ -24,7 +24,7 @@ fn second_pass_of_bootstrap_publishes_the_cluster() {
     assert_eq!(s[keys::CLUSTER], "etcd0=http://10.0.0.10:2380");
     assert_eq!(s[keys::ENDPOINTS], "http://10.0.0.10:2379");
     assert_eq!(s[keys::VERSION], "3.4.23");
-    assert_eq!(p.status, Status::Active { peers: 0 });
+    assert_eq!(p.status, Status::Active(Health::healthy(1)));
     assert!(
         !p.effects.contains(&Effect::Start),
         "a running member is not started again"
@@ -74,6 +74,7 @@ fn leader_change_mid_join_promotes_without_bootstrap_or_restart() {
     with_joining(&mut o, "etcd/1", 0x101, "…");
     o.local.rendered_config = Some(etcd_charm::core::render::etcd_config(
         &CharmConfig::default(),
+        "3.4.23",
         "etcd2",
         &ip(2),
         &etcd_charm::core::render::InitialCluster {
@@ -447,6 +448,7 @@ fn leader_updates_its_own_peer_url_only_after_its_restart() {
     };
     o.local.rendered_config = Some(etcd_charm::core::render::etcd_config(
         &cfg,
+        "3.4.23",
         "etcd0",
         &ip(0),
         &init,
@@ -737,7 +739,7 @@ fn tls_switch_updates_then_restarts_one_member_at_a_time_and_back() {
     assert_eq!(w.recorded_tls(), Some("true"));
     assert!(!w.leader_data.contains_key(keys::RESTART_GRANTED));
     assert!(!w.leader_data.contains_key(keys::TLS_SWITCHING));
-    assert_eq!(w.statuses(), vec!["Healthy with 2 peers"; 3]);
+    assert_eq!(w.statuses(), vec!["3 members healthy"; 3]);
 
     // And back to http, the same way.
     w.log.clear();
@@ -746,7 +748,7 @@ fn tls_switch_updates_then_restarts_one_member_at_a_time_and_back() {
     assert_eq!(in_order(&w.log), ONE_AT_A_TIME);
     assert!(w.all_on(false));
     assert_eq!(w.recorded_tls(), Some("false"));
-    assert_eq!(w.statuses(), vec!["Healthy with 2 peers"; 3]);
+    assert_eq!(w.statuses(), vec!["3 members healthy"; 3]);
 }
 
 #[test]
@@ -812,7 +814,7 @@ fn tls_switch_called_off_midway_goes_back_member_by_member() {
     assert_eq!(w.recorded_tls(), Some("false"));
     assert!(!w.leader_data.contains_key(keys::TLS_SWITCHING));
     assert!(!w.leader_data.contains_key(keys::RESTART_GRANTED));
-    assert_eq!(w.statuses(), vec!["Healthy with 2 peers"; 3]);
+    assert_eq!(w.statuses(), vec!["3 members healthy"; 3]);
 }
 
 #[test]

@@ -8,7 +8,7 @@ use etcd_charm::core::effect::{Effect, Plan};
 use etcd_charm::core::observed::{keys, ClientRelation, LeaderData, Leadership};
 use etcd_charm::core::plan::plan;
 use etcd_charm::core::render;
-use etcd_charm::core::status::Status;
+use etcd_charm::core::status::{Health, Status};
 use etcd_charm::core::version::Refusal;
 use etcd_charm::juju::context::Hook;
 use etcd_charm::juju::Settings;
@@ -110,7 +110,7 @@ fn the_running_member_says_which_member_this_unit_is() {
         _ => None,
     });
     assert_eq!(started.as_deref(), Some("101"));
-    assert_eq!(p.status, Status::Active { peers: 1 });
+    assert_eq!(p.status, Status::Active(Health::healthy(2)));
 }
 
 #[test]
@@ -143,8 +143,120 @@ fn missing_leadership_tools_block_with_upgrade_advice() {
 #[test]
 fn active_status_counts_peers_and_notes_even_sizes() {
     let o = running(0, vec![member(0), member(1)], 1);
-    assert_eq!(plan(&o).status, Status::Active { peers: 1 });
+    assert_eq!(plan(&o).status, Status::Active(Health::healthy(2)));
     assert!(plan(&o).status.message().contains("odd number"));
+}
+
+#[test]
+fn status_names_the_member_that_does_not_answer_and_its_return() {
+    let mut o = settled(1, vec![member(0), member(1), member(2)], 1);
+    o.cluster.answers.retain(|s| s.member_id != 0x100);
+    let p = plan(&o);
+    assert_eq!(p.status.state(), "active");
+    assert_eq!(
+        p.status.message_for("etcd"),
+        "2 of 3 members healthy: etcd0 (etcd/0) does not answer"
+    );
+    // Back: healthy again.
+    let o = settled(1, vec![member(0), member(1), member(2)], 1);
+    assert_eq!(plan(&o).status.message_for("etcd"), "3 members healthy");
+}
+
+#[test]
+fn status_lists_learners_alarms_and_full_backends_naming_the_application() {
+    let mut members = vec![member(0), member(1), member(2), member(3)];
+    members[3].is_learner = true;
+    let mut o = settled(1, members, 1);
+    let message = plan(&o).status.message_for("etcd-east");
+    assert_eq!(
+        message,
+        "3 members healthy; learner etcd3 (etcd/3) not yet promoted"
+    );
+    // 1.81 GiB of the default 2 GiB quota on db2.
+    o.cluster.answers[2].db_size = 1_940_000_000;
+    o.cluster.alarms = vec![(0x102, "NOSPACE".into())];
+    let p = plan(&o);
+    assert_eq!(p.status.state(), "blocked");
+    let message = p.status.message_for("etcd-east");
+    assert!(
+        message.starts_with("3 members healthy; alarm NOSPACE on etcd2 (etcd/2): writes refused")
+    );
+    assert!(
+        message.contains("; etcd2 (etcd/2) uses 90% of the backend quota;"),
+        "{message}"
+    );
+    assert!(
+        message.contains("`juju run etcd-east/leader alarm-disarm`"),
+        "{message}"
+    );
+    assert!(!message.contains("<app>"), "{message}");
+    // A CORRUPT alarm of no particular member (member id 0).
+    o.cluster.alarms = vec![(0, "CORRUPT".into())];
+    let message = plan(&o).status.message_for("etcd-east");
+    assert!(
+        message.contains("alarm CORRUPT on the cluster: writes refused"),
+        "{message}"
+    );
+    assert!(
+        message.contains("quota: run `juju run etcd-east/leader compact`"),
+        "{message}"
+    );
+    // A quota of its own: 1.8 GiB of 4 GiB is fine.
+    o.cluster.alarms.clear();
+    o.config = Ok(CharmConfig {
+        quota_backend_bytes: 4 * 1024 * 1024 * 1024,
+        ..CharmConfig::default()
+    });
+    runs_with(
+        &mut o,
+        &CharmConfig {
+            quota_backend_bytes: 4 * 1024 * 1024 * 1024,
+            ..CharmConfig::default()
+        },
+    );
+    assert!(!plan(&o).status.message().contains("quota"));
+}
+
+#[test]
+fn invalid_config_names_the_application_in_its_advice() {
+    let mut o = running(0, vec![member(0)], 0);
+    o.config = Err(ConfigError {
+        option: "port".into(),
+        value: "0".into(),
+        expected: "an integer from 1 to 65535".into(),
+    });
+    let text = plan(&o).status.message_for("etcd-east");
+    assert!(
+        text.ends_with("fix it with `juju config etcd-east port=<value>`"),
+        "{text}"
+    );
+}
+
+#[test]
+fn enable_v2_is_refused_on_etcd_3_6_and_applied_before() {
+    let v2 = CharmConfig {
+        enable_v2: true,
+        ..CharmConfig::default()
+    };
+    let mut o = settled(0, vec![member(0)], 0);
+    o.config = Ok(v2.clone());
+    o.local.version = Some("3.6.5".into());
+    let p = plan(&o);
+    assert_eq!(p.effects, [], "nothing applied");
+    assert_eq!(p.status.state(), "blocked");
+    assert_eq!(
+        p.status.message_for("etcd"),
+        "invalid config enable_v2=true: must be false with etcd 3.6.5: etcd 3.6 removed the v2 \
+         API (attach etcd 3.5.x for v2 consumers); fix it with `juju config etcd enable_v2=<value>`"
+    );
+    // On 3.4 the sole member restarts with it at once.
+    o.local.version = Some("3.4.23".into());
+    let p = plan(&o);
+    let Some(Effect::Restart(config)) = p.effects.iter().find(|e| matches!(e, Effect::Restart(_)))
+    else {
+        panic!("no restart: {:?}", p.effects)
+    };
+    assert!(config.contains("\nenable-v2: true\n"), "{config}");
 }
 
 #[test]
@@ -161,7 +273,7 @@ fn upgrade_installs_again_and_unknown_hooks_reconcile() {
     let unknown = plan(&o);
     o.hook = Hook::Other("update-status".into());
     assert_eq!(unknown, plan(&o));
-    assert_eq!(unknown.status, Status::Active { peers: 0 });
+    assert_eq!(unknown.status, Status::Active(Health::healthy(1)));
 }
 
 #[test]
@@ -208,7 +320,36 @@ fn settled_member_plans_nothing_on_update_status() {
         [],
         "nothing changed: nothing written, nothing logged"
     );
-    assert_eq!(p.status, Status::Active { peers: 2 });
+    assert_eq!(p.status, Status::Active(Health::healthy(3)));
+}
+
+#[test]
+fn corruption_checks_reach_a_running_cluster_through_the_rolling_restart() {
+    let mut o = settled(1, vec![member(0), member(1), member(2)], 0);
+    // Rendered by a charm without corruption checks.
+    let old = o.local.rendered_config.clone().unwrap();
+    let old: String = old
+        .lines()
+        .filter(|l| !l.contains("corrupt-check"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    o.local.rendered_config = Some(old);
+    let p = plan(&o);
+    assert!(!renders(&p) && !restarts(&p), "{:?}", p.effects);
+    assert_eq!(p.status, Status::WaitRestart { behind: None });
+    // In its turn it restarts with them.
+    with_grant(&mut o, "etcd/1");
+    o.own_peer_data
+        .insert("restart-request".into(), "f1n9e2p".into());
+    let p = plan(&o);
+    let Some(Effect::Restart(config)) = p.effects.iter().find(|e| matches!(e, Effect::Restart(_)))
+    else {
+        panic!("no restart: {:?}", p.effects)
+    };
+    assert!(
+        config.contains("\nexperimental-initial-corrupt-check: true\n"),
+        "{config}"
+    );
 }
 
 #[test]
@@ -272,7 +413,7 @@ fn granted_unit_restarts_then_confirms_once_healthy() {
     let p = plan(&o);
     assert!(!restarts(&p));
     assert_eq!(published_request(&p).as_deref(), Some(""));
-    assert_eq!(p.status, Status::Active { peers: 2 });
+    assert_eq!(p.status, Status::Active(Health::healthy(3)));
 }
 
 #[test]
@@ -337,7 +478,7 @@ fn settings_etcd_reads_only_at_first_start_never_restart() {
     let p = plan(&o);
     assert!(!restarts(&p));
     assert_eq!(published_request(&p), None);
-    assert_eq!(p.status, Status::Active { peers: 2 });
+    assert_eq!(p.status, Status::Active(Health::healthy(3)));
 }
 
 #[test]
@@ -346,7 +487,7 @@ fn new_etcd_version_restarts_in_turn() {
     o.local.version = Some("3.5.21".into());
     assert_eq!(plan(&o).status, Status::WaitRestart { behind: None });
     o.local.version = Some("v3.4.23".into());
-    assert_eq!(plan(&o).status, Status::Active { peers: 2 });
+    assert_eq!(plan(&o).status, Status::Active(Health::healthy(3)));
 }
 
 #[test]
@@ -529,7 +670,7 @@ fn tls_files_are_made_again_only_when_what_they_come_from_changes() {
         "all in place: nothing to write: {:?}",
         p.effects
     );
-    assert_eq!(p.status, Status::Active { peers: 1 });
+    assert_eq!(p.status, Status::Active(Health::healthy(2)));
     // A missing file (no record), a new address, a new CA: made again, and etcd not restarted.
     for change in ["missing", "address", "ca"] {
         let mut o = o.clone();

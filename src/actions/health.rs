@@ -234,4 +234,16 @@ mod tests {
         juju.assert_result("alarms", "NOSPACE on etcd0");
         assert!(juju.failed().unwrap().contains("alarms: NOSPACE on etcd0"));
     }
+
+    #[test]
+    fn a_corrupt_alarm_of_the_cluster_makes_it_unhealthy() {
+        let juju = FakeJuju::new("etcd/0", json!({}));
+        let etcd = FakeEtcd::healthy(3);
+        // etcd 3.4/3.5 raise CORRUPT with member id 0: no member in particular.
+        etcd.alarms.borrow_mut().push((0, "CORRUPT".into()));
+        juju.run("health", &etcd);
+        juju.assert_result("alarms", "CORRUPT on 0");
+        juju.assert_result("verdict", "unhealthy");
+        assert!(juju.failed().unwrap().contains("alarms: CORRUPT on 0"));
+    }
 }

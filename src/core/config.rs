@@ -34,6 +34,9 @@ pub struct CharmConfig {
     /// Serve clients and peers over TLS with the cluster's own CA (`tls`, as requested: a
     /// running cluster switches to it member by member, see [`crate::core::observed::Observed::tls_in_force`]).
     pub tls: bool,
+    /// Serve etcd's v2 API (`enable_v2`), for old consumers; etcd 3.4 and 3.5 only (3.6 removed
+    /// it: the plan refuses it there).
+    pub enable_v2: bool,
 }
 
 impl Default for CharmConfig {
@@ -50,6 +53,7 @@ impl Default for CharmConfig {
             log_level: "info".into(),
             bind_to_all_interfaces: false,
             tls: false,
+            enable_v2: false,
         }
     }
 }
@@ -208,6 +212,7 @@ impl TryFrom<&Map<String, Value>> for CharmConfig {
         let log_level = one_of(raw, "log_level", "info", &LOG_LEVELS)?;
         let bind_to_all_interfaces = boolean(raw, "bind_to_all_interfaces")?;
         let tls = boolean(raw, "tls")?;
+        let enable_v2 = boolean(raw, "enable_v2")?;
         Ok(CharmConfig {
             port,
             management_port,
@@ -220,7 +225,19 @@ impl TryFrom<&Map<String, Value>> for CharmConfig {
             log_level,
             bind_to_all_interfaces,
             tls,
+            enable_v2,
         })
+    }
+}
+
+/// `enable_v2=true` with an etcd that has no v2 API (3.6 and later): the error to show.
+pub fn v2_unsupported(version: &str) -> ConfigError {
+    ConfigError {
+        option: "enable_v2".into(),
+        value: "true".into(),
+        expected: format!(
+            "false with etcd {version}: etcd 3.6 removed the v2 API (attach etcd 3.5.x for v2 consumers)"
+        ),
     }
 }
 
@@ -270,5 +287,11 @@ mod tests {
         assert_eq!(parse(json!({"port": 0})).unwrap_err().option, "port");
         assert_eq!(parse(json!({"tls": "yes"})).unwrap_err().option, "tls");
         assert!(parse(json!({"tls": true})).unwrap().tls);
+        let e = parse(json!({"enable_v2": "on"})).unwrap_err();
+        assert_eq!(
+            (e.option.as_str(), e.expected.as_str()),
+            ("enable_v2", "true or false")
+        );
+        assert!(parse(json!({"enable_v2": true})).unwrap().enable_v2);
     }
 }

@@ -195,6 +195,22 @@ pub struct Local {
     pub refused_resource: Option<Refusal>,
 }
 
+/// What the status round found: each started member's own answer and the active alarms.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClusterView {
+    /// The statuses of the members that answered, the local one included.
+    pub answers: Vec<MemberStatus>,
+    /// Active alarms as (member id, alarm name, e.g. `NOSPACE`); member id 0: the cluster's.
+    pub alarms: Vec<(u64, String)>,
+}
+
+impl ClusterView {
+    /// The answer of member `id`, if it answered.
+    pub fn answer(&self, id: u64) -> Option<&MemberStatus> {
+        self.answers.iter().find(|s| s.member_id == id)
+    }
+}
+
 /// Everything one reconcile pass decides on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observed {
@@ -225,11 +241,18 @@ pub struct Observed {
     pub endpoints: Vec<String>,
     /// The member list from a voting member; `None` when none answered (or not asked).
     pub members: Option<Vec<Member>>,
+    /// Every started member's status and the alarms, asked once the member list is known.
+    pub cluster: ClusterView,
     /// A fresh random token, used only if this pass bootstraps.
     pub fresh_token: String,
 }
 
 impl Observed {
+    /// The application's name (`etcd` for `etcd/0`), as commands suggested name it.
+    pub fn app(&self) -> &str {
+        self.unit.split('/').next().unwrap_or("")
+    }
+
     /// This unit's member name.
     pub fn name(&self) -> String {
         member_name(&self.unit)

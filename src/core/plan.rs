@@ -39,13 +39,13 @@ The leader's side (membership, one change per pass, and the restart grants) is i
 [`crate::core::membership`].
 */
 
-use crate::core::config::CharmConfig;
+use crate::core::config::{v2_unsupported, CharmConfig};
 use crate::core::effect::{Effect, Plan};
 use crate::core::membership;
 use crate::core::observed::{keys, Leadership, Observed};
 use crate::core::relations::{client_data, peer_data};
 use crate::core::render::{self, ClusterState, InitialCluster};
-use crate::core::status::{Status, SwitchStep};
+use crate::core::status::{Health, Status, SwitchStep, USAGE_WARNING};
 use crate::core::version::Version;
 use crate::etcd::Member;
 use crate::juju::context::Hook;
@@ -97,6 +97,9 @@ fn running(o: &Observed) -> Plan {
             ..Plan::only(Status::Installing)
         };
     };
+    if cfg.enable_v2 && Version::parse(version).is_some_and(|v| !render::has_v2(v)) {
+        return Plan::only(Status::InvalidConfig(v2_unsupported(version)));
+    }
     let mut p = Plan::only(Status::Starting);
     let hook = o.hook.name();
     // A new charm may come with a new resource: install again (it sets the version).
@@ -161,7 +164,7 @@ fn switching_status(o: &Observed, tls: bool, status: Status) -> Status {
     }
     let next = o.leader_data.restart_granted.clone();
     let step = match status {
-        Status::Active { .. } | Status::WaitRestart { .. } => match next {
+        Status::Active(_) | Status::WaitRestart { .. } => match next {
             Some(u) if u == o.unit => SwitchStep::ThisUnit,
             Some(u) => SwitchStep::Next(u),
             None => SwitchStep::Pending,
@@ -240,7 +243,15 @@ fn render(
     init: &InitialCluster,
     old: &[String],
 ) -> Effect {
-    Effect::Render(render::etcd_config(cfg, &o.name(), address, init, old))
+    let version = o.local.version.as_deref().unwrap_or("");
+    Effect::Render(render::etcd_config(
+        cfg,
+        version,
+        &o.name(),
+        address,
+        init,
+        old,
+    ))
 }
 
 /// True when a file the charm writes differs from what is on disk (or is missing).
@@ -407,7 +418,8 @@ fn member_config(o: &Observed, cfg: &CharmConfig, address: &str, state: SelfStat
         cluster: self_only(o, cfg, address),
         token: o.leader_data.get(keys::TOKEN).unwrap_or("").to_string(),
     });
-    render::etcd_config(cfg, &o.name(), address, &init, &registered)
+    let version = o.local.version.as_deref().unwrap_or("");
+    render::etcd_config(cfg, version, &o.name(), address, &init, &registered)
 }
 
 /// A unit with a data dir (listed, or the member list unknown): its files, its start, its
@@ -448,7 +460,7 @@ fn member(
     // Restarted on the leader's grant: confirmed (request removed) once healthy.
     let request = (my_turn && !o.healthy_voter()).then(fingerprint);
     Own {
-        status: member_status(o, state, request.is_some(), p),
+        status: member_status(o, cfg, state, request.is_some(), p),
         request,
         restarting: false,
     }
@@ -518,7 +530,13 @@ fn restart_in_turn(
 
 /// The status of a member that runs: from its own view when it answers (its member id is
 /// recorded then), else from what is known.
-fn member_status(o: &Observed, state: SelfState, requesting: bool, p: &mut Plan) -> Status {
+fn member_status(
+    o: &Observed,
+    cfg: &CharmConfig,
+    state: SelfState,
+    requesting: bool,
+    p: &mut Plan,
+) -> Status {
     let Some(status) = &o.local.status else {
         return match (state, requesting) {
             (_, true) => Status::WaitRestarted,
@@ -533,12 +551,60 @@ fn member_status(o: &Observed, state: SelfState, requesting: bool, p: &mut Plan)
         _ if requesting => Status::WaitRestarted,
         (true, _) => Status::Learner,
         (false, 0) => Status::WaitHealthy,
-        (false, _) => {
-            let voters = o.members.iter().flatten();
-            let voters = voters.filter(|m| m.started() && !m.is_learner);
-            Status::Active {
-                peers: voters.count().saturating_sub(1),
-            }
-        }
+        (false, _) => Status::Active(health(o, cfg)),
+    }
+}
+
+/// etcd's backend quota when `quota-backend-bytes` is 0.
+const DEFAULT_QUOTA: u64 = 2 * 1024 * 1024 * 1024;
+
+/// `etcd0 (etcd/0)`: a member's name and its unit, the application being this unit's.
+fn label(o: &Observed, m: &Member) -> String {
+    let app = o.app();
+    let number = m
+        .name
+        .strip_prefix(app)
+        .filter(|n| n.parse::<u64>().is_ok());
+    match (m.name.as_str(), number) {
+        ("", _) => m
+            .peer_urls
+            .first()
+            .cloned()
+            .unwrap_or_else(|| format!("{:x}", m.id)),
+        (name, Some(n)) => format!("{name} ({app}/{n})"),
+        (name, None) => name.to_string(),
+    }
+}
+
+/// The cluster as the status round found it: who does not answer, learners, alarms and
+/// backends near the quota.
+fn health(o: &Observed, cfg: &CharmConfig) -> Health {
+    let members = o.members.as_deref().unwrap_or(&[]);
+    let voters: Vec<&Member> = members
+        .iter()
+        .filter(|m| m.started() && !m.is_learner)
+        .collect();
+    let silent = voters.iter().filter(|m| o.cluster.answer(m.id).is_none());
+    let learners = members.iter().filter(|m| m.is_learner);
+    let quota = match cfg.quota_backend_bytes {
+        0 => DEFAULT_QUOTA,
+        q => q,
+    };
+    let full = members.iter().filter_map(|m| {
+        let used = u64::try_from(o.cluster.answer(m.id)?.db_size).unwrap_or(0);
+        let percent = used.saturating_mul(100) / quota;
+        (percent > USAGE_WARNING).then(|| (label(o, m), percent))
+    });
+    let alarms = o.cluster.alarms.iter().map(|(id, alarm)| {
+        let on = members.iter().find(|m| m.id == *id);
+        let on = on.map_or_else(|| "the cluster".to_string(), |m| label(o, m));
+        (alarm.clone(), on)
+    });
+    Health {
+        voters: voters.len(),
+        silent: silent.map(|m| label(o, m)).collect(),
+        learners: learners.map(|m| label(o, m)).collect(),
+        alarms: alarms.collect(),
+        full: full.collect(),
     }
 }

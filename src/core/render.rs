@@ -12,6 +12,7 @@ gateway (`/v3/...`, used by Patroni and etcd3gw) off under `--config-file` unles
 */
 
 use crate::core::config::CharmConfig;
+use crate::core::version::Version;
 use crate::paths;
 use serde::{Deserialize, Serialize};
 
@@ -86,6 +87,12 @@ pub struct EtcdConfig {
     /// The HTTP/JSON gateway (`/v3/...`): etcd 3.4 turns it off under `--config-file` unless
     /// set.
     pub enable_grpc_gateway: bool,
+    /// The v2 API (`enable_v2`): etcd 3.4 and 3.5 only; written only when on.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub enable_v2: bool,
+    /// etcd's corruption checks, with the keys of the version it runs.
+    #[serde(flatten)]
+    pub corruption: CorruptionChecks,
     /// `zap`.
     pub logger: String,
     /// etcd's log level.
@@ -134,16 +141,19 @@ impl TransportSecurity {
 const HEADER: &str = "# Managed by the etcd charm: local changes are overwritten.\n";
 
 impl EtcdConfig {
-    /// This member's config. `old_peer_urls` are peer URLs the cluster still has for this
-    /// member (after a `management_port` change): etcd keeps listening on those of this host
-    /// until the leader has updated the member, so the cluster never loses sight of it.
+    /// This member's config, for the etcd `version` it runs on (the installed one). `old_peer_urls`
+    /// are peer URLs the cluster still has for this member (after a `management_port` change):
+    /// etcd keeps listening on those of this host until the leader has updated the member, so
+    /// the cluster never loses sight of it.
     pub fn new(
         cfg: &CharmConfig,
+        version: &str,
         name: &str,
         address: &str,
         init: &InitialCluster,
         old_peer_urls: &[String],
     ) -> EtcdConfig {
+        let version = Version::parse(version);
         let tls = cfg.tls;
         let peer = url(tls, address, cfg.management_port);
         let client = url(tls, address, cfg.port);
@@ -186,7 +196,9 @@ impl EtcdConfig {
             auto_compaction_retention: cfg.auto_compaction_retention.clone(),
             strict_reconfig_check: true,
             enable_grpc_gateway: true,
+            enable_v2: cfg.enable_v2 && version.is_some_and(has_v2),
             logger: "zap".into(),
+            corruption: CorruptionChecks::of(version),
             log_level: cfg.log_level.clone(),
             client_transport_security: security.clone(),
             peer_transport_security: security,
@@ -254,15 +266,72 @@ impl EtcdConfig {
     }
 }
 
+/// How often the Raft leader compares the members' latest data hashes: it reads the whole
+/// keyspace, so every few hours (etcd's data-corruption guide).
+pub const CORRUPT_CHECK_PERIOD: std::time::Duration = std::time::Duration::from_secs(4 * 3600);
+
+/// etcd's corruption checks, with the keys etcd's version reads (none for an unknown version):
+/// the initial check of a restarted member, the Raft leader's periodic check, and the
+/// compact-hash check where it exists (3.5.5+). 3.6 names the initial and compact-hash checks as
+/// feature gates and drops `experimental-` from the period (setting both names is an error).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct CorruptionChecks {
+    /// 3.4 and 3.5: a restarted member compares its data with its peers' before serving.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experimental_initial_corrupt_check: Option<bool>,
+    /// 3.4 and 3.5: how often the Raft leader compares its latest data hash with the
+    /// followers', in nanoseconds (etcd reads durations in its config file as integers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experimental_corrupt_check_time: Option<u64>,
+    /// 3.5.5 and later 3.5: the leader compares the hashes computed at each compaction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experimental_compact_hash_check_enabled: Option<bool>,
+    /// 3.6: `InitialCorruptCheck=true,CompactHashCheck=true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feature_gates: Option<String>,
+    /// 3.6: the periodic check's period, nanoseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corrupt_check_time: Option<u64>,
+}
+
+impl CorruptionChecks {
+    /// Every check on, with the keys of etcd `version`.
+    pub fn of(version: Option<Version>) -> CorruptionChecks {
+        let period = u64::try_from(CORRUPT_CHECK_PERIOD.as_nanos()).unwrap_or(u64::MAX);
+        let v = version.map(|v| (v.major, v.minor, v.patch));
+        match v {
+            Some((3, minor @ (4 | 5), patch)) => CorruptionChecks {
+                experimental_initial_corrupt_check: Some(true),
+                experimental_corrupt_check_time: Some(period),
+                experimental_compact_hash_check_enabled: (minor == 5 && patch >= 5).then_some(true),
+                ..CorruptionChecks::default()
+            },
+            Some((3, 6.., _)) => CorruptionChecks {
+                feature_gates: Some("InitialCorruptCheck=true,CompactHashCheck=true".into()),
+                corrupt_check_time: Some(period),
+                ..CorruptionChecks::default()
+            },
+            _ => CorruptionChecks::default(),
+        }
+    }
+}
+
+/// etcd `v` has the v2 API (`enable-v2`): 3.4 and 3.5.
+pub fn has_v2(v: Version) -> bool {
+    (v.major, v.minor) < (3, 6)
+}
+
 /// This member's etcd config file ([`EtcdConfig::new`], rendered).
 pub fn etcd_config(
     cfg: &CharmConfig,
+    version: &str,
     name: &str,
     address: &str,
     init: &InitialCluster,
     old_peer_urls: &[String],
 ) -> String {
-    EtcdConfig::new(cfg, name, address, init, old_peer_urls).render()
+    EtcdConfig::new(cfg, version, name, address, init, old_peer_urls).render()
 }
 
 /// True when a config this charm rendered serves clients over TLS.
@@ -472,6 +541,19 @@ exec {real_etcdctl} \"$@\"
 mod tests {
     use super::*;
 
+    /// The etcd version the tests render for unless they say.
+    const V: &str = "3.4.23";
+
+    /// etcd0's config at 10.0.0.1 on etcd [`V`], bootstrapping.
+    fn rendered(cfg: &CharmConfig) -> String {
+        rendered_on(cfg, V)
+    }
+
+    /// [`rendered`] on etcd `version`.
+    fn rendered_on(cfg: &CharmConfig, version: &str) -> String {
+        etcd_config(cfg, version, "etcd0", "10.0.0.1", &init(), &[])
+    }
+
     fn init() -> InitialCluster {
         InitialCluster {
             state: ClusterState::New,
@@ -482,7 +564,7 @@ mod tests {
 
     #[test]
     fn etcd_config_snapshot() {
-        let got = etcd_config(&CharmConfig::default(), "etcd0", "10.0.0.1", &init(), &[]);
+        let got = rendered(&CharmConfig::default());
         let expected = r#"# Managed by the etcd charm: local changes are overwritten.
 name: etcd0
 data-dir: /var/lib/etcd/data
@@ -497,6 +579,8 @@ auto-compaction-mode: periodic
 auto-compaction-retention: '0'
 strict-reconfig-check: true
 enable-grpc-gateway: true
+experimental-initial-corrupt-check: true
+experimental-corrupt-check-time: 14400000000000
 logger: zap
 log-level: info
 initial-cluster: etcd0=http://10.0.0.1:2380
@@ -520,8 +604,8 @@ initial-cluster-token: '0123e4'
             ..init()
         };
         (
-            etcd_config(cfg, "etcd0", "10.0.0.1", &init(), &[]),
-            etcd_config(cfg, "etcd0", "10.0.0.1", &joined, &[]),
+            rendered(cfg),
+            etcd_config(cfg, V, "etcd0", "10.0.0.1", &joined, &[]),
         )
     }
 
@@ -535,10 +619,7 @@ initial-cluster-token: '0123e4'
             snapshot_count: Some(10),
             ..cfg
         };
-        assert_ne!(
-            runtime_part(&a),
-            runtime_part(&etcd_config(&cfg, "etcd0", "10.0.0.1", &init(), &[]))
-        );
+        assert_ne!(runtime_part(&a), runtime_part(&rendered(&cfg)));
     }
 
     #[test]
@@ -551,7 +632,7 @@ initial-cluster-token: '0123e4'
             cluster: "etcd0=https://10.0.0.1:2380".into(),
             ..init()
         };
-        let got = etcd_config(&cfg, "etcd0", "10.0.0.1", &secure, &[]);
+        let got = etcd_config(&cfg, V, "etcd0", "10.0.0.1", &secure, &[]);
         let expected = r#"listen-peer-urls: https://10.0.0.1:2380
 listen-client-urls: https://10.0.0.1:2379,https://127.0.0.1:2379
 initial-advertise-peer-urls: https://10.0.0.1:2380
@@ -577,7 +658,7 @@ initial-cluster: etcd0=https://10.0.0.1:2380
         assert_eq!(local_url(&got).as_deref(), Some("https://127.0.0.1:2379"));
         assert_eq!(client_port(&got), Some(2379));
         assert_eq!(initial_cluster_of(&got), Some(secure));
-        let plain = etcd_config(&CharmConfig::default(), "etcd0", "10.0.0.1", &init(), &[]);
+        let plain = rendered(&CharmConfig::default());
         assert!(!tls_of(&plain));
         assert!(!plain.contains("transport-security"));
         assert_eq!(local_url(&plain).as_deref(), Some("http://127.0.0.1:2379"));
@@ -659,7 +740,7 @@ initial-cluster: etcd0=https://10.0.0.1:2380
             "http://10.0.0.1:2380".to_string(),
             "http://10.0.0.9:2380".to_string(),
         ];
-        let got = etcd_config(&cfg, "etcd0", "10.0.0.1", &init(), &old);
+        let got = etcd_config(&cfg, V, "etcd0", "10.0.0.1", &init(), &old);
         assert!(got.contains("listen-peer-urls: http://10.0.0.1:2480,http://10.0.0.1:2380\n"));
         assert!(got.contains("initial-advertise-peer-urls: http://10.0.0.1:2480\n"));
     }
@@ -674,7 +755,7 @@ initial-cluster: etcd0=https://10.0.0.1:2380
                 ..CharmConfig::default()
             };
             let old = ["http://10.0.0.1:2380".to_string()];
-            let got = etcd_config(&cfg, "etcd0", "10.0.0.1", &init(), &old);
+            let got = etcd_config(&cfg, V, "etcd0", "10.0.0.1", &init(), &old);
             let want = if all { "0.0.0.0" } else { "10.0.0.1" };
             assert!(
                 got.contains(&format!("listen-peer-urls: https://{want}:2380\n")),
@@ -695,7 +776,7 @@ initial-cluster: etcd0=https://10.0.0.1:2380
             port: 4001,
             ..CharmConfig::default()
         };
-        let got = etcd_config(&cfg, "etcd0", "10.0.0.1", &init(), &[]);
+        let got = rendered(&cfg);
         assert_eq!(client_port(&got), Some(4001));
         let parsed = EtcdConfig::parse(&got).unwrap();
         assert_eq!(parsed.log_level, "info");
@@ -708,7 +789,7 @@ initial-cluster: etcd0=https://10.0.0.1:2380
                 "http://10.0.0.1:4001".to_string()
             ))
         );
-        let v6 = etcd_config(&cfg, "etcd0", "fd00::1", &init(), &[]);
+        let v6 = etcd_config(&cfg, V, "etcd0", "fd00::1", &init(), &[]);
         assert_eq!(client_port(&v6), Some(4001));
     }
 
@@ -725,7 +806,69 @@ initial-cluster: etcd0=https://10.0.0.1:2380
             log_level: "debug".into(),
             ..CharmConfig::default()
         };
-        let c = etcd_config(&debug, "etcd0", "10.0.0.1", &init(), &[]);
+        let c = rendered(&debug);
         assert_ne!(f, restart_fingerprint(&c, &unit, "3.4.23"));
+    }
+
+    #[test]
+    fn v2_api_is_rendered_on_3_4_and_3_5_only() {
+        let cfg = CharmConfig {
+            enable_v2: true,
+            ..CharmConfig::default()
+        };
+        let render = rendered_on;
+        for v in ["3.4.23", "3.5.21"] {
+            assert!(render(&cfg, v).contains("\nenable-v2: true\n"), "{v}");
+            // Off: not written at all, as before the option existed.
+            let off = render(&CharmConfig::default(), v);
+            assert!(!off.contains("enable-v2"), "{v}: {off}");
+        }
+        assert!(!render(&cfg, "3.6.5").contains("enable-v2"));
+    }
+
+    #[test]
+    fn corruption_checks_per_version() {
+        let render = |v| rendered_on(&CharmConfig::default(), v);
+        let keys = |text: &str| -> Vec<String> {
+            let lines = text.lines().filter(|l| {
+                l.contains("corrupt") || l.contains("hash-check") || l.starts_with("feature-gates")
+            });
+            lines.map(String::from).collect()
+        };
+        let four_hours = "14400000000000";
+        assert_eq!(
+            keys(&render("3.4.23")),
+            [
+                "experimental-initial-corrupt-check: true".to_string(),
+                format!("experimental-corrupt-check-time: {four_hours}"),
+            ]
+        );
+        // The compact-hash check exists from 3.5.5.
+        assert_eq!(keys(&render("3.5.1")), keys(&render("3.4.23")));
+        assert_eq!(
+            keys(&render("3.5.21")),
+            [
+                "experimental-initial-corrupt-check: true".to_string(),
+                format!("experimental-corrupt-check-time: {four_hours}"),
+                "experimental-compact-hash-check-enabled: true".to_string(),
+            ]
+        );
+        // 3.6: feature gates and the new name, never the experimental ones beside them.
+        let v36 = render("3.6.5");
+        assert_eq!(
+            keys(&v36),
+            [
+                "feature-gates: InitialCorruptCheck=true,CompactHashCheck=true".to_string(),
+                format!("corrupt-check-time: {four_hours}"),
+            ]
+        );
+        assert!(!v36.contains("experimental-"), "{v36}");
+        // Read back as written, and a change of version is a change etcd reads.
+        assert_eq!(
+            EtcdConfig::parse(&v36).map(|c| c.render()),
+            Some(v36.clone())
+        );
+        assert_ne!(runtime_part(&v36), runtime_part(&render("3.5.21")));
+        assert!(keys(&render("unknown")).is_empty());
     }
 }

@@ -1,11 +1,94 @@
 /*!
 Every workload status the charm sets, with its fixed, actionable text.
 
-`blocked` messages say what the operator must do; `waiting` messages say for what.
+`blocked` messages say what the operator must do; `waiting` messages say for what. A command
+suggested names the application as [`APP`]; [`Status::message_for`] puts in the real one.
 */
 
 use crate::core::config::ConfigError;
 use crate::core::version::Refusal;
+
+/// Where a suggested command names the application, until [`Status::message_for`].
+pub const APP: &str = "<app>";
+
+/// Backend usage, in percent of the quota, above which the status says so.
+pub const USAGE_WARNING: u64 = 80;
+
+/// The cluster as the status round found it, for an `active` status.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Health {
+    /// Started voting members.
+    pub voters: usize,
+    /// Voting members that did not answer, as `etcd0 (etcd/0)`.
+    pub silent: Vec<String>,
+    /// Learners (non-voting members), as `etcd3 (etcd/3)`.
+    pub learners: Vec<String>,
+    /// Active alarms: the alarm (`NOSPACE`, `CORRUPT`) and where (a member, or `cluster`).
+    pub alarms: Vec<(String, String)>,
+    /// Members whose backend uses more than [`USAGE_WARNING`] % of the quota, with the percent.
+    pub full: Vec<(String, u64)>,
+}
+
+impl Health {
+    /// `voters` voting members, all healthy, nothing to report.
+    pub fn healthy(voters: usize) -> Health {
+        Health {
+            voters,
+            ..Health::default()
+        }
+    }
+
+    fn message(&self) -> String {
+        let plural = |n: usize| if n == 1 { "" } else { "s" };
+        let n = self.voters;
+        let mut m = match self.silent.len() {
+            0 => format!("{n} member{} healthy", plural(n)),
+            k => format!(
+                "{} of {n} members healthy: {} {} not answer",
+                n.saturating_sub(k),
+                self.silent.join(", "),
+                if k == 1 { "does" } else { "do" }
+            ),
+        };
+        for (alarm, on) in &self.alarms {
+            m.push_str(&format!("; alarm {alarm} on {on}: {}", alarm_advice(alarm)));
+        }
+        let nospace = self.alarms.iter().any(|(a, _)| a == "NOSPACE");
+        for (who, percent) in &self.full {
+            m.push_str(&format!("; {who} uses {percent}% of the backend quota"));
+            if !nospace {
+                m.push_str(&format!(
+                    ": run `juju run {APP}/leader compact` then `juju run {APP}/leader defrag all=true`, or raise quota_backend_bytes"
+                ));
+            }
+        }
+        if !self.learners.is_empty() {
+            let k = self.learners.len();
+            m.push_str(&format!(
+                "; learner{} {} not yet promoted",
+                plural(k),
+                self.learners.join(", ")
+            ));
+        }
+        if n % 2 == 0 {
+            m.push_str("; an odd number of units is recommended");
+        }
+        m
+    }
+}
+
+/// What to do about an active alarm.
+fn alarm_advice(alarm: &str) -> String {
+    match alarm {
+        "NOSPACE" => format!(
+            "writes refused, the backend quota is full: run `juju run {APP}/leader compact`, `juju run {APP}/leader defrag all=true`, then `juju run {APP}/leader alarm-disarm`"
+        ),
+        "CORRUPT" => format!(
+            "writes refused, members' data differ: rebuild the corrupt member as the README's \"Data corruption\" says, then `juju run {APP}/leader alarm-disarm alarm=corrupt`"
+        ),
+        _ => format!("see `juju run {APP}/leader alarm-list`"),
+    }
+}
 
 /// Where a unit stands while the cluster switches to or off TLS.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,11 +106,8 @@ pub enum SwitchStep {
 /// A workload status of this unit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Status {
-    /// This unit's member is a healthy voting member; `peers` other voting members are started.
-    Active {
-        /// Number of other started voting members.
-        peers: usize,
-    },
+    /// This unit's member is a healthy voting member; how the cluster's members answered.
+    Active(Health),
     /// etcd is being installed.
     Installing,
     /// The Juju leader is starting a new one-member cluster.
@@ -105,7 +185,8 @@ impl Status {
     pub fn state(&self) -> &'static str {
         use Status::*;
         match self {
-            Active { .. } => "active",
+            Active(h) if !h.alarms.is_empty() => "blocked",
+            Active(_) => "active",
             SwitchingTls {
                 step: SwitchStep::ThisUnit,
                 ..
@@ -127,18 +208,16 @@ impl Status {
         }
     }
 
-    /// The status message.
+    /// The status message, its commands naming application `app`.
+    pub fn message_for(&self, app: &str) -> String {
+        self.message().replace(APP, app)
+    }
+
+    /// The status message, its commands naming the application as [`APP`].
     pub fn message(&self) -> String {
         use Status::*;
         match self {
-            Active { peers } => {
-                let plural = if *peers == 1 { "" } else { "s" };
-                let mut m = format!("Healthy with {peers} peer{plural}");
-                if (peers + 1) % 2 == 0 {
-                    m.push_str("; an odd number of units is recommended");
-                }
-                m
-            }
+            Active(health) => health.message(),
             Installing => "installing etcd".into(),
             Bootstrapping => "bootstrapping a new etcd cluster".into(),
             Starting => "starting etcd".into(),
@@ -190,7 +269,7 @@ impl Status {
             }
             WaitTlsCa => "waiting for the leader to create the cluster's TLS certificate authority".into(),
             NoResource(why) => format!(
-                "cannot install etcd ({why}): attach the etcd resource with `juju attach-resource <app> etcd=./etcd.tar.gz`"
+                "cannot install etcd ({why}): attach the etcd resource with `juju attach-resource {APP} etcd=./etcd.tar.gz`"
             ),
             ResourceRefused(r) => refusal_message(r),
             CannotLeave(why) => format!(
@@ -220,6 +299,9 @@ fn refusal_message(r: &Refusal) -> String {
         } => format!(
             "etcd resource {offered} refused: it skips a minor version from {current} (etcd upgrades one minor version at a time); nothing changed: attach etcd {next} first {ATTACH}"
         ),
+        Refusal::TooOld { found, source } => format!(
+            "etcd {found} from {source} refused: the charm needs etcd 3.4 or later (Ubuntu 20.04 ships 3.2, 22.04 ships 3.3); nothing installed or started: attach etcd 3.5.x {ATTACH}"
+        ),
         Refusal::NotEtcd {
             why,
             current,
@@ -236,18 +318,36 @@ mod tests {
 
     #[test]
     fn active_notes_even_clusters() {
+        let m = |h: Health| Status::Active(h).message_for("db");
+        assert_eq!(m(Health::healthy(1)), "1 member healthy");
         assert_eq!(
-            Status::Active { peers: 0 }.message(),
-            "Healthy with 0 peers"
+            m(Health::healthy(2)),
+            "2 members healthy; an odd number of units is recommended"
         );
+        assert_eq!(m(Health::healthy(3)), "3 members healthy");
+        let one_down = Health {
+            silent: vec!["etcd0 (etcd/0)".into()],
+            ..Health::healthy(3)
+        };
         assert_eq!(
-            Status::Active { peers: 1 }.message(),
-            "Healthy with 1 peer; an odd number of units is recommended"
+            m(one_down),
+            "2 of 3 members healthy: etcd0 (etcd/0) does not answer"
         );
-        assert_eq!(
-            Status::Active { peers: 2 }.message(),
-            "Healthy with 2 peers"
+        let corrupt = Status::Active(Health {
+            alarms: vec![("CORRUPT".into(), "cluster".into())],
+            ..Health::healthy(3)
+        });
+        assert_eq!(corrupt.state(), "blocked");
+        let text = corrupt.message_for("db");
+        assert!(
+            text.contains("alarm CORRUPT on cluster: writes refused"),
+            "{text}"
         );
+        assert!(
+            text.contains("`juju run db/leader alarm-disarm alarm=corrupt`"),
+            "{text}"
+        );
+        assert!(!text.contains(APP), "{text}");
         assert_eq!(Status::NoLeadership.state(), "blocked");
         let wait = Status::WaitRestart {
             behind: Some("etcd/1".into()),
@@ -269,6 +369,17 @@ mod tests {
             "etcd resource 3.4.23 refused: a downgrade from 3.5.1, which etcd does not support; \
              nothing changed: attach etcd 3.5.x or 3.6.x with `juju attach-resource <app> \
              etcd=./etcd-vX.Y.Z-linux-amd64.tar.gz`"
+        );
+        let old = Status::ResourceRefused(Refusal::TooOld {
+            found: "3.3.25".into(),
+            source: "the etcd resource".into(),
+        });
+        assert_eq!(old.state(), "blocked");
+        assert_eq!(
+            old.message_for("etcd"),
+            "etcd 3.3.25 from the etcd resource refused: the charm needs etcd 3.4 or later \
+             (Ubuntu 20.04 ships 3.2, 22.04 ships 3.3); nothing installed or started: attach etcd \
+             3.5.x with `juju attach-resource etcd etcd=./etcd-vX.Y.Z-linux-amd64.tar.gz`"
         );
         let switching = Status::SwitchingTls {
             tls: true,

@@ -68,6 +68,13 @@ pub enum Refusal {
         /// The minor series to attach first (`3.5.x`).
         next: String,
     },
+    /// Its version is below [`MINIMUM`]: nothing was installed.
+    TooOld {
+        /// The version found.
+        found: String,
+        /// Where: `the etcd resource` or `the etcd-server package`.
+        source: String,
+    },
     /// It is not an etcd release (no `etcd`/`etcdctl`, or they do not run).
     NotEtcd {
         /// What is wrong with it.
@@ -77,6 +84,25 @@ pub enum Refusal {
         /// The minor series that may be attached instead.
         attach: String,
     },
+}
+
+/// The oldest etcd the charm runs: 3.4 brought learners (the charm adds every member as one)
+/// and reads `enable-grpc-gateway` from its config file.
+pub const MINIMUM: Version = Version {
+    major: 3,
+    minor: 4,
+    patch: 0,
+};
+
+/// Refuses an etcd below [`MINIMUM`], found in `source` (the resource or a package).
+pub fn check_supported(found: Version, source: &str) -> Result<(), Refusal> {
+    match found < MINIMUM {
+        true => Err(Refusal::TooOld {
+            found: found.to_string(),
+            source: source.to_string(),
+        }),
+        false => Ok(()),
+    }
 }
 
 /// Is `to` an allowed successor of `from`? The same minor version (any patch, up or down) or the
@@ -201,6 +227,20 @@ mod tests {
             check_upgrade(v("3.0.0"), v("2.3.8")),
             Err(Refusal::Downgrade { .. })
         ));
+    }
+
+    #[test]
+    fn below_3_4_is_refused() {
+        assert_eq!(
+            check_supported(v("3.3.25"), "the etcd resource"),
+            Err(Refusal::TooOld {
+                found: "3.3.25".into(),
+                source: "the etcd resource".into()
+            })
+        );
+        assert!(check_supported(v("3.2.26"), "the etcd-server package").is_err());
+        assert_eq!(check_supported(v("3.4.0"), "the etcd resource"), Ok(()));
+        assert_eq!(check_supported(v("3.6.5"), "the etcd resource"), Ok(()));
     }
 
     #[test]

@@ -149,6 +149,44 @@ fn client_tls() -> Result<TlsOptions, String> {
     Ok(TlsOptions::new().ca_certificate(ca).identity(identity))
 }
 
+/// A call in flight, for [`join_all`].
+type Pending<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + 'a>>;
+
+/// Runs every call at once on the current-thread runtime; their results in order.
+async fn join_all<T>(mut calls: Vec<Pending<'_, T>>) -> Vec<T> {
+    let mut done: Vec<Option<T>> = calls.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (call, out) in calls.iter_mut().zip(done.iter_mut()) {
+            if out.is_none() {
+                match call.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *out = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        match pending {
+            true => std::task::Poll::Pending,
+            false => std::task::Poll::Ready(()),
+        }
+    })
+    .await;
+    done.into_iter().flatten().collect()
+}
+
+fn member_status(s: &etcd_client::StatusResponse) -> MemberStatus {
+    MemberStatus {
+        member_id: s.header().map_or(0, |h| h.member_id()),
+        leader: s.leader(),
+        raft_term: s.raft_term(),
+        raft_index: s.raft_index(),
+        db_size: s.db_size(),
+        version: s.version().to_string(),
+        is_learner: s.is_learner(),
+        errors: s.errors().to_vec(),
+    }
+}
+
 fn member(m: &etcd_client::Member) -> Member {
     Member {
         id: m.id(),
@@ -169,18 +207,45 @@ fn with_id(e: EtcdError, id: u64) -> EtcdError {
 impl Etcd for EtcdApi {
     fn status(&self, endpoint: &str) -> Result<MemberStatus, EtcdError> {
         self.on_any("status", &[endpoint.to_string()], |mut c| async move {
-            let s = c.status().await?;
-            Ok(MemberStatus {
-                member_id: s.header().map_or(0, |h| h.member_id()),
-                leader: s.leader(),
-                raft_term: s.raft_term(),
-                raft_index: s.raft_index(),
-                db_size: s.db_size(),
-                version: s.version().to_string(),
-                is_learner: s.is_learner(),
-                errors: s.errors().to_vec(),
-            })
+            Ok(member_status(&c.status().await?))
         })
+    }
+
+    fn statuses(&self, endpoints: &[String]) -> Vec<Result<MemberStatus, EtcdError>> {
+        let plain = ConnectOptions::new()
+            .with_connect_timeout(CONNECT_TIMEOUT)
+            .with_timeout(CALL_TIMEOUT);
+        let https = endpoints.iter().any(|e| e.starts_with("https://"));
+        let tls = https.then(client_tls);
+        let unreachable = |ep: &str, detail: String| EtcdError::Unreachable {
+            op: "status".into(),
+            endpoints: ep.to_string(),
+            detail,
+        };
+        let calls = endpoints.iter().map(|ep| {
+            let opts = match (ep.starts_with("https://"), &tls) {
+                (true, Some(Err(e))) => Err(unreachable(ep, e.clone())),
+                (true, Some(Ok(t))) => Ok(plain.clone().with_tls(t.clone())),
+                _ => Ok(plain.clone()),
+            };
+            let call = async move {
+                let opts = opts?;
+                let call = async {
+                    let mut c = Client::connect([ep.as_str()], Some(opts)).await?;
+                    Ok(member_status(&c.status().await?))
+                };
+                let deadline = CALL_TIMEOUT + Duration::from_secs(1);
+                match tokio::time::timeout(deadline, call).await {
+                    Ok(r) => r.map_err(|e| match classify("status", e) {
+                        EtcdError::Unreachable { detail, .. } => unreachable(ep, detail),
+                        other => other,
+                    }),
+                    Err(_) => Err(unreachable(ep, "timed out".into())),
+                }
+            };
+            Box::pin(call) as Pending<'_, Result<MemberStatus, EtcdError>>
+        });
+        self.rt.block_on(join_all(calls.collect()))
     }
 
     fn member_list(&self, endpoints: &[String]) -> Result<Vec<Member>, EtcdError> {

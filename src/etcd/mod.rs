@@ -97,6 +97,11 @@ pub enum EtcdError {
 pub trait Etcd {
     /// Status of the member at one client endpoint.
     fn status(&self, endpoint: &str) -> Result<MemberStatus, EtcdError>;
+    /// The status of the member at each of `endpoints`, in order, asked all at once (one round,
+    /// each bounded like [`Etcd::status`]).
+    fn statuses(&self, endpoints: &[String]) -> Vec<Result<MemberStatus, EtcdError>> {
+        endpoints.iter().map(|ep| self.status(ep)).collect()
+    }
     /// Member list from the first voting member of `endpoints` that answers.
     fn member_list(&self, endpoints: &[String]) -> Result<Vec<Member>, EtcdError>;
     /// Adds a learner with this peer URL; returns its id and the new member list.

@@ -113,7 +113,10 @@ fn from_resource(tarball: &str, known: &[&str]) -> FromResource {
         Ok((dir, version)) => {
             let checked = Version::parse(&version)
                 .ok_or_else(|| format!("unexpected etcd version {version:?}"))
-                .map(|v| version::check_against(known, v));
+                .map(|v| {
+                    version::check_supported(v, "the etcd resource")
+                        .and_then(|()| version::check_against(known, v))
+                });
             match checked {
                 Err(why) => FromResource::Unusable(why),
                 Ok(Err(refusal)) => FromResource::Refused(refusal),
@@ -128,8 +131,34 @@ fn from_resource(tarball: &str, known: &[&str]) -> FromResource {
     result
 }
 
-/// Installs Debian's packages and stops the service they start (the charm runs its own).
-fn from_packages() -> Result<String, String> {
+/// The upstream part of a Debian version: `3.3.25` of `1:3.3.25+dfsg-7ubuntu0.22.04.2`.
+pub fn upstream_version(deb: &str) -> Option<Version> {
+    let deb = deb.trim();
+    let deb = deb.split_once(':').map_or(deb, |(_, v)| v);
+    Version::parse(deb.split(['+', '~', '-']).next()?)
+}
+
+/// Why the packages were not installed.
+enum PackageError {
+    /// The archive's etcd is below 3.4: nothing installed.
+    Refused(Refusal),
+    /// apt failed.
+    Failed(String),
+}
+
+/// `Candidate:` of `apt-cache policy` output, if there is one.
+fn candidate(policy: &str) -> Option<String> {
+    let line = policy
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Candidate:"));
+    line.map(str::trim)
+        .filter(|v| !v.is_empty() && *v != "(none)")
+        .map(String::from)
+}
+
+/// Installs Debian's packages, once the archive's etcd is known to be 3.4 or later (asked
+/// before anything is installed), and stops the service they start (the charm runs its own).
+fn from_packages() -> Result<String, PackageError> {
     // Bounded: without a network, apt must fail in seconds, not hang the hook.
     let apt = |args: &[&str]| {
         let opts = [
@@ -141,8 +170,23 @@ fn from_packages() -> Result<String, String> {
             "Acquire::http::Timeout=15",
         ];
         let all: Vec<&str> = opts.iter().chain(args).copied().collect();
-        host::run("timeout", &all).map_err(|e| e.to_string())
+        host::run("timeout", &all).map_err(|e| PackageError::Failed(e.to_string()))
     };
+    let policy = || {
+        let out = host::run("apt-cache", &["policy", "etcd-server"]);
+        out.ok().as_deref().and_then(candidate)
+    };
+    let offered = match policy() {
+        Some(v) => v,
+        None => {
+            apt(&["update"])?;
+            let none = || PackageError::Failed("no etcd-server package in the archive".into());
+            policy().ok_or_else(none)?
+        }
+    };
+    if let Some(v) = upstream_version(&offered) {
+        version::check_supported(v, "the etcd-server package").map_err(PackageError::Refused)?;
+    }
     let install = [
         "install",
         "-y",
@@ -150,10 +194,10 @@ fn from_packages() -> Result<String, String> {
         "etcd-server",
         "etcd-client",
     ];
-    apt(&install).or_else(|_| apt(&["update"]).and_then(|_| apt(&install)))?;
+    apt(&install)?;
     // The package starts its own single-member etcd on localhost: stop it for good.
     let _ = host::systemctl(&["disable", "--now", "etcd.service"]);
-    binary_version("/usr/bin/etcd").map_err(|e| e.to_string())
+    binary_version("/usr/bin/etcd").map_err(|e| PackageError::Failed(e.to_string()))
 }
 
 /// Points `link` at `target`, replacing what is there.
@@ -225,8 +269,10 @@ pub fn install(
                 Level::Warning,
                 &format!("etcd resource not usable ({resource}): trying the etcd-server package"),
             );
-            let v =
-                from_packages().map_err(|package| InstallError::NoSource { resource, package })?;
+            let v = from_packages().map_err(|e| match e {
+                PackageError::Refused(r) => InstallError::Refused(r),
+                PackageError::Failed(package) => InstallError::NoSource { resource, package },
+            })?;
             (v, "/usr/bin".to_string())
         }
     };
@@ -262,6 +308,18 @@ mod tests {
         let out = "etcd Version: 3.4.23\nGit SHA: Not provided\nGo Version: go1.19.8\n";
         assert_eq!(parse_version(out).as_deref(), Some("3.4.23"));
         assert_eq!(parse_version("garbage"), None);
+    }
+
+    #[test]
+    fn package_versions() {
+        let v = |s| upstream_version(s).map(|v| v.to_string());
+        assert_eq!(v("3.3.25+dfsg-7ubuntu0.22.04.2").as_deref(), Some("3.3.25"));
+        assert_eq!(v("3.2.26+dfsg-6ubuntu0.2").as_deref(), Some("3.2.26"));
+        assert_eq!(v("1:3.4.30-1build1").as_deref(), Some("3.4.30"));
+        assert_eq!(v("garbage"), None);
+        let policy = "etcd-server:\n  Installed: (none)\n  Candidate: 3.3.25+dfsg-7\n";
+        assert_eq!(candidate(policy).as_deref(), Some("3.3.25+dfsg-7"));
+        assert_eq!(candidate("etcd-server:\n  Candidate: (none)\n"), None);
     }
 
     #[test]

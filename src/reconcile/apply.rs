@@ -215,7 +215,7 @@ impl Run<'_> {
             }
             Err(InstallError::Refused(refusal)) => {
                 let status = Status::ResourceRefused(refusal.clone());
-                juju.log(Level::Warning, &status.message());
+                juju.log(Level::Warning, &status.message_for(o.app()));
                 state::record_refusal(self.machine, Some(&refusal))?;
                 Ok(Installed::Refused(status))
             }
@@ -502,7 +502,7 @@ impl Run<'_> {
             }
             Err(e @ EtcdError::NotYet { .. }) => {
                 let status = Status::CannotLeave(e.to_string());
-                set_status(juju, self.machine, &status)?;
+                set_status(juju, self.machine, &status, o.app())?;
                 Err(ApplyError::CannotLeave(e))
             }
             Err(e) => {

@@ -57,7 +57,7 @@ pub fn reconcile(
             break;
         }
     }
-    set_status(juju, machine, &status)?;
+    set_status(juju, machine, &status, ctx.app_name())?;
     Ok(())
 }
 
@@ -67,13 +67,15 @@ pub(crate) fn set_status(
     juju: &dyn Juju,
     machine: &dyn Machine,
     status: &Status,
+    app: &str,
 ) -> Result<(), JujuError> {
-    let line = format!("{}\n{}", status.state(), status.message());
+    let message = status.message_for(app);
+    let line = format!("{}\n{message}", status.state());
     if state::last_status(machine).as_deref() == Some(line.as_str()) {
         return Ok(());
     }
     state::forget_status(machine);
-    juju.status_set(status.state(), &status.message())?;
+    juju.status_set(status.state(), &message)?;
     state::record_status(machine, &line);
     Ok(())
 }

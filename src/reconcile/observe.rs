@@ -5,16 +5,17 @@ relation, client relations, what is installed and rendered on the machine, and e
 
 The common path (`update-status` on a healthy member) is kept cheap: etcd is asked first and
 `systemctl` only when it does not answer; a follower whose member votes and knows its Raft leader
-does not read its peers' data (nothing it decides depends on it); the local member's status and
-the member list are the only etcd calls.
+does not read its peers' data (nothing it decides depends on it); the etcd calls are the local
+member's status, the member list, then one round of status calls to the other started members,
+all at once and each bounded (the status names who does not answer), and the alarm list.
 */
 
 use crate::core::config::CharmConfig;
 use crate::core::observed::{
-    keys, peer_keys, ClientRelation, LeaderData, Leadership, Local, Observed, Peer,
+    keys, peer_keys, ClientRelation, ClusterView, LeaderData, Leadership, Local, Observed, Peer,
 };
 use crate::core::render;
-use crate::etcd::Etcd;
+use crate::etcd::{Etcd, Member, MemberStatus};
 use crate::juju::context::{member_name, Hook, JujuContext, PEER_ENDPOINT};
 use crate::juju::{Juju, JujuError, Level, Settings};
 use crate::machine::{state, Machine};
@@ -68,6 +69,27 @@ fn peer(juju: &dyn Juju, rel: &str, unit: &str) -> Peer {
             .filter(|v| !v.is_empty())
             .cloned(),
     }
+}
+
+/// One round of status calls, all at once, to every started member but the local one (whose
+/// answer is `local`), and the active alarms: what the status tells.
+fn status_round(
+    etcd: &dyn Etcd,
+    members: &[Member],
+    local: Option<&MemberStatus>,
+    endpoints: &[String],
+) -> ClusterView {
+    let local_id = local.map(|s| s.member_id);
+    let others = members
+        .iter()
+        .filter(|m| m.started() && Some(m.id) != local_id);
+    let urls: Vec<String> = others
+        .filter_map(|m| m.client_urls.first().cloned())
+        .collect();
+    let mut answers: Vec<MemberStatus> = local.cloned().into_iter().collect();
+    answers.extend(etcd.statuses(&urls).into_iter().flatten());
+    let alarms = etcd.alarms(endpoints).unwrap_or_default();
+    ClusterView { answers, alarms }
 }
 
 /// Reads every fact for one pass. Only real failures of Juju's tools are errors.
@@ -155,6 +177,10 @@ pub fn observe(
             .ok(),
         false => None,
     };
+    let cluster = match &members {
+        Some(members) => status_round(etcd, members, status.as_ref(), &endpoints),
+        None => ClusterView::default(),
+    };
     let local = Local {
         version,
         etcdctl: state::real_etcdctl(machine),
@@ -186,6 +212,7 @@ pub fn observe(
         local,
         endpoints,
         members,
+        cluster,
         fresh_token: machine.random_token(),
     })
 }

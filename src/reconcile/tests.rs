@@ -10,7 +10,7 @@ use crate::core::effect::{Effect, Plan};
 use crate::core::observed::{keys, Leadership, Observed};
 use crate::core::plan::plan;
 use crate::core::render::{self, ClusterState, InitialCluster};
-use crate::core::status::Status;
+use crate::core::status::{Health, Status};
 use crate::fakes::{FakeEtcd, FakeJuju, FakeMachine};
 use crate::juju::context::Hook;
 use crate::juju::Settings;
@@ -34,7 +34,7 @@ fn member_machine() -> FakeMachine {
         token: "t0k".into(),
     };
     let cfg = CharmConfig::default();
-    let config = render::etcd_config(&cfg, "etcd0", "10.0.0.1", &init, &[]);
+    let config = render::etcd_config(&cfg, "3.4.23", "etcd0", "10.0.0.1", &init, &[]);
     m.put(paths::CONFIG_FILE, &config);
     m.put(paths::UNIT_FILE, &render::systemd_unit());
     m.put(paths::ETCDCTL_ENV, &render::etcdctl_env(false, 2379));
@@ -115,7 +115,7 @@ fn observe_reads_the_machine_and_the_local_member() {
     assert_eq!(o.peers.len(), 2, "the leader reads its peers");
     // Published once, then a settled member plans nothing.
     let o = settle(&j, &etcd, &m);
-    assert_eq!(plan(&o).status, Status::Active { peers: 2 });
+    assert_eq!(plan(&o).status, Status::Active(Health::healthy(3)));
 }
 
 #[test]
@@ -431,4 +431,30 @@ fn a_failure_is_printed_once_with_its_cause() {
         shown,
         "cannot install etcd: cannot write /opt/etcd/bin/etcd: permission denied"
     );
+}
+
+#[test]
+fn update_status_asks_every_member_and_names_the_dead_one() {
+    let (j, etcd, m) = (juju("etcd/0"), FakeEtcd::healthy(3), member_machine());
+    settle(&j, &etcd, &m);
+    etcd.kill(2);
+    let o = observed(&j, &etcd, &m);
+    let answered: Vec<u64> = o.cluster.answers.iter().map(|s| s.member_id).collect();
+    assert_eq!(
+        answered,
+        [1, 2],
+        "the local member and etcd1 answer, etcd2 does not"
+    );
+    reconcile(&j.ctx(), &hook(), &j, &etcd, &m).unwrap();
+    let last = j.statuses.borrow().last().cloned();
+    assert_eq!(
+        last.as_deref(),
+        Some("active 2 of 3 members healthy: etcd2 (etcd/2) does not answer")
+    );
+    // Its alarm shows too, and blocks.
+    etcd.alarms.borrow_mut().push((2, "NOSPACE".into()));
+    reconcile(&j.ctx(), &hook(), &j, &etcd, &m).unwrap();
+    let last = j.statuses.borrow().last().cloned().unwrap_or_default();
+    assert!(last.starts_with("blocked 2 of 3 members healthy: etcd2 (etcd/2) does not answer; alarm NOSPACE on etcd1 (etcd/1)"), "{last}");
+    assert!(last.contains("`juju run etcd/leader compact`"), "{last}");
 }

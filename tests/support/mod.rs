@@ -210,6 +210,33 @@ pub fn restarted_one_at_a_time(sb: &Sandbox, units: &[String]) -> Vec<(String, R
     after
 }
 
+/// A resource tarball whose `etcd --version` says `version` (shell scripts, not etcd), made in
+/// the sandbox's home.
+pub fn fake_etcd_resource(sb: &Sandbox, version: &str) -> PathBuf {
+    let dir = sb.home.join(format!("fake-etcd-{version}"));
+    std::fs::create_dir_all(&dir).expect("fake resource dir");
+    let etcd = format!("#!/bin/sh\necho 'etcd Version: {version}'\necho 'Git SHA: fake'\n");
+    let etcdctl =
+        format!("#!/bin/sh\necho 'etcdctl version: {version}'\necho 'API version: 3.3'\n");
+    for (name, text) in [("etcd", etcd), ("etcdctl", etcdctl)] {
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("fake binary");
+        let mode = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+        std::fs::set_permissions(&path, mode).expect("chmod");
+    }
+    let tarball = sb.home.join(format!("etcd-{version}.tar.gz"));
+    let status = std::process::Command::new("tar")
+        .arg("-czf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&dir)
+        .args(["etcd", "etcdctl"])
+        .status()
+        .expect("tar");
+    assert!(status.success(), "tar of the fake resource");
+    tarball
+}
+
 /// Copies a host file to `dest` on a unit's machine (mode 0755), through `sandbox ssh` with the
 /// file as standard input.
 pub fn copy_executable(sb: &Sandbox, unit: &str, src: &std::path::Path, dest: &str) {
