@@ -264,11 +264,20 @@ impl Machine {
         let deadline = Instant::now() + timeout;
         loop {
             if self.pid1().is_none() {
+                let tail = host::tail(&self.console_log(), 1500);
+                // systemd needs inotify instances of the host's; many machines at once (several
+                // sandboxes) exhaust the default of 128.
+                let hint = match tail.contains("Too many open files") {
+                    true => {
+                        "\nThe host ran out of inotify instances: raise them with \
+                             `sysctl -w fs.inotify.max_user_instances=1024`, or run fewer machines"
+                    }
+                    false => "",
+                };
                 bail!(
-                    "machine {} stopped while booting; its console log {} ends with:\n{}",
+                    "machine {} stopped while booting; its console log {} ends with:\n{tail}{hint}",
                     self.id,
                     self.console_log().display(),
-                    host::tail(&self.console_log(), 1500)
                 );
             }
             let left = deadline.saturating_duration_since(Instant::now());
