@@ -4,14 +4,7 @@
 #[path = "support/mod.rs"]
 mod support;
 use std::time::Duration;
-use support::{deploy_etcd, etcdctl, main_pid, sh, voting_members, workload, Sandbox};
-
-/// Names of the started voting members as a unit sees them.
-fn voters(sb: &Sandbox, unit: &str) -> Vec<String> {
-    let (code, out, err) = etcdctl(sb, unit, "member list");
-    assert_eq!(code, 0, "member list on {unit}: {err}");
-    voting_members(&out)
-}
+use support::{deploy_etcd, etcdctl, main_pid, sh, voters, workload, Sandbox};
 
 #[test]
 fn bootstrap_scale_out_and_in() {

@@ -6,15 +6,9 @@
 #[path = "support/mod.rs"]
 mod support;
 use std::time::Duration;
-use support::{deploy_etcd, etcdctl, voting_members, Sandbox};
+use support::{deploy_etcd, etcdctl, voters, Sandbox};
 
 const VERSION: &str = "2.9.44";
-
-fn voters(sb: &Sandbox, unit: &str) -> Vec<String> {
-    let (code, out, err) = etcdctl(sb, unit, "member list");
-    assert_eq!(code, 0, "member list on {unit}: {err}");
-    voting_members(&out)
-}
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()

@@ -79,6 +79,13 @@ pub fn voting_members(member_list: &str) -> Vec<String> {
     v
 }
 
+/// Names of the started voting members as `unit` sees them (`etcdctl member list`), sorted.
+pub fn voters(sb: &Sandbox, unit: &str) -> Vec<String> {
+    let (code, out, err) = etcdctl(sb, unit, "member list");
+    assert_eq!(code, 0, "member list on {unit}: {err}");
+    voting_members(&out)
+}
+
 /// A unit's workload status from `status`: (current, message).
 pub fn workload(sb: &Sandbox, unit: &str) -> (String, String) {
     let app = unit.split('/').next().unwrap();
