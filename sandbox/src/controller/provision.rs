@@ -188,7 +188,12 @@ pub fn install_unit_files(
         .iter()
         .map(|t| format!("ln -sf jujuc {t}"))
         .collect();
-    let script = format!("cd {tools} && {}", links.join(" && "));
+    // The machine's `juju-exec` (2.9: `juju-run`): the first unit's binary, as jujud is one.
+    let runner = format!("/usr/bin/{}", crate::tools::juju_exec::installed_name());
+    let script = format!(
+        "cd {tools} && {} && {{ [ -e {runner} ] || ln -s {tools}/jujuc {runner}; }}",
+        links.join(" && ")
+    );
     let out = handle.run(&["sh", "-c", &script], Duration::from_secs(30))?;
     anyhow::ensure!(
         out.status == 0,

@@ -108,9 +108,7 @@ fn dispatch(sh: &Arc<Shared>, st: &mut State, req: Request) -> Res {
             .ok_or_else(|| format!("task {id} not found")),
         Request::Exec { unit, command } => {
             unit_exists(st, &unit)?;
-            let id = new_task(st, &unit, "juju-exec", json!({ "command": command }));
-            push(st, &unit, Event::Exec { id });
-            Ok(json!({ "id": id }))
+            Ok(json!({ "id": queue_exec(st, &unit, &command) }))
         }
         Request::Status => Ok(json!(st.model)),
         Request::Resolved { unit, no_retry } => {
@@ -487,6 +485,13 @@ fn refresh(sh: &Arc<Shared>, st: &mut State, app: &str, path: &str) -> Res {
         }
     }
     Ok(json!({ "revision": rev }))
+}
+
+/// Queues `command` as an exec on `unit` (a `juju-exec` task); answers its task id.
+pub fn queue_exec(st: &mut State, unit: &str, command: &str) -> u64 {
+    let id = new_task(st, unit, "juju-exec", json!({ "command": command }));
+    push(st, unit, Event::Exec { id });
+    id
 }
 
 fn new_task(st: &mut State, unit: &str, action: &str, params: Value) -> u64 {

@@ -67,6 +67,7 @@ fn next_runnable(st: &State, unit: &str) -> Option<usize> {
     if u.queue.is_empty()
         || m.state != "started"
         || matches!(u.agent, Agent::Allocating | Agent::Lost)
+        || super::exec::machine_busy(st, unit)
     {
         return None;
     }
