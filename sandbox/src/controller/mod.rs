@@ -8,6 +8,7 @@
 //! action or exec running on that machine.
 
 pub mod charm;
+pub mod deployer;
 pub mod exec;
 pub mod goal_state;
 pub mod hookenv;

@@ -234,7 +234,10 @@ fn command_for(
         ("JUJU_MODEL_NAME".into(), model.name.clone()),
         ("JUJU_API_ADDRESSES".into(), "localhost:17070".into()),
         ("JUJU_MACHINE_ID".into(), u.machine.to_string()),
-        ("JUJU_PRINCIPAL_UNIT".into(), String::new()),
+        (
+            "JUJU_PRINCIPAL_UNIT".into(),
+            u.principal.clone().unwrap_or_default(),
+        ),
         ("JUJU_AVAILABILITY_ZONE".into(), String::new()),
         ("JUJU_VERSION".into(), model.agent_version.clone()),
         ("CLOUD_API_VERSION".into(), String::new()),
@@ -461,6 +464,7 @@ fn finish(sh: &Arc<Shared>, unit: &str, job: Job, out: anyhow::Result<crate::mac
             ctx.commit(&mut st.model);
         }
         lifecycle::hook_done(&mut st.model, unit, &job.ev);
+        super::deployer::deploy_new(sh, &mut st);
         if job.ev == Event::Remove {
             sh.log_line(&tag, "INFO", "unit removed");
             crate::secrets::forget_unit(&mut st.model.secrets, unit);
