@@ -24,6 +24,21 @@ fn ran(sb: &Sandbox, unit: &str) -> Vec<String> {
         .collect()
 }
 
+/// The last hooks a removed subordinate ran: it left the relation, then the model.
+fn assert_torn_down(sb: &Sandbox, sub: &str) {
+    let hooks = ran(sb, sub);
+    assert_eq!(
+        hooks[hooks.len().saturating_sub(4)..],
+        [
+            "host-relation-departed",
+            "host-relation-broken",
+            "stop",
+            "remove"
+        ],
+        "{sub}: {hooks:?}"
+    );
+}
+
 /// The subordinate unit of `principal` in `status`.
 fn sub_of(status: &Value, principal: &str) -> String {
     let subs = status["applications"]["probe"]["units"][principal]["subordinates"]
@@ -164,16 +179,7 @@ fn subordinates_live_and_die_with_their_principal() {
     let sub2 = sub_of(&sb.status(), "probe/2");
     sb.ok(&["remove-unit", "probe/2"]);
     sb.wait_active(4);
-    let hooks = ran(&sb, &sub2);
-    assert_eq!(
-        hooks[hooks.len() - 4..],
-        [
-            "host-relation-departed",
-            "host-relation-broken",
-            "stop",
-            "remove"
-        ]
-    );
+    assert_torn_down(&sb, &sub2);
     assert!(!sb.status()["applications"]["probe"]["units"]
         .as_object()
         .expect("units")
@@ -192,16 +198,7 @@ fn subordinates_live_and_die_with_their_principal() {
     });
     sb.wait_active(2);
     for (principal, sub) in ["probe/0", "probe/1"].iter().zip(&subs) {
-        let hooks = ran(&sb, sub);
-        assert_eq!(
-            hooks[hooks.len() - 4..],
-            [
-                "host-relation-departed",
-                "host-relation-broken",
-                "stop",
-                "remove"
-            ]
-        );
+        assert_torn_down(&sb, sub);
         let tag = format!("unit-{}", sub.replace('/', "-"));
         let (code, _, _) = sb.ssh(principal, &format!("test ! -e /var/lib/juju/agents/{tag}"));
         assert_eq!(code, 0);

@@ -9,7 +9,7 @@
 
 use super::args::{self, Flag, Kind, ParseError};
 use serde::{Deserialize, Serialize};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::net::UnixStream;
 
 /// What `juju-exec` asks the controller for (inside `{"juju-exec": …}`, see [`crate::api::Wire`]).
@@ -321,19 +321,13 @@ fn call(req: &ExecRequest) -> Result<super::ToolResponse, String> {
         crate::controller::MACHINE_RUN_DIR,
         crate::controller::TOOL_SOCKET
     );
-    let mut line = serde_json::to_string(&crate::api::Wire::JujuExec(req.clone()))
-        .map_err(|e| e.to_string())?;
-    line.push('\n');
-    let mut conn = UnixStream::connect(&address)
+    let conn = UnixStream::connect(&address)
         .map_err(|e| format!("dialing juju run socket: {address}: {e}"))?;
-    conn.write_all(line.as_bytes())
-        .map_err(|e| format!("cannot send the commands to the unit agent: {e}"))?;
-    let mut reply = String::new();
-    BufReader::new(conn)
-        .read_line(&mut reply)
-        .map_err(|e| format!("cannot read the unit agent's answer: {e}"))?;
-    serde_json::from_str(&reply)
-        .map_err(|e| format!("bad answer from the unit agent: {e}: {reply:?}"))
+    super::client::round_trip(
+        conn,
+        &crate::api::Wire::JujuExec(req.clone()),
+        "the commands",
+    )
 }
 
 #[cfg(test)]

@@ -98,6 +98,16 @@ fn departed(rel: i64, remote: &str, departing: &str) -> Event {
     }
 }
 
+/// What a subordinate runs as it goes: departed for `remote`, broken, stop, remove.
+fn teardown(rel: i64, remote: &str, departing: &str) -> Vec<Event> {
+    vec![
+        departed(rel, remote, departing),
+        Event::RelationBroken { rel },
+        Event::Stop,
+        Event::Remove,
+    ]
+}
+
 // state/relationunit.go `EnterScope`: a principal entering a container relation gets a unit of
 // the subordinate on its machine; the two see only each other.
 #[test]
@@ -142,15 +152,7 @@ fn a_subordinate_is_removed_with_its_principal() {
     let (mut m, rel) = model();
     super::super::remove_unit(&mut m, "etcd/1");
     let ran = drain(&mut m);
-    assert_eq!(
-        ran["agent/1"],
-        [
-            departed(rel, "etcd/1", "agent/1"),
-            Event::RelationBroken { rel },
-            Event::Stop,
-            Event::Remove
-        ]
-    );
+    assert_eq!(ran["agent/1"], teardown(rel, "etcd/1", "agent/1"));
     assert_eq!(
         ran["etcd/1"]
             .iter()
@@ -171,15 +173,7 @@ fn removing_the_relation_removes_the_subordinates() {
     let (mut m, rel) = model();
     remove_relation(&mut m, rel);
     let ran = drain(&mut m);
-    assert_eq!(
-        ran["agent/0"],
-        [
-            departed(rel, "etcd/0", "etcd/0"),
-            Event::RelationBroken { rel },
-            Event::Stop,
-            Event::Remove
-        ]
-    );
+    assert_eq!(ran["agent/0"], teardown(rel, "etcd/0", "etcd/0"));
     assert_eq!(m.units.keys().collect::<Vec<_>>(), ["etcd/0", "etcd/1"]);
     assert!(m.relations.is_empty());
 }
