@@ -63,6 +63,32 @@ fn juju_exec_runs_in_the_units_hook_context() {
         "ERROR unit \"probe/1\" not found on this machine\n".repeat(2)
     );
 
+    // worker/uniter/runner/context/contextfactory.go `inferRemoteUnit`: `-r` gives a relation
+    // context, its one member the remote unit; run.go `checkRelationId` checks the id first.
+    let (code, out, err) = sb.ssh(
+        "probe/0",
+        "juju-exec -r peer:0 probe/0 'echo $JUJU_RELATION_ID $JUJU_REMOTE_UNIT $JUJU_REMOTE_APP; \
+         relation-get private-address'",
+    );
+    assert_eq!(code, 0, "{err}");
+    let (_, addr1, _) = sb.exec("probe/1", "unit-get private-address");
+    assert_eq!(out, format!("peer:0 probe/1 probe\n{addr1}"));
+    for (flags, msg) in [
+        ("-r 7", "unknown relation id: 7"),
+        ("-r peer", "invalid relation id"),
+        (
+            "-r 0 --remote-unit probe/5",
+            "unknown remote unit probe/5; possibilities are [probe/1]",
+        ),
+        (
+            "--remote-unit probe/1",
+            "remote unit: probe/1, provided without a relation",
+        ),
+    ] {
+        let (code, _, err) = sb.ssh("probe/0", &format!("juju-exec {flags} probe/0 true"));
+        assert_eq!((code, err), (1, format!("ERROR {msg}\n")), "{flags}");
+    }
+
     // worker/uniter/operation/runcommands.go `NeedsGlobalMachineLock`: it waits for the hook or
     // exec that is running, and runs after it.
     std::thread::scope(|s| {

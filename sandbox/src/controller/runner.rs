@@ -281,6 +281,7 @@ fn command_for(
         }
     }
     env.extend(super::secret_hooks::hook_env(model, unit, ev));
+    env.extend(super::exec::relation_env(model, unit, ev));
     let handler = |kind: &str| -> Option<String> {
         let dispatch = app.charm_dir.join("dispatch");
         if is_executable(&dispatch) {

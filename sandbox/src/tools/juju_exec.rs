@@ -19,6 +19,18 @@ pub struct ExecRequest {
     pub unit: String,
     /// The command line, run by bash as a script.
     pub commands: String,
+    /// `-r`: the relation whose context the commands run in.
+    #[serde(default)]
+    pub relation: Option<i64>,
+    /// `--remote-unit` (inferred when the relation has one member).
+    #[serde(default)]
+    pub remote_unit: String,
+    /// `--remote-app`.
+    #[serde(default)]
+    pub remote_app: String,
+    /// `--force-remote-unit`: take the remote unit as given.
+    #[serde(default)]
+    pub force_remote_unit: bool,
 }
 
 /// Where a machine keeps its units' agent directories.
@@ -74,12 +86,13 @@ const fn flag(
 pub enum Invocation {
     /// `-h`/`--help`.
     Help,
-    /// Run `commands` in `unit`'s hook context.
+    /// Run the commands in a unit's hook context; `relation` is `-r` as given, checked when
+    /// it runs (`checkRelationId`).
     Unit {
-        /// The unit (`app/0`).
-        unit: String,
-        /// The command line.
-        commands: String,
+        /// The request, without its relation.
+        req: ExecRequest,
+        /// `-r`/`--relation`.
+        relation: String,
     },
     /// `--no-context`: run `commands` on the machine, outside any hook context.
     NoContext(String),
@@ -178,6 +191,18 @@ pub fn parse(
         [one] => Ok(one.clone()),
         _ => Err("no unit".to_string()),
     };
+    let remote_unit = parsed.value("remote-unit").unwrap_or("").to_string();
+    let mut remote_app = parsed.value("remote-app").unwrap_or("").to_string();
+    if remote_app.is_empty() && !remote_unit.is_empty() {
+        if !is_valid_unit(&remote_unit) {
+            return Err(format!(
+                "remoteUnit {} is not a valid unit name: {} is not a valid unit name",
+                args::go_quote(&remote_unit),
+                args::go_quote(&remote_unit)
+            ));
+        }
+        remote_app = remote_unit.split('/').next().unwrap_or("").to_string();
+    }
     let mut rest = parsed.args.clone();
     let flag_unit = parsed.value("u").unwrap_or("-");
     let no_context = parsed.on("no-context");
@@ -209,7 +234,17 @@ pub fn parse(
         many => command_string(many),
     };
     Ok(match unit {
-        Some(unit) => Invocation::Unit { unit, commands },
+        Some(unit) => Invocation::Unit {
+            req: ExecRequest {
+                unit,
+                commands,
+                relation: None,
+                remote_unit,
+                remote_app,
+                force_remote_unit: parsed.on("force-remote-unit"),
+            },
+            relation: parsed.value("r").unwrap_or("").to_string(),
+        },
         None => Invocation::NoContext(commands),
     })
 }
@@ -268,18 +303,12 @@ pub fn main(name: &str) -> i32 {
             0
         }
         Invocation::NoContext(commands) => no_context(&commands),
-        Invocation::Unit { unit, commands } => {
-            if !std::path::Path::new(AGENTS_DIR)
-                .join(crate::controller::model::unit_tag(&unit))
-                .is_dir()
-            {
-                eprintln!(
-                    "ERROR unit {} not found on this machine",
-                    args::go_quote(&unit)
-                );
+        Invocation::Unit { mut req, relation } => {
+            if let Err(msg) = check_unit_request(&mut req, &relation) {
+                eprintln!("ERROR {msg}");
                 return 1;
             }
-            match call(&ExecRequest { unit, commands }) {
+            match call(&req) {
                 Ok(resp) => {
                     let _ = std::io::stdout().write_all(resp.stdout.as_bytes());
                     let _ = std::io::stderr().write_all(resp.stderr.as_bytes());
@@ -292,6 +321,45 @@ pub fn main(name: &str) -> i32 {
             }
         }
     }
+}
+
+/// `executeInUnitContext`'s checks on the machine: the unit's agent dir is here, `-r` is a
+/// relation id (`7` or `name:7`), a remote unit or app comes with one.
+fn check_unit_request(req: &mut ExecRequest, relation: &str) -> Result<(), String> {
+    let dir = std::path::Path::new(AGENTS_DIR).join(crate::controller::model::unit_tag(&req.unit));
+    if !dir.is_dir() {
+        return Err(format!(
+            "unit {} not found on this machine",
+            args::go_quote(&req.unit)
+        ));
+    }
+    req.relation = check_relation_id(relation)?;
+    if req.relation.is_none() {
+        if !req.remote_unit.is_empty() {
+            return Err(format!(
+                "remote unit: {}, provided without a relation",
+                req.remote_unit
+            ));
+        }
+        if !req.remote_app.is_empty() {
+            return Err(format!(
+                "remote app: {}, provided without a relation",
+                req.remote_app
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// run.go `checkRelationId`: `""` is none; else the number after the last `:`.
+pub fn check_relation_id(value: &str) -> Result<Option<i64>, String> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let id = value.rsplit(':').next().unwrap_or(value);
+    id.parse()
+        .map(Some)
+        .map_err(|_| "invalid relation id".to_string())
 }
 
 /// `--no-context`: bash runs the commands here, with the proxy settings sourced if there are any.
@@ -340,8 +408,15 @@ mod tests {
 
     fn unit(u: &str, c: &str) -> Result<Invocation, String> {
         Ok(Invocation::Unit {
-            unit: u.into(),
-            commands: c.into(),
+            req: super::ExecRequest {
+                unit: u.into(),
+                commands: c.into(),
+                relation: None,
+                remote_unit: String::new(),
+                remote_app: String::new(),
+                force_remote_unit: false,
+            },
+            relation: String::new(),
         })
     }
 
@@ -403,6 +478,12 @@ mod tests {
         assert_eq!(
             command_string(&strings(&["a", "", "b\\c"])),
             "a  \"b\\\\c\""
+        );
+        assert_eq!(super::check_relation_id("db:7"), Ok(Some(7)));
+        assert_eq!(super::check_relation_id(""), Ok(None));
+        assert_eq!(
+            super::check_relation_id("db"),
+            Err("invalid relation id".into())
         );
     }
 }
