@@ -157,6 +157,23 @@ fn subordinates_live_and_die_with_their_principal() {
     let gs: Value = serde_json::from_str(&out).expect("goal-state");
     assert_eq!(keys(&gs["relations"]["juju-info"]), ["subordinate-probe"]);
 
+    // worker/uniter/resolver.go: after a reboot every unit on the machine runs start again,
+    // its subordinate too; a subordinate's machine is its principal's.
+    sb.ok(&["kill-machine", &subs[0]]);
+    assert_eq!(
+        sb.status()["applications"]["probe"]["units"]["probe/0"]["subordinates"][&subs[0]]
+            ["juju-status"]["current"],
+        "lost"
+    );
+    sb.ok(&["restart-machine", &subs[0]]);
+    sb.wait_active(4);
+    let starts = sb
+        .probe_log("probe/0", "../subordinate-probe/hooks.log")
+        .iter()
+        .filter(|l| l.starts_with("start|"))
+        .count();
+    assert_eq!(starts, 2);
+
     // state/application.go `AddUnit`, apiserver application `DestroyUnit`.
     let out = sb.run(&["add-unit", "subordinate-probe"]);
     assert!(

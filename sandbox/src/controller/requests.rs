@@ -144,9 +144,11 @@ fn dispatch(sh: &Arc<Shared>, st: &mut State, req: Request) -> Res {
             let (mid, h) = machine_of(st, &unit)?;
             h.kill().map_err(|e| format!("{e:#}"))?;
             st.model.machines.get_mut(&mid).expect("machine").state = "down".into();
-            let u = st.model.units.get_mut(&unit).expect("unit");
-            u.agent = super::model::Agent::Lost;
-            u.agent_since = now();
+            // Every unit on it, its subordinates too.
+            for u in st.model.units.values_mut().filter(|u| u.machine == mid) {
+                u.agent = super::model::Agent::Lost;
+                u.agent_since = now();
+            }
             Ok(Value::Null)
         }
         Request::RestartMachine { unit } => restart_machine(sh, st, &unit),
@@ -542,6 +544,13 @@ fn run_action(st: &mut State, unit: &str, action: &str, params: Value) -> Res {
 
 fn restart_machine(sh: &Arc<Shared>, st: &mut State, unit: &str) -> Res {
     unit_exists(st, unit)?;
+    // A subordinate's machine is its principal's; its units all run start again.
+    let principal = st.model.units[unit].principal.clone();
+    let unit = principal.as_deref().unwrap_or(unit);
+    for s in lifecycle::subordinate::subordinates_of(&st.model, unit) {
+        st.model.units.get_mut(&s).expect("unit").agent = super::model::Agent::Lost;
+        push(st, &s, Event::Start);
+    }
     let mid = st.model.units[unit].machine;
     let m = st.model.machines.get_mut(&mid).expect("machine");
     if let Some(h) = m.handle.take() {
