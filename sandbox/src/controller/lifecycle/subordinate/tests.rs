@@ -203,3 +203,28 @@ fn deploy_add_unit_remove_unit_and_endpoint_choice() {
         [["juju-info", "juju-info"]]
     );
 }
+
+// state/state.go `AddRelation`: either end's container scope makes the relation container-scoped.
+#[test]
+fn container_scope_from_either_end() {
+    let (mut m, _) = model();
+    let ends = |a: &str, b: &str| {
+        vec![
+            RelEnd {
+                app: "etcd".into(),
+                endpoint: a.into(),
+            },
+            RelEnd {
+                app: "agent".into(),
+                endpoint: b.into(),
+            },
+        ]
+    };
+    assert!(is_container(&m, &ends("juju-info", "juju-info")));
+    let agent = m.apps.get_mut("agent").expect("agent");
+    agent.meta.endpoints.get_mut("juju-info").expect("ep").scope = "global".into();
+    assert!(!is_container(&m, &ends("juju-info", "juju-info")));
+    let etcd = m.apps.get_mut("etcd").expect("etcd");
+    etcd.meta.endpoints.get_mut("juju-info").expect("ep").scope = "container".into();
+    assert!(is_container(&m, &ends("juju-info", "juju-info")));
+}
