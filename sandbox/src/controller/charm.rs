@@ -271,12 +271,14 @@ pub fn read_meta(dir: &Path) -> anyhow::Result<CharmMeta> {
         .and_then(|c| c.as_object().cloned())
         .map(|m| m.into_iter().collect())
         .unwrap_or_default();
+    let storage = super::storage::parse_meta(&md["storage"])?;
     Ok(CharmMeta {
         name,
         endpoints,
         resources,
         options,
         actions,
+        storage,
     })
 }
 

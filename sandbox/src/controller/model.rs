@@ -105,6 +105,16 @@ pub enum Event {
         /// The revision.
         revision: u32,
     },
+    /// `<store>-storage-attached`.
+    StorageAttached {
+        /// Storage id, e.g. `data/0`.
+        id: String,
+    },
+    /// `<store>-storage-detaching`.
+    StorageDetaching {
+        /// Storage id, e.g. `data/0`.
+        id: String,
+    },
 }
 
 /// An endpoint declared by a charm.
@@ -129,6 +139,9 @@ pub struct CharmMeta {
     pub options: BTreeMap<String, Value>,
     /// Actions: name → schema entry of actions.yaml.
     pub actions: BTreeMap<String, Value>,
+    /// Stores declared under `storage:`.
+    #[serde(default)]
+    pub storage: BTreeMap<String, super::storage::StoreMeta>,
 }
 
 /// Life of a unit or relation.
@@ -379,6 +392,9 @@ pub struct Model {
     /// The Juju version the model imitates (`sandbox bootstrap --agent-version`).
     #[serde(default = "default_agent_version")]
     pub agent_version: String,
+    /// Storage instances and the model-wide `stores` sequence.
+    #[serde(default)]
+    pub storage: super::storage::Storage,
 }
 
 /// The Juju version a model imitates unless bootstrapped with another.
@@ -437,6 +453,7 @@ impl Model {
             next_task: 1,
             secrets: Default::default(),
             agent_version: default_agent_version(),
+            storage: Default::default(),
         }
     }
 

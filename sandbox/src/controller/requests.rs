@@ -40,17 +40,39 @@ fn dispatch(sh: &Arc<Shared>, st: &mut State, req: Request) -> Res {
             num_units,
             config,
             resources,
-        } => deploy(sh, st, &charm, app, num_units, &config, &resources),
-        Request::AddUnit { app, num_units } => {
-            if !st.model.apps.contains_key(&app) {
+            storage,
+        } => {
+            let storage = super::storage::parse_storage_flags(&storage)?;
+            deploy(
+                sh, st, &charm, app, num_units, &config, &resources, &storage,
+            )
+        }
+        Request::AddUnit {
+            app,
+            num_units,
+            storage,
+            attach_storage,
+        } => {
+            let Some(a) = st.model.apps.get(&app) else {
                 return Err(format!(
                     "application {app:?} not found: deploy it first (sandbox deploy)"
                 ));
+            };
+            if !attach_storage.is_empty() && num_units != 1 {
+                return Err("--attach-storage cannot be used with -n".into());
             }
-            let units: Vec<String> = (0..num_units).map(|_| add_unit(sh, st, &app)).collect();
+            let storage = super::storage::parse_storage_flags(&storage)?;
+            let stores = a.meta.storage.clone();
+            let plan = super::storage::plan(&st.model, &app, &stores, &storage, &attach_storage)?;
+            let units: Vec<String> = (0..num_units)
+                .map(|_| add_unit(sh, st, &app, &plan))
+                .collect();
             Ok(json!({ "units": units }))
         }
-        Request::RemoveUnit { units } => {
+        Request::RemoveUnit {
+            units,
+            destroy_storage,
+        } => {
             for u in &units {
                 let unit = st
                     .model
@@ -63,10 +85,15 @@ fn dispatch(sh: &Arc<Shared>, st: &mut State, req: Request) -> Res {
                     ));
                 }
             }
+            let mut storage = BTreeMap::new();
             for u in &units {
+                if destroy_storage {
+                    super::storage::destroy_with(&mut st.model, u);
+                }
+                storage.insert(u, super::storage::attached_to(&st.model, u, None));
                 lifecycle::remove_unit(&mut st.model, u);
             }
-            Ok(json!({ "removing": units }))
+            Ok(json!({ "removing": units, "storage": storage }))
         }
         Request::Integrate(ends) => integrate(st, &ends.a, &ends.b),
         Request::RemoveRelation(ends) => {
@@ -258,12 +285,14 @@ fn machine_of(st: &State, unit: &str) -> Result<(u32, crate::machine::Machine), 
         .ok_or_else(|| format!("the machine of {unit} is not running yet"))
 }
 
-fn add_unit(sh: &Arc<Shared>, st: &mut State, app: &str) -> String {
+fn add_unit(sh: &Arc<Shared>, st: &mut State, app: &str, storage: &super::storage::Plan) -> String {
     let u = lifecycle::add_unit(&mut st.model, app);
+    super::storage::give_new_unit(&mut st.model, &u, storage);
     provision::provision(sh, &u);
     u
 }
 
+#[allow(clippy::too_many_arguments)]
 fn deploy(
     sh: &Arc<Shared>,
     st: &mut State,
@@ -272,6 +301,7 @@ fn deploy(
     n: u32,
     config: &BTreeMap<String, String>,
     resources: &BTreeMap<String, String>,
+    storage: &BTreeMap<String, super::storage::Directive>,
 ) -> Res {
     let src = absolute(charm_path)?;
     let tmp = sh.home.join("charms").join(".incoming");
@@ -297,6 +327,7 @@ fn deploy(
         }
         res.insert(k.clone(), absolute(v)?);
     }
+    let plan = super::storage::plan(&st.model, &name, &meta.storage, storage, &[])?;
     let dir = charm::staged_dir(&sh.home, &name, 0);
     if dir.exists() {
         std::fs::remove_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -334,7 +365,7 @@ fn deploy(
             iface,
         );
     }
-    let units: Vec<String> = (0..n).map(|_| add_unit(sh, st, &name)).collect();
+    let units: Vec<String> = (0..n).map(|_| add_unit(sh, st, &name, &plan)).collect();
     Ok(json!({ "application": name, "units": units }))
 }
 
