@@ -6,6 +6,7 @@
 mod common;
 use common::{repo_root, Sandbox};
 use serde_json::Value;
+use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 fn charm() -> String {
@@ -250,6 +251,14 @@ fn storage_attached_detached_and_reattached() {
         sb.home.join("storage/logs-3").exists(),
         "logs/3 stays detached"
     );
+    // The volumes are the owner's alone on the host (their content is the machines').
+    for d in ["storage", "storage/logs-3", "storage/data-0"] {
+        let mode = std::fs::metadata(sb.home.join(d))
+            .expect(d)
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700, "{d}");
+    }
 }
 
 /// The same verbs and hooks in 2.9 mode (cmd/juju/application/deploy.go and addunit.go have
