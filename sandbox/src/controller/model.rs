@@ -181,6 +181,25 @@ pub struct App {
     pub next_unit: u32,
 }
 
+impl App {
+    /// A new application of the charm staged at `charm_dir`, with no config, resources or units.
+    pub fn new(name: &str, charm_dir: PathBuf, meta: CharmMeta) -> App {
+        App {
+            name: name.into(),
+            charm_dir,
+            charm_rev: 0,
+            meta,
+            config: BTreeMap::new(),
+            resources: BTreeMap::new(),
+            leader: None,
+            leader_data: Settings::new(),
+            status: StatusInfo::default(),
+            version: String::new(),
+            next_unit: 0,
+        }
+    }
+}
+
 /// Agent state of a unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -3,7 +3,6 @@
 use super::model::{now, App, Event, Life, RelEnd, Task};
 use super::{charm, lifecycle, provision, runner, Shared, State};
 use crate::api::{Request, Response};
-use crate::tools::env::{Settings, StatusInfo};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -339,22 +338,10 @@ fn deploy(
         .filter(|(_, e)| e.role == "peers")
         .map(|(n, e)| (n.clone(), e.interface.clone()))
         .collect();
-    st.model.apps.insert(
-        name.clone(),
-        App {
-            name: name.clone(),
-            charm_dir: dir,
-            charm_rev: 0,
-            meta,
-            config: typed,
-            resources: res,
-            leader: None,
-            leader_data: Settings::new(),
-            status: StatusInfo::default(),
-            version: String::new(),
-            next_unit: 0,
-        },
-    );
+    let mut a = App::new(&name, dir, meta);
+    a.config = typed;
+    a.resources = res;
+    st.model.apps.insert(name.clone(), a);
     for (ep, iface) in peers {
         lifecycle::add_relation(
             &mut st.model,

@@ -4,7 +4,6 @@
 use super::*;
 use crate::controller::lifecycle;
 use crate::controller::model::{App, CharmMeta, RelEnd};
-use crate::tools::env::{Settings, StatusInfo};
 use serde_json::json;
 use std::path::Path;
 
@@ -19,25 +18,11 @@ fn meta() -> BTreeMap<String, StoreMeta> {
 fn model() -> Model {
     let mut m = Model::new(Path::new("/tmp/storage-test"));
     for app in ["etcd", "other"] {
-        m.apps.insert(
-            app.into(),
-            App {
-                name: app.into(),
-                charm_dir: "/x".into(),
-                charm_rev: 0,
-                meta: CharmMeta {
-                    storage: meta(),
-                    ..CharmMeta::default()
-                },
-                config: BTreeMap::new(),
-                resources: BTreeMap::new(),
-                leader: None,
-                leader_data: Settings::new(),
-                status: StatusInfo::default(),
-                version: String::new(),
-                next_unit: 0,
-            },
-        );
+        let meta = CharmMeta {
+            storage: meta(),
+            ..CharmMeta::default()
+        };
+        m.apps.insert(app.into(), App::new(app, "/x".into(), meta));
     }
     lifecycle::add_relation(
         &mut m,
