@@ -39,6 +39,9 @@ pub enum Request {
         /// `--storage <store>=<directive>` flags.
         #[serde(default)]
         storage: Vec<String>,
+        /// Detached storage ids to attach to the unit (with one unit only).
+        #[serde(default)]
+        attach_storage: Vec<String>,
     },
     /// Adds units to an application.
     AddUnit {

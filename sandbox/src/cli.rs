@@ -62,6 +62,9 @@ pub enum Cmd {
         /// size, e.g. data=rootfs,2G (repeatable).
         #[arg(long)]
         storage: Vec<String>,
+        /// Detached storage to attach to the unit: ids, comma separated (only with -n 1).
+        #[arg(long, value_delimiter = ',')]
+        attach_storage: Vec<String>,
     },
     /// Add units (each on a new machine) to an application.
     AddUnit {
@@ -315,6 +318,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             config,
             resource,
             storage,
+            attach_storage,
         } => {
             let config = parse_config_args(&config, app.as_deref())?;
             let resources = parse_pairs(&resource, "--resource name=path")?
@@ -330,6 +334,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
                     config,
                     resources,
                     storage,
+                    attach_storage,
                 },
             )?;
             println!(

@@ -215,7 +215,14 @@ fn storage_attached_detached_and_reattached() {
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("--attach-storage cannot be used with -n")
     );
-    sb.ok(&["add-unit", "storage-probe", "--attach-storage", "data/2"]);
+    sb.ok(&[
+        "add-unit",
+        "storage-probe",
+        "--attach-storage",
+        "data/2",
+        "--storage",
+        "logs=2",
+    ]);
     sb.wait_active(2);
     let u2 = "storage-probe/2";
     let h = hooks(&sb, u2);
@@ -231,14 +238,14 @@ fn storage_attached_detached_and_reattached() {
         "{s}"
     );
     assert!(
-        s["storage"]["logs/5"].is_object(),
-        "a new logs volume from the sequence: {s}"
+        s["storage"]["logs/6"]["attachments"]["units"][u2].is_object(),
+        "new logs volumes from the sequence: {s}"
     );
 
     // --destroy-storage removes the unit's volumes and their data.
     assert_eq!(
         sb.ok(&["remove-unit", u2, "--destroy-storage"]),
-        "will remove unit storage-probe/2\n- will remove storage data/2\n- will remove storage logs/5\n"
+        "will remove unit storage-probe/2\n- will remove storage data/2\n- will remove storage logs/5\n- will remove storage logs/6\n"
     );
     sb.eventually("data/2 destroyed", Duration::from_secs(90), || {
         storage(&sb)["storage"]
@@ -288,8 +295,20 @@ fn storage_in_juju29_mode() {
     );
     let (_, out, _) = sb.exec(u, "storage-list --format json logs");
     assert_eq!(out, "[\"logs/1\",\"logs/2\"]\n");
+    // A detached volume goes to another application's new unit with `deploy --attach-storage`.
     assert_eq!(
-        sb.ok(&["remove-unit", u, "--destroy-storage"]),
-        "will remove unit storage-probe/0\n- will remove storage data/0\n- will remove storage logs/1\n- will remove storage logs/2\n"
+        sb.ok(&["remove-unit", u]),
+        "will remove unit storage-probe/0\n- will detach storage data/0\n- will detach storage logs/1\n- will detach storage logs/2\n"
+    );
+    sb.eventually("data/0 detached", Duration::from_secs(90), || {
+        (storage(&sb)["storage"]["data/0"]["status"]["current"] == "detached").then_some(())
+    });
+    sb.ok(&["deploy", &charm(), "again", "--attach-storage", "data/0"]);
+    sb.wait_active(1);
+    let (_, owners, _) = sb.ssh("again/0", "cat /srv/data/owners");
+    assert_eq!(owners, "storage-probe/0\nagain/0\n");
+    assert_eq!(
+        hook_line(&sb, "again/0", "data-storage-attached")[1],
+        "data/0"
     );
 }

@@ -328,6 +328,7 @@ pub fn resume(sh: &Arc<Shared>) {
                     u.agent = Agent::Idle;
                 }
                 runner::ensure_worker(sh, &mut st, &unit);
+                super::storage::volumes::bind_new(sh, &st, &unit);
             }
             ("pending", _) => provision(sh, &unit),
             _ => {

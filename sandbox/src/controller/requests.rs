@@ -40,8 +40,9 @@ fn dispatch(sh: &Arc<Shared>, st: &mut State, req: Request) -> Res {
             config,
             resources,
             storage,
+            attach_storage,
         } => {
-            let storage = super::storage::parse_storage_flags(&storage)?;
+            let storage = super::storage::Wanted::parse(&storage, attach_storage, num_units)?;
             deploy(
                 sh, st, &charm, app, num_units, &config, &resources, &storage,
             )
@@ -57,12 +58,9 @@ fn dispatch(sh: &Arc<Shared>, st: &mut State, req: Request) -> Res {
                     "application {app:?} not found: deploy it first (sandbox deploy)"
                 ));
             };
-            if !attach_storage.is_empty() && num_units != 1 {
-                return Err("--attach-storage cannot be used with -n".into());
-            }
-            let storage = super::storage::parse_storage_flags(&storage)?;
+            let storage = super::storage::Wanted::parse(&storage, attach_storage, num_units)?;
             let stores = a.meta.storage.clone();
-            let plan = super::storage::plan(&st.model, &app, &stores, &storage, &attach_storage)?;
+            let plan = super::storage::plan(&st.model, &app, &stores, &storage)?;
             let units: Vec<String> = (0..num_units)
                 .map(|_| add_unit(sh, st, &app, &plan))
                 .collect();
@@ -300,7 +298,7 @@ fn deploy(
     n: u32,
     config: &BTreeMap<String, String>,
     resources: &BTreeMap<String, String>,
-    storage: &BTreeMap<String, super::storage::Directive>,
+    storage: &super::storage::Wanted,
 ) -> Res {
     let src = absolute(charm_path)?;
     let tmp = sh.home.join("charms").join(".incoming");
@@ -326,7 +324,7 @@ fn deploy(
         }
         res.insert(k.clone(), absolute(v)?);
     }
-    let plan = super::storage::plan(&st.model, &name, &meta.storage, storage, &[])?;
+    let plan = super::storage::plan(&st.model, &name, &meta.storage, storage)?;
     let dir = charm::staged_dir(&sh.home, &name, 0);
     if dir.exists() {
         std::fs::remove_dir_all(&dir).map_err(|e| e.to_string())?;

@@ -164,10 +164,9 @@ pub fn list(m: &Model) -> Listing {
                 size: i.size,
                 life: "alive".into(),
                 status: EntityStatus {
-                    current: if i.status == Status::Detached {
-                        "detached".into()
-                    } else {
-                        "attached".into()
+                    current: match i.status {
+                        Status::Pending | Status::Detached => i.status.as_str().into(),
+                        Status::Attached | Status::Detaching => "attached".into(),
                     },
                     since: crate::status::since(i.since),
                 },

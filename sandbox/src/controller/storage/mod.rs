@@ -325,6 +325,34 @@ pub fn sort_ids(ids: &mut [String]) {
     });
 }
 
+/// The storage a `deploy` or `add-unit` asks for: `--storage` directives by store and
+/// `--attach-storage` ids.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Wanted {
+    /// Directives by store.
+    pub directives: BTreeMap<String, Directive>,
+    /// Detached instances to attach.
+    pub attach: Vec<String>,
+}
+
+impl Wanted {
+    /// Parses the flags for `num_units` new units; `--attach-storage` only goes with one
+    /// (cmd/juju/application/addunit.go).
+    pub fn parse(
+        storage: &[String],
+        attach: Vec<String>,
+        num_units: u32,
+    ) -> Result<Wanted, String> {
+        if !attach.is_empty() && num_units != 1 {
+            return Err("--attach-storage cannot be used with -n".into());
+        }
+        Ok(Wanted {
+            directives: parse_storage_flags(storage)?,
+            attach,
+        })
+    }
+}
+
 /// What a new unit of `app` gets: new instances (store, directive) and detached ones to attach,
 /// checked against the charm before anything changes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -357,9 +385,9 @@ pub fn plan(
     model: &Model,
     app: &str,
     stores: &BTreeMap<String, StoreMeta>,
-    directives: &BTreeMap<String, Directive>,
-    attach: &[String],
+    wanted: &Wanted,
 ) -> Result<Plan, String> {
+    let (directives, attach) = (&wanted.directives, &wanted.attach);
     for name in directives.keys() {
         if !stores.contains_key(name) {
             let known: Vec<&String> = stores.keys().collect();
@@ -604,7 +632,9 @@ pub fn mounted(model: &mut Model, id: &str, queue_hook: bool) {
         inst.since = now();
     }
     let unit = inst.unit.clone();
-    if let (true, Some(u)) = (queue_hook, unit.and_then(|u| model.units.get_mut(&u))) {
+    let alive = |u: &&mut super::model::Unit| u.life == super::model::Life::Alive;
+    let unit = unit.and_then(|u| model.units.get_mut(&u)).filter(alive);
+    if let (true, Some(u)) = (queue_hook, unit) {
         let running = super::lifecycle::is_running(u);
         super::lifecycle::push(u, Event::StorageAttached { id: id.into() }, running);
     }

@@ -37,11 +37,11 @@ fn model() -> Model {
 
 /// A new unit with its storage, machine booted, every hook queued so far committed.
 fn unit_with(m: &mut Model, app: &str, directives: &[&str], attach: &[&str]) -> String {
-    let d = parse_storage_flags(&directives.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-        .expect("directives");
+    let flags: Vec<String> = directives.iter().map(|s| s.to_string()).collect();
     let attach: Vec<String> = attach.iter().map(|s| s.to_string()).collect();
+    let w = Wanted::parse(&flags, attach, 1).expect("flags");
     let stores = m.apps[app].meta.storage.clone();
-    let p = plan(m, app, &stores, &d, &attach).expect("plan");
+    let p = plan(m, app, &stores, &w).expect("plan");
     let u = lifecycle::add_unit(m, app);
     give_new_unit(m, &u, &p);
     volumes::machine_started(m, &u);
@@ -153,18 +153,23 @@ fn ids_come_from_one_model_wide_sequence() {
 fn plans_refuse_what_the_charm_or_the_sandbox_cannot_have() {
     let m = model();
     let stores = meta();
-    let d = |s: &str| parse_storage_flags(&[s.to_string()]).expect("directive");
-    let err = |d: BTreeMap<String, Directive>| plan(&m, "etcd", &stores, &d, &[]).unwrap_err();
+    let d = |s: &str| Wanted::parse(&[s.to_string()], vec![], 1).expect("directive");
+    let err = |w: Wanted| plan(&m, "etcd", &stores, &w).unwrap_err();
+    let attach = |id: &str| Wanted {
+        attach: vec![id.into()],
+        ..Wanted::default()
+    };
     assert!(err(d("data=2")).contains("not in its range 1"));
     assert!(err(d("logs=4")).contains("not in its range 1-3"));
     assert!(err(d("data=100M")).contains("less than its minimum-size 512M"));
     assert!(err(d("data=ebs")).contains("storage pool \"ebs\" not found"));
     assert!(err(d("nope=1")).contains("charm storage \"nope\" not found"));
     let block = parse_meta(&json!({"disk": {"type": "block"}})).expect("meta");
-    let e = plan(&m, "etcd", &block, &BTreeMap::new(), &[]).unwrap_err();
+    let e = plan(&m, "etcd", &block, &Wanted::default()).unwrap_err();
     assert!(e.contains("type block"), "{e}");
-    let e = plan(&m, "etcd", &stores, &BTreeMap::new(), &["data/9".into()]).unwrap_err();
-    assert!(e.contains("storage data/9 not found"), "{e}");
+    assert!(err(attach("data/9")).contains("storage data/9 not found"));
+    let e = Wanted::parse(&[], vec!["data/0".into()], 2).unwrap_err();
+    assert_eq!(e, "--attach-storage cannot be used with -n");
 }
 
 #[test]
@@ -253,19 +258,21 @@ fn removal_detaches_first_keeps_the_data_and_reattaches() {
     assert_eq!(m.storage.instances["data/2"].status, Status::Detached);
     assert_eq!(m.storage.instances["data/2"].unit, None);
 
-    // A detached volume cannot go to a running unit's plan twice, nor with the wrong store.
+    // The detached volume goes to a new unit, and only to one.
     let stores = meta();
-    let p = plan(&m, "etcd", &stores, &BTreeMap::new(), &["data/2".into()]).expect("plan");
+    let data2 = Wanted {
+        attach: vec!["data/2".into()],
+        ..Wanted::default()
+    };
+    let p = plan(&m, "etcd", &stores, &data2).expect("plan");
     assert_eq!(p.new, [("logs".to_string(), 1, POOL.to_string(), 1024)]);
     let c = lifecycle::add_unit(&mut m, "etcd");
     give_new_unit(&mut m, &c, &p);
     volumes::machine_started(&mut m, &c);
     assert_eq!(attached_to(&m, &c, None), ["data/2", "logs/5"]);
-    assert!(
-        plan(&m, "etcd", &stores, &BTreeMap::new(), &["data/2".into()])
-            .unwrap_err()
-            .contains("is attached to etcd/2")
-    );
+    assert!(plan(&m, "etcd", &stores, &data2)
+        .unwrap_err()
+        .contains("is attached to etcd/2"));
     assert_eq!(
         run_all(&mut m, &c)[..3],
         ["data-storage-attached", "logs-storage-attached", "install"]
