@@ -269,8 +269,9 @@ fn storage_attached_detached_and_reattached() {
 }
 
 /// The same verbs and hooks in 2.9 mode (cmd/juju/application/deploy.go and addunit.go have
-/// the same `--storage`/`--attach-storage` flags at 2.9); a block store is refused with a clear
-/// error, since the sandbox backs filesystems only.
+/// the same `--storage`/`--attach-storage` flags at 2.9): a size under `minimum-size` refused,
+/// a read-only store (state/filesystem.go `FilesystemMountPoint` for a `multiple` one) and a
+/// detached volume given to another application's unit.
 #[test]
 fn storage_in_juju29_mode() {
     let sb = Sandbox::with_agent_version("storage29", Some("2.9.44"));
@@ -295,10 +296,18 @@ fn storage_in_juju29_mode() {
     );
     let (_, out, _) = sb.exec(u, "storage-list --format json logs");
     assert_eq!(out, "[\"logs/1\",\"logs/2\"]\n");
+    // A read-only store added at run time is mounted read-only, at `<location>/<id>`.
+    let (code, _, err) = sb.exec(u, "storage-add conf");
+    assert_eq!(code, 0, "{err}");
+    sb.eventually("conf/3 attached", Duration::from_secs(60), || {
+        (sb.probe_log(u, "location-conf-3") == ["/etc/probe-conf/conf/3"]).then_some(())
+    });
+    let (code, _, err) = sb.ssh(u, "touch /etc/probe-conf/conf/3/x");
+    assert!(code != 0 && err.contains("Read-only file system"), "{err}");
     // A detached volume goes to another application's new unit with `deploy --attach-storage`.
     assert_eq!(
         sb.ok(&["remove-unit", u]),
-        "will remove unit storage-probe/0\n- will detach storage data/0\n- will detach storage logs/1\n- will detach storage logs/2\n"
+        "will remove unit storage-probe/0\n- will detach storage conf/3\n- will detach storage data/0\n- will detach storage logs/1\n- will detach storage logs/2\n"
     );
     sb.eventually("data/0 detached", Duration::from_secs(90), || {
         (storage(&sb)["storage"]["data/0"]["status"]["current"] == "detached").then_some(())
