@@ -147,8 +147,14 @@ pub fn parse_meta(v: &Value) -> anyhow::Result<BTreeMap<String, StoreMeta>> {
             return Err(bad("location may not be specified for type: block".into()));
         }
         if let Some(l) = &location {
-            if !l.starts_with('/') {
-                return Err(bad(format!("location {l:?} must be an absolute path")));
+            let plain = l
+                .split('/')
+                .skip(1)
+                .all(|c| !c.is_empty() && c != "." && c != "..");
+            if !l.starts_with('/') || !plain || l.contains(':') {
+                return Err(bad(format!(
+                    "location {l:?} must be an absolute path without '.', '..', '//' or ':'"
+                )));
             }
             if l == DEFAULT_ROOT || l.starts_with(&format!("{DEFAULT_ROOT}/")) {
                 return Err(bad(format!(

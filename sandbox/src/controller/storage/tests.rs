@@ -83,6 +83,9 @@ fn metadata_as_juju_reads_it() {
         json!({"d": {"type": "tape"}}),
         json!({"d": {"type": "block", "location": "/x"}}),
         json!({"d": {"type": "filesystem", "location": "/var/lib/juju/storage/d"}}),
+        json!({"d": {"type": "filesystem", "location": "srv"}}),
+        json!({"d": {"type": "filesystem", "location": "/srv/../etc"}}),
+        json!({"d": {"type": "filesystem", "location": "/"}}),
     ] {
         assert!(parse_meta(&bad).is_err(), "{bad}");
     }
