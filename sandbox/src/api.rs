@@ -38,6 +38,12 @@ pub enum Request {
         config: BTreeMap<String, String>,
         /// Resources as `name` → host path.
         resources: BTreeMap<String, String>,
+        /// `--storage <store>=<directive>` flags.
+        #[serde(default)]
+        storage: Vec<String>,
+        /// Detached storage ids to attach to the unit (with one unit only).
+        #[serde(default)]
+        attach_storage: Vec<String>,
     },
     /// Adds units to an application.
     AddUnit {
@@ -45,11 +51,20 @@ pub enum Request {
         app: String,
         /// How many.
         num_units: u32,
+        /// `--storage <store>=<directive>` flags.
+        #[serde(default)]
+        storage: Vec<String>,
+        /// Detached storage ids to attach to the new unit.
+        #[serde(default)]
+        attach_storage: Vec<String>,
     },
     /// Removes units.
     RemoveUnit {
         /// Unit names.
         units: Vec<String>,
+        /// Remove their storage too, instead of detaching it.
+        #[serde(default)]
+        destroy_storage: bool,
     },
     /// Relates two endpoints (`app` or `app:endpoint`).
     Integrate(RelationEnds),

@@ -58,6 +58,13 @@ pub enum Cmd {
         /// A resource as name=path (repeatable).
         #[arg(long)]
         resource: Vec<String>,
+        /// Charm storage as <store>=<directive>, the directive a comma list of pool, count and
+        /// size, e.g. data=rootfs,2G (repeatable).
+        #[arg(long)]
+        storage: Vec<String>,
+        /// Detached storage to attach to the unit: ids, comma separated (only with -n 1).
+        #[arg(long, value_delimiter = ',')]
+        attach_storage: Vec<String>,
     },
     /// Add units (each on a new machine) to an application.
     AddUnit {
@@ -66,12 +73,28 @@ pub enum Cmd {
         /// Number of units to add.
         #[arg(short = 'n', long = "num-units", default_value_t = 1)]
         num_units: u32,
+        /// Charm storage as <store>=<directive>, e.g. data=2G (repeatable).
+        #[arg(long)]
+        storage: Vec<String>,
+        /// Detached storage to attach to the new unit: ids, comma separated (only with -n 1).
+        #[arg(long, value_delimiter = ',')]
+        attach_storage: Vec<String>,
     },
     /// Remove units; each runs its teardown hooks, then its machine is destroyed.
     RemoveUnit {
         /// Unit names, e.g. etcd/1.
         #[arg(required = true)]
         units: Vec<String>,
+        /// Remove the units' storage with them, instead of detaching it (kept with its data).
+        #[arg(long)]
+        destroy_storage: bool,
+    },
+    /// List the model's storage: each instance's unit, status and location.
+    #[command(visible_alias = "list-storage")]
+    Storage {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Tabular)]
+        format: Format,
     },
     /// Integrate two applications (`app` or `app:endpoint`).
     #[command(visible_aliases = ["add-relation", "relate"])]
@@ -294,6 +317,8 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             num_units,
             config,
             resource,
+            storage,
+            attach_storage,
         } => {
             let config = parse_config_args(&config, app.as_deref())?;
             let resources = parse_pairs(&resource, "--resource name=path")?
@@ -308,6 +333,8 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
                     num_units,
                     config,
                     resources,
+                    storage,
+                    attach_storage,
                 },
             )?;
             println!(
@@ -318,20 +345,54 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             );
             Ok(0)
         }
-        Cmd::AddUnit { app, num_units } => {
-            let v = call(h, Request::AddUnit { app, num_units })?;
+        Cmd::AddUnit {
+            app,
+            num_units,
+            storage,
+            attach_storage,
+        } => {
+            let v = call(
+                h,
+                Request::AddUnit {
+                    app,
+                    num_units,
+                    storage,
+                    attach_storage,
+                },
+            )?;
             println!("Added {}", join(&v["units"]));
             Ok(0)
         }
-        Cmd::RemoveUnit { units } => {
-            call(
+        Cmd::RemoveUnit {
+            units,
+            destroy_storage,
+        } => {
+            let v = call(
                 h,
                 Request::RemoveUnit {
                     units: units.clone(),
+                    destroy_storage,
                 },
             )?;
+            let verb = if destroy_storage { "remove" } else { "detach" };
             for u in units {
                 println!("will remove unit {u}");
+                for id in v["storage"][&u].as_array().into_iter().flatten() {
+                    println!("- will {verb} storage {}", id.as_str().unwrap_or_default());
+                }
+            }
+            Ok(0)
+        }
+        Cmd::Storage { format } => {
+            let m = model(h)?;
+            use crate::controller::storage::listing;
+            match format {
+                Format::Tabular if m.storage.instances.is_empty() => {
+                    eprintln!("No storage to display.");
+                }
+                Format::Tabular => print!("{}", listing::tabular(&m)),
+                Format::Yaml => print!("{}", serde_yaml::to_string(&listing::list(&m))?),
+                Format::Json => println!("{}", serde_json::to_string(&listing::list(&m))?),
             }
             Ok(0)
         }

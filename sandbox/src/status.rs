@@ -3,7 +3,7 @@
 use crate::controller::model::{app_of, unit_number, Agent, Model, Unit};
 use serde_json::{json, Map, Value};
 
-fn since(t: f64) -> String {
+pub(crate) fn since(t: f64) -> String {
     let secs = t as i64;
     let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
     let (y, m, d) = civil_from_days(days);
@@ -224,7 +224,7 @@ fn app_status(m: &Model, app: &str) -> (String, String) {
         .unwrap_or(("unknown".into(), String::new()))
 }
 
-fn table(rows: &[Vec<String>]) -> String {
+pub(crate) fn table(rows: &[Vec<String>]) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
         .map(|c| {

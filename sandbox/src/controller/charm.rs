@@ -273,6 +273,7 @@ pub fn read_meta(dir: &Path) -> anyhow::Result<CharmMeta> {
         .and_then(|c| c.as_object().cloned())
         .map(|m| m.into_iter().collect())
         .unwrap_or_default();
+    let storage = super::storage::parse_meta(&md["storage"])?;
     Ok(CharmMeta {
         name,
         endpoints,
@@ -280,6 +281,7 @@ pub fn read_meta(dir: &Path) -> anyhow::Result<CharmMeta> {
         options,
         actions,
         subordinate: md["subordinate"].as_bool().unwrap_or(false),
+        storage,
     })
 }
 

@@ -29,6 +29,8 @@ pub struct HookCtx {
     pub task: Option<u64>,
     /// Pending secret changes.
     pub secrets: crate::secrets::Pending,
+    /// Pending `storage-add`s: store and count.
+    pub storage_adds: Vec<(String, u32)>,
 }
 
 impl HookCtx {
@@ -44,6 +46,7 @@ impl HookCtx {
             state: BTreeMap::new(),
             task,
             secrets: Default::default(),
+            storage_adds: vec![],
         }
     }
 
@@ -58,6 +61,7 @@ impl HookCtx {
 
     /// Applies the buffered writes to the model and queues the hooks they cause.
     pub fn commit(&self, model: &mut Model) {
+        super::storage::commit_adds(model, &self.unit, &self.storage_adds);
         for (rel, (unit_set, app_set)) in &self.relation_sets {
             for (changes, app) in [(unit_set, false), (app_set, true)] {
                 if changes.is_empty() {
@@ -159,6 +163,8 @@ pub fn serve_tool(
             | "secret-ids"
             | "secret-info-get"
             | "goal-state"
+            | "storage-get"
+            | "storage-list"
     );
     if changed {
         sh.commit(&st);
@@ -527,5 +533,20 @@ impl HookEnv for Env<'_> {
                 .map_err(err)?;
         super::secret_hooks::queue_due(self.model, now());
         Ok(answer)
+    }
+    fn hook_storage(&self) -> Option<String> {
+        super::storage::event_storage(&self.ctx.event).map(str::to_string)
+    }
+    fn storage_get(&self, id: &str) -> Result<crate::tools::env::StorageInfo, ToolError> {
+        super::storage::info(self.model, &self.ctx.unit, id).map_err(err)
+    }
+    fn storage_list(&self, name: &str) -> Result<Vec<String>, ToolError> {
+        Ok(super::storage::visible(self.model, &self.ctx.unit, name))
+    }
+    fn storage_add(&mut self, adds: Vec<(String, u32)>) -> Result<(), ToolError> {
+        super::storage::check_add(self.model, &self.ctx.unit, &self.ctx.storage_adds, &adds)
+            .map_err(err)?;
+        self.ctx.storage_adds.extend(adds);
+        Ok(())
     }
 }

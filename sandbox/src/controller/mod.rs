@@ -21,6 +21,7 @@ pub mod redact;
 pub mod requests;
 pub mod runner;
 pub mod secret_hooks;
+pub mod storage;
 
 use crate::api::{Response, Wire};
 use anyhow::Context;

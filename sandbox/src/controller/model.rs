@@ -105,6 +105,16 @@ pub enum Event {
         /// The revision.
         revision: u32,
     },
+    /// `<store>-storage-attached`.
+    StorageAttached {
+        /// Storage id, e.g. `data/0`.
+        id: String,
+    },
+    /// `<store>-storage-detaching`.
+    StorageDetaching {
+        /// Storage id, e.g. `data/0`.
+        id: String,
+    },
 }
 
 /// An endpoint declared by a charm.
@@ -139,6 +149,9 @@ pub struct CharmMeta {
     /// `subordinate: true`: its units live beside a principal's (see `lifecycle::subordinate`).
     #[serde(default)]
     pub subordinate: bool,
+    /// Stores declared under `storage:`.
+    #[serde(default)]
+    pub storage: BTreeMap<String, super::storage::StoreMeta>,
 }
 
 /// Life of a unit or relation.
@@ -176,6 +189,25 @@ pub struct App {
     pub version: String,
     /// Next unit number.
     pub next_unit: u32,
+}
+
+impl App {
+    /// A new application of the charm staged at `charm_dir`, with no config, resources or units.
+    pub fn new(name: &str, charm_dir: PathBuf, meta: CharmMeta) -> App {
+        App {
+            name: name.into(),
+            charm_dir,
+            charm_rev: 0,
+            meta,
+            config: BTreeMap::new(),
+            resources: BTreeMap::new(),
+            leader: None,
+            leader_data: Settings::new(),
+            status: StatusInfo::default(),
+            version: String::new(),
+            next_unit: 0,
+        }
+    }
 }
 
 /// Agent state of a unit.
@@ -395,6 +427,9 @@ pub struct Model {
     /// The Juju version the model imitates (`sandbox bootstrap --agent-version`).
     #[serde(default = "default_agent_version")]
     pub agent_version: String,
+    /// Storage instances and the model-wide `stores` sequence.
+    #[serde(default)]
+    pub storage: super::storage::Storage,
 }
 
 /// The Juju version a model imitates unless bootstrapped with another.
@@ -453,6 +488,7 @@ impl Model {
             next_task: 1,
             secrets: Default::default(),
             agent_version: default_agent_version(),
+            storage: Default::default(),
         }
     }
 

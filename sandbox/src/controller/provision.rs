@@ -47,7 +47,7 @@ fn boot_spec(
         .get(unit)
         .ok_or_else(|| anyhow::anyhow!("unit is gone"))?;
     let m = &st.model.machines[&u.machine];
-    let spec = MachineSpec {
+    let mut spec = MachineSpec {
         id: m.id,
         hostname: m.hostname.clone(),
         dir: machine_dir(sh, m.id),
@@ -61,6 +61,14 @@ fn boot_spec(
             .map(|dir| (dir, archive::MOUNT.to_string()))
             .collect(),
     };
+    for (dir, at, ro) in super::storage::volumes::boot_binds(&sh.home, &st.model, unit)? {
+        let binds = if ro {
+            &mut spec.ro_binds
+        } else {
+            &mut spec.binds
+        };
+        binds.push((dir, at));
+    }
     Ok((lab(st), spec))
 }
 
@@ -141,7 +149,7 @@ fn provision_now(sh: &Arc<Shared>, unit: &str) -> anyhow::Result<()> {
         sh.commit(&st);
     }
     handle.wait_running(Duration::from_secs(120))?;
-    configure_apt(&handle, !spec.ro_binds.is_empty())?;
+    configure_apt(&handle, spec.ro_binds.iter().any(|b| b.1 == archive::MOUNT))?;
     install_unit_files(&handle, unit, &charm_dir)?;
     let mac = handle.run(
         &["cat", "/sys/class/net/eth0/address"],
@@ -152,6 +160,7 @@ fn provision_now(sh: &Arc<Shared>, unit: &str) -> anyhow::Result<()> {
         m.mac = String::from_utf8_lossy(&mac.stdout).trim().to_string();
         m.state = "started".into();
     }
+    super::storage::volumes::machine_started(&mut st.model, unit);
     if let Some(u) = st.model.units.get_mut(unit) {
         u.agent = Agent::Idle;
         u.agent_since = super::model::now();
@@ -271,6 +280,7 @@ pub fn retire_unit(sh: &Arc<Shared>, st: &mut State, unit: &str) {
     let Some(machine) = st.model.units.get(unit).map(|u| u.machine) else {
         return;
     };
+    super::storage::volumes::unit_gone(sh, st, unit);
     if super::deployer::retire_subordinate(sh, st, unit) {
         return;
     }
@@ -327,6 +337,7 @@ pub fn resume(sh: &Arc<Shared>) {
                     u.agent = Agent::Idle;
                 }
                 runner::ensure_worker(sh, &mut st, &unit);
+                super::storage::volumes::bind_new(sh, &st, &unit);
             }
             ("pending", _) => provision(sh, &unit),
             _ => {

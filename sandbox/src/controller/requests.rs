@@ -3,7 +3,6 @@
 use super::model::{now, App, Event, Life, RelEnd, Task};
 use super::{charm, lifecycle, provision, runner, Shared, State};
 use crate::api::{Request, Response};
-use crate::tools::env::{Settings, StatusInfo};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -40,18 +39,38 @@ fn dispatch(sh: &Arc<Shared>, st: &mut State, req: Request) -> Res {
             num_units,
             config,
             resources,
-        } => deploy(sh, st, &charm, app, num_units, &config, &resources),
-        Request::AddUnit { app, num_units } => {
-            if !st.model.apps.contains_key(&app) {
+            storage,
+            attach_storage,
+        } => {
+            let storage = super::storage::Wanted::parse(&storage, attach_storage, num_units)?;
+            deploy(
+                sh, st, &charm, app, num_units, &config, &resources, &storage,
+            )
+        }
+        Request::AddUnit {
+            app,
+            num_units,
+            storage,
+            attach_storage,
+        } => {
+            let Some(a) = st.model.apps.get(&app) else {
                 return Err(format!(
                     "application {app:?} not found: deploy it first (sandbox deploy)"
                 ));
-            }
+            };
             lifecycle::subordinate::check_add_unit(&st.model, &app)?;
-            let units: Vec<String> = (0..num_units).map(|_| add_unit(sh, st, &app)).collect();
+            let storage = super::storage::Wanted::parse(&storage, attach_storage, num_units)?;
+            let stores = a.meta.storage.clone();
+            let plan = super::storage::plan(&st.model, &app, &stores, &storage)?;
+            let units: Vec<String> = (0..num_units)
+                .map(|_| add_unit(sh, st, &app, &plan))
+                .collect();
             Ok(json!({ "units": units }))
         }
-        Request::RemoveUnit { units } => {
+        Request::RemoveUnit {
+            units,
+            destroy_storage,
+        } => {
             for u in &units {
                 let unit = st
                     .model
@@ -65,10 +84,15 @@ fn dispatch(sh: &Arc<Shared>, st: &mut State, req: Request) -> Res {
                 }
                 lifecycle::subordinate::check_remove_unit(&st.model, u)?;
             }
+            let mut storage = BTreeMap::new();
             for u in &units {
+                if destroy_storage {
+                    super::storage::destroy_with(&mut st.model, u);
+                }
+                storage.insert(u, super::storage::attached_to(&st.model, u, None));
                 lifecycle::remove_unit(&mut st.model, u);
             }
-            Ok(json!({ "removing": units }))
+            Ok(json!({ "removing": units, "storage": storage }))
         }
         Request::Integrate(ends) => integrate(st, &ends.a, &ends.b),
         Request::RemoveRelation(ends) => {
@@ -261,12 +285,14 @@ fn machine_of(st: &State, unit: &str) -> Result<(u32, crate::machine::Machine), 
         .ok_or_else(|| format!("the machine of {unit} is not running yet"))
 }
 
-fn add_unit(sh: &Arc<Shared>, st: &mut State, app: &str) -> String {
+fn add_unit(sh: &Arc<Shared>, st: &mut State, app: &str, storage: &super::storage::Plan) -> String {
     let u = lifecycle::add_unit(&mut st.model, app);
+    super::storage::give_new_unit(&mut st.model, &u, storage);
     provision::provision(sh, &u);
     u
 }
 
+#[allow(clippy::too_many_arguments)]
 fn deploy(
     sh: &Arc<Shared>,
     st: &mut State,
@@ -275,6 +301,7 @@ fn deploy(
     n: u32,
     config: &BTreeMap<String, String>,
     resources: &BTreeMap<String, String>,
+    storage: &super::storage::Wanted,
 ) -> Res {
     let src = absolute(charm_path)?;
     let tmp = sh.home.join("charms").join(".incoming");
@@ -301,6 +328,7 @@ fn deploy(
         }
         res.insert(k.clone(), absolute(v)?);
     }
+    let plan = super::storage::plan(&st.model, &name, &meta.storage, storage)?;
     let dir = charm::staged_dir(&sh.home, &name, 0);
     if dir.exists() {
         std::fs::remove_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -312,22 +340,10 @@ fn deploy(
         .filter(|(_, e)| e.role == "peers")
         .map(|(n, e)| (n.clone(), e.interface.clone()))
         .collect();
-    st.model.apps.insert(
-        name.clone(),
-        App {
-            name: name.clone(),
-            charm_dir: dir,
-            charm_rev: 0,
-            meta,
-            config: typed,
-            resources: res,
-            leader: None,
-            leader_data: Settings::new(),
-            status: StatusInfo::default(),
-            version: String::new(),
-            next_unit: 0,
-        },
-    );
+    let mut a = App::new(&name, dir, meta);
+    a.config = typed;
+    a.resources = res;
+    st.model.apps.insert(name.clone(), a);
     for (ep, iface) in peers {
         lifecycle::add_relation(
             &mut st.model,
@@ -338,7 +354,7 @@ fn deploy(
             iface,
         );
     }
-    let units: Vec<String> = (0..n).map(|_| add_unit(sh, st, &name)).collect();
+    let units: Vec<String> = (0..n).map(|_| add_unit(sh, st, &name, &plan)).collect();
     Ok(json!({ "application": name, "units": units }))
 }
 

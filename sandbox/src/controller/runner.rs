@@ -48,6 +48,9 @@ pub fn hook_name(model: &Model, unit: &str, ev: &Event) -> String {
         Event::SecretRotate { .. } => "secret-rotate".into(),
         Event::SecretExpired { .. } => "secret-expired".into(),
         Event::SecretRemove { .. } => "secret-remove".into(),
+        Event::StorageAttached { .. } | Event::StorageDetaching { .. } => {
+            super::storage::hook_name(ev).unwrap_or_default()
+        }
     }
 }
 
@@ -282,6 +285,7 @@ fn command_for(
     }
     env.extend(super::secret_hooks::hook_env(model, unit, ev));
     env.extend(super::exec::relation_env(model, unit, ev));
+    env.extend(super::storage::hook_env(model, ev));
     let handler = |kind: &str| -> Option<String> {
         let dispatch = app.charm_dir.join("dispatch");
         if is_executable(&dispatch) {
@@ -447,6 +451,7 @@ fn finish(sh: &Arc<Shared>, unit: &str, job: Job, out: anyhow::Result<crate::mac
             if let Some(ctx) = &ctx {
                 ctx.commit(&mut st.model);
             }
+            super::storage::volumes::bind_new(sh, &st, unit);
         }
         sh.commit(&st);
         return;
@@ -466,6 +471,7 @@ fn finish(sh: &Arc<Shared>, unit: &str, job: Job, out: anyhow::Result<crate::mac
         }
         lifecycle::hook_done(&mut st.model, unit, &job.ev);
         super::deployer::deploy_new(sh, &mut st);
+        super::storage::volumes::bind_new(sh, &st, unit);
         if job.ev == Event::Remove {
             sh.log_line(&tag, "INFO", "unit removed");
             crate::secrets::forget_unit(&mut st.model.secrets, unit);

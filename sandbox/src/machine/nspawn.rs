@@ -976,3 +976,54 @@ fn write_via_host(root: &Path, rel: &Path, contents: &[u8], mode: u32) -> anyhow
     })?;
     Ok(())
 }
+
+impl Machine {
+    /// Binds the host directory `host_dir` at `inside` in this running machine (what
+    /// `machinectl bind` does): the machine creates the mount point itself; a forked child
+    /// clones `host_dir` as a detached mount while still in the host's namespace, enters the
+    /// machine's mount namespace (whose root is the machine's `/`) and moves the mount there,
+    /// so `inside` is resolved only within the machine, never through the host's view of it.
+    pub fn bind_in(&self, host_dir: &Path, inside: &str, read_only: bool) -> anyhow::Result<()> {
+        use std::ffi::CString;
+        use std::os::fd::AsRawFd;
+        use std::os::unix::ffi::OsStrExt;
+        inside_path(inside)?;
+        let out = self.run(&["mkdir", "-p", "--", inside], Duration::from_secs(30))?;
+        if out.status != 0 {
+            bail!(
+                "cannot make {inside} in machine {}: {}",
+                self.id,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        let pid1 = self
+            .pid1()
+            .with_context(|| format!("machine {} is not running: boot it first", self.id))?;
+        let ns = std::fs::File::open(format!("/proc/{pid1}/ns/mnt"))
+            .with_context(|| format!("cannot open the mount namespace of machine {}", self.id))?;
+        let src = CString::new(host_dir.as_os_str().as_bytes())?;
+        let dst = CString::new(inside)?;
+        let mut cmd = Command::new("/bin/true");
+        cmd.env_clear()
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        sys::move_mount_into(&mut cmd, src, ns.as_raw_fd(), dst, read_only);
+        let status = cmd.status().with_context(|| {
+            format!(
+                "cannot bind {} at {inside} in machine {}",
+                host_dir.display(),
+                self.id
+            )
+        })?;
+        if !status.success() {
+            bail!(
+                "binding {} at {inside} in machine {} exited with {status}",
+                host_dir.display(),
+                self.id
+            );
+        }
+        drop(ns);
+        Ok(())
+    }
+}

@@ -100,3 +100,79 @@ pub fn default_sigpipe() {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
+
+/// `open_tree(2)` flag: clone the tree as a detached mount.
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+/// `move_mount(2)` flag: the source is the fd itself.
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
+/// `mount_setattr(2)` attribute: read-only.
+const MOUNT_ATTR_RDONLY: u64 = 1;
+
+/// `struct mount_attr` of `mount_setattr(2)`.
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// Makes `cmd`'s child, before it execs, clone the host directory `src` as a detached mount
+/// (read-only when asked), enter the mount namespace `ns_fd` (its root becomes that
+/// namespace's root) and move the mount to `dst` there; `spawn` fails with the errno of the
+/// step that failed.
+pub fn move_mount_into(
+    cmd: &mut Command,
+    src: std::ffi::CString,
+    ns_fd: std::os::fd::RawFd,
+    dst: std::ffi::CString,
+    read_only: bool,
+) {
+    let empty = std::ffi::CString::default();
+    // SAFETY: the closure runs in the forked child before exec and only makes syscalls on
+    // memory allocated before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            let fail = || Err(io::Error::last_os_error());
+            let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+            let tree = libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, src.as_ptr(), flags);
+            if tree < 0 {
+                return fail();
+            }
+            if read_only {
+                let attr = MountAttr {
+                    attr_set: MOUNT_ATTR_RDONLY,
+                    attr_clr: 0,
+                    propagation: 0,
+                    userns_fd: 0,
+                };
+                let r = libc::syscall(
+                    libc::SYS_mount_setattr,
+                    tree,
+                    empty.as_ptr(),
+                    libc::AT_EMPTY_PATH,
+                    &attr as *const MountAttr,
+                    std::mem::size_of::<MountAttr>(),
+                );
+                if r < 0 {
+                    return fail();
+                }
+            }
+            if libc::setns(ns_fd, libc::CLONE_NEWNS) != 0 {
+                return fail();
+            }
+            let r = libc::syscall(
+                libc::SYS_move_mount,
+                tree,
+                empty.as_ptr(),
+                libc::AT_FDCWD,
+                dst.as_ptr(),
+                MOVE_MOUNT_F_EMPTY_PATH,
+            );
+            if r < 0 {
+                return fail();
+            }
+            Ok(())
+        });
+    }
+}

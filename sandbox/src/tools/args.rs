@@ -29,6 +29,8 @@ pub(crate) enum Check {
     YamlJson,
     /// A relation id (`7` or `name:7`) that must name a live relation.
     Relation,
+    /// A storage id (`data/0`) that must name storage attached to the unit.
+    Storage,
 }
 
 /// One flag a tool accepts.

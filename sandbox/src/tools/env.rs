@@ -95,6 +95,15 @@ pub struct GoalState {
     pub relations: BTreeMap<String, BTreeMap<String, GoalStatus>>,
 }
 
+/// A storage instance as `storage-get` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageInfo {
+    /// `filesystem` or `block`.
+    pub kind: String,
+    /// Its mount point in the machine.
+    pub location: String,
+}
+
 /// Everything the hook tools may ask of the controller during one hook or action.
 ///
 /// Buffered writes (`relation_set`, `change_port`, `state_set`, `state_delete`) are
@@ -201,5 +210,25 @@ pub trait HookEnv {
     fn secret(&mut self, call: crate::secrets::Call) -> Result<crate::secrets::Answer, ToolError> {
         let _ = call;
         Err(ToolError::new("secrets are not available in this model"))
+    }
+
+    /// The storage of the running storage hook (`JUJU_STORAGE_ID`), if any.
+    fn hook_storage(&self) -> Option<String> {
+        None
+    }
+    /// A storage instance attached to this unit; an error names an unknown one.
+    fn storage_get(&self, id: &str) -> Result<StorageInfo, ToolError> {
+        Err(ToolError::new(format!("storage {id:?} not found")))
+    }
+    /// Ids of the storage attached to this unit (of store `name` unless empty), in the
+    /// controller's order.
+    fn storage_list(&self, name: &str) -> Result<Vec<String>, ToolError> {
+        let _ = name;
+        Ok(vec![])
+    }
+    /// Buffers `storage-add` (store, count), committed when the hook exits 0.
+    fn storage_add(&mut self, adds: Vec<(String, u32)>) -> Result<(), ToolError> {
+        let _ = adds;
+        Err(ToolError::new("storage is not available in this model"))
     }
 }

@@ -12,7 +12,7 @@
 //! Layout: `args` parses gnuflag-style command lines; `format`, `yaml` and `yaml_emit` write
 //! Juju's smart/yaml/json output; `call` holds what every tool body shares; one file per tool
 //! family holds the commands (`leader`, `relation`, `config_action`, `status`, `network`,
-//! `ports`, `state`, `log_resource`); `client` is the binary side.
+//! `ports`, `state`, `log_resource`, `secret`, `goal`, `storage`); `client` is the binary side.
 
 pub mod client;
 pub mod env;
@@ -31,6 +31,7 @@ mod relation;
 mod secret;
 mod state;
 mod status;
+mod storage;
 mod yaml;
 mod yaml_emit;
 
@@ -83,6 +84,9 @@ pub const TOOL_NAMES: &[&str] = &[
     "state-set",
     "status-get",
     "status-set",
+    "storage-add",
+    "storage-get",
+    "storage-list",
     "unit-get",
 ];
 
@@ -205,6 +209,7 @@ pub fn run_tool(
                 Check::Format => format::check_format(value),
                 Check::YamlJson => format::check_yaml_json(value),
                 Check::Relation => relation_value(env_ref, value).map(|id| relation = id),
+                Check::Storage => storage::check_id(env_ref, value),
             },
         )
     };
@@ -262,6 +267,7 @@ fn find(name: &str) -> Option<&'static Tool> {
         log_resource::TOOLS,
         secret::TOOLS,
         goal::TOOLS,
+        storage::TOOLS,
     ]
     .into_iter()
     .flatten()

@@ -369,6 +369,7 @@ pub fn remove_unit(model: &mut Model, unit: &str) {
         .cloned()
         .collect();
     u.queue = head.into_iter().chain(actions).collect();
+    super::storage::unit_dying(model, unit);
     let mut rels: Vec<(i64, bool, Vec<String>)> = model
         .relations
         .values()
@@ -606,6 +607,7 @@ pub fn entered_relations(model: &Model, unit: &str) -> Vec<i64> {
 
 /// Bookkeeping after a hook completed successfully on `unit`.
 pub fn hook_done(model: &mut Model, unit: &str, ev: &Event) {
+    super::storage::hook_done(model, unit, ev);
     match ev {
         Event::Install => {
             if let Some(u) = model.units.get_mut(unit) {

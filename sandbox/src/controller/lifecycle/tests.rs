@@ -6,22 +6,8 @@ use std::path::Path;
 
 fn model_with(app: &str, peer: bool) -> Model {
     let mut m = Model::new(Path::new("/tmp/lifecycle-test"));
-    m.apps.insert(
-        app.into(),
-        App {
-            name: app.into(),
-            charm_dir: "/x".into(),
-            charm_rev: 0,
-            meta: CharmMeta::default(),
-            config: BTreeMap::new(),
-            resources: BTreeMap::new(),
-            leader: None,
-            leader_data: Settings::new(),
-            status: StatusInfo::default(),
-            version: String::new(),
-            next_unit: 0,
-        },
-    );
+    m.apps
+        .insert(app.into(), App::new(app, "/x".into(), CharmMeta::default()));
     if peer {
         add_relation(
             &mut m,

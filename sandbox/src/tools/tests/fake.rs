@@ -46,6 +46,10 @@ pub(crate) struct FakeEnv {
     pub secret_unit: Option<String>,
     /// What `goal-state` answers.
     pub goal: crate::tools::env::GoalState,
+    /// The unit's storage (id → mount point), the running storage hook's id, `storage-add`s.
+    pub storage: Vec<(String, String)>,
+    pub hook_storage: Option<String>,
+    pub storage_adds: Vec<(String, u32)>,
 }
 
 /// The model uuid the fake's `secret-add` prints.
@@ -327,5 +331,33 @@ impl HookEnv for FakeEnv {
         let who = self.who();
         crate::secrets::handle(&mut self.secrets, &mut self.pending, &who, call)
             .map_err(ToolError::new)
+    }
+    fn hook_storage(&self) -> Option<String> {
+        self.hook_storage.clone()
+    }
+    fn storage_get(&self, id: &str) -> Result<crate::tools::env::StorageInfo, ToolError> {
+        let (_, location) = self
+            .storage
+            .iter()
+            .find(|(i, _)| i == id)
+            .ok_or_else(|| ToolError::new(format!("storage {id:?} not found")))?;
+        Ok(crate::tools::env::StorageInfo {
+            kind: "filesystem".into(),
+            location: location.clone(),
+        })
+    }
+    fn storage_list(&self, name: &str) -> Result<Vec<String>, ToolError> {
+        let of_store = |id: &&String| name.is_empty() || id.split('/').next() == Some(name);
+        Ok(self
+            .storage
+            .iter()
+            .map(|(i, _)| i)
+            .filter(of_store)
+            .cloned()
+            .collect())
+    }
+    fn storage_add(&mut self, adds: Vec<(String, u32)>) -> Result<(), ToolError> {
+        self.storage_adds.extend(adds);
+        Ok(())
     }
 }

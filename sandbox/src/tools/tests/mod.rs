@@ -6,6 +6,7 @@ mod format_yaml;
 mod leader_relation;
 mod network_ports_state;
 mod secrets;
+mod storage;
 
 pub(super) use fake::{settings, FakeEnv};
 
