@@ -205,6 +205,8 @@ pub struct Info {
     pub expiry: Option<f64>,
     /// The next rotation.
     pub rotates: Option<f64>,
+    /// The grants in force (3.3+ `access`): (target tag, scope tag), each with role `view`.
+    pub access: Vec<(String, String)>,
 }
 
 /// Who calls, as the controller knows it at the time of the call.
@@ -220,8 +222,9 @@ pub struct Who {
     pub now: f64,
     /// The relations the unit is in → the remote application of each.
     pub remote_apps: BTreeMap<i64, String>,
-    /// Every relation of the model that is alive (a grant lasts as long as its relation).
-    pub live_relations: BTreeSet<i64>,
+    /// Every relation of the model that is alive (a grant lasts as long as its relation), with
+    /// its tag as Juju prints it (`relation-wordpress.db#mysql.server`).
+    pub live_relations: BTreeMap<i64, String>,
 }
 
 impl Who {
@@ -239,7 +242,7 @@ impl Who {
             || [self.unit.as_str(), self.app()].iter().any(|g| {
                 s.grants
                     .get(*g)
-                    .is_some_and(|r| self.live_relations.contains(r))
+                    .is_some_and(|r| self.live_relations.contains_key(r))
             })
     }
 }
@@ -448,7 +451,7 @@ pub fn handle(
         } => get(store, pending, who, &target, peek, refresh).map(Answer::Content),
         Call::Info(target) => {
             let id = owned_target(store, pending, who, &target)?;
-            Ok(Answer::Info(id.clone(), info(store, pending, &id)))
+            Ok(Answer::Info(id.clone(), info(store, pending, who, &id)))
         }
         Call::Ids => {
             let mut ids: Vec<String> = store
@@ -529,7 +532,7 @@ fn owned_target(
         .ok_or_else(|| format!("secret {} not found", go_quote(label)))
 }
 
-fn info(store: &Store, pending: &Pending, id: &str) -> Info {
+fn info(store: &Store, pending: &Pending, who: &Who, id: &str) -> Info {
     if let Some((owner, _, meta)) = pending.created(id) {
         return Info {
             revision: 1,
@@ -539,6 +542,7 @@ fn info(store: &Store, pending: &Pending, id: &str) -> Info {
             rotation: meta.rotate.clone().unwrap_or_else(|| "never".into()),
             expiry: meta.expire,
             rotates: None,
+            access: Vec::new(),
         };
     }
     let s = &store.secrets[id];
@@ -554,7 +558,25 @@ fn info(store: &Store, pending: &Pending, id: &str) -> Info {
         },
         expiry: s.revisions.get(&s.latest).and_then(|r| r.expire),
         rotates: s.next_rotate,
+        access: access(s, who),
     }
+}
+
+/// `SecretGrants(uri, RoleView)` as `secret-info-get` shows it: each grant whose relation is
+/// still alive, its grantee as a unit or application tag (state/secrets.go, jujuc
+/// `secret-info-get.go` `accessInfo`).
+fn access(s: &Secret, who: &Who) -> Vec<(String, String)> {
+    s.grants
+        .iter()
+        .filter_map(|(grantee, rel)| {
+            let scope = who.live_relations.get(rel)?;
+            let target = match grantee.split_once('/') {
+                Some((app, n)) => format!("unit-{app}-{n}"),
+                None => format!("application-{grantee}"),
+            };
+            Some((target, scope.clone()))
+        })
+        .collect()
 }
 
 fn owner_kind(owner: &str) -> &'static str {

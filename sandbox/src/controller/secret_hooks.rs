@@ -8,8 +8,28 @@
 //! `secret-expired` and `secret-remove`).
 
 use super::lifecycle;
-use super::model::{app_of, now, Event, Life, Model};
+use super::model::{app_of, now, Event, Life, Model, Relation};
 use crate::secrets::{Hook, Who};
+
+/// A relation's tag as Juju names it: its key with the requirer's end first (state/relation.go
+/// `relationKey` sorts the endpoints by role, requirer before provider), `:` as `.` and the
+/// space as `#`, e.g. `relation-wordpress.db#mysql.server`.
+fn relation_tag(model: &Model, r: &Relation) -> String {
+    let role = |app: &str, endpoint: &str| {
+        model
+            .apps
+            .get(app)
+            .and_then(|a| a.meta.endpoints.get(endpoint))
+            .map_or("", |e| e.role.as_str())
+    };
+    let mut ends: Vec<_> = r.ends.iter().collect();
+    ends.sort_by_key(|e| (role(&e.app, &e.endpoint) != "requires", e.app.clone()));
+    let key: Vec<String> = ends
+        .iter()
+        .map(|e| format!("{}.{}", e.app, e.endpoint))
+        .collect();
+    format!("relation-{}", key.join("#"))
+}
 
 /// The calling unit as the secret store sees it.
 pub fn who(model: &Model, unit: &str) -> Who {
@@ -24,7 +44,7 @@ pub fn who(model: &Model, unit: &str) -> Who {
             .filter(|r| r.involves(app))
             .filter_map(|r| Some((r.id, r.remote_app(app)?)))
             .collect(),
-        live_relations: alive().map(|r| r.id).collect(),
+        live_relations: alive().map(|r| (r.id, relation_tag(model, r))).collect(),
     }
 }
 

@@ -10,7 +10,7 @@ fn who(unit: &str, leader: bool, now: f64) -> Who {
         model_uuid: "uuid".into(),
         now,
         remote_apps: [(7, "mysql".to_string())].into(),
-        live_relations: [7].into(),
+        live_relations: [(7, "relation-mysql.db#etcd.db".to_string())].into(),
     }
 }
 

@@ -456,6 +456,16 @@ fn secret_info_get(c: &mut Call) -> Res {
     for (name, v) in optional {
         fields.extend(v.map(|v| field(name, v)));
     }
+    if !info.access.is_empty() {
+        let grants = info.access.into_iter().map(|(target, scope)| {
+            Out::Struct(vec![
+                field("target", Out::Str(target)),
+                field("scope", Out::Str(scope)),
+                field("role", Out::Str("view".into())),
+            ])
+        });
+        fields.push(field("access", Out::List(grants.collect())));
+    }
     c.write(Some(Out::Map(vec![(id, Out::Struct(fields))])))
 }
 

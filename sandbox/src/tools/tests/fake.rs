@@ -124,7 +124,11 @@ impl FakeEnv {
                 .iter()
                 .map(|(id, r)| (*id, r.remote_app.clone()))
                 .collect(),
-            live_relations: self.relations.keys().copied().collect(),
+            live_relations: self
+                .relations
+                .iter()
+                .map(|(id, r)| (*id, format!("relation-{}.db#etcd.db", r.remote_app)))
+                .collect(),
         }
     }
 

@@ -223,9 +223,17 @@ fn grants_revokes_and_refusals_at_commit() {
     env.commit_secrets().expect("commit");
     // YAML, the default, quotes what would read back as a number.
     assert_eq!(as_mysql(&mut env), (0, "\"1\"\n".into(), String::new()));
+    // The owner sees the grant in `access` (Juju 3.3+), as tags.
+    check_get(
+        &mut env,
+        &["secret-info-get", &id],
+        &format!("{id}:\n  revision: 1\n  label: \"\"\n  owner: application\n  rotation: never\n  access:\n  - target: application-mysql\n    scope: relation-mysql.db#etcd.db\n    role: view\n"),
+    );
     run_ok(&mut env, &["secret-revoke", &id, "--app", "mysql"], &[]);
     env.commit_secrets().expect("commit");
     assert_eq!(as_mysql(&mut env).0, 1);
+    let info = run_with(&mut env, &["secret-info-get", &id, "--format", "json"], &[]);
+    assert!(!info.1.contains("access"), "{}", info.1);
 
     // A non-leader's change to its application's secret is taken, then refused at commit.
     env.leader = false;
