@@ -678,6 +678,7 @@ fn tls_leader_bootstraps_over_https_with_its_certificate_first() {
     };
     assert_eq!(p.effects, [issue]);
     assert_eq!(p.status, Status::WaitTlsCert);
+    assert!(p.again, "its files on the next pass");
     certified(&mut o, false);
     let p = plan(&o);
     assert_eq!(p.effects[0], Effect::TlsFiles { sans: sans(0) });
@@ -980,4 +981,28 @@ fn client_relations_carry_the_tls_credentials_only_with_tls() {
         !s.contains_key("client_ca"),
         "absent keys are not touched: {s:?}"
     );
+}
+
+#[test]
+fn keys_an_older_charm_left_in_leader_data_move_to_secrets_under_juju_3() {
+    let members = vec![scheme_member(0), scheme_member(1)];
+    let mut o = tls_unit(running(0, members, 0));
+    o.leadership = Leadership::Leader;
+    o.leader_data = leader_data(&[
+        (keys::TOKEN, "t0k"),
+        (keys::TLS, "true"),
+        (keys::TLS_CA, "CA PEM"),
+        (keys::TLS_CA_KEY, "CA KEY"),
+        (keys::TLS_CLIENT_CERT, "CLIENT PEM"),
+        (keys::TLS_CLIENT_KEY, "CLIENT KEY"),
+    ]);
+    o.secrets.ca_keys = Some(CaKeys::default());
+    let moves = |o: &Observed| plan(o).effects.contains(&Effect::MoveKeysToSecrets);
+    assert!(!moves(&o), "Juju 2.9: they stay");
+    o.secrets.available = true;
+    assert!(moves(&o));
+    let mut raw = o.leader_data.raw.clone();
+    raw.insert(keys::TLS_CA_SECRET.into(), "secret:ca".into());
+    o.leader_data = LeaderData::parse(raw);
+    assert!(!moves(&o), "moved already");
 }

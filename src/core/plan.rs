@@ -202,7 +202,13 @@ fn tls_files(o: &Observed, address: &str, p: &mut Plan) -> Option<Status> {
         p.effects.push(Effect::MoveKeysToSecrets);
     }
     if leader {
-        p.effects.extend(membership::tls_signing(o));
+        let signing = membership::tls_signing(o);
+        // Its own certificates are written on the next pass.
+        let own = Effect::Issue {
+            unit: o.unit.clone(),
+        };
+        p.again |= signing.contains(&own);
+        p.effects.extend(signing);
     }
     let peer_ca = ld.get(keys::TLS_PEER_CA).unwrap_or(ca);
     let sans = render::tls_sans(address, o.local.hostname.as_deref());
@@ -210,8 +216,11 @@ fn tls_files(o: &Observed, address: &str, p: &mut Plan) -> Option<Status> {
     let request = TlsRequest::from_data(&o.own_peer_data);
     let pending = request.filter(|r| o.local.tls_request_record == Some(r.record(&sans)));
     let Some(request) = pending else {
-        p.effects.push(Effect::TlsRequest { sans });
-        p.again = true;
+        // Requests go in peer data: none before the peer relation exists.
+        if o.peer_relation.is_some() {
+            p.effects.push(Effect::TlsRequest { sans });
+            p.again = true;
+        }
         return waiting;
     };
     let from = Issued::fingerprint(&request.csr, &request.client_csr, ca, peer_ca);

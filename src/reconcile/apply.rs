@@ -345,10 +345,11 @@ impl Run<'_> {
     /// Leader (Juju 3): moves the keys an older charm left in leader data into secrets.
     fn move_keys_to_secrets(&self) -> Result<(), ApplyError> {
         let o = self.o;
-        let (Some(ca), Some(client)) = (&o.secrets.ca_keys, o.secrets.client_key.as_ref()) else {
+        let client = o.leader_data.get(keys::TLS_CLIENT_KEY);
+        let (Some(ca), Some(client)) = (&o.secrets.ca_keys, client) else {
             return Ok(());
         };
-        self.juju.leader_set(&self.store_keys(ca, &client.0)?)?;
+        self.juju.leader_set(&self.store_keys(ca, client)?)?;
         let msg = "moved the TLS keys from leader data into Juju secrets";
         self.juju.log(Level::Info, msg);
         Ok(())
