@@ -863,6 +863,15 @@ fn changing_tls_after_bootstrap_switches_in_turn_after_the_peer_url_update() {
     }
 }
 
+/// The settings of the plan's first `relation-set` on a client relation.
+fn first_relation_set(p: &Plan) -> Settings {
+    let found = p.effects.iter().find_map(|e| match e {
+        Effect::RelationSet(_, s) => Some(s.clone()),
+        _ => None,
+    });
+    found.unwrap_or_else(|| panic!("no RelationSet in {:?}", p.effects))
+}
+
 #[test]
 fn client_relations_carry_the_tls_credentials_only_with_tls() {
     let relations = |published: Settings| {
@@ -946,14 +955,7 @@ fn client_relations_carry_the_tls_credentials_only_with_tls() {
     let mut raw = old.leader_data.raw.clone();
     raw.insert(keys::TLS_CLIENT_KEY.into(), "KEY IN LEADER DATA".into());
     old.leader_data = LeaderData::parse(raw);
-    let p = plan(&old);
-    let Some(Effect::RelationSet(_, s)) = p
-        .effects
-        .iter()
-        .find(|e| matches!(e, Effect::RelationSet(..)))
-    else {
-        panic!("no RelationSet in {:?}", p.effects)
-    };
+    let s = first_relation_set(&plan(&old));
     assert_eq!(s["client_key"], "KEY IN LEADER DATA");
     assert!(!s.contains_key("client_key_secret"), "{s:?}");
     assert_eq!(
@@ -968,14 +970,7 @@ fn client_relations_carry_the_tls_credentials_only_with_tls() {
     let mut o = settled(1, vec![member(0), member(1)], 0);
     let stale = Settings::from([("client_key".to_string(), "OLD".to_string())]);
     o.clients = relations(stale);
-    let p = plan(&o);
-    let Some(Effect::RelationSet(_, s)) = p
-        .effects
-        .iter()
-        .find(|e| matches!(e, Effect::RelationSet(..)))
-    else {
-        panic!("no RelationSet in {:?}", p.effects)
-    };
+    let s = first_relation_set(&plan(&o));
     assert_eq!(s["client_key"], "");
     assert!(
         !s.contains_key("client_ca"),

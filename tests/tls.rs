@@ -5,7 +5,7 @@
 //! Juju secret and each member's key only on its machine; a fourth unit joins as a learner over
 //! TLS, and a fifth after the Juju leader's unit is removed (the new leader signs). A cluster
 //! deployed without TLS switches to it and back while a client writes, one member at a time.
-//! Needs root.
+//! Under Juju 2.9 the keys are in leader data (the fallback). Needs root.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -403,4 +403,35 @@ fn tls_is_switched_on_and_off_on_a_running_cluster_without_failed_writes() {
     switch(&sb, false, &http, &https);
     let (_, members, _) = sb.ssh("etcd/2", "etcdctl member list");
     assert_eq!(members.matches("http://").count(), 6, "{members}");
+}
+
+/// Juju 2.9 has no secrets: the documented fallback keeps the CA keys in leader data; only the
+/// leader signs all the same, and the cluster serves TLS with a peer CA of its own.
+#[test]
+fn tls_under_juju_2_9_keeps_the_keys_in_leader_data() {
+    let sb = Sandbox::with_agent_version("etcd_tls29", Some("2.9.44"));
+    deploy_etcd(&sb, 2, &["--config", "tls=true"]);
+    sb.wait_active(2);
+    let eps = healthy_endpoints(&sb, "etcd/1");
+    assert_eq!(eps.len(), 2, "{eps:?}");
+    assert!(eps.iter().all(|e| e.starts_with("https://")), "{eps:?}");
+    let leader = sb.leader("etcd").expect("a leader");
+    let (code, out, err) = sb.exec(
+        &leader,
+        "for k in tls-ca-key tls-peer-ca-key tls-client-key tls-ca-secret; do \
+         leader-get $k | grep -c 'BEGIN PRIVATE KEY'; done",
+    );
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["1", "1", "1", "0"],
+        "{code} {err}"
+    );
+    let (_, peer_ca, _) = sb.ssh(
+        "etcd/1",
+        "cmp /etc/etcd/tls/ca.crt /etc/etcd/tls/peer-ca.crt",
+    );
+    assert!(
+        peer_ca.contains("differ"),
+        "one CA for both ports: {peer_ca}"
+    );
 }
