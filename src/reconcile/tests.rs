@@ -523,6 +523,25 @@ fn the_leader_certifies_itself_with_the_ca_keys_in_a_secret() {
     assert!(!own.values().any(|v| v.contains("PRIVATE KEY")));
     assert_eq!(m.read(paths::TLS_KEY), m.read(paths::TLS_PENDING_KEY));
     assert_ne!(m.read(paths::TLS_PEER_CA), m.read(paths::TLS_CA));
+    // A peer's malformed request: logged and ignored, nothing issued, the hook goes on.
+    let garbage = [("tls-csr", "-----BEGIN garbage"), ("tls-client-csr", "x")];
+    let peer = j.peers.get_mut("etcd/1").unwrap();
+    peer.extend(garbage.map(|(k, v)| (k.to_string(), v.to_string())));
+    let etcd = FakeEtcd::healthy(1);
+    let o = observed(&j, &etcd, &m);
+    let issue = Effect::Issue {
+        unit: "etcd/1".into(),
+    };
+    assert_eq!(apply_tls(&j, &etcd, &m, &o), [issue]);
+    let logs = j.logs.borrow().join("\n");
+    assert!(
+        logs.contains("ignoring the TLS certificate requests of etcd/1"),
+        "{logs}"
+    );
+    assert!(!j
+        .leader_data
+        .borrow()
+        .contains_key(&keys::issued_key("etcd/1")));
     // A secret gone (its hook failed after leader-set): the CAs are made again.
     j.secrets.borrow_mut().clear();
     let etcd = FakeEtcd::healthy(1);
