@@ -372,12 +372,31 @@ pub fn stop_force_new_cluster() {
 mod tests {
     use super::*;
 
-    fn temp(name: &str, content: &[u8]) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("etcd-charm-actions-{}", std::process::id()));
+    /// A file in a directory of its own, removed with it when dropped.
+    struct Temp(std::path::PathBuf);
+
+    impl std::ops::Deref for Temp {
+        type Target = Path;
+        fn deref(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for Temp {
+        fn drop(&mut self) {
+            if let Some(dir) = self.0.parent() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+    }
+
+    fn temp(name: &str, content: &[u8]) -> Temp {
+        let dir =
+            std::env::temp_dir().join(format!("etcd-charm-actions-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join(name);
         std::fs::write(&p, content).unwrap();
-        p
+        Temp(p)
     }
 
     /// A file that starts like a bbolt database, with `extra` in it and `hash` bytes at the end.
