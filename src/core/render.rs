@@ -69,6 +69,10 @@ pub struct EtcdConfig {
     pub initial_advertise_peer_urls: String,
     /// The client URL advertised to clients.
     pub advertise_client_urls: String,
+    /// etcd's plain-http metrics listener (`/metrics`, `/health`) for COS; absent in files
+    /// written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen_metrics_urls: Option<String>,
     /// Raft heartbeat, ms.
     pub heartbeat_interval: u32,
     /// Raft election timeout, ms.
@@ -181,6 +185,10 @@ impl EtcdConfig {
             }
         }
         let security = tls.then(TransportSecurity::charm);
+        let metrics_host = match cfg.bind_to_all_interfaces {
+            true => "0.0.0.0",
+            false => address,
+        };
         EtcdConfig {
             name: name.into(),
             data_dir: paths::DATA_DIR.into(),
@@ -188,6 +196,7 @@ impl EtcdConfig {
             listen_client_urls: listen_client,
             initial_advertise_peer_urls: peer,
             advertise_client_urls: client,
+            listen_metrics_urls: Some(url(false, metrics_host, cfg.metrics_port)),
             heartbeat_interval: cfg.heartbeat_interval,
             election_timeout: cfg.election_timeout,
             snapshot_count: cfg.snapshot_count,
@@ -572,6 +581,7 @@ listen-peer-urls: http://10.0.0.1:2380
 listen-client-urls: http://10.0.0.1:2379,http://127.0.0.1:2379
 initial-advertise-peer-urls: http://10.0.0.1:2380
 advertise-client-urls: http://10.0.0.1:2379
+listen-metrics-urls: http://10.0.0.1:2381
 heartbeat-interval: 100
 election-timeout: 1000
 quota-backend-bytes: 0
@@ -808,6 +818,20 @@ initial-cluster: etcd0=https://10.0.0.1:2380
         };
         let c = rendered(&debug);
         assert_ne!(f, restart_fingerprint(&c, &unit, "3.4.23"));
+        // A new metrics port, and a file from before the metrics listener, restart etcd.
+        let metrics = CharmConfig {
+            metrics_port: 9000,
+            ..CharmConfig::default()
+        };
+        let m = rendered(&metrics);
+        assert!(m.contains("listen-metrics-urls: http://10.0.0.1:9000\n"));
+        assert_ne!(f, restart_fingerprint(&m, &unit, "3.4.23"));
+        let before = a.replace("listen-metrics-urls: http://10.0.0.1:2381\n", "");
+        assert_eq!(
+            EtcdConfig::parse(&before).unwrap().listen_metrics_urls,
+            None
+        );
+        assert_ne!(f, restart_fingerprint(&before, &unit, "3.4.23"));
     }
 
     #[test]

@@ -11,8 +11,10 @@ all at once and each bounded (the status names who does not answer), and the ala
 */
 
 use crate::core::config::CharmConfig;
+use crate::core::cos::ENDPOINT as COS_AGENT;
 use crate::core::observed::{
-    keys, peer_keys, ClientRelation, ClusterView, LeaderData, Leadership, Local, Observed, Peer,
+    keys, peer_keys, ClientRelation, ClusterView, CosAgent, LeaderData, Leadership, Local,
+    Observed, Peer,
 };
 use crate::core::render;
 use crate::etcd::{Etcd, Member, MemberStatus};
@@ -152,6 +154,15 @@ pub fn observe(
             });
         }
     }
+    let cos_agent = match juju.relation_ids(COS_AGENT)?.into_iter().next() {
+        Some(relation) => Some(CosAgent {
+            published: juju.relation_get(&relation, &ctx.unit_name)?,
+            relation,
+            model: ctx.model_name.clone(),
+            model_uuid: ctx.model_uuid.clone(),
+        }),
+        None => None,
+    };
     // Voting members first: the local one when it votes, then the published endpoints, then
     // the peers that announced a started member.
     let mut endpoints = Vec::new();
@@ -209,6 +220,7 @@ pub fn observe(
         peers,
         own_peer_data,
         clients,
+        cos_agent,
         local,
         endpoints,
         members,
