@@ -9,6 +9,7 @@
 use base64::Engine;
 use serde_json::{json, Value};
 use sha3::digest::{ExtendableOutput, Update, XofReader};
+use std::io::Write;
 use std::path::Path;
 use std::{env, fs};
 
@@ -58,9 +59,11 @@ fn dashboard(path: &str) -> String {
         tags.push(json!(tag));
         d["tags"] = Value::Array(tags);
     }
-    let mut xz = Vec::new();
     let plain = serde_json::to_vec(&d).expect("a JSON value serialises");
-    lzma_rs::xz_compress(&mut plain.as_slice(), &mut xz).expect("xz into memory");
+    let options = lzma_rust2::XzOptions::with_preset(9);
+    let mut w = lzma_rust2::XzWriter::new(Vec::new(), options).expect("an xz writer");
+    w.write_all(&plain).expect("xz into memory");
+    let xz = w.finish().expect("xz into memory");
     base64::engine::general_purpose::STANDARD.encode(xz)
 }
 

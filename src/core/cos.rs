@@ -218,9 +218,9 @@ mod tests {
     fn dashboard_is_xz_json_with_its_uid_and_tag() {
         let encoded = dashboards();
         assert_eq!(encoded.len(), 1);
-        // The xz magic (lzma-rs writes no integrity check; Python's lzma reads any).
+        // The xz container, as Python's `lzma.compress` writes it.
         assert!(
-            encoded[0].starts_with("/Td6WFoA"),
+            encoded[0].starts_with("/Td6WFoAAATm1rRG"),
             "{}",
             &encoded[0][..16]
         );
@@ -228,7 +228,8 @@ mod tests {
             .decode(&encoded[0])
             .unwrap();
         let mut json = Vec::new();
-        lzma_rs::xz_decompress(&mut xz.as_slice(), &mut json).unwrap();
+        let mut reader = lzma_rust2::XzReader::new(xz.as_slice(), false);
+        std::io::Read::read_to_end(&mut reader, &mut json).unwrap();
         let d: Value = serde_json::from_slice(&json).unwrap();
         assert_eq!(d["uid"], "0af808fbd476400df882fb6e00aae619ba0ed232");
         let tags = d["tags"].as_array().unwrap();
