@@ -160,7 +160,6 @@ pub fn agent_data(o: &Observed, cfg: &CharmConfig, address: &str) -> Option<Effe
 #[cfg(test)]
 mod tests {
     use super::*;
-    use base64::Engine;
 
     fn topology() -> Topology {
         Topology {
@@ -212,29 +211,6 @@ mod tests {
                 .as_str()
                 .is_some_and(|e| !e.contains("juju_unit=")));
         }
-    }
-
-    #[test]
-    fn dashboard_is_xz_json_with_its_uid_and_tag() {
-        let encoded = dashboards();
-        assert_eq!(encoded.len(), 1);
-        // The xz container, as Python's `lzma.compress` writes it.
-        assert!(
-            encoded[0].starts_with("/Td6WFoAAATm1rRG"),
-            "{}",
-            &encoded[0][..16]
-        );
-        let xz = base64::engine::general_purpose::STANDARD
-            .decode(&encoded[0])
-            .unwrap();
-        let mut json = Vec::new();
-        let mut reader = lzma_rust2::XzReader::new(xz.as_slice(), false);
-        std::io::Read::read_to_end(&mut reader, &mut json).unwrap();
-        let d: Value = serde_json::from_slice(&json).unwrap();
-        assert_eq!(d["uid"], "0af808fbd476400df882fb6e00aae619ba0ed232");
-        let tags = d["tags"].as_array().unwrap();
-        assert!(tags.contains(&json!("charm: etcd")) && tags.contains(&json!("etcd")));
-        assert!(d["panels"].as_array().is_some_and(|p| !p.is_empty()));
     }
 
     #[test]

@@ -1,0 +1,160 @@
+//! COS: the `cos-agent` payload's dashboards as the agents decode them, and (with machines,
+//! `--run-ignored`) etcd's metrics listener across the sandbox network.
+
+use base64::Engine;
+use etcd_charm::core::cos;
+use serde_json::{json, Value};
+
+#[test]
+fn dashboard_is_xz_json_with_its_uid_and_tag() {
+    let encoded = cos::dashboards();
+    assert_eq!(encoded.len(), 1);
+    // The xz container, as Python's `lzma.compress` writes it.
+    assert!(
+        encoded[0].starts_with("/Td6WFoAAATm1rRG"),
+        "{}",
+        &encoded[0][..16]
+    );
+    let xz = base64::engine::general_purpose::STANDARD
+        .decode(&encoded[0])
+        .unwrap();
+    let mut json = Vec::new();
+    let mut reader = lzma_rust2::XzReader::new(xz.as_slice(), false);
+    std::io::Read::read_to_end(&mut reader, &mut json).unwrap();
+    let d: Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(d["uid"], "0af808fbd476400df882fb6e00aae619ba0ed232");
+    let tags = d["tags"].as_array().unwrap();
+    assert!(tags.contains(&json!("charm: etcd")) && tags.contains(&json!("etcd")));
+    assert!(d["panels"].as_array().is_some_and(|p| !p.is_empty()));
+}
+
+#[path = "support/mod.rs"]
+mod support;
+use std::process::Command;
+use std::time::Duration;
+use support::{deploy_consumer, deploy_etcd, netns_of, Sandbox};
+
+/// `curl -sS <url>` run by the host in `netns` (a machine's network, loopback included): the
+/// body, or curl's error.
+fn curl(netns: &str, url: &str) -> Result<String, String> {
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            netns,
+            "curl",
+            "-sS",
+            "--fail",
+            "--max-time",
+            "5",
+            url,
+        ])
+        .output()
+        .expect("curl runs");
+    match out.status.success() {
+        true => Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
+        false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
+    }
+}
+
+/// The ports a unit has opened, as `opened-ports` prints them.
+fn opened_ports(sb: &Sandbox, unit: &str) -> String {
+    let (code, out, err) = sb.exec(unit, "opened-ports");
+    assert_eq!(code, 0, "opened-ports on {unit}: {err}");
+    out
+}
+
+/// The hosts of the `db` relation's `connection_string`, as the consumer reads it.
+fn member_hosts(sb: &Sandbox, n: usize) -> Vec<String> {
+    sb.eventually(
+        "connection_string with every member",
+        Duration::from_secs(120),
+        || {
+            let (_, out, _) = sb.exec(
+                "db-client/0",
+                "relation-get -r $(relation-ids db | head -1) connection_string etcd/0",
+            );
+            let hosts: Vec<String> = out
+                .trim()
+                .split(',')
+                .filter_map(|u| u.strip_prefix("http://")?.rsplit_once(':'))
+                .map(|(h, _)| h.to_string())
+                .collect();
+            (hosts.len() == n).then_some(hosts)
+        },
+    )
+}
+
+/// etcd's metrics listener answers `/metrics` and `/health` on every member's address from a
+/// consumer's machine, with the listener's port opened; a new `metrics_port` moves it (members
+/// restarted one at a time) and closes the old port. The facts exporter answers on each unit's
+/// loopback only, and reports a defragmentation.
+#[test]
+fn metrics_listener_and_facts_exporter_answer() {
+    let sb = Sandbox::new("etcd_cos_metrics");
+    deploy_etcd(&sb, 2, &[]);
+    deploy_consumer(&sb, "db-client", "etcdctl");
+    sb.ok(&["integrate", "db-client:db", "etcd:db"]);
+    sb.wait_active(3);
+    let client = netns_of(&sb, "db-client/0");
+    let hosts = member_hosts(&sb, 2);
+    for host in &hosts {
+        let metrics = curl(&client, &format!("http://{host}:2381/metrics")).unwrap();
+        assert!(metrics.contains("\netcd_server_has_leader 1\n"), "{host}");
+        let health = curl(&client, &format!("http://{host}:2381/health")).unwrap();
+        assert!(health.contains(r#""health":"true""#), "{host}: {health}");
+        // The facts exporter listens on loopback only.
+        assert!(curl(&client, &format!("http://{host}:9379/metrics")).is_err());
+    }
+    for unit in ["etcd/0", "etcd/1"] {
+        let ports = opened_ports(&sb, unit);
+        assert!(
+            ports.contains("2379/tcp") && ports.contains("2381/tcp"),
+            "{unit}: {ports}"
+        );
+    }
+
+    let own = netns_of(&sb, "etcd/0");
+    let facts = curl(&own, "http://127.0.0.1:9379/metrics").unwrap();
+    assert!(
+        facts.contains("\netcd_charm_last_defrag_timestamp_seconds 0\n"),
+        "{facts}"
+    );
+    let out = sb.run(&["run", "etcd/0", "defrag"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let facts = curl(&own, "http://127.0.0.1:9379/metrics").unwrap();
+    assert!(
+        !facts.contains("etcd_charm_last_defrag_timestamp_seconds 0\n"),
+        "{facts}"
+    );
+    let other = netns_of(&sb, "etcd/1");
+    let facts = curl(&other, "http://127.0.0.1:9379/metrics").unwrap();
+    assert!(
+        facts.contains("etcd_charm_last_defrag_timestamp_seconds 0\n"),
+        "{facts}"
+    );
+
+    sb.ok(&["config", "etcd", "metrics_port=2391"]);
+    for host in &hosts {
+        sb.eventually(
+            "the metrics listener on 2391",
+            Duration::from_secs(180),
+            || curl(&client, &format!("http://{host}:2391/metrics")).ok(),
+        );
+    }
+    sb.wait_active(3);
+    for host in &hosts {
+        assert!(curl(&client, &format!("http://{host}:2381/metrics")).is_err());
+    }
+    for unit in ["etcd/0", "etcd/1"] {
+        let ports = opened_ports(&sb, unit);
+        assert!(
+            ports.contains("2391/tcp") && !ports.contains("2381/tcp"),
+            "{unit}: {ports}"
+        );
+    }
+}
