@@ -158,3 +158,109 @@ fn metrics_listener_and_facts_exporter_answer() {
         );
     }
 }
+
+/// The `prometheus` binary `scripts/install-deps` unpacked from Debian's package, packed as the
+/// prometheus-agent test charm's resource in the sandbox's home.
+fn prometheus_resource(sb: &Sandbox) -> std::path::PathBuf {
+    let tools = std::env::var("ETCD_CHARM_TOOLS")
+        .unwrap_or_else(|_| "/var/cache/etcd-charm-tools".to_string());
+    let bin = std::path::Path::new(&tools).join("prometheus/current/usr/bin");
+    assert!(
+        bin.join("prometheus").exists(),
+        "run scripts/install-deps first (no {})",
+        bin.display()
+    );
+    let tarball = sb.home.join("prometheus.tar.gz");
+    let out = Command::new("tar")
+        .arg("-czf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&bin)
+        .arg("prometheus")
+        .output()
+        .expect("tar runs");
+    assert!(out.status.success(), "{out:?}");
+    tarball
+}
+
+/// A PromQL query to the Prometheus of the agent beside `unit`: the result vector.
+fn query(sb: &Sandbox, unit: &str, promql: &str) -> Vec<Value> {
+    let netns = netns_of(sb, unit);
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &netns,
+            "curl",
+            "-sS",
+            "--max-time",
+            "5",
+            "-G",
+        ])
+        .args(["http://127.0.0.1:9090/api/v1/query", "--data-urlencode"])
+        .arg(format!("query={promql}"))
+        .output()
+        .expect("curl runs");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    v["data"]["result"].as_array().cloned().unwrap_or_default()
+}
+
+/// The values of a query's series, as numbers.
+fn values(result: &[Value]) -> Vec<f64> {
+    let value = |s: &Value| s["value"][1].as_str()?.parse().ok();
+    result.iter().filter_map(value).collect()
+}
+
+/// The real parts: the prometheus-agent test charm, related to etcd over `cos-agent` as
+/// grafana-agent would be, runs Debian's Prometheus with exactly the scrape jobs and rules the
+/// charm publishes. Every member is `up` with a Raft leader, the facts job answers, and when a
+/// member's machine is killed the charm's `EtcdMemberDown` alert fires on a surviving agent.
+#[test]
+fn prometheus_scrapes_every_member_and_alerts_on_a_lost_one() {
+    let sb = Sandbox::new("etcd_cos_prometheus");
+    let resource = prometheus_resource(&sb);
+    deploy_etcd(&sb, 3, &[]);
+    let charm = support::repo_root().join("tests/charms/prometheus-agent");
+    let resource = format!("prometheus={}", resource.display());
+    sb.ok(&["deploy", charm.to_str().unwrap(), "--resource", &resource]);
+    sb.ok(&["integrate", "etcd", "prometheus-agent"]);
+    sb.wait_active(6);
+    let units = sb.units("etcd");
+    assert_eq!(units.len(), 3);
+    for unit in &units {
+        let member =
+            format!("{{job=\"etcd_etcd\",juju_unit=\"{unit}\",juju_application=\"etcd\"}}");
+        let wait = Duration::from_secs(120);
+        sb.eventually(&format!("{unit} scraped with a leader"), wait, || {
+            let up = values(&query(&sb, unit, &format!("up{member}")));
+            let leader = values(&query(
+                &sb,
+                unit,
+                &format!("etcd_server_has_leader{member}"),
+            ));
+            (up == [1.0] && leader == [1.0]).then_some(())
+        });
+        let facts = format!("up{{job=\"{}\"}}", cos::facts_job_name("etcd"));
+        sb.eventually(&format!("{unit}'s facts scraped"), wait, || {
+            (values(&query(&sb, unit, &facts)) == [1.0]).then_some(())
+        });
+    }
+    let down = "ALERTS{alertname=~\"EtcdMemberDown|EtcdClusterNoLeader\"}";
+    let before = query(&sb, &units[0], down);
+    assert!(before.is_empty(), "no member down before the fault: {before:?}");
+
+    let lost = &units[2];
+    sb.ok(&["kill-machine", lost]);
+    let firing = "ALERTS{alertname=\"EtcdMemberDown\",alertstate=\"firing\"}";
+    let alerts = sb.eventually("EtcdMemberDown firing", Duration::from_secs(420), || {
+        let alerts = query(&sb, &units[0], firing);
+        (!alerts.is_empty()).then_some(alerts)
+    });
+    let labels = &alerts[0]["metric"];
+    assert_eq!(labels["juju_application"], "etcd", "{alerts:?}");
+    assert_eq!(labels["juju_charm"], "etcd", "{alerts:?}");
+    assert!(
+        labels["Remote"].as_str().is_some_and(|r| !r.is_empty()),
+        "{alerts:?}"
+    );
+}
