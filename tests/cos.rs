@@ -64,6 +64,17 @@ fn opened_ports(sb: &Sandbox, unit: &str) -> String {
     out
 }
 
+/// `etcd_charm_last_defrag_timestamp_seconds` as the facts exporter of `unit` serves it, on its
+/// machine's loopback.
+fn last_defrag(sb: &Sandbox, unit: &str) -> i64 {
+    let facts = curl(&netns_of(sb, unit), "http://127.0.0.1:9379/metrics").unwrap();
+    let line = facts
+        .lines()
+        .find_map(|l| l.strip_prefix("etcd_charm_last_defrag_timestamp_seconds "));
+    let value = line.and_then(|v| v.trim().parse().ok());
+    value.unwrap_or_else(|| panic!("no last defrag from {unit}: {facts}"))
+}
+
 /// The hosts of the `db` relation's `connection_string`, as the consumer reads it.
 fn member_hosts(sb: &Sandbox, n: usize) -> Vec<String> {
     sb.eventually(
@@ -114,29 +125,12 @@ fn metrics_listener_and_facts_exporter_answer() {
         );
     }
 
-    let own = netns_of(&sb, "etcd/0");
-    let facts = curl(&own, "http://127.0.0.1:9379/metrics").unwrap();
-    assert!(
-        facts.contains("\netcd_charm_last_defrag_timestamp_seconds 0\n"),
-        "{facts}"
-    );
+    assert_eq!(last_defrag(&sb, "etcd/0"), 0);
     let out = sb.run(&["run", "etcd/0", "defrag"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let facts = curl(&own, "http://127.0.0.1:9379/metrics").unwrap();
-    assert!(
-        !facts.contains("etcd_charm_last_defrag_timestamp_seconds 0\n"),
-        "{facts}"
-    );
-    let other = netns_of(&sb, "etcd/1");
-    let facts = curl(&other, "http://127.0.0.1:9379/metrics").unwrap();
-    assert!(
-        facts.contains("etcd_charm_last_defrag_timestamp_seconds 0\n"),
-        "{facts}"
-    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(last_defrag(&sb, "etcd/0") > 0);
+    assert_eq!(last_defrag(&sb, "etcd/1"), 0);
 
     sb.ok(&["config", "etcd", "metrics_port=2391"]);
     for host in &hosts {
@@ -247,7 +241,10 @@ fn prometheus_scrapes_every_member_and_alerts_on_a_lost_one() {
     }
     let down = "ALERTS{alertname=~\"EtcdMemberDown|EtcdClusterNoLeader\"}";
     let before = query(&sb, &units[0], down);
-    assert!(before.is_empty(), "no member down before the fault: {before:?}");
+    assert!(
+        before.is_empty(),
+        "no member down before the fault: {before:?}"
+    );
 
     let lost = &units[2];
     sb.ok(&["kill-machine", lost]);

@@ -6,6 +6,7 @@ serves it on loopback, and the `notAfter` of a PEM certificate.
 */
 
 use crate::core::config::FACTS_PORT;
+use crate::core::render;
 use crate::paths;
 
 /// What the facts exporter serves, as Unix seconds.
@@ -82,26 +83,14 @@ PrivateTmp=yes
 PrivateDevices=yes
 DevicePolicy=closed
 PrivateUsers=yes
-ProtectKernelTunables=yes
-ProtectKernelModules=yes
-ProtectKernelLogs=yes
-ProtectControlGroups=yes
-ProtectClock=yes
-ProtectHostname=yes
-ProtectProc=invisible
-ProcSubset=pid
+{kernel}
 RestrictAddressFamilies=AF_INET
 IPAddressDeny=any
 IPAddressAllow=localhost
 RestrictNamespaces=yes
 LockPersonality=yes
 MemoryDenyWriteExecute=yes
-RestrictRealtime=yes
-RestrictSUIDSGID=yes
-RemoveIPC=yes
-SystemCallArchitectures=native
-SystemCallFilter=@system-service
-SystemCallFilter=~@privileged @resources
+{syscalls}
 NoNewPrivileges=yes
 CapabilityBoundingSet=
 AmbientCapabilities=
@@ -109,6 +98,8 @@ AmbientCapabilities=
 [Install]
 WantedBy=multi-user.target
 ",
+        kernel = render::KERNEL_PROTECTION,
+        syscalls = render::SYSCALL_LIMITS,
         port = FACTS_PORT,
         bin = paths::FACTS_BIN,
         mode = SERVE_MODE,

@@ -431,6 +431,23 @@ pub fn initial_cluster_of(rendered: &str) -> Option<InitialCluster> {
     EtcdConfig::parse(rendered).map(|c| c.initial_cluster())
 }
 
+/// The kernel protections of the charm's systemd units (etcd's and the facts exporter's).
+pub(crate) const KERNEL_PROTECTION: &str = "ProtectKernelTunables=yes\n\
+ProtectKernelModules=yes\n\
+ProtectKernelLogs=yes\n\
+ProtectControlGroups=yes\n\
+ProtectClock=yes\n\
+ProtectHostname=yes\n\
+ProtectProc=invisible\n\
+ProcSubset=pid";
+/// Their system-call limits.
+pub(crate) const SYSCALL_LIMITS: &str = "RestrictRealtime=yes\n\
+RestrictSUIDSGID=yes\n\
+RemoveIPC=yes\n\
+SystemCallArchitectures=native\n\
+SystemCallFilter=@system-service\n\
+SystemCallFilter=~@privileged @resources";
+
 /// The systemd unit: `Type=notify`, only `--config-file`, sandboxed so that `systemd-analyze
 /// security etcd` scores 1.1 (measured in a sandbox machine, systemd 252). etcd needs no
 /// capability, writes only under its home and reaches its peers and clients over TCP. Directives
@@ -468,26 +485,14 @@ PrivateDevices=yes
 DevicePolicy=closed
 # Only root and etcd are mapped: etcd's files and the TLS files are owned by these two.
 PrivateUsers=yes
-ProtectKernelTunables=yes
-ProtectKernelModules=yes
-ProtectKernelLogs=yes
-ProtectControlGroups=yes
-ProtectClock=yes
-ProtectHostname=yes
-ProtectProc=invisible
-ProcSubset=pid
+{kernel}
 # No PrivateNetwork or IPAddressDeny: etcd serves clients and dials peers at any address.
 RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
 RestrictNamespaces=yes
 LockPersonality=yes
 # Go's runtime never maps memory both writable and executable.
 MemoryDenyWriteExecute=yes
-RestrictRealtime=yes
-RestrictSUIDSGID=yes
-RemoveIPC=yes
-SystemCallArchitectures=native
-SystemCallFilter=@system-service
-SystemCallFilter=~@privileged @resources
+{syscalls}
 # A filtered call fails (Go's runtime then carries on, e.g. without raising a limit): no kill.
 SystemCallErrorNumber=EPERM
 NoNewPrivileges=yes
@@ -497,6 +502,8 @@ AmbientCapabilities=
 [Install]
 WantedBy=multi-user.target
 ",
+        kernel = KERNEL_PROTECTION,
+        syscalls = SYSCALL_LIMITS,
         etcd = paths::ETCD_LINK,
         config = paths::CONFIG_FILE,
         home = paths::ETCD_HOME,
