@@ -47,18 +47,16 @@ fn run(ctx: &JujuContext, invocation: Invocation, juju: &HookTools) -> anyhow::R
         Invocation::Hook(hook) => {
             let etcd = EtcdApi::new()?;
             reconcile::reconcile(ctx, &hook, juju, &etcd, &Host)?;
-            facts_after_hook(&hook, juju);
+            facts_after_hook(ctx, &hook, juju);
         }
         Invocation::Action(name) => {
             let etcd = EtcdApi::new()?;
             let results = actions::run(ctx, &name, juju, &etcd)?;
-            let done = results.get("defragmented").unwrap_or_default().to_string();
-            if name == "defrag" && done.split(',').any(|m| m == ctx.member_name()) {
+            let done = results.get("defragmented").unwrap_or_default();
+            if name == "defrag" && !done.is_empty() {
                 let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
                 let now = now.map_or(0, |d| d.as_secs() as i64);
-                if let Err(e) =
-                    metrics::record_defrag(&Host, now).and_then(|()| metrics::refresh(&Host, false))
-                {
+                if let Err(e) = metrics::after_defrag(&Host, juju, &ctx.member_name(), done, now) {
                     juju.log(
                         Level::Warning,
                         &format!("cannot record the defragmentation for the facts exporter: {e}"),
@@ -72,13 +70,19 @@ fn run(ctx: &JujuContext, invocation: Invocation, juju: &HookTools) -> anyhow::R
 
 /// The facts exporter after a hook: its binary, unit and file brought up to date (a failure is
 /// logged, never fails the hook: etcd does not depend on it); removed with the unit.
-fn facts_after_hook(hook: &Hook, juju: &HookTools) {
+fn facts_after_hook(ctx: &JujuContext, hook: &Hook, juju: &HookTools) {
     let name = hook.name();
     if matches!(hook, Hook::Remove) {
         return metrics::remove(&Host);
     }
     if matches!(hook, Hook::Stop) {
         return;
+    }
+    if let Err(e) = metrics::take_announced_defrag(&Host, juju, ctx) {
+        juju.log(
+            Level::Warning,
+            &format!("cannot read a peer's defragmentation: {e}"),
+        );
     }
     let check = matches!(name.as_str(), "install" | "upgrade-charm");
     let copied = metrics::install_binary(check).map_err(|e| e.to_string());

@@ -131,6 +131,15 @@ fn metrics_listener_and_facts_exporter_answer() {
     assert!(out.status.success(), "{stderr}");
     assert!(last_defrag(&sb, "etcd/0") > 0);
     assert_eq!(last_defrag(&sb, "etcd/1"), 0);
+    // `defrag all=true` on etcd/0 reaches etcd/1's member, and its unit records it.
+    let out = sb.run(&["run", "etcd/0", "defrag", "all=true"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    sb.eventually(
+        "etcd/1 records its defragmentation",
+        Duration::from_secs(60),
+        || (last_defrag(&sb, "etcd/1") > 0).then_some(()),
+    );
 
     sb.ok(&["config", "etcd", "metrics_port=2391"]);
     for host in &hosts {

@@ -1,7 +1,8 @@
 /*!
 The facts exporter's machine side: the charm's own metrics ([`crate::core::facts`]) collected
 from this machine and rewritten atomically into [`paths::FACTS_FILE`] after every hook and
-after `defrag`, the systemd unit that serves them, and the serving mode itself ([`serve`]: the
+after `defrag` (a `defrag all=true` announces the members it did in peer data; each of their
+units records its own), the systemd unit that serves them, and the serving mode itself ([`serve`]: the
 charm binary as `etcd-charm serve-facts <addr> <file>`, one request at a time on std's
 `TcpListener`).
 */
@@ -10,6 +11,8 @@ use super::host::HostError;
 use super::Machine;
 use crate::core::facts::{self, Facts};
 use crate::core::render;
+use crate::juju::context::{JujuContext, PEER_ENDPOINT};
+use crate::juju::{Juju, Settings};
 use crate::paths;
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -24,6 +27,67 @@ fn defrag_file() -> String {
 pub fn record_defrag(m: &dyn Machine, unix: i64) -> Result<(), HostError> {
     m.write(&defrag_file(), &format!("{unix}\n"), 0o600)
         .map(drop)
+}
+
+/// Peer data key a unit whose `defrag` action defragmented members announces them in:
+/// `<Unix seconds> <member>,<member>…`; each of those members' units records it for itself.
+pub const DEFRAG_KEY: &str = "defragmented";
+
+/// After `defrag` defragmented `done` (member names, comma-separated) at `unix`: records this
+/// unit's member (`own`) if it is one, and announces them all in this unit's peer data.
+pub fn after_defrag(
+    m: &dyn Machine,
+    juju: &dyn Juju,
+    own: &str,
+    done: &str,
+    unix: i64,
+) -> Result<(), String> {
+    if done.split(',').any(|n| n == own) {
+        record_defrag(m, unix).map_err(|e| e.to_string())?;
+        refresh(m, false).map_err(|e| e.to_string())?;
+    }
+    let rel = juju
+        .relation_ids(PEER_ENDPOINT)
+        .map_err(|e| e.to_string())?;
+    let Some(rel) = rel.into_iter().next() else {
+        return Ok(());
+    };
+    let announce = Settings::from([(DEFRAG_KEY.to_string(), format!("{unix} {done}"))]);
+    juju.relation_set(&rel, &announce)
+        .map_err(|e| e.to_string())
+}
+
+/// In a peer relation hook: the remote unit's [`DEFRAG_KEY`], recorded when it names this
+/// unit's member and is newer than what is recorded (refreshed into the file after the hook).
+pub fn take_announced_defrag(
+    m: &dyn Machine,
+    juju: &dyn Juju,
+    ctx: &JujuContext,
+) -> Result<(), String> {
+    let (Some(rel), Some(remote)) = (&ctx.relation_id, &ctx.remote_unit) else {
+        return Ok(());
+    };
+    if ctx.relation.as_deref() != Some(PEER_ENDPOINT) {
+        return Ok(());
+    }
+    let data = juju.relation_get(rel, remote).map_err(|e| e.to_string())?;
+    let announced = data.get(DEFRAG_KEY).and_then(|v| v.split_once(' '));
+    let Some((unix, members)) = announced else {
+        return Ok(());
+    };
+    let own = ctx.member_name();
+    match unix.parse::<i64>() {
+        Ok(t) if members.split(',').any(|n| n == own) && t > last_defrag(m) => {
+            record_defrag(m, t).map_err(|e| e.to_string())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The recorded last defragmentation of this unit's member; 0 if none.
+fn last_defrag(m: &dyn Machine) -> i64 {
+    let text = m.read(&defrag_file());
+    text.and_then(|t| t.trim().parse().ok()).unwrap_or(0)
 }
 
 /// The facts of this machine: the certificates' `notAfter` while the member runs with TLS, the
@@ -48,10 +112,9 @@ pub fn collect(m: &dyn Machine) -> Facts {
             .collect(),
         false => Vec::new(),
     };
-    let last_defrag = m.read(&defrag_file());
     Facts {
         certificates,
-        last_defrag: last_defrag.and_then(|t| t.trim().parse().ok()).unwrap_or(0),
+        last_defrag: last_defrag(m),
         // Hook point: the last verified backup, once the backup state records it.
         last_verified_backup: None,
     }
@@ -131,6 +194,7 @@ pub fn serve(addr: &str, file: &str) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use crate::fakes::FakeMachine;
+    use serde_json::Value;
 
     fn cert_expiring(y: i32, m: u8, d: u8) -> String {
         let mut params = rcgen::CertificateParams::new(vec!["x".to_string()]).unwrap();
@@ -170,6 +234,41 @@ mod tests {
         // Without TLS in force, no certificate is exported.
         m.put(paths::CONFIG_FILE, &config(false));
         assert!(collect(&m).certificates.is_empty());
+    }
+
+    #[test]
+    fn a_defrag_of_every_member_reaches_each_unit() {
+        use crate::fakes::FakeJuju;
+        // etcd/0 ran `defrag all=true`: it records its own member and announces both.
+        let (m0, j0) = (FakeMachine::new(), FakeJuju::new("etcd/0", Value::Null));
+        after_defrag(&m0, &j0, "etcd0", "etcd1,etcd0", 1_700_000_000).unwrap();
+        assert_eq!(last_defrag(&m0), 1_700_000_000);
+        let announced = j0.own_data.borrow().clone();
+        assert_eq!(announced[DEFRAG_KEY], "1700000000 etcd1,etcd0");
+        // etcd/1 takes it in its peer relation hook; an older one later changes nothing.
+        let (m1, mut j1) = (FakeMachine::new(), FakeJuju::new("etcd/1", Value::Null));
+        j1.peers.insert("etcd/0".into(), announced);
+        let ctx = JujuContext {
+            unit_name: "etcd/1".into(),
+            relation: Some(PEER_ENDPOINT.into()),
+            relation_id: Some("cluster:1".into()),
+            remote_unit: Some("etcd/0".into()),
+            ..JujuContext::default()
+        };
+        take_announced_defrag(&m1, &j1, &ctx).unwrap();
+        assert_eq!(last_defrag(&m1), 1_700_000_000);
+        let older = Settings::from([(DEFRAG_KEY.to_string(), "5 etcd1".to_string())]);
+        j1.peers.insert("etcd/0".into(), older);
+        take_announced_defrag(&m1, &j1, &ctx).unwrap();
+        assert_eq!(last_defrag(&m1), 1_700_000_000);
+        // A unit whose member is not named records nothing.
+        let m2 = FakeMachine::new();
+        let ctx2 = JujuContext {
+            unit_name: "etcd/2".into(),
+            ..ctx
+        };
+        take_announced_defrag(&m2, &j1, &ctx2).unwrap();
+        assert_eq!(last_defrag(&m2), 0);
     }
 
     #[test]
