@@ -32,7 +32,7 @@ fn dashboard_is_xz_json_with_its_uid_and_tag() {
 mod support;
 use std::process::Command;
 use std::time::Duration;
-use support::{deploy_consumer, deploy_etcd, netns_of, Sandbox};
+use support::{deploy_consumer, deploy_etcd, netns_of, restarted_one_at_a_time, Sandbox};
 
 /// `curl -sS <url>` run by the host in `netns` (a machine's network, loopback included): the
 /// body, or curl's error.
@@ -150,6 +150,8 @@ fn metrics_listener_and_facts_exporter_answer() {
         );
     }
     sb.wait_active(3);
+    let units = sb.units("etcd");
+    restarted_one_at_a_time(&sb, &units);
     for host in &hosts {
         assert!(curl(&client, &format!("http://{host}:2381/metrics")).is_err());
     }
