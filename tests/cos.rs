@@ -272,3 +272,47 @@ fn prometheus_scrapes_every_member_and_alerts_on_a_lost_one() {
         "{alerts:?}"
     );
 }
+
+/// With `tls=true`, the facts exporter reports the `notAfter` of the CA, member and client
+/// certificates the unit holds, as `openssl` reads them from the files.
+#[test]
+fn facts_exporter_reports_certificate_expiry_with_tls() {
+    let sb = Sandbox::new("etcd_cos_tls_facts");
+    deploy_etcd(&sb, 1, &["--config", "tls=true"]);
+    sb.wait_active(1);
+    let netns = netns_of(&sb, "etcd/0");
+    let facts = curl(&netns, "http://127.0.0.1:9379/metrics").unwrap();
+    for (name, file) in [
+        ("ca", "ca.crt"),
+        ("member", "server.crt"),
+        ("client", "client.crt"),
+    ] {
+        let pem = support::sh(&sb, "etcd/0", &format!("cat /etc/etcd/tls/{file}"));
+        let mut openssl = Command::new("openssl")
+            .args(["x509", "-noout", "-enddate", "-dateopt", "iso_8601"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("openssl runs");
+        use std::io::Write;
+        openssl
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(pem.as_bytes())
+            .unwrap();
+        let out = openssl.wait_with_output().unwrap();
+        // notAfter=2036-05-06 00:00:00Z
+        let end = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let date = end.strip_prefix("notAfter=").expect("an end date");
+        let unix = Command::new("date")
+            .args(["-u", "-d", date, "+%s"])
+            .output()
+            .expect("date runs");
+        let unix = String::from_utf8_lossy(&unix.stdout).trim().to_string();
+        let series = format!(
+            "etcd_charm_certificate_expiry_timestamp_seconds{{certificate=\"{name}\"}} {unix}\n"
+        );
+        assert!(facts.contains(&series), "{series} not in {facts}");
+    }
+}
