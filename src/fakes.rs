@@ -210,6 +210,12 @@ impl Juju for FakeJuju {
     fn open_port(&self, _port: u16) -> Result<(), JujuError> {
         Ok(())
     }
+    fn close_port(&self, _port: u16) -> Result<(), JujuError> {
+        Ok(())
+    }
+    fn opened_ports(&self) -> Result<Vec<u16>, JujuError> {
+        Ok(Vec::new())
+    }
     fn action_get(&self) -> Result<Value, JujuError> {
         Ok(self.params.clone())
     }

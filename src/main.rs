@@ -1,16 +1,29 @@
 //! Entry point: works out what Juju invoked (hook or action) and runs it.
 
+use etcd_charm::core::facts;
 use etcd_charm::etcd::client::EtcdApi;
-use etcd_charm::juju::context::{Invocation, JujuContext};
+use etcd_charm::juju::context::{Hook, Invocation, JujuContext};
 use etcd_charm::juju::hooktools::HookTools;
 use etcd_charm::juju::{Juju, Level};
 use etcd_charm::machine::host::Host;
+use etcd_charm::machine::metrics;
 use etcd_charm::{actions, reconcile};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    // The facts exporter's service: `etcd-charm serve-facts <addr> <file>`.
+    if let [_, mode, addr, file] = args.as_slice() {
+        if mode == facts::SERVE_MODE {
+            if let Err(e) = metrics::serve(addr, file) {
+                eprintln!("error: cannot serve {file} on {addr}: {e}");
+                return ExitCode::FAILURE;
+            }
+            return ExitCode::SUCCESS;
+        }
+    }
     let ctx = JujuContext::from_env();
-    let argv0 = std::env::args().next().unwrap_or_default();
+    let argv0 = args.first().cloned().unwrap_or_default();
     let invocation = Invocation::detect(ctx.dispatch_path.as_deref(), &argv0);
     let juju = HookTools;
     match run(&ctx, invocation, &juju) {
@@ -34,11 +47,48 @@ fn run(ctx: &JujuContext, invocation: Invocation, juju: &HookTools) -> anyhow::R
         Invocation::Hook(hook) => {
             let etcd = EtcdApi::new()?;
             reconcile::reconcile(ctx, &hook, juju, &etcd, &Host)?;
+            facts_after_hook(ctx, &hook, juju);
         }
         Invocation::Action(name) => {
             let etcd = EtcdApi::new()?;
-            actions::run(ctx, &name, juju, &etcd)?;
+            let results = actions::run(ctx, &name, juju, &etcd)?;
+            let done = results.get("defragmented").unwrap_or_default();
+            if name == "defrag" && !done.is_empty() {
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+                let now = now.map_or(0, |d| d.as_secs() as i64);
+                if let Err(e) = metrics::after_defrag(&Host, juju, &ctx.member_name(), done, now) {
+                    juju.log(
+                        Level::Warning,
+                        &format!("cannot record the defragmentation for the facts exporter: {e}"),
+                    );
+                }
+            }
         }
     }
     Ok(())
+}
+
+/// The facts exporter after a hook: its binary, unit and file brought up to date (a failure is
+/// logged, never fails the hook: etcd does not depend on it); removed with the unit.
+fn facts_after_hook(ctx: &JujuContext, hook: &Hook, juju: &HookTools) {
+    let name = hook.name();
+    if matches!(hook, Hook::Remove) {
+        return metrics::remove(&Host);
+    }
+    if matches!(hook, Hook::Stop) {
+        return;
+    }
+    if let Err(e) = metrics::take_announced_defrag(&Host, juju, ctx) {
+        juju.log(
+            Level::Warning,
+            &format!("cannot read a peer's defragmentation: {e}"),
+        );
+    }
+    let check = matches!(name.as_str(), "install" | "upgrade-charm");
+    let copied = metrics::install_binary(check).map_err(|e| e.to_string());
+    let done = copied.and_then(|c| metrics::refresh(&Host, c).map_err(|e| e.to_string()));
+    if let Err(e) = done {
+        let msg = format!("the facts exporter (etcd-charm-metrics.service) is not up to date: {e}");
+        juju.log(Level::Warning, &msg);
+    }
 }

@@ -16,6 +16,17 @@ pub const ETCD_HOME: &str = "/var/lib/etcd";
 pub const DATA_DIR: &str = "/var/lib/etcd/data";
 /// Charm-owned state: the member id the data dir belongs to, the departing and restart marks.
 pub const STATE_DIR: &str = "/var/lib/etcd-charm";
+/// The charm's own metrics (Prometheus text), rewritten atomically by hooks and actions; world
+/// readable (timestamps only) for the facts exporter's dynamic user.
+pub const FACTS_FILE: &str = "/var/lib/etcd-charm-metrics/charm.prom";
+/// The directory it is in.
+pub const FACTS_DIR: &str = "/var/lib/etcd-charm-metrics";
+/// A copy of the charm binary the facts exporter runs (outside the agent's directories).
+pub const FACTS_BIN: &str = "/usr/local/lib/etcd-charm/etcd-charm";
+/// The facts exporter's systemd unit.
+pub const FACTS_UNIT_FILE: &str = "/etc/systemd/system/etcd-charm-metrics.service";
+/// Its name.
+pub const FACTS_SERVICE: &str = "etcd-charm-metrics.service";
 /// Binaries installed from the `etcd` resource.
 pub const BIN_DIR: &str = "/opt/etcd/bin";
 /// What the systemd unit runs: a link to the real `etcd`.

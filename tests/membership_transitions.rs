@@ -738,7 +738,7 @@ impl World {
                 m.client_urls = vec![client];
                 self.log.push((n, "restart".into()));
             }
-            Effect::RecordMemberId(_) | Effect::SetVersion(_) | Effect::OpenPort(_) => {}
+            Effect::RecordMemberId(_) | Effect::SetVersion(_) | Effect::OpenPorts(_) => {}
             Effect::RelationSet(..) => {}
             other => panic!("unexpected effect {other:?}"),
         }

@@ -168,19 +168,21 @@ const BODIES: &[(&str, Body)] = &[
 ];
 
 /// Runs the named action: params checked, results set, failure reported. Unknown names and
-/// bad params fail the action, not the process; only a failing hook tool is an error.
+/// bad params fail the action, not the process; only a failing hook tool is an error. Returns
+/// the results it set.
 pub fn run(
     ctx: &JujuContext,
     name: &str,
     juju: &dyn Juju,
     etcd: &dyn Etcd,
-) -> Result<(), ActionError> {
+) -> Result<Results, ActionError> {
     let names: Vec<&str> = params::SPECS.iter().map(|s| s.name).collect();
     let (Some(spec), Some((_, body))) =
         (params::spec(name), BODIES.iter().find(|(n, _)| *n == name))
     else {
         let msg = format!("unknown action {name}: this charm has {}", names.join(", "));
-        return Ok(juju.action_fail(&msg)?);
+        juju.action_fail(&msg)?;
+        return Ok(Results::default());
     };
     let raw = juju.action_get()?;
     let params = match params::validate(spec, &raw) {
@@ -188,7 +190,8 @@ pub fn run(
         Err(msg) => {
             let msg = format!("{msg}; nothing was done");
             juju.action_set(&[("output".into(), msg.clone())])?;
-            return Ok(juju.action_fail(&msg)?);
+            juju.action_fail(&msg)?;
+            return Ok(Results::default());
         }
     };
     let action = Action::new(ctx, juju, etcd, params);
@@ -219,7 +222,7 @@ pub fn run(
     if let Some(msg) = failure {
         juju.action_fail(&msg)?;
     }
-    Ok(())
+    Ok(results)
 }
 
 #[cfg(test)]

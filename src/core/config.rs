@@ -37,7 +37,14 @@ pub struct CharmConfig {
     /// Serve etcd's v2 API (`enable_v2`), for old consumers; etcd 3.4 and 3.5 only (3.6 removed
     /// it: the plan refuses it there).
     pub enable_v2: bool,
+    /// Port of etcd's plain-http metrics listener (`metrics_port`: `/metrics`, `/health`) on
+    /// the unit's address, scraped by COS agents.
+    pub metrics_port: u16,
 }
+
+/// The loopback port the charm's facts exporter serves on (not an option: no other port may
+/// take it).
+pub const FACTS_PORT: u16 = 9379;
 
 impl Default for CharmConfig {
     fn default() -> Self {
@@ -54,6 +61,7 @@ impl Default for CharmConfig {
             bind_to_all_interfaces: false,
             tls: false,
             enable_v2: false,
+            metrics_port: 2381,
         }
     }
 }
@@ -213,6 +221,27 @@ impl TryFrom<&Map<String, Value>> for CharmConfig {
         let bind_to_all_interfaces = boolean(raw, "bind_to_all_interfaces")?;
         let tls = boolean(raw, "tls")?;
         let enable_v2 = boolean(raw, "enable_v2")?;
+        let metrics_port = int(raw, "metrics_port", d.metrics_port.into(), 1, 65535)? as u16;
+        if [port, management_port].contains(&metrics_port) {
+            let v = Value::from(metrics_port);
+            return Err(invalid(
+                "metrics_port",
+                &v,
+                "different from port and management_port",
+            ));
+        }
+        for (option, p) in [
+            ("port", port),
+            ("management_port", management_port),
+            ("metrics_port", metrics_port),
+        ] {
+            if p == FACTS_PORT {
+                let expected = format!(
+                    "an integer from 1 to 65535 but {FACTS_PORT}, the charm's facts exporter port"
+                );
+                return Err(invalid(option, &Value::from(p), &expected));
+            }
+        }
         Ok(CharmConfig {
             port,
             management_port,
@@ -226,6 +255,7 @@ impl TryFrom<&Map<String, Value>> for CharmConfig {
             bind_to_all_interfaces,
             tls,
             enable_v2,
+            metrics_port,
         })
     }
 }
@@ -293,5 +323,23 @@ mod tests {
             ("enable_v2", "true or false")
         );
         assert!(parse(json!({"enable_v2": true})).unwrap().enable_v2);
+    }
+
+    #[test]
+    fn metrics_port_is_checked() {
+        assert_eq!(
+            parse(json!({"metrics_port": 9000})).unwrap().metrics_port,
+            9000
+        );
+        let e = parse(json!({"metrics_port": 70000})).unwrap_err();
+        assert_eq!(
+            (e.option.as_str(), e.expected.as_str()),
+            ("metrics_port", "an integer from 1 to 65535")
+        );
+        let e = parse(json!({"metrics_port": 2380})).unwrap_err();
+        assert_eq!(e.expected, "different from port and management_port");
+        let e = parse(json!({"port": FACTS_PORT})).unwrap_err();
+        assert_eq!(e.option, "port");
+        assert!(e.expected.contains("facts exporter"));
     }
 }

@@ -53,8 +53,9 @@ pub enum Effect {
     RecordMemberId(u64),
     /// Move a removed member's data dir aside so the unit can rejoin.
     Wipe,
-    /// `open-port` for clients.
-    OpenPort(u16),
+    /// `open-port` for these ports (clients, metrics); `close-port` for any other this unit
+    /// opened (a port option changed).
+    OpenPorts(Vec<u16>),
     /// `relation-set` on the peer relation (this unit's data).
     PeerSet(String, Settings),
     /// `relation-set` on a `db`/`proxy` relation.

@@ -7,13 +7,17 @@ A unit test in the crate root checks that no module here names an effectful one.
 - [`effect`]: what a pass does ([`effect::Effect`]) and the status it shows.
 - [`plan`]: this unit's own member; [`membership`]: the leader's side and the departing unit's;
   [`relations`]: relation data this unit publishes.
+- [`cos`]: the `cos-agent` data (alert rules, dashboards, scrape jobs) for COS agents;
+  [`facts`]: the charm's own metrics file and the unit that serves it.
 - [`render`]: etcd's config, the systemd unit and the `etcdctl` wrapper.
 - [`config`]: raw `config-get` JSON → validated [`config::CharmConfig`]; [`status`]: every status
   text; [`version`]: which etcd version may replace which.
 */
 
 pub mod config;
+pub mod cos;
 pub mod effect;
+pub mod facts;
 pub mod membership;
 pub mod observed;
 pub mod plan;

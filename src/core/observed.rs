@@ -297,6 +297,19 @@ pub struct ClientRelation {
     pub published: Settings,
 }
 
+/// The `cos-agent` relation (limit 1): its id, this unit's data on it, and the model it is in.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CosAgent {
+    /// Relation id, e.g. `cos-agent:9`.
+    pub relation: String,
+    /// This unit's current data on it.
+    pub published: Settings,
+    /// The model's name.
+    pub model: String,
+    /// The model's UUID.
+    pub model_uuid: String,
+}
+
 /// This machine's side.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Local {
@@ -377,6 +390,8 @@ pub struct Observed {
     pub own_peer_data: Settings,
     /// `db` and `proxy` relations.
     pub clients: Vec<ClientRelation>,
+    /// The `cos-agent` relation, if any.
+    pub cos_agent: Option<CosAgent>,
     /// This machine.
     pub local: Local,
     /// Client URLs to send membership calls to, voting members first.

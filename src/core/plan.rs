@@ -42,6 +42,7 @@ The leader's side (membership, one change per pass, and the restart grants) is i
 */
 
 use crate::core::config::{v2_unsupported, CharmConfig};
+use crate::core::cos;
 use crate::core::effect::{Effect, Plan};
 use crate::core::membership;
 use crate::core::observed::{keys, tls_files_record, Issued, Leadership, Observed, TlsRequest};
@@ -125,7 +126,8 @@ fn running(o: &Observed) -> Plan {
         hook.as_str(),
         "install" | "start" | "upgrade-charm" | "config-changed"
     ) {
-        p.effects.push(Effect::OpenPort(cfg.port));
+        p.effects
+            .push(Effect::OpenPorts(vec![cfg.port, cfg.metrics_port]));
     }
     let Some(address) = o.local.address.as_deref() else {
         p.status = Status::WaitAddress;
@@ -155,6 +157,7 @@ fn running(o: &Observed) -> Plan {
     // Credentials stay published while any member may still serve https.
     let credentials = cfg.tls || o.tls_in_force() == Some(true);
     p.effects.extend(client_data(o, &published, credentials));
+    p.effects.extend(cos::agent_data(o, cfg, address));
     p
 }
 

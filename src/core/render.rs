@@ -69,6 +69,10 @@ pub struct EtcdConfig {
     pub initial_advertise_peer_urls: String,
     /// The client URL advertised to clients.
     pub advertise_client_urls: String,
+    /// etcd's plain-http metrics listener (`/metrics`, `/health`) for COS; absent in files
+    /// written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen_metrics_urls: Option<String>,
     /// Raft heartbeat, ms.
     pub heartbeat_interval: u32,
     /// Raft election timeout, ms.
@@ -186,6 +190,10 @@ impl EtcdConfig {
             }
         }
         let security = |peer| tls.then(|| TransportSecurity::charm(peer));
+        let metrics_host = match cfg.bind_to_all_interfaces {
+            true => "0.0.0.0",
+            false => address,
+        };
         EtcdConfig {
             name: name.into(),
             data_dir: paths::DATA_DIR.into(),
@@ -193,6 +201,7 @@ impl EtcdConfig {
             listen_client_urls: listen_client,
             initial_advertise_peer_urls: peer,
             advertise_client_urls: client,
+            listen_metrics_urls: Some(url(false, metrics_host, cfg.metrics_port)),
             heartbeat_interval: cfg.heartbeat_interval,
             election_timeout: cfg.election_timeout,
             snapshot_count: cfg.snapshot_count,
@@ -427,6 +436,23 @@ pub fn initial_cluster_of(rendered: &str) -> Option<InitialCluster> {
     EtcdConfig::parse(rendered).map(|c| c.initial_cluster())
 }
 
+/// The kernel protections of the charm's systemd units (etcd's and the facts exporter's).
+pub(crate) const KERNEL_PROTECTION: &str = "ProtectKernelTunables=yes\n\
+ProtectKernelModules=yes\n\
+ProtectKernelLogs=yes\n\
+ProtectControlGroups=yes\n\
+ProtectClock=yes\n\
+ProtectHostname=yes\n\
+ProtectProc=invisible\n\
+ProcSubset=pid";
+/// Their system-call limits.
+pub(crate) const SYSCALL_LIMITS: &str = "RestrictRealtime=yes\n\
+RestrictSUIDSGID=yes\n\
+RemoveIPC=yes\n\
+SystemCallArchitectures=native\n\
+SystemCallFilter=@system-service\n\
+SystemCallFilter=~@privileged @resources";
+
 /// The systemd unit: `Type=notify`, only `--config-file`, sandboxed so that `systemd-analyze
 /// security etcd` scores 1.1 (measured in a sandbox machine, systemd 252). etcd needs no
 /// capability, writes only under its home and reaches its peers and clients over TCP. Directives
@@ -464,26 +490,14 @@ PrivateDevices=yes
 DevicePolicy=closed
 # Only root and etcd are mapped: etcd's files and the TLS files are owned by these two.
 PrivateUsers=yes
-ProtectKernelTunables=yes
-ProtectKernelModules=yes
-ProtectKernelLogs=yes
-ProtectControlGroups=yes
-ProtectClock=yes
-ProtectHostname=yes
-ProtectProc=invisible
-ProcSubset=pid
+{kernel}
 # No PrivateNetwork or IPAddressDeny: etcd serves clients and dials peers at any address.
 RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
 RestrictNamespaces=yes
 LockPersonality=yes
 # Go's runtime never maps memory both writable and executable.
 MemoryDenyWriteExecute=yes
-RestrictRealtime=yes
-RestrictSUIDSGID=yes
-RemoveIPC=yes
-SystemCallArchitectures=native
-SystemCallFilter=@system-service
-SystemCallFilter=~@privileged @resources
+{syscalls}
 # A filtered call fails (Go's runtime then carries on, e.g. without raising a limit): no kill.
 SystemCallErrorNumber=EPERM
 NoNewPrivileges=yes
@@ -493,6 +507,8 @@ AmbientCapabilities=
 [Install]
 WantedBy=multi-user.target
 ",
+        kernel = KERNEL_PROTECTION,
+        syscalls = SYSCALL_LIMITS,
         etcd = paths::ETCD_LINK,
         config = paths::CONFIG_FILE,
         home = paths::ETCD_HOME,
@@ -577,6 +593,7 @@ listen-peer-urls: http://10.0.0.1:2380
 listen-client-urls: http://10.0.0.1:2379,http://127.0.0.1:2379
 initial-advertise-peer-urls: http://10.0.0.1:2380
 advertise-client-urls: http://10.0.0.1:2379
+listen-metrics-urls: http://10.0.0.1:2381
 heartbeat-interval: 100
 election-timeout: 1000
 quota-backend-bytes: 0
@@ -813,6 +830,20 @@ initial-cluster: etcd0=https://10.0.0.1:2380
         };
         let c = rendered(&debug);
         assert_ne!(f, restart_fingerprint(&c, &unit, "3.4.23"));
+        // A new metrics port, and a file from before the metrics listener, restart etcd.
+        let metrics = CharmConfig {
+            metrics_port: 9000,
+            ..CharmConfig::default()
+        };
+        let m = rendered(&metrics);
+        assert!(m.contains("listen-metrics-urls: http://10.0.0.1:9000\n"));
+        assert_ne!(f, restart_fingerprint(&m, &unit, "3.4.23"));
+        let before = a.replace("listen-metrics-urls: http://10.0.0.1:2381\n", "");
+        assert_eq!(
+            EtcdConfig::parse(&before).unwrap().listen_metrics_urls,
+            None
+        );
+        assert_ne!(f, restart_fingerprint(&before, &unit, "3.4.23"));
     }
 
     #[test]

@@ -155,6 +155,10 @@ pub struct JujuContext {
     pub action_name: Option<String>,
     /// `JUJU_VERSION`, e.g. `3.4.0`.
     pub juju_version: Option<String>,
+    /// `JUJU_MODEL_NAME`.
+    pub model_name: String,
+    /// `JUJU_MODEL_UUID`.
+    pub model_uuid: String,
 }
 
 impl JujuContext {
@@ -178,6 +182,8 @@ impl JujuContext {
             departing_unit: get("JUJU_DEPARTING_UNIT"),
             action_name: get("JUJU_ACTION_NAME"),
             juju_version: get("JUJU_VERSION"),
+            model_name: get("JUJU_MODEL_NAME").unwrap_or_default(),
+            model_uuid: get("JUJU_MODEL_UUID").unwrap_or_default(),
         }
     }
 

@@ -254,6 +254,21 @@ impl Juju for HookTools {
         Ok(())
     }
 
+    fn close_port(&self, port: u16) -> Result<(), JujuError> {
+        run("close-port", &[format!("{port}/tcp")])?;
+        Ok(())
+    }
+
+    fn opened_ports(&self) -> Result<Vec<u16>, JujuError> {
+        let out: Value = json(
+            "opened-ports",
+            &run("opened-ports", &args(["--format=json"]))?,
+        )?;
+        let entries = out.as_array().cloned().unwrap_or_default();
+        let tcp = |v: &Value| v.as_str()?.strip_suffix("/tcp")?.parse().ok();
+        Ok(entries.iter().filter_map(tcp).collect())
+    }
+
     fn action_get(&self) -> Result<Value, JujuError> {
         json("action-get", &run("action-get", &args(["--format=json"]))?)
     }

@@ -113,6 +113,10 @@ pub trait Juju {
     fn application_version_set(&self, version: &str) -> Result<(), JujuError>;
     /// `open-port <port>/tcp`.
     fn open_port(&self, port: u16) -> Result<(), JujuError>;
+    /// `close-port <port>/tcp`.
+    fn close_port(&self, port: u16) -> Result<(), JujuError>;
+    /// `opened-ports`: the single TCP ports this unit has opened (ranges left out).
+    fn opened_ports(&self) -> Result<Vec<u16>, JujuError>;
     /// `action-get`: the action's params.
     fn action_get(&self) -> Result<Value, JujuError>;
     /// `action-set k=v...` (dotted lowercase keys).

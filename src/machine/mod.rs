@@ -7,10 +7,12 @@ The machine boundary: what the charm does on its host, behind the [`Machine`] tr
 - [`state`]: the charm's own small state on the machine (`/var/lib/etcd-charm`), typed, on top
   of any [`Machine`].
 - [`tls`]: the cluster's CA and this member's TLS files.
+- [`metrics`]: the charm's own metrics file, the exporter's unit, and its serving mode.
 */
 
 pub mod host;
 pub mod install;
+pub mod metrics;
 pub mod state;
 pub mod tls;
 

@@ -109,11 +109,7 @@ pub fn apply(
                 }
             },
             Effect::SetVersion(v) => juju.application_version_set(v)?,
-            Effect::OpenPort(port) => {
-                if let Err(e) = juju.open_port(*port) {
-                    juju.log(Level::Warning, &format!("cannot open the client port: {e}"));
-                }
-            }
+            Effect::OpenPorts(ports) => run.open_ports(ports),
             Effect::Render(config) => run.write_files(config)?,
             Effect::Restart(config) => run.restart(config)?,
             Effect::GrantRestart { unit } => {
@@ -630,6 +626,27 @@ impl Run<'_> {
     }
 
     /// `remove` hook: the charm's files go; the data dir is moved aside, not deleted.
+    /// Opens `ports` and closes the others this unit opened; a failure is logged only (ports
+    /// matter for `juju expose`, not for the cluster).
+    fn open_ports(&self, ports: &[u16]) {
+        let juju = self.juju;
+        let opened = juju.opened_ports().unwrap_or_else(|e| {
+            juju.log(Level::Warning, &format!("cannot list opened ports: {e}"));
+            Vec::new()
+        });
+        let stale = opened.iter().filter(|p| !ports.contains(p));
+        for port in stale {
+            if let Err(e) = juju.close_port(*port) {
+                juju.log(Level::Warning, &format!("cannot close port {port}: {e}"));
+            }
+        }
+        for port in ports.iter().filter(|p| !opened.contains(p)) {
+            if let Err(e) = juju.open_port(*port) {
+                juju.log(Level::Warning, &format!("cannot open port {port}: {e}"));
+            }
+        }
+    }
+
     fn cleanup(&self) -> Result<(), HostError> {
         let m = self.machine;
         for f in [

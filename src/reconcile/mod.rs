@@ -35,7 +35,7 @@ pub fn reconcile(
     let once = |e: &Effect| {
         matches!(
             e,
-            Effect::Install | Effect::SetVersion(_) | Effect::OpenPort(_)
+            Effect::Install | Effect::SetVersion(_) | Effect::OpenPorts(_)
         )
     };
     let mut done: Vec<Effect> = Vec::new();

@@ -11,9 +11,10 @@ all at once and each bounded (the status names who does not answer), and the ala
 */
 
 use crate::core::config::CharmConfig;
+use crate::core::cos::ENDPOINT as COS_AGENT;
 use crate::core::observed::{
-    keys, peer_keys, secret_keys, CaKeys, ClientRelation, ClusterView, LeaderData, Leadership,
-    Local, Observed, Peer, Redacted, TlsRequest, TlsSecrets,
+    keys, peer_keys, secret_keys, CaKeys, ClientRelation, ClusterView, CosAgent, LeaderData,
+    Leadership, Local, Observed, Peer, Redacted, TlsRequest, TlsSecrets,
 };
 use crate::core::render;
 use crate::etcd::{Etcd, Member, MemberStatus};
@@ -235,6 +236,15 @@ pub fn observe(
             });
         }
     }
+    let cos_agent = match juju.relation_ids(COS_AGENT)?.into_iter().next() {
+        Some(relation) => Some(CosAgent {
+            published: juju.relation_get(&relation, &ctx.unit_name)?,
+            relation,
+            model: ctx.model_name.clone(),
+            model_uuid: ctx.model_uuid.clone(),
+        }),
+        None => None,
+    };
     // Voting members first: the local one when it votes, then the published endpoints, then
     // the peers that announced a started member.
     let mut endpoints = Vec::new();
@@ -294,6 +304,7 @@ pub fn observe(
         peers,
         own_peer_data,
         clients,
+        cos_agent,
         local,
         endpoints,
         members,
