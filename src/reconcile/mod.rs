@@ -40,8 +40,13 @@ pub fn reconcile(
     };
     let mut done: Vec<Effect> = Vec::new();
     for _ in 0..MAX_PASSES {
-        let o = observe(ctx, hook, juju, etcd, machine)?;
+        let o = {
+            let _span = tracing::debug_span!("observe").entered();
+            observe(ctx, hook, juju, etcd, machine)?
+        };
+        let planned = tracing::debug_span!("plan").entered();
         let mut p = plan(&o);
+        drop(planned);
         p.effects.retain(|e| !(once(e) && done.contains(e)));
         done.extend(p.effects.iter().filter(|e| once(e)).cloned());
         // A pass with nothing to do (the common update-status) logs nothing.
@@ -51,12 +56,16 @@ pub fn reconcile(
                 &format!("plan: [{}] → {:?}", brief(&p.effects), p.status),
             );
         }
-        let outcome = apply(&p, &o, juju, etcd, machine)?;
+        let outcome = {
+            let _span = tracing::debug_span!("apply").entered();
+            apply(&p, &o, juju, etcd, machine)?
+        };
         status = outcome.status.unwrap_or(p.status);
         if !(p.again && outcome.progressed) {
             break;
         }
     }
+    let _span = tracing::debug_span!("status").entered();
     set_status(juju, machine, &status, ctx.app_name())?;
     Ok(())
 }

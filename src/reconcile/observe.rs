@@ -5,7 +5,8 @@ relation, client relations, what is installed and rendered on the machine, and e
 
 The common path (`update-status` on a healthy member) is kept cheap: etcd is asked first and
 `systemctl` only when it does not answer; a follower whose member votes and knows its Raft leader
-does not read its peers' data (nothing it decides depends on it); the etcd calls are the local
+does not read its peers' data (nothing it decides depends on it); `update-status` takes the
+unit's address from its own published peer data instead of `network-get`; the etcd calls are the local
 member's status, the member list, then one round of status calls to the other started members,
 all at once and each bounded (the status names who does not answer), and the alarm list.
 */
@@ -90,6 +91,22 @@ fn status_round(
     answers.extend(etcd.statuses(&urls).into_iter().flatten());
     let alarms = etcd.alarms(endpoints).unwrap_or_default();
     ClusterView { answers, alarms }
+}
+
+/// This unit's address. `update-status` takes the one this unit published on the peer
+/// relation, when there is one: Juju runs `config-changed` when a unit's addresses change
+/// (its uniter watches their hash), so only other hooks need `network-get`.
+fn address(
+    hook: &Hook,
+    juju: &dyn Juju,
+    own_peer_data: &Settings,
+) -> Result<Option<String>, JujuError> {
+    let published = own_peer_data.get(peer_keys::INGRESS);
+    let published = published.map(|a| a.trim()).filter(|a| !a.is_empty());
+    match (hook, published) {
+        (Hook::Other(name), Some(a)) if name == "update-status" => Ok(Some(a.to_string())),
+        _ => juju.address(PEER_ENDPOINT),
+    }
 }
 
 /// Reads every fact for one pass. Only real failures of Juju's tools are errors.
@@ -184,7 +201,7 @@ pub fn observe(
     let local = Local {
         version,
         etcdctl: state::real_etcdctl(machine),
-        address: juju.address(PEER_ENDPOINT)?,
+        address: address(hook, juju, &own_peer_data)?,
         has_data: state::has_member_data(machine),
         member_id: state::recorded_member_id(machine),
         service_active,
