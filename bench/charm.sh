@@ -77,8 +77,8 @@ measure "$follower" follower config-changed
 mark=$(lines)
 "$bin" exec --unit "$follower" -- 'ETCD_CHARM_TRACE=1 JUJU_DISPATCH_PATH=hooks/update-status ./dispatch'
 sleep 1
-tail -n +"$(( mark + 1 ))" "$log" | sed -n '/timings of hook update-status/,/^unit-/p' |
-  grep -E '^\s+' > "$out/phases.txt" || true
+tail -n +"$(( mark + 1 ))" "$log" | sed -n '/timings of hook update-status/,$p' | tail -n +2 |
+  sed -nE 's/^unit-etcd-[0-9]+: [0-9:]+ DEBUG {3}/  /p' > "$out/phases.txt" || true
 
 # update-status as the controller times the scheduled hooks.
 mark=$(lines)

@@ -6,7 +6,7 @@
 //!   `relation-ids` of the three endpoints, this unit's peer data, the peers' when it is the
 //!   leader, the client relations' own data, `network-get` outside `update-status`; then one
 //!   connection to the local member: its status, the member list, the status of every other
-//!   member at once, the alarm list) and nothing else: no decision, no file read.
+//!   member at once) and nothing else: no decision, no file read.
 //! - `hookbench measure <runs> <hook> <label>=<program>…`: runs each program in turn, `runs`
 //!   rounds, with `JUJU_DISPATCH_PATH=hooks/<hook>` (`-`: none, and any exit code), and prints
 //!   one JSON line per label with the median wall time, CPU time (user + system) and peak RSS
@@ -88,9 +88,9 @@ fn bare() -> Result<(), String> {
 }
 
 /// The charm's etcd requests of a pass: the local member's status, the member list, every
-/// other member's status at once, the alarm list.
+/// other member's status at once (their answers list the alarms).
 async fn etcd_round(local: &str) -> Result<(), String> {
-    use etcd_client::{AlarmAction, AlarmType, Client, ConnectOptions};
+    use etcd_client::{Client, ConnectOptions};
     let opts = || {
         let o = ConnectOptions::new().with_connect_timeout(Duration::from_secs(2));
         Some(o.with_timeout(Duration::from_secs(4)))
@@ -115,9 +115,6 @@ async fn etcd_round(local: &str) -> Result<(), String> {
         let answered = call.await.map_err(|e| e.to_string())?;
         answered.map_err(err)?;
     }
-    c.alarm(AlarmAction::Get, AlarmType::None, None)
-        .await
-        .map_err(err)?;
     Ok(())
 }
 
