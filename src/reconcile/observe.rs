@@ -288,6 +288,25 @@ mod tests {
     }
 
     #[test]
+    fn update_status_takes_the_published_address_other_hooks_ask_juju() {
+        let j = crate::fakes::FakeJuju::new("etcd/0", serde_json::json!({}));
+        let published = Settings::from([(peer_keys::INGRESS.into(), "10.0.0.7".into())]);
+        let update_status = Hook::Other("update-status".into());
+        let got = |hook: &Hook, data: &Settings| address(hook, &j, data).unwrap();
+        assert_eq!(got(&update_status, &published).as_deref(), Some("10.0.0.7"));
+        // The fake's network-get answers 10.0.0.1.
+        let config_changed = Hook::Other("config-changed".into());
+        assert_eq!(
+            got(&config_changed, &published).as_deref(),
+            Some("10.0.0.1")
+        );
+        assert_eq!(
+            got(&update_status, &Settings::new()).as_deref(),
+            Some("10.0.0.1")
+        );
+    }
+
+    #[test]
     fn alarms_are_read_from_a_status_answer() {
         let nospace = "memberID:10276657743932975437 alarm:NOSPACE ";
         let want = Some((10276657743932975437, "NOSPACE".to_string()));
