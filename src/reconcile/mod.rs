@@ -49,8 +49,10 @@ pub fn reconcile(
         drop(planned);
         p.effects.retain(|e| !(once(e) && done.contains(e)));
         done.extend(p.effects.iter().filter(|e| once(e)).cloned());
-        // A pass with nothing to do (the common update-status) logs nothing.
-        if !p.effects.is_empty() {
+        // A pass with nothing to do (the common update-status) logs nothing, nor one that only
+        // sets the version and port again (every config-changed).
+        let bookkeeping = |e: &Effect| matches!(e, Effect::SetVersion(_) | Effect::OpenPort(_));
+        if !p.effects.iter().all(bookkeeping) {
             juju.log(
                 Level::Debug,
                 &format!("plan: [{}] → {:?}", brief(&p.effects), p.status),

@@ -6,7 +6,8 @@
 //!   `relation-ids` of the three endpoints, this unit's peer data, the peers' when it is the
 //!   leader, the client relations' own data, `network-get` outside `update-status`; then one
 //!   connection to the local member: its status, the member list, the status of every other
-//!   member at once) and nothing else: no decision, no file read.
+//!   member at once; outside `update-status`, `application-version-set` and `open-port` as the
+//!   charm's config-changed) and nothing else: no decision, no file read.
 //! - `hookbench measure <runs> <hook> <label>=<program>…`: runs each program in turn, `runs`
 //!   rounds, with `JUJU_DISPATCH_PATH=hooks/<hook>` (`-`: none, and any exit code), and prints
 //!   one JSON line per label with the median wall time, CPU time (user + system) and peak RSS
@@ -84,12 +85,17 @@ fn bare() -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    rt.block_on(etcd_round(&format!("http://127.0.0.1:{port}")))
+    let version = rt.block_on(etcd_round(&format!("http://127.0.0.1:{port}")))?;
+    if hook != "update-status" {
+        tool("application-version-set", &[&version])?;
+        tool("open-port", &[&format!("{port}/tcp")])?;
+    }
+    Ok(())
 }
 
 /// The charm's etcd requests of a pass: the local member's status, the member list, every
-/// other member's status at once (their answers list the alarms).
-async fn etcd_round(local: &str) -> Result<(), String> {
+/// other member's status at once (their answers list the alarms); the local member's version.
+async fn etcd_round(local: &str) -> Result<String, String> {
     use etcd_client::{Client, ConnectOptions};
     let opts = || {
         let o = ConnectOptions::new().with_connect_timeout(Duration::from_secs(2));
@@ -115,7 +121,7 @@ async fn etcd_round(local: &str) -> Result<(), String> {
         let answered = call.await.map_err(|e| e.to_string())?;
         answered.map_err(err)?;
     }
-    Ok(())
+    Ok(own.version().to_string())
 }
 
 /// One run of a program: wall time, CPU time (user + system), peak RSS.
