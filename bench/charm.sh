@@ -4,8 +4,8 @@
 #
 # - hook cost: update-status (on the Juju leader and on a follower) and config-changed (on a
 #   follower) of a healthy 3-unit cluster, this charm vs `hookbench`, a bare program making the
-#   same hook-tool calls and etcd requests (bench/hookbench); the two run in turn inside the
-#   unit's machine (one `sandbox exec`, so no hook of the unit runs meanwhile), each figure the
+#   same hook-tool calls and etcd requests (bench/hookbench), and the charm's binary without
+#   ./dispatch; they run in turn inside the unit's machine (one `sandbox exec`, so no hook of the unit runs meanwhile), each figure the
 #   median of RUNS runs; wall time, CPU time (user + system) and peak RSS from wait4(2);
 # - update-status as the sandbox's controller times the unit's scheduled hooks (this includes
 #   entering the machine);
@@ -64,14 +64,16 @@ for u in "$leader" "$follower"; do
   "$bin" ssh "$u" -- 'cat > /usr/local/bin/hookbench && chmod +x /usr/local/bin/hookbench' < "$hookbench"
 done
 measure() { # <unit> <role> <hook>
-  "$bin" exec --unit "$1" -- "hookbench measure $runs $3 charm=./dispatch bare=/usr/local/bin/hookbench" |
+  "$bin" exec --unit "$1" -- "hookbench measure $runs $3 charm=./dispatch charm-binary=./bin/etcd-charm bare=/usr/local/bin/hookbench" |
     python3 -c 'import json,sys
 for l in sys.stdin:
     r = json.loads(l); r["role"] = sys.argv[1]; print(json.dumps(r))' "$2" >> "$out/hooks.json"
 }
+cut -d' ' -f1-3 /proc/loadavg > "$out/load.txt"
 measure "$leader" leader update-status
 measure "$follower" follower update-status
 measure "$follower" follower config-changed
+cut -d' ' -f1-3 /proc/loadavg >> "$out/load.txt"
 
 # Where the time of one update-status goes: the charm's own timings, from debug-log.
 mark=$(lines)

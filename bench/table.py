@@ -3,6 +3,7 @@
 usage: table.py <dir> <binary bytes> <highest GLIBC> <tls> <json out>
 """
 import json
+import os
 import pathlib
 import platform
 import statistics
@@ -36,6 +37,8 @@ for role, hook in (("leader", "update-status"), ("follower", "update-status"), (
     c, b = got["charm"], got["bare"]
     n = c["runs"]
     row(f"{hook} on the {role}: wall (median of {n})", c["wall_ms"], b["wall_ms"], "bare program", "ms")
+    if "charm-binary" in got:
+        row(f"{hook} on the {role}: wall without ./dispatch", got["charm-binary"]["wall_ms"], b["wall_ms"], "bare program", "ms")
     row(f"{hook} on the {role}: CPU (median of {n})", c["cpu_ms"], b["cpu_ms"], "bare program", "ms")
     row(f"{hook} on the {role}: peak RSS (median of {n})", round(c["rss_kib"] / 1024, 1), round(b["rss_kib"] / 1024, 1), "bare program", "MiB")
 if scheduled:
@@ -54,7 +57,10 @@ if {"nothing", "floor"} <= got.keys():
     row(f"start-up doing nothing: wall (median of {n['runs']})", n["wall_ms"], f["wall_ms"], "/bin/true", "ms")
     row(f"start-up doing nothing: peak RSS (median of {n['runs']})", round(n["rss_kib"] / 1024, 1), round(f["rss_kib"] / 1024, 1), "/bin/true", "MiB")
 
-print(f"tls={tls}; {platform.system()} {platform.release()}, {len(__import__('os').sched_getaffinity(0))} cores")
+load = (d / "load.txt").read_text().split("\n") if (d / "load.txt").exists() else []
+load = " then ".join(x for x in load if x.strip())
+print(f"tls={tls}; {platform.system()} {platform.release()}, {len(os.sched_getaffinity(0))} cores; "
+      f"load average (1, 5, 15 min) before and after the hook runs: {load or 'not read'}")
 print()
 print("| figure | this charm | peer | peer is | ratio |")
 print("|---|---:|---:|---|---:|")
