@@ -9,7 +9,7 @@ use etcd_client::{
     AlarmAction, AlarmOptions, AlarmType, Certificate, Client, CompactionOptions, ConnectOptions,
     Identity, MemberAddOptions, TlsOptions,
 };
-use std::cell::{OnceCell, RefCell};
+use std::cell::RefCell;
 use std::future::Future;
 use std::time::Duration;
 
@@ -70,11 +70,11 @@ fn classify(op: &str, e: etcd_client::Error) -> EtcdError {
 }
 
 /// The real etcd client. Each member is connected to once per run and its client kept for the
-/// run's other calls of the usual deadline; the TLS files are read once, when a call needs them.
+/// run's other calls of the usual deadline; a new connection to an `https://` member reads the
+/// TLS files as they are then (a hook may have just written them).
 pub struct EtcdApi {
     rt: tokio::runtime::Runtime,
     clients: RefCell<Vec<(String, Client)>>,
-    tls: OnceCell<Result<TlsOptions, String>>,
 }
 
 /// A kept connection that fails sooner than this was broken (etcd restarted since): it is
@@ -89,23 +89,7 @@ impl EtcdApi {
             .enable_all()
             .build()?;
         let clients = RefCell::default();
-        let tls = OnceCell::new();
-        Ok(EtcdApi { rt, clients, tls })
-    }
-
-    /// The connect options for `ep` with this request timeout, or why there are none (the TLS
-    /// files cannot be read).
-    fn options(&self, ep: &str, call_timeout: Duration) -> Result<ConnectOptions, String> {
-        let plain = ConnectOptions::new()
-            .with_connect_timeout(CONNECT_TIMEOUT)
-            .with_timeout(call_timeout);
-        match ep.starts_with("https://") {
-            false => Ok(plain),
-            true => match self.tls.get_or_init(client_tls) {
-                Ok(t) => Ok(plain.with_tls(t.clone())),
-                Err(e) => Err(e.clone()),
-            },
-        }
+        Ok(EtcdApi { rt, clients })
     }
 
     /// The client kept for `ep`, if any.
@@ -190,7 +174,7 @@ impl EtcdApi {
         let _span = tracing::debug_span!("etcd", what = op).entered();
         let mut detail = "no endpoints".to_string();
         for ep in endpoints {
-            let opts = match self.options(ep, call_timeout) {
+            let opts = match options(ep, call_timeout) {
                 Ok(opts) => opts,
                 Err(e) => {
                     detail = format!("{ep}: {e}");
@@ -217,6 +201,18 @@ impl EtcdApi {
             endpoints: endpoints.join(","),
             detail,
         })
+    }
+}
+
+/// The connect options for `ep` with this request timeout, or why there are none (the TLS
+/// files cannot be read).
+fn options(ep: &str, call_timeout: Duration) -> Result<ConnectOptions, String> {
+    let plain = ConnectOptions::new()
+        .with_connect_timeout(CONNECT_TIMEOUT)
+        .with_timeout(call_timeout);
+    match ep.starts_with("https://") {
+        false => Ok(plain),
+        true => client_tls().map(|t| plain.with_tls(t)),
     }
 }
 
@@ -301,7 +297,7 @@ impl Etcd for EtcdApi {
             detail,
         };
         let calls = endpoints.iter().map(|ep| {
-            let opts = self.options(ep, CALL_TIMEOUT);
+            let opts = options(ep, CALL_TIMEOUT);
             let opts = opts.map_err(|e| unreachable(ep, e));
             let span = tracing::debug_span!("etcd", what = "status round");
             let call = async move {
