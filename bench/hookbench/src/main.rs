@@ -65,6 +65,7 @@ fn bare() -> Result<(), String> {
     json("leader-get", &["--format=json"])?;
     let config = json("config-get", &["--all", "--format=json"])?;
     let port = config.get("port").and_then(Value::as_u64).unwrap_or(2379);
+    let tls = config.get("tls").and_then(Value::as_bool).unwrap_or(false);
     for rel in strings(&json("relation-ids", &["--format=json", "cluster"])?) {
         json("relation-get", &["--format=json", "-r", &rel, "-", &unit])?;
         if leader {
@@ -85,7 +86,9 @@ fn bare() -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let version = rt.block_on(etcd_round(&format!("http://127.0.0.1:{port}")))?;
+    let scheme = if tls { "https" } else { "http" };
+    let local = format!("{scheme}://127.0.0.1:{port}");
+    let version = rt.block_on(etcd_round(&local, tls))?;
     if hook != "update-status" {
         tool("application-version-set", &[&version])?;
         tool("open-port", &[&format!("{port}/tcp")])?;
@@ -95,11 +98,22 @@ fn bare() -> Result<(), String> {
 
 /// The charm's etcd requests of a pass: the local member's status, the member list, every
 /// other member's status at once (their answers list the alarms); the local member's version.
-async fn etcd_round(local: &str) -> Result<String, String> {
-    use etcd_client::{Client, ConnectOptions};
+async fn etcd_round(local: &str, tls: bool) -> Result<String, String> {
+    use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
+    // With TLS, the CA and client certificate the charm writes (as the charm reads them).
+    let read = |f: &str| std::fs::read(format!("/etc/etcd/tls/{f}")).map_err(|e| e.to_string());
+    let certs = match tls {
+        true => Some((read("ca.crt")?, read("client.crt")?, read("client.key")?)),
+        false => None,
+    };
     let opts = || {
         let o = ConnectOptions::new().with_connect_timeout(Duration::from_secs(2));
-        Some(o.with_timeout(Duration::from_secs(4)))
+        let o = o.with_timeout(Duration::from_secs(4));
+        let Some((ca, cert, key)) = &certs else {
+            return Some(o);
+        };
+        let t = TlsOptions::new().ca_certificate(Certificate::from_pem(ca));
+        Some(o.with_tls(t.identity(Identity::from_pem(cert, key))))
     };
     let err = |e: etcd_client::Error| e.to_string();
     let mut c = Client::connect([local], opts()).await.map_err(err)?;
