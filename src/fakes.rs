@@ -401,17 +401,22 @@ pub fn status_of(id: u64, leader: u64) -> MemberStatus {
 
 impl Etcd for FakeEtcd {
     fn status(&self, endpoint: &str) -> Result<MemberStatus, EtcdError> {
-        self.status
-            .borrow()
-            .get(endpoint)
-            .cloned()
-            .unwrap_or_else(|| {
-                Err(EtcdError::Unreachable {
-                    op: "status".into(),
-                    endpoints: endpoint.into(),
-                    detail: "connection refused".into(),
-                })
+        let mut answer = self.status.borrow().get(endpoint).cloned();
+        // As etcd's: a member's status lists the cluster's alarms.
+        if let Some(Ok(s)) = &mut answer {
+            let alarms = self.alarms.borrow();
+            let listed = alarms
+                .iter()
+                .map(|(m, a)| format!("memberID:{m} alarm:{a} "));
+            s.errors.extend(listed);
+        }
+        answer.unwrap_or_else(|| {
+            Err(EtcdError::Unreachable {
+                op: "status".into(),
+                endpoints: endpoint.into(),
+                detail: "connection refused".into(),
             })
+        })
     }
     fn member_list(&self, endpoints: &[String]) -> Result<Vec<Member>, EtcdError> {
         self.first_answering(endpoints)?;

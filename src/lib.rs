@@ -10,6 +10,7 @@ A Juju machine charm for etcd, as one small binary.
 - [`core`]: the pure core: observed facts → a plan of effects, rendering, config, statuses.
 - [`reconcile`]: observe → plan → apply, the path of every hook.
 - [`actions`]: the actions (health, snapshot, restore, ...); [`clock`]: time, as waits see it.
+- [`trace`]: a hook's time per phase, to `juju-log` at DEBUG when asked for.
 
 **Architecture invariants:** `core` does no IO and cannot fail; only `juju::hooktools` spawns
 Juju tools; only the Juju leader changes Raft membership, except a departing unit removing
@@ -24,6 +25,7 @@ pub mod juju;
 pub mod machine;
 pub mod paths;
 pub mod reconcile;
+pub mod trace;
 
 #[cfg(test)]
 pub(crate) mod fakes;

@@ -7,7 +7,7 @@ use etcd_charm::juju::hooktools::HookTools;
 use etcd_charm::juju::{Juju, Level};
 use etcd_charm::machine::host::Host;
 use etcd_charm::machine::metrics;
-use etcd_charm::{actions, reconcile};
+use etcd_charm::{actions, reconcile, trace};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -22,17 +22,34 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
     }
+    let timings = trace::start(trace::wanted(std::env::var(trace::ENV).ok().as_deref()));
+    let run_span = tracing::debug_span!("run").entered();
+    let context = tracing::debug_span!("context").entered();
     let ctx = JujuContext::from_env();
     let argv0 = args.first().cloned().unwrap_or_default();
     let invocation = Invocation::detect(ctx.dispatch_path.as_deref(), &argv0);
-    let juju = HookTools;
-    match run(&ctx, invocation, &juju) {
+    drop(context);
+    let juju = HookTools::default();
+    let what = invocation_name(&invocation);
+    let code = match run(&ctx, invocation, &juju) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             juju.log(Level::Error, &format!("{e:#}"));
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    };
+    drop(run_span);
+    timings.finish(&juju, &what);
+    code
+}
+
+/// The hook or action's name, for the timings.
+fn invocation_name(invocation: &Invocation) -> String {
+    match invocation {
+        Invocation::Hook(hook) => format!("hook {}", hook.name()),
+        Invocation::Action(name) => format!("action {name}"),
+        Invocation::Unknown(what) => what.clone(),
     }
 }
 

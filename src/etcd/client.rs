@@ -9,6 +9,7 @@ use etcd_client::{
     AlarmAction, AlarmOptions, AlarmType, Certificate, Client, CompactionOptions, ConnectOptions,
     Identity, MemberAddOptions, TlsOptions,
 };
+use std::cell::RefCell;
 use std::future::Future;
 use std::time::Duration;
 
@@ -21,6 +22,12 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(4);
 /// Connect timeout and overall deadline of the long maintenance calls (defragment, snapshot,
 /// physical compaction): they last as long as the database is large.
 const LONG_CALL_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// True when the connection failed (rather than etcd answering with an error).
+fn broken(e: &etcd_client::Error) -> bool {
+    matches!(e, etcd_client::Error::TransportError(_))
+        || matches!(e, etcd_client::Error::GRpcStatus(s) if s.code() == tonic::Code::Unavailable)
+}
 
 /// Sorts an etcd-client error into an [`EtcdError`].
 fn classify(op: &str, e: etcd_client::Error) -> EtcdError {
@@ -48,9 +55,7 @@ fn classify(op: &str, e: etcd_client::Error) -> EtcdError {
     if m.contains("member not found") {
         return EtcdError::MemberNotFound(0);
     }
-    let unreachable = matches!(&e, etcd_client::Error::TransportError(_))
-        || matches!(&e, etcd_client::Error::GRpcStatus(s) if s.code() == tonic::Code::Unavailable)
-        || m.contains("not supported for learner");
+    let unreachable = broken(&e) || m.contains("not supported for learner");
     match unreachable {
         true => EtcdError::Unreachable {
             op: op.into(),
@@ -64,18 +69,85 @@ fn classify(op: &str, e: etcd_client::Error) -> EtcdError {
     }
 }
 
-/// The real etcd client.
+/// The real etcd client. Each member is connected to once per run and its client kept for the
+/// run's other calls of the usual deadline; a new connection to an `https://` member reads the
+/// TLS files as they are then (a hook may have just written them).
 pub struct EtcdApi {
     rt: tokio::runtime::Runtime,
+    clients: RefCell<Vec<(String, Client)>>,
 }
+
+/// A kept connection that fails sooner than this was broken (etcd restarted since): it is
+/// dropped and the call made once more on a new one. A slower failure is the member's own.
+const STALE_WITHIN: Duration = Duration::from_millis(500);
 
 impl EtcdApi {
     /// Builds the current-thread runtime.
     pub fn new() -> std::io::Result<EtcdApi> {
+        let _span = tracing::debug_span!("etcd runtime").entered();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        Ok(EtcdApi { rt })
+        let clients = RefCell::default();
+        Ok(EtcdApi { rt, clients })
+    }
+
+    /// The client kept for `ep`, if any.
+    fn kept(&self, ep: &str) -> Option<Client> {
+        let clients = self.clients.borrow();
+        clients
+            .iter()
+            .find(|(e, _)| e == ep)
+            .map(|(_, c)| c.clone())
+    }
+
+    fn keep(&self, ep: &str, client: &Client) {
+        self.forget(ep);
+        let kept = (ep.to_string(), client.clone());
+        self.clients.borrow_mut().push(kept);
+    }
+
+    fn forget(&self, ep: &str) {
+        self.clients.borrow_mut().retain(|(e, _)| e != ep);
+    }
+
+    /// `f` on a client for `ep`: the kept one (for the usual `call_timeout`), else a new one,
+    /// then kept. A kept connection found broken at once is replaced and `f` run again.
+    async fn call<T, F, Fut>(
+        &self,
+        ep: &str,
+        opts: ConnectOptions,
+        call_timeout: Duration,
+        f: &F,
+    ) -> Result<T, etcd_client::Error>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let usual = call_timeout == CALL_TIMEOUT;
+        if let Some(c) = self.kept(ep).filter(|_| usual) {
+            let started = std::time::Instant::now();
+            match f(c).await {
+                Err(e) if broken(&e) => {
+                    self.forget(ep);
+                    if started.elapsed() >= STALE_WITHIN {
+                        return Err(e);
+                    }
+                }
+                done => return done,
+            }
+        }
+        let connect = tracing::debug_span!("etcd connect");
+        let client = Client::connect([ep], Some(opts)).await?;
+        drop(connect);
+        if usual {
+            self.keep(ep, &client);
+        }
+        let result = f(client).await;
+        if result.as_ref().is_err_and(broken) {
+            self.forget(ep);
+        }
+        result
     }
 
     /// Runs `f` against each endpoint in turn until one answers, each bounded by a deadline.
@@ -99,34 +171,29 @@ impl EtcdApi {
         F: Fn(Client) -> Fut,
         Fut: Future<Output = Result<T, etcd_client::Error>>,
     {
-        let plain = ConnectOptions::new()
-            .with_connect_timeout(CONNECT_TIMEOUT)
-            .with_timeout(call_timeout);
-        let mut tls = None;
+        let _span = tracing::debug_span!("etcd", what = op).entered();
         let mut detail = "no endpoints".to_string();
         for ep in endpoints {
-            let opts = match ep.starts_with("https://") {
-                false => plain.clone(),
-                true => match tls.get_or_insert_with(client_tls) {
-                    Ok(t) => plain.clone().with_tls(t.clone()),
-                    Err(e) => {
-                        detail = format!("{ep}: {e}");
-                        continue;
-                    }
-                },
+            let opts = match options(ep, call_timeout) {
+                Ok(opts) => opts,
+                Err(e) => {
+                    detail = format!("{ep}: {e}");
+                    continue;
+                }
             };
-            let call = async {
-                let client = Client::connect([ep.as_str()], Some(opts)).await?;
-                f(client).await
-            };
+            let call = self.call(ep, opts, call_timeout, &f);
             let result = self.rt.block_on(async {
                 tokio::time::timeout(call_timeout + Duration::from_secs(1), call).await
             });
-            match result.map(|r| r.map_err(|e| classify(op, e))) {
+            let result = result.map(|r| r.map_err(|e| classify(op, e)));
+            match result {
                 Ok(Ok(v)) => return Ok(v),
                 Ok(Err(EtcdError::Unreachable { detail: d, .. })) => detail = format!("{ep}: {d}"),
                 Ok(Err(e)) => return Err(e),
-                Err(_) => detail = format!("{ep}: timed out"),
+                Err(_) => {
+                    self.forget(ep);
+                    detail = format!("{ep}: timed out");
+                }
             }
         }
         Err(EtcdError::Unreachable {
@@ -134,6 +201,18 @@ impl EtcdApi {
             endpoints: endpoints.join(","),
             detail,
         })
+    }
+}
+
+/// The connect options for `ep` with this request timeout, or why there are none (the TLS
+/// files cannot be read).
+fn options(ep: &str, call_timeout: Duration) -> Result<ConnectOptions, String> {
+    let plain = ConnectOptions::new()
+        .with_connect_timeout(CONNECT_TIMEOUT)
+        .with_timeout(call_timeout);
+    match ep.starts_with("https://") {
+        false => Ok(plain),
+        true => client_tls().map(|t| plain.with_tls(t)),
     }
 }
 
@@ -212,27 +291,22 @@ impl Etcd for EtcdApi {
     }
 
     fn statuses(&self, endpoints: &[String]) -> Vec<Result<MemberStatus, EtcdError>> {
-        let plain = ConnectOptions::new()
-            .with_connect_timeout(CONNECT_TIMEOUT)
-            .with_timeout(CALL_TIMEOUT);
-        let https = endpoints.iter().any(|e| e.starts_with("https://"));
-        let tls = https.then(client_tls);
         let unreachable = |ep: &str, detail: String| EtcdError::Unreachable {
             op: "status".into(),
             endpoints: ep.to_string(),
             detail,
         };
         let calls = endpoints.iter().map(|ep| {
-            let opts = match (ep.starts_with("https://"), &tls) {
-                (true, Some(Err(e))) => Err(unreachable(ep, e.clone())),
-                (true, Some(Ok(t))) => Ok(plain.clone().with_tls(t.clone())),
-                _ => Ok(plain.clone()),
-            };
+            let opts = options(ep, CALL_TIMEOUT);
+            let opts = opts.map_err(|e| unreachable(ep, e));
+            let span = tracing::debug_span!("etcd", what = "status round");
             let call = async move {
+                let _span = span;
                 let opts = opts?;
+                let status = |mut c: Client| async move { c.status().await };
                 let call = async {
-                    let mut c = Client::connect([ep.as_str()], Some(opts)).await?;
-                    Ok(member_status(&c.status().await?))
+                    let s = self.call(ep, opts, CALL_TIMEOUT, &status).await?;
+                    Ok(member_status(&s))
                 };
                 let deadline = CALL_TIMEOUT + Duration::from_secs(1);
                 match tokio::time::timeout(deadline, call).await {
@@ -240,7 +314,10 @@ impl Etcd for EtcdApi {
                         EtcdError::Unreachable { detail, .. } => unreachable(ep, detail),
                         other => other,
                     }),
-                    Err(_) => Err(unreachable(ep, "timed out".into())),
+                    Err(_) => {
+                        self.forget(ep);
+                        Err(unreachable(ep, "timed out".into()))
+                    }
                 }
             };
             Box::pin(call) as Pending<'_, Result<MemberStatus, EtcdError>>

@@ -18,6 +18,7 @@ use std::process::{Command, Stdio};
 
 /// Runs one hook tool and returns its stdout: the only process spawn of a Juju tool.
 pub fn run(tool: &str, args: &[String]) -> Result<String, HookToolError> {
+    let _span = tracing::debug_span!("tool", what = tool).entered();
     let err = |code, stderr: String, missing| HookToolError {
         tool: tool.to_string(),
         args: args.to_vec(),
@@ -43,9 +44,32 @@ pub fn run(tool: &str, args: &[String]) -> Result<String, HookToolError> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// The real hook tools.
+/// The real hook tools. Answers that cannot change within one hook (`config-get`,
+/// `relation-ids`, `network-get`: Juju fixes them for the hook's context) are asked once.
 #[derive(Debug, Default, Clone)]
-pub struct HookTools;
+pub struct HookTools {
+    answers: std::cell::RefCell<Vec<(Vec<String>, String)>>,
+}
+
+impl HookTools {
+    /// [`run`], or its answer from earlier in this hook; failures are not kept.
+    fn once(&self, tool: &str, args: Vec<String>) -> Result<String, HookToolError> {
+        let mut key = args;
+        key.insert(0, tool.to_string());
+        let known = self
+            .answers
+            .borrow()
+            .iter()
+            .find(|(k, _)| *k == key)
+            .cloned();
+        if let Some((_, out)) = known {
+            return Ok(out);
+        }
+        let out = run(tool, &key[1..])?;
+        self.answers.borrow_mut().push((key, out.clone()));
+        Ok(out)
+    }
+}
 
 fn args<const N: usize>(a: [&str; N]) -> Vec<String> {
     a.iter().map(|s| s.to_string()).collect()
@@ -164,7 +188,7 @@ pub fn address_from_network_get(v: &Value) -> Option<String> {
 
 impl Juju for HookTools {
     fn config_get(&self) -> Result<serde_json::Map<String, Value>, JujuError> {
-        let out = run("config-get", &args(["--all", "--format=json"]))?;
+        let out = self.once("config-get", args(["--all", "--format=json"]))?;
         json("config-get", &out)
     }
 
@@ -187,7 +211,7 @@ impl Juju for HookTools {
     }
 
     fn relation_ids(&self, endpoint: &str) -> Result<Vec<String>, JujuError> {
-        let out = run("relation-ids", &args(["--format=json", endpoint]))?;
+        let out = self.once("relation-ids", args(["--format=json", endpoint]))?;
         json("relation-ids", &out)
     }
 
@@ -226,7 +250,7 @@ impl Juju for HookTools {
     }
 
     fn address(&self, binding: &str) -> Result<Option<String>, JujuError> {
-        match run("network-get", &args([binding, "--format=json"])) {
+        match self.once("network-get", args([binding, "--format=json"])) {
             Ok(out) => {
                 let v: Value = json("network-get", &out)?;
                 if let Some(a) = address_from_network_get(&v) {
@@ -235,7 +259,7 @@ impl Juju for HookTools {
             }
             Err(e) => self.log(Level::Debug, &format!("{e}; trying unit-get")),
         }
-        let out = run("unit-get", &args(["private-address", "--format=json"]))?;
+        let out = self.once("unit-get", args(["private-address", "--format=json"]))?;
         let addr: Option<String> = json("unit-get", &out)?;
         Ok(addr.filter(|a| !a.is_empty()))
     }
@@ -447,6 +471,16 @@ mod tests {
         ] {
             assert_eq!(super::super::secret_bare_id(uri), id, "{uri}");
         }
+    }
+
+    #[test]
+    fn an_answer_is_asked_once_a_failure_again() {
+        let tools = HookTools::default();
+        let first = tools.once("date", args(["+%N"])).unwrap();
+        assert_eq!(tools.once("date", args(["+%N"])).unwrap(), first);
+        assert_ne!(tools.once("date", args(["+%N%N"])).unwrap(), first);
+        assert!(tools.once("sh", args(["-c", "exit 3"])).is_err());
+        assert_eq!(tools.answers.borrow().len(), 2);
     }
 
     #[test]

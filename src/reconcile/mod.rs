@@ -40,23 +40,34 @@ pub fn reconcile(
     };
     let mut done: Vec<Effect> = Vec::new();
     for _ in 0..MAX_PASSES {
-        let o = observe(ctx, hook, juju, etcd, machine)?;
+        let o = {
+            let _span = tracing::debug_span!("observe").entered();
+            observe(ctx, hook, juju, etcd, machine)?
+        };
+        let planned = tracing::debug_span!("plan").entered();
         let mut p = plan(&o);
+        drop(planned);
         p.effects.retain(|e| !(once(e) && done.contains(e)));
         done.extend(p.effects.iter().filter(|e| once(e)).cloned());
-        // A pass with nothing to do (the common update-status) logs nothing.
-        if !p.effects.is_empty() {
+        // A pass with nothing to do (the common update-status) logs nothing, nor one that only
+        // sets the version and port again (every config-changed).
+        let bookkeeping = |e: &Effect| matches!(e, Effect::SetVersion(_) | Effect::OpenPorts(_));
+        if !p.effects.iter().all(bookkeeping) {
             juju.log(
                 Level::Debug,
                 &format!("plan: [{}] → {:?}", brief(&p.effects), p.status),
             );
         }
-        let outcome = apply(&p, &o, juju, etcd, machine)?;
+        let outcome = {
+            let _span = tracing::debug_span!("apply").entered();
+            apply(&p, &o, juju, etcd, machine)?
+        };
         status = outcome.status.unwrap_or(p.status);
         if !(p.again && outcome.progressed) {
             break;
         }
     }
+    let _span = tracing::debug_span!("status").entered();
     set_status(juju, machine, &status, ctx.app_name())?;
     Ok(())
 }

@@ -5,9 +5,11 @@ relation, client relations, what is installed and rendered on the machine, and e
 
 The common path (`update-status` on a healthy member) is kept cheap: etcd is asked first and
 `systemctl` only when it does not answer; a follower whose member votes and knows its Raft leader
-does not read its peers' data (nothing it decides depends on it); the etcd calls are the local
+does not read its peers' data (nothing it decides depends on it); `update-status` takes the
+unit's address from its own published peer data instead of `network-get`; the etcd calls are the local
 member's status, the member list, then one round of status calls to the other started members,
-all at once and each bounded (the status names who does not answer), and the alarm list.
+all at once and each bounded (the status names who does not answer); their answers list the alarms (etcd's
+alarm list, a Raft round, is asked only when none answers).
 */
 
 use crate::core::config::CharmConfig;
@@ -172,8 +174,48 @@ fn status_round(
         .collect();
     let mut answers: Vec<MemberStatus> = local.cloned().into_iter().collect();
     answers.extend(etcd.statuses(&urls).into_iter().flatten());
-    let alarms = etcd.alarms(endpoints).unwrap_or_default();
+    // Every member's status lists the alarms it has applied, so the answers hold the alarm
+    // list; etcd's own alarm list is a Raft round (a disk write on a quorum), asked only when
+    // no member answered.
+    let mut alarms: Vec<(u64, String)> = answers
+        .iter()
+        .flat_map(|s| s.errors.iter().filter_map(|e| status_alarm(e)))
+        .collect();
+    alarms.sort();
+    alarms.dedup();
+    if answers.is_empty() {
+        alarms = etcd.alarms(endpoints).unwrap_or_default();
+    }
     ClusterView { answers, alarms }
+}
+
+/// An alarm as a member's status lists it among its errors: `memberID:<id> alarm:NOSPACE `.
+fn status_alarm(error: &str) -> Option<(u64, String)> {
+    let (mut member, mut alarm) = (None, None);
+    for word in error.split_whitespace() {
+        if let Some(id) = word.strip_prefix("memberID:") {
+            member = id.parse::<u64>().ok();
+        } else if let Some(a) = word.strip_prefix("alarm:") {
+            alarm = Some(a.to_string()).filter(|a| a != "NONE");
+        }
+    }
+    Some((member?, alarm?))
+}
+
+/// This unit's address. `update-status` takes the one this unit published on the peer
+/// relation, when there is one: Juju runs `config-changed` when a unit's addresses change
+/// (its uniter watches their hash), so only other hooks need `network-get`.
+fn address(
+    hook: &Hook,
+    juju: &dyn Juju,
+    own_peer_data: &Settings,
+) -> Result<Option<String>, JujuError> {
+    let published = own_peer_data.get(peer_keys::INGRESS);
+    let published = published.map(|a| a.trim()).filter(|a| !a.is_empty());
+    match (hook, published) {
+        (Hook::Other(name), Some(a)) if name == "update-status" => Ok(Some(a.to_string())),
+        _ => juju.address(PEER_ENDPOINT),
+    }
 }
 
 /// Reads every fact for one pass. Only real failures of Juju's tools are errors.
@@ -278,7 +320,7 @@ pub fn observe(
     let local = Local {
         version,
         etcdctl: state::real_etcdctl(machine),
-        address: juju.address(PEER_ENDPOINT)?,
+        address: address(hook, juju, &own_peer_data)?,
         has_data: state::has_member_data(machine),
         member_id: state::recorded_member_id(machine),
         service_active,
@@ -340,6 +382,38 @@ mod tests {
         assert_eq!(ok("http://10.0.0.1:+2380"), None);
         assert_eq!(ok("http://10.0.0.1:0"), None);
         assert_eq!(ok("http://[not-v6]:2380"), None);
+    }
+
+    #[test]
+    fn update_status_takes_the_published_address_other_hooks_ask_juju() {
+        let j = crate::fakes::FakeJuju::new("etcd/0", serde_json::json!({}));
+        let published = Settings::from([(peer_keys::INGRESS.into(), "10.0.0.7".into())]);
+        let update_status = Hook::Other("update-status".into());
+        let got = |hook: &Hook, data: &Settings| address(hook, &j, data).unwrap();
+        assert_eq!(got(&update_status, &published).as_deref(), Some("10.0.0.7"));
+        // The fake's network-get answers 10.0.0.1.
+        let config_changed = Hook::Other("config-changed".into());
+        assert_eq!(
+            got(&config_changed, &published).as_deref(),
+            Some("10.0.0.1")
+        );
+        assert_eq!(
+            got(&update_status, &Settings::new()).as_deref(),
+            Some("10.0.0.1")
+        );
+    }
+
+    #[test]
+    fn alarms_are_read_from_a_status_answer() {
+        let nospace = "memberID:10276657743932975437 alarm:NOSPACE ";
+        let want = Some((10276657743932975437, "NOSPACE".to_string()));
+        assert_eq!(status_alarm(nospace), want);
+        assert_eq!(
+            status_alarm("memberID:0 alarm:CORRUPT").unwrap().1,
+            "CORRUPT"
+        );
+        assert_eq!(status_alarm("etcdserver: no leader"), None);
+        assert_eq!(status_alarm("memberID:1 alarm:NONE"), None);
     }
 
     #[test]
