@@ -6,6 +6,7 @@ An invalid value gives a [`ConfigError`] that names the option and its valid val
 charm applies nothing until it is fixed.
 */
 
+use crate::core::backup::{self, Retention};
 use serde_json::{Map, Value};
 
 /// The validated charm config.
@@ -37,6 +38,12 @@ pub struct CharmConfig {
     /// Serve etcd's v2 API (`enable_v2`), for old consumers; etcd 3.4 and 3.5 only (3.6 removed
     /// it: the plan refuses it there).
     pub enable_v2: bool,
+    /// Scheduled backups to object storage: the period in seconds (`backup_schedule`); `None`
+    /// is off.
+    pub backup_period: Option<u64>,
+    /// How many and how old of this application's backups are kept (`backup_retention_count`,
+    /// `backup_retention_days`; 0 is no limit).
+    pub backup_retention: Retention,
 }
 
 impl Default for CharmConfig {
@@ -54,6 +61,8 @@ impl Default for CharmConfig {
             bind_to_all_interfaces: false,
             tls: false,
             enable_v2: false,
+            backup_period: None,
+            backup_retention: Retention::default(),
         }
     }
 }
@@ -213,6 +222,13 @@ impl TryFrom<&Map<String, Value>> for CharmConfig {
         let bind_to_all_interfaces = boolean(raw, "bind_to_all_interfaces")?;
         let tls = boolean(raw, "tls")?;
         let enable_v2 = boolean(raw, "enable_v2")?;
+        let schedule = string(raw, "backup_schedule", "")?;
+        let backup_period = backup::parse_schedule(&schedule)
+            .map_err(|e| invalid("backup_schedule", &Value::String(schedule), &e))?;
+        let backup_retention = Retention {
+            count: int(raw, "backup_retention_count", 0, 0, 10_000)? as u32,
+            days: int(raw, "backup_retention_days", 0, 0, 36_500)? as u32,
+        };
         Ok(CharmConfig {
             port,
             management_port,
@@ -226,6 +242,8 @@ impl TryFrom<&Map<String, Value>> for CharmConfig {
             bind_to_all_interfaces,
             tls,
             enable_v2,
+            backup_period,
+            backup_retention,
         })
     }
 }
@@ -293,5 +311,31 @@ mod tests {
             ("enable_v2", "true or false")
         );
         assert!(parse(json!({"enable_v2": true})).unwrap().enable_v2);
+    }
+
+    #[test]
+    fn backup_options() {
+        let c = parse(json!({"backup_schedule": "6h", "backup_retention_count": 7,
+            "backup_retention_days": "30"}))
+        .unwrap();
+        assert_eq!(c.backup_period, Some(6 * 3600));
+        assert_eq!(c.backup_retention, Retention { count: 7, days: 30 });
+        assert_eq!(
+            parse(json!({"backup_schedule": ""})).unwrap().backup_period,
+            None
+        );
+        let e = parse(json!({"backup_schedule": "0 3 * * *"})).unwrap_err();
+        assert!(
+            e.to_string().starts_with(
+                "invalid config backup_schedule=0 3 * * *: must be empty (no scheduled backups), \
+                 hourly, daily, weekly, or a period"
+            ),
+            "{e}"
+        );
+        let e = parse(json!({"backup_retention_count": -1})).unwrap_err();
+        assert_eq!(
+            (e.option.as_str(), e.expected.as_str()),
+            ("backup_retention_count", "an integer from 0 to 10000")
+        );
     }
 }

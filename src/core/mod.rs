@@ -8,10 +8,12 @@ A unit test in the crate root checks that no module here names an effectful one.
 - [`plan`]: this unit's own member; [`membership`]: the leader's side and the departing unit's;
   [`relations`]: relation data this unit publishes.
 - [`render`]: etcd's config, the systemd unit and the `etcdctl` wrapper.
+- [`backup`]: backups to object storage: schedule, who takes one, retention, object names.
 - [`config`]: raw `config-get` JSON → validated [`config::CharmConfig`]; [`status`]: every status
   text; [`version`]: which etcd version may replace which.
 */
 
+pub mod backup;
 pub mod config;
 pub mod effect;
 pub mod membership;
