@@ -134,6 +134,9 @@ impl Juju for FakeJuju {
         }
         Ok(self.peers.get(unit).cloned().unwrap_or_default())
     }
+    fn relation_get_app(&self, _relation_id: &str, _app: &str) -> Result<Settings, JujuError> {
+        Ok(Settings::new())
+    }
     fn relation_set(&self, relation_id: &str, settings: &Settings) -> Result<(), JujuError> {
         if relation_id.starts_with("cluster:") {
             let mut own = self.own_data.borrow_mut();

@@ -210,28 +210,32 @@ pub fn snapshot_restore(
     name: &str,
     peer_url: &str,
     token: &str,
+    bump: Option<u64>,
 ) -> Result<(), String> {
     let (f, d) = (file.to_string_lossy(), dir.to_string_lossy());
     let cluster = format!("{name}={peer_url}");
-    host::run(
-        &state::real_etcdctl(&Host),
-        &[
-            "snapshot",
-            "restore",
-            &f,
-            "--data-dir",
-            &d,
-            "--name",
-            name,
-            "--initial-cluster",
-            &cluster,
-            "--initial-advertise-peer-urls",
-            peer_url,
-            "--initial-cluster-token",
-            token,
-        ],
-    )
-    .map_err(text)?;
+    let bump = bump.map(|n| n.to_string());
+    let bump_args = match &bump {
+        Some(n) => vec!["--bump-revision", n.as_str(), "--mark-compacted"],
+        None => vec![],
+    };
+    let args = [
+        "snapshot",
+        "restore",
+        &f,
+        "--data-dir",
+        &d,
+        "--name",
+        name,
+        "--initial-cluster",
+        &cluster,
+        "--initial-advertise-peer-urls",
+        peer_url,
+        "--initial-cluster-token",
+        token,
+    ];
+    let args: Vec<&str> = args.into_iter().chain(bump_args).collect();
+    host::run(&state::real_etcdctl(&Host), &args).map_err(text)?;
     give_to_etcd(dir)
 }
 

@@ -7,8 +7,10 @@ The machine boundary: what the charm does on its host, behind the [`Machine`] tr
 - [`state`]: the charm's own small state on the machine (`/var/lib/etcd-charm`), typed, on top
   of any [`Machine`].
 - [`tls`]: the cluster's CA and this member's TLS files.
+- [`backup`]: the scheduled backups' systemd timer.
 */
 
+pub mod backup;
 pub mod host;
 pub mod install;
 pub mod state;

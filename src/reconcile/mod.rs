@@ -39,8 +39,12 @@ pub fn reconcile(
         )
     };
     let mut done: Vec<Effect> = Vec::new();
+    let mut period = None;
+    let mut staying = true;
     for _ in 0..MAX_PASSES {
         let o = observe(ctx, hook, juju, etcd, machine)?;
+        period = o.config.as_ref().ok().and_then(|c| c.backup_period);
+        staying = !o.departing && !matches!(o.hook, Hook::Stop | Hook::Remove);
         let mut p = plan(&o);
         p.effects.retain(|e| !(once(e) && done.contains(e)));
         done.extend(p.effects.iter().filter(|e| once(e)).cloned());
@@ -57,8 +61,30 @@ pub fn reconcile(
             break;
         }
     }
+    backup_timer(ctx, juju, machine, period, staying);
     set_status(juju, machine, &status, ctx.app_name())?;
     Ok(())
+}
+
+/// The scheduled backups' timer, in line with the schedule and the `s3-credentials` relation
+/// (asked about only while a schedule is set). A failure is logged, never the hook's.
+fn backup_timer(
+    ctx: &JujuContext,
+    juju: &dyn Juju,
+    machine: &dyn Machine,
+    period: Option<u64>,
+    staying: bool,
+) {
+    let related = period.is_some()
+        && juju
+            .relation_ids(crate::core::backup::RELATION)
+            .is_ok_and(|ids| !ids.is_empty());
+    let unit = &ctx.unit_name;
+    match crate::machine::backup::sync_timer(machine, unit, period, related, staying) {
+        Ok(true) => juju.log(Level::Info, "scheduled backups: timer updated"),
+        Ok(false) => {}
+        Err(e) => juju.log(Level::Warning, &format!("scheduled backups: {e}")),
+    }
 }
 
 /// `status-set`, skipped when the status is the one this charm set last (the common
