@@ -8,7 +8,7 @@ keys). Credentials stay in memory: never in an argv (the S3 client is in-process
 status or a result; the client's errors name the endpoint and bucket, not the keys.
 */
 
-use super::{common, machine, snapshot, Action, Results, Stop};
+use super::{backup_verify, common, machine, snapshot, Action, Results, Stop};
 use crate::core::backup::{self as plan, BackupMeta, Owner, Stored};
 use crate::paths;
 use objstore::{interface, Store};
@@ -147,6 +147,11 @@ fn take(a: &Action, r: &mut Results, s3: &S3) -> Result<(), Stop> {
     snapshot::ensure_dir(&dir)?;
     let local = common::local_endpoint(a);
     let saved = snapshot::save(a, &dir, &[local], "backup")?;
+    let verify = backup_verify::test_restore(a, &saved.path, saved.size, saved.file.revision);
+    let verified = match &verify {
+        Ok(rev) => format!("yes: a test restore served revision {rev}"),
+        Err(e) => format!("no: {e}"),
+    };
     let meta = BackupMeta {
         application: owner(a).application,
         model_uuid: owner(a).model_uuid,
@@ -156,6 +161,7 @@ fn take(a: &Action, r: &mut Results, s3: &S3) -> Result<(), Stop> {
         revision: saved.file.revision.max(0) as u64,
         total_keys: saved.file.total_keys.max(0) as u64,
         sha256: saved.sha256.clone(),
+        verified: verify.is_ok(),
     };
     let pairs = meta.to_pairs();
     let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -187,12 +193,13 @@ fn take(a: &Action, r: &mut Results, s3: &S3) -> Result<(), Stop> {
     r.set("member", &meta.member);
     r.set("parts", sent.parts);
     r.set("pruned", &pruned);
+    r.set("verified", &verified);
     r.set(
         "output",
         format!(
             "backup {id} of {} at revision {} stored in bucket `{bucket}` as {key} ({}, sha256 \
-             {} checked after upload); pruned: {pruned}. Restore it with `juju run {}/leader \
-             restore backup-id={id}`",
+             {} checked after upload); verified: {verified}; pruned: {pruned}. Restore it with \
+             `juju run {}/leader restore backup-id={id}`",
             meta.member,
             meta.revision,
             common::human_bytes(sent.size),
@@ -261,7 +268,8 @@ pub fn list_action(a: &Action, r: &mut Results) -> Result<(), Stop> {
         let k = format!("backups.{}", common::key_part(&s.id));
         let m = s.meta.clone().unwrap_or_default();
         let verified = match &s.meta {
-            Some(_) => "sha256",
+            Some(m) if m.verified => "yes",
+            Some(_) => "no",
             None => "no (not written by this charm)",
         };
         r.set(format!("{k}.id"), &s.id);
@@ -277,8 +285,20 @@ pub fn list_action(a: &Action, r: &mut Results) -> Result<(), Stop> {
             s.id, s.size, m.etcd_version, m.revision, m.member, m.application
         ));
     }
+    let last = match plan::last_verified(&stored, common::now_secs()) {
+        Some((s, age)) => {
+            r.set("last-verified", &s.id);
+            r.set("last-verified-age", plan::human_age(age));
+            format!(
+                "last verified backup: {} ({} ago)",
+                s.id,
+                plan::human_age(age)
+            )
+        }
+        None => "no verified backup".to_string(),
+    };
     r.set("count", stored.len());
-    r.set("output", table);
+    r.set("output", format!("{table}\n{last}"));
     Ok(())
 }
 

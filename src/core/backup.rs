@@ -11,7 +11,8 @@ charmed-etcd's format. The content is the etcd v3 snapshot exactly as `etcdctl s
 writes it (bbolt database plus its SHA-256). Its user metadata (`x-amz-meta-<name>`) is
 [`BackupMeta`]: `sha256` (of the whole object, checked after every upload and download),
 `application`, `model-uuid`, `unit`, `member`, `etcd-version`, `revision`, `total-keys`,
-`format` (`etcd-v3-snapshot`). Retention removes only objects whose `application` and
+`format` (`etcd-v3-snapshot`), `verified` (`yes` when a test restore into a scratch etcd served
+the snapshot's revision before the upload). Retention removes only objects whose `application` and
 `model-uuid` are this application's; restore takes any of them (disaster recovery).
 */
 
@@ -164,6 +165,8 @@ pub struct BackupMeta {
     pub total_keys: u64,
     /// SHA-256 of the object, hex.
     pub sha256: String,
+    /// A test restore into a scratch etcd served the snapshot's revision before the upload.
+    pub verified: bool,
 }
 
 impl BackupMeta {
@@ -178,6 +181,10 @@ impl BackupMeta {
             ("etcd-version", self.etcd_version.clone()),
             ("revision", self.revision.to_string()),
             ("total-keys", self.total_keys.to_string()),
+            (
+                "verified",
+                if self.verified { "yes" } else { "no" }.to_string(),
+            ),
         ]
     }
 
@@ -196,6 +203,7 @@ impl BackupMeta {
             revision: get("revision").parse().ok()?,
             total_keys: get("total-keys").parse().unwrap_or(0),
             sha256: get("sha256"),
+            verified: get("verified") == "yes",
         })
     }
 }
@@ -220,6 +228,35 @@ impl Stored {
             .as_ref()
             .is_some_and(|m| m.application == app.application && m.model_uuid == app.model_uuid)
     }
+}
+
+/// The newest verified backup in `stored` (any application's), and its age at `now`.
+pub fn last_verified(stored: &[Stored], now: u64) -> Option<(&Stored, u64)> {
+    let verified = stored
+        .iter()
+        .filter(|s| s.meta.as_ref().is_some_and(|m| m.verified));
+    let newest = verified.max_by_key(|s| s.taken)?;
+    Some((newest, now.saturating_sub(newest.taken)))
+}
+
+/// An age as people read it: `45s`, `12m`, `3h 5m`, `2d 4h`.
+pub fn human_age(secs: u64) -> String {
+    let (d, h, m) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{secs}s"),
+        (0, 0, m) => format!("{m}m"),
+        (0, h, m) => format!("{h}h {m}m"),
+        (d, h, _) => format!("{d}d {h}h"),
+    }
+}
+
+/// Whether the newest verified backup is too old for the schedule: older than two periods
+/// (`None`: no schedule, no warning).
+pub fn verified_too_old(period: Option<u64>, last_verified_at: Option<u64>, now: u64) -> bool {
+    let Some(period) = period else {
+        return false;
+    };
+    last_verified_at.is_none_or(|t| now.saturating_sub(t) > 2 * period)
 }
 
 /// Who an application is, for retention.
@@ -427,6 +464,7 @@ mod tests {
             revision: 42,
             total_keys: 7,
             sha256: "ab".into(),
+            verified: true,
         };
         let mut map: BTreeMap<String, String> = meta
             .to_pairs()
@@ -550,6 +588,29 @@ mod tests {
         assert!(timer_files(Some(3600), false, true, exec, "etcd/0").is_none());
         assert!(timer_files(Some(3600), true, false, exec, "etcd/0").is_none());
         assert!(timer_files(Some(3600), true, true, None, "etcd/0").is_none());
+    }
+
+    #[test]
+    fn the_last_verified_backup_and_its_age() {
+        let mut unverified = stored("etcd", 5000);
+        if let Some(m) = unverified.meta.as_mut() {
+            m.verified = false;
+        }
+        let mut old = stored("etcd", 1000);
+        if let Some(m) = old.meta.as_mut() {
+            m.verified = true;
+        }
+        let all = [old, unverified];
+        let (s, age) = last_verified(&all, 8200).unwrap();
+        assert_eq!((s.taken, age), (1000, 7200));
+        assert_eq!(human_age(age), "2h 0m");
+        assert_eq!(human_age(59), "59s");
+        assert_eq!(human_age(2 * 86_400 + 3 * 3600 + 7), "2d 3h");
+        assert!(last_verified(&all[1..], 8200).is_none());
+        assert!(!verified_too_old(None, None, 8200));
+        assert!(verified_too_old(Some(3600), None, 8200));
+        assert!(!verified_too_old(Some(3600), Some(1000), 8200));
+        assert!(verified_too_old(Some(3600), Some(1000), 8201));
     }
 
     #[test]
