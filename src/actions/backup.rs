@@ -10,6 +10,9 @@ status or a result; the client's errors name the endpoint and bucket, not the ke
 
 use super::{backup_verify, common, machine, snapshot, Action, Results, Stop};
 use crate::core::backup::{self as plan, BackupMeta, Owner, Stored};
+use crate::core::observed::peer_keys;
+use crate::juju::context::PEER_ENDPOINT;
+use crate::juju::Settings;
 use crate::paths;
 use objstore::{interface, Store};
 use std::path::{Path, PathBuf};
@@ -123,6 +126,23 @@ fn prune(a: &Action, s3: &S3, now: u64) -> Result<Vec<String>, objstore::Error> 
     Ok(gone)
 }
 
+/// Announces a verified backup taken at `now` in this unit's peer data (the status of every unit
+/// warns when the newest is older than twice the schedule); a failure is only logged.
+fn announce_verified(a: &Action, now: u64) {
+    let rel = a
+        .juju
+        .relation_ids(PEER_ENDPOINT)
+        .ok()
+        .and_then(|r| r.into_iter().next());
+    let Some(rel) = rel else { return };
+    let settings = Settings::from([(peer_keys::BACKUP_VERIFIED.to_string(), now.to_string())]);
+    if let Err(e) = a.juju.relation_set(&rel, &settings) {
+        a.progress(&format!(
+            "cannot announce the verified backup in peer data: {e}"
+        ));
+    }
+}
+
 /// `create-backup`: a snapshot of this unit's member, uploaded and checked, then retention.
 pub fn create(a: &Action, r: &mut Results) -> Result<(), Stop> {
     let s3 = connect(a)?;
@@ -178,6 +198,9 @@ fn take(a: &Action, r: &mut Results, s3: &S3) -> Result<(), Stop> {
         return super::fail(
             "the snapshot changed during its upload: no backup was stored; run create-backup again",
         );
+    }
+    if meta.verified {
+        announce_verified(a, now);
     }
     let pruned = match prune(a, s3, now) {
         Ok(ids) => common::list_or_none(&ids),

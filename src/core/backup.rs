@@ -250,13 +250,12 @@ pub fn human_age(secs: u64) -> String {
     }
 }
 
-/// Whether the newest verified backup is too old for the schedule: older than two periods
-/// (`None`: no schedule, no warning).
-pub fn verified_too_old(period: Option<u64>, last_verified_at: Option<u64>, now: u64) -> bool {
-    let Some(period) = period else {
-        return false;
-    };
-    last_verified_at.is_none_or(|t| now.saturating_sub(t) > 2 * period)
+/// The status's warning: the newest verified backup's age (`age` seconds), when a schedule is
+/// set and that is over two periods. No verified backup announced yet: no warning (the
+/// scheduled backups' failures are in the log).
+pub fn stale(period: Option<u64>, age: Option<u64>) -> Option<String> {
+    let (period, age) = (period?, age?);
+    (age > 2 * period).then(|| human_age(age))
 }
 
 /// Who an application is, for retention.
@@ -607,10 +606,10 @@ mod tests {
         assert_eq!(human_age(59), "59s");
         assert_eq!(human_age(2 * 86_400 + 3 * 3600 + 7), "2d 3h");
         assert!(last_verified(&all[1..], 8200).is_none());
-        assert!(!verified_too_old(None, None, 8200));
-        assert!(verified_too_old(Some(3600), None, 8200));
-        assert!(!verified_too_old(Some(3600), Some(1000), 8200));
-        assert!(verified_too_old(Some(3600), Some(1000), 8201));
+        assert_eq!(stale(None, Some(99_999)), None);
+        assert_eq!(stale(Some(3600), None), None);
+        assert_eq!(stale(Some(3600), Some(7200)), None);
+        assert_eq!(stale(Some(3600), Some(7260)).as_deref(), Some("2h 1m"));
     }
 
     #[test]
