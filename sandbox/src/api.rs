@@ -16,6 +16,8 @@ pub enum Wire {
     Cli(Request),
     /// A hook tool call from inside a machine (tool sockets only).
     Tool(crate::tools::ToolRequest),
+    /// `juju-exec` on a machine (tool sockets only; for a unit on that machine).
+    JujuExec(crate::tools::juju_exec::ExecRequest),
 }
 
 /// A command-line request.

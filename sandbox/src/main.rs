@@ -13,6 +13,9 @@ fn main() {
     if sandbox::tools::TOOL_NAMES.contains(&name.as_str()) {
         std::process::exit(sandbox::tools::client::main_as_tool(&name));
     }
+    if sandbox::tools::juju_exec::is_runner(&name) {
+        std::process::exit(sandbox::tools::juju_exec::main(&name));
+    }
     let cli = sandbox::cli::Cli::parse();
     match sandbox::cli::run(cli) {
         Ok(code) => std::process::exit(code),

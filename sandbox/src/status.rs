@@ -1,6 +1,6 @@
 //! `sandbox status`: the model in the shape of `juju status` (tabular, YAML and JSON).
 
-use crate::controller::model::{unit_number, Agent, Model, Unit};
+use crate::controller::model::{app_of, unit_number, Agent, Model, Unit};
 use serde_json::{json, Map, Value};
 
 fn since(t: f64) -> String {
@@ -114,7 +114,7 @@ pub fn to_value(m: &Model) -> Value {
             entry.as_array_mut().expect("array").push(if m.is_juju29() {
                 json!(remote)
             } else {
-                json!({"related-application": remote, "interface": r.interface, "scope": "global"})
+                json!({"related-application": remote, "interface": r.interface, "scope": if r.container { "container" } else { "global" }})
             });
         }
         let (app_status, app_msg) = app_status(m, name);
@@ -134,6 +134,7 @@ pub fn to_value(m: &Model) -> Value {
             }),
         );
     }
+    nest_subordinates(m, &mut apps);
     if m.is_juju29() {
         in_series_shape(&mut machines, &mut apps);
     }
@@ -142,6 +143,43 @@ pub fn to_value(m: &Model) -> Value {
         "machines": machines,
         "applications": apps,
     })
+}
+
+/// Subordinate units appear under their principal unit's `subordinates` (without a machine of
+/// their own), and a subordinate application lists `subordinate-to` instead of `units`, in 2.9
+/// and 3.x alike (cmd/juju/status/formatter.go `formatApplication`, `formatUnit`).
+fn nest_subordinates(m: &Model, apps: &mut Map<String, Value>) {
+    for u in m.units.values() {
+        let Some(p) = &u.principal else { continue };
+        let Some(mut entry) = apps[&u.app]["units"]
+            .as_object_mut()
+            .and_then(|us| us.remove(&u.name))
+        else {
+            continue;
+        };
+        entry.as_object_mut().map(|e| e.remove("machine"));
+        let principal = &mut apps[app_of(p)]["units"][p];
+        if principal.is_object() {
+            principal["subordinates"][&u.name] = entry;
+        }
+    }
+    for (name, a) in &m.apps {
+        if !a.meta.subordinate {
+            continue;
+        }
+        let mut to: Vec<String> = m
+            .relations
+            .values()
+            .filter(|r| r.container && r.involves(name))
+            .filter_map(|r| r.remote_app(name))
+            .collect();
+        to.sort();
+        to.dedup();
+        if let Some(o) = apps[name].as_object_mut() {
+            o.remove("units");
+            o.insert("subordinate-to".into(), json!(to));
+        }
+    }
 }
 
 /// Juju 2.9 shows a machine's and an application's OS as `series` (and an application's `os`)
@@ -259,9 +297,18 @@ pub fn tabular(m: &Model) -> String {
     ]
     .map(String::from)
     .to_vec()];
+    // Each subordinate unit follows its principal, indented, without a machine.
     let mut units: Vec<&Unit> = m.units.values().collect();
-    units.sort_by_key(|u| (u.app.clone(), unit_number(&u.name)));
+    units.sort_by_key(|u| {
+        let p = u.principal.as_deref().unwrap_or(&u.name);
+        let own = u
+            .principal
+            .as_ref()
+            .map(|_| (u.app.clone(), unit_number(&u.name)));
+        (app_of(p).to_string(), unit_number(p), own)
+    });
     for u in units {
+        let indent = if u.principal.is_some() { "  " } else { "" };
         let (ws, wm) = shown_workload(u);
         let star = if m.apps.get(&u.app).and_then(|a| a.leader.as_deref()) == Some(u.name.as_str())
         {
@@ -276,10 +323,14 @@ pub fn tabular(m: &Model) -> String {
             .unwrap_or_default();
         let ports: Vec<String> = u.ports.iter().map(|p| p.to_string()).collect();
         rows.push(vec![
-            format!("{}{star}", u.name),
+            format!("{indent}{}{star}", u.name),
             ws,
             agent_word(u).into(),
-            u.machine.to_string(),
+            if indent.is_empty() {
+                u.machine.to_string()
+            } else {
+                String::new()
+            },
             addr,
             ports.join(","),
             wm,
@@ -333,7 +384,14 @@ pub fn tabular(m: &Model) -> String {
                 p,
                 q,
                 r.interface.clone(),
-                if r.is_peer() { "peer" } else { "regular" }.into(),
+                if r.is_peer() {
+                    "peer"
+                } else if r.container {
+                    "subordinate"
+                } else {
+                    "regular"
+                }
+                .into(),
             ]);
         }
         out.push('\n');

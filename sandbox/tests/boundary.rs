@@ -99,6 +99,24 @@ fn a_hook_reaches_only_its_own_unit() {
             );
         }
 
+        // cmd/jujud/run/run.go: juju-exec from inside a hook is refused; for a unit on another
+        // machine the controller answers as for one that does not exist.
+        let exec: Vec<&str> = log
+            .lines()
+            .filter(|l| l.starts_with("failed juju-exec: "))
+            .collect();
+        assert_eq!(exec.len(), 3, "{log}");
+        assert!(
+            exec[0].contains("ERROR juju-exec cannot be called from within a hook"),
+            "{log}"
+        );
+        for (l, unit) in exec[1..].iter().zip(["probe/1", "nosuch/7"]) {
+            assert!(
+                l.ends_with(&format!("ERROR unit \"{unit}\" not found on this machine")),
+                "{l}"
+            );
+        }
+
         // Once the exec is over its context is dead on its own machine too.
         let (code, _, err) = sb.ssh("probe/1", &as_held);
         assert_eq!(code, 1);

@@ -249,11 +249,13 @@ pub fn read_meta(dir: &Path) -> anyhow::Result<CharmMeta> {
                     EndpointMeta {
                         role: role.into(),
                         interface,
+                        scope: super::lifecycle::subordinate::endpoint_scope(spec),
                     },
                 );
             }
         }
     }
+    super::lifecycle::subordinate::add_juju_info(&mut endpoints);
     let mut resources = BTreeMap::new();
     if let Some(map) = md["resources"].as_object() {
         for (n, spec) in map {
@@ -277,6 +279,7 @@ pub fn read_meta(dir: &Path) -> anyhow::Result<CharmMeta> {
         resources,
         options,
         actions,
+        subordinate: md["subordinate"].as_bool().unwrap_or(false),
     })
 }
 

@@ -37,11 +37,13 @@ fn relation_status(r: &Relation) -> String {
 /// What `goal-state` shows to `unit`.
 pub fn goal_state(model: &Model, unit: &str) -> GoalState {
     let app = super::model::app_of(unit);
+    // Subordinates of other principals are left out (`goalStateUnits`).
+    let principal = model.units.get(unit).and_then(|u| u.principal.as_ref());
     let units_of = |a: &str| -> Vec<(String, GoalStatus)> {
         model
             .units
             .values()
-            .filter(|u| u.app == a)
+            .filter(|u| u.app == a && (u.principal.is_none() || u.principal.as_ref() == principal))
             .map(|u| (u.name.clone(), unit_status(u)))
             .collect()
     };

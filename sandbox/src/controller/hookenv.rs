@@ -221,6 +221,7 @@ impl HookEnv for Env<'_> {
     }
     fn current_relation(&self) -> Option<i64> {
         lifecycle::event_rel(&self.ctx.event)
+            .or_else(|| super::exec::exec_relation(self.model, &self.ctx.event).map(|r| r.rel))
     }
     fn remote_unit(&self) -> Option<String> {
         match &self.ctx.event {
@@ -228,10 +229,15 @@ impl HookEnv for Env<'_> {
                 Some(remote.clone())
             }
             Event::RelationChanged { remote, .. } => remote.clone(),
-            _ => None,
+            ev => super::exec::exec_relation(self.model, ev)
+                .map(|r| r.remote_unit)
+                .filter(|u| !u.is_empty()),
         }
     }
     fn remote_app(&self) -> Option<String> {
+        if let Some(r) = super::exec::exec_relation(self.model, &self.ctx.event) {
+            return Some(r.remote_app);
+        }
         let rel = self.current_relation()?;
         self.model
             .relations

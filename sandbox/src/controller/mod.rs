@@ -8,6 +8,8 @@
 //! action or exec running on that machine.
 
 pub mod charm;
+pub mod deployer;
+pub mod exec;
 pub mod goal_state;
 pub mod hookenv;
 pub mod lifecycle;
@@ -304,7 +306,8 @@ fn handle_conn(sh: &Arc<Shared>, conn: UnixStream, machine: Option<u32>) {
     let reply = match (serde_json::from_str::<Wire>(&line), machine) {
         (Ok(Wire::Tool(req)), Some(id)) => serde_json::to_string(&hookenv::serve_tool(sh, id, req)),
         (Ok(Wire::Cli(req)), None) => serde_json::to_string(&requests::handle(sh, req)),
-        (Ok(Wire::Tool(_)), None) => Ok(refusal(CLI_SOCKET_ONLY)),
+        (Ok(Wire::JujuExec(req)), Some(id)) => serde_json::to_string(&exec::serve(sh, id, req)),
+        (Ok(Wire::Tool(_) | Wire::JujuExec(_)), None) => Ok(refusal(CLI_SOCKET_ONLY)),
         (_, Some(_)) => Ok(refusal(TOOL_SOCKET_ONLY)),
         (Err(e), None) => serde_json::to_string(&Response::err(format!("bad request: {e}"))),
     };

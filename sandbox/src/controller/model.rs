@@ -114,6 +114,13 @@ pub struct EndpointMeta {
     pub role: String,
     /// Interface name.
     pub interface: String,
+    /// `global` or `container` (`scope:` in metadata.yaml).
+    #[serde(default = "global_scope")]
+    pub scope: String,
+}
+
+fn global_scope() -> String {
+    "global".into()
 }
 
 /// What the sandbox reads from a charm's metadata.yaml, config.yaml and actions.yaml.
@@ -129,6 +136,9 @@ pub struct CharmMeta {
     pub options: BTreeMap<String, Value>,
     /// Actions: name → schema entry of actions.yaml.
     pub actions: BTreeMap<String, Value>,
+    /// `subordinate: true`: its units live beside a principal's (see `lifecycle::subordinate`).
+    #[serde(default)]
+    pub subordinate: bool,
 }
 
 /// Life of a unit or relation.
@@ -219,6 +229,9 @@ pub struct Unit {
     pub ports: BTreeSet<PortRange>,
     /// Charm revision deployed on the unit.
     pub charm_rev: u32,
+    /// For a subordinate unit: its principal unit, whose machine it shares.
+    #[serde(default)]
+    pub principal: Option<String>,
 }
 
 /// A machine record.
@@ -276,6 +289,9 @@ pub struct Relation {
     /// When it was made or began to die (its status' since, for `goal-state`).
     #[serde(default)]
     pub since: f64,
+    /// Container-scoped: units see only counterparts on their own machine.
+    #[serde(default)]
+    pub container: bool,
 }
 
 impl Relation {

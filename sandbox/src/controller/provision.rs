@@ -188,7 +188,12 @@ pub fn install_unit_files(
         .iter()
         .map(|t| format!("ln -sf jujuc {t}"))
         .collect();
-    let script = format!("cd {tools} && {}", links.join(" && "));
+    // The machine's `juju-exec` (2.9: `juju-run`): the first unit's binary, as jujud is one.
+    let runner = format!("/usr/bin/{}", crate::tools::juju_exec::installed_name());
+    let script = format!(
+        "cd {tools} && {} && {{ [ -e {runner} ] || ln -s {tools}/jujuc {runner}; }}",
+        links.join(" && ")
+    );
     let out = handle.run(&["sh", "-c", &script], Duration::from_secs(30))?;
     anyhow::ensure!(
         out.status == 0,
@@ -247,6 +252,7 @@ pub fn reboot(sh: &Arc<Shared>, unit: &str) {
                 u.agent_since = super::model::now();
             }
             runner::ensure_worker(&sh, &mut st, &unit);
+            super::deployer::machine_back(&sh, &mut st, spec.id);
             sh.commit(&st);
             Ok(())
         })();
@@ -265,6 +271,9 @@ pub fn retire_unit(sh: &Arc<Shared>, st: &mut State, unit: &str) {
     let Some(machine) = st.model.units.get(unit).map(|u| u.machine) else {
         return;
     };
+    if super::deployer::retire_subordinate(sh, st, unit) {
+        return;
+    }
     super::lifecycle::forget_unit(&mut st.model, unit);
     if let Some(rec) = st.model.machines.remove(&machine) {
         super::stop_tool_socket(sh, machine);
@@ -328,5 +337,6 @@ pub fn resume(sh: &Arc<Shared>) {
             }
         }
     }
+    super::deployer::deploy_new(sh, &mut st);
     sh.commit(&st);
 }

@@ -47,6 +47,7 @@ fn dispatch(sh: &Arc<Shared>, st: &mut State, req: Request) -> Res {
                     "application {app:?} not found: deploy it first (sandbox deploy)"
                 ));
             }
+            lifecycle::subordinate::check_add_unit(&st.model, &app)?;
             let units: Vec<String> = (0..num_units).map(|_| add_unit(sh, st, &app)).collect();
             Ok(json!({ "units": units }))
         }
@@ -62,6 +63,7 @@ fn dispatch(sh: &Arc<Shared>, st: &mut State, req: Request) -> Res {
                         "unit {u:?} is lost (its machine is down): use `sandbox remove-machine --force {u}` or restart the machine"
                     ));
                 }
+                lifecycle::subordinate::check_remove_unit(&st.model, u)?;
             }
             for u in &units {
                 lifecycle::remove_unit(&mut st.model, u);
@@ -108,9 +110,7 @@ fn dispatch(sh: &Arc<Shared>, st: &mut State, req: Request) -> Res {
             .ok_or_else(|| format!("task {id} not found")),
         Request::Exec { unit, command } => {
             unit_exists(st, &unit)?;
-            let id = new_task(st, &unit, "juju-exec", json!({ "command": command }));
-            push(st, &unit, Event::Exec { id });
-            Ok(json!({ "id": id }))
+            Ok(json!({ "id": queue_exec(st, &unit, &command) }))
         }
         Request::Status => Ok(json!(st.model)),
         Request::Resolved { unit, no_retry } => {
@@ -144,9 +144,11 @@ fn dispatch(sh: &Arc<Shared>, st: &mut State, req: Request) -> Res {
             let (mid, h) = machine_of(st, &unit)?;
             h.kill().map_err(|e| format!("{e:#}"))?;
             st.model.machines.get_mut(&mid).expect("machine").state = "down".into();
-            let u = st.model.units.get_mut(&unit).expect("unit");
-            u.agent = super::model::Agent::Lost;
-            u.agent_since = now();
+            // Every unit on it, its subordinates too.
+            for u in st.model.units.values_mut().filter(|u| u.machine == mid) {
+                u.agent = super::model::Agent::Lost;
+                u.agent_since = now();
+            }
             Ok(Value::Null)
         }
         Request::RestartMachine { unit } => restart_machine(sh, st, &unit),
@@ -205,12 +207,13 @@ fn dispatch(sh: &Arc<Shared>, st: &mut State, req: Request) -> Res {
                     .model
                     .units
                     .values()
-                    .find(|u| u.machine == n)
+                    .find(|u| u.machine == n && u.principal.is_none())
                     .map(|u| u.name.clone()),
                 Err(_) => st.model.units.get(&target).map(|u| u.name.clone()),
             }
             .ok_or_else(|| format!("machine or unit {target:?} not found"))?;
             if force {
+                super::deployer::forget_subordinates(st, &unit);
                 provision::retire_unit(sh, st, &unit);
             } else if st.model.units[&unit].agent == super::model::Agent::Lost {
                 return Err(format!(
@@ -277,6 +280,7 @@ fn deploy(
     let tmp = sh.home.join("charms").join(".incoming");
     charm::stage(&src, &tmp).map_err(|e| format!("{e:#}"))?;
     let meta = charm::read_meta(&tmp).map_err(|e| format!("{e:#}"))?;
+    let n = lifecycle::subordinate::units_to_deploy(&meta, n)?;
     let name = app.unwrap_or_else(|| meta.name.clone());
     if st.model.apps.contains_key(&name) {
         return Err(format!(
@@ -372,6 +376,8 @@ fn integrate(st: &mut State, a: &str, b: &str) -> Res {
             }
         }
     }
+    let mut candidates =
+        lifecycle::subordinate::prefer_explicit(candidates, |(x, y, _)| [x.as_str(), y.as_str()]);
     let (ea, eb, iface) = match candidates.len() {
         0 => return Err(format!("no relations found between {a:?} and {b:?}: the endpoints' interfaces or roles do not match")),
         1 => candidates.remove(0),
@@ -489,6 +495,13 @@ fn refresh(sh: &Arc<Shared>, st: &mut State, app: &str, path: &str) -> Res {
     Ok(json!({ "revision": rev }))
 }
 
+/// Queues `command` as an exec on `unit` (a `juju-exec` task); answers its task id.
+pub fn queue_exec(st: &mut State, unit: &str, command: &str) -> u64 {
+    let id = new_task(st, unit, "juju-exec", json!({ "command": command }));
+    push(st, unit, Event::Exec { id });
+    id
+}
+
 fn new_task(st: &mut State, unit: &str, action: &str, params: Value) -> u64 {
     let id = st.model.next_task;
     st.model.next_task += 1;
@@ -531,6 +544,13 @@ fn run_action(st: &mut State, unit: &str, action: &str, params: Value) -> Res {
 
 fn restart_machine(sh: &Arc<Shared>, st: &mut State, unit: &str) -> Res {
     unit_exists(st, unit)?;
+    // A subordinate's machine is its principal's; its units all run start again.
+    let principal = st.model.units[unit].principal.clone();
+    let unit = principal.as_deref().unwrap_or(unit);
+    for s in lifecycle::subordinate::subordinates_of(&st.model, unit) {
+        st.model.units.get_mut(&s).expect("unit").agent = super::model::Agent::Lost;
+        push(st, &s, Event::Start);
+    }
     let mid = st.model.units[unit].machine;
     let m = st.model.machines.get_mut(&mid).expect("machine");
     if let Some(h) = m.handle.take() {

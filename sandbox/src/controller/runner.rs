@@ -67,6 +67,7 @@ fn next_runnable(st: &State, unit: &str) -> Option<usize> {
     if u.queue.is_empty()
         || m.state != "started"
         || matches!(u.agent, Agent::Allocating | Agent::Lost)
+        || super::exec::machine_busy(st, unit)
     {
         return None;
     }
@@ -233,7 +234,10 @@ fn command_for(
         ("JUJU_MODEL_NAME".into(), model.name.clone()),
         ("JUJU_API_ADDRESSES".into(), "localhost:17070".into()),
         ("JUJU_MACHINE_ID".into(), u.machine.to_string()),
-        ("JUJU_PRINCIPAL_UNIT".into(), String::new()),
+        (
+            "JUJU_PRINCIPAL_UNIT".into(),
+            u.principal.clone().unwrap_or_default(),
+        ),
         ("JUJU_AVAILABILITY_ZONE".into(), String::new()),
         ("JUJU_VERSION".into(), model.agent_version.clone()),
         ("CLOUD_API_VERSION".into(), String::new()),
@@ -277,6 +281,7 @@ fn command_for(
         }
     }
     env.extend(super::secret_hooks::hook_env(model, unit, ev));
+    env.extend(super::exec::relation_env(model, unit, ev));
     let handler = |kind: &str| -> Option<String> {
         let dispatch = app.charm_dir.join("dispatch");
         if is_executable(&dispatch) {
@@ -460,6 +465,7 @@ fn finish(sh: &Arc<Shared>, unit: &str, job: Job, out: anyhow::Result<crate::mac
             ctx.commit(&mut st.model);
         }
         lifecycle::hook_done(&mut st.model, unit, &job.ev);
+        super::deployer::deploy_new(sh, &mut st);
         if job.ev == Event::Remove {
             sh.log_line(&tag, "INFO", "unit removed");
             crate::secrets::forget_unit(&mut st.model.secrets, unit);

@@ -108,12 +108,22 @@ fn call(tool: &str, args: Vec<String>, vars: Vars) -> Result<ToolResponse, Strin
         args,
         files,
     };
-    let mut line = serde_json::to_string(&Wire::Tool(req)).map_err(|e| e.to_string())?;
-    line.push('\n');
-    let mut conn =
+    let conn =
         connect(&address).map_err(|e| format!("cannot reach the unit agent at {address}: {e}"))?;
+    round_trip(conn, &Wire::Tool(req), tool)
+}
+
+/// Sends one request line over `conn` and reads the one-line answer; `what` names the request
+/// in errors.
+pub(crate) fn round_trip(
+    mut conn: UnixStream,
+    wire: &Wire,
+    what: &str,
+) -> Result<ToolResponse, String> {
+    let mut line = serde_json::to_string(wire).map_err(|e| e.to_string())?;
+    line.push('\n');
     conn.write_all(line.as_bytes())
-        .map_err(|e| format!("cannot send {tool} to the unit agent: {e}"))?;
+        .map_err(|e| format!("cannot send {what} to the unit agent: {e}"))?;
     let mut reply = String::new();
     BufReader::new(conn)
         .read_line(&mut reply)

@@ -16,6 +16,7 @@
 
 pub mod client;
 pub mod env;
+pub mod juju_exec;
 
 mod args;
 mod call;

@@ -3,6 +3,8 @@
 //!
 //! Nothing here does IO; the runner calls these functions under the model lock.
 
+pub mod subordinate;
+
 use super::model::{app_of, now, Agent, Event, Life, MachineRec, Model, RelEnd, Relation, Unit};
 use crate::tools::env::{Settings, StatusInfo};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -117,6 +119,7 @@ pub fn add_unit(model: &mut Model, app: &str) -> String {
             state: Settings::new(),
             ports: BTreeSet::new(),
             charm_rev,
+            principal: None,
         },
     );
     name
@@ -127,9 +130,12 @@ fn entered(rel: &Relation) -> Vec<String> {
     rel.entered.iter().cloned().collect()
 }
 
-/// Whether `a` and `b` see each other in this relation (different apps, or peers).
-fn counterparts(rel: &Relation, a: &str, b: &str) -> bool {
-    a != b && (rel.is_peer() || app_of(a) != app_of(b))
+/// Whether `a` and `b` see each other in this relation (different apps, or peers; in a
+/// container-scoped one, on the same machine).
+fn counterparts(model: &Model, rel: &Relation, a: &str, b: &str) -> bool {
+    a != b
+        && (rel.is_peer() || app_of(a) != app_of(b))
+        && subordinate::same_container(model, rel, a, b)
 }
 
 /// After `unit` ran `-relation-created`: it enters scope; it and each counterpart already in
@@ -142,9 +148,10 @@ pub fn enter_scope(model: &mut Model, rel_id: i64, unit: &str) {
         return;
     }
     rel.scope.entry(unit.to_string()).or_default();
+    let rel = &model.relations[&rel_id];
     let others: Vec<String> = entered(rel)
         .into_iter()
-        .filter(|o| counterparts(rel, unit, o))
+        .filter(|o| counterparts(model, rel, unit, o))
         .collect();
     for o in others {
         if model.units.get(&o).is_some_and(|u| u.life == Life::Alive) {
@@ -188,7 +195,8 @@ pub fn data_changed(model: &mut Model, rel_id: i64, writer: &str, app: bool) {
             if app {
                 o != writer && (rel.is_peer() || app_of(o) != app_of(writer))
             } else {
-                counterparts(rel, writer, o) && rel.scope.get(o).is_some_and(|s| s.contains(writer))
+                counterparts(model, rel, writer, o)
+                    && rel.scope.get(o).is_some_and(|s| s.contains(writer))
             }
         })
         .collect();
@@ -249,6 +257,7 @@ pub fn add_relation(model: &mut Model, ends: Vec<RelEnd>, interface: String) -> 
     let id = model.next_relation;
     model.next_relation += 1;
     let apps: Vec<String> = ends.iter().map(|e| e.app.clone()).collect();
+    let container = subordinate::is_container(model, &ends);
     model.relations.insert(
         id,
         Relation {
@@ -262,6 +271,7 @@ pub fn add_relation(model: &mut Model, ends: Vec<RelEnd>, interface: String) -> 
             entered: BTreeSet::new(),
             departing: BTreeSet::new(),
             since: now(),
+            container,
         },
     );
     for app in apps {
@@ -401,6 +411,7 @@ pub fn remove_unit(model: &mut Model, unit: &str) {
     for (rel, _, _) in rels {
         leave_scope_if_done(model, rel, unit);
     }
+    subordinate::principal_removed(model, unit);
 }
 
 /// `unit` is dying: the units that have it in scope (or are joining it now) run departed for it
@@ -417,7 +428,7 @@ pub fn prepare_leave_scope(model: &mut Model, rel_id: i64, unit: &str) {
     let rel = &model.relations[&rel_id];
     let watchers: Vec<(String, bool)> = entered(rel)
         .into_iter()
-        .filter(|w| counterparts(rel, unit, w))
+        .filter(|w| counterparts(model, rel, unit, w))
         .map(|w| {
             let joined = rel.scope.get(&w).is_some_and(|s| s.contains(unit));
             (w, joined)
@@ -610,7 +621,10 @@ pub fn hook_done(model: &mut Model, unit: &str, ev: &Event) {
                 }
             }
         }
-        Event::RelationCreated { rel } => enter_scope(model, *rel, unit),
+        Event::RelationCreated { rel } => {
+            enter_scope(model, *rel, unit);
+            subordinate::principal_entered(model, *rel, unit);
+        }
         Event::RelationJoined { rel, remote } => {
             if let Some(r) = model.relations.get_mut(rel) {
                 r.scope
@@ -635,6 +649,7 @@ pub fn hook_done(model: &mut Model, unit: &str, ev: &Event) {
                     r.scope.remove(unit);
                 }
             }
+            subordinate::subordinate_left(model, unit, *rel);
             leave_scope_if_done(model, *rel, unit);
             forget_relation_if_done(model, *rel);
         }

@@ -181,7 +181,7 @@ fn wire_types_round_trip() {
     );
     match serde_json::from_str(&line).expect("parse") {
         crate::api::Wire::Tool(back) => assert_eq!(back, req),
-        crate::api::Wire::Cli(_) => panic!("not a tool call"),
+        _ => panic!("not a tool call"),
     }
     let out = super::ToolOutput {
         code: 2,

@@ -1,0 +1,140 @@
+//! Subordinate units on their principal's machine, as Juju's deployer worker puts them there:
+//! their hook tools and charm are installed beside the principal's once the model has the unit
+//! ([`deploy_new`]), and their agent dirs are removed again when they go ([`retire_subordinate`]).
+//! The hook ordering itself is in [`super::lifecycle::subordinate`].
+
+use super::lifecycle::subordinate::{principal_done, subordinates_of, waits_for_subordinates};
+use super::model::{unit_tag, Agent};
+use super::{provision, runner, Shared, State};
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Subordinate units whose files are being installed now.
+static DEPLOYING: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+fn deploying() -> std::sync::MutexGuard<'static, BTreeSet<String>> {
+    DEPLOYING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Starts installing every new subordinate unit whose principal's machine is running.
+pub fn deploy_new(sh: &Arc<Shared>, st: &mut State) {
+    let new: Vec<(String, crate::machine::Machine, std::path::PathBuf)> = st
+        .model
+        .units
+        .values()
+        .filter(|u| u.principal.is_some() && u.agent == Agent::Allocating)
+        .filter_map(|u| {
+            let m = st.model.machines.get(&u.machine)?;
+            let handle = m.handle.clone().filter(|_| m.state == "started")?;
+            let charm = st.model.apps.get(&u.app)?.charm_dir.clone();
+            Some((u.name.clone(), handle, charm))
+        })
+        .collect();
+    for (unit, handle, charm) in new {
+        if !deploying().insert(unit.clone()) {
+            continue;
+        }
+        let sh = sh.clone();
+        std::thread::spawn(move || {
+            let r = provision::install_unit_files(&handle, &unit, &charm);
+            let mut st = sh.lock();
+            deploying().remove(&unit);
+            let Some(u) = st.model.units.get_mut(&unit) else {
+                return;
+            };
+            match r {
+                Ok(()) => {
+                    u.agent = Agent::Idle;
+                    u.agent_since = super::model::now();
+                    u.workload = crate::tools::env::StatusInfo {
+                        status: "maintenance".into(),
+                        message: provision::INSTALLING.into(),
+                    };
+                    u.workload_since = u.agent_since;
+                    let machine = u.machine;
+                    runner::ensure_worker(&sh, &mut st, &unit);
+                    sh.log_line(
+                        "controller",
+                        "INFO",
+                        &format!("subordinate {unit} deployed on machine {machine}"),
+                    );
+                }
+                Err(e) => {
+                    u.agent_message = format!("cannot deploy the subordinate unit: {e:#}");
+                    sh.log_line("controller", "ERROR", &u.agent_message.clone());
+                }
+            }
+            sh.commit(&st);
+        });
+    }
+}
+
+/// The part of a unit's retirement that concerns subordinates; answers whether it was all of
+/// it. A principal with subordinates left waits for them; a subordinate leaves the model and its
+/// agent dir, and its principal follows if it was waiting for it.
+pub fn retire_subordinate(sh: &Arc<Shared>, st: &mut State, unit: &str) -> bool {
+    if waits_for_subordinates(&st.model, unit) {
+        sh.log_line(
+            &unit_tag(unit),
+            "INFO",
+            "waiting for its subordinate units to be removed",
+        );
+        return true;
+    }
+    let Some(u) = st.model.units.get(unit) else {
+        return true;
+    };
+    let Some(principal) = u.principal.clone() else {
+        return false;
+    };
+    let handle = st
+        .model
+        .machines
+        .get(&u.machine)
+        .and_then(|m| m.handle.clone());
+    super::lifecycle::forget_unit(&mut st.model, unit);
+    if let Some(h) = handle {
+        let tag = unit_tag(unit);
+        std::thread::spawn(move || {
+            let _ = h.run(
+                &[
+                    "rm",
+                    "-rf",
+                    &format!("/var/lib/juju/agents/{tag}"),
+                    &format!("/var/lib/juju/tools/{tag}"),
+                ],
+                Duration::from_secs(30),
+            );
+        });
+    }
+    if principal_done(&st.model, &principal) {
+        provision::retire_unit(sh, st, &principal);
+    }
+    true
+}
+
+/// Before a principal is removed by force: its subordinates leave the model at once too.
+pub fn forget_subordinates(st: &mut State, principal: &str) {
+    for s in subordinates_of(&st.model, principal) {
+        super::lifecycle::forget_unit(&mut st.model, &s);
+    }
+}
+
+/// Machine `machine` is running again: its lost subordinate units resume.
+pub fn machine_back(sh: &Arc<Shared>, st: &mut State, machine: u32) {
+    let lost: Vec<String> = st
+        .model
+        .units
+        .values()
+        .filter(|u| u.machine == machine && u.principal.is_some() && u.agent == Agent::Lost)
+        .map(|u| u.name.clone())
+        .collect();
+    for unit in lost {
+        if let Some(u) = st.model.units.get_mut(&unit) {
+            u.agent = Agent::Idle;
+            u.agent_since = super::model::now();
+        }
+        runner::ensure_worker(sh, st, &unit);
+    }
+}
