@@ -5,7 +5,7 @@ use crate::clock::Clock;
 use crate::core::version::Refusal;
 use crate::etcd::{Etcd, EtcdError, Member, MemberStatus};
 use crate::juju::context::JujuContext;
-use crate::juju::{Juju, JujuError, Level, Settings};
+use crate::juju::{secret_bare_id, HookToolError, Juju, JujuError, Level, SecretOwner, Settings};
 use crate::machine::host::HostError;
 use crate::machine::{state, InstallError, Machine};
 use serde_json::{Map, Value};
@@ -32,6 +32,12 @@ pub struct FakeJuju {
     pub relation_sets: RefCell<Vec<(String, Settings)>>,
     /// `status-set` calls: `<state> <message>`.
     pub statuses: RefCell<Vec<String>>,
+    /// Secrets by bare id: their latest content.
+    pub secrets: RefCell<BTreeMap<String, Settings>>,
+    /// `secret-grant` calls: bare id, relation id, unit.
+    pub grants: RefCell<Vec<(String, String, Option<String>)>>,
+    /// Juju 2.9: no secret tools (each call fails as a missing tool).
+    pub no_secrets: bool,
 }
 
 impl FakeJuju {
@@ -50,7 +56,39 @@ impl FakeJuju {
             own_data: RefCell::new(Settings::new()),
             relation_sets: RefCell::new(Vec::new()),
             statuses: RefCell::new(Vec::new()),
+            secrets: RefCell::new(BTreeMap::new()),
+            grants: RefCell::new(Vec::new()),
+            no_secrets: false,
         }
+    }
+
+    /// A secret tool call: fails as a missing tool under Juju 2.9.
+    fn secret_tool(&self, tool: &str) -> Result<(), JujuError> {
+        match self.no_secrets {
+            false => Ok(()),
+            true => Err(JujuError::Tool(HookToolError {
+                tool: tool.into(),
+                args: Vec::new(),
+                code: None,
+                stderr: "No such file or directory".into(),
+                missing: true,
+            })),
+        }
+    }
+
+    /// The secret `id` (any form), or the tool's "not found".
+    fn secret(&self, tool: &str, id: &str) -> Result<Settings, JujuError> {
+        self.secret_tool(tool)?;
+        let found = self.secrets.borrow().get(secret_bare_id(id)).cloned();
+        found.ok_or_else(|| {
+            JujuError::Tool(HookToolError {
+                tool: tool.into(),
+                args: vec![id.into()],
+                code: Some(1),
+                stderr: format!("ERROR secret {id:?} not found"),
+                missing: false,
+            })
+        })
     }
 
     pub fn ctx(&self) -> JujuContext {
@@ -188,6 +226,51 @@ impl Juju for FakeJuju {
     }
     fn action_log(&self, message: &str) -> Result<(), JujuError> {
         self.logs.borrow_mut().push(message.to_string());
+        Ok(())
+    }
+    fn secret_add(
+        &self,
+        content: &Settings,
+        _owner: SecretOwner,
+        _label: Option<&str>,
+    ) -> Result<String, JujuError> {
+        self.secret_tool("secret-add")?;
+        let mut secrets = self.secrets.borrow_mut();
+        let id = format!("{:020}", secrets.len() + 1);
+        secrets.insert(id.clone(), content.clone());
+        Ok(format!("secret://fake-model/{id}"))
+    }
+    fn secret_get(&self, id: &str, _refresh: bool) -> Result<Settings, JujuError> {
+        self.secret("secret-get", id)
+    }
+    fn secret_set(&self, id: &str, content: &Settings) -> Result<(), JujuError> {
+        self.secret("secret-set", id)?;
+        let id = secret_bare_id(id).to_string();
+        self.secrets.borrow_mut().insert(id, content.clone());
+        Ok(())
+    }
+    fn secret_grant(
+        &self,
+        id: &str,
+        relation_id: &str,
+        unit: Option<&str>,
+    ) -> Result<(), JujuError> {
+        self.secret("secret-grant", id)?;
+        let grant = (
+            secret_bare_id(id).to_string(),
+            relation_id.to_string(),
+            unit.map(str::to_string),
+        );
+        self.grants.borrow_mut().push(grant);
+        Ok(())
+    }
+    fn secret_ids(&self) -> Result<Vec<String>, JujuError> {
+        self.secret_tool("secret-ids")?;
+        Ok(self.secrets.borrow().keys().cloned().collect())
+    }
+    fn secret_remove(&self, id: &str) -> Result<(), JujuError> {
+        self.secret("secret-remove", id)?;
+        self.secrets.borrow_mut().remove(secret_bare_id(id));
         Ok(())
     }
 }

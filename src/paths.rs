@@ -37,3 +37,14 @@ pub const TLS_KEY: &str = "/etc/etcd/tls/server.key";
 pub const TLS_CLIENT_CERT: &str = "/etc/etcd/tls/client.crt";
 /// Its key (root only, 0600).
 pub const TLS_CLIENT_KEY: &str = "/etc/etcd/tls/client.key";
+/// The peer CA's certificate: the only CA the peer port trusts.
+pub const TLS_PEER_CA: &str = "/etc/etcd/tls/peer-ca.crt";
+/// This member's peer certificate (same key as [`TLS_CERT`]).
+pub const TLS_PEER_CERT: &str = "/etc/etcd/tls/peer.crt";
+/// This unit's keys awaiting their certificates (root only, 0600), and what they were requested
+/// for (written last).
+pub const TLS_PENDING_KEY: &str = "/etc/etcd/tls/pending.key";
+/// The pending client key.
+pub const TLS_PENDING_CLIENT_KEY: &str = "/etc/etcd/tls/pending-client.key";
+/// The record of the pending request.
+pub const TLS_PENDING_RECORD: &str = "/etc/etcd/tls/pending.record";

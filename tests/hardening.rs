@@ -75,22 +75,13 @@ fn etcd_runs_under_a_hardened_unit() {
 /// What [`ArgvSampler`] saw.
 #[derive(Debug, Default)]
 struct Sampled {
-    /// argv of processes carrying a private key (other than the one known call, below).
+    /// argv of processes carrying a private key.
     keys: BTreeSet<String>,
-    /// How many times a `leader-set` carrying a key was seen (see [`KNOWN_REMAINING`]).
-    leader_set: usize,
     /// Network namespaces (inodes) in which a running etcd was seen.
     etcd_machines: BTreeSet<u64>,
     /// How many scans of `/proc` were made.
     scans: usize,
 }
-
-/// The one call that still passes private keys on its command line: `leader-set` of the leader
-/// data keys `tls-ca-key` and `tls-client-key` (`src/juju/hooktools.rs`, `leader_set`). Juju's
-/// `leader-set` reads only `key=value` arguments (juju/juju
-/// `worker/uniter/runner/jujuc/leader-set.go`: `keyvalues.Parse(args)`, no `--file`, no stdin),
-/// so these keys must move to Juju secrets (`secret-add --file`); then drop this exception.
-const KNOWN_REMAINING: &str = "leader-set";
 
 /// Samples `/proc/*/cmdline` of every process in the sandbox's machines (their network
 /// namespaces, `<prefix>-m<id>`) from the host, so a machine is covered from its first hook on.
@@ -163,12 +154,7 @@ fn scan(prefix: &str, seen: &mut Sampled) {
         if program == Some("etcd") && argv.iter().any(|a| a == "--config-file") {
             seen.etcd_machines.insert(ns);
         }
-        if !argv.iter().any(|a| a.contains("PRIVATE KEY")) {
-            continue;
-        }
-        if program == Some(KNOWN_REMAINING) {
-            seen.leader_set += 1;
-        } else {
+        if argv.iter().any(|a| a.contains("PRIVATE KEY")) {
             seen.keys.insert(shown(&argv));
         }
     }
@@ -196,10 +182,9 @@ fn no_private_key_on_a_command_line_in_a_log_or_a_status() {
     });
     let seen = sampler.finish();
     eprintln!(
-        "argv sampling: {} scans, etcd seen on {} machines, leader-set with a key seen {} times",
+        "argv sampling: {} scans, etcd seen on {} machines",
         seen.scans,
         seen.etcd_machines.len(),
-        seen.leader_set
     );
     // The sampler did see the machines' processes.
     assert!(seen.etcd_machines.len() >= 3, "{seen:?}");

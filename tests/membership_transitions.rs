@@ -5,7 +5,10 @@ mod fixtures;
 
 use etcd_charm::core::config::CharmConfig;
 use etcd_charm::core::effect::{Effect, Plan};
-use etcd_charm::core::observed::{keys, ClientRelation, LeaderData, Leadership};
+use etcd_charm::core::observed::{
+    keys, peer_keys, tls_files_record, CaKeys, ClientRelation, Issued, LeaderData, Leadership,
+    TlsRequest,
+};
 use etcd_charm::core::plan::plan;
 use etcd_charm::core::status::{Health, Status};
 use etcd_charm::juju::context::Hook;
@@ -506,6 +509,76 @@ fn joiner_that_left_the_relation_is_given_up_and_the_next_unit_joins() {
     assert_eq!(membership_effects(&plan(&o)), Vec::<&Effect>::new());
 }
 
+// Certificates: only the leader signs, each request once, for the CAs it has now.
+
+#[test]
+fn the_leader_signs_each_request_once_and_forgets_units_that_left() {
+    let request = |n: u64| TlsRequest {
+        csr: format!("CSR {n}"),
+        client_csr: format!("CLIENT CSR {n}"),
+    };
+    let mut o = leader_of(three());
+    o.config = Ok(CharmConfig {
+        tls: true,
+        ..CharmConfig::default()
+    });
+    let mut raw = o.leader_data.raw.clone();
+    for k in [keys::TLS_CA, keys::TLS_PEER_CA, keys::TLS_CLIENT_CERT] {
+        raw.insert(k.into(), format!("{k} PEM"));
+    }
+    raw.insert(keys::issued_key("etcd/7"), "{}".into());
+    o.leader_data = LeaderData::parse(raw);
+    o.peers = vec![peer(1), peer(2)];
+    o.peers[0].tls_request = Some(request(1));
+    let issues = |o: &etcd_charm::core::observed::Observed| -> Vec<Effect> {
+        let p = plan(o);
+        let tls = p.effects.into_iter().filter(|e| match e {
+            Effect::Issue { .. } => true,
+            Effect::LeaderSet(s) => s.keys().any(|k| k.starts_with(keys::TLS_ISSUED_PREFIX)),
+            _ => false,
+        });
+        tls.collect()
+    };
+    // The CA keys unread: nothing is signed.
+    assert_eq!(issues(&o), []);
+    o.secrets.ca_keys = Some(CaKeys::default());
+    let gone = Settings::from([(keys::issued_key("etcd/7"), String::new())]);
+    assert_eq!(
+        issues(&o),
+        [
+            Effect::Issue {
+                unit: "etcd/1".into()
+            },
+            Effect::LeaderSet(gone.clone())
+        ]
+    );
+    // Issued from this request and these CAs: not again; a new CA: again.
+    let from = Issued::fingerprint("CSR 1", "CLIENT CSR 1", "tls-ca PEM", "tls-peer-ca PEM");
+    let issued = Issued {
+        from,
+        ..Issued::default()
+    };
+    let mut raw = o.leader_data.raw.clone();
+    raw.insert(
+        keys::issued_key("etcd/1"),
+        serde_json::to_string(&issued).unwrap(),
+    );
+    o.leader_data = LeaderData::parse(raw.clone());
+    assert_eq!(issues(&o), [Effect::LeaderSet(gone)]);
+    raw.insert(keys::TLS_CA.into(), "NEW CA PEM".into());
+    raw.remove(&keys::issued_key("etcd/7"));
+    o.leader_data = LeaderData::parse(raw);
+    assert_eq!(
+        issues(&o),
+        [Effect::Issue {
+            unit: "etcd/1".into()
+        }]
+    );
+    // A follower never signs.
+    o.leadership = Leadership::Follower;
+    assert_eq!(issues(&o), []);
+}
+
 // Switching TLS on a running cluster: the whole sequence, one member at a time.
 
 /// A pure model of three units running their plans against a shared member list, leader data
@@ -562,10 +635,16 @@ impl World {
                     client_url: get("client-url"),
                     started: get("started").and_then(|s| u64::from_str_radix(&s, 16).ok()),
                     restart_request: get("restart-request"),
+                    tls_request: TlsRequest::from_data(d),
                     ..peer(m)
                 }
             })
             .collect();
+        // The leader reads the CA keys from their secret.
+        let has_ca = self.leader_data.contains_key(keys::TLS_CA_SECRET);
+        if n == self.leader && has_ca {
+            o.secrets.ca_keys = Some(CaKeys::default());
+        }
         o
     }
 
@@ -609,22 +688,40 @@ impl World {
             Effect::CreateCa => {
                 for k in [
                     keys::TLS_CA,
-                    keys::TLS_CA_KEY,
+                    keys::TLS_PEER_CA,
                     keys::TLS_CLIENT_CERT,
-                    keys::TLS_CLIENT_KEY,
+                    keys::TLS_CA_SECRET,
+                    keys::TLS_CLIENT_SECRET,
                 ] {
-                    self.leader_data.insert(k.into(), format!("{k} PEM"));
+                    self.leader_data.insert(k.into(), format!("{k} value"));
                 }
             }
+            Effect::TlsRequest { sans } => {
+                let req = TlsRequest {
+                    csr: format!("CSR {n} {}", sans.join(",")),
+                    client_csr: format!("CLIENT CSR {n}"),
+                };
+                u.local.tls_request_record = Some(req.record(sans));
+                u.own_peer_data.insert(peer_keys::TLS_CSR.into(), req.csr);
+                u.own_peer_data
+                    .insert(peer_keys::TLS_CLIENT_CSR.into(), req.client_csr);
+            }
+            Effect::Issue { unit } => {
+                let number: usize = unit[5..].parse().unwrap();
+                let req = TlsRequest::from_data(&self.units[number].own_peer_data).unwrap();
+                let issued = Issued {
+                    from: ca_fingerprint(&self.leader_data, &req),
+                    ..Issued::default()
+                };
+                let value = serde_json::to_string(&issued).unwrap();
+                self.leader_data.insert(keys::issued_key(unit), value);
+            }
             Effect::TlsFiles { sans } => {
-                let ld = LeaderData::parse(self.leader_data.clone());
-                let get = |k| ld.get(k).unwrap_or_default();
-                u.local.tls_record = Some(etcd_charm::core::render::tls_record(
-                    get(keys::TLS_CA),
-                    get(keys::TLS_CLIENT_CERT),
-                    get(keys::TLS_CLIENT_KEY),
-                    sans,
-                ));
+                let req = TlsRequest::from_data(&u.own_peer_data).unwrap();
+                let from = ca_fingerprint(&self.leader_data, &req);
+                let ca = &self.leader_data[keys::TLS_CA];
+                let peer_ca = &self.leader_data[keys::TLS_PEER_CA];
+                u.local.tls_record = Some(tls_files_record(ca, peer_ca, &from, sans));
             }
             Effect::UpdatePeerUrl { id, peer_url, .. } => {
                 let m = self.members.iter_mut().find(|m| m.id == *id).unwrap();
@@ -711,6 +808,12 @@ impl World {
     }
 }
 
+/// What the leader issues certificates from: the request and both CAs.
+fn ca_fingerprint(leader_data: &Settings, req: &TlsRequest) -> String {
+    let (ca, peer_ca) = (&leader_data[keys::TLS_CA], &leader_data[keys::TLS_PEER_CA]);
+    Issued::fingerprint(&req.csr, &req.client_csr, ca, peer_ca)
+}
+
 fn in_order(log: &[(u64, String)]) -> Vec<String> {
     log.iter()
         .map(|(n, what)| format!("{what} etcd/{n}"))
@@ -755,10 +858,10 @@ fn tls_switch_updates_then_restarts_one_member_at_a_time_and_back() {
 fn tls_switch_shows_who_is_next_and_resumes_after_killed_hooks() {
     let mut w = World::new();
     w.tls = true;
-    for n in 0..3 {
+    // The first round: requests; the second: the leader signs them, the units write their files.
+    for n in (0..3).chain(0..3) {
         w.pass(n, usize::MAX);
     }
-    // Midway: etcd/0 done, etcd/1's turn.
     let statuses = w.statuses();
     assert!(
         statuses.iter().all(|s| s.starts_with("switching to TLS")),

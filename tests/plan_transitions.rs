@@ -5,9 +5,11 @@ mod fixtures;
 
 use etcd_charm::core::config::{CharmConfig, ConfigError};
 use etcd_charm::core::effect::{Effect, Plan};
-use etcd_charm::core::observed::{keys, ClientRelation, LeaderData, Leadership};
+use etcd_charm::core::observed::{
+    keys, peer_keys, tls_files_record, CaKeys, ClientRelation, Issued, LeaderData, Leadership,
+    Observed, Redacted, TlsRequest, TlsSecrets,
+};
 use etcd_charm::core::plan::plan;
-use etcd_charm::core::render;
 use etcd_charm::core::status::{Health, Status};
 use etcd_charm::core::version::Refusal;
 use etcd_charm::juju::context::Hook;
@@ -581,12 +583,50 @@ fn tls_config() -> CharmConfig {
 fn with_ca(pairs: &[(&str, &str)]) -> LeaderData {
     let mut all = vec![
         (keys::TLS_CA, "CA PEM"),
-        (keys::TLS_CA_KEY, "CA KEY PEM"),
+        (keys::TLS_PEER_CA, "PEER CA PEM"),
         (keys::TLS_CLIENT_CERT, "CLIENT PEM"),
-        (keys::TLS_CLIENT_KEY, "CLIENT KEY PEM"),
+        (keys::TLS_CA_SECRET, "secret:ca"),
+        (keys::TLS_CLIENT_SECRET, "secret:client"),
     ];
     all.extend_from_slice(pairs);
     leader_data(&all)
+}
+
+/// This unit's published certificate requests (and their keys on its machine).
+fn requested(o: &mut Observed) -> TlsRequest {
+    let n: u64 = o.unit[5..].parse().unwrap();
+    let req = TlsRequest {
+        csr: format!("CSR {n}"),
+        client_csr: format!("CLIENT CSR {n}"),
+    };
+    o.own_peer_data
+        .insert(peer_keys::TLS_CSR.into(), req.csr.clone());
+    o.own_peer_data
+        .insert(peer_keys::TLS_CLIENT_CSR.into(), req.client_csr.clone());
+    o.local.tls_request_record = Some(req.record(&sans(n)));
+    req
+}
+
+/// What the leader issues for `req` with the CAs of [`with_ca`].
+fn issued_from(req: &TlsRequest) -> String {
+    Issued::fingerprint(&req.csr, &req.client_csr, "CA PEM", "PEER CA PEM")
+}
+
+/// This unit requested and the leader issued its certificates; with `written`, its files are
+/// in place too.
+fn certified(o: &mut Observed, written: bool) {
+    let req = requested(o);
+    let issued = Issued {
+        from: issued_from(&req),
+        ..Issued::default()
+    };
+    let mut raw = o.leader_data.raw.clone();
+    let value = serde_json::to_string(&issued).unwrap();
+    raw.insert(keys::issued_key(&o.unit), value);
+    o.leader_data = LeaderData::parse(raw);
+    let n: u64 = o.unit[5..].parse().unwrap();
+    let record = tls_files_record("CA PEM", "PEER CA PEM", &issued.from, &sans(n));
+    o.local.tls_record = written.then_some(record);
 }
 
 fn sans(n: u64) -> Vec<String> {
@@ -599,7 +639,7 @@ fn sans(n: u64) -> Vec<String> {
 }
 
 /// Unit `etcd/<n>` with TLS on, its hostname known.
-fn tls_unit(mut o: etcd_charm::core::observed::Observed) -> etcd_charm::core::observed::Observed {
+fn tls_unit(mut o: Observed) -> Observed {
     o.config = Ok(tls_config());
     let n: u64 = o.unit[5..].parse().unwrap();
     o.local.hostname = Some(format!("machine-{n}"));
@@ -625,6 +665,21 @@ fn tls_leader_bootstraps_over_https_with_its_certificate_first() {
     let mut o = tls_unit(fresh(0));
     o.leadership = Leadership::Leader;
     o.leader_data = with_ca(&[]);
+    o.secrets.ca_keys = Some(CaKeys::default());
+    // Its own request first, then it signs it, like any unit's; nothing else meanwhile.
+    let p = plan(&o);
+    assert_eq!(p.effects, [Effect::TlsRequest { sans: sans(0) }]);
+    assert_eq!(p.status, Status::WaitTlsCert);
+    assert!(p.again);
+    requested(&mut o);
+    let p = plan(&o);
+    let issue = Effect::Issue {
+        unit: "etcd/0".into(),
+    };
+    assert_eq!(p.effects, [issue]);
+    assert_eq!(p.status, Status::WaitTlsCert);
+    assert!(p.again, "its files on the next pass");
+    certified(&mut o, false);
     let p = plan(&o);
     assert_eq!(p.effects[0], Effect::TlsFiles { sans: sans(0) });
     let Some(Effect::LeaderSet(set)) = p.effects.iter().find(|e| matches!(e, Effect::LeaderSet(_)))
@@ -654,8 +709,7 @@ fn tls_files_are_made_again_only_when_what_they_come_from_changes() {
     let mut o = tls_unit(running(1, members, 0));
     o.leader_data = with_ca(&[(keys::TOKEN, "t0k"), (keys::TLS, "true")]);
     runs_with(&mut o, &tls_config());
-    let record = render::tls_record("CA PEM", "CLIENT PEM", "CLIENT KEY PEM", &sans(1));
-    o.local.tls_record = Some(record.clone());
+    certified(&mut o, true);
     let p = plan(&o);
     let files = |p: &Plan| {
         p.effects.iter().any(|e| {
@@ -671,8 +725,21 @@ fn tls_files_are_made_again_only_when_what_they_come_from_changes() {
         p.effects
     );
     assert_eq!(p.status, Status::Active(Health::healthy(2)));
-    // A missing file (no record), a new address, a new CA: made again, and etcd not restarted.
-    for change in ["missing", "address", "ca"] {
+    // A missing file (no record): written again from what was issued; a new address: a new
+    // request (the files in use stay); a new CA: the leader's new certificates awaited (the
+    // files in use stay). Never a restart.
+    let first = |p: &Plan| {
+        let mut tls = p
+            .effects
+            .iter()
+            .filter(|e| matches!(e, Effect::TlsFiles { .. } | Effect::TlsRequest { .. }));
+        tls.next().cloned()
+    };
+    for (change, want) in [
+        ("missing", Some(Effect::TlsFiles { sans: sans(1) })),
+        ("address", Some(Effect::TlsRequest { sans: renamed() })),
+        ("ca", None),
+    ] {
         let mut o = o.clone();
         match change {
             "missing" => o.local.tls_record = None,
@@ -684,13 +751,19 @@ fn tls_files_are_made_again_only_when_what_they_come_from_changes() {
             }
         }
         let p = plan(&o);
-        assert!(
-            matches!(p.effects.first(), Some(Effect::TlsFiles { .. })),
-            "{change}: {:?}",
-            p.effects
-        );
+        assert_eq!(first(&p), want, "{change}: {:?}", p.effects);
         assert!(!p.effects.iter().any(|e| matches!(e, Effect::Restart(_))));
+        assert_eq!(p.status, Status::Active(Health::healthy(2)), "{change}");
     }
+}
+
+fn renamed() -> Vec<String> {
+    vec![
+        ip(1),
+        "renamed".into(),
+        "localhost".into(),
+        "127.0.0.1".into(),
+    ]
 }
 
 fn scheme_member(n: u64) -> etcd_charm::etcd::Member {
@@ -716,6 +789,11 @@ fn changing_tls_after_bootstrap_switches_in_turn_after_the_peer_url_update() {
         o.leader_data = leader_data(&pairs);
         assert_eq!(plan(&o).status, Status::WaitTlsCa);
         o.leader_data = with_ca(&pairs);
+        // Its request, while it runs on http; then its files once issued.
+        let p = plan(&o);
+        assert_eq!(p.effects, [Effect::TlsRequest { sans: sans(1) }]);
+        assert_eq!(p.status, Status::WaitTlsCert);
+        certified(&mut o, false);
         let p = plan(&o);
         assert!(
             matches!(p.effects[0], Effect::TlsFiles { .. }),
@@ -732,13 +810,9 @@ fn changing_tls_after_bootstrap_switches_in_turn_after_the_peer_url_update() {
             p.status.message(),
             "switching to TLS: waiting for the next member's turn"
         );
-        o.local.tls_record = Some(render::tls_record(
-            "CA PEM",
-            "CLIENT PEM",
-            "CLIENT KEY PEM",
-            &sans(1),
-        ));
-        o.own_peer_data = Settings::from([("restart-request".to_string(), request)]);
+        certified(&mut o, true);
+        o.own_peer_data
+            .insert("restart-request".to_string(), request);
         // Another unit's turn.
         let mut raw = o.leader_data.raw.clone();
         raw.insert(keys::RESTART_GRANTED.into(), "etcd/0".into());
@@ -819,6 +893,16 @@ fn client_relations_carry_the_tls_credentials_only_with_tls() {
         ),
     ]);
     o.clients = relations(Settings::new());
+    certified(&mut o, true);
+    // While this unit cannot read the consumers' key, the credentials are left alone.
+    let p = plan(&o);
+    let sets = p.effects.iter().filter_map(|e| match e {
+        Effect::RelationSet(_, s) => Some(s),
+        _ => None,
+    });
+    assert!(sets.clone().count() == 2 && sets.clone().all(|s| !s.contains_key("client_ca")));
+    o.secrets.available = true;
+    o.secrets.client_key = Some(Redacted("CLIENT KEY PEM".into()));
     let p = plan(&o);
     let sets: Vec<&Settings> = p
         .effects
@@ -833,7 +917,45 @@ fn client_relations_carry_the_tls_credentials_only_with_tls() {
         assert_eq!(s["client_ca"], "CA PEM");
         assert_eq!(s["client_cert"], "CLIENT PEM");
         assert_eq!(s["client_key"], "CLIENT KEY PEM");
+        assert_eq!(s["client_key_secret"], "secret:client");
     }
+    // Only the leader grants the secret, to each relation that does not name it yet.
+    let grants = |o: &Observed| -> Vec<Effect> {
+        let p = plan(o);
+        let grants = p.effects.into_iter();
+        grants
+            .filter(|e| matches!(e, Effect::GrantSecret { .. }))
+            .collect()
+    };
+    assert_eq!(grants(&o), []);
+    o.leadership = Leadership::Leader;
+    o.secrets.ca_keys = Some(CaKeys::default());
+    let grant = |relation: &str| Effect::GrantSecret {
+        id: "secret:client".into(),
+        relation: relation.into(),
+    };
+    assert_eq!(grants(&o), [grant("db:5"), grant("proxy:6")]);
+    let mut named = o.clone();
+    let key = Settings::from([("client_key_secret".into(), "secret:client".into())]);
+    named.clients = relations(key);
+    assert_eq!(grants(&named), []);
+    // Juju 2.9: the key from leader data, no secret named.
+    let mut old = o.clone();
+    old.leadership = Leadership::Follower;
+    old.secrets = TlsSecrets::default();
+    let mut raw = old.leader_data.raw.clone();
+    raw.insert(keys::TLS_CLIENT_KEY.into(), "KEY IN LEADER DATA".into());
+    old.leader_data = LeaderData::parse(raw);
+    let p = plan(&old);
+    let Some(Effect::RelationSet(_, s)) = p
+        .effects
+        .iter()
+        .find(|e| matches!(e, Effect::RelationSet(..)))
+    else {
+        panic!("no RelationSet in {:?}", p.effects)
+    };
+    assert_eq!(s["client_key"], "KEY IN LEADER DATA");
+    assert!(!s.contains_key("client_key_secret"), "{s:?}");
     assert_eq!(
         sets[0]["connection_string"],
         "https://10.0.0.10:2379,https://10.0.0.11:2379"
@@ -859,4 +981,28 @@ fn client_relations_carry_the_tls_credentials_only_with_tls() {
         !s.contains_key("client_ca"),
         "absent keys are not touched: {s:?}"
     );
+}
+
+#[test]
+fn keys_an_older_charm_left_in_leader_data_move_to_secrets_under_juju_3() {
+    let members = vec![scheme_member(0), scheme_member(1)];
+    let mut o = tls_unit(running(0, members, 0));
+    o.leadership = Leadership::Leader;
+    o.leader_data = leader_data(&[
+        (keys::TOKEN, "t0k"),
+        (keys::TLS, "true"),
+        (keys::TLS_CA, "CA PEM"),
+        (keys::TLS_CA_KEY, "CA KEY"),
+        (keys::TLS_CLIENT_CERT, "CLIENT PEM"),
+        (keys::TLS_CLIENT_KEY, "CLIENT KEY"),
+    ]);
+    o.secrets.ca_keys = Some(CaKeys::default());
+    let moves = |o: &Observed| plan(o).effects.contains(&Effect::MoveKeysToSecrets);
+    assert!(!moves(&o), "Juju 2.9: they stay");
+    o.secrets.available = true;
+    assert!(moves(&o));
+    let mut raw = o.leader_data.raw.clone();
+    raw.insert(keys::TLS_CA_SECRET.into(), "secret:ca".into());
+    o.leader_data = LeaderData::parse(raw);
+    assert!(!moves(&o), "moved already");
 }

@@ -1,8 +1,11 @@
 //! TLS on real machines: etcd -n 3 deployed with `tls=true` serves only https with client
 //! certificates; `etcdctl` as root with no flags, the `health` action and both consumers
 //! (`db-client` with etcdctl, `proxy-client` with grpc-proxy) work through the credentials the
-//! charm publishes; a fourth unit joins as a learner over TLS. A cluster deployed without TLS
-//! switches to it and back while a client writes, one member at a time. Needs root.
+//! charm publishes; the peer port refuses the consumers' certificate; the CA keys are only in a
+//! Juju secret and each member's key only on its machine; a fourth unit joins as a learner over
+//! TLS, and a fifth after the Juju leader's unit is removed (the new leader signs). A cluster
+//! deployed without TLS switches to it and back while a client writes, one member at a time.
+//! Needs root.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -75,6 +78,71 @@ fn tls_cluster_serves_only_https_with_client_certificates() {
          /etc/etcd/tls/client.key root:root 600"
     );
 
+    // Members only on the peer port: a member's peer certificate is answered there, the db
+    // consumer's client certificate (from the relation) is refused.
+    let peer_ip = address(&sb, "etcd/2");
+    let members = format!(
+        "printf 'GET /members HTTP/1.0\\r\\n\\r\\n' | timeout 10 openssl s_client -quiet \
+         -connect {peer_ip}:2380 -servername {peer_ip} 2>&1"
+    );
+    let (_, out, _) = sb.ssh(
+        "etcd/1",
+        &format!("{members} -cert /etc/etcd/tls/peer.crt -key /etc/etcd/tls/server.key"),
+    );
+    assert!(out.contains("200 OK"), "a member's peer certificate: {out}");
+    let (_, out, _) = sb.exec(
+        DB_UNIT,
+        &format!(
+            "rid=$(relation-ids db); u=$(relation-list -r $rid | head -1); \
+             umask 077; relation-get -r $rid client_cert $u >/tmp/c.crt; \
+             relation-get -r $rid client_key $u >/tmp/c.key; \
+             {members} -cert /tmp/c.crt -key /tmp/c.key; rm -f /tmp/c.key"
+        ),
+    );
+    assert!(
+        !out.contains("200 OK"),
+        "a consumer on the peer port: {out}"
+    );
+    assert!(!out.contains("PRIVATE KEY"), "{out}");
+
+    // Keys: no private key in leader data or peer data (requests only); the CA keys in the
+    // leader's application secret; each member's key its own.
+    let (_, leader_data, _) = sb.exec("etcd/0", "leader-get --format=json");
+    assert!(!leader_data.contains("PRIVATE KEY"), "a key in leader data");
+    let (_, peer_data, _) = sb.exec(
+        "etcd/0",
+        "rid=$(relation-ids cluster); for u in $(relation-list -r $rid); do \
+         relation-get -r $rid - $u; done",
+    );
+    assert_eq!(
+        peer_data.matches("BEGIN CERTIFICATE REQUEST").count(),
+        4,
+        "{peer_data}"
+    );
+    assert!(!peer_data.contains("PRIVATE KEY"), "a key in peer data");
+    let leader = sb.leader("etcd").expect("a leader");
+    let (code, keys, err) = sb.exec(
+        &leader,
+        "secret-get $(leader-get tls-ca-secret) --format=json | grep -o 'BEGIN PRIVATE KEY' | wc -l",
+    );
+    assert_eq!(
+        (code, keys.trim()),
+        (0, "2"),
+        "CA keys in the secret: {err}"
+    );
+    let (_, sums, _) = sb.ssh("etcd/0", "sha256sum /etc/etcd/tls/server.key");
+    for u in ["etcd/1", "etcd/2"] {
+        let (_, other, _) = sb.ssh(u, "sha256sum /etc/etcd/tls/server.key");
+        assert_ne!(sums.split(' ').next(), other.split(' ').next(), "{u}'s key");
+    }
+    // The db relation names the secret holding its key, which the consumer may read.
+    let (code, n, err) = sb.exec(
+        DB_UNIT,
+        "rid=$(relation-ids db); u=$(relation-list -r $rid | head -1); \
+         secret-get $(relation-get -r $rid client_key_secret $u) client-key | grep -c 'BEGIN PRIVATE KEY'",
+    );
+    assert_eq!((code, n.trim()), (0, "1"), "the client key secret: {err}");
+
     // The consumers work over TLS with the credentials from the relations.
     let (code, cs, err) = sb.exec(
         DB_UNIT,
@@ -135,6 +203,18 @@ fn tls_cluster_serves_only_https_with_client_certificates() {
     let units = ["etcd/0", "etcd/1", "etcd/2", "etcd/3"];
     let pids_after: Vec<String> = units.iter().map(|u| main_pid(&sb, u)).collect();
     assert_eq!(pids_after[..3], pids[..], "the join restarted a member");
+
+    // The Juju leader's unit goes: the new leader reads the CA secret and signs for the next.
+    sb.ok(&["remove-unit", &leader]);
+    sb.eventually("a new leader", Duration::from_secs(120), || {
+        sb.leader("etcd")
+            .filter(|l| *l != leader && sb.units("etcd").len() == 3)
+    });
+    sb.ok(&["add-unit", "etcd"]);
+    sb.wait_active(6);
+    sb.eventually("4 healthy members", Duration::from_secs(120), || {
+        (healthy_endpoints(&sb, "etcd/4").len() == 4).then_some(())
+    });
 }
 
 /// Like [`support::writer_script`], but through both schemes: each attempt puts through the

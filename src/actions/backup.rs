@@ -3,8 +3,8 @@ Backups to object storage (issue 14): `create-backup` and `list-backups`, and th
 `restore backup-id=…` uses. What to name, keep and prune is decided in
 [`crate::core::backup`] (which documents the object layout); this module talks to the store.
 
-The store comes from the `s3-credentials` relation (the provider's application databag, plain
-keys). Credentials stay in memory: never in an argv (the S3 client is in-process), a log, a
+The store comes from the `s3-credentials` relation: the provider's application databag, with
+the keys in it (plain form) or in the Juju secret its `secret-extra` names (secret form). Credentials stay in memory: never in an argv (the S3 client is in-process), a log, a
 status or a result; the client's errors name the endpoint and bucket, not the keys.
 */
 
@@ -67,7 +67,21 @@ pub fn connect(a: &Action) -> Result<S3, Stop> {
     }) else {
         return none();
     };
-    let data = a.juju.relation_get_app(&rid, &app)?;
+    let mut data = a.juju.relation_get_app(&rid, &app)?;
+    // The secret form (s3 interface v1): the keys are in the Juju secret `secret-extra` names.
+    if let Some(uri) = data.get("secret-extra").filter(|u| !u.is_empty()).cloned() {
+        let content = a.juju.secret_get(&uri, true).or_else(|e| {
+            super::fail(format!(
+                "cannot read the s3 credentials secret the provider shared ({e}): check that it \
+                 is granted to this application; nothing was done"
+            ))
+        })?;
+        for key in ["access-key", "secret-key"] {
+            if let Some(v) = content.get(key) {
+                data.insert(key.to_string(), v.clone());
+            }
+        }
+    }
     let info = interface::from_databag(&data).or_else(|e| failed("nothing was done", e))?;
     let store = Store::new(&info.config).or_else(|e| failed("nothing was done", e))?;
     let rt = tokio::runtime::Builder::new_current_thread()

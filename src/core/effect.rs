@@ -20,13 +20,34 @@ pub enum Effect {
     Restart(String),
     /// Enable and start etcd without blocking, then wait a bounded time for it to answer.
     Start,
-    /// Leader: make the cluster's CA and client certificate, publish them in leader data.
+    /// Leader: make the client and peer CAs and the consumers' client certificate; the
+    /// certificates go to leader data, the keys to application secrets (Juju 2.9: leader data).
     CreateCa,
-    /// Write this member's TLS files (a certificate for these names, signed by the CA in
-    /// leader data, and the CA and client credentials), then record what they came from.
+    /// Leader (Juju 3): move the keys an older charm left in leader data into secrets.
+    MoveKeysToSecrets,
+    /// Make this unit's member and client keys for these names (they stay on the machine) and
+    /// publish certificate requests for them in its peer data.
+    TlsRequest {
+        /// The names the member certificate is to be valid for.
+        sans: Vec<String>,
+    },
+    /// Leader: sign `unit`'s published requests, publish the certificates in leader data.
+    Issue {
+        /// The unit.
+        unit: String,
+    },
+    /// Write this member's TLS files (the pending keys, the certificates the leader issued for
+    /// them, both CAs), then record what they came from.
     TlsFiles {
         /// The names the member certificate is valid for.
         sans: Vec<String>,
+    },
+    /// Leader (Juju 3): let a `db`/`proxy` relation's application read a secret.
+    GrantSecret {
+        /// The secret's URI.
+        id: String,
+        /// The relation.
+        relation: String,
     },
     /// Record the member id the data dir belongs to.
     RecordMemberId(u64),

@@ -21,7 +21,7 @@ Guarantees:
 */
 
 use crate::core::effect::{Effect, Plan};
-use crate::core::observed::{keys, peer_keys, Joining, Leadership, Observed};
+use crate::core::observed::{keys, peer_keys, Issued, Joining, Leadership, Observed, TlsRequest};
 use crate::core::relations::changed;
 use crate::core::status::Status;
 use crate::core::version::Version;
@@ -469,6 +469,46 @@ impl Change<'_> {
             peer_url: u.peer_url.clone().unwrap_or_default(),
         }])
     }
+}
+
+/// The leader's certificate duties (TLS on, CAs published): sign each unit's requests (its
+/// own included) that have no certificates issued from them and the current CAs yet, and drop
+/// what was issued to units no longer in the peer relation. Nothing is signed while the CA keys
+/// could not be read.
+pub fn tls_signing(o: &Observed) -> Vec<Effect> {
+    let ld = &o.leader_data;
+    let (Some(ca), Some(_)) = (ld.get(keys::TLS_CA), &o.secrets.ca_keys) else {
+        return Vec::new();
+    };
+    let peer_ca = ld.get(keys::TLS_PEER_CA).unwrap_or(ca);
+    let own = (o.unit.clone(), TlsRequest::from_data(&o.own_peer_data));
+    let peers = o
+        .peers
+        .iter()
+        .map(|p| (p.unit.clone(), p.tls_request.clone()));
+    let units: Vec<(String, Option<TlsRequest>)> = std::iter::once(own).chain(peers).collect();
+    let mut effects: Vec<Effect> = units
+        .iter()
+        .filter_map(|(unit, req)| {
+            let req = req.as_ref()?;
+            let from = Issued::fingerprint(&req.csr, &req.client_csr, ca, peer_ca);
+            let issued = ld.get(&keys::issued_key(unit)).and_then(Issued::parse);
+            issued
+                .is_none_or(|i| i.from != from)
+                .then(|| Effect::Issue { unit: unit.clone() })
+        })
+        .collect();
+    let current: Vec<String> = units.iter().map(|(u, _)| keys::issued_key(u)).collect();
+    let gone: Settings = ld
+        .raw
+        .keys()
+        .filter(|k| k.starts_with(keys::TLS_ISSUED_PREFIX) && !current.contains(k))
+        .map(|k| (k.clone(), String::new()))
+        .collect();
+    if !gone.is_empty() {
+        effects.push(Effect::LeaderSet(gone));
+    }
+    effects
 }
 
 /// The departing unit: hand Raft leadership over if it holds it, remove itself (when another

@@ -36,14 +36,46 @@ pub mod keys {
     /// `<unit> <peer URL>`: the member the leader last moved to a new scheme in a TLS switch
     /// (also wakes that unit up to restart on it); cleared once the switch is recorded.
     pub const TLS_SWITCHING: &str = "tls-switching";
-    /// The cluster's CA certificate (PEM), made by the leader when TLS is on.
+    /// The client CA's certificate (PEM), made by the leader when TLS is on: it signs the
+    /// members' client-port certificates, the units' and the consumers' client certificates.
     pub const TLS_CA: &str = "tls-ca";
-    /// The CA's private key (PEM): every unit signs its own member certificate with it.
-    pub const TLS_CA_KEY: &str = "tls-ca-key";
-    /// The client certificate (PEM) for consumers, the charm and `etcdctl`.
+    /// The peer CA's certificate (PEM): it signs only members' peer certificates, so no
+    /// consumer certificate is accepted on the peer port. Absent on a cluster whose CA was
+    /// made by an older charm (its peers keep trusting [`TLS_CA`]).
+    pub const TLS_PEER_CA: &str = "tls-peer-ca";
+    /// The consumers' client certificate (PEM), given on `db` and `proxy`.
     pub const TLS_CLIENT_CERT: &str = "tls-client-cert";
-    /// Its private key (PEM).
+    /// Juju 3: the application secret holding the CA keys ([`secret_keys`]); only the leader
+    /// reads it.
+    pub const TLS_CA_SECRET: &str = "tls-ca-secret";
+    /// Juju 3: the application secret holding the consumers' client key, granted to each
+    /// `db`/`proxy` relation.
+    pub const TLS_CLIENT_SECRET: &str = "tls-client-secret";
+    /// Juju 2.9 fallback (no secrets), and clusters from an older charm until the leader moves
+    /// them to secrets: the client CA's private key (PEM).
+    pub const TLS_CA_KEY: &str = "tls-ca-key";
+    /// Juju 2.9 fallback: the peer CA's private key (PEM).
+    pub const TLS_PEER_CA_KEY: &str = "tls-peer-ca-key";
+    /// Juju 2.9 fallback: the consumers' client key (PEM).
     pub const TLS_CLIENT_KEY: &str = "tls-client-key";
+    /// The certificates the leader issued to `unit` ([`issued_key`]): JSON of an
+    /// [`super::Issued`].
+    pub const TLS_ISSUED_PREFIX: &str = "tls-issued-";
+
+    /// The leader data key of the certificates issued to `unit` (`etcd/1` → `tls-issued-etcd-1`).
+    pub fn issued_key(unit: &str) -> String {
+        format!("{TLS_ISSUED_PREFIX}{}", unit.replace('/', "-"))
+    }
+}
+
+/// Keys of the charm's Juju secrets (Juju requires `[a-z](-?[a-z0-9]){2,}`).
+pub mod secret_keys {
+    /// The client CA's private key.
+    pub const CA_KEY: &str = "ca-key";
+    /// The peer CA's private key.
+    pub const PEER_CA_KEY: &str = "peer-ca-key";
+    /// The consumers' client key.
+    pub const CLIENT_KEY: &str = "client-key";
 }
 
 /// Peer relation unit data keys (each unit writes its own).
@@ -66,6 +98,111 @@ pub mod peer_keys {
     /// When the newest verified backup this unit took was taken (Unix time): the status warns
     /// when the newest of all is older than twice `backup_schedule`.
     pub const BACKUP_VERIFIED: &str = "backup-verified";
+    /// A certificate signing request (PEM) for this member's key, valid for its names: the
+    /// leader signs a client-port certificate (client CA) and a peer certificate (peer CA).
+    pub const TLS_CSR: &str = "tls-csr";
+    /// A certificate signing request (PEM) for this unit's own client key (the charm's and
+    /// `etcdctl`'s identity).
+    pub const TLS_CLIENT_CSR: &str = "tls-client-csr";
+}
+
+/// What the leader issued to one unit, in leader data ([`keys::issued_key`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Issued {
+    /// [`Issued::fingerprint`] of the requests and CAs these were made from.
+    pub from: String,
+    /// The member's client-port certificate (PEM).
+    pub server: String,
+    /// The member's peer certificate (PEM).
+    pub peer: String,
+    /// The unit's client certificate (PEM).
+    pub client: String,
+}
+
+impl Issued {
+    /// Identifies what certificates are made from: both requests and both CAs.
+    pub fn fingerprint(csr: &str, client_csr: &str, ca: &str, peer_ca: &str) -> String {
+        render::tls_record(csr, client_csr, &format!("{ca}{peer_ca}"), &[])
+            .trim()
+            .to_string()
+    }
+
+    /// Parses leader data's value; `None` when malformed.
+    pub fn parse(value: &str) -> Option<Issued> {
+        serde_json::from_str(value).ok()
+    }
+}
+
+/// A unit's pending certificate requests, as published in its peer data.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TlsRequest {
+    /// The member CSR.
+    pub csr: String,
+    /// The client CSR.
+    pub client_csr: String,
+}
+
+impl TlsRequest {
+    /// The request in peer data, when both parts are there.
+    pub fn from_data(data: &Settings) -> Option<TlsRequest> {
+        let get = |k| data.get(k).filter(|v| !v.is_empty()).cloned();
+        Some(TlsRequest {
+            csr: get(peer_keys::TLS_CSR)?,
+            client_csr: get(peer_keys::TLS_CLIENT_CSR)?,
+        })
+    }
+
+    /// What a pending request is made of (its requests and names), as recorded on the machine
+    /// with its keys.
+    pub fn record(&self, sans: &[String]) -> String {
+        render::tls_record(&self.csr, &self.client_csr, "", sans)
+    }
+}
+
+/// The record of a member's TLS files written from certificates issued `from` (see
+/// [`Issued::fingerprint`]): the CAs, that, and the names.
+pub fn tls_files_record(ca: &str, peer_ca: &str, from: &str, sans: &[String]) -> String {
+    render::tls_record(ca, peer_ca, from, sans)
+}
+
+/// The CA private keys, as the leader read them (its secret, or the 2.9 fallback's leader
+/// data). Debug never shows them.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct CaKeys {
+    /// The client CA's key.
+    pub ca_key: String,
+    /// The peer CA's key; `None` on a cluster from an older charm (one CA for both ports).
+    pub peer_ca_key: Option<String>,
+}
+
+impl std::fmt::Debug for CaKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CaKeys(<redacted>)")
+    }
+}
+
+/// Where the keys of the charm's TLS live, as this pass found them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TlsSecrets {
+    /// Juju has secrets (3.x): keys go there, else to leader data (the 2.9 fallback).
+    pub available: bool,
+    /// Leader: the CA keys, when readable.
+    pub ca_keys: Option<CaKeys>,
+    /// The consumers' client key, when readable (read only with client relations).
+    pub client_key: Option<Redacted>,
+    /// Leader: leader data names a CA secret that does not exist (made in a hook that then
+    /// failed): the CAs are made again.
+    pub ca_lost: bool,
+}
+
+/// A private key kept out of Debug output.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Redacted(pub String);
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 /// Is this unit the Juju leader?
@@ -148,6 +285,8 @@ pub struct Peer {
     pub restart_request: Option<String>,
     /// The etcd version its member runs, as it published it.
     pub version: Option<String>,
+    /// Its certificate requests, if published.
+    pub tls_request: Option<TlsRequest>,
 }
 
 /// A `db` or `proxy` relation and what this unit has published on it.
@@ -194,6 +333,9 @@ pub struct Local {
     /// What this member's TLS files were made from ([`render::tls_record`]); `None` when they
     /// are not all there.
     pub tls_record: Option<String>,
+    /// The record of this unit's pending keys and requests ([`TlsRequest::record`]), when the
+    /// keys are on the machine.
+    pub tls_request_record: Option<String>,
     /// Why the last `etcd` resource attached was not installed, while that stands.
     pub refused_resource: Option<Refusal>,
     /// Age in seconds of the newest verified backup the units announce (`backup-verified`),
@@ -251,6 +393,8 @@ pub struct Observed {
     pub cluster: ClusterView,
     /// A fresh random token, used only if this pass bootstraps.
     pub fresh_token: String,
+    /// The charm's TLS keys: where they live, what this unit could read.
+    pub secrets: TlsSecrets,
 }
 
 impl Observed {

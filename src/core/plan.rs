@@ -27,8 +27,10 @@ whose etcd does not answer anyway restarts at once. The config on disk is theref
 runs; a mark in the charm's state covers a hook that dies between writing it and restarting.
 
 TLS (`tls` option) is recorded in leader data at bootstrap. With TLS, the leader first makes the
-CA (nothing else is planned until it exists), and every unit writes its certificate files before
-etcd's config whenever they are missing or their CA or names changed. Changing `tls` on a running
+CAs (nothing else is planned until they exist); every unit makes its keys on its machine and
+publishes certificate requests in its peer data, the leader signs them (only it reads the CA
+keys), and the unit writes its files before etcd's config whenever they are missing or its CAs,
+certificates or names changed (nothing else is planned while it has no files at all). Changing `tls` on a running
 cluster switches it one member at a time through the rolling restart: each unit asks for its
 turn; in it, the leader first updates its member's peer URL to the new scheme, then the unit
 restarts etcd with both listeners on the new scheme (same ports). A member with TLS settings
@@ -42,7 +44,7 @@ The leader's side (membership, one change per pass, and the restart grants) is i
 use crate::core::config::{v2_unsupported, CharmConfig};
 use crate::core::effect::{Effect, Plan};
 use crate::core::membership;
-use crate::core::observed::{keys, Leadership, Observed};
+use crate::core::observed::{keys, tls_files_record, Issued, Leadership, Observed, TlsRequest};
 use crate::core::relations::{client_data, peer_data};
 use crate::core::render::{self, ClusterState, InitialCluster};
 use crate::core::status::{Health, Status, SwitchStep, USAGE_WARNING};
@@ -175,27 +177,58 @@ fn switching_status(o: &Observed, tls: bool, status: Status) -> Status {
     Status::SwitchingTls { tls, step }
 }
 
-/// With TLS on: the leader makes the CA first if leader data has none (the status to show
-/// then is returned: nothing else is planned until it exists); this member's TLS files are
-/// written when missing, or when the CA, client credentials or names changed.
+/// With TLS on: the leader makes the CAs first if leader data has none (or their secret is
+/// gone), and signs every unit's requests ([`membership::tls_signing`]). This unit requests
+/// certificates for its names (new keys, made on its machine) when it has no request for them,
+/// and writes its files once the leader has issued them. The status to show is returned when
+/// nothing else can be planned: no CA yet, or no TLS files yet while the request waits.
 fn tls_files(o: &Observed, address: &str, p: &mut Plan) -> Option<Status> {
     let ld = &o.leader_data;
-    let material = [
-        keys::TLS_CA,
-        keys::TLS_CA_KEY,
-        keys::TLS_CLIENT_CERT,
-        keys::TLS_CLIENT_KEY,
-    ]
-    .map(|k| ld.get(k));
-    let [Some(ca), Some(_), Some(cert), Some(key)] = material else {
-        if o.leadership == Leadership::Leader {
+    let leader = o.leadership == Leadership::Leader;
+    let (Some(ca), Some(_)) = (ld.get(keys::TLS_CA), ld.get(keys::TLS_CLIENT_CERT)) else {
+        if leader {
             p.effects.push(Effect::CreateCa);
             p.again = true;
         }
         return Some(Status::WaitTlsCa);
     };
+    if leader && o.secrets.ca_lost {
+        p.effects.push(Effect::CreateCa);
+        p.again = true;
+        return Some(Status::WaitTlsCa);
+    }
+    let legacy = ld.get(keys::TLS_CA_KEY).is_some() && ld.get(keys::TLS_CA_SECRET).is_none();
+    if leader && legacy && o.secrets.available && o.secrets.ca_keys.is_some() {
+        p.effects.push(Effect::MoveKeysToSecrets);
+    }
+    if leader {
+        let signing = membership::tls_signing(o);
+        // Its own certificates are written on the next pass.
+        let own = Effect::Issue {
+            unit: o.unit.clone(),
+        };
+        p.again |= signing.contains(&own);
+        p.effects.extend(signing);
+    }
+    let peer_ca = ld.get(keys::TLS_PEER_CA).unwrap_or(ca);
     let sans = render::tls_sans(address, o.local.hostname.as_deref());
-    let want = render::tls_record(ca, cert, key, &sans);
+    let waiting = o.local.tls_record.is_none().then_some(Status::WaitTlsCert);
+    let request = TlsRequest::from_data(&o.own_peer_data);
+    let pending = request.filter(|r| o.local.tls_request_record == Some(r.record(&sans)));
+    let Some(request) = pending else {
+        // Requests go in peer data: none before the peer relation exists.
+        if o.peer_relation.is_some() {
+            p.effects.push(Effect::TlsRequest { sans });
+            p.again = true;
+        }
+        return waiting;
+    };
+    let from = Issued::fingerprint(&request.csr, &request.client_csr, ca, peer_ca);
+    let issued = ld.get(&keys::issued_key(&o.unit)).and_then(Issued::parse);
+    if issued.is_none_or(|i| i.from != from) {
+        return waiting;
+    }
+    let want = tls_files_record(ca, peer_ca, &from, &sans);
     if o.local.tls_record.as_deref() != Some(want.as_str()) {
         p.effects.push(Effect::TlsFiles { sans });
     }

@@ -9,7 +9,7 @@ identically sorted member list.
 
 use crate::core::config::CharmConfig;
 use crate::core::effect::Effect;
-use crate::core::observed::{keys, peer_keys, Observed};
+use crate::core::observed::{keys, peer_keys, Leadership, Observed};
 use crate::juju::Settings;
 
 /// A non-empty value of a published key.
@@ -61,6 +61,9 @@ pub fn changed(have: &Settings, want: Settings) -> Option<Settings> {
     (!diff.is_empty()).then_some(diff)
 }
 
+/// The key under which `db`/`proxy` data names the secret holding `client_key` (Juju 3).
+pub const CLIENT_KEY_SECRET: &str = "client_key_secret";
+
 /// Data for `proxy` and `db` relations: identical on every unit because it comes from the
 /// leader's published keys.
 ///
@@ -68,17 +71,24 @@ pub fn changed(have: &Settings, want: Settings) -> Option<Settings> {
 ///   `endpoints` = their client URLs, sorted, comma-separated (for `etcd grpc-proxy start
 ///   --endpoints` or `etcd gateway start --endpoints`).
 /// - `db`: `connection_string` = the same client URLs; `version` = etcd's version.
-/// - both, with `tls`: `client_ca`, `client_cert`, `client_key` (PEM) from leader data; without
-///   it these keys are removed.
+/// - both, with `tls`: `client_ca`, `client_cert`, `client_key` (PEM: where existing consumers
+///   read them) and, under Juju 3, `client_key_secret` (the secret holding the key, granted to
+///   the relation by the leader, [`Effect::GrantSecret`]); without `tls` these keys are
+///   removed. While this unit cannot read the key, the credentials are left as they are.
 pub fn client_data(o: &Observed, published: &Settings, tls: bool) -> Vec<Effect> {
+    let key = o.secrets.client_key.as_ref().map(|k| k.0.as_str());
+    let key = key.or(lookup(published, keys::TLS_CLIENT_KEY));
+    let secret = lookup(published, keys::TLS_CLIENT_SECRET).filter(|_| o.secrets.available);
     let credentials = [
-        ("client_ca", keys::TLS_CA),
-        ("client_cert", keys::TLS_CLIENT_CERT),
-        ("client_key", keys::TLS_CLIENT_KEY),
+        ("client_ca", lookup(published, keys::TLS_CA)),
+        ("client_cert", lookup(published, keys::TLS_CLIENT_CERT)),
+        ("client_key", key),
+        (CLIENT_KEY_SECRET, secret),
     ];
     let cluster = lookup(published, keys::CLUSTER);
     let endpoints = lookup(published, keys::ENDPOINTS);
     let version = lookup(published, keys::VERSION).or(o.local.version.as_deref());
+    let leader = o.leadership == Leadership::Leader;
     let mut effects = Vec::new();
     for rel in &o.clients {
         let mut want = Settings::new();
@@ -97,9 +107,20 @@ pub fn client_data(o: &Observed, published: &Settings, tls: bool) -> Vec<Effect>
                 put("version", version);
             }
         }
-        for (key, from) in credentials {
-            let value = lookup(published, from).filter(|_| tls);
-            want.insert(key.to_string(), value.unwrap_or("").to_string());
+        if !tls || key.is_some() {
+            for (k, value) in credentials {
+                let value = value.filter(|_| tls);
+                want.insert(k.to_string(), value.unwrap_or("").to_string());
+            }
+        }
+        let newly = want
+            .get(CLIENT_KEY_SECRET)
+            .filter(|id| !id.is_empty() && rel.published.get(CLIENT_KEY_SECRET) != Some(*id));
+        if let (true, Some(id)) = (leader, newly) {
+            effects.push(Effect::GrantSecret {
+                id: id.clone(),
+                relation: rel.id.clone(),
+            });
         }
         if let Some(diff) = changed(&rel.published, want) {
             effects.push(Effect::RelationSet(rel.id.clone(), diff));

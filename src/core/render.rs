@@ -111,8 +111,8 @@ pub struct EtcdConfig {
     pub initial_cluster_token: String,
 }
 
-/// One certificate per member serves clients and peers (it has both server and client auth),
-/// and both sides require a client certificate signed by the cluster's CA.
+/// Each port requires a client certificate: the client port one from the client CA, the peer
+/// port one from the peer CA (members only). The member's two certificates share its key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct TransportSecurity {
@@ -127,11 +127,16 @@ pub struct TransportSecurity {
 }
 
 impl TransportSecurity {
-    fn charm() -> TransportSecurity {
+    /// The client port's (client CA) or the peer port's (peer CA: members only).
+    fn charm(peer: bool) -> TransportSecurity {
+        let (cert, ca) = match peer {
+            false => (paths::TLS_CERT, paths::TLS_CA),
+            true => (paths::TLS_PEER_CERT, paths::TLS_PEER_CA),
+        };
         TransportSecurity {
-            cert_file: paths::TLS_CERT.into(),
+            cert_file: cert.into(),
             key_file: paths::TLS_KEY.into(),
-            trusted_ca_file: paths::TLS_CA.into(),
+            trusted_ca_file: ca.into(),
             client_cert_auth: true,
         }
     }
@@ -180,7 +185,7 @@ impl EtcdConfig {
                 _ => {}
             }
         }
-        let security = tls.then(TransportSecurity::charm);
+        let security = |peer| tls.then(|| TransportSecurity::charm(peer));
         EtcdConfig {
             name: name.into(),
             data_dir: paths::DATA_DIR.into(),
@@ -200,8 +205,8 @@ impl EtcdConfig {
             logger: "zap".into(),
             corruption: CorruptionChecks::of(version),
             log_level: cfg.log_level.clone(),
-            client_transport_security: security.clone(),
-            peer_transport_security: security,
+            client_transport_security: security(false),
+            peer_transport_security: security(true),
             initial_cluster: init.cluster.clone(),
             initial_cluster_state: init.state,
             initial_cluster_token: init.token.clone(),
@@ -646,9 +651,9 @@ client-transport-security:
   trusted-ca-file: /etc/etcd/tls/ca.crt
   client-cert-auth: true
 peer-transport-security:
-  cert-file: /etc/etcd/tls/server.crt
+  cert-file: /etc/etcd/tls/peer.crt
   key-file: /etc/etcd/tls/server.key
-  trusted-ca-file: /etc/etcd/tls/ca.crt
+  trusted-ca-file: /etc/etcd/tls/peer-ca.crt
   client-cert-auth: true
 initial-cluster: etcd0=https://10.0.0.1:2380
 "#;

@@ -176,6 +176,8 @@ pub enum Status {
     },
     /// TLS is on and the leader has not published the cluster's CA yet.
     WaitTlsCa,
+    /// This unit has requested its TLS certificates and has none yet.
+    WaitTlsCert,
     /// etcd could not be installed: no resource and no package archive.
     NoResource(String),
     /// The attached `etcd` resource was not installed (a downgrade, a skipped minor version, not
@@ -209,6 +211,7 @@ impl Status {
             | WaitCluster
             | WaitHealthy
             | WaitTlsCa
+            | WaitTlsCert
             | SwitchingTls { .. } => "waiting",
             NoLeadership | InvalidConfig(_) | NoResource(_) | ResourceRefused(_)
             | CannotLeave(_) => "blocked",
@@ -275,6 +278,7 @@ impl Status {
                 }
             }
             WaitTlsCa => "waiting for the leader to create the cluster's TLS certificate authority".into(),
+            WaitTlsCert => "waiting for the leader to sign this unit's TLS certificates".into(),
             NoResource(why) => format!(
                 "cannot install etcd ({why}): attach the etcd resource with `juju attach-resource {APP} etcd=./etcd.tar.gz`"
             ),

@@ -3,13 +3,13 @@ The real hook tools: one function per tool ([`HookTools`] methods), each passing
 `--format=json` where the tool offers it; [`run`] is the single spawn point.
 
 No value that may be a private key goes on a command line (where `/proc/<pid>/cmdline` shows
-it to every local user): `relation-set` reads its settings from an owner-only file
-(`--file`, a YAML map, as Juju's tool has long taken it). `leader-set` has no such flag in Juju
-(it only parses `key=value` arguments, `jujuc/leader-set.go`), so its values stay arguments until
-the keys move to Juju secrets.
+it to every local user): `relation-set`, `secret-add` and `secret-set` read their settings from
+an owner-only file (`--file`, a YAML map, as Juju's tools take it). `leader-set` has no such flag
+in Juju (it only parses `key=value` arguments, `jujuc/leader-set.go`): it carries no private key
+under Juju 3 (they are in secrets); only the Juju 2.9 fallback puts the CA keys there.
 */
 
-use super::{HookToolError, Juju, JujuError, Level, Settings};
+use super::{HookToolError, Juju, JujuError, Level, SecretOwner, Settings};
 use serde_json::Value;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -181,8 +181,8 @@ impl Juju for HookTools {
     }
 
     fn leader_set(&self, settings: &Settings) -> Result<(), JujuError> {
-        // Juju's leader-set reads only `key=value` arguments (no `--file`, no stdin): the CA and
-        // client keys in leader data are on its command line until they move to Juju secrets.
+        // Juju's leader-set reads only `key=value` arguments (no `--file`, no stdin): no private
+        // key goes here but under Juju 2.9, which has no secrets (see `machine::tls`).
         leadership("leader-set", key_values(settings)).map(drop)
     }
 
@@ -278,6 +278,65 @@ impl Juju for HookTools {
         run("action-log", &free_text(&[], message))?;
         Ok(())
     }
+
+    fn secret_add(
+        &self,
+        content: &Settings,
+        owner: SecretOwner,
+        label: Option<&str>,
+    ) -> Result<String, JujuError> {
+        // The content goes through a file, never the command line.
+        let file = SettingsFile::new("secret-add", content)?;
+        let owner = match owner {
+            SecretOwner::Application => "application",
+            SecretOwner::Unit => "unit",
+        };
+        let mut a = args(["--owner", owner, "--file", &file.arg()]);
+        if let Some(label) = label {
+            a.extend(args(["--label", label]));
+        }
+        Ok(run("secret-add", &a)?.trim().to_string())
+    }
+
+    fn secret_get(&self, id: &str, refresh: bool) -> Result<Settings, JujuError> {
+        let mut a = args(["--format=json", id]);
+        if refresh {
+            a.push("--refresh".into());
+        }
+        Ok(string_map(json("secret-get", &run("secret-get", &a)?)?))
+    }
+
+    fn secret_set(&self, id: &str, content: &Settings) -> Result<(), JujuError> {
+        let file = SettingsFile::new("secret-set", content)?;
+        run("secret-set", &args([id, "--file", &file.arg()]))?;
+        Ok(())
+    }
+
+    fn secret_grant(
+        &self,
+        id: &str,
+        relation_id: &str,
+        unit: Option<&str>,
+    ) -> Result<(), JujuError> {
+        let mut a = args([id, "-r", relation_id]);
+        if let Some(unit) = unit {
+            a.extend(args(["--unit", unit]));
+        }
+        run("secret-grant", &a)?;
+        Ok(())
+    }
+
+    fn secret_ids(&self) -> Result<Vec<String>, JujuError> {
+        let out = run("secret-ids", &args(["--format=json"]))?;
+        // `null` when there is none.
+        let ids: Option<Vec<String>> = json("secret-ids", &out)?;
+        Ok(ids.unwrap_or_default())
+    }
+
+    fn secret_remove(&self, id: &str) -> Result<(), JujuError> {
+        run("secret-remove", &args([id]))?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -365,6 +424,19 @@ mod tests {
         assert!(!file.arg().contains("PRIVATE"));
         drop(file);
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn secret_ids_in_every_form() {
+        let id = "cfcu75uffbas7amkm0d0";
+        for uri in [
+            "secret:cfcu75uffbas7amkm0d0",
+            "secret://5b1e1f2a-uuid/cfcu75uffbas7amkm0d0",
+            "5b1e1f2a-uuid/cfcu75uffbas7amkm0d0",
+            "cfcu75uffbas7amkm0d0\n",
+        ] {
+            assert_eq!(super::super::secret_bare_id(uri), id, "{uri}");
+        }
     }
 
     #[test]

@@ -61,6 +61,15 @@ pub enum JujuError {
     },
 }
 
+/// Who owns a new secret (`secret-add --owner`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretOwner {
+    /// The application: managed by the leader, readable by every unit of it.
+    Application,
+    /// This unit alone; removed with it.
+    Unit,
+}
+
 /// Log levels of `juju-log`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
@@ -114,4 +123,38 @@ pub trait Juju {
     fn action_fail(&self, message: &str) -> Result<(), JujuError>;
     /// `action-log <message>`.
     fn action_log(&self, message: &str) -> Result<(), JujuError>;
+    /// `secret-add --owner … [--label …] --file <0600 file>`: a new secret with `content`
+    /// (keys as Juju requires: `[a-z](-?[a-z0-9]){2,}`), its URI. Created when the hook exits 0.
+    fn secret_add(
+        &self,
+        content: &Settings,
+        owner: SecretOwner,
+        label: Option<&str>,
+    ) -> Result<String, JujuError>;
+    /// `secret-get <id> --format=json [--refresh]`: the content of the revision this unit
+    /// tracks, or with `refresh` the latest (then tracked).
+    fn secret_get(&self, id: &str, refresh: bool) -> Result<Settings, JujuError>;
+    /// `secret-set <id> --file <0600 file>`: a new revision with `content` (replaces all keys).
+    fn secret_set(&self, id: &str, content: &Settings) -> Result<(), JujuError>;
+    /// `secret-grant <id> -r <relation> [--unit <unit>]`: the relation's remote application (or
+    /// one of its units) may read the secret while the relation lasts.
+    fn secret_grant(
+        &self,
+        id: &str,
+        relation_id: &str,
+        unit: Option<&str>,
+    ) -> Result<(), JujuError>;
+    /// `secret-ids --format=json`: the bare ids of the secrets this unit owns (the leader: its
+    /// application's too).
+    fn secret_ids(&self) -> Result<Vec<String>, JujuError>;
+    /// `secret-remove <id>`: every revision.
+    fn secret_remove(&self, id: &str) -> Result<(), JujuError>;
+}
+
+/// The bare 20-character id of a secret URI in any of Juju's forms (`secret:<id>`,
+/// `secret://<uuid>/<id>`, `<uuid>/<id>`, `<id>`): how secrets are compared.
+pub fn secret_bare_id(uri: &str) -> &str {
+    let rest = uri.trim();
+    let rest = rest.strip_prefix("secret:").unwrap_or(rest);
+    rest.rsplit('/').next().unwrap_or(rest)
 }

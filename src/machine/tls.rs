@@ -1,40 +1,52 @@
 /*!
-The cluster's own certificate authority (rcgen, ECDSA P-256), on the effectful side of the plan.
+The cluster's own certificate authorities (rcgen, ECDSA P-256), on the effectful side of the
+plan. Only the Juju leader signs; no unit's private key leaves its machine.
 
-- The Juju leader makes the CA and one client certificate when TLS is on and leader data has no
-  CA yet ([`create_ca`]); they go to leader data, which only this application's units can read.
-- Every unit signs its own member certificate with that CA ([`write_member_files`]): valid for
-  its address, its hostname, `localhost` and `127.0.0.1`, with server and client auth (etcd
-  uses it both ways on the peer port). It is made again when a name or the CA changes (the plan
-  compares [`crate::core::render::tls_record`]).
+- The leader makes two CAs when TLS is on and leader data has none ([`create_ca`]): the
+  **client CA** (members' client-port certificates, the units' and the consumers' client
+  certificates) and the **peer CA** (members' peer certificates only: the peer port trusts
+  nothing else, so no consumer certificate is accepted there). It also makes the consumers'
+  client key and certificate. The certificates go to leader data; under Juju 3 the CA keys go to
+  an application secret only the leader reads, and the consumers' key to another one granted to
+  each `db`/`proxy` relation. Juju 2.9 has no secrets: the keys go to leader data (the
+  documented fallback, see ARCHITECTURE.md).
+- Each unit makes its member key and its own client key locally ([`make_request`]), keeps
+  them owner-only on its machine, and publishes certificate signing requests in its peer
+  data. The leader signs them ([`issue`]): a client-port certificate and a peer certificate
+  for the member key (server and client auth: etcd uses them both ways), valid for the names
+  the request asks for (DNS names and IP addresses only), and a client certificate without a
+  common name for the unit's key. The unit then writes its files ([`write_member_files`]).
 
-The CA is rebuilt for signing from its key and its fixed subject: rcgen needs no certificate
+A CA is rebuilt for signing from its key and its fixed subject: rcgen needs no certificate
 parser for that, and the issuer name and key identifier match the published CA certificate.
 */
 
 use super::host::HostError;
 use super::{state, Machine};
-use crate::core::observed::keys;
-use crate::core::render;
+use crate::core::observed::{keys, tls_files_record, CaKeys, Issued, TlsRequest};
 use crate::juju::Settings;
 use crate::paths;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+    PKCS_ECDSA_P256_SHA256,
 };
 
-/// How long the CA and the certificates it signs are valid, in days (about ten years).
+/// How long the CAs and the certificates they sign are valid, in days (about ten years).
 const VALIDITY_DAYS: i64 = 3652;
 
 /// A certificate could not be made or written.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    /// rcgen refused (a malformed key or name).
+    /// rcgen refused (a malformed key, request or name).
     #[error("cannot make a TLS certificate: {0}")]
     Cert(rcgen::Error),
-    /// Leader data lacks a key this unit needs.
-    #[error("leader data has no {0}: the leader makes it again on its next hook")]
-    Missing(&'static str),
+    /// A request asks for a name that is neither a DNS name nor an IP address.
+    #[error("the certificate request asks for a name other than a DNS name or IP address")]
+    BadName,
+    /// This unit's pending key is missing.
+    #[error("this unit's pending TLS key is missing: it makes a new request on its next hook")]
+    NoPendingKey,
     /// A file could not be written.
     #[error(transparent)]
     Host(#[from] HostError),
@@ -64,10 +76,15 @@ fn name(common: Option<&str>) -> DistinguishedName {
     dn
 }
 
-/// The CA's parameters: a fixed subject, so the issuer can be rebuilt from the key alone.
-fn ca_params() -> CertificateParams {
+/// The client CA's common name.
+const CLIENT_CA: &str = "etcd charm CA";
+/// The peer CA's common name.
+const PEER_CA: &str = "etcd charm peer CA";
+
+/// A CA's parameters: a fixed subject, so the issuer can be rebuilt from the key alone.
+fn ca_params(common: &str) -> CertificateParams {
     let mut params = CertificateParams::default();
-    params.distinguished_name = name(Some("etcd charm CA"));
+    params.distinguished_name = name(Some(common));
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
@@ -81,10 +98,11 @@ fn ca_params() -> CertificateParams {
 /// A leaf certificate's parameters.
 fn leaf_params(
     common: Option<&str>,
-    sans: &[String],
+    sans: Vec<SanType>,
     usages: Vec<ExtendedKeyUsagePurpose>,
-) -> Result<CertificateParams, rcgen::Error> {
-    let mut params = CertificateParams::new(sans.to_vec())?;
+) -> CertificateParams {
+    let mut params = CertificateParams::default();
+    params.subject_alt_names = sans;
     params.distinguished_name = name(common);
     params.key_usages = vec![
         KeyUsagePurpose::DigitalSignature,
@@ -93,85 +111,214 @@ fn leaf_params(
     params.extended_key_usages = usages;
     params.use_authority_key_identifier_extension = true;
     set_validity(&mut params);
-    Ok(params)
+    params
 }
 
-/// A new CA and client certificate, as the leader data keys [`keys::TLS_CA`],
-/// [`keys::TLS_CA_KEY`], [`keys::TLS_CLIENT_CERT`] and [`keys::TLS_CLIENT_KEY`].
-pub fn create_ca() -> Result<Settings, TlsError> {
-    let ca_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
-    let params = ca_params();
+fn new_key() -> Result<KeyPair, rcgen::Error> {
+    KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)
+}
+
+/// A new pair of CAs and the consumers' client credentials.
+pub struct NewCa {
+    /// Leader data: [`keys::TLS_CA`], [`keys::TLS_PEER_CA`], [`keys::TLS_CLIENT_CERT`].
+    pub public: Settings,
+    /// The CA keys.
+    pub keys: CaKeys,
+    /// The consumers' client key (PEM).
+    pub client_key: String,
+}
+
+/// Makes the client CA, the peer CA and the consumers' client certificate.
+pub fn create_ca() -> Result<NewCa, TlsError> {
+    let (ca_key, peer_key) = (new_key()?, new_key()?);
+    let params = ca_params(CLIENT_CA);
     let ca = params.self_signed(&ca_key)?;
+    let peer_ca = ca_params(PEER_CA).self_signed(&peer_key)?;
     let issuer = Issuer::from_params(&params, &ca_key);
-    let client_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+    let client_key = new_key()?;
     // No common name: `etcd grpc-proxy` (3.4) refuses to start with a client certificate that
     // has one (with etcd auth on, the CN would be taken as the user name).
-    let client = leaf_params(None, &[], vec![ExtendedKeyUsagePurpose::ClientAuth])?
+    let client = leaf_params(None, vec![], vec![ExtendedKeyUsagePurpose::ClientAuth])
         .signed_by(&client_key, &issuer)?;
-    Ok(Settings::from([
-        (keys::TLS_CA.to_string(), ca.pem()),
-        (keys::TLS_CA_KEY.to_string(), ca_key.serialize_pem()),
-        (keys::TLS_CLIENT_CERT.to_string(), client.pem()),
-        (keys::TLS_CLIENT_KEY.to_string(), client_key.serialize_pem()),
-    ]))
+    Ok(NewCa {
+        public: Settings::from([
+            (keys::TLS_CA.to_string(), ca.pem()),
+            (keys::TLS_PEER_CA.to_string(), peer_ca.pem()),
+            (keys::TLS_CLIENT_CERT.to_string(), client.pem()),
+        ]),
+        keys: CaKeys {
+            ca_key: ca_key.serialize_pem(),
+            peer_ca_key: Some(peer_key.serialize_pem()),
+        },
+        client_key: client_key.serialize_pem(),
+    })
 }
 
-/// A member certificate and key (PEM) for `sans`, signed by the CA whose key is `ca_key_pem`.
-pub fn member_cert(ca_key_pem: &str, sans: &[String]) -> Result<(String, String), TlsError> {
-    let ca_key = KeyPair::from_pem(ca_key_pem)?;
-    let params = ca_params();
-    let issuer = Issuer::from_params(&params, &ca_key);
-    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
-    let common = sans.iter().find(|s| s.parse::<std::net::IpAddr>().is_err());
-    let usages = vec![
+/// The names a request asks for, if each is a DNS name or an IP address.
+fn requested_names(csr: &CertificateSigningRequestParams) -> Result<Vec<SanType>, TlsError> {
+    let names = &csr.params.subject_alt_names;
+    let ok = |s: &SanType| matches!(s, SanType::DnsName(_) | SanType::IpAddress(_));
+    match names.iter().all(ok) {
+        true => Ok(names.clone()),
+        false => Err(TlsError::BadName),
+    }
+}
+
+/// The leader signs a unit's requests: the member's client-port certificate (client CA) and
+/// peer certificate (peer CA; the client CA on a cluster from an older charm), and the unit's
+/// client certificate (client CA). `from` is what [`Issued::from`] records.
+pub fn issue(keys: &CaKeys, req: &TlsRequest, from: String) -> Result<Issued, TlsError> {
+    let member = CertificateSigningRequestParams::from_pem(&req.csr)?;
+    let client = CertificateSigningRequestParams::from_pem(&req.client_csr)?;
+    let sans = requested_names(&member)?;
+    let common = sans.iter().find_map(|s| match s {
+        SanType::DnsName(n) => Some(n.to_string()),
+        _ => None,
+    });
+    let ca_key = KeyPair::from_pem(&keys.ca_key)?;
+    let client_params = ca_params(CLIENT_CA);
+    let ca = Issuer::from_params(&client_params, &ca_key);
+    let peer_key = keys
+        .peer_ca_key
+        .as_deref()
+        .map(KeyPair::from_pem)
+        .transpose()?;
+    let peer_params = ca_params(PEER_CA);
+    let peer = peer_key
+        .as_ref()
+        .map(|k| Issuer::from_params(&peer_params, k));
+    let both = vec![
         ExtendedKeyUsagePurpose::ServerAuth,
         ExtendedKeyUsagePurpose::ClientAuth,
     ];
-    let cert = leaf_params(Some(common.map_or("etcd", |s| s.as_str())), sans, usages)?
-        .signed_by(&key, &issuer)?;
-    Ok((cert.pem(), key.serialize_pem()))
+    let leaf = || {
+        leaf_params(
+            Some(common.as_deref().unwrap_or("etcd")),
+            sans.clone(),
+            both.clone(),
+        )
+    };
+    let server = leaf().signed_by(&member.public_key, &ca)?;
+    let peer = leaf().signed_by(&member.public_key, peer.as_ref().unwrap_or(&ca))?;
+    let usage = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let client = leaf_params(None, vec![], usage).signed_by(&client.public_key, &ca)?;
+    Ok(Issued {
+        from,
+        server: server.pem(),
+        peer: peer.pem(),
+        client: client.pem(),
+    })
 }
 
-/// Writes this member's TLS files from leader data: a new member certificate for `sans`, the
-/// CA and the client credentials; then records what they were made from. etcd reads the
-/// certificate files on each handshake, so a running member needs no restart.
+/// Makes this unit's member and client keys for `sans`, writes them owner-only to the machine
+/// (each file created with its final mode) with the record of the request, and returns the
+/// requests to publish. The files in use are untouched until the certificates come.
+pub fn make_request(m: &dyn Machine, sans: &[String]) -> Result<TlsRequest, TlsError> {
+    let (key, client_key) = (new_key()?, new_key()?);
+    let mut params = CertificateParams::new(sans.to_vec())?;
+    params.distinguished_name = name(None);
+    let req = TlsRequest {
+        csr: params.serialize_request(&key)?.pem()?,
+        client_csr: CertificateParams::default()
+            .serialize_request(&client_key)?
+            .pem()?,
+    };
+    m.remove(paths::TLS_PENDING_RECORD);
+    m.write_private(paths::TLS_PENDING_KEY, &key.serialize_pem(), false)?;
+    m.write_private(
+        paths::TLS_PENDING_CLIENT_KEY,
+        &client_key.serialize_pem(),
+        false,
+    )?;
+    m.write_private(paths::TLS_PENDING_RECORD, &req.record(sans), false)?;
+    Ok(req)
+}
+
+/// The record of this unit's pending request, when its keys are there.
+pub fn pending_record(m: &dyn Machine) -> Option<String> {
+    let keys = [paths::TLS_PENDING_KEY, paths::TLS_PENDING_CLIENT_KEY];
+    match keys.iter().all(|f| m.exists(f)) {
+        true => m.read(paths::TLS_PENDING_RECORD),
+        false => None,
+    }
+}
+
+/// Writes this member's TLS files: the pending keys with the certificates the leader issued
+/// for them, the client CA and the peer CA; then records what they were made from. etcd reads
+/// the certificate files on each handshake, so a running member needs no restart.
 pub fn write_member_files(
     m: &dyn Machine,
     leader: &Settings,
+    issued: &Issued,
     sans: &[String],
 ) -> Result<(), TlsError> {
-    let get = |key: &'static str| {
-        leader
-            .get(key)
-            .filter(|v| !v.is_empty())
-            .ok_or(TlsError::Missing(key))
-    };
-    let (ca, ca_key) = (get(keys::TLS_CA)?, get(keys::TLS_CA_KEY)?);
-    let (client_cert, client_key) = (get(keys::TLS_CLIENT_CERT)?, get(keys::TLS_CLIENT_KEY)?);
-    let (cert, key) = member_cert(ca_key, sans)?;
+    let get = |k: &str| leader.get(k).filter(|v| !v.is_empty()).cloned();
+    let ca = get(keys::TLS_CA).unwrap_or_default();
+    let peer_ca = get(keys::TLS_PEER_CA).unwrap_or_else(|| ca.clone());
+    let key = m
+        .read(paths::TLS_PENDING_KEY)
+        .ok_or(TlsError::NoPendingKey)?;
+    let client_key = m
+        .read(paths::TLS_PENDING_CLIENT_KEY)
+        .ok_or(TlsError::NoPendingKey)?;
     state::forget_tls(m);
     m.write_private(paths::TLS_KEY, &key, true)?;
-    m.write_private(paths::TLS_CERT, &cert, true)?;
-    m.write_private(paths::TLS_CA, ca, true)?;
-    m.write_private(paths::TLS_CLIENT_KEY, client_key, false)?;
-    m.write_private(paths::TLS_CLIENT_CERT, client_cert, false)?;
-    state::record_tls(m, &render::tls_record(ca, client_cert, client_key, sans))?;
+    m.write_private(paths::TLS_CERT, &issued.server, true)?;
+    m.write_private(paths::TLS_PEER_CERT, &issued.peer, true)?;
+    m.write_private(paths::TLS_CA, &ca, true)?;
+    m.write_private(paths::TLS_PEER_CA, &peer_ca, true)?;
+    m.write_private(paths::TLS_CLIENT_KEY, &client_key, false)?;
+    m.write_private(paths::TLS_CLIENT_CERT, &issued.client, false)?;
+    state::record_tls(m, &tls_files_record(&ca, &peer_ca, &issued.from, sans))?;
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::render;
+    use crate::fakes::FakeMachine;
 
     #[test]
-    fn ca_signs_member_certificates() {
+    fn the_leader_signs_what_units_request() {
         let ca = create_ca().unwrap();
-        assert!(ca[keys::TLS_CA].starts_with("-----BEGIN CERTIFICATE-----"));
-        assert!(ca[keys::TLS_CLIENT_KEY].contains("PRIVATE KEY"));
+        assert!(ca.public[keys::TLS_CA].starts_with("-----BEGIN CERTIFICATE-----"));
+        assert_ne!(ca.public[keys::TLS_CA], ca.public[keys::TLS_PEER_CA]);
+        assert!(ca.client_key.contains("PRIVATE KEY"));
+        assert_eq!(format!("{:?}", ca.keys), "CaKeys(<redacted>)");
+        let m = FakeMachine::new();
         let sans = render::tls_sans("10.0.0.1", Some("machine-0"));
-        let (cert, key) = member_cert(&ca[keys::TLS_CA_KEY], &sans).unwrap();
-        assert!(cert.starts_with("-----BEGIN CERTIFICATE-----"));
-        assert!(key.contains("PRIVATE KEY"));
-        assert!(member_cert("not a key", &sans).is_err());
+        let req = make_request(&m, &sans).unwrap();
+        assert!(req.csr.contains("CERTIFICATE REQUEST"));
+        assert!(!req.csr.contains("PRIVATE KEY"));
+        assert_eq!(pending_record(&m), Some(req.record(&sans)));
+        let issued = issue(&ca.keys, &req, "from".into()).unwrap();
+        assert!(issued.server.starts_with("-----BEGIN CERTIFICATE-----"));
+        assert_ne!(issued.server, issued.peer);
+        let leader = ca.public.clone();
+        write_member_files(&m, &leader, &issued, &sans).unwrap();
+        assert_eq!(m.read(paths::TLS_KEY), m.read(paths::TLS_PENDING_KEY));
+        assert_eq!(
+            m.read(paths::TLS_PEER_CA),
+            Some(leader[keys::TLS_PEER_CA].clone())
+        );
+        let want = tls_files_record(
+            &leader[keys::TLS_CA],
+            &leader[keys::TLS_PEER_CA],
+            "from",
+            &sans,
+        );
+        assert_eq!(state::tls_record(&m), Some(want));
+        // Garbage is refused, never signed.
+        let bad = TlsRequest {
+            csr: "not a request".into(),
+            client_csr: req.client_csr.clone(),
+        };
+        assert!(issue(&ca.keys, &bad, String::new()).is_err());
+        let wrong = CaKeys {
+            ca_key: "not a key".into(),
+            peer_ca_key: None,
+        };
+        assert!(issue(&wrong, &req, String::new()).is_err());
     }
 }

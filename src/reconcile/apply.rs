@@ -16,12 +16,14 @@ other voting member's status: enough of them must be healthy to keep a quorum.
 use super::set_status;
 use crate::core::effect::{Effect, Plan};
 use crate::core::membership::{initial_cluster, joining_keys, restart_keys};
-use crate::core::observed::{keys, Joining, Observed};
+use crate::core::observed::{
+    keys, peer_keys, secret_keys, CaKeys, Issued, Joining, Observed, TlsRequest,
+};
 use crate::core::render;
 use crate::core::status::Status;
 use crate::etcd::{retry_not_yet_on, Etcd, EtcdError, Member, MemberStatus};
 use crate::juju::context::member_name;
-use crate::juju::{Juju, JujuError, Level};
+use crate::juju::{Juju, JujuError, Level, SecretOwner, Settings};
 use crate::machine::host::HostError;
 use crate::machine::tls::{self, TlsError};
 use crate::machine::{state, InstallError, Machine};
@@ -121,19 +123,12 @@ pub fn apply(
                 }
             }
             Effect::Start => run.start()?,
-            Effect::CreateCa => {
-                juju.leader_set(&tls::create_ca()?)?;
-                juju.log(
-                    Level::Info,
-                    "created the cluster's TLS certificate authority",
-                );
-            }
-            Effect::TlsFiles { sans } => {
-                tls::write_member_files(machine, &o.leader_data.raw, sans)?;
-                let names = sans.join(", ");
-                let msg = format!("wrote this member's TLS certificate for {names}");
-                juju.log(Level::Info, &msg);
-            }
+            Effect::CreateCa => run.create_ca()?,
+            Effect::MoveKeysToSecrets => run.move_keys_to_secrets()?,
+            Effect::TlsRequest { sans } => run.tls_request(sans)?,
+            Effect::Issue { unit } => run.issue(unit)?,
+            Effect::TlsFiles { sans } => run.tls_files(sans)?,
+            Effect::GrantSecret { id, relation } => juju.secret_grant(id, relation, None)?,
             Effect::RecordMemberId(id) => state::record_member_id(machine, *id)?,
             Effect::Wipe => run.wipe()?,
             Effect::PeerSet(rel, s) | Effect::RelationSet(rel, s) => juju.relation_set(rel, s)?,
@@ -304,6 +299,125 @@ impl Run<'_> {
             }
             Err(e) => self.not_yet(&format!("update {name}'s peer URL"), e),
         }
+    }
+
+    /// Leader: makes the CAs and the consumers' credentials and stores them
+    /// ([`Run::store_keys`]).
+    fn create_ca(&self) -> Result<(), ApplyError> {
+        let ca = tls::create_ca()?;
+        let mut data = ca.public.clone();
+        data.extend(self.store_keys(&ca.keys, &ca.client_key)?);
+        self.juju.leader_set(&data)?;
+        let msg = "created the cluster's TLS certificate authorities (client and peer)";
+        self.juju.log(Level::Info, msg);
+        Ok(())
+    }
+
+    /// Leader: keeps the CA keys and the consumers' key where this Juju keeps secrets: two
+    /// application secrets under Juju 3 (their content through a file, never an argument), else
+    /// leader data (the Juju 2.9 fallback). Returns the leader data naming them.
+    fn store_keys(&self, ca: &CaKeys, client_key: &str) -> Result<Settings, ApplyError> {
+        let peer_key = ca.peer_ca_key.clone().unwrap_or_default();
+        if !self.o.secrets.available {
+            return Ok(Settings::from([
+                (keys::TLS_CA_KEY.to_string(), ca.ca_key.clone()),
+                (keys::TLS_PEER_CA_KEY.to_string(), peer_key),
+                (keys::TLS_CLIENT_KEY.to_string(), client_key.to_string()),
+            ]));
+        }
+        let mut content = Settings::from([(secret_keys::CA_KEY.to_string(), ca.ca_key.clone())]);
+        if !peer_key.is_empty() {
+            content.insert(secret_keys::PEER_CA_KEY.to_string(), peer_key);
+        }
+        let app = SecretOwner::Application;
+        let ca_id = self.juju.secret_add(&content, app, None)?;
+        let client = Settings::from([(secret_keys::CLIENT_KEY.to_string(), client_key.into())]);
+        let client_id = self.juju.secret_add(&client, app, None)?;
+        Ok(Settings::from([
+            (keys::TLS_CA_SECRET.to_string(), ca_id),
+            (keys::TLS_CLIENT_SECRET.to_string(), client_id),
+            (keys::TLS_CA_KEY.to_string(), String::new()),
+            (keys::TLS_PEER_CA_KEY.to_string(), String::new()),
+            (keys::TLS_CLIENT_KEY.to_string(), String::new()),
+        ]))
+    }
+
+    /// Leader (Juju 3): moves the keys an older charm left in leader data into secrets.
+    fn move_keys_to_secrets(&self) -> Result<(), ApplyError> {
+        let o = self.o;
+        let client = o.leader_data.get(keys::TLS_CLIENT_KEY);
+        let (Some(ca), Some(client)) = (&o.secrets.ca_keys, client) else {
+            return Ok(());
+        };
+        self.juju.leader_set(&self.store_keys(ca, client)?)?;
+        let msg = "moved the TLS keys from leader data into Juju secrets";
+        self.juju.log(Level::Info, msg);
+        Ok(())
+    }
+
+    /// Makes this unit's keys and publishes its certificate requests in its peer data.
+    fn tls_request(&self, sans: &[String]) -> Result<(), ApplyError> {
+        let Some(rel) = &self.o.peer_relation else {
+            return Ok(());
+        };
+        let req = tls::make_request(self.machine, sans)?;
+        let data = Settings::from([
+            (peer_keys::TLS_CSR.to_string(), req.csr),
+            (peer_keys::TLS_CLIENT_CSR.to_string(), req.client_csr),
+        ]);
+        self.juju.relation_set(rel, &data)?;
+        let msg = format!("requested TLS certificates for {}", sans.join(", "));
+        self.juju.log(Level::Info, &msg);
+        Ok(())
+    }
+
+    /// Leader: signs `unit`'s requests; a request it cannot sign is logged and ignored.
+    fn issue(&self, unit: &str) -> Result<(), ApplyError> {
+        let (o, ld) = (self.o, &self.o.leader_data);
+        let req = match unit == o.unit {
+            true => TlsRequest::from_data(&o.own_peer_data),
+            false => o
+                .peers
+                .iter()
+                .find(|p| p.unit == unit)
+                .and_then(|p| p.tls_request.clone()),
+        };
+        let (Some(req), Some(ca_keys), Some(ca)) = (req, &o.secrets.ca_keys, ld.get(keys::TLS_CA))
+        else {
+            return Ok(());
+        };
+        let peer_ca = ld.get(keys::TLS_PEER_CA).unwrap_or(ca);
+        let from = Issued::fingerprint(&req.csr, &req.client_csr, ca, peer_ca);
+        match tls::issue(ca_keys, &req, from) {
+            Ok(issued) => {
+                let value = serde_json::to_string(&issued).unwrap_or_default();
+                self.juju
+                    .leader_set(&Settings::from([(keys::issued_key(unit), value)]))?;
+                let msg = format!("signed the TLS certificates {unit} requested");
+                self.juju.log(Level::Info, &msg);
+            }
+            Err(e) => {
+                let msg = format!("ignoring the TLS certificate requests of {unit}: {e}");
+                self.juju.log(Level::Warning, &msg);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes this member's TLS files from what the leader issued to it.
+    fn tls_files(&self, sans: &[String]) -> Result<(), ApplyError> {
+        let (o, ld) = (self.o, &self.o.leader_data);
+        let issued = ld.get(&keys::issued_key(&o.unit)).and_then(Issued::parse);
+        let Some(issued) = issued else {
+            return Ok(());
+        };
+        tls::write_member_files(self.machine, &ld.raw, &issued, sans)?;
+        let msg = format!(
+            "wrote this member's TLS certificates for {}",
+            sans.join(", ")
+        );
+        self.juju.log(Level::Info, &msg);
+        Ok(())
     }
 
     /// Logs a membership step that could not be done now; returns `false` (no progress).

@@ -12,13 +12,14 @@ all at once and each bounded (the status names who does not answer), and the ala
 
 use crate::core::config::CharmConfig;
 use crate::core::observed::{
-    keys, peer_keys, ClientRelation, ClusterView, LeaderData, Leadership, Local, Observed, Peer,
+    keys, peer_keys, secret_keys, CaKeys, ClientRelation, ClusterView, LeaderData, Leadership,
+    Local, Observed, Peer, Redacted, TlsRequest, TlsSecrets,
 };
 use crate::core::render;
 use crate::etcd::{Etcd, Member, MemberStatus};
 use crate::juju::context::{member_name, Hook, JujuContext, PEER_ENDPOINT};
 use crate::juju::{Juju, JujuError, Level, Settings};
-use crate::machine::{state, Machine};
+use crate::machine::{state, tls, Machine};
 use crate::paths;
 
 /// Keeps a URL only if it is `http(s)://host:port`: a host name or IP address (IPv6 in
@@ -68,7 +69,89 @@ fn peer(juju: &dyn Juju, rel: &str, unit: &str) -> Peer {
             .get(peer_keys::VERSION)
             .filter(|v| !v.is_empty())
             .cloned(),
+        tls_request: TlsRequest::from_data(&data),
     }
+}
+
+/// Juju 3 has secrets; a context without `JUJU_VERSION` is taken as a current Juju.
+fn has_secrets(ctx: &JujuContext) -> bool {
+    let major = ctx
+        .juju_version
+        .as_deref()
+        .and_then(|v| v.split('.').next());
+    major
+        .and_then(|m| m.parse::<u32>().ok())
+        .is_none_or(|m| m >= 3)
+}
+
+/// The latest content of the secret `id`: `Ok(None)` when it does not exist, other failures
+/// logged (never its content) and `Err(())`.
+fn read_secret(juju: &dyn Juju, id: &str, what: &str) -> Result<Option<Settings>, ()> {
+    match juju.secret_get(id, true) {
+        Ok(content) => Ok(Some(content)),
+        Err(JujuError::Tool(e)) if e.stderr.contains("not found") => {
+            juju.log(
+                Level::Warning,
+                &format!("the {what} secret {id} does not exist"),
+            );
+            Ok(None)
+        }
+        Err(e) => {
+            let msg = format!("cannot read the {what} secret {id}, will retry: {e}");
+            juju.log(Level::Warning, &msg);
+            Err(())
+        }
+    }
+}
+
+/// Where the charm's TLS keys are and what this unit reads of them: the leader its CA keys,
+/// every unit with `db`/`proxy` relations the consumers' key. Under Juju 2.9 (and for keys an
+/// older charm left there) they are in leader data.
+fn tls_secrets(
+    ctx: &JujuContext,
+    juju: &dyn Juju,
+    leader_data: &LeaderData,
+    leadership: Leadership,
+    with_clients: bool,
+) -> TlsSecrets {
+    let mut s = TlsSecrets {
+        available: has_secrets(ctx),
+        ..TlsSecrets::default()
+    };
+    let available = s.available;
+    let secret = |key| leader_data.get(key).filter(|_| available);
+    if leadership == Leadership::Leader && leader_data.get(keys::TLS_CA).is_some() {
+        let in_data = leader_data.get(keys::TLS_CA_KEY).map(|k| CaKeys {
+            ca_key: k.to_string(),
+            peer_ca_key: leader_data.get(keys::TLS_PEER_CA_KEY).map(str::to_string),
+        });
+        s.ca_keys = match secret(keys::TLS_CA_SECRET) {
+            Some(id) => match read_secret(juju, id, "CA key") {
+                Ok(Some(c)) => c.get(secret_keys::CA_KEY).map(|k| CaKeys {
+                    ca_key: k.clone(),
+                    peer_ca_key: c.get(secret_keys::PEER_CA_KEY).cloned(),
+                }),
+                Ok(None) => {
+                    s.ca_lost = true;
+                    None
+                }
+                Err(()) => None,
+            },
+            None => in_data,
+        };
+    }
+    if with_clients {
+        let in_data = leader_data.get(keys::TLS_CLIENT_KEY).map(str::to_string);
+        s.client_key = match secret(keys::TLS_CLIENT_SECRET) {
+            Some(id) => read_secret(juju, id, "client key")
+                .ok()
+                .flatten()
+                .and_then(|c| c.get(secret_keys::CLIENT_KEY).cloned()),
+            None => in_data,
+        }
+        .map(Redacted);
+    }
+    s
 }
 
 /// One round of status calls, all at once, to every started member but the local one (whose
@@ -198,6 +281,7 @@ pub fn observe(
         Some(members) => status_round(etcd, members, status.as_ref(), &endpoints),
         None => ClusterView::default(),
     };
+    let secrets = tls_secrets(ctx, juju, &leader_data, leadership, !clients.is_empty());
     let local = Local {
         version,
         etcdctl: state::real_etcdctl(machine),
@@ -213,6 +297,7 @@ pub fn observe(
         status,
         hostname: machine.hostname(),
         tls_record: state::tls_record(machine),
+        tls_request_record: tls::pending_record(machine),
         refused_resource: state::refused_resource(machine),
         backup_verified_age: match config.as_ref().ok().and_then(|c| c.backup_period) {
             Some(_) => backup_verified_age(juju, peer_relation.as_deref(), &own_peer_data)?,
@@ -235,6 +320,7 @@ pub fn observe(
         members,
         cluster,
         fresh_token: machine.random_token(),
+        secrets,
     })
 }
 

@@ -12,7 +12,7 @@ use crate::core::plan::plan;
 use crate::core::render::{self, ClusterState, InitialCluster};
 use crate::core::status::{Health, Status};
 use crate::fakes::{FakeEtcd, FakeJuju, FakeMachine};
-use crate::juju::context::Hook;
+use crate::juju::context::{Hook, JujuContext};
 use crate::juju::Settings;
 use crate::machine::{state, Machine};
 use crate::paths;
@@ -457,4 +457,99 @@ fn update_status_asks_every_member_and_names_the_dead_one() {
     let last = j.statuses.borrow().last().cloned().unwrap_or_default();
     assert!(last.starts_with("blocked 2 of 3 members healthy: etcd2 (etcd/2) does not answer; alarm NOSPACE on etcd1 (etcd/1)"), "{last}");
     assert!(last.contains("`juju run etcd/leader compact`"), "{last}");
+}
+
+/// Applies the TLS effects of `o`'s plan (nothing else), returns them.
+fn apply_tls(j: &FakeJuju, etcd: &FakeEtcd, m: &FakeMachine, o: &Observed) -> Vec<Effect> {
+    let tls: Vec<Effect> = plan(o)
+        .effects
+        .into_iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Effect::CreateCa
+                    | Effect::TlsRequest { .. }
+                    | Effect::Issue { .. }
+                    | Effect::TlsFiles { .. }
+            )
+        })
+        .collect();
+    apply(&only(tls.clone()), o, j, etcd, m).unwrap();
+    tls
+}
+
+/// The leader makes the CAs, requests its own certificates, signs them and writes its files,
+/// pass after pass; returns the kinds of effect in order.
+fn certify_leader(j: &FakeJuju, ctx: &JujuContext, m: &FakeMachine) -> Vec<String> {
+    let etcd = FakeEtcd::healthy(1);
+    let mut kinds = Vec::new();
+    for _ in 0..6 {
+        let o = observe(ctx, &hook(), j, &etcd, m).unwrap();
+        let applied = apply_tls(j, &etcd, m, &o);
+        let names = applied.iter().map(|e| format!("{e:?}"));
+        kinds.extend(names.map(|n| n.split([' ', '{', '(']).next().unwrap_or("").to_string()));
+        if applied.is_empty() {
+            break;
+        }
+    }
+    kinds
+}
+
+#[test]
+fn the_leader_certifies_itself_with_the_ca_keys_in_a_secret() {
+    let mut j = juju("etcd/0");
+    j.config.insert("tls".into(), json!(true));
+    let m = FakeMachine::installed("3.4.23");
+    let kinds = certify_leader(&j, &j.ctx(), &m);
+    assert_eq!(kinds, ["CreateCa", "TlsRequest", "Issue", "TlsFiles"]);
+    // Two application secrets (the CA keys, the consumers' key); no key ever in leader data.
+    assert_eq!(j.secrets.borrow().len(), 2);
+    let ld = j.leader_data.borrow().clone();
+    for k in [
+        keys::TLS_CA_SECRET,
+        keys::TLS_CLIENT_SECRET,
+        keys::TLS_PEER_CA,
+    ] {
+        assert!(ld.contains_key(k), "{k}");
+    }
+    let sets = j.leader_sets.borrow();
+    assert!(!sets
+        .iter()
+        .flat_map(|s| s.values())
+        .any(|v| v.contains("PRIVATE KEY")));
+    // Its own keys stay on its machine: its peer data has requests only.
+    let own = j.own_data.borrow().clone();
+    assert!(own["tls-csr"].contains("CERTIFICATE REQUEST"));
+    assert!(!own.values().any(|v| v.contains("PRIVATE KEY")));
+    assert_eq!(m.read(paths::TLS_KEY), m.read(paths::TLS_PENDING_KEY));
+    assert_ne!(m.read(paths::TLS_PEER_CA), m.read(paths::TLS_CA));
+    // A secret gone (its hook failed after leader-set): the CAs are made again.
+    j.secrets.borrow_mut().clear();
+    let etcd = FakeEtcd::healthy(1);
+    let o = observed(&j, &etcd, &m);
+    assert!(o.secrets.ca_lost);
+    assert_eq!(plan(&o).effects, [Effect::CreateCa]);
+}
+
+#[test]
+fn under_juju_2_9_the_keys_are_in_leader_data() {
+    let mut j = juju("etcd/0");
+    j.config.insert("tls".into(), json!(true));
+    j.no_secrets = true;
+    let ctx = JujuContext {
+        juju_version: Some("2.9.44".into()),
+        ..j.ctx()
+    };
+    let m = FakeMachine::installed("3.4.23");
+    let kinds = certify_leader(&j, &ctx, &m);
+    assert_eq!(kinds, ["CreateCa", "TlsRequest", "Issue", "TlsFiles"]);
+    let ld = j.leader_data.borrow().clone();
+    for k in [
+        keys::TLS_CA_KEY,
+        keys::TLS_PEER_CA_KEY,
+        keys::TLS_CLIENT_KEY,
+    ] {
+        assert!(ld[k].contains("PRIVATE KEY"), "{k}");
+    }
+    assert!(!ld.contains_key(keys::TLS_CA_SECRET));
 }
