@@ -4,7 +4,10 @@
 //! keys back on every member with revisions not lower than before; retention keeps this
 //! application's newest backups only; a damaged object and a foreign one are refused with the
 //! cluster untouched; wrong credentials and a missing bucket fail the action naming the cause;
-//! no credential reaches a result or the log. Needs root (it boots machines), Garage
+//! no credential reaches a result or the log. Scheduled backups: every unit has the timer, which
+//! enters hook context with `juju-exec`; one backup per period for the application, taken by a
+//! healthy follower, also when every unit's timer fires at once and when a member is down.
+//! Needs root (it boots machines), Garage
 //! (`scripts/build-garage`) and the `objstore` binary (`cargo build -p objstore`).
 
 #[path = "support/mod.rs"]
@@ -152,9 +155,9 @@ fn provider_shares_again(sb: &Sandbox) {
     assert_eq!(code, 0, "{err}");
 }
 
-#[test]
-fn backups_to_garage_restore_prune_and_refuse_bad_objects() {
-    let sb = Sandbox::new("backups");
+/// Garage (the s3-integrator test charm, sharing bucket [`BUCKET`] and path [`PATH`]) and three
+/// etcd units with `etcd_config`, related; all active.
+fn deploy_with_store(sb: &Sandbox, etcd_config: &str) {
     let charms = repo_root().join("tests/charms");
     let garage = format!("garage={}", garage_bin().display());
     let integrator = charms.join("s3-integrator");
@@ -171,13 +174,98 @@ fn backups_to_garage_restore_prune_and_refuse_bad_objects() {
     let mut deploy = vec!["deploy", integrator.to_str().unwrap()];
     deploy.extend_from_slice(&args);
     sb.ok(&deploy);
-    deploy_etcd(&sb, 3, &["--config", "backup_retention_count=2"]);
-    sb.ok(&[
+    deploy_etcd(sb, 3, &["--config", etcd_config]);
+    let rel = [
         "integrate",
         "etcd:s3-credentials",
         "s3-integrator:s3-credentials",
-    ]);
+    ];
+    sb.ok(&rel);
     sb.wait_active(4);
+}
+
+/// The backups `list-backups` shows: (id, member), newest first.
+fn backups(sb: &Sandbox, unit: &str) -> Vec<(String, String)> {
+    let listed = done(sb, unit, "list-backups", &[]);
+    let Some(all) = listed["backups"].as_object() else {
+        return vec![];
+    };
+    let mut v: Vec<(String, String)> = all
+        .values()
+        .map(|b| (field(b, "id"), field(b, "member")))
+        .collect();
+    v.sort();
+    v.reverse();
+    v
+}
+
+/// Starts the backup service of every unit in `units` at once (as if their timers fired
+/// together) and waits for them.
+fn fire_timers(sb: &Sandbox, units: &[String]) {
+    std::thread::scope(|s| {
+        for u in units {
+            s.spawn(move || sb.ssh(u, "systemctl start etcd-backup.service"));
+        }
+    });
+}
+
+/// The unit of a member name (`etcd1` → `etcd/1`).
+fn unit_of(member: &str) -> String {
+    format!("etcd/{}", member.trim_start_matches("etcd"))
+}
+
+#[test]
+fn scheduled_backups_one_per_period_by_a_healthy_follower() {
+    let sb = Sandbox::new("backups_scheduled");
+    deploy_with_store(&sb, "backup_schedule=weekly");
+    let units = sb.units("etcd");
+    for u in &units {
+        assert_eq!(
+            sh(&sb, u, "systemctl is-enabled etcd-backup.timer"),
+            "enabled"
+        );
+        let service = sh(&sb, u, "cat /etc/systemd/system/etcd-backup.service");
+        let exec =
+            format!("/usr/bin/juju-exec {u} \"JUJU_DISPATCH_PATH=backup/scheduled ./dispatch\"");
+        assert!(service.contains(&exec), "{service}");
+    }
+    // The timers fire (the first a minute after they start), then all at once: one backup.
+    let leader = sb.leader("etcd").unwrap();
+    sb.eventually(
+        "the first scheduled backup",
+        Duration::from_secs(180),
+        || (!backups(&sb, &leader).is_empty()).then_some(()),
+    );
+    fire_timers(&sb, &units);
+    let taken = backups(&sb, &leader);
+    assert_eq!(taken.len(), 1, "one backup per period: {taken:?}");
+    let raft_leader = field(&done(&sb, &leader, "health", &[]), "leader");
+    assert_ne!(taken[0].1, raft_leader, "a follower takes it: {taken:?}");
+
+    // Its member down, the other healthy follower takes the period's backup.
+    let taker = unit_of(&taken[0].1);
+    objstore(&sb, &["delete", &format!("{PATH}/{}", taken[0].0)]);
+    sh(&sb, &taker, "systemctl stop etcd");
+    let others: Vec<String> = units.iter().filter(|u| **u != taker).cloned().collect();
+    fire_timers(&sb, &others);
+    let taken = backups(&sb, &leader);
+    assert_eq!(taken.len(), 1, "{taken:?}");
+    assert_ne!(taken[0].1, raft_leader, "{taken:?}");
+    assert_ne!(unit_of(&taken[0].1), taker, "{taken:?}");
+    sh(&sb, &taker, "systemctl start etcd");
+
+    // The schedule off: the timers go.
+    sb.ok(&["config", "etcd", "backup_schedule="]);
+    sb.eventually("the timers removed", Duration::from_secs(120), || {
+        let gone = |u: &String| sb.ssh(u, "test -e /etc/systemd/system/etcd-backup.timer").0 != 0;
+        units.iter().all(gone).then_some(())
+    });
+}
+
+#[test]
+fn backups_to_garage_restore_prune_and_refuse_bad_objects() {
+    let sb = Sandbox::new("backups");
+    deploy_with_store(&sb, "backup_retention_count=2");
     let leader = sb.leader("etcd").expect("a leader");
     let units = sb.units("etcd");
     let follower = units.iter().find(|u| **u != leader).unwrap().clone();

@@ -73,21 +73,6 @@ fn serve(file: &Path) -> Result<(), String> {
     let d = dir.to_string_lossy();
     let initial = format!("verify={PEER}");
     let args = [
-        "90",
-        "systemd-run",
-        "--unit",
-        UNIT,
-        "--uid",
-        "etcd",
-        "--gid",
-        "etcd",
-        "--property",
-        "Type=notify",
-        "--property",
-        "TimeoutStartSec=60",
-        "--collect",
-        "--quiet",
-        paths::ETCD_LINK,
         "--name",
         "verify",
         "--data-dir",
@@ -103,7 +88,6 @@ fn serve(file: &Path) -> Result<(), String> {
         "--initial-cluster",
         &initial,
     ];
-    host::run("timeout", &args)
-        .map(drop)
+    machine::run_etcd_transient(UNIT, &args)
         .map_err(|e| format!("the scratch etcd did not start: {e}"))
 }
