@@ -4,6 +4,7 @@
 //! keys back on every member with revisions not lower than before; retention keeps this
 //! application's newest backups only; a damaged object and a foreign one are refused with the
 //! cluster untouched; wrong credentials and a missing bucket fail the action naming the cause;
+//! a new application restores the old one's backup (disaster recovery) and prunes only its own;
 //! no credential reaches a result or the log. Scheduled backups: every unit has the timer, which
 //! enters hook context with `juju-exec`; one backup per period for the application, taken by a
 //! healthy follower, also when every unit's timer fires at once and when a member is down.
@@ -17,7 +18,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
-use support::{deploy_etcd, etcdctl, garage_bin, netns_of, repo_root, sh, Sandbox};
+use support::{built_charm, deploy_etcd, etcdctl, garage_bin, netns_of, repo_root, sh, Sandbox};
 
 /// How long the other units may take to rejoin after a restore.
 const REJOIN: Duration = Duration::from_secs(240);
@@ -429,8 +430,37 @@ fn backups_to_garage_restore_prune_and_refuse_bad_objects() {
     provider_shares_again(&sb);
     done(&sb, &follower, "list-backups", &[]);
 
+    // Disaster recovery: a new application on a new machine restores the old one's backup.
+    let (charm, resource) = built_charm();
+    let resource = format!("etcd={}", resource.display());
+    let charm = charm.to_str().unwrap();
+    sb.ok(&["deploy", charm, "etcd-new", "--resource", &resource]);
+    let rel = [
+        "integrate",
+        "etcd-new:s3-credentials",
+        "s3-integrator:s3-credentials",
+    ];
+    sb.ok(&rel);
+    sb.wait_active(5);
+    let listed = done(&sb, "etcd-new/0", "list-backups", &[]);
+    assert_eq!(field(&listed, "count"), "4", "{listed}");
+    let last = ids.last().unwrap();
+    done(
+        &sb,
+        "etcd-new/0",
+        "restore",
+        &[&format!("backup-id={last}")],
+    );
+    let got = key_rev(&sb, "etcd-new/0", "bk-2").map(|k| k.0);
+    assert_eq!(got.as_deref(), Some("v2"), "the old application's keys");
+    // Its retention leaves the old application's backups alone.
+    sb.ok(&["config", "etcd-new", "backup_retention_count=1"]);
+    done(&sb, "etcd-new/0", "create-backup", &[]);
+    let listed = done(&sb, "etcd-new/0", "list-backups", &[]);
+    assert_eq!(field(&listed, "count"), "5", "{listed}");
+
     // No credential in the log.
     let log = sb.ok(&["debug-log", "--replay", "--no-tail"]);
     assert!(!log.contains(&secret), "the secret key is in the debug log");
-    sb.wait_active(4);
+    sb.wait_active(5);
 }
