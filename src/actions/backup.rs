@@ -389,8 +389,64 @@ pub fn fetch(a: &Action, id: &str, dest: &Path) -> Result<BackupMeta, Stop> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::actions::params::Params;
     use crate::fakes::{FakeEtcd, FakeJuju};
+    use crate::juju::context::JujuContext;
     use serde_json::json;
+
+    fn settings(pairs: &[(&str, &str)]) -> Settings {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// `connect` on a fake with this provider data: the store, or the failure.
+    fn connect_with(juju: &FakeJuju) -> Result<S3, String> {
+        let ctx = JujuContext {
+            unit_name: "etcd/0".into(),
+            ..JujuContext::default()
+        };
+        let etcd = FakeEtcd::healthy(1);
+        let a = Action::new(&ctx, juju, &etcd, Params::default());
+        connect(&a).map_err(|e| match e {
+            Stop::Fail(m) => m,
+            Stop::Juju(e) => e.to_string(),
+        })
+    }
+
+    #[test]
+    fn the_plain_and_the_secret_form() {
+        let place = [
+            ("bucket", "b"),
+            ("endpoint", "http://10.0.0.5:3900"),
+            ("path", "/etcd/"),
+        ];
+        let mut juju = FakeJuju::new("etcd/0", json!({}));
+        let mut plain = settings(&place);
+        plain.extend(settings(&[("access-key", "GK1"), ("secret-key", "s3cr3t")]));
+        juju.s3 = Some(plain);
+        let s3 = connect_with(&juju).unwrap();
+        assert_eq!((s3.bucket(), s3.path.as_str()), ("b", "etcd"));
+
+        let mut secret = settings(&place);
+        secret.insert("secret-extra".into(), "secret://model/s3creds".into());
+        juju.s3 = Some(secret);
+        let e = connect_with(&juju).err().unwrap();
+        assert!(
+            e.starts_with("cannot read the s3 credentials secret"),
+            "{e}"
+        );
+        let keys = settings(&[("access-key", "GK1"), ("secret-key", "s3cr3t")]);
+        juju.secrets.borrow_mut().insert("s3creds".into(), keys);
+        assert_eq!(connect_with(&juju).unwrap().bucket(), "b");
+
+        juju.s3 = Some(settings(&place));
+        let e = connect_with(&juju).err().unwrap();
+        assert!(e.contains("has no access-key, secret-key yet"), "{e}");
+        assert!(!e.contains("s3cr3t"), "{e}");
+    }
 
     #[test]
     fn without_a_relation_the_actions_say_what_to_relate() {
