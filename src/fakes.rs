@@ -38,6 +38,9 @@ pub struct FakeJuju {
     pub grants: RefCell<Vec<(String, String, Option<String>)>>,
     /// Juju 2.9: no secret tools (each call fails as a missing tool).
     pub no_secrets: bool,
+    /// The `s3-credentials` provider's application databag (`s3-credentials:9`, unit
+    /// `s3-integrator/0`), when related.
+    pub s3: Option<Settings>,
 }
 
 impl FakeJuju {
@@ -59,6 +62,7 @@ impl FakeJuju {
             secrets: RefCell::new(BTreeMap::new()),
             grants: RefCell::new(Vec::new()),
             no_secrets: false,
+            s3: None,
         }
     }
 
@@ -155,10 +159,14 @@ impl Juju for FakeJuju {
     fn relation_ids(&self, endpoint: &str) -> Result<Vec<String>, JujuError> {
         Ok(match endpoint {
             "cluster" => vec!["cluster:1".into()],
+            "s3-credentials" if self.s3.is_some() => vec!["s3-credentials:9".into()],
             _ => vec![],
         })
     }
-    fn relation_list(&self, _relation_id: &str) -> Result<Vec<String>, JujuError> {
+    fn relation_list(&self, relation_id: &str) -> Result<Vec<String>, JujuError> {
+        if relation_id == "s3-credentials:9" {
+            return Ok(vec!["s3-integrator/0".into()]);
+        }
         Ok(self
             .peers
             .keys()
@@ -171,6 +179,9 @@ impl Juju for FakeJuju {
             return Ok(self.own_data.borrow().clone());
         }
         Ok(self.peers.get(unit).cloned().unwrap_or_default())
+    }
+    fn relation_get_app(&self, _relation_id: &str, _app: &str) -> Result<Settings, JujuError> {
+        Ok(self.s3.clone().unwrap_or_default())
     }
     fn relation_set(&self, relation_id: &str, settings: &Settings) -> Result<(), JujuError> {
         if relation_id.starts_with("cluster:") {

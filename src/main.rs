@@ -55,6 +55,12 @@ fn invocation_name(invocation: &Invocation) -> String {
 
 fn run(ctx: &JujuContext, invocation: Invocation, juju: &HookTools) -> anyhow::Result<()> {
     match invocation {
+        Invocation::Unknown(what) if what == etcd_charm::core::backup::DISPATCH => {
+            let etcd = EtcdApi::new()?;
+            if !actions::scheduled_backup(ctx, juju, &etcd) {
+                anyhow::bail!("the scheduled backup failed: see the log above");
+            }
+        }
         Invocation::Unknown(what) => {
             juju.log(
                 Level::Info,

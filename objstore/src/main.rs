@@ -4,7 +4,7 @@
 //! (PEM), `S3_ACCESS_KEY`, `S3_SECRET_KEY`.
 //!
 //! ```text
-//! objstore check | put KEY FILE | get KEY FILE | list [PREFIX] | head KEY | delete KEY
+//! objstore check | put KEY FILE [NAME=VALUE…] | get KEY FILE | list [PREFIX] | head KEY | delete KEY
 //! ```
 //! Exits 1 with the error on stderr; 2 for a usage error.
 
@@ -42,7 +42,10 @@ async fn run(args: &[String]) -> Result<(), Error> {
     match arg(0) {
         "check" => store.check().await?,
         "put" => {
-            let t = store.put_file(arg(1), Path::new(arg(2)), &[]).await?;
+            // Metadata as NAME=VALUE after the file (tests write foreign or damaged backups).
+            let meta: Vec<(&str, &str)> =
+                args[3..].iter().filter_map(|a| a.split_once('=')).collect();
+            let t = store.put_file(arg(1), Path::new(arg(2)), &meta).await?;
             println!("{} {} {}", t.size, t.sha256, t.parts);
         }
         "get" => {
@@ -69,12 +72,13 @@ fn main() {
     let want = match args.first().map(String::as_str) {
         Some("check") => 1,
         Some("list") => args.len().clamp(1, 2),
-        Some("put" | "get") => 3,
+        Some("put") => args.len().max(3),
+        Some("get") => 3,
         Some("head" | "delete") => 2,
         _ => 0,
     };
     if want == 0 || args.len() != want {
-        eprintln!("usage: objstore check | put KEY FILE | get KEY FILE | list [PREFIX] | head KEY | delete KEY");
+        eprintln!("usage: objstore check | put KEY FILE [NAME=VALUE…] | get KEY FILE | list [PREFIX] | head KEY | delete KEY");
         std::process::exit(2);
     }
     let rt = tokio::runtime::Builder::new_current_thread()

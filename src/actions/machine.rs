@@ -210,28 +210,32 @@ pub fn snapshot_restore(
     name: &str,
     peer_url: &str,
     token: &str,
+    bump: Option<u64>,
 ) -> Result<(), String> {
     let (f, d) = (file.to_string_lossy(), dir.to_string_lossy());
     let cluster = format!("{name}={peer_url}");
-    host::run(
-        &state::real_etcdctl(&Host),
-        &[
-            "snapshot",
-            "restore",
-            &f,
-            "--data-dir",
-            &d,
-            "--name",
-            name,
-            "--initial-cluster",
-            &cluster,
-            "--initial-advertise-peer-urls",
-            peer_url,
-            "--initial-cluster-token",
-            token,
-        ],
-    )
-    .map_err(text)?;
+    let bump = bump.map(|n| n.to_string());
+    let bump_args = match &bump {
+        Some(n) => vec!["--bump-revision", n.as_str(), "--mark-compacted"],
+        None => vec![],
+    };
+    let args = [
+        "snapshot",
+        "restore",
+        &f,
+        "--data-dir",
+        &d,
+        "--name",
+        name,
+        "--initial-cluster",
+        &cluster,
+        "--initial-advertise-peer-urls",
+        peer_url,
+        "--initial-cluster-token",
+        token,
+    ];
+    let args: Vec<&str> = args.into_iter().chain(bump_args).collect();
+    host::run(&state::real_etcdctl(&Host), &args).map_err(text)?;
     give_to_etcd(dir)
 }
 
@@ -325,31 +329,31 @@ pub fn start_force_new_cluster(config: &str) -> Result<(), String> {
     std::fs::write(&file, content).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
     give_file_to_etcd(&file)?;
     let _ = host::systemctl(&["reset-failed", &format!("{FORCE_UNIT}.service")]);
-    let f = file.to_string_lossy();
-    host::run(
-        "timeout",
-        &[
-            "150",
-            "systemd-run",
-            "--unit",
-            FORCE_UNIT,
-            "--uid",
-            "etcd",
-            "--gid",
-            "etcd",
-            "--property",
-            "Type=notify",
-            "--property",
-            "TimeoutStartSec=120",
-            "--collect",
-            "--quiet",
-            paths::ETCD_LINK,
-            "--config-file",
-            &f,
-        ],
-    )
-    .map(drop)
-    .map_err(text)
+    run_etcd_transient(FORCE_UNIT, &["--config-file", &file.to_string_lossy()])
+}
+
+/// Runs etcd with `args` as the etcd user in the transient systemd unit `unit` (collected once
+/// it stops); returns once etcd is ready (`Type=notify`: serving, with a Raft leader), bounded.
+pub fn run_etcd_transient(unit: &str, args: &[&str]) -> Result<(), String> {
+    let mut all = vec![
+        "150",
+        "systemd-run",
+        "--unit",
+        unit,
+        "--uid",
+        "etcd",
+        "--gid",
+        "etcd",
+        "--property",
+        "Type=notify",
+        "--property",
+        "TimeoutStartSec=120",
+        "--collect",
+        "--quiet",
+        paths::ETCD_LINK,
+    ];
+    all.extend_from_slice(args);
+    host::run("timeout", &all).map(drop).map_err(text)
 }
 
 fn give_file_to_etcd(file: &Path) -> Result<(), String> {

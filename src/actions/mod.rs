@@ -6,11 +6,12 @@ The actions: one module each, run through [`run`].
 | `health` | any unit | every member's health, Raft leader, term, index, db size, version, alarms |
 | `member-list` | any unit | members with ids, names, URLs, learner flag and Juju unit |
 | `snapshot` | any unit | a consistent snapshot to a directory, with its sha256 and revision |
-| `restore` | leader | the whole cluster from a snapshot; the other units rejoin by themselves |
+| `restore` | leader | the whole cluster from a snapshot (a file, the resource, or a backup); the other units rejoin by themselves |
 | `compact` | any unit | compacts the key-value history (latest revision by default) |
 | `defrag` | any unit | defragments this member, or every member one at a time (`all=true`) |
 | `alarm-list`, `alarm-disarm` | any unit | active alarms; disarms them once the cause is fixed |
 | `rebuild-cluster` | leader | after losing the majority: the surviving member alone, the others rejoin |
+| `create-backup`, `list-backups` | any unit | a snapshot to the object store of `s3-credentials`; the backups there |
 
 Every action checks its params again ([`params`]), reports dotted lowercase result keys and a
 readable `output`, logs progress with `action-log` on long steps, and fails (`action-fail`)
@@ -20,6 +21,8 @@ the cluster checks everything it can before it changes anything.
 
 mod alarm_disarm;
 mod alarm_list;
+mod backup;
+mod backup_verify;
 mod common;
 mod compact;
 mod defrag;
@@ -165,6 +168,8 @@ const BODIES: &[(&str, Body)] = &[
     ("alarm-list", alarm_list::run),
     ("alarm-disarm", alarm_disarm::run),
     ("rebuild-cluster", rebuild_cluster::run),
+    ("create-backup", backup::create),
+    ("list-backups", backup::list_action),
 ];
 
 /// Runs the named action: params checked, results set, failure reported. Unknown names and
@@ -223,6 +228,26 @@ pub fn run(
         juju.action_fail(&msg)?;
     }
     Ok(results)
+}
+
+/// The timer's scheduled backup ([`backup::scheduled`]), in the hook context `juju-exec`
+/// gives: logged, never an action; a failure is a warning in the log and a non-zero exit.
+pub fn scheduled_backup(ctx: &JujuContext, juju: &dyn Juju, etcd: &dyn Etcd) -> bool {
+    let action = Action::new(ctx, juju, etcd, Params::default());
+    match backup::scheduled(&action) {
+        Ok(msg) => {
+            juju.log(Level::Info, &format!("scheduled backup: {msg}"));
+            true
+        }
+        Err(Stop::Fail(msg)) => {
+            juju.log(Level::Warning, &format!("scheduled backup failed: {msg}"));
+            false
+        }
+        Err(Stop::Juju(e)) => {
+            juju.log(Level::Warning, &format!("scheduled backup failed: {e}"));
+            false
+        }
+    }
 }
 
 #[cfg(test)]

@@ -83,6 +83,7 @@ pub const SPECS: &[ActionSpec] = &[
             p("path", Kind::Str, None),
             p("resource", Kind::Bool, Some("false")),
             p("sha256", Kind::Str, None),
+            p("backup-id", Kind::Str, None),
             p("keep-previous", Kind::Bool, Some("true")),
         ],
     },
@@ -120,6 +121,14 @@ pub const SPECS: &[ActionSpec] = &[
             },
             p("keep-previous", Kind::Bool, Some("true")),
         ],
+    },
+    ActionSpec {
+        name: "create-backup",
+        params: &[],
+    },
+    ActionSpec {
+        name: "list-backups",
+        params: &[],
     },
 ];
 

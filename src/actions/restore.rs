@@ -16,11 +16,18 @@ and the leader data announces it. The other units then see their members removed
 data aside and are admitted again one at a time (the reconcile path's "removed member rejoins").
 If the restored member does not start, the previous data dir is put back and started.
 
-Result keys: `path`, `sha256`, `checksum`, `revision`, `total-keys`, `member-id`,
-`removed-members`, `previous-data`, `output`.
+With `backup-id=<id>` the snapshot is a backup in the object store of `s3-credentials`
+(any application's: disaster recovery), downloaded with its sha256 checked and removed at the
+end. Where the installed etcd can (`--bump-revision`: 3.4.27+, 3.5.10+), revisions are bumped
+past the cluster's current one and older ones marked compacted, so watchers never see them go
+back.
+
+Result keys: `path`, `sha256`, `checksum`, `revision`, `revision-bump`, `total-keys`,
+`member-id`, `removed-members`, `previous-data`, `output`.
 */
 
-use super::{common, machine, Action, Results, Stop};
+use super::{backup, common, machine, snapshot, Action, Results, Stop};
+use crate::core::backup as core_backup;
 use crate::core::observed::keys;
 use crate::core::render;
 use crate::etcd::{retry_not_yet, Member, MemberStatus};
@@ -29,6 +36,31 @@ use crate::machine::{state, Machine};
 use crate::paths;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// A backup downloaded for the restore: removed when the action ends, whatever happens.
+struct Downloaded(PathBuf);
+
+impl Drop for Downloaded {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Backup `id` from the object store, downloaded (its sha256 checked) into the charm's work
+/// dir; the file and its sha256 as the object's metadata gives it.
+fn download(a: &Action, id: &str) -> Result<(Downloaded, String), Stop> {
+    if a.params.text("path").is_some() || a.params.flag("resource") {
+        return super::fail(
+            "give one of path=<file>, resource=true or backup-id=<id>, not several; nothing was \
+             changed",
+        );
+    }
+    let dir = backup::work_dir();
+    snapshot::ensure_dir(&dir)?;
+    let file = Downloaded(dir.join(format!("restore-{}.db", common::key_part(id))));
+    let meta = backup::fetch(a, id, &file.0)?;
+    Ok((file, meta.sha256))
+}
 
 /// The snapshot file, from the params.
 fn source(a: &Action) -> Result<PathBuf, Stop> {
@@ -100,14 +132,27 @@ struct Snapshot {
     /// How its integrity was checked, for the result.
     checksum: String,
     status: machine::SnapshotStatus,
+    /// The etcd version that restores it.
+    installed: String,
 }
 
 /// 1. The file: an etcd v3 snapshot with its integrity hash, from an etcd this one can read,
 ///    with the sha256 it should have, readable by `etcdctl snapshot status`.
-fn check_file(a: &Action, r: &mut Results, local: &str) -> Result<Snapshot, Stop> {
-    let file = source(a)?;
-    let shown = file.display().to_string();
-    r.set("path", &shown);
+fn check_file(
+    a: &Action,
+    r: &mut Results,
+    local: &str,
+    backup: Option<&(Downloaded, String)>,
+) -> Result<Snapshot, Stop> {
+    let (file, shown) = match (backup, a.params.text("backup-id")) {
+        (Some((d, _)), Some(id)) => (d.0.clone(), format!("backup {id}")),
+        _ => {
+            let file = source(a)?;
+            let shown = file.display().to_string();
+            (file, shown)
+        }
+    };
+    r.set("path", file.display());
     let info = machine::inspect_snapshot(&file).or_else(unchanged)?;
     if !info.has_hash {
         return unchanged(format!(
@@ -122,7 +167,11 @@ fn check_file(a: &Action, r: &mut Results, local: &str) -> Result<Snapshot, Stop
     let sha =
         machine::sha256(&file).or_else(|e| unchanged(format!("cannot checksum {shown}: {e}")))?;
     r.set("sha256", &sha);
-    let checksum = match expected_sha(a, &file)? {
+    let expected = match backup {
+        Some((_, sha)) => Some((sha.clone(), "the backup's sha256 metadata".to_string())),
+        None => expected_sha(a, &file)?,
+    };
+    let checksum = match expected {
         Some((want, from)) if want != sha => {
             return unchanged(format!(
                 "{shown} has sha256 {sha} but {from} says {want}: the file is not the snapshot \
@@ -143,6 +192,7 @@ fn check_file(a: &Action, r: &mut Results, local: &str) -> Result<Snapshot, Stop
         info,
         checksum,
         status,
+        installed,
     })
 }
 
@@ -238,6 +288,7 @@ fn unpack(
     peer_url: &str,
     restored: &Path,
     token: &str,
+    bump: Option<u64>,
 ) -> Result<(), Stop> {
     let shown = &snap.shown;
     let needed = snap.info.size + 128 * 1024 * 1024;
@@ -257,7 +308,7 @@ fn unpack(
         snap.status.revision, snap.status.total_keys
     ));
     let name = a.ctx.member_name();
-    let restore = machine::snapshot_restore(&snap.file, restored, &name, peer_url, token);
+    let restore = machine::snapshot_restore(&snap.file, restored, &name, peer_url, token, bump);
     if let Err(e) = restore {
         let _ = std::fs::remove_dir_all(restored);
         return unchanged(match e.contains("expected sha256") {
@@ -361,13 +412,22 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
     common::require_leader(a, "restore")?;
     let keep_previous = a.params.flag("keep-previous");
     let local = common::local_endpoint(a);
-    let snap = check_file(a, r, &local)?;
+    let backup = match a.params.text("backup-id") {
+        Some(id) => Some(download(a, id)?),
+        None => None,
+    };
+    let snap = check_file(a, r, &local, backup.as_ref())?;
     let cluster = check_cluster(a, &local)?;
+    // Past the cluster's current revision, where this etcd can bump (watchers never go back).
+    let live = a.etcd.revision(&cluster.endpoints).ok();
+    let live = live.and_then(|v| u64::try_from(v).ok());
+    let snap_rev = u64::try_from(snap.status.revision).unwrap_or(0);
+    let bump = core_backup::bump(&snap.installed, snap_rev, live);
     let home = Path::new(paths::ETCD_HOME);
     let stamp = common::stamp(common::now_secs());
     let restored = home.join(format!("restore-{stamp}"));
     let token = Host.random_token();
-    unpack(a, &snap, &cluster.peer_url, &restored, &token)?;
+    unpack(a, &snap, &cluster.peer_url, &restored, &token, bump)?;
     let removed = remove_others(a, r, &cluster, &restored)?;
     let aside = home.join(format!("data.before-restore-{stamp}"));
     let new = swap(a, &local, &restored, &aside, &stamp)?;
@@ -380,6 +440,14 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
         },
     };
     let (revision, name) = (snap.status.revision, a.ctx.member_name());
+    let bumped = match bump {
+        Some(n) => format!("revisions bumped by {n} past the cluster's, older ones compacted"),
+        None => format!(
+            "revisions not bumped (etcd {} cannot: 3.4.27+ or 3.5.10+ can)",
+            snap.installed
+        ),
+    };
+    r.set("revision-bump", bump.unwrap_or(0));
     r.set("checksum", &snap.checksum);
     r.set("revision", revision);
     r.set("total-keys", snap.status.total_keys);
@@ -388,8 +456,8 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
     r.set(
         "output",
         format!(
-            "restored {} (revision {revision}) on {name}, now a one-member cluster; {}. The \
-             other units ({}) rejoin it one at a time by themselves: watch `juju status`. \
+            "restored {} (revision {revision}) on {name}, now a one-member cluster; {}; {bumped}. \
+             The other units ({}) rejoin it one at a time by themselves: watch `juju status`. \
              Previous data: {previous}",
             snap.shown,
             snap.checksum,

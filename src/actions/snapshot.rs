@@ -11,6 +11,7 @@ Result keys: `path`, `size`, `sha256`, `etcd-version`, `revision`, `total-keys`,
 */
 
 use super::{common, machine, Action, Results, Stop};
+use crate::etcd::MemberStatus;
 use crate::paths;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
@@ -39,28 +40,45 @@ pub fn check_target(target: &str) -> Result<PathBuf, String> {
     Ok(p.to_path_buf())
 }
 
-/// The action.
-pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
-    let target = a
-        .params
-        .text("target")
-        .unwrap_or(super::params::SNAPSHOT_DIR)
-        .to_string();
-    let dir = check_target(&target).or_else(|e| super::fail(format!("{e}; nothing was saved")))?;
-    if !dir.is_dir() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .or_else(|e| {
-                super::fail(format!(
-                    "cannot create {}: {e}; choose another target",
-                    dir.display()
-                ))
-            })?;
+/// A snapshot saved and checked.
+pub struct Saved {
+    /// Its path.
+    pub path: PathBuf,
+    /// Its file name.
+    pub name: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its SHA-256, hex.
+    pub sha256: String,
+    /// The member it came from (`name (unit)`).
+    pub member: String,
+    /// That member's status when asked.
+    pub status: MemberStatus,
+    /// What `snapshot status` read from the file.
+    pub file: machine::SnapshotStatus,
+}
+
+/// Creates `dir` (mode 0700) if it is missing.
+pub fn ensure_dir(dir: &Path) -> Result<(), Stop> {
+    if dir.is_dir() {
+        return Ok(());
     }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .or_else(|e| {
+            super::fail(format!(
+                "cannot create {}: {e}; choose another target",
+                dir.display()
+            ))
+        })
+}
+
+/// Saves a snapshot of the first voting member that answers at `endpoints` into `dir` (which
+/// must exist), named `<prefix>-<member>-<time>.db`, checked as restore will check it, owner-only.
+pub fn save(a: &Action, dir: &Path, endpoints: &[String], prefix: &str) -> Result<Saved, Stop> {
     // The first member that answers and is not a learner (learners cannot send snapshots).
-    let endpoints = common::endpoints(a);
     let Some((endpoint, status)) = endpoints.iter().find_map(|ep| {
         let s = a.etcd.status(ep).ok().filter(|s| !s.is_learner)?;
         Some((ep.clone(), s))
@@ -70,13 +88,13 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
             endpoints.join(", ")
         ));
     };
-    let members = a.etcd.member_list(&endpoints).unwrap_or_default();
+    let members = a.etcd.member_list(endpoints).unwrap_or_default();
     let member = members
         .iter()
         .find(|m| m.id == status.member_id)
         .map_or(format!("{:x}", status.member_id), common::label);
     let needed = status.db_size.max(0) as u64 + MARGIN;
-    if let Some(free) = machine::free_bytes(&dir) {
+    if let Some(free) = machine::free_bytes(dir) {
         if free < needed {
             return super::fail(format!(
                 "{} has {} free and the snapshot needs about {} (database {} plus a margin): \
@@ -89,7 +107,7 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
         }
     }
     let name = format!(
-        "etcd-snapshot-{}-{}.db",
+        "{prefix}-{}-{}.db",
         common::key_part(&member),
         common::stamp(common::now_secs())
     );
@@ -116,14 +134,14 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
         true => machine::snapshot_status(&part),
         false => Err("it has no integrity hash".into()),
     });
-    let status_of_file = checked.or_else(|e| {
+    let file = checked.or_else(|e| {
         cleanup();
         super::fail(format!(
             "the snapshot received from {member} is not readable ({e}); nothing was saved. \
              Try again, or on another unit"
         ))
     })?;
-    let sha = machine::sha256(&part).or_else(|e| {
+    let sha256 = machine::sha256(&part).or_else(|e| {
         cleanup();
         super::fail(format!(
             "cannot checksum the snapshot: {e}; nothing was saved"
@@ -133,18 +151,40 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
         cleanup();
         super::fail(e)
     })?;
+    Ok(Saved {
+        path,
+        name,
+        size,
+        sha256,
+        member,
+        status,
+        file,
+    })
+}
+
+/// The action.
+pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
+    let target = a
+        .params
+        .text("target")
+        .unwrap_or(super::params::SNAPSHOT_DIR)
+        .to_string();
+    let dir = check_target(&target).or_else(|e| super::fail(format!("{e}; nothing was saved")))?;
+    ensure_dir(&dir)?;
+    let s = save(a, &dir, &common::endpoints(a), "etcd-snapshot")?;
+    let (name, sha) = (&s.name, &s.sha256);
     let sidecar = dir.join(format!("{name}.sha256"));
     if let Err(e) = std::fs::write(&sidecar, format!("{sha}  {name}\n")) {
         a.progress(&format!("cannot write {}: {e}", sidecar.display()));
     }
-    let path_text = path.display().to_string();
+    let path_text = s.path.display().to_string();
     r.set("path", &path_text);
-    r.set("size", size);
-    r.set("sha256", &sha);
-    r.set("etcd-version", &status.version);
-    r.set("revision", status_of_file.revision);
-    r.set("total-keys", status_of_file.total_keys);
-    r.set("member", &member);
+    r.set("size", s.size);
+    r.set("sha256", sha);
+    r.set("etcd-version", &s.status.version);
+    r.set("revision", s.file.revision);
+    r.set("total-keys", s.file.total_keys);
+    r.set("member", &s.member);
     r.set(
         "copy-cmd",
         format!("juju ssh {} sudo cat {path_text} > {name}", a.ctx.unit_name),
@@ -152,11 +192,11 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
     r.set(
         "output",
         format!(
-            "saved a snapshot of {member} at revision {} to {path_text} ({}, sha256 {sha}, etcd \
-             {})",
-            status_of_file.revision,
-            common::human_bytes(size),
-            status.version
+            "saved a snapshot of {} at revision {} to {path_text} ({}, sha256 {sha}, etcd {})",
+            s.member,
+            s.file.revision,
+            common::human_bytes(s.size),
+            s.status.version
         ),
     );
     Ok(())

@@ -6,6 +6,7 @@ An invalid value gives a [`ConfigError`] that names the option and its valid val
 charm applies nothing until it is fixed.
 */
 
+use crate::core::backup::{self, Retention};
 use serde_json::{Map, Value};
 
 /// The validated charm config.
@@ -40,6 +41,12 @@ pub struct CharmConfig {
     /// Port of etcd's plain-http metrics listener (`metrics_port`: `/metrics`, `/health`) on
     /// the unit's address, scraped by COS agents.
     pub metrics_port: u16,
+    /// Scheduled backups to object storage: the period in seconds (`backup_schedule`); `None`
+    /// is off.
+    pub backup_period: Option<u64>,
+    /// How many and how old of this application's backups are kept (`backup_retention_count`,
+    /// `backup_retention_days`; 0 is no limit).
+    pub backup_retention: Retention,
 }
 
 /// The loopback port the charm's facts exporter serves on (not an option: no other port may
@@ -62,6 +69,8 @@ impl Default for CharmConfig {
             tls: false,
             enable_v2: false,
             metrics_port: 2381,
+            backup_period: None,
+            backup_retention: Retention::default(),
         }
     }
 }
@@ -242,6 +251,13 @@ impl TryFrom<&Map<String, Value>> for CharmConfig {
                 return Err(invalid(option, &Value::from(p), &expected));
             }
         }
+        let schedule = string(raw, "backup_schedule", "")?;
+        let backup_period = backup::parse_schedule(&schedule)
+            .map_err(|e| invalid("backup_schedule", &Value::String(schedule), &e))?;
+        let backup_retention = Retention {
+            count: int(raw, "backup_retention_count", 0, 0, 10_000)? as u32,
+            days: int(raw, "backup_retention_days", 0, 0, 36_500)? as u32,
+        };
         Ok(CharmConfig {
             port,
             management_port,
@@ -256,6 +272,8 @@ impl TryFrom<&Map<String, Value>> for CharmConfig {
             tls,
             enable_v2,
             metrics_port,
+            backup_period,
+            backup_retention,
         })
     }
 }
@@ -341,5 +359,31 @@ mod tests {
         let e = parse(json!({"port": FACTS_PORT})).unwrap_err();
         assert_eq!(e.option, "port");
         assert!(e.expected.contains("facts exporter"));
+    }
+
+    #[test]
+    fn backup_options() {
+        let c = parse(json!({"backup_schedule": "6h", "backup_retention_count": 7,
+            "backup_retention_days": "30"}))
+        .unwrap();
+        assert_eq!(c.backup_period, Some(6 * 3600));
+        assert_eq!(c.backup_retention, Retention { count: 7, days: 30 });
+        assert_eq!(
+            parse(json!({"backup_schedule": ""})).unwrap().backup_period,
+            None
+        );
+        let e = parse(json!({"backup_schedule": "0 3 * * *"})).unwrap_err();
+        assert!(
+            e.to_string().starts_with(
+                "invalid config backup_schedule=0 3 * * *: must be empty (no scheduled backups), \
+                 hourly, daily, weekly, or a period"
+            ),
+            "{e}"
+        );
+        let e = parse(json!({"backup_retention_count": -1})).unwrap_err();
+        assert_eq!(
+            (e.option.as_str(), e.expected.as_str()),
+            ("backup_retention_count", "an integer from 0 to 10000")
+        );
     }
 }

@@ -10,10 +10,12 @@ A unit test in the crate root checks that no module here names an effectful one.
 - [`cos`]: the `cos-agent` data (alert rules, dashboards, scrape jobs) for COS agents;
   [`facts`]: the charm's own metrics file and the unit that serves it.
 - [`render`]: etcd's config, the systemd unit and the `etcdctl` wrapper.
+- [`backup`]: backups to object storage: schedule, who takes one, retention, object names.
 - [`config`]: raw `config-get` JSON → validated [`config::CharmConfig`]; [`status`]: every status
   text; [`version`]: which etcd version may replace which.
 */
 
+pub mod backup;
 pub mod config;
 pub mod cos;
 pub mod effect;

@@ -95,6 +95,9 @@ pub mod peer_keys {
     /// The etcd version this unit's member runs (kept while it does not answer): the leader
     /// publishes the lowest as the cluster's (`etcd-version` leader data).
     pub const VERSION: &str = "etcd-version";
+    /// When the newest verified backup this unit took was taken (Unix time): the status warns
+    /// when the newest of all is older than twice `backup_schedule`.
+    pub const BACKUP_VERIFIED: &str = "backup-verified";
     /// A certificate signing request (PEM) for this member's key, valid for its names: the
     /// leader signs a client-port certificate (client CA) and a peer certificate (peer CA).
     pub const TLS_CSR: &str = "tls-csr";
@@ -348,6 +351,9 @@ pub struct Local {
     pub tls_request_record: Option<String>,
     /// Why the last `etcd` resource attached was not installed, while that stands.
     pub refused_resource: Option<Refusal>,
+    /// Age in seconds of the newest verified backup the units announce (`backup-verified`),
+    /// read only while a backup schedule is set.
+    pub backup_verified_age: Option<u64>,
 }
 
 /// What the status round found: each started member's own answer and the active alarms.

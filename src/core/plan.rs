@@ -642,5 +642,6 @@ fn health(o: &Observed, cfg: &CharmConfig) -> Health {
         learners: learners.map(|m| label(o, m)).collect(),
         alarms: alarms.collect(),
         full: full.collect(),
+        stale_backup: crate::core::backup::stale(cfg.backup_period, o.local.backup_verified_age),
     }
 }

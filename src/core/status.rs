@@ -27,6 +27,8 @@ pub struct Health {
     pub alarms: Vec<(String, String)>,
     /// Members whose backend uses more than [`USAGE_WARNING`] % of the quota, with the percent.
     pub full: Vec<(String, u64)>,
+    /// The newest verified backup's age, when it is older than twice the backup schedule.
+    pub stale_backup: Option<String>,
 }
 
 impl Health {
@@ -72,6 +74,11 @@ impl Health {
         }
         if n % 2 == 0 {
             m.push_str("; an odd number of units is recommended");
+        }
+        if let Some(age) = &self.stale_backup {
+            m.push_str(&format!(
+                "; the last verified backup is {age} old, over twice backup_schedule: see `juju debug-log` and `juju run {APP}/leader list-backups`"
+            ));
         }
         m
     }
@@ -319,6 +326,19 @@ fn refusal_message(r: &Refusal) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn active_warns_of_a_stale_backup() {
+        let h = Health {
+            stale_backup: Some("2d 1h".into()),
+            ..Health::healthy(3)
+        };
+        assert_eq!(
+            Status::Active(h).message_for("etcd"),
+            "3 members healthy; the last verified backup is 2d 1h old, over twice \
+             backup_schedule: see `juju debug-log` and `juju run etcd/leader list-backups`"
+        );
+    }
 
     #[test]
     fn active_notes_even_clusters() {

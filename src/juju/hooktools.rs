@@ -225,6 +225,11 @@ impl Juju for HookTools {
         Ok(string_map(json("relation-get", &run("relation-get", &a)?)?))
     }
 
+    fn relation_get_app(&self, relation_id: &str, app: &str) -> Result<Settings, JujuError> {
+        let a = args(["--format=json", "-r", relation_id, "--app", "-", app]);
+        Ok(string_map(json("relation-get", &run("relation-get", &a)?)?))
+    }
+
     fn relation_set(&self, relation_id: &str, settings: &Settings) -> Result<(), JujuError> {
         // Values (such as `client_key`) go through a file, never the command line.
         let file = SettingsFile::new("relation-set", settings)?;

@@ -99,6 +99,8 @@ pub trait Juju {
     fn relation_list(&self, relation_id: &str) -> Result<Vec<String>, JujuError>;
     /// `relation-get -r <id> - <unit>`: one unit's databag (string values only).
     fn relation_get(&self, relation_id: &str, unit: &str) -> Result<Settings, JujuError>;
+    /// `relation-get -r <id> --app - <app>`: a remote application's databag.
+    fn relation_get_app(&self, relation_id: &str, app: &str) -> Result<Settings, JujuError>;
     /// `relation-set -r <id> k=v...`: buffered until the hook exits 0.
     fn relation_set(&self, relation_id: &str, settings: &Settings) -> Result<(), JujuError>;
     /// `status-set <status> <message>`.

@@ -8,8 +8,10 @@ The machine boundary: what the charm does on its host, behind the [`Machine`] tr
   of any [`Machine`].
 - [`tls`]: the cluster's CA and this member's TLS files.
 - [`metrics`]: the charm's own metrics file, the exporter's unit, and its serving mode.
+- [`backup`]: the scheduled backups' systemd timer.
 */
 
+pub mod backup;
 pub mod host;
 pub mod install;
 pub mod metrics;

@@ -39,11 +39,15 @@ pub fn reconcile(
         )
     };
     let mut done: Vec<Effect> = Vec::new();
+    let mut period = None;
+    let mut staying = true;
     for _ in 0..MAX_PASSES {
         let o = {
             let _span = tracing::debug_span!("observe").entered();
             observe(ctx, hook, juju, etcd, machine)?
         };
+        period = o.config.as_ref().ok().and_then(|c| c.backup_period);
+        staying = !o.departing && !matches!(o.hook, Hook::Stop | Hook::Remove);
         let planned = tracing::debug_span!("plan").entered();
         let mut p = plan(&o);
         drop(planned);
@@ -67,9 +71,31 @@ pub fn reconcile(
             break;
         }
     }
+    backup_timer(ctx, juju, machine, period, staying);
     let _span = tracing::debug_span!("status").entered();
     set_status(juju, machine, &status, ctx.app_name())?;
     Ok(())
+}
+
+/// The scheduled backups' timer, in line with the schedule and the `s3-credentials` relation
+/// (asked about only while a schedule is set). A failure is logged, never the hook's.
+fn backup_timer(
+    ctx: &JujuContext,
+    juju: &dyn Juju,
+    machine: &dyn Machine,
+    period: Option<u64>,
+    staying: bool,
+) {
+    let related = period.is_some()
+        && juju
+            .relation_ids(crate::core::backup::RELATION)
+            .is_ok_and(|ids| !ids.is_empty());
+    let unit = &ctx.unit_name;
+    match crate::machine::backup::sync_timer(machine, unit, period, related, staying) {
+        Ok(true) => juju.log(Level::Info, "scheduled backups: timer updated"),
+        Ok(false) => {}
+        Err(e) => juju.log(Level::Warning, &format!("scheduled backups: {e}")),
+    }
 }
 
 /// `status-set`, skipped when the status is the one this charm set last (the common

@@ -218,6 +218,23 @@ fn address(
     }
 }
 
+/// The age of the newest verified backup any unit announces in its peer data.
+fn backup_verified_age(
+    juju: &dyn Juju,
+    rel: Option<&str>,
+    own: &Settings,
+) -> Result<Option<u64>, JujuError> {
+    let at = |s: &Settings| s.get(peer_keys::BACKUP_VERIFIED)?.parse::<u64>().ok();
+    let mut newest = at(own);
+    if let Some(rel) = rel {
+        for unit in juju.relation_list(rel)? {
+            newest = newest.max(at(&juju.relation_get(rel, &unit)?));
+        }
+    }
+    let now = crate::machine::host::now_secs();
+    Ok(newest.map(|t| now.saturating_sub(t)))
+}
+
 /// Reads every fact for one pass. Only real failures of Juju's tools are errors.
 pub fn observe(
     ctx: &JujuContext,
@@ -334,6 +351,10 @@ pub fn observe(
         tls_record: state::tls_record(machine),
         tls_request_record: tls::pending_record(machine),
         refused_resource: state::refused_resource(machine),
+        backup_verified_age: match config.as_ref().ok().and_then(|c| c.backup_period) {
+            Some(_) => backup_verified_age(juju, peer_relation.as_deref(), &own_peer_data)?,
+            None => None,
+        },
     };
     Ok(Observed {
         unit: ctx.unit_name.clone(),

@@ -1,0 +1,473 @@
+/*!
+Backups to object storage (issue 14): `create-backup` and `list-backups`, and the download
+`restore backup-id=…` uses. What to name, keep and prune is decided in
+[`crate::core::backup`] (which documents the object layout); this module talks to the store.
+
+The store comes from the `s3-credentials` relation: the provider's application databag, with
+the keys in it (plain form) or in the Juju secret its `secret-extra` names (secret form). Credentials stay in memory: never in an argv (the S3 client is in-process), a log, a
+status or a result; the client's errors name the endpoint and bucket, not the keys.
+*/
+
+use super::{backup_verify, common, machine, snapshot, Action, Results, Stop};
+use crate::core::backup::{self as plan, BackupMeta, Owner, Stored};
+use crate::core::observed::peer_keys;
+use crate::juju::context::PEER_ENDPOINT;
+use crate::juju::Settings;
+use crate::paths;
+use objstore::{interface, Store};
+use std::path::{Path, PathBuf};
+
+use plan::RELATION as ENDPOINT;
+
+/// Where snapshots wait for their upload, and downloads for their restore (0700).
+pub fn work_dir() -> PathBuf {
+    Path::new(paths::STATE_DIR).join("backups")
+}
+
+/// A connected store: the client, its runtime, the key prefix.
+pub struct S3 {
+    store: Store,
+    rt: tokio::runtime::Runtime,
+    /// The relation's `path` (key prefix), slashes trimmed.
+    pub path: String,
+}
+
+impl S3 {
+    /// Runs one store call to completion.
+    fn run<T>(&self, f: impl std::future::Future<Output = T>) -> T {
+        self.rt.block_on(f)
+    }
+
+    /// The bucket's name.
+    pub fn bucket(&self) -> &str {
+        self.store.bucket()
+    }
+}
+
+/// Fails, saying what was not done.
+fn failed<T>(what: &str, e: impl std::fmt::Display) -> Result<T, Stop> {
+    super::fail(format!("{e}; {what}"))
+}
+
+/// The store from the `s3-credentials` relation.
+pub fn connect(a: &Action) -> Result<S3, Stop> {
+    let none = || {
+        super::fail(format!(
+            "no object store: relate an s3 provider first, e.g. `juju integrate {}:{ENDPOINT} \
+             s3-integrator`; nothing was done",
+            a.ctx.app_name()
+        ))
+    };
+    let Some(rid) = a.juju.relation_ids(ENDPOINT)?.into_iter().next() else {
+        return none();
+    };
+    let Some(app) = a.juju.relation_list(&rid)?.first().map(|u| {
+        let app = u.split('/').next().unwrap_or(u);
+        app.to_string()
+    }) else {
+        return none();
+    };
+    let mut data = a.juju.relation_get_app(&rid, &app)?;
+    // The secret form (s3 interface v1): the keys are in the Juju secret `secret-extra` names.
+    if let Some(uri) = data.get("secret-extra").filter(|u| !u.is_empty()).cloned() {
+        let content = a.juju.secret_get(&uri, true).or_else(|e| {
+            super::fail(format!(
+                "cannot read the s3 credentials secret the provider shared ({e}): check that it \
+                 is granted to this application; nothing was done"
+            ))
+        })?;
+        for key in ["access-key", "secret-key"] {
+            if let Some(v) = content.get(key) {
+                data.insert(key.to_string(), v.clone());
+            }
+        }
+    }
+    let info = interface::from_databag(&data).or_else(|e| failed("nothing was done", e))?;
+    let store = Store::new(&info.config).or_else(|e| failed("nothing was done", e))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .or_else(|e| failed("nothing was done", format!("no runtime: {e}")))?;
+    Ok(S3 {
+        store,
+        rt,
+        path: info.path,
+    })
+}
+
+/// This application, as the backups' metadata names it.
+fn owner(a: &Action) -> Owner {
+    Owner {
+        application: a.ctx.app_name().to_string(),
+        model_uuid: std::env::var("JUJU_MODEL_UUID").unwrap_or_default(),
+    }
+}
+
+/// Every backup under the relation's path, with its metadata (one `HEAD` each), oldest first.
+pub fn list(s3: &S3) -> Result<Vec<Stored>, objstore::Error> {
+    let listed = s3.run(s3.store.list(&plan::prefix(&s3.path)))?;
+    let mut out = Vec::new();
+    for obj in listed {
+        let Some(id) = plan::id_of_key(&s3.path, &obj.key) else {
+            continue;
+        };
+        let head = s3.run(s3.store.head(&obj.key))?;
+        let meta = head.and_then(|h| BackupMeta::from_map(&h.metadata));
+        let taken = plan::parse_backup_id(&id).unwrap_or(0);
+        out.push(Stored {
+            id,
+            taken,
+            size: obj.size,
+            meta,
+        });
+    }
+    out.sort_by_key(|s| s.taken);
+    Ok(out)
+}
+
+/// Removes this application's backups beyond the retention options; the ids removed.
+fn prune(a: &Action, s3: &S3, now: u64) -> Result<Vec<String>, objstore::Error> {
+    let keep = a.config().backup_retention;
+    if keep == plan::Retention::default() {
+        return Ok(vec![]);
+    }
+    let stored = list(s3)?;
+    let gone = plan::to_prune(&stored, &owner(a), now, keep);
+    for id in &gone {
+        a.progress(&format!("retention: removing backup {id}"));
+        s3.run(s3.store.delete(&plan::object_key(&s3.path, id)))?;
+    }
+    Ok(gone)
+}
+
+/// Announces a verified backup taken at `now` in this unit's peer data (the status of every unit
+/// warns when the newest is older than twice the schedule); a failure is only logged.
+fn announce_verified(a: &Action, now: u64) {
+    let rel = a
+        .juju
+        .relation_ids(PEER_ENDPOINT)
+        .ok()
+        .and_then(|r| r.into_iter().next());
+    let Some(rel) = rel else { return };
+    let settings = Settings::from([(peer_keys::BACKUP_VERIFIED.to_string(), now.to_string())]);
+    if let Err(e) = a.juju.relation_set(&rel, &settings) {
+        a.progress(&format!(
+            "cannot announce the verified backup in peer data: {e}"
+        ));
+    }
+}
+
+/// `create-backup`: a snapshot of this unit's member, uploaded and checked, then retention.
+pub fn create(a: &Action, r: &mut Results) -> Result<(), Stop> {
+    let s3 = connect(a)?;
+    take(a, r, &s3)
+}
+
+/// Takes one backup to `s3` and prunes; the results of `create-backup`.
+fn take(a: &Action, r: &mut Results, s3: &S3) -> Result<(), Stop> {
+    let now = common::now_secs();
+    let id = plan::backup_id(now);
+    let key = plan::object_key(&s3.path, &id);
+    let bucket = s3.bucket().to_string();
+    s3.run(s3.store.check())
+        .or_else(|e| failed("no backup was taken", e))?;
+    if s3.run(s3.store.head(&key)).ok().flatten().is_some() {
+        return super::fail(format!(
+            "backup {id} already exists in bucket `{bucket}` (another unit took one this \
+             second): nothing was done; run create-backup again"
+        ));
+    }
+    let dir = work_dir();
+    snapshot::ensure_dir(&dir)?;
+    let local = common::local_endpoint(a);
+    let saved = snapshot::save(a, &dir, &[local], "backup")?;
+    let verify = backup_verify::test_restore(a, &saved.path, saved.size, saved.file.revision);
+    let verified = match &verify {
+        Ok(rev) => format!("yes: a test restore served revision {rev}"),
+        Err(e) => format!("no: {e}"),
+    };
+    let meta = BackupMeta {
+        application: owner(a).application,
+        model_uuid: owner(a).model_uuid,
+        unit: a.ctx.unit_name.clone(),
+        member: saved.member.clone(),
+        etcd_version: saved.status.version.clone(),
+        revision: saved.file.revision.max(0) as u64,
+        total_keys: saved.file.total_keys.max(0) as u64,
+        sha256: saved.sha256.clone(),
+        verified: verify.is_ok(),
+    };
+    let pairs = meta.to_pairs();
+    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    a.progress(&format!(
+        "uploading {} ({}) to bucket `{bucket}` as {key}",
+        saved.name,
+        common::human_bytes(saved.size)
+    ));
+    let sent = s3.run(s3.store.put_file(&key, &saved.path, &pairs));
+    let _ = std::fs::remove_file(&saved.path);
+    let sent = sent.or_else(|e| failed("no backup was stored", e))?;
+    if sent.sha256 != saved.sha256 {
+        let _ = s3.run(s3.store.delete(&key));
+        return super::fail(
+            "the snapshot changed during its upload: no backup was stored; run create-backup again",
+        );
+    }
+    if meta.verified {
+        announce_verified(a, now);
+    }
+    let pruned = match prune(a, s3, now) {
+        Ok(ids) => common::list_or_none(&ids),
+        Err(e) => format!("retention failed: {e}"),
+    };
+    r.set("backup-id", &id);
+    r.set("key", &key);
+    r.set("bucket", &bucket);
+    r.set("size", sent.size);
+    r.set("sha256", &sent.sha256);
+    r.set("etcd-version", &meta.etcd_version);
+    r.set("revision", meta.revision);
+    r.set("member", &meta.member);
+    r.set("parts", sent.parts);
+    r.set("pruned", &pruned);
+    r.set("verified", &verified);
+    r.set(
+        "output",
+        format!(
+            "backup {id} of {} at revision {} stored in bucket `{bucket}` as {key} ({}, sha256 \
+             {} checked after upload); verified: {verified}; pruned: {pruned}. Restore it with \
+             `juju run {}/leader restore backup-id={id}`",
+            meta.member,
+            meta.revision,
+            common::human_bytes(sent.size),
+            sent.sha256,
+            a.ctx.app_name()
+        ),
+    );
+    Ok(())
+}
+
+/// The scheduled backup (the timer's `backup/scheduled`, in hook context): taken here when a
+/// schedule is set, this unit is the one [`plan::taker`] names from the members' health, and
+/// this application has no backup in the current period. What happened, for the log.
+pub fn scheduled(a: &Action) -> Result<String, Stop> {
+    let Some(period) = a.config().backup_period else {
+        return Ok("scheduled backups are off (backup_schedule is empty)".into());
+    };
+    let endpoints = common::endpoints(a);
+    let members = a.etcd.member_list(&endpoints).or_else(|e| {
+        super::fail(format!(
+            "no scheduled backup: cannot list the members ({e})"
+        ))
+    })?;
+    let units = common::units(a);
+    let candidates: Vec<plan::Candidate> = members
+        .iter()
+        .filter_map(|m| {
+            let unit = common::unit_of(&units, m)?.unit.clone();
+            let status = m.client_urls.first().and_then(|ep| a.etcd.status(ep).ok());
+            let healthy = status.as_ref().is_some_and(common::healthy) && m.started();
+            let raft_leader = status.is_some_and(|s| s.leader == s.member_id);
+            Some(plan::Candidate {
+                unit,
+                healthy: healthy && !m.is_learner,
+                raft_leader,
+            })
+        })
+        .collect();
+    match plan::taker(&candidates) {
+        Some(u) if u == a.ctx.unit_name => {}
+        Some(u) => return Ok(format!("{u} takes the scheduled backups")),
+        None => return super::fail("no scheduled backup: no member is healthy. Check `health`"),
+    }
+    let s3 = connect(a)?;
+    let stored = list(&s3).or_else(|e| failed("no scheduled backup was taken", e))?;
+    let me = owner(a);
+    let latest = stored.iter().filter(|s| s.ours(&me)).map(|s| s.taken).max();
+    if !plan::due(common::now_secs(), period, latest) {
+        return Ok("the scheduled backup of this period is taken".into());
+    }
+    let mut r = Results::default();
+    take(a, &mut r, &s3)?;
+    Ok(r.get("output").unwrap_or_default().to_string())
+}
+
+/// `list-backups`: every backup under the relation's path, newest first.
+pub fn list_action(a: &Action, r: &mut Results) -> Result<(), Stop> {
+    let s3 = connect(a)?;
+    let mut stored = list(&s3).or_else(|e| failed("nothing was listed", e))?;
+    stored.reverse();
+    let mut table = format!(
+        "{:<21} | {:>10} | {:<8} | {:>10} | {:<20} | {:<12} | verified",
+        "backup-id", "size", "etcd", "revision", "member", "application"
+    );
+    for s in &stored {
+        let k = format!("backups.{}", common::key_part(&s.id));
+        let m = s.meta.clone().unwrap_or_default();
+        let verified = match &s.meta {
+            Some(m) if m.verified => "yes",
+            Some(_) => "no",
+            None => "no (not written by this charm)",
+        };
+        r.set(format!("{k}.id"), &s.id);
+        r.set(format!("{k}.time"), &s.id);
+        r.set(format!("{k}.size"), s.size);
+        r.set(format!("{k}.etcd-version"), &m.etcd_version);
+        r.set(format!("{k}.revision"), m.revision);
+        r.set(format!("{k}.member"), &m.member);
+        r.set(format!("{k}.application"), &m.application);
+        r.set(format!("{k}.verified"), verified);
+        table.push_str(&format!(
+            "\n{:<21} | {:>10} | {:<8} | {:>10} | {:<20} | {:<12} | {verified}",
+            s.id, s.size, m.etcd_version, m.revision, m.member, m.application
+        ));
+    }
+    let last = match plan::last_verified(&stored, common::now_secs()) {
+        Some((s, age)) => {
+            r.set("last-verified", &s.id);
+            r.set("last-verified-age", plan::human_age(age));
+            format!(
+                "last verified backup: {} ({} ago)",
+                s.id,
+                plan::human_age(age)
+            )
+        }
+        None => "no verified backup".to_string(),
+    };
+    r.set("count", stored.len());
+    r.set("output", format!("{table}\n{last}"));
+    Ok(())
+}
+
+/// Downloads backup `id` to `dest` (its sha256 checked on the way: a corrupt or foreign object
+/// never lands there); its metadata. Nothing in the cluster changes on a failure.
+pub fn fetch(a: &Action, id: &str, dest: &Path) -> Result<BackupMeta, Stop> {
+    let unchanged = "nothing was changed";
+    if plan::parse_backup_id(id).is_none() {
+        return super::fail(format!(
+            "backup-id {id:?} is not a backup id (like 2026-12-01T17:40:21Z): run list-backups; \
+             {unchanged}"
+        ));
+    }
+    let s3 = connect(a)?;
+    let key = plan::object_key(&s3.path, id);
+    let bucket = s3.bucket().to_string();
+    let head = s3
+        .run(s3.store.head(&key))
+        .or_else(|e| failed(unchanged, e))?;
+    let Some(head) = head else {
+        return super::fail(format!(
+            "there is no backup {id} in bucket `{bucket}` (key {key}): run list-backups; \
+             {unchanged}"
+        ));
+    };
+    let Some(meta) = BackupMeta::from_map(&head.metadata) else {
+        return super::fail(format!(
+            "{key} in bucket `{bucket}` is not a backup written by this charm (no {} metadata): \
+             {unchanged}",
+            plan::FORMAT
+        ));
+    };
+    if let Some(free) = machine::free_bytes(dest.parent().unwrap_or(dest)) {
+        if free < head.size + 64 * 1024 * 1024 {
+            return super::fail(format!(
+                "{} has {} free and backup {id} is {}: free some space; {unchanged}",
+                dest.parent().unwrap_or(dest).display(),
+                common::human_bytes(free),
+                common::human_bytes(head.size)
+            ));
+        }
+    }
+    a.progress(&format!(
+        "downloading backup {id} ({}) from bucket `{bucket}`",
+        common::human_bytes(head.size)
+    ));
+    s3.run(s3.store.get_file(&key, dest))
+        .or_else(|e| failed(unchanged, e))?;
+    Ok(meta)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actions::params::Params;
+    use crate::fakes::{FakeEtcd, FakeJuju};
+    use crate::juju::context::JujuContext;
+    use serde_json::json;
+
+    fn settings(pairs: &[(&str, &str)]) -> Settings {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// `connect` on a fake with this provider data: the store, or the failure.
+    fn connect_with(juju: &FakeJuju) -> Result<S3, String> {
+        let ctx = JujuContext {
+            unit_name: "etcd/0".into(),
+            ..JujuContext::default()
+        };
+        let etcd = FakeEtcd::healthy(1);
+        let a = Action::new(&ctx, juju, &etcd, Params::default());
+        connect(&a).map_err(|e| match e {
+            Stop::Fail(m) => m,
+            Stop::Juju(e) => e.to_string(),
+        })
+    }
+
+    #[test]
+    fn the_plain_and_the_secret_form() {
+        let place = [
+            ("bucket", "b"),
+            ("endpoint", "http://10.0.0.5:3900"),
+            ("path", "/etcd/"),
+        ];
+        let mut juju = FakeJuju::new("etcd/0", json!({}));
+        let mut plain = settings(&place);
+        plain.extend(settings(&[("access-key", "GK1"), ("secret-key", "s3cr3t")]));
+        juju.s3 = Some(plain);
+        let s3 = connect_with(&juju).unwrap();
+        assert_eq!((s3.bucket(), s3.path.as_str()), ("b", "etcd"));
+
+        let mut secret = settings(&place);
+        secret.insert("secret-extra".into(), "secret://model/s3creds".into());
+        juju.s3 = Some(secret);
+        let e = connect_with(&juju).err().unwrap();
+        assert!(
+            e.starts_with("cannot read the s3 credentials secret"),
+            "{e}"
+        );
+        let keys = settings(&[("access-key", "GK1"), ("secret-key", "s3cr3t")]);
+        juju.secrets.borrow_mut().insert("s3creds".into(), keys);
+        assert_eq!(connect_with(&juju).unwrap().bucket(), "b");
+
+        juju.s3 = Some(settings(&place));
+        let e = connect_with(&juju).err().unwrap();
+        assert!(e.contains("has no access-key, secret-key yet"), "{e}");
+        assert!(!e.contains("s3cr3t"), "{e}");
+    }
+
+    #[test]
+    fn without_a_relation_the_actions_say_what_to_relate() {
+        let etcd = FakeEtcd::healthy(3);
+        for action in ["create-backup", "list-backups"] {
+            let juju = FakeJuju::new("etcd/0", json!({}));
+            juju.run(action, &etcd);
+            juju.failure_starting(
+                "no object store: relate an s3 provider first, e.g. `juju integrate \
+                 etcd:s3-credentials s3-integrator`",
+            );
+        }
+        assert!(etcd.calls().iter().all(|c| !c.starts_with("snapshot")));
+    }
+
+    #[test]
+    fn restore_refuses_a_bad_backup_id_before_anything() {
+        let etcd = FakeEtcd::healthy(3);
+        let juju = FakeJuju::new("etcd/0", json!({"backup-id": "latest"}));
+        juju.run("restore", &etcd);
+        juju.failure_starting("backup-id \"latest\" is not a backup id");
+        assert!(etcd.calls().is_empty());
+    }
+}
