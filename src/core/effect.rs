@@ -32,6 +32,8 @@ pub enum Effect {
     RecordMemberId(u64),
     /// Move a removed member's data dir aside so the unit can rejoin.
     Wipe,
+    /// Put the (empty) data dir on the `data` store's volume ([`crate::core::storage`]).
+    UseVolume,
     /// `open-port` for clients.
     OpenPort(u16),
     /// `relation-set` on the peer relation (this unit's data).

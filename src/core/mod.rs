@@ -10,6 +10,7 @@ A unit test in the crate root checks that no module here names an effectful one.
 - [`render`]: etcd's config, the systemd unit and the `etcdctl` wrapper.
 - [`config`]: raw `config-get` JSON → validated [`config::CharmConfig`]; [`status`]: every status
   text; [`version`]: which etcd version may replace which.
+- [`storage`]: the data dir on Juju storage (placement, a volume from another unit).
 */
 
 pub mod config;
@@ -20,4 +21,5 @@ pub mod plan;
 pub mod relations;
 pub mod render;
 pub mod status;
+pub mod storage;
 pub mod version;

@@ -227,15 +227,58 @@ pub fn ensure_user_and_dirs() -> Result<(), HostError> {
     Ok(())
 }
 
-/// Moves the data dir aside (kept as `data.removed-<time>`). Earlier copies are kept too: only an
-/// operator may decide that a member's old data no longer matters.
+/// Moves the data dir aside (kept as `data.removed-<UTC time>` beside it: on the volume when the
+/// data dir is a link to it, where an empty one is made again). Earlier copies are kept too:
+/// only an operator may decide that a member's old data no longer matters.
 fn move_data_aside() -> Result<(), HostError> {
     let data = Path::new(paths::DATA_DIR);
-    if data.exists() {
-        let aside = format!("{}.removed-{}", paths::DATA_DIR, now_secs());
-        fs::rename(data, &aside).map_err(io_err(data))?;
+    let real = fs::read_link(data).unwrap_or_else(|_| data.to_path_buf());
+    if real.exists() {
+        let aside = format!("{}.removed-{}", real.display(), utc_stamp(now_secs()));
+        fs::rename(&real, &aside).map_err(io_err(&real))?;
+    }
+    if real.as_path() != data {
+        ensure_dir(&real, 0o700)?;
     }
     Ok(())
+}
+
+/// Puts the empty data dir on the `data` store's volume: the volume's root and data dir owned
+/// by etcd (0700), and the data dir a link to it. A data dir that holds anything is never
+/// replaced (`rmdir` refuses).
+fn use_volume() -> Result<(), HostError> {
+    ensure_user_and_dirs()?;
+    let etcd = user_ids("etcd").unwrap_or((0, 0));
+    for dir in [paths::VOLUME, paths::VOLUME_DATA_DIR] {
+        let p = Path::new(dir);
+        let meta = ensure_dir(p, 0o700)?;
+        if (meta.uid(), meta.gid()) != etcd {
+            std::os::unix::fs::chown(p, Some(etcd.0), Some(etcd.1)).map_err(io_err(p))?;
+        }
+    }
+    let data = Path::new(paths::DATA_DIR);
+    match fs::symlink_metadata(data) {
+        Ok(m) if m.file_type().is_symlink() => fs::remove_file(data).map_err(io_err(data))?,
+        Ok(_) => fs::remove_dir(data).map_err(io_err(data))?,
+        Err(_) => {}
+    }
+    std::os::unix::fs::symlink(paths::VOLUME_DATA_DIR, data).map_err(io_err(data))
+}
+
+/// `20261201T181500Z`: a UTC time for names, from seconds since the epoch.
+fn utc_stamp(secs: u64) -> String {
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Days to a civil date (Howard Hinnant's algorithm), for 1970 onwards.
+    let z = days + 719_468;
+    let (era, doe) = (z / 146_097, z % 146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    let (h, m, s) = (rest / 3_600, rest % 3_600 / 60, rest % 60);
+    format!("{year:04}{month:02}{day:02}T{h:02}{m:02}{s:02}Z")
 }
 
 /// Seconds since the epoch.
@@ -342,6 +385,12 @@ impl Machine for Host {
     fn move_data_aside(&self) -> Result<(), HostError> {
         move_data_aside()
     }
+    fn use_volume(&self) -> Result<(), HostError> {
+        use_volume()
+    }
+    fn read_link(&self, path: &str) -> Option<String> {
+        Some(fs::read_link(path).ok()?.to_str()?.to_string())
+    }
     fn install(
         &self,
         juju: &dyn Juju,
@@ -361,6 +410,13 @@ impl Machine for Host {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn utc_stamps_name_the_day_and_time() {
+        assert_eq!(utc_stamp(0), "19700101T000000Z");
+        assert_eq!(utc_stamp(951_782_400), "20000229T000000Z");
+        assert_eq!(utc_stamp(1_796_142_896), "20261201T163456Z");
+    }
 
     fn scratch(name: &str) -> PathBuf {
         let dir =

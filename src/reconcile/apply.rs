@@ -16,7 +16,7 @@ other voting member's status: enough of them must be healthy to keep a quorum.
 use super::set_status;
 use crate::core::effect::{Effect, Plan};
 use crate::core::membership::{initial_cluster, joining_keys, restart_keys};
-use crate::core::observed::{keys, Joining, Observed};
+use crate::core::observed::{keys, Joining, Observed, VolumeOwner};
 use crate::core::render;
 use crate::core::status::Status;
 use crate::etcd::{retry_not_yet_on, Etcd, EtcdError, Member, MemberStatus};
@@ -134,8 +134,9 @@ pub fn apply(
                 let msg = format!("wrote this member's TLS certificate for {names}");
                 juju.log(Level::Info, &msg);
             }
-            Effect::RecordMemberId(id) => state::record_member_id(machine, *id)?,
+            Effect::RecordMemberId(id) => run.record_member_id(*id)?,
             Effect::Wipe => run.wipe()?,
+            Effect::UseVolume => run.use_volume()?,
             Effect::PeerSet(rel, s) | Effect::RelationSet(rel, s) => juju.relation_set(rel, s)?,
             Effect::LeaderSet(s) => juju.leader_set(s)?,
             Effect::Admit { unit, peer_url } => out.progressed = run.admit(unit, peer_url)?,
@@ -469,14 +470,53 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// This unit's member was removed from the cluster: its data goes aside so it can rejoin.
+    /// This unit's member was removed from the cluster (or the volume brought a removed
+    /// member's data): its data goes aside so it can rejoin.
     fn wipe(&self) -> Result<(), HostError> {
-        self.juju.log(
-            Level::Warning,
-            "this unit's member was removed from the cluster: moving its data aside to rejoin",
+        let whose = match &self.o.local.volume.owner {
+            Some(w) if self.o.local.volume.in_use && w.unit != self.o.unit => {
+                format!(
+                    "the storage volume holds removed member {:x}'s data (of {})",
+                    w.member_id, w.unit
+                )
+            }
+            _ => "this unit's member was removed from the cluster".to_string(),
+        };
+        let dir = match self.o.local.volume.in_use {
+            true => paths::VOLUME_DATA_DIR,
+            false => paths::DATA_DIR,
+        };
+        let msg = format!(
+            "{whose}: moving it aside to {dir}.removed-<UTC time> (kept: delete it once no longer needed) and joining as a new member"
         );
+        self.juju.log(Level::Warning, &msg);
         let _ = self.machine.systemctl(&["stop", paths::SERVICE]);
         state::wipe_data_dir(self.machine)
+    }
+
+    /// Records the member id the data dir belongs to, and on the volume whose member it is.
+    fn record_member_id(&self, id: u64) -> Result<(), HostError> {
+        state::record_member_id(self.machine, id)?;
+        if !self.o.local.volume.in_use {
+            return Ok(());
+        }
+        let owner = VolumeOwner {
+            member_id: id,
+            unit: self.o.unit.clone(),
+        };
+        state::record_volume_owner(self.machine, &owner)
+    }
+
+    /// Puts the empty data dir on the `data` store's volume.
+    fn use_volume(&self) -> Result<(), HostError> {
+        self.machine.use_volume()?;
+        let msg = format!(
+            "etcd's data dir {} is on the storage volume ({})",
+            paths::DATA_DIR,
+            paths::VOLUME_DATA_DIR
+        );
+        self.juju.log(Level::Info, &msg);
+        Ok(())
     }
 
     /// Moves Raft leadership away if asked, removes this member, and leaves a clear error when
@@ -530,7 +570,8 @@ impl Run<'_> {
             m.remove(f);
         }
         let _ = m.systemctl(&["daemon-reload"]);
-        if state::has_member_data(m) {
+        // Data on the volume stays as it is: the volume may be attached to another unit.
+        if state::has_member_data(m) && !self.o.local.volume.in_use {
             state::wipe_data_dir(m)?;
         }
         m.remove(paths::STATE_DIR);

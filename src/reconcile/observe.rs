@@ -15,6 +15,7 @@ use crate::core::observed::{
     keys, peer_keys, ClientRelation, ClusterView, LeaderData, Leadership, Local, Observed, Peer,
 };
 use crate::core::render;
+use crate::core::storage;
 use crate::etcd::{Etcd, Member, MemberStatus};
 use crate::juju::context::{member_name, Hook, JujuContext, PEER_ENDPOINT};
 use crate::juju::{Juju, JujuError, Level, Settings};
@@ -197,11 +198,12 @@ pub fn observe(
         hostname: machine.hostname(),
         tls_record: state::tls_record(machine),
         refused_resource: state::refused_resource(machine),
+        volume: state::volume(machine),
     };
     Ok(Observed {
         unit: ctx.unit_name.clone(),
         hook: hook.clone(),
-        departing: ctx.is_departing_self() || state::departing(machine),
+        departing: ctx.is_departing_self() || storage::detaching(hook) || state::departing(machine),
         leadership,
         config,
         leader_data,
