@@ -94,8 +94,14 @@ fn data_dir_on_storage_survives_a_unit_replacement() {
     sh(&sb, &new, &format!("test -d {aside}/member/wal"));
     let log = sb.ok(&["debug-log", "--replay", "--no-tail", "--include", &new]);
     assert!(
-        log.contains("removed member") && log.contains("data.removed-"),
-        "the set-aside is logged on {new}"
+        log.contains("removed member")
+            && log.contains("data.removed-")
+            && log.contains("→ VolumeSetAside"),
+        "the set-aside is logged on {new}: {}",
+        log.lines()
+            .filter(|l| l.contains("aside") || l.contains("storage"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     let units = sb.units("etcd");
     for u in &units {

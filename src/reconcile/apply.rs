@@ -374,7 +374,7 @@ impl Run<'_> {
         }
         match self.wait_healthy(&self.local_url(Some(config)), HEALTH_WAIT) {
             Some(s) => {
-                state::record_member_id(m, s.member_id)?;
+                self.record_member_id(s.member_id)?;
                 if !s.version.is_empty() {
                     juju.application_version_set(&s.version)?;
                 }
@@ -463,7 +463,7 @@ impl Run<'_> {
         let deadline = m.now() + START_WAIT;
         while m.now() < deadline {
             if let Ok(s) = self.etcd.status(&local) {
-                return state::record_member_id(m, s.member_id);
+                return self.record_member_id(s.member_id);
             }
             m.sleep(Duration::from_millis(500));
         }
