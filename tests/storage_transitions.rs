@@ -142,25 +142,23 @@ fn storage_detaching_leaves_the_cluster_and_stops_etcd() {
     assert!(storage::detaching(&Hook::parse("data-storage-detaching")));
     assert!(!storage::detaching(&Hook::parse("logs-storage-detaching")));
     assert!(!storage::detaching(&Hook::parse("data-storage-attached")));
-    // Observe marks the unit departing in that hook: the departing unit's plan follows.
+    // Observe marks the unit departing in that hook: the plan is the departing unit's (hand
+    // Raft leadership over, leave, stop etcd), the volume's data left as it is.
     let mut o = running(0, vec![member(2), member(0), member(1)], 0);
-    o.hook = Hook::parse("data-storage-detaching");
     o.departing = true;
+    o.hook = Hook::parse("cluster-relation-departed");
+    let departed = plan(&o);
+    o.hook = Hook::parse("data-storage-detaching");
     o.local.volume = Volume {
         mounted: true,
         in_use: true,
         owner: None,
     };
     let p = plan(&o);
-    assert_eq!(p.effects[0], Effect::MarkDeparting);
-    assert_eq!(
-        p.effects[1],
-        Effect::Leave {
-            id: 0x100,
-            transfer_to: Some(0x101)
-        }
-    );
+    assert_eq!(p, departed);
+    assert!(p.effects.iter().any(|e| matches!(e, Effect::Leave { .. })));
     assert!(p.effects.contains(&Effect::Stop));
+    assert!(!p.effects.contains(&Effect::Wipe));
     assert_eq!(p.status, Status::Leaving);
 }
 
