@@ -234,7 +234,7 @@ fn move_data_aside() -> Result<(), HostError> {
     let data = Path::new(paths::DATA_DIR);
     let real = fs::read_link(data).unwrap_or_else(|_| data.to_path_buf());
     if real.exists() {
-        let aside = format!("{}.removed-{}", real.display(), utc_stamp(now_secs()));
+        let aside = format!("{}.removed-{}", real.display(), stamp(now_secs()));
         fs::rename(&real, &aside).map_err(io_err(&real))?;
     }
     if real.as_path() != data {
@@ -265,20 +265,20 @@ fn use_volume() -> Result<(), HostError> {
     std::os::unix::fs::symlink(paths::VOLUME_DATA_DIR, data).map_err(io_err(data))
 }
 
-/// `20261201T181500Z`: a UTC time for names, from seconds since the epoch.
-fn utc_stamp(secs: u64) -> String {
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    // Days to a civil date (Howard Hinnant's algorithm), for 1970 onwards.
-    let z = days + 719_468;
-    let (era, doe) = (z / 146_097, z % 146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    let (h, m, s) = (rest / 3_600, rest % 3_600 / 60, rest % 60);
-    format!("{year:04}{month:02}{day:02}T{h:02}{m:02}{s:02}Z")
+/// A UTC timestamp for file names: `20250131T235959Z`.
+pub fn stamp(secs: u64) -> String {
+    let t = i64::try_from(secs).ok();
+    let t = t.and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok());
+    let t = t.unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
 /// Seconds since the epoch.
@@ -410,13 +410,6 @@ impl Machine for Host {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn utc_stamps_name_the_day_and_time() {
-        assert_eq!(utc_stamp(0), "19700101T000000Z");
-        assert_eq!(utc_stamp(951_782_400), "20000229T000000Z");
-        assert_eq!(utc_stamp(1_796_142_896), "20261201T163456Z");
-    }
 
     fn scratch(name: &str) -> PathBuf {
         let dir =
