@@ -270,15 +270,9 @@ pub fn stamp(secs: u64) -> String {
     let t = i64::try_from(secs).ok();
     let t = t.and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok());
     let t = t.unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    let (y, m, d) = (t.year(), u8::from(t.month()), t.day());
+    let (hh, mm, ss) = t.time().as_hms();
+    format!("{y:04}{m:02}{d:02}T{hh:02}{mm:02}{ss:02}Z")
 }
 
 /// Seconds since the epoch.
