@@ -533,6 +533,8 @@ pub enum FakeInstall {
 pub struct FakeMachine {
     pub files: RefCell<BTreeMap<String, String>>,
     pub dirs: RefCell<BTreeSet<String>>,
+    /// Symbolic links: path → target (not followed).
+    pub links: RefCell<BTreeMap<String, String>>,
     /// etcd's service runs.
     pub active: Cell<bool>,
     pub calls: RefCell<Vec<String>>,
@@ -549,6 +551,7 @@ impl FakeMachine {
         FakeMachine {
             files: RefCell::new(BTreeMap::new()),
             dirs: RefCell::new(BTreeSet::new()),
+            links: RefCell::new(BTreeMap::new()),
             active: Cell::new(false),
             calls: RefCell::new(Vec::new()),
             install: RefCell::new(FakeInstall::Version("3.4.23".into())),
@@ -661,6 +664,15 @@ impl Machine for FakeMachine {
         self.call("move the data dir aside".into());
         self.remove(crate::paths::DATA_DIR);
         Ok(())
+    }
+    fn use_volume(&self) -> Result<(), HostError> {
+        self.call("put the data dir on the volume".into());
+        let (path, target) = (crate::paths::DATA_DIR, crate::paths::VOLUME_DATA_DIR);
+        self.links.borrow_mut().insert(path.into(), target.into());
+        Ok(())
+    }
+    fn read_link(&self, path: &str) -> Option<String> {
+        self.links.borrow().get(path).cloned()
     }
     fn install(
         &self,

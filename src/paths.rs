@@ -12,8 +12,18 @@ pub const UNIT_FILE: &str = "/etc/systemd/system/etcd.service";
 pub const SERVICE: &str = "etcd.service";
 /// etcd's home; only the etcd user may enter it.
 pub const ETCD_HOME: &str = "/var/lib/etcd";
-/// The member's data dir (mode 0700, owned by etcd).
+/// The member's data dir (mode 0700, owned by etcd): a directory on the root disk, or a link
+/// to [`VOLUME_DATA_DIR`] on a unit that started on Juju storage.
 pub const DATA_DIR: &str = "/var/lib/etcd/data";
+/// Where Juju mounts the `data` storage (`location` in `metadata.yaml`): a path no earlier
+/// revision used, so a refresh that adds the store hides nothing.
+pub const VOLUME: &str = "/var/lib/etcd/storage";
+/// The data dir on the volume; old data set aside stays beside it, on the same volume.
+pub const VOLUME_DATA_DIR: &str = "/var/lib/etcd/storage/data";
+/// On the volume: `<member id hex> <unit>` of the member its data dir belongs to.
+pub const VOLUME_OWNER: &str = "/var/lib/etcd/storage/member";
+/// The kernel's mount table as this process sees it (is the volume mounted?).
+pub const MOUNTINFO: &str = "/proc/self/mountinfo";
 /// Charm-owned state: the member id the data dir belongs to, the departing and restart marks.
 pub const STATE_DIR: &str = "/var/lib/etcd-charm";
 /// The charm's own metrics (Prometheus text), rewritten atomically by hooks and actions; world

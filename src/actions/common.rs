@@ -137,23 +137,7 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
-pub use crate::machine::host::now_secs;
-
-/// A UTC timestamp for file names: `20250131T235959Z`.
-pub fn stamp(secs: u64) -> String {
-    let t = i64::try_from(secs).ok();
-    let t = t.and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok());
-    let t = t.unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
-}
+pub use crate::machine::host::{now_secs, stamp};
 
 /// Fails unless this unit is the Juju leader.
 pub fn require_leader(a: &Action, what: &str) -> Result<(), Stop> {

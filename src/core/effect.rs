@@ -53,6 +53,8 @@ pub enum Effect {
     RecordMemberId(u64),
     /// Move a removed member's data dir aside so the unit can rejoin.
     Wipe,
+    /// Put the (empty) data dir on the `data` store's volume ([`crate::core::storage`]).
+    UseVolume,
     /// `open-port` for these ports (clients, metrics); `close-port` for any other this unit
     /// opened (a port option changed).
     OpenPorts(Vec<u16>),

@@ -13,6 +13,7 @@ A unit test in the crate root checks that no module here names an effectful one.
 - [`backup`]: backups to object storage: schedule, who takes one, retention, object names.
 - [`config`]: raw `config-get` JSON → validated [`config::CharmConfig`]; [`status`]: every status
   text; [`version`]: which etcd version may replace which.
+- [`storage`]: the data dir on Juju storage (placement, a volume from another unit).
 */
 
 pub mod backup;
@@ -26,4 +27,5 @@ pub mod plan;
 pub mod relations;
 pub mod render;
 pub mod status;
+pub mod storage;
 pub mod version;

@@ -354,6 +354,44 @@ pub struct Local {
     /// Age in seconds of the newest verified backup the units announce (`backup-verified`),
     /// read only while a backup schedule is set.
     pub backup_verified_age: Option<u64>,
+    /// The `data` store ([`crate::core::storage`]).
+    pub volume: Volume,
+}
+
+/// The `data` store's volume as this machine shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Volume {
+    /// Juju has mounted it at [`crate::paths::VOLUME`].
+    pub mounted: bool,
+    /// The data dir is a link to the volume's.
+    pub in_use: bool,
+    /// The member its data dir belongs to, as recorded on the volume.
+    pub owner: Option<VolumeOwner>,
+}
+
+/// Whose member data a volume holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeOwner {
+    /// The member id.
+    pub member_id: u64,
+    /// The unit that ran it, e.g. `etcd/1`.
+    pub unit: String,
+}
+
+impl VolumeOwner {
+    /// Parses the volume's record, `<member id hex> <unit>`.
+    pub fn parse(record: &str) -> Option<VolumeOwner> {
+        let (id, unit) = record.trim().split_once(' ')?;
+        Some(VolumeOwner {
+            member_id: u64::from_str_radix(id, 16).ok()?,
+            unit: unit.trim().to_string(),
+        })
+    }
+
+    /// The record written on the volume.
+    pub fn record(&self) -> String {
+        format!("{:x} {}\n", self.member_id, self.unit)
+    }
 }
 
 /// What the status round found: each started member's own answer and the active alarms.

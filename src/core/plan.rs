@@ -49,6 +49,7 @@ use crate::core::observed::{keys, tls_files_record, Issued, Leadership, Observed
 use crate::core::relations::{client_data, peer_data};
 use crate::core::render::{self, ClusterState, InitialCluster};
 use crate::core::status::{Health, Status, SwitchStep, USAGE_WARNING};
+use crate::core::storage;
 use crate::core::version::Version;
 use crate::etcd::Member;
 use crate::juju::context::Hook;
@@ -138,6 +139,17 @@ fn running(o: &Observed) -> Plan {
             p.status = status;
             return p;
         }
+    }
+    if let Some(e) = storage::placement(o) {
+        p.effects.push(e);
+        p.again = true;
+        return p;
+    }
+    if let Some((effects, status)) = storage::adopted(o) {
+        p.again = !effects.is_empty();
+        p.effects.extend(effects);
+        p.status = status;
+        return p;
     }
     let own = own_member(o, cfg, address, &mut p);
     p.status = switching_status(o, cfg.tls, own.status.clone());

@@ -187,6 +187,23 @@ pub enum Status {
     CannotLeave(String),
     /// etcd is stopped because the unit is going away.
     Stopped,
+    /// The storage volume holds another unit's member data: waiting for the member list.
+    VolumeCheck,
+    /// The storage volume holds the data of a member the cluster still lists (its unit is gone:
+    /// the leader removes it): not started.
+    VolumeOfListedMember {
+        /// The member id recorded on the volume.
+        id: u64,
+        /// The unit that ran it.
+        unit: String,
+    },
+    /// The storage volume held the data of a removed member: set aside, joining as a new one.
+    VolumeSetAside {
+        /// The member id recorded on the volume.
+        id: u64,
+        /// The unit that ran it.
+        unit: String,
+    },
 }
 
 impl Status {
@@ -200,8 +217,16 @@ impl Status {
                 step: SwitchStep::ThisUnit,
                 ..
             } => "maintenance",
-            Installing | Bootstrapping | Starting | Joining | Learner | Rejoining | Leaving
-            | Restarting | Stopped => "maintenance",
+            Installing
+            | Bootstrapping
+            | Starting
+            | Joining
+            | Learner
+            | Rejoining
+            | Leaving
+            | Restarting
+            | Stopped
+            | VolumeSetAside { .. } => "maintenance",
             WaitAddress
             | WaitBootstrap
             | WaitAdmission { .. }
@@ -212,6 +237,8 @@ impl Status {
             | WaitHealthy
             | WaitTlsCa
             | WaitTlsCert
+            | VolumeCheck
+            | VolumeOfListedMember { .. }
             | SwitchingTls { .. } => "waiting",
             NoLeadership | InvalidConfig(_) | NoResource(_) | ResourceRefused(_)
             | CannotLeave(_) => "blocked",
@@ -287,6 +314,15 @@ impl Status {
                 "cannot leave the cluster without breaking quorum ({why}): bring the other members back or remove dead units first"
             ),
             Stopped => "etcd stopped".into(),
+            VolumeCheck => {
+                "waiting for the member list to check the data on the attached storage".into()
+            }
+            VolumeOfListedMember { id, unit } => format!(
+                "the attached storage holds the data of member {id:x} ({unit}), which the cluster still lists: etcd not started until the leader removes that member (or `etcdctl member remove {id:x}` on another unit); this unit then sets the data aside and joins"
+            ),
+            VolumeSetAside { id, unit } => format!(
+                "the attached storage held the data of removed member {id:x} ({unit}): kept aside on it as data.removed-<time>, delete it when no longer needed; joining as a new member"
+            ),
         }
     }
 }

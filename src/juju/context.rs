@@ -53,6 +53,11 @@ pub enum Hook {
         /// Which relation event.
         event: RelationEvent,
     },
+    /// `<store>-storage-attached`: a store's volume is mounted (before `install` for the
+    /// storage a unit is deployed with).
+    StorageAttached(String),
+    /// `<store>-storage-detaching`: the volume goes once the hook exits.
+    StorageDetaching(String),
     /// Any other hook (`start`, `config-changed`, `update-status`, `leader-elected`, ...):
     /// they all run the reconcile path.
     Other(String),
@@ -74,6 +79,15 @@ impl Hook {
             ("-relation-departed", RelationEvent::Departed),
             ("-relation-broken", RelationEvent::Broken),
         ];
+        for (suffix, attached) in [("-storage-attached", true), ("-storage-detaching", false)] {
+            match name.strip_suffix(suffix) {
+                Some(store) if !store.is_empty() && attached => {
+                    return Hook::StorageAttached(store.into())
+                }
+                Some(store) if !store.is_empty() => return Hook::StorageDetaching(store.into()),
+                _ => {}
+            }
+        }
         for (suffix, event) in events {
             if let Some(endpoint) = name.strip_suffix(suffix) {
                 if !endpoint.is_empty() {
@@ -101,6 +115,8 @@ impl Hook {
                 };
                 format!("{endpoint}-relation-{event}")
             }
+            Hook::StorageAttached(store) => format!("{store}-storage-attached"),
+            Hook::StorageDetaching(store) => format!("{store}-storage-detaching"),
             Hook::Other(name) => name.clone(),
         }
     }
@@ -248,9 +264,19 @@ mod tests {
             "cluster-relation-departed",
             "update-status",
             "stop",
+            "data-storage-attached",
+            "data-storage-detaching",
         ] {
             assert_eq!(Hook::parse(name).name(), name);
         }
+        assert_eq!(
+            Hook::parse("data-storage-detaching"),
+            Hook::StorageDetaching("data".into())
+        );
+        assert_eq!(
+            Hook::parse("-storage-attached"),
+            Hook::Other("-storage-attached".into())
+        );
         assert_eq!(
             Hook::parse("-relation-joined"),
             Hook::Other("-relation-joined".into())

@@ -227,15 +227,52 @@ pub fn ensure_user_and_dirs() -> Result<(), HostError> {
     Ok(())
 }
 
-/// Moves the data dir aside (kept as `data.removed-<time>`). Earlier copies are kept too: only an
-/// operator may decide that a member's old data no longer matters.
+/// Moves the data dir aside (kept as `data.removed-<UTC time>` beside it: on the volume when the
+/// data dir is a link to it, where an empty one is made again). Earlier copies are kept too:
+/// only an operator may decide that a member's old data no longer matters.
 fn move_data_aside() -> Result<(), HostError> {
     let data = Path::new(paths::DATA_DIR);
-    if data.exists() {
-        let aside = format!("{}.removed-{}", paths::DATA_DIR, now_secs());
-        fs::rename(data, &aside).map_err(io_err(data))?;
+    let real = fs::read_link(data).unwrap_or_else(|_| data.to_path_buf());
+    if real.exists() {
+        let aside = format!("{}.removed-{}", real.display(), stamp(now_secs()));
+        fs::rename(&real, &aside).map_err(io_err(&real))?;
+    }
+    if real.as_path() != data {
+        ensure_dir(&real, 0o700)?;
     }
     Ok(())
+}
+
+/// Puts the empty data dir on the `data` store's volume: the volume's root and data dir owned
+/// by etcd (0700), and the data dir a link to it. A data dir that holds anything is never
+/// replaced (`rmdir` refuses).
+fn use_volume() -> Result<(), HostError> {
+    ensure_user_and_dirs()?;
+    let etcd = user_ids("etcd").unwrap_or((0, 0));
+    for dir in [paths::VOLUME, paths::VOLUME_DATA_DIR] {
+        let p = Path::new(dir);
+        let meta = ensure_dir(p, 0o700)?;
+        if (meta.uid(), meta.gid()) != etcd {
+            std::os::unix::fs::chown(p, Some(etcd.0), Some(etcd.1)).map_err(io_err(p))?;
+        }
+    }
+    let data = Path::new(paths::DATA_DIR);
+    match fs::symlink_metadata(data) {
+        Ok(m) if m.file_type().is_symlink() => fs::remove_file(data).map_err(io_err(data))?,
+        Ok(_) => fs::remove_dir(data).map_err(io_err(data))?,
+        Err(_) => {}
+    }
+    std::os::unix::fs::symlink(paths::VOLUME_DATA_DIR, data).map_err(io_err(data))
+}
+
+/// A UTC timestamp for file names: `20250131T235959Z`.
+pub fn stamp(secs: u64) -> String {
+    let t = i64::try_from(secs).ok();
+    let t = t.and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok());
+    let t = t.unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let (y, m, d) = (t.year(), u8::from(t.month()), t.day());
+    let (hh, mm, ss) = t.time().as_hms();
+    format!("{y:04}{m:02}{d:02}T{hh:02}{mm:02}{ss:02}Z")
 }
 
 /// Seconds since the epoch.
@@ -341,6 +378,12 @@ impl Machine for Host {
     }
     fn move_data_aside(&self) -> Result<(), HostError> {
         move_data_aside()
+    }
+    fn use_volume(&self) -> Result<(), HostError> {
+        use_volume()
+    }
+    fn read_link(&self, path: &str) -> Option<String> {
+        Some(fs::read_link(path).ok()?.to_str()?.to_string())
     }
     fn install(
         &self,

@@ -67,6 +67,10 @@ pub trait Machine: Clock {
     fn ensure_user_and_dirs(&self) -> Result<(), HostError>;
     /// Moves the data dir aside (`data.removed-<time>`); no earlier copy is deleted.
     fn move_data_aside(&self) -> Result<(), HostError>;
+    /// Makes the empty data dir a link to the `data` store's volume (etcd's, 0700).
+    fn use_volume(&self) -> Result<(), HostError>;
+    /// Where a symbolic link points; `None` when `path` is no link.
+    fn read_link(&self, path: &str) -> Option<String>;
     /// Installs etcd (see [`install::install`]) and returns its version.
     fn install(
         &self,

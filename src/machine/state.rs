@@ -6,6 +6,7 @@ version, a refused resource, what the TLS files were made from, the last status 
 
 use super::host::HostError;
 use super::Machine;
+use crate::core::observed::{Volume, VolumeOwner};
 use crate::core::version::Refusal;
 use crate::paths;
 
@@ -43,11 +44,36 @@ pub fn forget_member_id(m: &dyn Machine) {
 }
 
 /// Moves the data dir of a removed member aside so it can rejoin with an empty one; a live
-/// member's data dir is never touched (the plan checks).
+/// member's data dir is never touched (the plan checks). On the volume, the record of whose
+/// data it held goes with it.
 pub fn wipe_data_dir(m: &dyn Machine) -> Result<(), HostError> {
     m.move_data_aside()?;
     forget_member_id(m);
+    m.remove(paths::VOLUME_OWNER);
     m.ensure_user_and_dirs()
+}
+
+/// The `data` store's volume: mounted (a mount point in the kernel's table), in use (the data
+/// dir links to it), and whose member data it holds.
+pub fn volume(m: &dyn Machine) -> Volume {
+    let table = m.read(paths::MOUNTINFO).unwrap_or_default();
+    // mountinfo: id, parent id, major:minor, root, mount point, ...
+    let mounted = table
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(paths::VOLUME));
+    Volume {
+        mounted,
+        in_use: m.read_link(paths::DATA_DIR).as_deref() == Some(paths::VOLUME_DATA_DIR),
+        owner: m
+            .read(paths::VOLUME_OWNER)
+            .and_then(|r| VolumeOwner::parse(&r)),
+    }
+}
+
+/// Records on the volume whose member its data dir holds.
+pub fn record_volume_owner(m: &dyn Machine, owner: &VolumeOwner) -> Result<(), HostError> {
+    m.write(paths::VOLUME_OWNER, &owner.record(), 0o600)
+        .map(drop)
 }
 
 /// True when a restart was begun (files written) and not seen through.

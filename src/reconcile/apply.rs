@@ -17,7 +17,7 @@ use super::set_status;
 use crate::core::effect::{Effect, Plan};
 use crate::core::membership::{initial_cluster, joining_keys, restart_keys};
 use crate::core::observed::{
-    keys, peer_keys, secret_keys, CaKeys, Issued, Joining, Observed, TlsRequest,
+    keys, peer_keys, secret_keys, CaKeys, Issued, Joining, Observed, TlsRequest, VolumeOwner,
 };
 use crate::core::render;
 use crate::core::status::Status;
@@ -125,8 +125,9 @@ pub fn apply(
             Effect::Issue { unit } => run.issue(unit)?,
             Effect::TlsFiles { sans } => run.tls_files(sans)?,
             Effect::GrantSecret { id, relation } => juju.secret_grant(id, relation, None)?,
-            Effect::RecordMemberId(id) => state::record_member_id(machine, *id)?,
+            Effect::RecordMemberId(id) => run.record_member_id(*id)?,
             Effect::Wipe => run.wipe()?,
+            Effect::UseVolume => run.use_volume()?,
             Effect::PeerSet(rel, s) | Effect::RelationSet(rel, s) => juju.relation_set(rel, s)?,
             Effect::LeaderSet(s) => juju.leader_set(s)?,
             Effect::Admit { unit, peer_url } => out.progressed = run.admit(unit, peer_url)?,
@@ -483,7 +484,7 @@ impl Run<'_> {
         }
         match self.wait_healthy(&self.local_url(Some(config)), HEALTH_WAIT) {
             Some(s) => {
-                state::record_member_id(m, s.member_id)?;
+                self.record_member_id(s.member_id)?;
                 if !s.version.is_empty() {
                     juju.application_version_set(&s.version)?;
                 }
@@ -572,21 +573,60 @@ impl Run<'_> {
         let deadline = m.now() + START_WAIT;
         while m.now() < deadline {
             if let Ok(s) = self.etcd.status(&local) {
-                return state::record_member_id(m, s.member_id);
+                return self.record_member_id(s.member_id);
             }
             m.sleep(Duration::from_millis(500));
         }
         Ok(())
     }
 
-    /// This unit's member was removed from the cluster: its data goes aside so it can rejoin.
+    /// This unit's member was removed from the cluster (or the volume brought a removed
+    /// member's data): its data goes aside so it can rejoin.
     fn wipe(&self) -> Result<(), HostError> {
-        self.juju.log(
-            Level::Warning,
-            "this unit's member was removed from the cluster: moving its data aside to rejoin",
+        let whose = match &self.o.local.volume.owner {
+            Some(w) if self.o.local.volume.in_use && w.unit != self.o.unit => {
+                format!(
+                    "the storage volume holds removed member {:x}'s data (of {})",
+                    w.member_id, w.unit
+                )
+            }
+            _ => "this unit's member was removed from the cluster".to_string(),
+        };
+        let dir = match self.o.local.volume.in_use {
+            true => paths::VOLUME_DATA_DIR,
+            false => paths::DATA_DIR,
+        };
+        let msg = format!(
+            "{whose}: moving it aside to {dir}.removed-<UTC time> (kept: delete it once no longer needed) and joining as a new member"
         );
+        self.juju.log(Level::Warning, &msg);
         let _ = self.machine.systemctl(&["stop", paths::SERVICE]);
         state::wipe_data_dir(self.machine)
+    }
+
+    /// Records the member id the data dir belongs to, and on the volume whose member it is.
+    fn record_member_id(&self, id: u64) -> Result<(), HostError> {
+        state::record_member_id(self.machine, id)?;
+        if !self.o.local.volume.in_use {
+            return Ok(());
+        }
+        let owner = VolumeOwner {
+            member_id: id,
+            unit: self.o.unit.clone(),
+        };
+        state::record_volume_owner(self.machine, &owner)
+    }
+
+    /// Puts the empty data dir on the `data` store's volume.
+    fn use_volume(&self) -> Result<(), HostError> {
+        self.machine.use_volume()?;
+        let msg = format!(
+            "etcd's data dir {} is on the storage volume ({})",
+            paths::DATA_DIR,
+            paths::VOLUME_DATA_DIR
+        );
+        self.juju.log(Level::Info, &msg);
+        Ok(())
     }
 
     /// Moves Raft leadership away if asked, removes this member, and leaves a clear error when
@@ -661,7 +701,8 @@ impl Run<'_> {
             m.remove(f);
         }
         let _ = m.systemctl(&["daemon-reload"]);
-        if state::has_member_data(m) {
+        // Data on the volume stays as it is: the volume may be attached to another unit.
+        if state::has_member_data(m) && !self.o.local.volume.in_use {
             state::wipe_data_dir(m)?;
         }
         m.remove(paths::STATE_DIR);

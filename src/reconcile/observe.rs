@@ -19,6 +19,7 @@ use crate::core::observed::{
     Leadership, Local, Observed, Peer, Redacted, TlsRequest, TlsSecrets,
 };
 use crate::core::render;
+use crate::core::storage;
 use crate::etcd::{Etcd, Member, MemberStatus};
 use crate::juju::context::{member_name, Hook, JujuContext, PEER_ENDPOINT};
 use crate::juju::{Juju, JujuError, Level, Settings};
@@ -355,11 +356,12 @@ pub fn observe(
             Some(_) => backup_verified_age(juju, peer_relation.as_deref(), &own_peer_data)?,
             None => None,
         },
+        volume: state::volume(machine),
     };
     Ok(Observed {
         unit: ctx.unit_name.clone(),
         hook: hook.clone(),
-        departing: ctx.is_departing_self() || state::departing(machine),
+        departing: ctx.is_departing_self() || storage::detaching(hook) || state::departing(machine),
         leadership,
         config,
         leader_data,

@@ -145,6 +145,33 @@ fn a_settled_follower_does_not_read_its_peers_and_a_departing_mark_sticks() {
 }
 
 #[test]
+fn the_data_volume_is_observed_and_storage_detaching_departs() {
+    let (j, etcd, m) = (juju("etcd/0"), FakeEtcd::healthy(3), member_machine());
+    let o = observed(&j, &etcd, &m);
+    assert_eq!(o.local.volume, Default::default());
+    let mount = format!(
+        "812 790 0:52 /data-0 {} rw,relatime - ext4 /dev/sda1 rw\n",
+        paths::VOLUME
+    );
+    m.put(paths::MOUNTINFO, &mount);
+    m.use_volume().unwrap();
+    m.put(paths::VOLUME_OWNER, "1 etcd/0\n");
+    let o = observed(&j, &etcd, &m);
+    let owner = o
+        .local
+        .volume
+        .owner
+        .as_ref()
+        .map(|w| (w.member_id, w.unit.as_str()));
+    assert!(o.local.volume.mounted && o.local.volume.in_use);
+    assert_eq!(owner, Some((1, "etcd/0")));
+    assert!(!o.departing);
+    let detaching = Hook::parse("data-storage-detaching");
+    let o = observe(&j.ctx(), &detaching, &j, &etcd, &m).unwrap();
+    assert!(o.departing, "the unit leaves before its volume goes");
+}
+
+#[test]
 fn the_restart_grant_waits_for_a_quorum_of_the_others() {
     let j = juju("etcd/0");
     let m = member_machine();

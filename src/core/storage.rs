@@ -1,0 +1,53 @@
+/*!
+etcd's data dir on Juju storage (the `data` store), as pure decisions on observed facts.
+
+A unit whose data dir holds no member yet and whose volume is mounted puts its data dir on the
+volume ([`Effect::UseVolume`]: the data dir becomes a link to the volume's). A unit that already
+has a data dir on the root disk (one that ran before the store existed, then got it on
+`refresh`) keeps it there: nothing is moved or hidden.
+
+A volume brought from another unit (`add-unit --attach-storage`) holds that unit's member data,
+recorded on the volume with its member id. It is never started blindly: with the member list
+known, a member the cluster no longer lists has its data set aside on the volume (kept, never
+deleted) and the unit joins as a new member; a member still listed blocks the unit, saying how
+to go on. `data-storage-detaching` makes the unit leave as a departing one does, before the
+volume goes.
+*/
+
+use crate::core::effect::Effect;
+use crate::core::observed::Observed;
+use crate::core::status::Status;
+use crate::juju::context::Hook;
+
+/// The store's name in `metadata.yaml`.
+pub const STORE: &str = "data";
+
+/// True in `data-storage-detaching`: the unit leaves the cluster before its volume goes.
+pub fn detaching(hook: &Hook) -> bool {
+    matches!(hook, Hook::StorageDetaching(store) if store == STORE)
+}
+
+/// Puts the data dir on the mounted volume while it holds no member and etcd does not run.
+pub fn placement(o: &Observed) -> Option<Effect> {
+    let (v, l) = (&o.local.volume, &o.local);
+    (v.mounted && !v.in_use && !l.has_data && !l.service_active).then_some(Effect::UseVolume)
+}
+
+/// What to do with member data on the volume that another unit's member wrote, before
+/// anything starts on it: the effects and the status, or `None` when the data is this unit's
+/// (or no volume is in use).
+pub fn adopted(o: &Observed) -> Option<(Vec<Effect>, Status)> {
+    let (v, l) = (&o.local.volume, &o.local);
+    if !v.in_use || !l.has_data || l.service_active || l.member_id.is_some() {
+        return None;
+    }
+    let owner = v.owner.as_ref().filter(|w| w.unit != o.unit)?;
+    let (id, unit) = (owner.member_id, owner.unit.clone());
+    let Some(members) = &o.members else {
+        return Some((Vec::new(), Status::VolumeCheck));
+    };
+    if members.iter().any(|m| m.id == id) {
+        return Some((Vec::new(), Status::VolumeOfListedMember { id, unit }));
+    }
+    Some((vec![Effect::Wipe], Status::VolumeSetAside { id, unit }))
+}
