@@ -26,7 +26,10 @@ pub fn deploy_new(sh: &Arc<Shared>, st: &mut State) {
         .filter(|u| u.principal.is_some() && u.agent == Agent::Allocating)
         .filter_map(|u| {
             let m = st.model.machines.get(&u.machine)?;
-            let handle = m.handle.clone().filter(|_| m.state == "started")?;
+            let handle = m
+                .handle
+                .clone()
+                .filter(|_| m.state == super::model::MachineState::Started)?;
             let charm = st.model.apps.get(&u.app)?.charm_dir.clone();
             Some((u.name.clone(), handle, charm))
         })

@@ -156,7 +156,7 @@ pub fn serve(sh: &Arc<Shared>, machine: u32, req: ExecRequest) -> ToolResponse {
         let Some(t) = st.model.tasks.get(&id) else {
             return not_here(&req.unit);
         };
-        if matches!(t.status.as_str(), "completed" | "failed") && t.completed > 0.0 {
+        if t.status.is_done() && t.completed > 0.0 {
             return ToolResponse {
                 code: t.code,
                 stdout: t.stdout.clone(),

@@ -371,7 +371,7 @@ impl HookEnv for Env<'_> {
     }
     fn action_fail(&mut self, message: &str) -> Result<(), ToolError> {
         let t = self.task_mut()?;
-        t.status = "failed".into();
+        t.status = super::model::TaskStatus::Failed;
         t.message = message.into();
         Ok(())
     }

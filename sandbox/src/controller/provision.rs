@@ -1,7 +1,7 @@
 //! Machines for units: booting one per unit, installing the hook tools and the charm, and
 //! tearing machines down again.
 
-use super::model::{unit_tag, Agent};
+use super::model::{unit_tag, Agent, MachineState};
 use super::{runner, Shared, State, MACHINE_RUN_DIR};
 use crate::machine::{self, archive, Lab, Machine, MachineSpec};
 use anyhow::Context;
@@ -158,7 +158,7 @@ fn provision_now(sh: &Arc<Shared>, unit: &str) -> anyhow::Result<()> {
     let mut st = sh.lock();
     if let Some(m) = st.model.machines.get_mut(&spec.id) {
         m.mac = String::from_utf8_lossy(&mac.stdout).trim().to_string();
-        m.state = "started".into();
+        m.state = MachineState::Started;
     }
     super::storage::volumes::machine_started(&mut st.model, unit);
     if let Some(u) = st.model.units.get_mut(unit) {
@@ -230,7 +230,7 @@ fn refresh_hosts(st: &State) {
         text.push_str(&format!("{a} {h}\n"));
     }
     for m in st.model.machines.values() {
-        if let (Some(h), "started") = (&m.handle, m.state.as_str()) {
+        if let (Some(h), MachineState::Started) = (&m.handle, m.state) {
             let _ = h.write_file("/etc/hosts", text.as_bytes(), 0o644);
         }
     }
@@ -254,7 +254,7 @@ pub fn reboot(sh: &Arc<Shared>, unit: &str) {
             let mut st = sh.lock();
             if let Some(m) = st.model.machines.get_mut(&spec.id) {
                 m.handle = Some(handle);
-                m.state = "started".into();
+                m.state = MachineState::Started;
             }
             if let Some(u) = st.model.units.get_mut(&unit) {
                 u.agent = Agent::Idle;
@@ -320,8 +320,8 @@ pub fn resume(sh: &Arc<Shared>) {
             .as_ref()
             .and_then(|m| m.handle.as_ref())
             .is_some_and(|h| h.is_alive());
-        let state = m.map(|m| m.state).unwrap_or_default();
-        if state != "pending" {
+        let state = m.map(|m| m.state).unwrap_or(MachineState::Pending);
+        if state != MachineState::Pending {
             if let Err(e) = super::serve_tool_socket(sh, &mut st, mid) {
                 sh.log_line(
                     "controller",
@@ -331,19 +331,19 @@ pub fn resume(sh: &Arc<Shared>) {
             }
         }
         let u = st.model.units.get_mut(&unit).expect("unit");
-        match (state.as_str(), alive) {
-            ("started", true) => {
+        match (state, alive) {
+            (MachineState::Started, true) => {
                 if u.agent == Agent::Executing {
                     u.agent = Agent::Idle;
                 }
                 runner::ensure_worker(sh, &mut st, &unit);
                 super::storage::volumes::bind_new(sh, &st, &unit);
             }
-            ("pending", _) => provision(sh, &unit),
+            (MachineState::Pending, _) => provision(sh, &unit),
             _ => {
                 u.agent = Agent::Lost;
                 if let Some(m) = st.model.machines.get_mut(&mid) {
-                    m.state = "down".into();
+                    m.state = MachineState::Down;
                 }
             }
         }

@@ -1,6 +1,6 @@
 //! Answers to command-line requests.
 
-use super::model::{now, App, Event, Life, RelEnd, Task};
+use super::model::{now, App, Event, Life, MachineState, RelEnd, Task, TaskStatus};
 use super::{charm, lifecycle, provision, runner, Shared, State};
 use crate::api::{Request, Response};
 use serde_json::{json, Value};
@@ -167,7 +167,7 @@ fn dispatch(sh: &Arc<Shared>, st: &mut State, req: Request) -> Res {
         Request::KillMachine { unit } => {
             let (mid, h) = machine_of(st, &unit)?;
             h.kill().map_err(|e| format!("{e:#}"))?;
-            st.model.machines.get_mut(&mid).expect("machine").state = "down".into();
+            st.model.machines.get_mut(&mid).expect("machine").state = MachineState::Down;
             // Every unit on it, its subordinates too.
             for u in st.model.units.values_mut().filter(|u| u.machine == mid) {
                 u.agent = super::model::Agent::Lost;
@@ -528,7 +528,7 @@ fn new_task(st: &mut State, unit: &str, action: &str, params: Value) -> u64 {
             unit: unit.into(),
             action: action.into(),
             params,
-            status: "pending".into(),
+            status: TaskStatus::Pending,
             message: String::new(),
             results: json!({}),
             log: vec![],
@@ -575,7 +575,7 @@ fn restart_machine(sh: &Arc<Shared>, st: &mut State, unit: &str) -> Res {
                 .map_err(|e| format!("{e:#}"))?;
         }
     }
-    m.state = "pending".into();
+    m.state = MachineState::Pending;
     let u = st.model.units.get_mut(unit).expect("unit");
     u.agent = super::model::Agent::Allocating;
     // Juju runs start again after a reboot.

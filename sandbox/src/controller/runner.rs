@@ -3,7 +3,7 @@
 
 use super::hookenv::HookCtx;
 use super::lifecycle;
-use super::model::{now, unit_tag, Agent, Event, Life, Model};
+use super::model::{now, unit_tag, Agent, Event, Life, MachineState, Model, TaskStatus};
 use super::{Shared, State, MACHINE_RUN_DIR, TOOL_SOCKET};
 use crate::machine::Machine;
 use std::collections::HashMap;
@@ -68,7 +68,7 @@ fn next_runnable(st: &State, unit: &str) -> Option<usize> {
     let u = st.model.units.get(unit)?;
     let m = st.model.machines.get(&u.machine)?;
     if u.queue.is_empty()
-        || m.state != "started"
+        || m.state != MachineState::Started
         || matches!(u.agent, Agent::Allocating | Agent::Lost)
         || super::exec::machine_busy(st, unit)
     {
@@ -165,7 +165,7 @@ fn prepare(sh: &Arc<Shared>, st: &mut State, unit: &str, idx: usize) -> Option<J
     let ctx = HookCtx::new(unit, kind, ev.clone(), task);
     let (argv, env) = command_for(&st.model, unit, &ev, &hook, &ctx.id);
     if let Some(t) = task.and_then(|id| st.model.tasks.get_mut(&id)) {
-        t.status = "running".into();
+        t.status = TaskStatus::Running;
         t.started = now();
     }
     let machine = st.model.machines[&st.model.units[unit].machine]
@@ -353,7 +353,9 @@ fn finish(sh: &Arc<Shared>, unit: &str, job: Job, out: anyhow::Result<crate::mac
         .units
         .get(unit)
         .and_then(|u| st.model.machines.get(&u.machine))
-        .is_some_and(|m| m.state == "started" && m.handle.as_ref().is_some_and(|h| h.is_alive()));
+        .is_some_and(|m| {
+            m.state == MachineState::Started && m.handle.as_ref().is_some_and(|h| h.is_alive())
+        });
     let (code, stdout, stderr) = match out {
         Ok(o) => (
             o.status,
@@ -395,7 +397,7 @@ fn finish(sh: &Arc<Shared>, unit: &str, job: Job, out: anyhow::Result<crate::mac
             }
         }
         if let Some(t) = job.task.and_then(|id| st.model.tasks.get_mut(&id)) {
-            t.status = "pending".into();
+            t.status = TaskStatus::Pending;
         }
         sh.commit(&st);
         return;
@@ -436,13 +438,13 @@ fn finish(sh: &Arc<Shared>, unit: &str, job: Job, out: anyhow::Result<crate::mac
             t.code = code;
             t.completed = now();
             if job.argv.is_empty() {
-                t.status = "failed".into();
+                t.status = TaskStatus::Failed;
                 t.message = format!("action not implemented on unit {unit:?}");
-            } else if code != 0 && t.status != "failed" {
-                t.status = "failed".into();
+            } else if code != 0 && t.status != TaskStatus::Failed {
+                t.status = TaskStatus::Failed;
                 t.message = format!("exit status {code}");
-            } else if t.status != "failed" {
-                t.status = "completed".into();
+            } else if t.status != TaskStatus::Failed {
+                t.status = TaskStatus::Completed;
             }
         }
         // An exec's non-zero exit is its result, not a failure of the context: Juju flushes

@@ -5,7 +5,9 @@
 
 pub mod subordinate;
 
-use super::model::{app_of, now, Agent, Event, Life, MachineRec, Model, RelEnd, Relation, Unit};
+use super::model::{
+    app_of, now, Agent, Event, Life, MachineRec, MachineState, Model, RelEnd, Relation, Unit,
+};
 use crate::tools::env::{Settings, StatusInfo};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -75,7 +77,7 @@ pub fn add_unit(model: &mut Model, app: &str) -> String {
             hostname: format!("juju-{short}-{machine}"),
             address,
             mac: String::new(),
-            state: "pending".into(),
+            state: MachineState::Pending,
             handle: None,
             blocked_from: vec![],
             partitioned: false,

@@ -48,7 +48,7 @@ pub fn bind_new(sh: &Arc<Shared>, st: &State, unit: &str) {
         .units
         .get(unit)
         .and_then(|u| st.model.machines.get(&u.machine))
-        .filter(|m| m.state == "started")
+        .filter(|m| m.state == crate::controller::model::MachineState::Started)
         .and_then(|m| m.handle.clone())
     else {
         return;
