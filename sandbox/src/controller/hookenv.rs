@@ -137,8 +137,14 @@ pub fn serve_tool(
         return crate::tools::ToolResponse::error(1, UNKNOWN_CONTEXT);
     };
     let unit = ctx.unit.clone();
-    let mut env = Env { sh, model, ctx };
+    let mut env = Env {
+        sh,
+        model,
+        ctx,
+        copies: vec![],
+    };
     let out = crate::tools::run_tool(&req.tool, &req.args, &req.files(), &mut env);
+    let copies = std::mem::take(&mut env.copies);
     // A secret tool's arguments may hold values: only its name is logged.
     let log = if req.tool.starts_with("secret-") {
         format!("{} (arguments not logged)", req.tool)
@@ -169,6 +175,12 @@ pub fn serve_tool(
     if changed {
         sh.commit(&st);
     }
+    // The files a `resource-get` names are copied in once the lock is released.
+    drop(st);
+    let out = match copies.iter().try_for_each(ResourceCopy::run) {
+        Ok(()) => crate::tools::ToolResponse::from(out),
+        Err(msg) => crate::tools::ToolResponse::error(1, &msg),
+    };
     if out.code != 0 {
         sh.log_line(
             &unit_tag(&unit),
@@ -176,7 +188,24 @@ pub fn serve_tool(
             &format!("tool {log} exited {}", out.code),
         );
     }
-    out.into()
+    out
+}
+
+/// A resource file to copy into a machine, after the lock is released.
+struct ResourceCopy {
+    src: std::path::PathBuf,
+    dest: String,
+    machine: crate::machine::Machine,
+}
+
+impl ResourceCopy {
+    fn run(&self) -> Result<(), String> {
+        let data = std::fs::read(&self.src)
+            .map_err(|e| format!("cannot read resource {}: {e}", self.src.display()))?;
+        self.machine
+            .write_file(&self.dest, &data, 0o644)
+            .map_err(|e| format!("cannot copy resource into the machine: {e:#}"))
+    }
 }
 
 /// The `HookEnv` over the model for one context.
@@ -184,6 +213,8 @@ pub struct Env<'a> {
     sh: &'a Arc<Shared>,
     model: &'a mut Model,
     ctx: &'a mut HookCtx,
+    /// Files `resource-get` promised, copied in by [`serve_tool`] once the lock is released.
+    copies: Vec<ResourceCopy>,
 }
 
 fn err(msg: impl Into<String>) -> ToolError {
@@ -486,16 +517,16 @@ impl HookEnv for Env<'_> {
             "/var/lib/juju/agents/{}/resources/{name}/{file}",
             unit_tag(&self.ctx.unit)
         );
-        let handle = self
+        let machine = self
             .machine()
             .handle
             .clone()
             .ok_or_else(|| err("machine is not running"))?;
-        let data = std::fs::read(&src)
-            .map_err(|e| err(format!("cannot read resource {}: {e}", src.display())))?;
-        handle
-            .write_file(&dest, &data, 0o644)
-            .map_err(|e| err(format!("cannot copy resource into the machine: {e:#}")))?;
+        self.copies.push(ResourceCopy {
+            src,
+            dest: dest.clone(),
+            machine,
+        });
         Ok(dest)
     }
     fn state_get(&self) -> Result<Settings, ToolError> {

@@ -155,6 +155,11 @@ fn provision_now(sh: &Arc<Shared>, unit: &str) -> anyhow::Result<()> {
         &["cat", "/sys/class/net/eth0/address"],
         Duration::from_secs(10),
     )?;
+    // Every running machine, this one too, learns every name before this unit's first hook.
+    let (text, machines) = hosts_file(&sh.lock(), &handle);
+    for h in machines {
+        let _ = h.write_file("/etc/hosts", text.as_bytes(), 0o644);
+    }
     let mut st = sh.lock();
     if let Some(m) = st.model.machines.get_mut(&spec.id) {
         m.mac = String::from_utf8_lossy(&mac.stdout).trim().to_string();
@@ -170,7 +175,6 @@ fn provision_now(sh: &Arc<Shared>, unit: &str) -> anyhow::Result<()> {
         };
         u.workload_since = u.agent_since;
     }
-    refresh_hosts(&st);
     runner::ensure_worker(sh, &mut st, unit);
     sh.log_line(
         "controller",
@@ -223,17 +227,22 @@ pub fn install_charm(
     handle.copy_private_dir_in(charm_dir, &dest)
 }
 
-/// Rewrites /etc/hosts in every running machine so all machine names resolve.
-fn refresh_hosts(st: &State) {
+/// The /etc/hosts that makes every machine name resolve, and the machines to write it into:
+/// every running one and `new` (by the caller, once the lock is released).
+fn hosts_file(st: &State, new: &Machine) -> (String, Vec<Machine>) {
     let mut text = String::from("127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n");
     for (a, h) in hosts(st) {
         text.push_str(&format!("{a} {h}\n"));
     }
-    for m in st.model.machines.values() {
-        if let (Some(h), MachineState::Started) = (&m.handle, m.state) {
-            let _ = h.write_file("/etc/hosts", text.as_bytes(), 0o644);
-        }
-    }
+    let mut machines: Vec<Machine> = st
+        .model
+        .machines
+        .values()
+        .filter(|m| m.state == MachineState::Started && m.id != new.id)
+        .filter_map(|m| m.handle.clone())
+        .collect();
+    machines.push(new.clone());
+    (text, machines)
 }
 
 /// Boots the (existing) machine of `unit` again, keeping its disk, in the background.

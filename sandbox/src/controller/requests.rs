@@ -13,11 +13,16 @@ type Res = Result<Value, String>;
 
 /// Handles one request.
 pub fn handle(sh: &Arc<Shared>, req: Request) -> Response {
-    let result = {
-        let mut st = sh.lock();
-        let r = dispatch(sh, &mut st, req);
-        sh.commit(&st);
-        r
+    let result = match req {
+        // These power a machine off: not under the lock.
+        Request::KillMachine { unit } => kill_machine(sh, &unit),
+        Request::RestartMachine { unit } => restart_machine(sh, &unit),
+        req => {
+            let mut st = sh.lock();
+            let r = dispatch(sh, &mut st, req);
+            sh.commit(&st);
+            r
+        }
     };
     match result {
         Ok(v) => Response::ok(v),
@@ -164,18 +169,9 @@ fn dispatch(sh: &Arc<Shared>, st: &mut State, req: Request) -> Res {
             }
             Ok(json!(st.model.config))
         }
-        Request::KillMachine { unit } => {
-            let (mid, h) = machine_of(st, &unit)?;
-            h.kill().map_err(|e| format!("{e:#}"))?;
-            st.model.machines.get_mut(&mid).expect("machine").state = MachineState::Down;
-            // Every unit on it, its subordinates too.
-            for u in st.model.units.values_mut().filter(|u| u.machine == mid) {
-                u.agent = super::model::Agent::Lost;
-                u.agent_since = now();
-            }
-            Ok(Value::Null)
+        Request::KillMachine { .. } | Request::RestartMachine { .. } => {
+            unreachable!("handled without the lock")
         }
-        Request::RestartMachine { unit } => restart_machine(sh, st, &unit),
         Request::Partition { unit, from } => {
             let (mid, h) = machine_of(st, &unit)?;
             let lab = provision::lab(st);
@@ -558,29 +554,54 @@ fn run_action(st: &mut State, unit: &str, action: &str, params: Value) -> Res {
     Ok(json!({ "id": id }))
 }
 
-fn restart_machine(sh: &Arc<Shared>, st: &mut State, unit: &str) -> Res {
-    unit_exists(st, unit)?;
-    // A subordinate's machine is its principal's; its units all run start again.
-    let principal = st.model.units[unit].principal.clone();
-    let unit = principal.as_deref().unwrap_or(unit);
-    for s in lifecycle::subordinate::subordinates_of(&st.model, unit) {
-        st.model.units.get_mut(&s).expect("unit").agent = super::model::Agent::Lost;
-        push(st, &s, Event::Start);
+/// Kills the machine of `unit`: the lock is held to find it and to record it down, not while
+/// it is killed.
+fn kill_machine(sh: &Arc<Shared>, unit: &str) -> Res {
+    let (mid, h) = machine_of(&sh.lock(), unit)?;
+    h.kill().map_err(|e| format!("{e:#}"))?;
+    let mut st = sh.lock();
+    if let Some(m) = st.model.machines.get_mut(&mid) {
+        m.state = MachineState::Down;
     }
-    let mid = st.model.units[unit].machine;
-    let m = st.model.machines.get_mut(&mid).expect("machine");
-    if let Some(h) = m.handle.take() {
-        if h.is_alive() {
-            h.poweroff(Duration::from_secs(30))
-                .map_err(|e| format!("{e:#}"))?;
+    // Every unit on it, its subordinates too.
+    for u in st.model.units.values_mut().filter(|u| u.machine == mid) {
+        u.agent = super::model::Agent::Lost;
+        u.agent_since = now();
+    }
+    sh.commit(&st);
+    Ok(Value::Null)
+}
+
+/// Reboots the machine of `unit`: recorded pending under the lock (so no hook starts on it),
+/// powered off after the lock is released, then booted again in the background.
+fn restart_machine(sh: &Arc<Shared>, unit: &str) -> Res {
+    let (unit, handle) = {
+        let mut st = sh.lock();
+        let st = &mut *st;
+        unit_exists(st, unit)?;
+        // A subordinate's machine is its principal's; its units all run start again.
+        let principal = st.model.units[unit].principal.clone();
+        let unit = principal.unwrap_or_else(|| unit.to_string());
+        for s in lifecycle::subordinate::subordinates_of(&st.model, &unit) {
+            st.model.units.get_mut(&s).expect("unit").agent = super::model::Agent::Lost;
+            push(st, &s, Event::Start);
         }
+        let mid = st.model.units[&unit].machine;
+        let m = st.model.machines.get_mut(&mid).expect("machine");
+        let handle = m.handle.take();
+        m.state = MachineState::Pending;
+        let u = st.model.units.get_mut(&unit).expect("unit");
+        u.agent = super::model::Agent::Allocating;
+        // Juju runs start again after a reboot.
+        push(st, &unit, Event::Start);
+        sh.commit(st);
+        (unit, handle)
+    };
+    if let Some(h) = handle.filter(|h| h.is_alive()) {
+        h.poweroff(Duration::from_secs(30))
+            .map_err(|e| format!("{e:#}"))?;
     }
-    m.state = MachineState::Pending;
-    let u = st.model.units.get_mut(unit).expect("unit");
-    u.agent = super::model::Agent::Allocating;
-    // Juju runs start again after a reboot.
-    push(st, unit, Event::Start);
-    provision::reboot(sh, unit);
+    provision::reboot(sh, &unit);
     Ok(Value::Null)
 }
 
