@@ -553,7 +553,7 @@ fn join(v: &Value) -> String {
 }
 
 fn duration(s: &str) -> anyhow::Result<Duration> {
-    crate::controller::runner::parse_duration(s)
+    crate::controller::lifecycle::parse_duration(s)
         .map(Duration::from_secs_f64)
         .with_context(|| format!("{s:?} is not a duration: use e.g. 90s, 10m or 1h"))
 }

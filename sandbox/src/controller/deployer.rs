@@ -3,6 +3,7 @@
 //! ([`deploy_new`]), and their agent dirs are removed again when they go ([`retire_subordinate`]).
 //! The hook ordering itself is in [`super::lifecycle::subordinate`].
 
+use super::lifecycle::agent;
 use super::lifecycle::subordinate::{principal_done, subordinates_of, waits_for_subordinates};
 use super::model::{unit_tag, Agent};
 use super::{provision, runner, Shared, State};
@@ -43,19 +44,12 @@ pub fn deploy_new(sh: &Arc<Shared>, st: &mut State) {
             let r = provision::install_unit_files(&handle, &unit, &charm);
             let mut st = sh.lock();
             deploying().remove(&unit);
-            let Some(u) = st.model.units.get_mut(&unit) else {
+            let Some(machine) = st.model.units.get(&unit).map(|u| u.machine) else {
                 return;
             };
             match r {
                 Ok(()) => {
-                    u.agent = Agent::Idle;
-                    u.agent_since = super::model::now();
-                    u.workload = crate::tools::env::StatusInfo {
-                        status: "maintenance".into(),
-                        message: provision::INSTALLING.into(),
-                    };
-                    u.workload_since = u.agent_since;
-                    let machine = u.machine;
+                    agent::unit_ready(&mut st.model, &unit, super::model::now());
                     runner::ensure_worker(&sh, &mut st, &unit);
                     sh.log_line(
                         "controller",
@@ -64,8 +58,9 @@ pub fn deploy_new(sh: &Arc<Shared>, st: &mut State) {
                     );
                 }
                 Err(e) => {
-                    u.agent_message = format!("cannot deploy the subordinate unit: {e:#}");
-                    sh.log_line("controller", "ERROR", &u.agent_message.clone());
+                    let message = format!("cannot deploy the subordinate unit: {e:#}");
+                    sh.log_line("controller", "ERROR", &message);
+                    agent::provision_failed(&mut st.model, &unit, message);
                 }
             }
             sh.commit(&st);
@@ -126,18 +121,7 @@ pub fn forget_subordinates(st: &mut State, principal: &str) {
 
 /// Machine `machine` is running again: its lost subordinate units resume.
 pub fn machine_back(sh: &Arc<Shared>, st: &mut State, machine: u32) {
-    let lost: Vec<String> = st
-        .model
-        .units
-        .values()
-        .filter(|u| u.machine == machine && u.principal.is_some() && u.agent == Agent::Lost)
-        .map(|u| u.name.clone())
-        .collect();
-    for unit in lost {
-        if let Some(u) = st.model.units.get_mut(&unit) {
-            u.agent = Agent::Idle;
-            u.agent_since = super::model::now();
-        }
+    for unit in agent::subordinates_back(&mut st.model, machine, super::model::now()) {
         runner::ensure_worker(sh, st, &unit);
     }
 }

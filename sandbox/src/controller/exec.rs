@@ -139,10 +139,18 @@ pub fn serve(sh: &Arc<Shared>, machine: u32, req: ExecRequest) -> ToolResponse {
         Ok(r) => r,
         Err(msg) => return ToolResponse::error(1, &msg),
     };
-    let id = super::requests::queue_exec(&mut st, &req.unit, &req.commands);
-    if let (Some(r), Some(t)) = (relation, st.model.tasks.get_mut(&id)) {
-        t.params["relation"] = serde_json::json!(r);
+    let mut params = serde_json::json!({ "command": req.commands });
+    if let Some(r) = relation {
+        params["relation"] = serde_json::json!(r);
     }
+    let id = super::lifecycle::records::add_task(
+        &mut st.model,
+        &req.unit,
+        "juju-exec",
+        params,
+        true,
+        super::model::now(),
+    );
     sh.log_line(
         &unit_tag(&req.unit),
         "INFO",

@@ -47,7 +47,7 @@ pub struct State {
     /// The persisted model.
     pub model: Model,
     /// Running hook contexts by context id.
-    pub contexts: HashMap<String, hookenv::HookCtx>,
+    pub contexts: HashMap<String, lifecycle::HookCtx>,
     /// Units that have a worker thread.
     pub workers: BTreeSet<String>,
     /// Machines whose tool socket is being served.

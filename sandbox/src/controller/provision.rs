@@ -1,7 +1,8 @@
 //! Machines for units: booting one per unit, installing the hook tools and the charm, and
 //! tearing machines down again.
 
-use super::model::{unit_tag, Agent, MachineState};
+use super::lifecycle::agent;
+use super::model::{unit_tag, MachineState};
 use super::{runner, Shared, State, MACHINE_RUN_DIR};
 use crate::machine::{self, archive, Lab, Machine, MachineSpec};
 use anyhow::Context;
@@ -9,9 +10,6 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-
-/// Juju's workload message while the install hook runs.
-pub const INSTALLING: &str = "installing charm software";
 
 /// The lab (network) of this model.
 pub fn lab(st: &State) -> Lab {
@@ -115,9 +113,8 @@ pub fn provision(sh: &Arc<Shared>, unit: &str) {
                 &format!("cannot provision the machine of {unit}: {e:#}"),
             );
             let mut st = sh.lock();
-            if let Some(u) = st.model.units.get_mut(&unit) {
-                u.agent_message = format!("{}: {e:#}", super::PROVISION_FAILED);
-            }
+            let message = format!("{}: {e:#}", super::PROVISION_FAILED);
+            agent::provision_failed(&mut st.model, &unit, message);
             sh.commit(&st);
         }
     });
@@ -143,9 +140,7 @@ fn provision_now(sh: &Arc<Shared>, unit: &str) -> anyhow::Result<()> {
     let handle = Machine::boot(&lab, &spec, &sh.rootfs)?;
     {
         let mut st = sh.lock();
-        if let Some(m) = st.model.machines.get_mut(&spec.id) {
-            m.handle = Some(handle.clone());
-        }
+        agent::machine_booted(&mut st.model, spec.id, handle.clone());
         sh.commit(&st);
     }
     handle.wait_running(Duration::from_secs(120))?;
@@ -161,20 +156,8 @@ fn provision_now(sh: &Arc<Shared>, unit: &str) -> anyhow::Result<()> {
         let _ = h.write_file("/etc/hosts", text.as_bytes(), 0o644);
     }
     let mut st = sh.lock();
-    if let Some(m) = st.model.machines.get_mut(&spec.id) {
-        m.mac = String::from_utf8_lossy(&mac.stdout).trim().to_string();
-        m.state = MachineState::Started;
-    }
-    super::storage::volumes::machine_started(&mut st.model, unit);
-    if let Some(u) = st.model.units.get_mut(unit) {
-        u.agent = Agent::Idle;
-        u.agent_since = super::model::now();
-        u.workload = crate::tools::env::StatusInfo {
-            status: "maintenance".into(),
-            message: INSTALLING.into(),
-        };
-        u.workload_since = u.agent_since;
-    }
+    let mac = String::from_utf8_lossy(&mac.stdout).trim().to_string();
+    agent::machine_started(&mut st.model, spec.id, unit, mac, super::model::now());
     runner::ensure_worker(sh, &mut st, unit);
     sh.log_line(
         "controller",
@@ -261,14 +244,7 @@ pub fn reboot(sh: &Arc<Shared>, unit: &str) {
             let handle = Machine::boot(&lab, &spec, &sh.rootfs)?;
             handle.wait_running(Duration::from_secs(120))?;
             let mut st = sh.lock();
-            if let Some(m) = st.model.machines.get_mut(&spec.id) {
-                m.handle = Some(handle);
-                m.state = MachineState::Started;
-            }
-            if let Some(u) = st.model.units.get_mut(&unit) {
-                u.agent = Agent::Idle;
-                u.agent_since = super::model::now();
-            }
+            agent::machine_rebooted(&mut st.model, spec.id, &unit, handle, super::model::now());
             runner::ensure_worker(&sh, &mut st, &unit);
             super::deployer::machine_back(&sh, &mut st, spec.id);
             sh.commit(&st);
@@ -294,7 +270,7 @@ pub fn retire_unit(sh: &Arc<Shared>, st: &mut State, unit: &str) {
         return;
     }
     super::lifecycle::forget_unit(&mut st.model, unit);
-    if let Some(rec) = st.model.machines.remove(&machine) {
+    if let Some(rec) = agent::machine_removed(&mut st.model, machine) {
         super::stop_tool_socket(sh, machine);
         let lab = lab(st);
         let dir = machine_dir(sh, machine);
@@ -339,22 +315,14 @@ pub fn resume(sh: &Arc<Shared>) {
                 );
             }
         }
-        let u = st.model.units.get_mut(&unit).expect("unit");
+        agent::resumed(&mut st.model, &unit, mid, state, alive);
         match (state, alive) {
             (MachineState::Started, true) => {
-                if u.agent == Agent::Executing {
-                    u.agent = Agent::Idle;
-                }
                 runner::ensure_worker(sh, &mut st, &unit);
                 super::storage::volumes::bind_new(sh, &st, &unit);
             }
             (MachineState::Pending, _) => provision(sh, &unit),
-            _ => {
-                u.agent = Agent::Lost;
-                if let Some(m) = st.model.machines.get_mut(&mid) {
-                    m.state = MachineState::Down;
-                }
-            }
+            _ => {}
         }
     }
     super::deployer::deploy_new(sh, &mut st);

@@ -1,7 +1,8 @@
 //! Answers to command-line requests.
 
-use super::model::{now, App, Event, Life, MachineState, RelEnd, Task, TaskStatus};
-use super::{charm, lifecycle, provision, runner, Shared, State};
+use super::lifecycle::{agent, records};
+use super::model::{now, App, Life, RelEnd};
+use super::{charm, lifecycle, provision, Shared, State};
 use crate::api::{Request, Response};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -110,19 +111,13 @@ fn dispatch(sh: &Arc<Shared>, st: &mut State, req: Request) -> Res {
             let a = st
                 .model
                 .apps
-                .get_mut(&app)
+                .get(&app)
                 .ok_or_else(|| format!("application {app:?} not found"))?;
             if !a.meta.resources.contains_key(&name) {
                 return Err(format!("charm {:?} has no resource {name:?}", a.meta.name));
             }
             let p = absolute(&path)?;
-            a.resources.insert(name, p);
-            // A new resource revision changes the charm's modified version: the uniter runs
-            // upgrade-charm, then config-changed (worker/uniter/resolver.go).
-            for u in st.model.units_of(&app) {
-                push(st, &u, Event::UpgradeCharm);
-                push(st, &u, Event::ConfigChanged);
-            }
+            records::attach_resource(&mut st.model, &app, name, p);
             Ok(Value::Null)
         }
         Request::Refresh { app, path } => refresh(sh, st, &app, &path),
@@ -143,30 +138,11 @@ fn dispatch(sh: &Arc<Shared>, st: &mut State, req: Request) -> Res {
         }
         Request::Status => Ok(json!(st.model)),
         Request::Resolved { unit, no_retry } => {
-            let u = st
-                .model
-                .units
-                .get_mut(&unit)
-                .ok_or_else(|| format!("unit {unit:?} not found"))?;
-            if u.agent != super::model::Agent::Error {
-                return Err(format!("unit {unit:?} is not in an error state"));
-            }
-            if no_retry {
-                u.queue.pop_front();
-                u.agent = super::model::Agent::Idle;
-                u.agent_message.clear();
-            }
-            u.retry_at = 0.0;
-            u.retries = 0;
+            records::resolved(&mut st.model, &unit, no_retry)?;
             Ok(Value::Null)
         }
         Request::ModelConfig { set } => {
-            for (k, v) in set {
-                if k == "update-status-hook-interval" && runner::parse_duration(&v).is_none() {
-                    return Err(format!("{k}: {v:?} is not a duration like 5m or 30s"));
-                }
-                st.model.config.insert(k, v);
-            }
+            records::set_model_config(&mut st.model, set)?;
             Ok(json!(st.model.config))
         }
         Request::KillMachine { .. } | Request::RestartMachine { .. } => {
@@ -177,7 +153,7 @@ fn dispatch(sh: &Arc<Shared>, st: &mut State, req: Request) -> Res {
             let lab = provision::lab(st);
             if from.is_empty() {
                 h.partition(&lab).map_err(|e| format!("{e:#}"))?;
-                st.model.machines.get_mut(&mid).expect("m").partitioned = true;
+                records::partitioned(&mut st.model, mid);
             } else {
                 let mut addrs = vec![];
                 for f in &from {
@@ -195,12 +171,7 @@ fn dispatch(sh: &Arc<Shared>, st: &mut State, req: Request) -> Res {
                     );
                 }
                 h.block_from(&addrs).map_err(|e| format!("{e:#}"))?;
-                st.model
-                    .machines
-                    .get_mut(&mid)
-                    .expect("m")
-                    .blocked_from
-                    .extend(from);
+                records::blocked_from(&mut st.model, mid, from);
             }
             Ok(Value::Null)
         }
@@ -214,9 +185,7 @@ fn dispatch(sh: &Arc<Shared>, st: &mut State, req: Request) -> Res {
                 if let Ok((mid, h)) = machine_of(st, &u) {
                     h.heal(&lab).map_err(|e| format!("{e:#}"))?;
                     h.unblock_all().map_err(|e| format!("{e:#}"))?;
-                    let m = st.model.machines.get_mut(&mid).expect("m");
-                    m.partitioned = false;
-                    m.blocked_from.clear();
+                    records::healed(&mut st.model, mid);
                 }
             }
             Ok(Value::Null)
@@ -263,13 +232,6 @@ fn unit_exists(st: &State, unit: &str) -> Result<(), String> {
         Err(format!(
             "unit {unit:?} not found: see `sandbox status` for the units of the model"
         ))
-    }
-}
-
-fn push(st: &mut State, unit: &str, ev: Event) {
-    if let Some(u) = st.model.units.get_mut(unit) {
-        let running = lifecycle::is_running(u);
-        lifecycle::push(u, ev, running);
     }
 }
 
@@ -330,26 +292,10 @@ fn deploy(
         std::fs::remove_dir_all(&dir).map_err(|e| e.to_string())?;
     }
     std::fs::rename(&tmp, &dir).map_err(|e| e.to_string())?;
-    let peers: Vec<(String, String)> = meta
-        .endpoints
-        .iter()
-        .filter(|(_, e)| e.role == "peers")
-        .map(|(n, e)| (n.clone(), e.interface.clone()))
-        .collect();
     let mut a = App::new(&name, dir, meta);
     a.config = typed;
     a.resources = res;
-    st.model.apps.insert(name.clone(), a);
-    for (ep, iface) in peers {
-        lifecycle::add_relation(
-            &mut st.model,
-            vec![RelEnd {
-                app: name.clone(),
-                endpoint: ep,
-            }],
-            iface,
-        );
-    }
+    records::add_app(&mut st.model, a);
     let units: Vec<String> = (0..n).map(|_| add_unit(sh, st, &name, &plan)).collect();
     Ok(json!({ "application": name, "units": units }))
 }
@@ -438,7 +384,7 @@ fn config(st: &mut State, app: &str, set: &BTreeMap<String, String>, reset: &[St
     let a = st
         .model
         .apps
-        .get_mut(app)
+        .get(app)
         .ok_or_else(|| format!("application {app:?} not found"))?;
     let mut changes = BTreeMap::new();
     for (k, v) in set {
@@ -452,12 +398,8 @@ fn config(st: &mut State, app: &str, set: &BTreeMap<String, String>, reset: &[St
             return Err(format!("unknown option {k:?}"));
         }
     }
-    let before = a.config.clone();
-    a.config.extend(changes);
-    for k in reset {
-        a.config.remove(k);
-    }
-    let changed = a.config != before;
+    records::set_config(&mut st.model, app, changes, reset);
+    let a = &st.model.apps[app];
     let settings: BTreeMap<String, Value> = a
         .meta
         .options
@@ -477,11 +419,7 @@ fn config(st: &mut State, app: &str, set: &BTreeMap<String, String>, reset: &[St
             (k.clone(), e)
         })
         .collect();
-    let out = json!({ "application": app, "charm": a.meta.name, "settings": settings });
-    if changed {
-        lifecycle::config_changed(&mut st.model, app);
-    }
-    Ok(out)
+    Ok(json!({ "application": app, "charm": a.meta.name, "settings": settings }))
 }
 
 fn refresh(sh: &Arc<Shared>, st: &mut State, app: &str, path: &str) -> Res {
@@ -495,48 +433,14 @@ fn refresh(sh: &Arc<Shared>, st: &mut State, app: &str, path: &str) -> Res {
     let dir = charm::staged_dir(&sh.home, app, rev);
     charm::stage(&src, &dir).map_err(|e| format!("{e:#}"))?;
     let meta = charm::read_meta(&dir).map_err(|e| format!("{e:#}"))?;
-    let a = st.model.apps.get_mut(app).expect("app");
-    a.charm_dir = dir;
-    a.charm_rev = rev;
-    a.meta = meta;
-    for u in st.model.units_of(app) {
-        for ev in [Event::UpgradeCharm, Event::ConfigChanged, Event::Start] {
-            push(st, &u, ev);
-        }
-    }
+    records::refreshed(&mut st.model, app, dir, rev, meta);
     Ok(json!({ "revision": rev }))
 }
 
 /// Queues `command` as an exec on `unit` (a `juju-exec` task); answers its task id.
-pub fn queue_exec(st: &mut State, unit: &str, command: &str) -> u64 {
-    let id = new_task(st, unit, "juju-exec", json!({ "command": command }));
-    push(st, unit, Event::Exec { id });
-    id
-}
-
-fn new_task(st: &mut State, unit: &str, action: &str, params: Value) -> u64 {
-    let id = st.model.next_task;
-    st.model.next_task += 1;
-    st.model.tasks.insert(
-        id,
-        Task {
-            id,
-            unit: unit.into(),
-            action: action.into(),
-            params,
-            status: TaskStatus::Pending,
-            message: String::new(),
-            results: json!({}),
-            log: vec![],
-            stdout: String::new(),
-            stderr: String::new(),
-            code: 0,
-            enqueued: now(),
-            started: 0.0,
-            completed: 0.0,
-        },
-    );
-    id
+fn queue_exec(st: &mut State, unit: &str, command: &str) -> u64 {
+    let params = json!({ "command": command });
+    records::add_task(&mut st.model, unit, "juju-exec", params, true, now())
 }
 
 fn run_action(st: &mut State, unit: &str, action: &str, params: Value) -> Res {
@@ -549,8 +453,7 @@ fn run_action(st: &mut State, unit: &str, action: &str, params: Value) -> Res {
         ));
     };
     let params = super::params::validate(action, spec, &params)?;
-    let id = new_task(st, unit, action, params);
-    push(st, unit, Event::Action { id });
+    let id = records::add_task(&mut st.model, unit, action, params, false, now());
     Ok(json!({ "id": id }))
 }
 
@@ -560,14 +463,7 @@ fn kill_machine(sh: &Arc<Shared>, unit: &str) -> Res {
     let (mid, h) = machine_of(&sh.lock(), unit)?;
     h.kill().map_err(|e| format!("{e:#}"))?;
     let mut st = sh.lock();
-    if let Some(m) = st.model.machines.get_mut(&mid) {
-        m.state = MachineState::Down;
-    }
-    // Every unit on it, its subordinates too.
-    for u in st.model.units.values_mut().filter(|u| u.machine == mid) {
-        u.agent = super::model::Agent::Lost;
-        u.agent_since = now();
-    }
+    agent::machine_down(&mut st.model, mid, now());
     sh.commit(&st);
     Ok(Value::Null)
 }
@@ -577,25 +473,10 @@ fn kill_machine(sh: &Arc<Shared>, unit: &str) -> Res {
 fn restart_machine(sh: &Arc<Shared>, unit: &str) -> Res {
     let (unit, handle) = {
         let mut st = sh.lock();
-        let st = &mut *st;
-        unit_exists(st, unit)?;
-        // A subordinate's machine is its principal's; its units all run start again.
-        let principal = st.model.units[unit].principal.clone();
-        let unit = principal.unwrap_or_else(|| unit.to_string());
-        for s in lifecycle::subordinate::subordinates_of(&st.model, &unit) {
-            st.model.units.get_mut(&s).expect("unit").agent = super::model::Agent::Lost;
-            push(st, &s, Event::Start);
-        }
-        let mid = st.model.units[&unit].machine;
-        let m = st.model.machines.get_mut(&mid).expect("machine");
-        let handle = m.handle.take();
-        m.state = MachineState::Pending;
-        let u = st.model.units.get_mut(&unit).expect("unit");
-        u.agent = super::model::Agent::Allocating;
-        // Juju runs start again after a reboot.
-        push(st, &unit, Event::Start);
-        sh.commit(st);
-        (unit, handle)
+        unit_exists(&st, unit)?;
+        let r = agent::machine_restarting(&mut st.model, unit);
+        sh.commit(&st);
+        r.ok_or_else(|| format!("the machine of {unit} is gone"))?
     };
     if let Some(h) = handle.filter(|h| h.is_alive()) {
         h.poweroff(Duration::from_secs(30))
@@ -607,7 +488,7 @@ fn restart_machine(sh: &Arc<Shared>, unit: &str) -> Res {
 
 fn destroy(sh: &Arc<Shared>, st: &mut State) {
     let lab = provision::lab(st);
-    for (id, m) in std::mem::take(&mut st.model.machines) {
+    for (id, m) in records::destroyed(&mut st.model) {
         let dir = provision::machine_dir(sh, id);
         if let Err(e) =
             crate::machine::destroy_machine(&lab, id, &dir, m.handle.map(|h| h.nspawn_pid))
@@ -621,8 +502,6 @@ fn destroy(sh: &Arc<Shared>, st: &mut State) {
     }
     let _ = crate::machine::sweep(&st.model.prefix, &sh.home);
     let _ = lab.destroy();
-    st.model.units.clear();
-    st.model.apps.clear();
     st.stopping = true;
     let _ = std::fs::remove_file(super::model_path(&sh.home));
     let _ = std::fs::remove_dir_all(sh.home.join("charms"));

@@ -1,9 +1,16 @@
 //! Juju's hook ordering, as pure changes to the model: which units must run which hooks when
 //! units, relations, leadership, config or relation data change.
 //!
-//! Nothing here does IO; the runner calls these functions under the model lock.
+//! Nothing here does IO; the runner, the provisioner, the hook tools and the command line call
+//! these functions under the model lock, and nothing else changes the model.
 
+pub mod agent;
+pub mod context;
+pub mod records;
 pub mod subordinate;
+
+pub use agent::INSTALLING;
+pub use context::HookCtx;
 
 use super::model::{
     app_of, now, Agent, Event, Life, MachineRec, MachineState, Model, RelEnd, Relation, Unit,
@@ -40,7 +47,8 @@ pub fn is_running(u: &Unit) -> bool {
     u.agent == Agent::Executing
 }
 
-fn push_to(model: &mut Model, unit: &str, ev: Event) {
+/// Appends an event to `unit`'s queue (see [`push`]).
+pub fn push_to(model: &mut Model, unit: &str, ev: Event) {
     if let Some(u) = model.units.get_mut(unit) {
         let running = is_running(u);
         push(u, ev, running);
@@ -615,9 +623,7 @@ pub fn hook_done(model: &mut Model, unit: &str, ev: &Event) {
             if let Some(u) = model.units.get_mut(unit) {
                 u.installed = true;
                 // A charm that set no status during install shows `unknown`, as in Juju.
-                if u.workload.message == super::provision::INSTALLING
-                    && u.workload.status == "maintenance"
-                {
+                if u.workload.message == INSTALLING && u.workload.status == "maintenance" {
                     u.workload = StatusInfo {
                         status: "unknown".into(),
                         message: String::new(),
@@ -659,6 +665,30 @@ pub fn hook_done(model: &mut Model, unit: &str, ev: &Event) {
         }
         _ => {}
     }
+}
+
+/// Parses Go-style durations like `5m`, `30s`, `1h`, `1m30s`.
+pub fn parse_duration(s: &str) -> Option<f64> {
+    let mut total = 0.0;
+    let mut num = String::new();
+    for c in s.trim().chars() {
+        if c.is_ascii_digit() || c == '.' {
+            num.push(c);
+            continue;
+        }
+        let n: f64 = num.parse().ok()?;
+        num.clear();
+        total += n * match c {
+            'h' => 3600.0,
+            'm' => 60.0,
+            's' => 1.0,
+            _ => return None,
+        };
+    }
+    if !num.is_empty() {
+        return None;
+    }
+    Some(total)
 }
 
 /// Removes a unit from the model (after its `remove` hook, or by force); moves leadership.
