@@ -41,7 +41,7 @@ pub fn deploy_new(sh: &Arc<Shared>, st: &mut State) {
         }
         let sh = sh.clone();
         std::thread::spawn(move || {
-            let r = provision::install_unit_files(&handle, &unit, &charm);
+            let r = super::install::install_unit_files(&handle, &unit, &charm);
             let mut st = sh.lock();
             deploying().remove(&unit);
             let Some(machine) = st.model.units.get(&unit).map(|u| u.machine) else {
@@ -64,6 +64,34 @@ pub fn deploy_new(sh: &Arc<Shared>, st: &mut State) {
                 }
             }
             sh.commit(&st);
+        });
+    }
+}
+
+/// Removes a unit after its `remove` hook (or by force) and destroys its machine.
+pub fn retire_unit(sh: &Arc<Shared>, st: &mut State, unit: &str) {
+    let Some(machine) = st.model.units.get(unit).map(|u| u.machine) else {
+        return;
+    };
+    super::storage::volumes::unit_gone(sh, st, unit);
+    if retire_subordinate(sh, st, unit) {
+        return;
+    }
+    super::lifecycle::forget_unit(&mut st.model, unit);
+    if let Some(rec) = agent::machine_removed(&mut st.model, machine) {
+        super::stop_tool_socket(sh, machine);
+        let lab = provision::lab(st);
+        let dir = provision::machine_dir(sh, machine);
+        let sh = sh.clone();
+        std::thread::spawn(move || {
+            let pid = rec.handle.as_ref().map(|h| h.nspawn_pid);
+            if let Err(e) = crate::machine::destroy_machine(&lab, machine, &dir, pid) {
+                sh.log_line(
+                    "controller",
+                    "ERROR",
+                    &format!("cannot destroy machine {machine}: {e:#}"),
+                );
+            }
         });
     }
 }
@@ -107,7 +135,7 @@ pub fn retire_subordinate(sh: &Arc<Shared>, st: &mut State, unit: &str) -> bool 
         });
     }
     if principal_done(&st.model, &principal) {
-        provision::retire_unit(sh, st, &principal);
+        retire_unit(sh, st, &principal);
     }
     true
 }

@@ -366,7 +366,7 @@ impl HookEnv for Env<'_> {
             .collect())
     }
     fn juju_log(&mut self, level: &str, message: &str) -> Result<(), ToolError> {
-        let hook = super::runner::hook_name(self.model, &self.ctx.unit, &self.ctx.event);
+        let hook = lifecycle::hook_name(self.model, &self.ctx.unit, &self.ctx.event);
         let message = crate::secrets::scrub(&self.model.secrets, Some(&self.ctx.secrets), message);
         self.sh.log_line(
             &unit_tag(&self.ctx.unit),

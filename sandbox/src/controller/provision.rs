@@ -2,10 +2,9 @@
 //! tearing machines down again.
 
 use super::lifecycle::agent;
-use super::model::{unit_tag, MachineState};
+use super::model::MachineState;
 use super::{runner, Shared, State, MACHINE_RUN_DIR};
-use crate::machine::{self, archive, Lab, Machine, MachineSpec};
-use anyhow::Context;
+use crate::machine::{archive, Lab, Machine, MachineSpec};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -145,7 +144,7 @@ fn provision_now(sh: &Arc<Shared>, unit: &str) -> anyhow::Result<()> {
     }
     handle.wait_running(Duration::from_secs(120))?;
     configure_apt(&handle, spec.ro_binds.iter().any(|b| b.1 == archive::MOUNT))?;
-    install_unit_files(&handle, unit, &charm_dir)?;
+    super::install::install_unit_files(&handle, unit, &charm_dir)?;
     let mac = handle.run(
         &["cat", "/sys/class/net/eth0/address"],
         Duration::from_secs(10),
@@ -166,48 +165,6 @@ fn provision_now(sh: &Arc<Shared>, unit: &str) -> anyhow::Result<()> {
     );
     sh.commit(&st);
     Ok(())
-}
-
-/// Installs the hook tools and the charm for `unit` into its machine.
-pub fn install_unit_files(
-    handle: &Machine,
-    unit: &str,
-    charm_dir: &std::path::Path,
-) -> anyhow::Result<()> {
-    let tag = unit_tag(unit);
-    let tools = format!("/var/lib/juju/tools/{tag}");
-    // The running binary itself: /proc/self/exe still reads when a rebuild has replaced the file.
-    let exe = std::fs::read("/proc/self/exe")
-        .context("cannot read the controller's own binary to install the hook tools")?;
-    handle.write_file(&format!("{tools}/jujuc"), &exe, 0o755)?;
-    let links: Vec<String> = crate::tools::installed_tool_names()
-        .iter()
-        .map(|t| format!("ln -sf jujuc {t}"))
-        .collect();
-    // The machine's `juju-exec` (2.9: `juju-run`): the first unit's binary, as jujud is one.
-    let runner = format!("/usr/bin/{}", crate::tools::juju_exec::installed_name());
-    let script = format!(
-        "cd {tools} && {} && {{ [ -e {runner} ] || ln -s {tools}/jujuc {runner}; }}",
-        links.join(" && ")
-    );
-    let out = handle.run(&["sh", "-c", &script], Duration::from_secs(30))?;
-    anyhow::ensure!(
-        out.status == 0,
-        "cannot link the hook tools: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    install_charm(handle, unit, charm_dir)
-}
-
-/// Copies (or replaces) the charm of `unit` in its machine.
-pub fn install_charm(
-    handle: &Machine,
-    unit: &str,
-    charm_dir: &std::path::Path,
-) -> anyhow::Result<()> {
-    let dest = format!("/var/lib/juju/agents/{}/charm", unit_tag(unit));
-    handle.run(&["rm", "-rf", &dest], Duration::from_secs(30))?;
-    handle.copy_private_dir_in(charm_dir, &dest)
 }
 
 /// The /etc/hosts that makes every machine name resolve, and the machines to write it into:
@@ -260,34 +217,6 @@ pub fn reboot(sh: &Arc<Shared>, unit: &str) {
     });
 }
 
-/// Removes a unit after its `remove` hook (or by force) and destroys its machine.
-pub fn retire_unit(sh: &Arc<Shared>, st: &mut State, unit: &str) {
-    let Some(machine) = st.model.units.get(unit).map(|u| u.machine) else {
-        return;
-    };
-    super::storage::volumes::unit_gone(sh, st, unit);
-    if super::deployer::retire_subordinate(sh, st, unit) {
-        return;
-    }
-    super::lifecycle::forget_unit(&mut st.model, unit);
-    if let Some(rec) = agent::machine_removed(&mut st.model, machine) {
-        super::stop_tool_socket(sh, machine);
-        let lab = lab(st);
-        let dir = machine_dir(sh, machine);
-        let sh = sh.clone();
-        std::thread::spawn(move || {
-            let pid = rec.handle.as_ref().map(|h| h.nspawn_pid);
-            if let Err(e) = machine::destroy_machine(&lab, machine, &dir, pid) {
-                sh.log_line(
-                    "controller",
-                    "ERROR",
-                    &format!("cannot destroy machine {machine}: {e:#}"),
-                );
-            }
-        });
-    }
-}
-
 /// After a controller restart: re-attach to running machines, re-provision pending ones and
 /// re-run hooks that were interrupted.
 pub fn resume(sh: &Arc<Shared>) {
@@ -305,7 +234,8 @@ pub fn resume(sh: &Arc<Shared>) {
             .as_ref()
             .and_then(|m| m.handle.as_ref())
             .is_some_and(|h| h.is_alive());
-        let state = m.map(|m| m.state).unwrap_or(MachineState::Pending);
+        // A unit whose machine record is gone counts as down.
+        let state = m.map_or(MachineState::Down, |m| m.state);
         if state != MachineState::Pending {
             if let Err(e) = super::serve_tool_socket(sh, &mut st, mid) {
                 sh.log_line(

@@ -203,7 +203,7 @@ fn dispatch(sh: &Arc<Shared>, st: &mut State, req: Request) -> Res {
             .ok_or_else(|| format!("machine or unit {target:?} not found"))?;
             if force {
                 super::deployer::forget_subordinates(st, &unit);
-                provision::retire_unit(sh, st, &unit);
+                super::deployer::retire_unit(sh, st, &unit);
             } else if st.model.units[&unit].agent == super::model::Agent::Lost {
                 return Err(format!(
                     "machine of {unit} is down: add --force to remove it without running its hooks"

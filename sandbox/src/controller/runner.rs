@@ -10,50 +10,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Juju's hook name for an event on a unit (`db-relation-changed`, `install`, …); for actions
-/// the action name.
-pub fn hook_name(model: &Model, unit: &str, ev: &Event) -> String {
-    let endpoint = |rel: &i64| {
-        model
-            .relations
-            .get(rel)
-            .and_then(|r| {
-                r.end_of(super::model::app_of(unit))
-                    .map(|e| e.endpoint.clone())
-            })
-            .unwrap_or_else(|| "unknown".into())
-    };
-    match ev {
-        Event::Install => "install".into(),
-        Event::LeaderElected => "leader-elected".into(),
-        Event::LeaderSettingsChanged => "leader-settings-changed".into(),
-        Event::ConfigChanged => "config-changed".into(),
-        Event::Start => "start".into(),
-        Event::UpgradeCharm => "upgrade-charm".into(),
-        Event::UpdateStatus => "update-status".into(),
-        Event::Stop => "stop".into(),
-        Event::Remove => "remove".into(),
-        Event::RelationCreated { rel } => format!("{}-relation-created", endpoint(rel)),
-        Event::RelationJoined { rel, .. } => format!("{}-relation-joined", endpoint(rel)),
-        Event::RelationChanged { rel, .. } => format!("{}-relation-changed", endpoint(rel)),
-        Event::RelationDeparted { rel, .. } => format!("{}-relation-departed", endpoint(rel)),
-        Event::RelationBroken { rel } => format!("{}-relation-broken", endpoint(rel)),
-        Event::Action { id } => model
-            .tasks
-            .get(id)
-            .map(|t| t.action.clone())
-            .unwrap_or_default(),
-        Event::Exec { .. } => "juju-exec".into(),
-        Event::SecretChanged { .. } => "secret-changed".into(),
-        Event::SecretRotate { .. } => "secret-rotate".into(),
-        Event::SecretExpired { .. } => "secret-expired".into(),
-        Event::SecretRemove { .. } => "secret-remove".into(),
-        Event::StorageAttached { .. } | Event::StorageDetaching { .. } => {
-            super::storage::hook_name(ev).unwrap_or_default()
-        }
-    }
-}
-
 /// Starts the worker thread of a unit unless it has one.
 pub fn ensure_worker(sh: &Arc<Shared>, st: &mut State, unit: &str) {
     if st.workers.insert(unit.to_string()) {
@@ -122,7 +78,7 @@ fn worker(sh: &Arc<Shared>, unit: &str) {
         };
         let Some(job) = job else { continue };
         if let Some(dir) = &job.upgrade {
-            if let Err(e) = super::provision::install_charm(&job.machine, unit, dir) {
+            if let Err(e) = super::install::install_charm(&job.machine, unit, dir) {
                 sh.log_line(
                     &unit_tag(unit),
                     "ERROR",
@@ -150,7 +106,7 @@ fn prepare(sh: &Arc<Shared>, st: &mut State, unit: &str, idx: usize) -> Option<J
         .handle
         .clone()?;
     let ev = agent::hook_starting(&mut st.model, unit, idx, now())?;
-    let hook = hook_name(&st.model, unit, &ev);
+    let hook = lifecycle::hook_name(&st.model, unit, &ev);
     let task = agent::task_of(&ev);
     // Juju names an exec's context `<unit>-run-commands-<random>`.
     let kind = if matches!(ev, Event::Exec { .. }) {
@@ -413,7 +369,7 @@ fn finish(sh: &Arc<Shared>, unit: &str, job: Job, out: anyhow::Result<crate::mac
         super::storage::volumes::bind_new(sh, &st, unit);
         if job.ev == Event::Remove {
             sh.log_line(&tag, "INFO", "unit removed");
-            super::provision::retire_unit(sh, &mut st, unit);
+            super::deployer::retire_unit(sh, &mut st, unit);
         }
     } else {
         sh.log_line(

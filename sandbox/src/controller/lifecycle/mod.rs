@@ -18,6 +18,47 @@ use super::model::{
 use crate::tools::env::{Settings, StatusInfo};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+/// Juju's hook name for an event on a unit (`db-relation-changed`, `install`, …); for actions
+/// the action name.
+pub fn hook_name(model: &Model, unit: &str, ev: &Event) -> String {
+    let endpoint = |rel: &i64| {
+        model
+            .relations
+            .get(rel)
+            .and_then(|r| r.end_of(app_of(unit)).map(|e| e.endpoint.clone()))
+            .unwrap_or_else(|| "unknown".into())
+    };
+    match ev {
+        Event::Install => "install".into(),
+        Event::LeaderElected => "leader-elected".into(),
+        Event::LeaderSettingsChanged => "leader-settings-changed".into(),
+        Event::ConfigChanged => "config-changed".into(),
+        Event::Start => "start".into(),
+        Event::UpgradeCharm => "upgrade-charm".into(),
+        Event::UpdateStatus => "update-status".into(),
+        Event::Stop => "stop".into(),
+        Event::Remove => "remove".into(),
+        Event::RelationCreated { rel } => format!("{}-relation-created", endpoint(rel)),
+        Event::RelationJoined { rel, .. } => format!("{}-relation-joined", endpoint(rel)),
+        Event::RelationChanged { rel, .. } => format!("{}-relation-changed", endpoint(rel)),
+        Event::RelationDeparted { rel, .. } => format!("{}-relation-departed", endpoint(rel)),
+        Event::RelationBroken { rel } => format!("{}-relation-broken", endpoint(rel)),
+        Event::Action { id } => model
+            .tasks
+            .get(id)
+            .map(|t| t.action.clone())
+            .unwrap_or_default(),
+        Event::Exec { .. } => "juju-exec".into(),
+        Event::SecretChanged { .. } => "secret-changed".into(),
+        Event::SecretRotate { .. } => "secret-rotate".into(),
+        Event::SecretExpired { .. } => "secret-expired".into(),
+        Event::SecretRemove { .. } => "secret-remove".into(),
+        Event::StorageAttached { .. } | Event::StorageDetaching { .. } => {
+            super::storage::hook_name(ev).unwrap_or_default()
+        }
+    }
+}
+
 /// Events that may be merged with an identical pending one.
 fn coalesces(ev: &Event) -> bool {
     matches!(

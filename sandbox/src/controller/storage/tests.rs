@@ -52,7 +52,7 @@ fn unit_with(m: &mut Model, app: &str, directives: &[&str], attach: &[&str]) -> 
 fn run_all(m: &mut Model, unit: &str) -> Vec<String> {
     let mut ran = vec![];
     while let Some(ev) = m.units.get_mut(unit).and_then(|u| u.queue.pop_front()) {
-        ran.push(crate::controller::runner::hook_name(m, unit, &ev));
+        ran.push(crate::controller::lifecycle::hook_name(m, unit, &ev));
         lifecycle::hook_done(m, unit, &ev);
     }
     ran
