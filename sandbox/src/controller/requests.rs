@@ -58,48 +58,11 @@ fn dispatch(sh: &Arc<Shared>, st: &mut State, req: Request) -> Res {
             num_units,
             storage,
             attach_storage,
-        } => {
-            let Some(a) = st.model.apps.get(&app) else {
-                return Err(format!(
-                    "application {app:?} not found: deploy it first (sandbox deploy)"
-                ));
-            };
-            lifecycle::subordinate::check_add_unit(&st.model, &app)?;
-            let storage = super::storage::Wanted::parse(&storage, attach_storage, num_units)?;
-            let stores = a.meta.storage.clone();
-            let plan = super::storage::plan(&st.model, &app, &stores, &storage)?;
-            let units: Vec<String> = (0..num_units)
-                .map(|_| add_unit(sh, st, &app, &plan))
-                .collect();
-            Ok(json!({ "units": units }))
-        }
+        } => add_units(sh, st, app, num_units, storage, attach_storage),
         Request::RemoveUnit {
             units,
             destroy_storage,
-        } => {
-            for u in &units {
-                let unit = st
-                    .model
-                    .units
-                    .get(u)
-                    .ok_or_else(|| format!("unit {u:?} not found"))?;
-                if unit.agent == super::model::Agent::Lost {
-                    return Err(format!(
-                        "unit {u:?} is lost (its machine is down): use `sandbox remove-machine --force {u}` or restart the machine"
-                    ));
-                }
-                lifecycle::subordinate::check_remove_unit(&st.model, u)?;
-            }
-            let mut storage = BTreeMap::new();
-            for u in &units {
-                if destroy_storage {
-                    super::storage::destroy_with(&mut st.model, u);
-                }
-                storage.insert(u, super::storage::attached_to(&st.model, u, None));
-                lifecycle::remove_unit(&mut st.model, u);
-            }
-            Ok(json!({ "removing": units, "storage": storage }))
-        }
+        } => remove_units(st, units, destroy_storage),
         Request::Integrate(ends) => integrate(st, &ends.a, &ends.b),
         Request::RemoveRelation(ends) => {
             let id = find_relation(st, &ends.a, &ends.b)?;
@@ -107,19 +70,7 @@ fn dispatch(sh: &Arc<Shared>, st: &mut State, req: Request) -> Res {
             Ok(json!({ "removing": id }))
         }
         Request::Config { app, set, reset } => config(st, &app, &set, &reset),
-        Request::AttachResource { app, name, path } => {
-            let a = st
-                .model
-                .apps
-                .get(&app)
-                .ok_or_else(|| format!("application {app:?} not found"))?;
-            if !a.meta.resources.contains_key(&name) {
-                return Err(format!("charm {:?} has no resource {name:?}", a.meta.name));
-            }
-            let p = absolute(&path)?;
-            records::attach_resource(&mut st.model, &app, name, p);
-            Ok(Value::Null)
-        }
+        Request::AttachResource { app, name, path } => attach_resource(st, app, name, path),
         Request::Refresh { app, path } => refresh(sh, st, &app, &path),
         Request::RunAction {
             unit,
@@ -148,71 +99,9 @@ fn dispatch(sh: &Arc<Shared>, st: &mut State, req: Request) -> Res {
         Request::KillMachine { .. } | Request::RestartMachine { .. } => {
             unreachable!("handled without the lock")
         }
-        Request::Partition { unit, from } => {
-            let (mid, h) = machine_of(st, &unit)?;
-            let lab = provision::lab(st);
-            if from.is_empty() {
-                h.partition(&lab).map_err(|e| format!("{e:#}"))?;
-                records::partitioned(&mut st.model, mid);
-            } else {
-                let mut addrs = vec![];
-                for f in &from {
-                    let m = st
-                        .model
-                        .units
-                        .get(f)
-                        .ok_or_else(|| format!("unit {f:?} not found"))?
-                        .machine;
-                    addrs.push(
-                        st.model.machines[&m]
-                            .address
-                            .parse()
-                            .map_err(|_| "bad address".to_string())?,
-                    );
-                }
-                h.block_from(&addrs).map_err(|e| format!("{e:#}"))?;
-                records::blocked_from(&mut st.model, mid, from);
-            }
-            Ok(Value::Null)
-        }
-        Request::Heal { unit } => {
-            let lab = provision::lab(st);
-            let targets: Vec<String> = match unit {
-                Some(u) => vec![u],
-                None => st.model.units.keys().cloned().collect(),
-            };
-            for u in targets {
-                if let Ok((mid, h)) = machine_of(st, &u) {
-                    h.heal(&lab).map_err(|e| format!("{e:#}"))?;
-                    h.unblock_all().map_err(|e| format!("{e:#}"))?;
-                    records::healed(&mut st.model, mid);
-                }
-            }
-            Ok(Value::Null)
-        }
-        Request::RemoveMachine { target, force } => {
-            let unit = match target.parse::<u32>() {
-                Ok(n) => st
-                    .model
-                    .units
-                    .values()
-                    .find(|u| u.machine == n && u.principal.is_none())
-                    .map(|u| u.name.clone()),
-                Err(_) => st.model.units.get(&target).map(|u| u.name.clone()),
-            }
-            .ok_or_else(|| format!("machine or unit {target:?} not found"))?;
-            if force {
-                super::deployer::forget_subordinates(st, &unit);
-                super::deployer::retire_unit(sh, st, &unit);
-            } else if st.model.units[&unit].agent == super::model::Agent::Lost {
-                return Err(format!(
-                    "machine of {unit} is down: add --force to remove it without running its hooks"
-                ));
-            } else {
-                lifecycle::remove_unit(&mut st.model, &unit);
-            }
-            Ok(json!({ "removed": unit }))
-        }
+        Request::Partition { unit, from } => partition(st, unit, from),
+        Request::Heal { unit } => heal(st, unit),
+        Request::RemoveMachine { target, force } => remove_machine(sh, st, target, force),
         Request::Destroy => {
             destroy(sh, st);
             Ok(Value::Null)
@@ -506,4 +395,140 @@ fn destroy(sh: &Arc<Shared>, st: &mut State) {
     let _ = std::fs::remove_file(super::model_path(&sh.home));
     let _ = std::fs::remove_dir_all(sh.home.join("charms"));
     let _ = std::fs::remove_dir_all(sh.home.join("machines"));
+}
+
+/// `add-unit`: `num_units` more units of `app`, with the storage asked for.
+fn add_units(
+    sh: &Arc<Shared>,
+    st: &mut State,
+    app: String,
+    num_units: u32,
+    storage: Vec<String>,
+    attach_storage: Vec<String>,
+) -> Res {
+    let Some(a) = st.model.apps.get(&app) else {
+        return Err(format!(
+            "application {app:?} not found: deploy it first (sandbox deploy)"
+        ));
+    };
+    lifecycle::subordinate::check_add_unit(&st.model, &app)?;
+    let storage = super::storage::Wanted::parse(&storage, attach_storage, num_units)?;
+    let stores = a.meta.storage.clone();
+    let plan = super::storage::plan(&st.model, &app, &stores, &storage)?;
+    let units: Vec<String> = (0..num_units)
+        .map(|_| add_unit(sh, st, &app, &plan))
+        .collect();
+    Ok(json!({ "units": units }))
+}
+
+/// `remove-unit`: each unit starts dying (none if one cannot); answers the storage each leaves.
+fn remove_units(st: &mut State, units: Vec<String>, destroy_storage: bool) -> Res {
+    for u in &units {
+        let unit = st
+            .model
+            .units
+            .get(u)
+            .ok_or_else(|| format!("unit {u:?} not found"))?;
+        if unit.agent == super::model::Agent::Lost {
+            return Err(format!(
+                "unit {u:?} is lost (its machine is down): use `sandbox remove-machine --force {u}` or restart the machine"
+            ));
+        }
+        lifecycle::subordinate::check_remove_unit(&st.model, u)?;
+    }
+    let mut storage = BTreeMap::new();
+    for u in &units {
+        if destroy_storage {
+            super::storage::destroy_with(&mut st.model, u);
+        }
+        storage.insert(u, super::storage::attached_to(&st.model, u, None));
+        lifecycle::remove_unit(&mut st.model, u);
+    }
+    Ok(json!({ "removing": units, "storage": storage }))
+}
+
+/// `attach-resource`: `app`'s resource `name` is the file at `path` from now on.
+fn attach_resource(st: &mut State, app: String, name: String, path: String) -> Res {
+    let a = st
+        .model
+        .apps
+        .get(&app)
+        .ok_or_else(|| format!("application {app:?} not found"))?;
+    if !a.meta.resources.contains_key(&name) {
+        return Err(format!("charm {:?} has no resource {name:?}", a.meta.name));
+    }
+    let p = absolute(&path)?;
+    records::attach_resource(&mut st.model, &app, name, p);
+    Ok(Value::Null)
+}
+
+/// `partition`: cuts `unit`'s machine off the switch, or only from the machines of `from`.
+fn partition(st: &mut State, unit: String, from: Vec<String>) -> Res {
+    let (mid, h) = machine_of(st, &unit)?;
+    let lab = provision::lab(st);
+    if from.is_empty() {
+        h.partition(&lab).map_err(|e| format!("{e:#}"))?;
+        records::partitioned(&mut st.model, mid);
+    } else {
+        let mut addrs = vec![];
+        for f in &from {
+            let m = st
+                .model
+                .units
+                .get(f)
+                .ok_or_else(|| format!("unit {f:?} not found"))?
+                .machine;
+            addrs.push(
+                st.model.machines[&m]
+                    .address
+                    .parse()
+                    .map_err(|_| "bad address".to_string())?,
+            );
+        }
+        h.block_from(&addrs).map_err(|e| format!("{e:#}"))?;
+        records::blocked_from(&mut st.model, mid, from);
+    }
+    Ok(Value::Null)
+}
+
+/// `heal`: undoes every partition of `unit`'s machine, or of all machines.
+fn heal(st: &mut State, unit: Option<String>) -> Res {
+    let lab = provision::lab(st);
+    let targets: Vec<String> = match unit {
+        Some(u) => vec![u],
+        None => st.model.units.keys().cloned().collect(),
+    };
+    for u in targets {
+        if let Ok((mid, h)) = machine_of(st, &u) {
+            h.heal(&lab).map_err(|e| format!("{e:#}"))?;
+            h.unblock_all().map_err(|e| format!("{e:#}"))?;
+            records::healed(&mut st.model, mid);
+        }
+    }
+    Ok(Value::Null)
+}
+
+/// `remove-machine`: the unit on machine (or named) `target` dies, or with `force` is gone.
+fn remove_machine(sh: &Arc<Shared>, st: &mut State, target: String, force: bool) -> Res {
+    let unit = match target.parse::<u32>() {
+        Ok(n) => st
+            .model
+            .units
+            .values()
+            .find(|u| u.machine == n && u.principal.is_none())
+            .map(|u| u.name.clone()),
+        Err(_) => st.model.units.get(&target).map(|u| u.name.clone()),
+    }
+    .ok_or_else(|| format!("machine or unit {target:?} not found"))?;
+    if force {
+        super::deployer::forget_subordinates(st, &unit);
+        super::deployer::retire_unit(sh, st, &unit);
+    } else if st.model.units[&unit].agent == super::model::Agent::Lost {
+        return Err(format!(
+            "machine of {unit} is down: add --force to remove it without running its hooks"
+        ));
+    } else {
+        lifecycle::remove_unit(&mut st.model, &unit);
+    }
+    Ok(json!({ "removed": unit }))
 }
