@@ -18,6 +18,9 @@ pub fn handle(sh: &Arc<Shared>, req: Request) -> Response {
         // These power a machine off: not under the lock.
         Request::KillMachine { unit } => kill_machine(sh, &unit),
         Request::RestartMachine { unit } => restart_machine(sh, &unit),
+        // These change the machines' network namespaces: not under the lock either.
+        Request::Partition { unit, from } => partition(sh, unit, from),
+        Request::Heal { unit } => heal(sh, unit),
         req => {
             let mut st = sh.lock();
             let r = dispatch(sh, &mut st, req);
@@ -96,11 +99,10 @@ fn dispatch(sh: &Arc<Shared>, st: &mut State, req: Request) -> Res {
             records::set_model_config(&mut st.model, set)?;
             Ok(json!(st.model.config))
         }
-        Request::KillMachine { .. } | Request::RestartMachine { .. } => {
-            unreachable!("handled without the lock")
-        }
-        Request::Partition { unit, from } => partition(st, unit, from),
-        Request::Heal { unit } => heal(st, unit),
+        Request::KillMachine { .. }
+        | Request::RestartMachine { .. }
+        | Request::Partition { .. }
+        | Request::Heal { .. } => unreachable!("handled without the lock"),
         Request::RemoveMachine { target, force } => remove_machine(sh, st, target, force),
         Request::Destroy => {
             destroy(sh, st);
@@ -463,13 +465,10 @@ fn attach_resource(st: &mut State, app: String, name: String, path: String) -> R
 }
 
 /// `partition`: cuts `unit`'s machine off the switch, or only from the machines of `from`.
-fn partition(st: &mut State, unit: String, from: Vec<String>) -> Res {
-    let (mid, h) = machine_of(st, &unit)?;
-    let lab = provision::lab(st);
-    if from.is_empty() {
-        h.partition(&lab).map_err(|e| format!("{e:#}"))?;
-        records::partitioned(&mut st.model, mid);
-    } else {
+fn partition(sh: &Arc<Shared>, unit: String, from: Vec<String>) -> Res {
+    let (mid, h, lab, addrs) = {
+        let st = sh.lock();
+        let (mid, h) = machine_of(&st, &unit)?;
         let mut addrs = vec![];
         for f in &from {
             let m = st
@@ -485,25 +484,43 @@ fn partition(st: &mut State, unit: String, from: Vec<String>) -> Res {
                     .map_err(|_| "bad address".to_string())?,
             );
         }
+        (mid, h, provision::lab(&st), addrs)
+    };
+    if from.is_empty() {
+        h.partition(&lab).map_err(|e| format!("{e:#}"))?;
+    } else {
         h.block_from(&addrs).map_err(|e| format!("{e:#}"))?;
+    }
+    let mut st = sh.lock();
+    if from.is_empty() {
+        records::partitioned(&mut st.model, mid);
+    } else {
         records::blocked_from(&mut st.model, mid, from);
     }
+    sh.commit(&st);
     Ok(Value::Null)
 }
 
 /// `heal`: undoes every partition of `unit`'s machine, or of all machines.
-fn heal(st: &mut State, unit: Option<String>) -> Res {
-    let lab = provision::lab(st);
-    let targets: Vec<String> = match unit {
-        Some(u) => vec![u],
-        None => st.model.units.keys().cloned().collect(),
+fn heal(sh: &Arc<Shared>, unit: Option<String>) -> Res {
+    let (lab, machines) = {
+        let st = sh.lock();
+        let targets: Vec<String> = match unit {
+            Some(u) => vec![u],
+            None => st.model.units.keys().cloned().collect(),
+        };
+        let machines: Vec<_> = targets
+            .iter()
+            .filter_map(|u| machine_of(&st, u).ok())
+            .collect();
+        (provision::lab(&st), machines)
     };
-    for u in targets {
-        if let Ok((mid, h)) = machine_of(st, &u) {
-            h.heal(&lab).map_err(|e| format!("{e:#}"))?;
-            h.unblock_all().map_err(|e| format!("{e:#}"))?;
-            records::healed(&mut st.model, mid);
-        }
+    for (mid, h) in machines {
+        h.heal(&lab).map_err(|e| format!("{e:#}"))?;
+        h.unblock_all().map_err(|e| format!("{e:#}"))?;
+        let mut st = sh.lock();
+        records::healed(&mut st.model, mid);
+        sh.commit(&st);
     }
     Ok(Value::Null)
 }
