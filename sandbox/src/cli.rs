@@ -319,16 +319,32 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             resource,
             storage,
             attach_storage,
-        } => deploy(
-            h,
-            charm,
-            app,
-            num_units,
-            config,
-            resource,
-            storage,
-            attach_storage,
-        ),
+        } => {
+            let config = parse_config_args(&config, app.as_deref())?;
+            let resources = parse_pairs(&resource, "--resource name=path")?
+                .into_iter()
+                .map(|(k, v)| Ok((k, local_path(&v)?)))
+                .collect::<anyhow::Result<_>>()?;
+            let v = call(
+                h,
+                Request::Deploy {
+                    charm: local_path(&charm)?,
+                    app,
+                    num_units,
+                    config,
+                    resources,
+                    storage,
+                    attach_storage,
+                },
+            )?;
+            println!(
+                "Deployed {:?} with {} unit(s): {}",
+                v["application"].as_str().unwrap_or(""),
+                num_units,
+                join(&v["units"])
+            );
+            Ok(0)
+        }
         Cmd::AddUnit {
             app,
             num_units,
@@ -533,44 +549,6 @@ fn status(h: &Path, format: Format) -> anyhow::Result<i32> {
         Format::Tabular => print!("{}", crate::status::tabular(&m)),
         f => print_value(&crate::status::to_value(&m), f)?,
     }
-    Ok(0)
-}
-
-/// `deploy`: the charm at `charm` as `app`, with its config, resources and storage.
-#[allow(clippy::too_many_arguments)]
-fn deploy(
-    h: &Path,
-    charm: String,
-    app: Option<String>,
-    num_units: u32,
-    config: Vec<String>,
-    resource: Vec<String>,
-    storage: Vec<String>,
-    attach_storage: Vec<String>,
-) -> anyhow::Result<i32> {
-    let config = parse_config_args(&config, app.as_deref())?;
-    let resources = parse_pairs(&resource, "--resource name=path")?
-        .into_iter()
-        .map(|(k, v)| Ok((k, local_path(&v)?)))
-        .collect::<anyhow::Result<_>>()?;
-    let v = call(
-        h,
-        Request::Deploy {
-            charm: local_path(&charm)?,
-            app,
-            num_units,
-            config,
-            resources,
-            storage,
-            attach_storage,
-        },
-    )?;
-    println!(
-        "Deployed {:?} with {} unit(s): {}",
-        v["application"].as_str().unwrap_or(""),
-        num_units,
-        join(&v["units"])
-    );
     Ok(0)
 }
 
