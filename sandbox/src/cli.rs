@@ -366,36 +366,8 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::RemoveUnit {
             units,
             destroy_storage,
-        } => {
-            let v = call(
-                h,
-                Request::RemoveUnit {
-                    units: units.clone(),
-                    destroy_storage,
-                },
-            )?;
-            let verb = if destroy_storage { "remove" } else { "detach" };
-            for u in units {
-                println!("will remove unit {u}");
-                for id in v["storage"][&u].as_array().into_iter().flatten() {
-                    println!("- will {verb} storage {}", id.as_str().unwrap_or_default());
-                }
-            }
-            Ok(0)
-        }
-        Cmd::Storage { format } => {
-            let m = model(h)?;
-            use crate::controller::storage::listing;
-            match format {
-                Format::Tabular if m.storage.instances.is_empty() => {
-                    eprintln!("No storage to display.");
-                }
-                Format::Tabular => print!("{}", listing::tabular(&m)),
-                Format::Yaml => print!("{}", serde_yaml::to_string(&listing::list(&m))?),
-                Format::Json => println!("{}", serde_json::to_string(&listing::list(&m))?),
-            }
-            Ok(0)
-        }
+        } => remove_units(h, units, destroy_storage),
+        Cmd::Storage { format } => storage(h, format),
         Cmd::Integrate(ends) => call(h, Request::Integrate(ends)).map(|_| 0),
         Cmd::RemoveRelation(ends) => call(h, Request::RemoveRelation(ends)).map(|_| 0),
         Cmd::Config {
@@ -404,64 +376,14 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             reset,
             format,
         } => config(h, app, args, reset, format),
-        Cmd::AttachResource { app, resource } => {
-            let (name, path) = resource
-                .split_once('=')
-                .context("give the resource as name=path")?;
-            call(
-                h,
-                Request::AttachResource {
-                    app,
-                    name: name.into(),
-                    path: local_path(path)?,
-                },
-            )
-            .map(|_| 0)
-        }
-        Cmd::Refresh { app, path } => {
-            let v = call(
-                h,
-                Request::Refresh {
-                    app: app.clone(),
-                    path: local_path(&path)?,
-                },
-            )?;
-            println!(
-                "Added local charm {app}, revision {}, to the model",
-                v["revision"]
-            );
-            Ok(0)
-        }
+        Cmd::AttachResource { app, resource } => attach_resource(h, app, resource),
+        Cmd::Refresh { app, path } => refresh(h, app, path),
         Cmd::Run {
             on_unit,
             args,
             format,
             wait,
-        } => {
-            let juju29 = agent_version(h)?.starts_with("2.");
-            let (unit, action, params) = match (on_unit, juju29, args.as_slice()) {
-                (Some(unit), true, _) => return exec(h, unit, &args),
-                (Some(_), false, _) => bail!(
-                    "`run --unit` is Juju 2.9's; in Juju 3 run a command with `sandbox exec \
-                     --unit <unit> -- <command>` (or bootstrap with --agent-version 2.9.x)"
-                ),
-                (None, true, _) => bail!(
-                    "in Juju 2.9 `run` runs commands (`sandbox run --unit <unit> <command>`); \
-                     run an action with `sandbox run-action <unit> <action> --wait`"
-                ),
-                (None, false, [unit, action, params @ ..]) => (unit, action, params),
-                (None, false, _) => bail!("usage: sandbox run <unit> <action> [key=value…]"),
-            };
-            let id = queue_action(h, unit, action, params)?;
-            println!("Running operation {id} with 1 task\n  - task {id} on unit-{}\n\nWaiting for task {id}...", unit.replace('/', "-"));
-            let task = wait_task(h, id, duration(&wait)?)?;
-            print_value(&task["results"], format)?;
-            if task["status"] == "failed" {
-                eprintln!("ERROR the following task failed:\n id {id:?} with return code {}\n\nuse 'sandbox show-task {id}' to inspect the failure", task["code"]);
-                return Ok(1);
-            }
-            Ok(0)
-        }
+        } => juju_run(h, on_unit, args, format, wait),
         Cmd::RunAction {
             unit,
             action,
@@ -498,14 +420,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             print_value(&task_view(&t), format)?;
             Ok(0)
         }
-        Cmd::Status { format } => {
-            let m = model(h)?;
-            match format {
-                Format::Tabular => print!("{}", crate::status::tabular(&m)),
-                f => print_value(&crate::status::to_value(&m), f)?,
-            }
-            Ok(0)
-        }
+        Cmd::Status { format } => status(h, format),
         Cmd::DebugLog {
             replay,
             include,
@@ -541,6 +456,118 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     }
 }
 
+/// `remove-unit`, printing what happens to each unit's storage.
+fn remove_units(h: &Path, units: Vec<String>, destroy_storage: bool) -> anyhow::Result<i32> {
+    let v = call(
+        h,
+        Request::RemoveUnit {
+            units: units.clone(),
+            destroy_storage,
+        },
+    )?;
+    let verb = if destroy_storage { "remove" } else { "detach" };
+    for u in units {
+        println!("will remove unit {u}");
+        for id in v["storage"][&u].as_array().into_iter().flatten() {
+            println!("- will {verb} storage {}", id.as_str().unwrap_or_default());
+        }
+    }
+    Ok(0)
+}
+
+/// `storage`: the model's storage instances.
+fn storage(h: &Path, format: Format) -> anyhow::Result<i32> {
+    let m = model(h)?;
+    use crate::controller::storage::listing;
+    match format {
+        Format::Tabular if m.storage.instances.is_empty() => {
+            eprintln!("No storage to display.");
+        }
+        Format::Tabular => print!("{}", listing::tabular(&m)),
+        Format::Yaml => print!("{}", serde_yaml::to_string(&listing::list(&m))?),
+        Format::Json => println!("{}", serde_json::to_string(&listing::list(&m))?),
+    }
+    Ok(0)
+}
+
+/// `refresh`: `app` runs the charm at `path`.
+fn refresh(h: &Path, app: String, path: String) -> anyhow::Result<i32> {
+    let v = call(
+        h,
+        Request::Refresh {
+            app: app.clone(),
+            path: local_path(&path)?,
+        },
+    )?;
+    println!(
+        "Added local charm {app}, revision {}, to the model",
+        v["revision"]
+    );
+    Ok(0)
+}
+
+/// `run`: an action, waited for (Juju 3), or with `--unit` commands (Juju 2.9).
+fn juju_run(
+    h: &Path,
+    on_unit: Option<String>,
+    args: Vec<String>,
+    format: Format,
+    wait: String,
+) -> anyhow::Result<i32> {
+    let juju29 = agent_version(h)?.starts_with("2.");
+    let (unit, action, params) = match (on_unit, juju29, args.as_slice()) {
+        (Some(unit), true, _) => return exec(h, unit, &args),
+        (Some(_), false, _) => bail!(
+            "`run --unit` is Juju 2.9's; in Juju 3 run a command with `sandbox exec \
+             --unit <unit> -- <command>` (or bootstrap with --agent-version 2.9.x)"
+        ),
+        (None, true, _) => bail!(
+            "in Juju 2.9 `run` runs commands (`sandbox run --unit <unit> <command>`); \
+             run an action with `sandbox run-action <unit> <action> --wait`"
+        ),
+        (None, false, [unit, action, params @ ..]) => (unit, action, params),
+        (None, false, _) => bail!("usage: sandbox run <unit> <action> [key=value…]"),
+    };
+    let id = queue_action(h, unit, action, params)?;
+    println!(
+        "Running operation {id} with 1 task\n  - task {id} on unit-{}\n\nWaiting for task {id}...",
+        unit.replace('/', "-")
+    );
+    let task = wait_task(h, id, duration(&wait)?)?;
+    print_value(&task["results"], format)?;
+    if task["status"] == "failed" {
+        eprintln!("ERROR the following task failed:\n id {id:?} with return code {}\n\nuse 'sandbox show-task {id}' to inspect the failure", task["code"]);
+        return Ok(1);
+    }
+    Ok(0)
+}
+
+/// `status`, in Juju's shapes.
+fn status(h: &Path, format: Format) -> anyhow::Result<i32> {
+    let m = model(h)?;
+    match format {
+        Format::Tabular => print!("{}", crate::status::tabular(&m)),
+        f => print_value(&crate::status::to_value(&m), f)?,
+    }
+    Ok(0)
+}
+
+/// `attach-resource app name=path`.
+fn attach_resource(h: &Path, app: String, resource: String) -> anyhow::Result<i32> {
+    let (name, path) = resource
+        .split_once('=')
+        .context("give the resource as name=path")?;
+    call(
+        h,
+        Request::AttachResource {
+            app,
+            name: name.into(),
+            path: local_path(path)?,
+        },
+    )
+    .map(|_| 0)
+}
+
 fn join(v: &Value) -> String {
     v.as_array()
         .map(|a| {
@@ -553,7 +580,7 @@ fn join(v: &Value) -> String {
 }
 
 fn duration(s: &str) -> anyhow::Result<Duration> {
-    crate::controller::runner::parse_duration(s)
+    crate::controller::lifecycle::parse_duration(s)
         .map(Duration::from_secs_f64)
         .with_context(|| format!("{s:?} is not a duration: use e.g. 90s, 10m or 1h"))
 }

@@ -59,11 +59,7 @@ fn agent_word(u: &Unit) -> &'static str {
 pub fn to_value(m: &Model) -> Value {
     let mut machines = Map::new();
     for (id, rec) in &m.machines {
-        let state = match rec.state.as_str() {
-            "started" => "started",
-            "down" => "down",
-            _ => "pending",
-        };
+        let state = rec.state.as_str();
         machines.insert(
             id.to_string(),
             json!({
@@ -346,7 +342,7 @@ pub fn tabular(m: &Model) -> String {
     for (id, r) in &m.machines {
         rows.push(vec![
             id.to_string(),
-            r.state.clone(),
+            r.state.as_str().into(),
             r.address.clone(),
             r.hostname.clone(),
             "debian@12".into(),

@@ -3,6 +3,7 @@
 //! ([`deploy_new`]), and their agent dirs are removed again when they go ([`retire_subordinate`]).
 //! The hook ordering itself is in [`super::lifecycle::subordinate`].
 
+use super::lifecycle::agent;
 use super::lifecycle::subordinate::{principal_done, subordinates_of, waits_for_subordinates};
 use super::model::{unit_tag, Agent};
 use super::{provision, runner, Shared, State};
@@ -26,7 +27,10 @@ pub fn deploy_new(sh: &Arc<Shared>, st: &mut State) {
         .filter(|u| u.principal.is_some() && u.agent == Agent::Allocating)
         .filter_map(|u| {
             let m = st.model.machines.get(&u.machine)?;
-            let handle = m.handle.clone().filter(|_| m.state == "started")?;
+            let handle = m
+                .handle
+                .clone()
+                .filter(|_| m.state == super::model::MachineState::Started)?;
             let charm = st.model.apps.get(&u.app)?.charm_dir.clone();
             Some((u.name.clone(), handle, charm))
         })
@@ -37,22 +41,15 @@ pub fn deploy_new(sh: &Arc<Shared>, st: &mut State) {
         }
         let sh = sh.clone();
         std::thread::spawn(move || {
-            let r = provision::install_unit_files(&handle, &unit, &charm);
+            let r = super::install::install_unit_files(&handle, &unit, &charm);
             let mut st = sh.lock();
             deploying().remove(&unit);
-            let Some(u) = st.model.units.get_mut(&unit) else {
+            let Some(machine) = st.model.units.get(&unit).map(|u| u.machine) else {
                 return;
             };
             match r {
                 Ok(()) => {
-                    u.agent = Agent::Idle;
-                    u.agent_since = super::model::now();
-                    u.workload = crate::tools::env::StatusInfo {
-                        status: "maintenance".into(),
-                        message: provision::INSTALLING.into(),
-                    };
-                    u.workload_since = u.agent_since;
-                    let machine = u.machine;
+                    agent::unit_ready(&mut st.model, &unit, super::model::now());
                     runner::ensure_worker(&sh, &mut st, &unit);
                     sh.log_line(
                         "controller",
@@ -61,11 +58,40 @@ pub fn deploy_new(sh: &Arc<Shared>, st: &mut State) {
                     );
                 }
                 Err(e) => {
-                    u.agent_message = format!("cannot deploy the subordinate unit: {e:#}");
-                    sh.log_line("controller", "ERROR", &u.agent_message.clone());
+                    let message = format!("cannot deploy the subordinate unit: {e:#}");
+                    sh.log_line("controller", "ERROR", &message);
+                    agent::provision_failed(&mut st.model, &unit, message);
                 }
             }
             sh.commit(&st);
+        });
+    }
+}
+
+/// Removes a unit after its `remove` hook (or by force) and destroys its machine.
+pub fn retire_unit(sh: &Arc<Shared>, st: &mut State, unit: &str) {
+    let Some(machine) = st.model.units.get(unit).map(|u| u.machine) else {
+        return;
+    };
+    super::storage::volumes::unit_gone(sh, st, unit);
+    if retire_subordinate(sh, st, unit) {
+        return;
+    }
+    super::lifecycle::forget_unit(&mut st.model, unit);
+    if let Some(rec) = agent::machine_removed(&mut st.model, machine) {
+        super::stop_tool_socket(sh, machine);
+        let lab = provision::lab(st);
+        let dir = provision::machine_dir(sh, machine);
+        let sh = sh.clone();
+        std::thread::spawn(move || {
+            let pid = rec.handle.as_ref().map(|h| h.nspawn_pid);
+            if let Err(e) = crate::machine::destroy_machine(&lab, machine, &dir, pid) {
+                sh.log_line(
+                    "controller",
+                    "ERROR",
+                    &format!("cannot destroy machine {machine}: {e:#}"),
+                );
+            }
         });
     }
 }
@@ -109,7 +135,7 @@ pub fn retire_subordinate(sh: &Arc<Shared>, st: &mut State, unit: &str) -> bool 
         });
     }
     if principal_done(&st.model, &principal) {
-        provision::retire_unit(sh, st, &principal);
+        retire_unit(sh, st, &principal);
     }
     true
 }
@@ -123,18 +149,7 @@ pub fn forget_subordinates(st: &mut State, principal: &str) {
 
 /// Machine `machine` is running again: its lost subordinate units resume.
 pub fn machine_back(sh: &Arc<Shared>, st: &mut State, machine: u32) {
-    let lost: Vec<String> = st
-        .model
-        .units
-        .values()
-        .filter(|u| u.machine == machine && u.principal.is_some() && u.agent == Agent::Lost)
-        .map(|u| u.name.clone())
-        .collect();
-    for unit in lost {
-        if let Some(u) = st.model.units.get_mut(&unit) {
-            u.agent = Agent::Idle;
-            u.agent_since = super::model::now();
-        }
+    for unit in agent::subordinates_back(&mut st.model, machine, super::model::now()) {
         runner::ensure_worker(sh, st, &unit);
     }
 }

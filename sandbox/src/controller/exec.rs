@@ -139,10 +139,18 @@ pub fn serve(sh: &Arc<Shared>, machine: u32, req: ExecRequest) -> ToolResponse {
         Ok(r) => r,
         Err(msg) => return ToolResponse::error(1, &msg),
     };
-    let id = super::requests::queue_exec(&mut st, &req.unit, &req.commands);
-    if let (Some(r), Some(t)) = (relation, st.model.tasks.get_mut(&id)) {
-        t.params["relation"] = serde_json::json!(r);
+    let mut params = serde_json::json!({ "command": req.commands });
+    if let Some(r) = relation {
+        params["relation"] = serde_json::json!(r);
     }
+    let id = super::lifecycle::records::add_task(
+        &mut st.model,
+        &req.unit,
+        "juju-exec",
+        params,
+        true,
+        super::model::now(),
+    );
     sh.log_line(
         &unit_tag(&req.unit),
         "INFO",
@@ -156,7 +164,7 @@ pub fn serve(sh: &Arc<Shared>, machine: u32, req: ExecRequest) -> ToolResponse {
         let Some(t) = st.model.tasks.get(&id) else {
             return not_here(&req.unit);
         };
-        if matches!(t.status.as_str(), "completed" | "failed") && t.completed > 0.0 {
+        if t.status.is_done() && t.completed > 0.0 {
             return ToolResponse {
                 code: t.code,
                 stdout: t.stdout.clone(),

@@ -1,6 +1,8 @@
 //! One running hook context and the controller's answers to the hook tools it calls.
 
 use super::lifecycle;
+use super::lifecycle::context::merge;
+use super::lifecycle::records;
 use super::model::{app_of, now, unit_tag, Event, Model};
 use super::{Shared, State};
 use crate::tools::env::{
@@ -10,106 +12,13 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// The buffered effects of one running hook or action, committed when it exits 0.
-#[derive(Debug, Clone)]
-pub struct HookCtx {
-    /// `JUJU_CONTEXT_ID`.
-    pub id: String,
-    /// The unit running it.
-    pub unit: String,
-    /// What runs.
-    pub event: Event,
-    /// Pending relation writes: relation id → (unit changes, app changes); "" deletes.
-    pub relation_sets: BTreeMap<i64, (Settings, Settings)>,
-    /// Pending port changes in order: (open?, range).
-    pub ports: Vec<(bool, PortRange)>,
-    /// Pending state changes: key → Some(value) or None to delete.
-    pub state: BTreeMap<String, Option<String>>,
-    /// The task, for actions and exec.
-    pub task: Option<u64>,
-    /// Pending secret changes.
-    pub secrets: crate::secrets::Pending,
-    /// Pending `storage-add`s: store and count.
-    pub storage_adds: Vec<(String, u32)>,
-}
+pub use super::lifecycle::HookCtx;
 
-impl HookCtx {
-    /// A fresh context; its id ends in 128 random bits, so it cannot be guessed.
-    pub fn new(unit: &str, hook: &str, event: Event, task: Option<u64>) -> HookCtx {
-        let id = format!("{unit}-{hook}-{}", super::model::random_hex(16));
-        HookCtx {
-            id,
-            unit: unit.into(),
-            event,
-            relation_sets: BTreeMap::new(),
-            ports: vec![],
-            state: BTreeMap::new(),
-            task,
-            secrets: Default::default(),
-            storage_adds: vec![],
-        }
-    }
-
-    /// Commits the buffered secret changes (Juju's first step at hook exit) and queues the
-    /// secret hooks they cause; the controller's refusal is the hook's failure.
-    pub fn commit_secrets(&self, model: &mut Model) -> Result<(), String> {
-        let who = super::secret_hooks::who(model, &self.unit);
-        crate::secrets::commit(&mut model.secrets, &self.secrets, &who)?;
-        super::secret_hooks::queue_due(model, now());
-        Ok(())
-    }
-
-    /// Applies the buffered writes to the model and queues the hooks they cause.
-    pub fn commit(&self, model: &mut Model) {
-        super::storage::commit_adds(model, &self.unit, &self.storage_adds);
-        for (rel, (unit_set, app_set)) in &self.relation_sets {
-            for (changes, app) in [(unit_set, false), (app_set, true)] {
-                if changes.is_empty() {
-                    continue;
-                }
-                let Some(r) = model.relations.get_mut(rel) else {
-                    continue;
-                };
-                let bag = if app {
-                    r.app_data
-                        .entry(app_of(&self.unit).to_string())
-                        .or_default()
-                } else {
-                    r.unit_data.entry(self.unit.clone()).or_default()
-                };
-                let before = bag.clone();
-                merge(bag, changes);
-                if *bag != before {
-                    lifecycle::data_changed(model, *rel, &self.unit, app);
-                }
-            }
-        }
-        if let Some(u) = model.units.get_mut(&self.unit) {
-            for (open, range) in &self.ports {
-                if *open {
-                    u.ports.insert(range.clone());
-                } else {
-                    u.ports.remove(range);
-                }
-            }
-            for (k, v) in &self.state {
-                match v {
-                    Some(v) => u.state.insert(k.clone(), v.clone()),
-                    None => u.state.remove(k),
-                };
-            }
-        }
-    }
-}
-
-fn merge(bag: &mut Settings, changes: &Settings) {
-    for (k, v) in changes {
-        if v.is_empty() {
-            bag.remove(k);
-        } else {
-            bag.insert(k.clone(), v.clone());
-        }
-    }
+/// A fresh context for `unit` running `hook`; its id ends in 128 random bits, so it cannot be
+/// guessed.
+pub fn new_context(unit: &str, hook: &str, event: Event, task: Option<u64>) -> HookCtx {
+    let id = format!("{unit}-{hook}-{}", super::model::random_hex(16));
+    HookCtx::new(id, unit, event, task)
 }
 
 /// What a tool call gets for a context that is not live on the calling machine.
@@ -137,8 +46,14 @@ pub fn serve_tool(
         return crate::tools::ToolResponse::error(1, UNKNOWN_CONTEXT);
     };
     let unit = ctx.unit.clone();
-    let mut env = Env { sh, model, ctx };
+    let mut env = Env {
+        sh,
+        model,
+        ctx,
+        copies: vec![],
+    };
     let out = crate::tools::run_tool(&req.tool, &req.args, &req.files(), &mut env);
+    let copies = std::mem::take(&mut env.copies);
     // A secret tool's arguments may hold values: only its name is logged.
     let log = if req.tool.starts_with("secret-") {
         format!("{} (arguments not logged)", req.tool)
@@ -169,6 +84,12 @@ pub fn serve_tool(
     if changed {
         sh.commit(&st);
     }
+    // The files a `resource-get` names are copied in once the lock is released.
+    drop(st);
+    let out = match copies.iter().try_for_each(ResourceCopy::run) {
+        Ok(()) => crate::tools::ToolResponse::from(out),
+        Err(msg) => crate::tools::ToolResponse::error(1, &msg),
+    };
     if out.code != 0 {
         sh.log_line(
             &unit_tag(&unit),
@@ -176,7 +97,24 @@ pub fn serve_tool(
             &format!("tool {log} exited {}", out.code),
         );
     }
-    out.into()
+    out
+}
+
+/// A resource file to copy into a machine, after the lock is released.
+struct ResourceCopy {
+    src: std::path::PathBuf,
+    dest: String,
+    machine: crate::machine::Machine,
+}
+
+impl ResourceCopy {
+    fn run(&self) -> Result<(), String> {
+        let data = std::fs::read(&self.src)
+            .map_err(|e| format!("cannot read resource {}: {e}", self.src.display()))?;
+        self.machine
+            .write_file(&self.dest, &data, 0o644)
+            .map_err(|e| format!("cannot copy resource into the machine: {e:#}"))
+    }
 }
 
 /// The `HookEnv` over the model for one context.
@@ -184,6 +122,8 @@ pub struct Env<'a> {
     sh: &'a Arc<Shared>,
     model: &'a mut Model,
     ctx: &'a mut HookCtx,
+    /// Files `resource-get` promised, copied in by [`serve_tool`] once the lock is released.
+    copies: Vec<ResourceCopy>,
 }
 
 fn err(msg: impl Into<String>) -> ToolError {
@@ -262,13 +202,7 @@ impl HookEnv for Env<'_> {
                 "cannot write leadership settings: cannot write settings: not the leader",
             ));
         }
-        let app = self.app_name();
-        let a = self.model.apps.get_mut(&app).expect("app");
-        let before = a.leader_data.clone();
-        merge(&mut a.leader_data, &settings);
-        if a.leader_data != before {
-            lifecycle::leader_data_changed(self.model, &app);
-        }
+        records::set_leader_data(self.model, &self.app_name(), &settings);
         Ok(())
     }
     fn relation_endpoint(&self, id: i64) -> Option<String> {
@@ -348,36 +282,15 @@ impl HookEnv for Env<'_> {
         self.model.tasks.get(&id).map(|t| t.params.clone())
     }
     fn action_set(&mut self, key: &str, value: &str) -> Result<(), ToolError> {
-        let t = self.task_mut()?;
-        if !t.results.is_object() {
-            t.results = Value::Object(Default::default());
-        }
-        let mut cur = &mut t.results;
-        let parts: Vec<&str> = key.split('.').collect();
-        for p in &parts[..parts.len() - 1] {
-            let obj = cur.as_object_mut().expect("object");
-            let next = obj
-                .entry(p.to_string())
-                .or_insert_with(|| Value::Object(Default::default()));
-            if !next.is_object() {
-                *next = Value::Object(Default::default());
-            }
-            cur = next;
-        }
-        cur.as_object_mut()
-            .expect("object")
-            .insert(parts[parts.len() - 1].to_string(), Value::from(value));
+        records::set_action_result(self.task_mut()?, key, value);
         Ok(())
     }
     fn action_fail(&mut self, message: &str) -> Result<(), ToolError> {
-        let t = self.task_mut()?;
-        t.status = "failed".into();
-        t.message = message.into();
+        records::fail_action(self.task_mut()?, message);
         Ok(())
     }
     fn action_log(&mut self, message: &str) -> Result<(), ToolError> {
-        let t = self.task_mut()?;
-        t.log.push((now(), message.into()));
+        records::log_action(self.task_mut()?, message, now());
         Ok(())
     }
     fn status_set(
@@ -390,19 +303,10 @@ impl HookEnv for Env<'_> {
             status: status.into(),
             message: message.into(),
         };
-        if application {
-            if !self.leader() {
-                return Err(err("this unit is not the leader"));
-            }
-            let app = self.app_name();
-            self.model.apps.get_mut(&app).expect("app").status = info;
-            return Ok(());
+        if application && !self.leader() {
+            return Err(err("this unit is not the leader"));
         }
-        let u = self.model.units.get_mut(&self.ctx.unit).expect("unit");
-        if u.workload != info {
-            u.workload = info;
-            u.workload_since = now();
-        }
+        records::set_status(self.model, &self.ctx.unit, application, info, now());
         Ok(())
     }
     fn status_get(&self) -> Result<StatusInfo, ToolError> {
@@ -425,8 +329,7 @@ impl HookEnv for Env<'_> {
         Ok((self.app().status.clone(), units))
     }
     fn application_version_set(&mut self, version: &str) -> Result<(), ToolError> {
-        let app = self.app_name();
-        self.model.apps.get_mut(&app).expect("app").version = version.into();
+        records::set_version(self.model, &self.app_name(), version);
         Ok(())
     }
     fn unit_address(&self, _which: &str) -> Result<String, ToolError> {
@@ -463,7 +366,7 @@ impl HookEnv for Env<'_> {
             .collect())
     }
     fn juju_log(&mut self, level: &str, message: &str) -> Result<(), ToolError> {
-        let hook = super::runner::hook_name(self.model, &self.ctx.unit, &self.ctx.event);
+        let hook = lifecycle::hook_name(self.model, &self.ctx.unit, &self.ctx.event);
         let message = crate::secrets::scrub(&self.model.secrets, Some(&self.ctx.secrets), message);
         self.sh.log_line(
             &unit_tag(&self.ctx.unit),
@@ -486,16 +389,16 @@ impl HookEnv for Env<'_> {
             "/var/lib/juju/agents/{}/resources/{name}/{file}",
             unit_tag(&self.ctx.unit)
         );
-        let handle = self
+        let machine = self
             .machine()
             .handle
             .clone()
             .ok_or_else(|| err("machine is not running"))?;
-        let data = std::fs::read(&src)
-            .map_err(|e| err(format!("cannot read resource {}: {e}", src.display())))?;
-        handle
-            .write_file(&dest, &data, 0o644)
-            .map_err(|e| err(format!("cannot copy resource into the machine: {e:#}")))?;
+        self.copies.push(ResourceCopy {
+            src,
+            dest: dest.clone(),
+            machine,
+        });
         Ok(dest)
     }
     fn state_get(&self) -> Result<Settings, ToolError> {
@@ -527,12 +430,14 @@ impl HookEnv for Env<'_> {
         if self.model.is_juju29() {
             return Err(err("secrets are not available in Juju 2.9"));
         }
-        let who = super::secret_hooks::who(self.model, &self.ctx.unit);
-        let answer =
-            crate::secrets::handle(&mut self.model.secrets, &mut self.ctx.secrets, &who, call)
-                .map_err(err)?;
-        super::secret_hooks::queue_due(self.model, now());
-        Ok(answer)
+        records::secret_call(
+            self.model,
+            &mut self.ctx.secrets,
+            &self.ctx.unit,
+            call,
+            now(),
+        )
+        .map_err(err)
     }
     fn hook_storage(&self) -> Option<String> {
         super::storage::event_storage(&self.ctx.event).map(str::to_string)

@@ -12,6 +12,7 @@ pub mod deployer;
 pub mod exec;
 pub mod goal_state;
 pub mod hookenv;
+pub mod install;
 pub mod lifecycle;
 pub mod model;
 pub mod params;
@@ -47,7 +48,7 @@ pub struct State {
     /// The persisted model.
     pub model: Model,
     /// Running hook contexts by context id.
-    pub contexts: HashMap<String, hookenv::HookCtx>,
+    pub contexts: HashMap<String, lifecycle::HookCtx>,
     /// Units that have a worker thread.
     pub workers: BTreeSet<String>,
     /// Machines whose tool socket is being served.
@@ -320,5 +321,103 @@ fn handle_conn(sh: &Arc<Shared>, conn: UnixStream, machine: Option<u32>) {
     if machine.is_none() && sh.lock().stopping {
         // Wake the accept loop so it can exit.
         let _ = UnixStream::connect(socket_path(&sh.home));
+    }
+}
+
+#[cfg(test)]
+mod architecture {
+    //! Invariants of the controller's layout, checked on the source.
+
+    /// The hook-running modules, whose imports must not make a cycle.
+    const LAYERS: &[&str] = &["lifecycle", "hookenv", "runner", "provision"];
+
+    /// What `lifecycle/` may not name: the controller's effectful modules, and std's IO,
+    /// processes and threads.
+    const EFFECTFUL: &[&str] = &[
+        "deployer",
+        "exec",
+        "hookenv",
+        "install",
+        "provision",
+        "requests",
+        "runner",
+        "storage::volumes",
+        "std::fs",
+        "std::io",
+        "std::process",
+        "std::thread",
+    ];
+
+    /// The code of the controller module `name` (a file, or a folder's files), comments blanked.
+    fn code(name: &str) -> String {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/controller");
+        let mut files = vec![dir.join(format!("{name}.rs"))];
+        if let Ok(entries) = std::fs::read_dir(dir.join(name)) {
+            files.extend(entries.flatten().map(|e| e.path()));
+        }
+        let mut text = String::new();
+        for f in files
+            .iter()
+            .filter(|f| f.extension().is_some_and(|x| x == "rs"))
+        {
+            let Ok(t) = std::fs::read_to_string(f) else {
+                continue;
+            };
+            for line in t.lines() {
+                text.push_str(line.split("//").next().unwrap_or(""));
+                text.push('\n');
+            }
+        }
+        assert!(!text.is_empty(), "no source for {name}");
+        text
+    }
+
+    /// Whether `code` names controller module `m`: `super::m`, `controller::m`, or `m` in a
+    /// `use super::{..}` list.
+    fn names(code: &str, m: &str) -> bool {
+        let word = |s: &str| s.trim().split("::").next() == Some(m);
+        code.contains(&format!("super::{m}"))
+            || code.contains(&format!("controller::{m}"))
+            || code
+                .split("super::{")
+                .skip(1)
+                .any(|rest| rest.split('}').next().unwrap_or("").split(',').any(word))
+    }
+
+    #[test]
+    fn lifecycle_names_no_effectful_module() {
+        let code = code("lifecycle");
+        for bad in EFFECTFUL {
+            let hit = if bad.contains("::") {
+                code.contains(bad)
+            } else {
+                names(&code, bad)
+            };
+            assert!(!hit, "lifecycle/ names {bad}");
+        }
+    }
+
+    #[test]
+    fn the_hook_running_modules_import_each_other_without_a_cycle() {
+        let deps: Vec<Vec<usize>> = LAYERS
+            .iter()
+            .map(|own| {
+                let code = code(own);
+                let named = |(_, m): &(usize, &&str)| *m != own && names(&code, m);
+                LAYERS
+                    .iter()
+                    .enumerate()
+                    .filter(named)
+                    .map(|(i, _)| i)
+                    .collect()
+            })
+            .collect();
+        // Each may name only those before it in LAYERS (lifecycle ← hookenv ← runner ← provision).
+        for (i, d) in deps.iter().enumerate() {
+            for &j in d {
+                assert!(j < i, "{} names {}: an import cycle", LAYERS[i], LAYERS[j]);
+            }
+        }
+        assert!(deps[3].contains(&2) && deps[2].contains(&1), "{deps:?}");
     }
 }

@@ -277,14 +277,37 @@ pub struct MachineRec {
     pub address: String,
     /// MAC address of eth0.
     pub mac: String,
-    /// `pending`, `started`, `down` (killed) or `stopped`.
-    pub state: String,
+    /// Booting, running, or killed.
+    pub state: MachineState,
     /// The booted machine, when running.
     pub handle: Option<crate::machine::Machine>,
     /// Units whose traffic from this machine is cut (partition --from).
     pub blocked_from: Vec<String>,
     /// Fully cut off the switch.
     pub partitioned: bool,
+}
+
+/// Where a machine is in its life (serialized as the strings model.json has always held).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MachineState {
+    /// Not booted yet, or being booted again.
+    Pending,
+    /// Running: its units may run hooks.
+    Started,
+    /// Killed, or found dead after a controller restart.
+    Down,
+}
+
+impl MachineState {
+    /// Its name in status and model.json.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MachineState::Pending => "pending",
+            MachineState::Started => "started",
+            MachineState::Down => "down",
+        }
+    }
 }
 
 /// One side of a relation.
@@ -359,6 +382,27 @@ impl Relation {
     }
 }
 
+/// Where a task is in its life (serialized as the strings model.json has always held).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TaskStatus {
+    /// Queued, or put back after its machine went down mid-run.
+    Pending,
+    /// Its hook process runs.
+    Running,
+    /// Exited 0.
+    Completed,
+    /// Exited non-zero, called `action-fail`, or is not implemented.
+    Failed,
+}
+
+impl TaskStatus {
+    /// Whether it has ended.
+    pub fn is_done(self) -> bool {
+        matches!(self, TaskStatus::Completed | TaskStatus::Failed)
+    }
+}
+
 /// A task: an action or an exec.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Task {
@@ -370,8 +414,8 @@ pub struct Task {
     pub action: String,
     /// Params.
     pub params: Value,
-    /// `pending`, `running`, `completed`, `failed`.
-    pub status: String,
+    /// Where it is in its life.
+    pub status: TaskStatus,
     /// Message (from action-fail).
     pub message: String,
     /// Results from action-set, nested.
@@ -571,7 +615,36 @@ pub fn unit_tag(unit: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::check_agent_version;
+    use super::{check_agent_version, MachineState, TaskStatus};
+
+    /// The states read and write the strings model.json held when they were strings.
+    #[test]
+    fn states_keep_their_model_json_strings() {
+        for (s, name) in [
+            (MachineState::Pending, "pending"),
+            (MachineState::Started, "started"),
+            (MachineState::Down, "down"),
+        ] {
+            assert_eq!(serde_json::to_value(s).unwrap(), name);
+            assert_eq!(s.as_str(), name);
+            assert_eq!(
+                serde_json::from_value::<MachineState>(name.into()).unwrap(),
+                s
+            );
+        }
+        for (s, name) in [
+            (TaskStatus::Pending, "pending"),
+            (TaskStatus::Running, "running"),
+            (TaskStatus::Completed, "completed"),
+            (TaskStatus::Failed, "failed"),
+        ] {
+            assert_eq!(serde_json::to_value(s).unwrap(), name);
+            assert_eq!(
+                serde_json::from_value::<TaskStatus>(name.into()).unwrap(),
+                s
+            );
+        }
+    }
 
     #[test]
     fn agent_versions_the_sandbox_imitates() {

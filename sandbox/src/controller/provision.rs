@@ -1,17 +1,14 @@
 //! Machines for units: booting one per unit, installing the hook tools and the charm, and
 //! tearing machines down again.
 
-use super::model::{unit_tag, Agent};
+use super::lifecycle::agent;
+use super::model::MachineState;
 use super::{runner, Shared, State, MACHINE_RUN_DIR};
-use crate::machine::{self, archive, Lab, Machine, MachineSpec};
-use anyhow::Context;
+use crate::machine::{archive, Lab, Machine, MachineSpec};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-
-/// Juju's workload message while the install hook runs.
-pub const INSTALLING: &str = "installing charm software";
 
 /// The lab (network) of this model.
 pub fn lab(st: &State) -> Lab {
@@ -115,9 +112,8 @@ pub fn provision(sh: &Arc<Shared>, unit: &str) {
                 &format!("cannot provision the machine of {unit}: {e:#}"),
             );
             let mut st = sh.lock();
-            if let Some(u) = st.model.units.get_mut(&unit) {
-                u.agent_message = format!("{}: {e:#}", super::PROVISION_FAILED);
-            }
+            let message = format!("{}: {e:#}", super::PROVISION_FAILED);
+            agent::provision_failed(&mut st.model, &unit, message);
             sh.commit(&st);
         }
     });
@@ -143,34 +139,24 @@ fn provision_now(sh: &Arc<Shared>, unit: &str) -> anyhow::Result<()> {
     let handle = Machine::boot(&lab, &spec, &sh.rootfs)?;
     {
         let mut st = sh.lock();
-        if let Some(m) = st.model.machines.get_mut(&spec.id) {
-            m.handle = Some(handle.clone());
-        }
+        agent::machine_booted(&mut st.model, spec.id, handle.clone());
         sh.commit(&st);
     }
     handle.wait_running(Duration::from_secs(120))?;
     configure_apt(&handle, spec.ro_binds.iter().any(|b| b.1 == archive::MOUNT))?;
-    install_unit_files(&handle, unit, &charm_dir)?;
+    super::install::install_unit_files(&handle, unit, &charm_dir)?;
     let mac = handle.run(
         &["cat", "/sys/class/net/eth0/address"],
         Duration::from_secs(10),
     )?;
+    // Every running machine, this one too, learns every name before this unit's first hook.
+    let (text, machines) = hosts_file(&sh.lock(), &handle);
+    for h in machines {
+        let _ = h.write_file("/etc/hosts", text.as_bytes(), 0o644);
+    }
     let mut st = sh.lock();
-    if let Some(m) = st.model.machines.get_mut(&spec.id) {
-        m.mac = String::from_utf8_lossy(&mac.stdout).trim().to_string();
-        m.state = "started".into();
-    }
-    super::storage::volumes::machine_started(&mut st.model, unit);
-    if let Some(u) = st.model.units.get_mut(unit) {
-        u.agent = Agent::Idle;
-        u.agent_since = super::model::now();
-        u.workload = crate::tools::env::StatusInfo {
-            status: "maintenance".into(),
-            message: INSTALLING.into(),
-        };
-        u.workload_since = u.agent_since;
-    }
-    refresh_hosts(&st);
+    let mac = String::from_utf8_lossy(&mac.stdout).trim().to_string();
+    agent::machine_started(&mut st.model, spec.id, unit, mac, super::model::now());
     runner::ensure_worker(sh, &mut st, unit);
     sh.log_line(
         "controller",
@@ -181,59 +167,22 @@ fn provision_now(sh: &Arc<Shared>, unit: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Installs the hook tools and the charm for `unit` into its machine.
-pub fn install_unit_files(
-    handle: &Machine,
-    unit: &str,
-    charm_dir: &std::path::Path,
-) -> anyhow::Result<()> {
-    let tag = unit_tag(unit);
-    let tools = format!("/var/lib/juju/tools/{tag}");
-    // The running binary itself: /proc/self/exe still reads when a rebuild has replaced the file.
-    let exe = std::fs::read("/proc/self/exe")
-        .context("cannot read the controller's own binary to install the hook tools")?;
-    handle.write_file(&format!("{tools}/jujuc"), &exe, 0o755)?;
-    let links: Vec<String> = crate::tools::installed_tool_names()
-        .iter()
-        .map(|t| format!("ln -sf jujuc {t}"))
-        .collect();
-    // The machine's `juju-exec` (2.9: `juju-run`): the first unit's binary, as jujud is one.
-    let runner = format!("/usr/bin/{}", crate::tools::juju_exec::installed_name());
-    let script = format!(
-        "cd {tools} && {} && {{ [ -e {runner} ] || ln -s {tools}/jujuc {runner}; }}",
-        links.join(" && ")
-    );
-    let out = handle.run(&["sh", "-c", &script], Duration::from_secs(30))?;
-    anyhow::ensure!(
-        out.status == 0,
-        "cannot link the hook tools: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    install_charm(handle, unit, charm_dir)
-}
-
-/// Copies (or replaces) the charm of `unit` in its machine.
-pub fn install_charm(
-    handle: &Machine,
-    unit: &str,
-    charm_dir: &std::path::Path,
-) -> anyhow::Result<()> {
-    let dest = format!("/var/lib/juju/agents/{}/charm", unit_tag(unit));
-    handle.run(&["rm", "-rf", &dest], Duration::from_secs(30))?;
-    handle.copy_private_dir_in(charm_dir, &dest)
-}
-
-/// Rewrites /etc/hosts in every running machine so all machine names resolve.
-fn refresh_hosts(st: &State) {
+/// The /etc/hosts that makes every machine name resolve, and the machines to write it into:
+/// every running one and `new` (by the caller, once the lock is released).
+fn hosts_file(st: &State, new: &Machine) -> (String, Vec<Machine>) {
     let mut text = String::from("127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n");
     for (a, h) in hosts(st) {
         text.push_str(&format!("{a} {h}\n"));
     }
-    for m in st.model.machines.values() {
-        if let (Some(h), "started") = (&m.handle, m.state.as_str()) {
-            let _ = h.write_file("/etc/hosts", text.as_bytes(), 0o644);
-        }
-    }
+    let mut machines: Vec<Machine> = st
+        .model
+        .machines
+        .values()
+        .filter(|m| m.state == MachineState::Started && m.id != new.id)
+        .filter_map(|m| m.handle.clone())
+        .collect();
+    machines.push(new.clone());
+    (text, machines)
 }
 
 /// Boots the (existing) machine of `unit` again, keeping its disk, in the background.
@@ -252,14 +201,7 @@ pub fn reboot(sh: &Arc<Shared>, unit: &str) {
             let handle = Machine::boot(&lab, &spec, &sh.rootfs)?;
             handle.wait_running(Duration::from_secs(120))?;
             let mut st = sh.lock();
-            if let Some(m) = st.model.machines.get_mut(&spec.id) {
-                m.handle = Some(handle);
-                m.state = "started".into();
-            }
-            if let Some(u) = st.model.units.get_mut(&unit) {
-                u.agent = Agent::Idle;
-                u.agent_since = super::model::now();
-            }
+            agent::machine_rebooted(&mut st.model, spec.id, &unit, handle, super::model::now());
             runner::ensure_worker(&sh, &mut st, &unit);
             super::deployer::machine_back(&sh, &mut st, spec.id);
             sh.commit(&st);
@@ -273,34 +215,6 @@ pub fn reboot(sh: &Arc<Shared>, unit: &str) {
             );
         }
     });
-}
-
-/// Removes a unit after its `remove` hook (or by force) and destroys its machine.
-pub fn retire_unit(sh: &Arc<Shared>, st: &mut State, unit: &str) {
-    let Some(machine) = st.model.units.get(unit).map(|u| u.machine) else {
-        return;
-    };
-    super::storage::volumes::unit_gone(sh, st, unit);
-    if super::deployer::retire_subordinate(sh, st, unit) {
-        return;
-    }
-    super::lifecycle::forget_unit(&mut st.model, unit);
-    if let Some(rec) = st.model.machines.remove(&machine) {
-        super::stop_tool_socket(sh, machine);
-        let lab = lab(st);
-        let dir = machine_dir(sh, machine);
-        let sh = sh.clone();
-        std::thread::spawn(move || {
-            let pid = rec.handle.as_ref().map(|h| h.nspawn_pid);
-            if let Err(e) = machine::destroy_machine(&lab, machine, &dir, pid) {
-                sh.log_line(
-                    "controller",
-                    "ERROR",
-                    &format!("cannot destroy machine {machine}: {e:#}"),
-                );
-            }
-        });
-    }
 }
 
 /// After a controller restart: re-attach to running machines, re-provision pending ones and
@@ -320,8 +234,9 @@ pub fn resume(sh: &Arc<Shared>) {
             .as_ref()
             .and_then(|m| m.handle.as_ref())
             .is_some_and(|h| h.is_alive());
-        let state = m.map(|m| m.state).unwrap_or_default();
-        if state != "pending" {
+        // A unit whose machine record is gone counts as down.
+        let state = m.map_or(MachineState::Down, |m| m.state);
+        if state != MachineState::Pending {
             if let Err(e) = super::serve_tool_socket(sh, &mut st, mid) {
                 sh.log_line(
                     "controller",
@@ -330,22 +245,14 @@ pub fn resume(sh: &Arc<Shared>) {
                 );
             }
         }
-        let u = st.model.units.get_mut(&unit).expect("unit");
-        match (state.as_str(), alive) {
-            ("started", true) => {
-                if u.agent == Agent::Executing {
-                    u.agent = Agent::Idle;
-                }
+        agent::resumed(&mut st.model, &unit, mid, state, alive);
+        match (state, alive) {
+            (MachineState::Started, true) => {
                 runner::ensure_worker(sh, &mut st, &unit);
                 super::storage::volumes::bind_new(sh, &st, &unit);
             }
-            ("pending", _) => provision(sh, &unit),
-            _ => {
-                u.agent = Agent::Lost;
-                if let Some(m) = st.model.machines.get_mut(&mid) {
-                    m.state = "down".into();
-                }
-            }
+            (MachineState::Pending, _) => provision(sh, &unit),
+            _ => {}
         }
     }
     super::deployer::deploy_new(sh, &mut st);

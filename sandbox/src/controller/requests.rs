@@ -1,7 +1,8 @@
 //! Answers to command-line requests.
 
-use super::model::{now, App, Event, Life, RelEnd, Task};
-use super::{charm, lifecycle, provision, runner, Shared, State};
+use super::lifecycle::{agent, records};
+use super::model::{now, App, Life, RelEnd};
+use super::{charm, lifecycle, provision, Shared, State};
 use crate::api::{Request, Response};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -13,11 +14,19 @@ type Res = Result<Value, String>;
 
 /// Handles one request.
 pub fn handle(sh: &Arc<Shared>, req: Request) -> Response {
-    let result = {
-        let mut st = sh.lock();
-        let r = dispatch(sh, &mut st, req);
-        sh.commit(&st);
-        r
+    let result = match req {
+        // These power a machine off: not under the lock.
+        Request::KillMachine { unit } => kill_machine(sh, &unit),
+        Request::RestartMachine { unit } => restart_machine(sh, &unit),
+        // These change the machines' network namespaces: not under the lock either.
+        Request::Partition { unit, from } => partition(sh, unit, from),
+        Request::Heal { unit } => heal(sh, unit),
+        req => {
+            let mut st = sh.lock();
+            let r = dispatch(sh, &mut st, req);
+            sh.commit(&st);
+            r
+        }
     };
     match result {
         Ok(v) => Response::ok(v),
@@ -52,48 +61,11 @@ fn dispatch(sh: &Arc<Shared>, st: &mut State, req: Request) -> Res {
             num_units,
             storage,
             attach_storage,
-        } => {
-            let Some(a) = st.model.apps.get(&app) else {
-                return Err(format!(
-                    "application {app:?} not found: deploy it first (sandbox deploy)"
-                ));
-            };
-            lifecycle::subordinate::check_add_unit(&st.model, &app)?;
-            let storage = super::storage::Wanted::parse(&storage, attach_storage, num_units)?;
-            let stores = a.meta.storage.clone();
-            let plan = super::storage::plan(&st.model, &app, &stores, &storage)?;
-            let units: Vec<String> = (0..num_units)
-                .map(|_| add_unit(sh, st, &app, &plan))
-                .collect();
-            Ok(json!({ "units": units }))
-        }
+        } => add_units(sh, st, app, num_units, storage, attach_storage),
         Request::RemoveUnit {
             units,
             destroy_storage,
-        } => {
-            for u in &units {
-                let unit = st
-                    .model
-                    .units
-                    .get(u)
-                    .ok_or_else(|| format!("unit {u:?} not found"))?;
-                if unit.agent == super::model::Agent::Lost {
-                    return Err(format!(
-                        "unit {u:?} is lost (its machine is down): use `sandbox remove-machine --force {u}` or restart the machine"
-                    ));
-                }
-                lifecycle::subordinate::check_remove_unit(&st.model, u)?;
-            }
-            let mut storage = BTreeMap::new();
-            for u in &units {
-                if destroy_storage {
-                    super::storage::destroy_with(&mut st.model, u);
-                }
-                storage.insert(u, super::storage::attached_to(&st.model, u, None));
-                lifecycle::remove_unit(&mut st.model, u);
-            }
-            Ok(json!({ "removing": units, "storage": storage }))
-        }
+        } => remove_units(st, units, destroy_storage),
         Request::Integrate(ends) => integrate(st, &ends.a, &ends.b),
         Request::RemoveRelation(ends) => {
             let id = find_relation(st, &ends.a, &ends.b)?;
@@ -101,25 +73,7 @@ fn dispatch(sh: &Arc<Shared>, st: &mut State, req: Request) -> Res {
             Ok(json!({ "removing": id }))
         }
         Request::Config { app, set, reset } => config(st, &app, &set, &reset),
-        Request::AttachResource { app, name, path } => {
-            let a = st
-                .model
-                .apps
-                .get_mut(&app)
-                .ok_or_else(|| format!("application {app:?} not found"))?;
-            if !a.meta.resources.contains_key(&name) {
-                return Err(format!("charm {:?} has no resource {name:?}", a.meta.name));
-            }
-            let p = absolute(&path)?;
-            a.resources.insert(name, p);
-            // A new resource revision changes the charm's modified version: the uniter runs
-            // upgrade-charm, then config-changed (worker/uniter/resolver.go).
-            for u in st.model.units_of(&app) {
-                push(st, &u, Event::UpgradeCharm);
-                push(st, &u, Event::ConfigChanged);
-            }
-            Ok(Value::Null)
-        }
+        Request::AttachResource { app, name, path } => attach_resource(st, app, name, path),
         Request::Refresh { app, path } => refresh(sh, st, &app, &path),
         Request::RunAction {
             unit,
@@ -138,116 +92,18 @@ fn dispatch(sh: &Arc<Shared>, st: &mut State, req: Request) -> Res {
         }
         Request::Status => Ok(json!(st.model)),
         Request::Resolved { unit, no_retry } => {
-            let u = st
-                .model
-                .units
-                .get_mut(&unit)
-                .ok_or_else(|| format!("unit {unit:?} not found"))?;
-            if u.agent != super::model::Agent::Error {
-                return Err(format!("unit {unit:?} is not in an error state"));
-            }
-            if no_retry {
-                u.queue.pop_front();
-                u.agent = super::model::Agent::Idle;
-                u.agent_message.clear();
-            }
-            u.retry_at = 0.0;
-            u.retries = 0;
+            records::resolved(&mut st.model, &unit, no_retry)?;
             Ok(Value::Null)
         }
         Request::ModelConfig { set } => {
-            for (k, v) in set {
-                if k == "update-status-hook-interval" && runner::parse_duration(&v).is_none() {
-                    return Err(format!("{k}: {v:?} is not a duration like 5m or 30s"));
-                }
-                st.model.config.insert(k, v);
-            }
+            records::set_model_config(&mut st.model, set)?;
             Ok(json!(st.model.config))
         }
-        Request::KillMachine { unit } => {
-            let (mid, h) = machine_of(st, &unit)?;
-            h.kill().map_err(|e| format!("{e:#}"))?;
-            st.model.machines.get_mut(&mid).expect("machine").state = "down".into();
-            // Every unit on it, its subordinates too.
-            for u in st.model.units.values_mut().filter(|u| u.machine == mid) {
-                u.agent = super::model::Agent::Lost;
-                u.agent_since = now();
-            }
-            Ok(Value::Null)
-        }
-        Request::RestartMachine { unit } => restart_machine(sh, st, &unit),
-        Request::Partition { unit, from } => {
-            let (mid, h) = machine_of(st, &unit)?;
-            let lab = provision::lab(st);
-            if from.is_empty() {
-                h.partition(&lab).map_err(|e| format!("{e:#}"))?;
-                st.model.machines.get_mut(&mid).expect("m").partitioned = true;
-            } else {
-                let mut addrs = vec![];
-                for f in &from {
-                    let m = st
-                        .model
-                        .units
-                        .get(f)
-                        .ok_or_else(|| format!("unit {f:?} not found"))?
-                        .machine;
-                    addrs.push(
-                        st.model.machines[&m]
-                            .address
-                            .parse()
-                            .map_err(|_| "bad address".to_string())?,
-                    );
-                }
-                h.block_from(&addrs).map_err(|e| format!("{e:#}"))?;
-                st.model
-                    .machines
-                    .get_mut(&mid)
-                    .expect("m")
-                    .blocked_from
-                    .extend(from);
-            }
-            Ok(Value::Null)
-        }
-        Request::Heal { unit } => {
-            let lab = provision::lab(st);
-            let targets: Vec<String> = match unit {
-                Some(u) => vec![u],
-                None => st.model.units.keys().cloned().collect(),
-            };
-            for u in targets {
-                if let Ok((mid, h)) = machine_of(st, &u) {
-                    h.heal(&lab).map_err(|e| format!("{e:#}"))?;
-                    h.unblock_all().map_err(|e| format!("{e:#}"))?;
-                    let m = st.model.machines.get_mut(&mid).expect("m");
-                    m.partitioned = false;
-                    m.blocked_from.clear();
-                }
-            }
-            Ok(Value::Null)
-        }
-        Request::RemoveMachine { target, force } => {
-            let unit = match target.parse::<u32>() {
-                Ok(n) => st
-                    .model
-                    .units
-                    .values()
-                    .find(|u| u.machine == n && u.principal.is_none())
-                    .map(|u| u.name.clone()),
-                Err(_) => st.model.units.get(&target).map(|u| u.name.clone()),
-            }
-            .ok_or_else(|| format!("machine or unit {target:?} not found"))?;
-            if force {
-                super::deployer::forget_subordinates(st, &unit);
-                provision::retire_unit(sh, st, &unit);
-            } else if st.model.units[&unit].agent == super::model::Agent::Lost {
-                return Err(format!(
-                    "machine of {unit} is down: add --force to remove it without running its hooks"
-                ));
-            } else {
-                lifecycle::remove_unit(&mut st.model, &unit);
-            }
-            Ok(json!({ "removed": unit }))
-        }
+        Request::KillMachine { .. }
+        | Request::RestartMachine { .. }
+        | Request::Partition { .. }
+        | Request::Heal { .. } => unreachable!("handled without the lock"),
+        Request::RemoveMachine { target, force } => remove_machine(sh, st, target, force),
         Request::Destroy => {
             destroy(sh, st);
             Ok(Value::Null)
@@ -267,13 +123,6 @@ fn unit_exists(st: &State, unit: &str) -> Result<(), String> {
         Err(format!(
             "unit {unit:?} not found: see `sandbox status` for the units of the model"
         ))
-    }
-}
-
-fn push(st: &mut State, unit: &str, ev: Event) {
-    if let Some(u) = st.model.units.get_mut(unit) {
-        let running = lifecycle::is_running(u);
-        lifecycle::push(u, ev, running);
     }
 }
 
@@ -334,26 +183,10 @@ fn deploy(
         std::fs::remove_dir_all(&dir).map_err(|e| e.to_string())?;
     }
     std::fs::rename(&tmp, &dir).map_err(|e| e.to_string())?;
-    let peers: Vec<(String, String)> = meta
-        .endpoints
-        .iter()
-        .filter(|(_, e)| e.role == "peers")
-        .map(|(n, e)| (n.clone(), e.interface.clone()))
-        .collect();
     let mut a = App::new(&name, dir, meta);
     a.config = typed;
     a.resources = res;
-    st.model.apps.insert(name.clone(), a);
-    for (ep, iface) in peers {
-        lifecycle::add_relation(
-            &mut st.model,
-            vec![RelEnd {
-                app: name.clone(),
-                endpoint: ep,
-            }],
-            iface,
-        );
-    }
+    records::add_app(&mut st.model, a);
     let units: Vec<String> = (0..n).map(|_| add_unit(sh, st, &name, &plan)).collect();
     Ok(json!({ "application": name, "units": units }))
 }
@@ -442,7 +275,7 @@ fn config(st: &mut State, app: &str, set: &BTreeMap<String, String>, reset: &[St
     let a = st
         .model
         .apps
-        .get_mut(app)
+        .get(app)
         .ok_or_else(|| format!("application {app:?} not found"))?;
     let mut changes = BTreeMap::new();
     for (k, v) in set {
@@ -456,12 +289,8 @@ fn config(st: &mut State, app: &str, set: &BTreeMap<String, String>, reset: &[St
             return Err(format!("unknown option {k:?}"));
         }
     }
-    let before = a.config.clone();
-    a.config.extend(changes);
-    for k in reset {
-        a.config.remove(k);
-    }
-    let changed = a.config != before;
+    records::set_config(&mut st.model, app, changes, reset);
+    let a = &st.model.apps[app];
     let settings: BTreeMap<String, Value> = a
         .meta
         .options
@@ -481,11 +310,7 @@ fn config(st: &mut State, app: &str, set: &BTreeMap<String, String>, reset: &[St
             (k.clone(), e)
         })
         .collect();
-    let out = json!({ "application": app, "charm": a.meta.name, "settings": settings });
-    if changed {
-        lifecycle::config_changed(&mut st.model, app);
-    }
-    Ok(out)
+    Ok(json!({ "application": app, "charm": a.meta.name, "settings": settings }))
 }
 
 fn refresh(sh: &Arc<Shared>, st: &mut State, app: &str, path: &str) -> Res {
@@ -499,48 +324,14 @@ fn refresh(sh: &Arc<Shared>, st: &mut State, app: &str, path: &str) -> Res {
     let dir = charm::staged_dir(&sh.home, app, rev);
     charm::stage(&src, &dir).map_err(|e| format!("{e:#}"))?;
     let meta = charm::read_meta(&dir).map_err(|e| format!("{e:#}"))?;
-    let a = st.model.apps.get_mut(app).expect("app");
-    a.charm_dir = dir;
-    a.charm_rev = rev;
-    a.meta = meta;
-    for u in st.model.units_of(app) {
-        for ev in [Event::UpgradeCharm, Event::ConfigChanged, Event::Start] {
-            push(st, &u, ev);
-        }
-    }
+    records::refreshed(&mut st.model, app, dir, rev, meta);
     Ok(json!({ "revision": rev }))
 }
 
 /// Queues `command` as an exec on `unit` (a `juju-exec` task); answers its task id.
-pub fn queue_exec(st: &mut State, unit: &str, command: &str) -> u64 {
-    let id = new_task(st, unit, "juju-exec", json!({ "command": command }));
-    push(st, unit, Event::Exec { id });
-    id
-}
-
-fn new_task(st: &mut State, unit: &str, action: &str, params: Value) -> u64 {
-    let id = st.model.next_task;
-    st.model.next_task += 1;
-    st.model.tasks.insert(
-        id,
-        Task {
-            id,
-            unit: unit.into(),
-            action: action.into(),
-            params,
-            status: "pending".into(),
-            message: String::new(),
-            results: json!({}),
-            log: vec![],
-            stdout: String::new(),
-            stderr: String::new(),
-            code: 0,
-            enqueued: now(),
-            started: 0.0,
-            completed: 0.0,
-        },
-    );
-    id
+fn queue_exec(st: &mut State, unit: &str, command: &str) -> u64 {
+    let params = json!({ "command": command });
+    records::add_task(&mut st.model, unit, "juju-exec", params, true, now())
 }
 
 fn run_action(st: &mut State, unit: &str, action: &str, params: Value) -> Res {
@@ -553,40 +344,42 @@ fn run_action(st: &mut State, unit: &str, action: &str, params: Value) -> Res {
         ));
     };
     let params = super::params::validate(action, spec, &params)?;
-    let id = new_task(st, unit, action, params);
-    push(st, unit, Event::Action { id });
+    let id = records::add_task(&mut st.model, unit, action, params, false, now());
     Ok(json!({ "id": id }))
 }
 
-fn restart_machine(sh: &Arc<Shared>, st: &mut State, unit: &str) -> Res {
-    unit_exists(st, unit)?;
-    // A subordinate's machine is its principal's; its units all run start again.
-    let principal = st.model.units[unit].principal.clone();
-    let unit = principal.as_deref().unwrap_or(unit);
-    for s in lifecycle::subordinate::subordinates_of(&st.model, unit) {
-        st.model.units.get_mut(&s).expect("unit").agent = super::model::Agent::Lost;
-        push(st, &s, Event::Start);
+/// Kills the machine of `unit`: the lock is held to find it and to record it down, not while
+/// it is killed.
+fn kill_machine(sh: &Arc<Shared>, unit: &str) -> Res {
+    let (mid, h) = machine_of(&sh.lock(), unit)?;
+    h.kill().map_err(|e| format!("{e:#}"))?;
+    let mut st = sh.lock();
+    agent::machine_down(&mut st.model, mid, now());
+    sh.commit(&st);
+    Ok(Value::Null)
+}
+
+/// Reboots the machine of `unit`: recorded pending under the lock (so no hook starts on it),
+/// powered off after the lock is released, then booted again in the background.
+fn restart_machine(sh: &Arc<Shared>, unit: &str) -> Res {
+    let (unit, handle) = {
+        let mut st = sh.lock();
+        unit_exists(&st, unit)?;
+        let r = agent::machine_restarting(&mut st.model, unit);
+        sh.commit(&st);
+        r.ok_or_else(|| format!("the machine of {unit} is gone"))?
+    };
+    if let Some(h) = handle.filter(|h| h.is_alive()) {
+        h.poweroff(Duration::from_secs(30))
+            .map_err(|e| format!("{e:#}"))?;
     }
-    let mid = st.model.units[unit].machine;
-    let m = st.model.machines.get_mut(&mid).expect("machine");
-    if let Some(h) = m.handle.take() {
-        if h.is_alive() {
-            h.poweroff(Duration::from_secs(30))
-                .map_err(|e| format!("{e:#}"))?;
-        }
-    }
-    m.state = "pending".into();
-    let u = st.model.units.get_mut(unit).expect("unit");
-    u.agent = super::model::Agent::Allocating;
-    // Juju runs start again after a reboot.
-    push(st, unit, Event::Start);
-    provision::reboot(sh, unit);
+    provision::reboot(sh, &unit);
     Ok(Value::Null)
 }
 
 fn destroy(sh: &Arc<Shared>, st: &mut State) {
     let lab = provision::lab(st);
-    for (id, m) in std::mem::take(&mut st.model.machines) {
+    for (id, m) in records::destroyed(&mut st.model) {
         let dir = provision::machine_dir(sh, id);
         if let Err(e) =
             crate::machine::destroy_machine(&lab, id, &dir, m.handle.map(|h| h.nspawn_pid))
@@ -600,10 +393,159 @@ fn destroy(sh: &Arc<Shared>, st: &mut State) {
     }
     let _ = crate::machine::sweep(&st.model.prefix, &sh.home);
     let _ = lab.destroy();
-    st.model.units.clear();
-    st.model.apps.clear();
     st.stopping = true;
     let _ = std::fs::remove_file(super::model_path(&sh.home));
     let _ = std::fs::remove_dir_all(sh.home.join("charms"));
     let _ = std::fs::remove_dir_all(sh.home.join("machines"));
+}
+
+/// `add-unit`: `num_units` more units of `app`, with the storage asked for.
+fn add_units(
+    sh: &Arc<Shared>,
+    st: &mut State,
+    app: String,
+    num_units: u32,
+    storage: Vec<String>,
+    attach_storage: Vec<String>,
+) -> Res {
+    let Some(a) = st.model.apps.get(&app) else {
+        return Err(format!(
+            "application {app:?} not found: deploy it first (sandbox deploy)"
+        ));
+    };
+    lifecycle::subordinate::check_add_unit(&st.model, &app)?;
+    let storage = super::storage::Wanted::parse(&storage, attach_storage, num_units)?;
+    let stores = a.meta.storage.clone();
+    let plan = super::storage::plan(&st.model, &app, &stores, &storage)?;
+    let units: Vec<String> = (0..num_units)
+        .map(|_| add_unit(sh, st, &app, &plan))
+        .collect();
+    Ok(json!({ "units": units }))
+}
+
+/// `remove-unit`: each unit starts dying (none if one cannot); answers the storage each leaves.
+fn remove_units(st: &mut State, units: Vec<String>, destroy_storage: bool) -> Res {
+    for u in &units {
+        let unit = st
+            .model
+            .units
+            .get(u)
+            .ok_or_else(|| format!("unit {u:?} not found"))?;
+        if unit.agent == super::model::Agent::Lost {
+            return Err(format!(
+                "unit {u:?} is lost (its machine is down): use `sandbox remove-machine --force {u}` or restart the machine"
+            ));
+        }
+        lifecycle::subordinate::check_remove_unit(&st.model, u)?;
+    }
+    let mut storage = BTreeMap::new();
+    for u in &units {
+        if destroy_storage {
+            super::storage::destroy_with(&mut st.model, u);
+        }
+        storage.insert(u, super::storage::attached_to(&st.model, u, None));
+        lifecycle::remove_unit(&mut st.model, u);
+    }
+    Ok(json!({ "removing": units, "storage": storage }))
+}
+
+/// `attach-resource`: `app`'s resource `name` is the file at `path` from now on.
+fn attach_resource(st: &mut State, app: String, name: String, path: String) -> Res {
+    let a = st
+        .model
+        .apps
+        .get(&app)
+        .ok_or_else(|| format!("application {app:?} not found"))?;
+    if !a.meta.resources.contains_key(&name) {
+        return Err(format!("charm {:?} has no resource {name:?}", a.meta.name));
+    }
+    let p = absolute(&path)?;
+    records::attach_resource(&mut st.model, &app, name, p);
+    Ok(Value::Null)
+}
+
+/// `partition`: cuts `unit`'s machine off the switch, or only from the machines of `from`.
+fn partition(sh: &Arc<Shared>, unit: String, from: Vec<String>) -> Res {
+    let (mid, h, lab, addrs) = {
+        let st = sh.lock();
+        let (mid, h) = machine_of(&st, &unit)?;
+        let mut addrs = vec![];
+        for f in &from {
+            let m = st
+                .model
+                .units
+                .get(f)
+                .ok_or_else(|| format!("unit {f:?} not found"))?
+                .machine;
+            addrs.push(
+                st.model.machines[&m]
+                    .address
+                    .parse()
+                    .map_err(|_| "bad address".to_string())?,
+            );
+        }
+        (mid, h, provision::lab(&st), addrs)
+    };
+    if from.is_empty() {
+        h.partition(&lab).map_err(|e| format!("{e:#}"))?;
+    } else {
+        h.block_from(&addrs).map_err(|e| format!("{e:#}"))?;
+    }
+    let mut st = sh.lock();
+    if from.is_empty() {
+        records::partitioned(&mut st.model, mid);
+    } else {
+        records::blocked_from(&mut st.model, mid, from);
+    }
+    sh.commit(&st);
+    Ok(Value::Null)
+}
+
+/// `heal`: undoes every partition of `unit`'s machine, or of all machines.
+fn heal(sh: &Arc<Shared>, unit: Option<String>) -> Res {
+    let (lab, machines) = {
+        let st = sh.lock();
+        let targets: Vec<String> = match unit {
+            Some(u) => vec![u],
+            None => st.model.units.keys().cloned().collect(),
+        };
+        let machines: Vec<_> = targets
+            .iter()
+            .filter_map(|u| machine_of(&st, u).ok())
+            .collect();
+        (provision::lab(&st), machines)
+    };
+    for (mid, h) in machines {
+        h.heal(&lab).map_err(|e| format!("{e:#}"))?;
+        h.unblock_all().map_err(|e| format!("{e:#}"))?;
+        let mut st = sh.lock();
+        records::healed(&mut st.model, mid);
+        sh.commit(&st);
+    }
+    Ok(Value::Null)
+}
+
+/// `remove-machine`: the unit on machine (or named) `target` dies, or with `force` is gone.
+fn remove_machine(sh: &Arc<Shared>, st: &mut State, target: String, force: bool) -> Res {
+    let unit = match target.parse::<u32>() {
+        Ok(n) => st
+            .model
+            .units
+            .values()
+            .find(|u| u.machine == n && u.principal.is_none())
+            .map(|u| u.name.clone()),
+        Err(_) => st.model.units.get(&target).map(|u| u.name.clone()),
+    }
+    .ok_or_else(|| format!("machine or unit {target:?} not found"))?;
+    if force {
+        super::deployer::forget_subordinates(st, &unit);
+        super::deployer::retire_unit(sh, st, &unit);
+    } else if st.model.units[&unit].agent == super::model::Agent::Lost {
+        return Err(format!(
+            "machine of {unit} is down: add --force to remove it without running its hooks"
+        ));
+    } else {
+        lifecycle::remove_unit(&mut st.model, &unit);
+    }
+    Ok(json!({ "removed": unit }))
 }

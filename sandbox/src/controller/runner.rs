@@ -1,58 +1,14 @@
 //! Running hooks: one worker thread per unit takes the next event from the unit's queue, runs
 //! it inside the unit's machine with Juju's environment, and commits or discards its effects.
 
-use super::hookenv::HookCtx;
 use super::lifecycle;
-use super::model::{now, unit_tag, Agent, Event, Life, Model};
+use super::lifecycle::agent::{self, Ended};
+use super::model::{now, unit_tag, Agent, Event, Life, MachineState, Model};
 use super::{Shared, State, MACHINE_RUN_DIR, TOOL_SOCKET};
 use crate::machine::Machine;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Juju's hook name for an event on a unit (`db-relation-changed`, `install`, …); for actions
-/// the action name.
-pub fn hook_name(model: &Model, unit: &str, ev: &Event) -> String {
-    let endpoint = |rel: &i64| {
-        model
-            .relations
-            .get(rel)
-            .and_then(|r| {
-                r.end_of(super::model::app_of(unit))
-                    .map(|e| e.endpoint.clone())
-            })
-            .unwrap_or_else(|| "unknown".into())
-    };
-    match ev {
-        Event::Install => "install".into(),
-        Event::LeaderElected => "leader-elected".into(),
-        Event::LeaderSettingsChanged => "leader-settings-changed".into(),
-        Event::ConfigChanged => "config-changed".into(),
-        Event::Start => "start".into(),
-        Event::UpgradeCharm => "upgrade-charm".into(),
-        Event::UpdateStatus => "update-status".into(),
-        Event::Stop => "stop".into(),
-        Event::Remove => "remove".into(),
-        Event::RelationCreated { rel } => format!("{}-relation-created", endpoint(rel)),
-        Event::RelationJoined { rel, .. } => format!("{}-relation-joined", endpoint(rel)),
-        Event::RelationChanged { rel, .. } => format!("{}-relation-changed", endpoint(rel)),
-        Event::RelationDeparted { rel, .. } => format!("{}-relation-departed", endpoint(rel)),
-        Event::RelationBroken { rel } => format!("{}-relation-broken", endpoint(rel)),
-        Event::Action { id } => model
-            .tasks
-            .get(id)
-            .map(|t| t.action.clone())
-            .unwrap_or_default(),
-        Event::Exec { .. } => "juju-exec".into(),
-        Event::SecretChanged { .. } => "secret-changed".into(),
-        Event::SecretRotate { .. } => "secret-rotate".into(),
-        Event::SecretExpired { .. } => "secret-expired".into(),
-        Event::SecretRemove { .. } => "secret-remove".into(),
-        Event::StorageAttached { .. } | Event::StorageDetaching { .. } => {
-            super::storage::hook_name(ev).unwrap_or_default()
-        }
-    }
-}
 
 /// Starts the worker thread of a unit unless it has one.
 pub fn ensure_worker(sh: &Arc<Shared>, st: &mut State, unit: &str) {
@@ -68,7 +24,7 @@ fn next_runnable(st: &State, unit: &str) -> Option<usize> {
     let u = st.model.units.get(unit)?;
     let m = st.model.machines.get(&u.machine)?;
     if u.queue.is_empty()
-        || m.state != "started"
+        || m.state != MachineState::Started
         || matches!(u.agent, Agent::Allocating | Agent::Lost)
         || super::exec::machine_busy(st, unit)
     {
@@ -122,7 +78,7 @@ fn worker(sh: &Arc<Shared>, unit: &str) {
         };
         let Some(job) = job else { continue };
         if let Some(dir) = &job.upgrade {
-            if let Err(e) = super::provision::install_charm(&job.machine, unit, dir) {
+            if let Err(e) = super::install::install_charm(&job.machine, unit, dir) {
                 sh.log_line(
                     &unit_tag(unit),
                     "ERROR",
@@ -146,45 +102,27 @@ fn worker(sh: &Arc<Shared>, unit: &str) {
 
 /// Moves the chosen event to the head, marks the unit executing and builds the job.
 fn prepare(sh: &Arc<Shared>, st: &mut State, unit: &str, idx: usize) -> Option<Job> {
-    let u = st.model.units.get_mut(unit)?;
-    let ev = u.queue.remove(idx)?;
-    u.queue.push_front(ev.clone());
-    u.agent = Agent::Executing;
-    u.agent_since = now();
-    let hook = hook_name(&st.model, unit, &ev);
-    let task = match &ev {
-        Event::Action { id } | Event::Exec { id } => Some(*id),
-        _ => None,
-    };
+    let machine = st.model.machines[&st.model.units.get(unit)?.machine]
+        .handle
+        .clone()?;
+    let ev = agent::hook_starting(&mut st.model, unit, idx, now())?;
+    let hook = lifecycle::hook_name(&st.model, unit, &ev);
+    let task = agent::task_of(&ev);
     // Juju names an exec's context `<unit>-run-commands-<random>`.
     let kind = if matches!(ev, Event::Exec { .. }) {
         "run-commands"
     } else {
         &hook
     };
-    let ctx = HookCtx::new(unit, kind, ev.clone(), task);
+    let ctx = super::hookenv::new_context(unit, kind, ev.clone(), task);
     let (argv, env) = command_for(&st.model, unit, &ev, &hook, &ctx.id);
-    if let Some(t) = task.and_then(|id| st.model.tasks.get_mut(&id)) {
-        t.status = "running".into();
-        t.started = now();
-    }
-    let machine = st.model.machines[&st.model.units[unit].machine]
-        .handle
-        .clone()?;
     let ctx_id = ctx.id.clone();
     st.contexts.insert(ctx_id.clone(), ctx);
-    if let Event::RelationCreated { rel } = ev {
-        // Juju enters the scope, with the unit's address keys, just before -relation-created.
-        lifecycle::write_network_keys(&mut st.model, unit, &[rel]);
-    }
     sh.log_line(&unit_tag(unit), "DEBUG", &format!("running {hook}"));
     sh.commit(st);
     let cwd = format!("/var/lib/juju/agents/{}/charm", unit_tag(unit));
     let app = &st.model.apps[super::model::app_of(unit)];
     let upgrade = (ev == Event::UpgradeCharm).then(|| app.charm_dir.clone());
-    if let Some(u) = st.model.units.get_mut(unit) {
-        u.charm_rev = app.charm_rev;
-    }
     Some(Job {
         ev,
         ctx_id,
@@ -339,11 +277,6 @@ fn is_executable(p: &std::path::Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// Backoff before retrying a failed hook, as Juju's retry strategy: 5 s doubling to 5 min.
-fn backoff(retries: u32) -> f64 {
-    (5.0 * 2f64.powi(retries.saturating_sub(1).min(10) as i32)).min(300.0)
-}
-
 fn finish(sh: &Arc<Shared>, unit: &str, job: Job, out: anyhow::Result<crate::machine::ExecOutput>) {
     let mut st = sh.lock();
     let ctx = st.contexts.remove(&job.ctx_id);
@@ -353,7 +286,9 @@ fn finish(sh: &Arc<Shared>, unit: &str, job: Job, out: anyhow::Result<crate::mac
         .units
         .get(unit)
         .and_then(|u| st.model.machines.get(&u.machine))
-        .is_some_and(|m| m.state == "started" && m.handle.as_ref().is_some_and(|h| h.is_alive()));
+        .is_some_and(|m| {
+            m.state == MachineState::Started && m.handle.as_ref().is_some_and(|h| h.is_alive())
+        });
     let (code, stdout, stderr) = match out {
         Ok(o) => (
             o.status,
@@ -389,21 +324,14 @@ fn finish(sh: &Arc<Shared>, unit: &str, job: Job, out: anyhow::Result<crate::mac
     }
     if !machine_up {
         // Power loss mid-hook: the hook runs again when the machine is back.
-        if let Some(u) = st.model.units.get_mut(unit) {
-            if u.agent == Agent::Executing {
-                u.agent = Agent::Lost;
-            }
-        }
-        if let Some(t) = job.task.and_then(|id| st.model.tasks.get_mut(&id)) {
-            t.status = "pending".into();
-        }
+        agent::hook_lost(&mut st.model, unit, &job.ev);
         sh.commit(&st);
         return;
     }
     // Juju commits a hook's secret changes first; one the controller refuses fails the hook.
     let exec = matches!(job.ev, Event::Exec { .. });
     let code = match &ctx {
-        Some(c) if code == 0 || exec => match c.commit_secrets(&mut st.model) {
+        Some(c) if code == 0 || exec => match c.commit_secrets(&mut st.model, now()) {
             Ok(()) => code,
             Err(e) => {
                 sh.log_line(
@@ -420,81 +348,30 @@ fn finish(sh: &Arc<Shared>, unit: &str, job: Job, out: anyhow::Result<crate::mac
         },
         _ => code,
     };
-    let Some(u) = st.model.units.get_mut(unit) else {
-        return;
+    let ended = Ended {
+        event: &job.ev,
+        hook: &job.hook,
+        implemented: !job.argv.is_empty(),
+        code,
+        stdout,
+        stderr,
+        ctx: ctx.as_ref(),
     };
-    if u.queue.front() == Some(&job.ev) {
-        u.queue.pop_front();
+    if !agent::hook_ended(&mut st.model, unit, ended, now()) {
+        return;
     }
-    if let Some(id) = job.task {
-        // Actions and exec never put the unit in error.
-        u.agent = Agent::Idle;
-        u.agent_since = now();
-        if let Some(t) = st.model.tasks.get_mut(&id) {
-            t.stdout = stdout;
-            t.stderr = stderr;
-            t.code = code;
-            t.completed = now();
-            if job.argv.is_empty() {
-                t.status = "failed".into();
-                t.message = format!("action not implemented on unit {unit:?}");
-            } else if code != 0 && t.status != "failed" {
-                t.status = "failed".into();
-                t.message = format!("exit status {code}");
-            } else if t.status != "failed" {
-                t.status = "completed".into();
-            }
-        }
-        // An exec's non-zero exit is its result, not a failure of the context: Juju flushes
-        // its changes all the same (worker/uniter/runner/runner.go `RunCommands`).
+    if job.task.is_some() {
         if code == 0 || exec {
-            if let Some(ctx) = &ctx {
-                ctx.commit(&mut st.model);
-            }
             super::storage::volumes::bind_new(sh, &st, unit);
         }
-        sh.commit(&st);
-        return;
-    }
-    if code == 0 {
-        u.agent = Agent::Idle;
-        u.agent_message.clear();
-        u.agent_since = now();
-        u.retries = 0;
-        if job.ev == Event::ConfigChanged {
-            // Juju's own network update is queued before the hook's settings, which win.
-            let rels = lifecycle::entered_relations(&st.model, unit);
-            lifecycle::write_network_keys(&mut st.model, unit, &rels);
-        }
-        if let Some(ctx) = &ctx {
-            ctx.commit(&mut st.model);
-        }
-        lifecycle::hook_done(&mut st.model, unit, &job.ev);
+    } else if code == 0 {
         super::deployer::deploy_new(sh, &mut st);
         super::storage::volumes::bind_new(sh, &st, unit);
         if job.ev == Event::Remove {
             sh.log_line(&tag, "INFO", "unit removed");
-            crate::secrets::forget_unit(&mut st.model.secrets, unit);
-            super::provision::retire_unit(sh, &mut st, unit);
+            super::deployer::retire_unit(sh, &mut st, unit);
         }
     } else {
-        u.queue.push_front(job.ev.clone());
-        u.agent = Agent::Error;
-        u.agent_message = format!("hook failed: {:?}", job.hook);
-        u.agent_since = now();
-        u.retries += 1;
-        let auto = st
-            .model
-            .config
-            .get("automatically-retry-hooks")
-            .map(|v| v != "false")
-            .unwrap_or(true);
-        let u = st.model.units.get_mut(unit).expect("unit");
-        u.retry_at = if auto {
-            now() + backoff(u.retries)
-        } else {
-            f64::INFINITY
-        };
         sh.log_line(
             &tag,
             "ERROR",
@@ -502,30 +379,6 @@ fn finish(sh: &Arc<Shared>, unit: &str, job: Job, out: anyhow::Result<crate::mac
         );
     }
     sh.commit(&st);
-}
-
-/// Parses Go-style durations like `5m`, `30s`, `1h`, `1m30s`.
-pub fn parse_duration(s: &str) -> Option<f64> {
-    let mut total = 0.0;
-    let mut num = String::new();
-    for c in s.trim().chars() {
-        if c.is_ascii_digit() || c == '.' {
-            num.push(c);
-            continue;
-        }
-        let n: f64 = num.parse().ok()?;
-        num.clear();
-        total += n * match c {
-            'h' => 3600.0,
-            'm' => 60.0,
-            's' => 1.0,
-            _ => return None,
-        };
-    }
-    if !num.is_empty() {
-        return None;
-    }
-    Some(total)
 }
 
 /// Seconds a lost leader keeps its lease before another unit is elected.
@@ -551,7 +404,7 @@ pub fn start_timers(sh: &Arc<Shared>) {
                 .model
                 .config
                 .get("update-status-hook-interval")
-                .and_then(|v| parse_duration(v))
+                .and_then(|v| lifecycle::parse_duration(v))
                 .unwrap_or(300.0)
                 .max(1.0);
             let t = now();

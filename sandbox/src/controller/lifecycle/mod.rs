@@ -1,13 +1,63 @@
 //! Juju's hook ordering, as pure changes to the model: which units must run which hooks when
 //! units, relations, leadership, config or relation data change.
 //!
-//! Nothing here does IO; the runner calls these functions under the model lock.
+//! Nothing here does IO; the runner, the provisioner, the hook tools and the command line call
+//! these functions under the model lock, and nothing else changes the model.
 
+pub mod agent;
+pub mod context;
+pub mod records;
 pub mod subordinate;
 
-use super::model::{app_of, now, Agent, Event, Life, MachineRec, Model, RelEnd, Relation, Unit};
+pub use agent::INSTALLING;
+pub use context::HookCtx;
+
+use super::model::{
+    app_of, now, Agent, Event, Life, MachineRec, MachineState, Model, RelEnd, Relation, Unit,
+};
 use crate::tools::env::{Settings, StatusInfo};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// Juju's hook name for an event on a unit (`db-relation-changed`, `install`, …); for actions
+/// the action name.
+pub fn hook_name(model: &Model, unit: &str, ev: &Event) -> String {
+    let endpoint = |rel: &i64| {
+        model
+            .relations
+            .get(rel)
+            .and_then(|r| r.end_of(app_of(unit)).map(|e| e.endpoint.clone()))
+            .unwrap_or_else(|| "unknown".into())
+    };
+    match ev {
+        Event::Install => "install".into(),
+        Event::LeaderElected => "leader-elected".into(),
+        Event::LeaderSettingsChanged => "leader-settings-changed".into(),
+        Event::ConfigChanged => "config-changed".into(),
+        Event::Start => "start".into(),
+        Event::UpgradeCharm => "upgrade-charm".into(),
+        Event::UpdateStatus => "update-status".into(),
+        Event::Stop => "stop".into(),
+        Event::Remove => "remove".into(),
+        Event::RelationCreated { rel } => format!("{}-relation-created", endpoint(rel)),
+        Event::RelationJoined { rel, .. } => format!("{}-relation-joined", endpoint(rel)),
+        Event::RelationChanged { rel, .. } => format!("{}-relation-changed", endpoint(rel)),
+        Event::RelationDeparted { rel, .. } => format!("{}-relation-departed", endpoint(rel)),
+        Event::RelationBroken { rel } => format!("{}-relation-broken", endpoint(rel)),
+        Event::Action { id } => model
+            .tasks
+            .get(id)
+            .map(|t| t.action.clone())
+            .unwrap_or_default(),
+        Event::Exec { .. } => "juju-exec".into(),
+        Event::SecretChanged { .. } => "secret-changed".into(),
+        Event::SecretRotate { .. } => "secret-rotate".into(),
+        Event::SecretExpired { .. } => "secret-expired".into(),
+        Event::SecretRemove { .. } => "secret-remove".into(),
+        Event::StorageAttached { .. } | Event::StorageDetaching { .. } => {
+            super::storage::hook_name(ev).unwrap_or_default()
+        }
+    }
+}
 
 /// Events that may be merged with an identical pending one.
 fn coalesces(ev: &Event) -> bool {
@@ -38,7 +88,8 @@ pub fn is_running(u: &Unit) -> bool {
     u.agent == Agent::Executing
 }
 
-fn push_to(model: &mut Model, unit: &str, ev: Event) {
+/// Appends an event to `unit`'s queue (see [`push`]).
+pub fn push_to(model: &mut Model, unit: &str, ev: Event) {
     if let Some(u) = model.units.get_mut(unit) {
         let running = is_running(u);
         push(u, ev, running);
@@ -75,7 +126,7 @@ pub fn add_unit(model: &mut Model, app: &str) -> String {
             hostname: format!("juju-{short}-{machine}"),
             address,
             mac: String::new(),
-            state: "pending".into(),
+            state: MachineState::Pending,
             handle: None,
             blocked_from: vec![],
             partitioned: false,
@@ -613,9 +664,7 @@ pub fn hook_done(model: &mut Model, unit: &str, ev: &Event) {
             if let Some(u) = model.units.get_mut(unit) {
                 u.installed = true;
                 // A charm that set no status during install shows `unknown`, as in Juju.
-                if u.workload.message == super::provision::INSTALLING
-                    && u.workload.status == "maintenance"
-                {
+                if u.workload.message == INSTALLING && u.workload.status == "maintenance" {
                     u.workload = StatusInfo {
                         status: "unknown".into(),
                         message: String::new(),
@@ -657,6 +706,30 @@ pub fn hook_done(model: &mut Model, unit: &str, ev: &Event) {
         }
         _ => {}
     }
+}
+
+/// Parses Go-style durations like `5m`, `30s`, `1h`, `1m30s`.
+pub fn parse_duration(s: &str) -> Option<f64> {
+    let mut total = 0.0;
+    let mut num = String::new();
+    for c in s.trim().chars() {
+        if c.is_ascii_digit() || c == '.' {
+            num.push(c);
+            continue;
+        }
+        let n: f64 = num.parse().ok()?;
+        num.clear();
+        total += n * match c {
+            'h' => 3600.0,
+            'm' => 60.0,
+            's' => 1.0,
+            _ => return None,
+        };
+    }
+    if !num.is_empty() {
+        return None;
+    }
+    Some(total)
 }
 
 /// Removes a unit from the model (after its `remove` hook, or by force); moves leadership.

@@ -760,3 +760,11 @@ pub mod volumes;
 
 #[cfg(test)]
 mod tests;
+
+/// After `unit`'s machine booted with its instances bound ([`volumes::boot_binds`]): they are
+/// in place.
+pub fn machine_started(model: &mut Model, unit: &str) {
+    for id in attached_to(model, unit, None) {
+        mounted(model, &id, false);
+    }
+}

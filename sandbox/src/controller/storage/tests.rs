@@ -44,7 +44,7 @@ fn unit_with(m: &mut Model, app: &str, directives: &[&str], attach: &[&str]) -> 
     let p = plan(m, app, &stores, &w).expect("plan");
     let u = lifecycle::add_unit(m, app);
     give_new_unit(m, &u, &p);
-    volumes::machine_started(m, &u);
+    machine_started(m, &u);
     u
 }
 
@@ -52,7 +52,7 @@ fn unit_with(m: &mut Model, app: &str, directives: &[&str], attach: &[&str]) -> 
 fn run_all(m: &mut Model, unit: &str) -> Vec<String> {
     let mut ran = vec![];
     while let Some(ev) = m.units.get_mut(unit).and_then(|u| u.queue.pop_front()) {
-        ran.push(crate::controller::runner::hook_name(m, unit, &ev));
+        ran.push(crate::controller::lifecycle::hook_name(m, unit, &ev));
         lifecycle::hook_done(m, unit, &ev);
     }
     ran
@@ -271,7 +271,7 @@ fn removal_detaches_first_keeps_the_data_and_reattaches() {
     assert_eq!(p.new, [("logs".to_string(), 1, POOL.to_string(), 1024)]);
     let c = lifecycle::add_unit(&mut m, "etcd");
     give_new_unit(&mut m, &c, &p);
-    volumes::machine_started(&mut m, &c);
+    machine_started(&mut m, &c);
     assert_eq!(attached_to(&m, &c, None), ["data/2", "logs/5"]);
     assert!(plan(&m, "etcd", &stores, &data2)
         .unwrap_err()

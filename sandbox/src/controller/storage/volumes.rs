@@ -30,13 +30,6 @@ pub fn boot_binds(
     Ok(binds)
 }
 
-/// After `unit`'s machine booted with [`boot_binds`]: its instances are in place.
-pub fn machine_started(model: &mut super::super::model::Model, unit: &str) {
-    for id in super::attached_to(model, unit, None) {
-        super::mounted(model, &id, false);
-    }
-}
-
 /// Instances being bound now (so a second commit does not bind them twice).
 static BINDING: Mutex<BTreeSet<(PathBuf, String)>> = Mutex::new(BTreeSet::new());
 
@@ -48,7 +41,7 @@ pub fn bind_new(sh: &Arc<Shared>, st: &State, unit: &str) {
         .units
         .get(unit)
         .and_then(|u| st.model.machines.get(&u.machine))
-        .filter(|m| m.state == "started")
+        .filter(|m| m.state == crate::controller::model::MachineState::Started)
         .and_then(|m| m.handle.clone())
     else {
         return;
