@@ -22,7 +22,7 @@ mod alarm_disarm;
 mod alarm_list;
 mod common;
 mod compact;
-mod defrag;
+pub(crate) mod defrag;
 mod health;
 mod machine;
 mod member_list;

@@ -6,7 +6,8 @@ A unit test in the crate root checks that no module here names an effectful one.
 - [`observed`]: the facts one pass decides on (leader data, peers, this machine, etcd's view).
 - [`effect`]: what a pass does ([`effect::Effect`]) and the status it shows.
 - [`plan`]: this unit's own member; [`membership`]: the leader's side and the departing unit's;
-  [`relations`]: relation data this unit publishes.
+  [`relations`]: relation data this unit publishes; [`maintenance`]: the leader's automatic
+  defragmentation and NOSPACE recovery.
 - [`render`]: etcd's config, the systemd unit and the `etcdctl` wrapper.
 - [`config`]: raw `config-get` JSON → validated [`config::CharmConfig`]; [`status`]: every status
   text; [`version`]: which etcd version may replace which.
@@ -14,6 +15,7 @@ A unit test in the crate root checks that no module here names an effectful one.
 
 pub mod config;
 pub mod effect;
+pub mod maintenance;
 pub mod membership;
 pub mod observed;
 pub mod plan;
