@@ -15,8 +15,9 @@ leader, no membership change or restart is under way, and this unit's own member
   ([`keys::NOSPACE_RECOVERY`]); once every member uses less than [`NOSPACE_BELOW_PERCENT`] % of
   the quota (else it compacts again at each `update-status`, for what was deleted meanwhile),
   each member not defragmented since the start is defragmented in turn (followers first), then
-  the alarm is disarmed and the record cleared. Every step is recorded after it is done, so a
-  hook killed halfway repeats at most one step, which is harmless.
+  the record is cleared and the alarm disarmed. Every step is recorded after it is done (the last
+  one before: a hook killed there starts a recovery again), so a hook killed halfway repeats a
+  step at most, which is harmless.
 
 The etcd calls are [`Effect::Maintain`]; the leader data records are planned right after them
 and written only when they succeeded.
@@ -192,8 +193,9 @@ fn nospace_step(o: &Observed, cfg: &CharmConfig, voters: &[Voter], ids: Vec<u64>
         // Defragmented and still over: nothing more maintenance can free.
         return;
     }
-    p.effects.push(Effect::Maintain(Chore::Disarm(ids)));
+    // Cleared first: a hook killed before the disarm starts a new recovery, which ends the same.
     p.effects.push(recovery_record(None));
+    p.effects.push(Effect::Maintain(Chore::Disarm(ids)));
     p.again = true;
 }
 
@@ -518,7 +520,7 @@ mod tests {
         };
         apply(&mut o, &defrag_only, i64::MAX);
         assert_eq!(steps(&plan(&o))[0], "defrag etcd0 (etcd/0)");
-        // Disarmed and killed before the record was cleared: the record goes.
+        // Disarmed by hand meanwhile: the record goes.
         o.cluster.alarms.clear();
         let p = plan(&o);
         assert_eq!(

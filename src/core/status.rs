@@ -277,6 +277,18 @@ impl Status {
         }
     }
 
+    /// The same status once `alarm` has been disarmed.
+    pub fn without_alarm(&self, alarm: &str) -> Status {
+        match self {
+            Status::Active(h) => {
+                let mut h = h.clone();
+                h.alarms.retain(|(a, _)| a != alarm);
+                Status::Active(h)
+            }
+            other => other.clone(),
+        }
+    }
+
     /// The status message, its commands naming application `app`.
     pub fn message_for(&self, app: &str) -> String {
         self.message().replace(APP, app)

@@ -150,7 +150,13 @@ pub fn apply(
                 }
             }
             Effect::Cleanup => run.cleanup()?,
-            Effect::Maintain(chore) => out.progressed = run.maintain(chore)?,
+            Effect::Maintain(chore) => {
+                out.progressed = run.maintain(chore)?;
+                if out.progressed && matches!(chore, Chore::Disarm(_)) {
+                    // Shown at once, not at the next update-status.
+                    out.status = Some(p.status.without_alarm("NOSPACE"));
+                }
+            }
         }
         if !out.progressed || out.status.is_some() {
             break;
