@@ -255,6 +255,16 @@ mod tests {
         }
     }
 
+    /// [`cluster`] with a quota of 256 MiB.
+    fn small_quota() -> Observed {
+        let mut o = cluster();
+        o.config = Ok(CharmConfig {
+            quota_backend_bytes: 256 * MIB as u64,
+            ..CharmConfig::default()
+        });
+        o
+    }
+
     fn cfg(o: &Observed) -> CharmConfig {
         o.config.clone().unwrap()
     }
@@ -459,11 +469,7 @@ mod tests {
 
     #[test]
     fn nospace_compact_defrag_each_member_then_disarm() {
-        let mut o = cluster();
-        o.config = Ok(CharmConfig {
-            quota_backend_bytes: 256 * MIB as u64,
-            ..CharmConfig::default()
-        });
+        let mut o = small_quota();
         for id in 1..=3 {
             s_set(&mut o, id, 256 * MIB, 240 * MIB);
         }
@@ -503,11 +509,7 @@ mod tests {
 
     #[test]
     fn nospace_recovery_resumes_after_a_killed_hook() {
-        let mut o = cluster();
-        o.config = Ok(CharmConfig {
-            quota_backend_bytes: 256 * MIB as u64,
-            ..CharmConfig::default()
-        });
+        let mut o = small_quota();
         o.cluster.alarms = vec![(2, "NOSPACE".into())];
         let p = plan(&o);
         apply(&mut o, &p, i64::MAX);
