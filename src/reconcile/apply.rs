@@ -739,7 +739,10 @@ impl Run<'_> {
     }
 }
 
-/// Bytes in MiB, for the maintenance log.
+/// Bytes in MiB (KiB below 1 MiB), for the maintenance log.
 fn mib(bytes: i64) -> String {
-    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+    match bytes.unsigned_abs() < 1 << 20 {
+        true => format!("{:.1} KiB", bytes as f64 / 1024.0),
+        false => format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0)),
+    }
 }
