@@ -404,6 +404,7 @@ pub fn status_of(id: u64, leader: u64) -> MemberStatus {
         raft_term: 2,
         raft_index: 40 + id,
         db_size: 20_480,
+        db_size_in_use: 20_480,
         version: "3.4.23".into(),
         is_learner: false,
         errors: Vec::new(),

@@ -131,7 +131,15 @@ fn day_two_actions() {
     deploy_etcd(
         &sb,
         3,
-        &["--config", &format!("quota_backend_bytes={QUOTA}")],
+        // The actions by hand: no automatic maintenance at update-status meanwhile.
+        &[
+            "--config",
+            &format!("quota_backend_bytes={QUOTA}"),
+            "--config",
+            "auto_nospace_recovery=false",
+            "--config",
+            "auto_defrag=false",
+        ],
     );
     sb.wait_active(3);
     let leader = sb.leader("etcd").expect("a leader");

@@ -681,7 +681,13 @@ fn removed_member_data_dir(b: &Bench, written: usize) {
         },
     );
     settle(sb, "active").unwrap_or_else(|e| panic!("after the rejoin: {e}"));
-    let aside = sh(sb, &b.follower, "ls -d /var/lib/etcd/data.removed-*/member");
+    // Set aside beside the data dir: on the `data` volume when the unit has one (the default),
+    // else on the root disk.
+    let aside = sh(
+        sb,
+        &b.follower,
+        "ls -d /var/lib/etcd/storage/data.removed-*/member /var/lib/etcd/data.removed-*/member 2>/dev/null || true",
+    );
     assert!(!aside.is_empty(), "the old data dir was not kept aside");
     data_kept(sb, &b.units, written).unwrap_or_else(|e| panic!("after the rejoin: {e}"));
     eprintln!("ok: data dir of a removed member");

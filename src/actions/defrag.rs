@@ -10,8 +10,9 @@ Result keys: `members.<name>.{db-size-before,db-size-after}`, `defragmented` (na
 */
 
 use super::{common, Action, Results, Stop};
-use crate::etcd::{Etcd, Member};
-use std::time::{Duration, Instant};
+use crate::clock::{Clock, SystemClock};
+use crate::etcd::{Etcd, EtcdError, Member};
+use std::time::Duration;
 
 /// How long a defragmented member has to answer with a Raft leader again.
 const BACK_WAIT: Duration = Duration::from_secs(60);
@@ -94,18 +95,66 @@ fn unsafe_now(etcd: &dyn Etcd, voters: &[&Member], target: &Member) -> Option<St
     })
 }
 
-fn wait_back(etcd: &dyn Etcd, endpoint: &str, budget: Duration) -> Option<i64> {
-    let deadline = Instant::now() + budget;
+/// Why the defragmentation of one member did not go through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DefragStop {
+    /// It is not a healthy voting member now: it was left alone.
+    NotHealthy,
+    /// Defragmenting it now would risk the quorum (why): it was left alone.
+    Unsafe(String),
+    /// etcd's defragment call failed.
+    Failed(EtcdError),
+    /// Defragmented, but it has not answered with a Raft leader within the wait.
+    NotBack,
+}
+
+/// A member's backend size before and after its defragmentation, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sizes {
+    /// Before.
+    pub before: i64,
+    /// After, once it answered again.
+    pub after: i64,
+}
+
+/// Defragments one voting member reached at `endpoint`, the way the action and the charm's
+/// automatic maintenance both do it: only while it is healthy and the other voting members keep
+/// a quorum without it, then waiting at most `back_wait` for it to answer with a Raft leader
+/// again. `starting` is told its size just before etcd's call.
+pub fn defrag_member(
+    etcd: &dyn Etcd,
+    clock: &dyn Clock,
+    voters: &[&Member],
+    target: &Member,
+    endpoint: &str,
+    back_wait: Duration,
+    starting: &mut dyn FnMut(i64),
+) -> Result<Sizes, DefragStop> {
+    let before = match etcd.status(endpoint) {
+        Ok(s) if common::healthy(&s) => s.db_size,
+        Ok(_) | Err(_) => return Err(DefragStop::NotHealthy),
+    };
+    if let Some(why) = unsafe_now(etcd, voters, target) {
+        return Err(DefragStop::Unsafe(why));
+    }
+    starting(before);
+    etcd.defragment(endpoint).map_err(DefragStop::Failed)?;
+    let after = wait_back(etcd, clock, endpoint, back_wait).ok_or(DefragStop::NotBack)?;
+    Ok(Sizes { before, after })
+}
+
+fn wait_back(etcd: &dyn Etcd, clock: &dyn Clock, endpoint: &str, budget: Duration) -> Option<i64> {
+    let deadline = clock.now() + budget;
     loop {
         if let Ok(s) = etcd.status(endpoint) {
             if common::healthy(&s) {
                 return Some(s.db_size);
             }
         }
-        if Instant::now() >= deadline {
+        if clock.now() >= deadline {
             return None;
         }
-        std::thread::sleep(Duration::from_millis(250));
+        clock.sleep(Duration::from_millis(250));
     }
 }
 
@@ -130,47 +179,49 @@ fn defrag_members(
             true => common::local_endpoint(a),
             false => m.client_urls.first().cloned().unwrap_or_default(),
         };
-        let before = match a.etcd.status(&endpoint) {
-            Ok(s) if common::healthy(&s) => s.db_size,
-            Ok(_) | Err(_) => {
-                r.set("defragmented", done.join(","));
-                return super::fail(format!(
-                    "{name} is not healthy, so it was not defragmented ({}); bring it back \
-                     (see `health`), then run defrag again",
-                    so_far(&done)
-                ));
-            }
+        let mut starting = |before: i64| {
+            a.progress(&format!(
+                "defragmenting {name} ({} of {}, db {})",
+                i + 1,
+                targets.len(),
+                common::human_bytes(before.max(0) as u64)
+            ))
         };
-        if let Some(why) = unsafe_now(a.etcd, voters, m) {
-            r.set("defragmented", done.join(","));
-            return super::fail(format!(
-                "stopped before {name}: {why} ({}); bring the other members back (see \
-                 `health`), then run defrag again",
-                so_far(&done)
-            ));
-        }
-        a.progress(&format!(
-            "defragmenting {name} ({} of {}, db {})",
-            i + 1,
-            targets.len(),
-            common::human_bytes(before.max(0) as u64)
-        ));
-        if let Err(e) = a.etcd.defragment(&endpoint) {
-            r.set("defragmented", done.join(","));
-            return super::fail(format!(
-                "defragmenting {name} failed: {e} ({}); check `health`, then run defrag again",
-                so_far(&done)
-            ));
-        }
-        let Some(after) = wait_back(a.etcd, &endpoint, back_wait) else {
-            r.set("defragmented", done.join(","));
-            return super::fail(format!(
-                "{name} was defragmented but has not answered with a Raft leader within {} s, so \
-                 the next members were left alone ({}, {name}); check `health` before running \
-                 defrag again",
-                back_wait.as_secs(),
-                so_far(&done)
-            ));
+        let sizes = defrag_member(
+            a.etcd,
+            &SystemClock,
+            voters,
+            m,
+            &endpoint,
+            back_wait,
+            &mut starting,
+        );
+        let Sizes { before, after } = match sizes {
+            Ok(sizes) => sizes,
+            Err(stop) => {
+                r.set("defragmented", done.join(","));
+                let so_far = so_far(&done);
+                return super::fail(match stop {
+                    DefragStop::NotHealthy => format!(
+                        "{name} is not healthy, so it was not defragmented ({so_far}); bring it \
+                         back (see `health`), then run defrag again"
+                    ),
+                    DefragStop::Unsafe(why) => format!(
+                        "stopped before {name}: {why} ({so_far}); bring the other members back \
+                         (see `health`), then run defrag again"
+                    ),
+                    DefragStop::Failed(e) => format!(
+                        "defragmenting {name} failed: {e} ({so_far}); check `health`, then run \
+                         defrag again"
+                    ),
+                    DefragStop::NotBack => format!(
+                        "{name} was defragmented but has not answered with a Raft leader within \
+                         {} s, so the next members were left alone ({so_far}, {name}); check \
+                         `health` before running defrag again",
+                        back_wait.as_secs()
+                    ),
+                });
+            }
         };
         r.set(format!("{p}.db-size-before"), before);
         r.set(format!("{p}.db-size-after"), after);

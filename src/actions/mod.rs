@@ -25,7 +25,7 @@ mod backup;
 mod backup_verify;
 mod common;
 mod compact;
-mod defrag;
+pub(crate) mod defrag;
 mod health;
 mod machine;
 mod member_list;

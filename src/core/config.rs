@@ -47,6 +47,57 @@ pub struct CharmConfig {
     /// How many and how old of this application's backups are kept (`backup_retention_count`,
     /// `backup_retention_days`; 0 is no limit).
     pub backup_retention: Retention,
+    /// Automatic maintenance (`auto_defrag`, `defrag_*`, `auto_nospace_recovery`).
+    pub maintenance: Maintenance,
+}
+
+/// What the Juju leader may do by itself at `update-status` ([`crate::core::maintenance`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Maintenance {
+    /// Defragment fragmented members (`auto_defrag`).
+    pub auto_defrag: bool,
+    /// Free space, in percent of a member's database, from which it is defragmented
+    /// (`defrag_free_percent`, 0 turns automatic defragmentation off).
+    pub free_percent: u64,
+    /// Free space, in bytes, from which a member is defragmented (`defrag_free_bytes`, 0 turns
+    /// it off).
+    pub free_bytes: u64,
+    /// Seconds at least between two automatic defragmentations of one member
+    /// (`defrag_interval`, given in minutes).
+    pub interval_secs: u64,
+    /// Recover from a NOSPACE alarm by itself (`auto_nospace_recovery`).
+    pub nospace_recovery: bool,
+}
+
+impl Default for Maintenance {
+    /// OpenShift's etcd operator's thresholds: 45 % and 100 MiB; once an hour per member.
+    fn default() -> Self {
+        Maintenance {
+            auto_defrag: true,
+            free_percent: 45,
+            free_bytes: 100 * 1024 * 1024,
+            interval_secs: 3600,
+            nospace_recovery: true,
+        }
+    }
+}
+
+impl Maintenance {
+    /// Automatic defragmentation is on: switched on, both thresholds above 0.
+    pub fn defrag_on(&self) -> bool {
+        self.auto_defrag && self.free_percent > 0 && self.free_bytes > 0
+    }
+
+    fn parse(raw: &Map<String, Value>) -> Result<Maintenance, ConfigError> {
+        let d = Maintenance::default();
+        Ok(Maintenance {
+            auto_defrag: boolean_or(raw, "auto_defrag", d.auto_defrag)?,
+            free_percent: int(raw, "defrag_free_percent", d.free_percent, 0, 100)?,
+            free_bytes: int(raw, "defrag_free_bytes", d.free_bytes, 0, MAX_QUOTA)?,
+            interval_secs: 60 * int(raw, "defrag_interval", d.interval_secs / 60, 0, 10080)?,
+            nospace_recovery: boolean_or(raw, "auto_nospace_recovery", d.nospace_recovery)?,
+        })
+    }
 }
 
 /// The loopback port the charm's facts exporter serves on (not an option: no other port may
@@ -71,6 +122,7 @@ impl Default for CharmConfig {
             metrics_port: 2381,
             backup_period: None,
             backup_retention: Retention::default(),
+            maintenance: Maintenance::default(),
         }
     }
 }
@@ -154,8 +206,13 @@ fn one_of(
 
 /// A boolean option, false when unset.
 fn boolean(raw: &Map<String, Value>, key: &str) -> Result<bool, ConfigError> {
+    boolean_or(raw, key, false)
+}
+
+/// A boolean option, `default` when unset.
+fn boolean_or(raw: &Map<String, Value>, key: &str, default: bool) -> Result<bool, ConfigError> {
     match raw.get(key) {
-        None | Some(Value::Null) => Ok(false),
+        None | Some(Value::Null) => Ok(default),
         Some(Value::Bool(b)) => Ok(*b),
         Some(v) => Err(invalid(key, v, "true or false")),
     }
@@ -258,6 +315,7 @@ impl TryFrom<&Map<String, Value>> for CharmConfig {
             count: int(raw, "backup_retention_count", 0, 0, 10_000)? as u32,
             days: int(raw, "backup_retention_days", 0, 0, 36_500)? as u32,
         };
+        let maintenance = Maintenance::parse(raw)?;
         Ok(CharmConfig {
             port,
             management_port,
@@ -274,7 +332,18 @@ impl TryFrom<&Map<String, Value>> for CharmConfig {
             metrics_port,
             backup_period,
             backup_retention,
+            maintenance,
         })
+    }
+}
+
+impl CharmConfig {
+    /// The backend quota etcd enforces, in bytes (`quota_backend_bytes`, 0: etcd's 2 GiB).
+    pub fn quota(&self) -> u64 {
+        match self.quota_backend_bytes {
+            0 => 2 * 1024 * 1024 * 1024,
+            q => q,
+        }
     }
 }
 
@@ -385,5 +454,60 @@ mod tests {
             (e.option.as_str(), e.expected.as_str()),
             ("backup_retention_count", "an integer from 0 to 10000")
         );
+    }
+
+    #[test]
+    fn maintenance_options() {
+        let m = parse(json!({})).unwrap().maintenance;
+        assert_eq!(m, Maintenance::default());
+        assert!(m.defrag_on() && m.nospace_recovery);
+        let m = parse(
+            json!({"defrag_free_percent": 30, "defrag_free_bytes": "1048576",
+                             "defrag_interval": 0, "auto_nospace_recovery": false}),
+        );
+        let m = m.unwrap().maintenance;
+        assert_eq!(
+            (m.free_percent, m.free_bytes, m.interval_secs),
+            (30, 1048576, 0)
+        );
+        assert!(!m.nospace_recovery);
+        for off in [
+            json!({"auto_defrag": false}),
+            json!({"defrag_free_percent": 0}),
+            json!({"defrag_free_bytes": 0}),
+        ] {
+            assert!(!parse(off).unwrap().maintenance.defrag_on());
+        }
+        let bad = [
+            (
+                json!({"defrag_free_percent": 101}),
+                "defrag_free_percent",
+                "an integer from 0 to 100",
+            ),
+            (
+                json!({"defrag_free_bytes": -1}),
+                "defrag_free_bytes",
+                "an integer from 0 to 107374182400",
+            ),
+            (
+                json!({"defrag_interval": 10081}),
+                "defrag_interval",
+                "an integer from 0 to 10080",
+            ),
+            (
+                json!({"auto_defrag": "yes"}),
+                "auto_defrag",
+                "true or false",
+            ),
+            (
+                json!({"auto_nospace_recovery": 1}),
+                "auto_nospace_recovery",
+                "true or false",
+            ),
+        ];
+        for (raw, option, expected) in bad {
+            let e = parse(raw).unwrap_err();
+            assert_eq!((e.option.as_str(), e.expected.as_str()), (option, expected));
+        }
     }
 }

@@ -3,7 +3,7 @@ What the pure core decides: [`Effect`]s in order and the status to show ([`Plan`
 [`crate::reconcile::apply`].
 */
 
-use crate::core::status::Status;
+use crate::core::status::{Chore, Status};
 use crate::juju::Settings;
 
 /// One thing to do, in plan order.
@@ -107,6 +107,10 @@ pub enum Effect {
         /// Where to move Raft leadership first.
         transfer_to: Option<u64>,
     },
+    /// Leader (`update-status`): one step of automatic maintenance
+    /// ([`crate::core::maintenance`]); the status says so while it runs, and a step that fails
+    /// stops the pass (the record planned after it is not written).
+    Maintain(Chore),
     /// Remember that this unit is leaving.
     MarkDeparting,
     /// Stop and disable etcd.

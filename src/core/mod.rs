@@ -6,7 +6,8 @@ A unit test in the crate root checks that no module here names an effectful one.
 - [`observed`]: the facts one pass decides on (leader data, peers, this machine, etcd's view).
 - [`effect`]: what a pass does ([`effect::Effect`]) and the status it shows.
 - [`plan`]: this unit's own member; [`membership`]: the leader's side and the departing unit's;
-  [`relations`]: relation data this unit publishes.
+  [`relations`]: relation data this unit publishes; [`maintenance`]: the leader's automatic
+  defragmentation and NOSPACE recovery.
 - [`cos`]: the `cos-agent` data (alert rules, dashboards, scrape jobs) for COS agents;
   [`facts`]: the charm's own metrics file and the unit that serves it.
 - [`render`]: etcd's config, the systemd unit and the `etcdctl` wrapper.
@@ -21,6 +22,7 @@ pub mod config;
 pub mod cos;
 pub mod effect;
 pub mod facts;
+pub mod maintenance;
 pub mod membership;
 pub mod observed;
 pub mod plan;

@@ -62,6 +62,12 @@ pub mod keys {
     /// [`super::Issued`].
     pub const TLS_ISSUED_PREFIX: &str = "tls-issued-";
 
+    /// When the leader last defragmented each member, automatically or in a NOSPACE recovery:
+    /// `name=<unix seconds>,…` ([`crate::core::maintenance`]).
+    pub const DEFRAGMENTED: &str = "defragmented";
+    /// While a NOSPACE recovery runs: when it began (its compaction), in Unix seconds.
+    pub const NOSPACE_RECOVERY: &str = "nospace-recovery";
+
     /// The leader data key of the certificates issued to `unit` (`etcd/1` → `tls-issued-etcd-1`).
     pub fn issued_key(unit: &str) -> String {
         format!("{TLS_ISSUED_PREFIX}{}", unit.replace('/', "-"))
@@ -448,12 +454,32 @@ pub struct Observed {
     pub fresh_token: String,
     /// The charm's TLS keys: where they live, what this unit could read.
     pub secrets: TlsSecrets,
+    /// The wall-clock time of this pass, in seconds since the Unix epoch.
+    pub now: u64,
 }
 
 impl Observed {
     /// The application's name (`etcd` for `etcd/0`), as commands suggested name it.
     pub fn app(&self) -> &str {
         self.unit.split('/').next().unwrap_or("")
+    }
+
+    /// `etcd0 (etcd/0)`: a member's name and its unit, the application being this unit's.
+    pub fn label(&self, m: &Member) -> String {
+        let app = self.app();
+        let number = m
+            .name
+            .strip_prefix(app)
+            .filter(|n| n.parse::<u64>().is_ok());
+        match (m.name.as_str(), number) {
+            ("", _) => m
+                .peer_urls
+                .first()
+                .cloned()
+                .unwrap_or_else(|| format!("{:x}", m.id)),
+            (name, Some(n)) => format!("{name} ({app}/{n})"),
+            (name, None) => name.to_string(),
+        }
     }
 
     /// This unit's member name.

@@ -44,6 +44,7 @@ The leader's side (membership, one change per pass, and the restart grants) is i
 use crate::core::config::{v2_unsupported, CharmConfig};
 use crate::core::cos;
 use crate::core::effect::{Effect, Plan};
+use crate::core::maintenance;
 use crate::core::membership;
 use crate::core::observed::{keys, tls_files_record, Issued, Leadership, Observed, TlsRequest};
 use crate::core::relations::{client_data, peer_data};
@@ -162,7 +163,9 @@ fn running(o: &Observed) -> Plan {
                 requesting: own.request.is_some(),
                 restarting: own.restarting,
             };
-            membership::leader(o, &mut p, turn)
+            let published = membership::leader(o, &mut p, turn);
+            maintenance::leader(o, cfg, &mut p);
+            published
         }
         _ => o.leader_data.raw.clone(),
     };
@@ -603,27 +606,6 @@ fn member_status(
     }
 }
 
-/// etcd's backend quota when `quota-backend-bytes` is 0.
-const DEFAULT_QUOTA: u64 = 2 * 1024 * 1024 * 1024;
-
-/// `etcd0 (etcd/0)`: a member's name and its unit, the application being this unit's.
-fn label(o: &Observed, m: &Member) -> String {
-    let app = o.app();
-    let number = m
-        .name
-        .strip_prefix(app)
-        .filter(|n| n.parse::<u64>().is_ok());
-    match (m.name.as_str(), number) {
-        ("", _) => m
-            .peer_urls
-            .first()
-            .cloned()
-            .unwrap_or_else(|| format!("{:x}", m.id)),
-        (name, Some(n)) => format!("{name} ({app}/{n})"),
-        (name, None) => name.to_string(),
-    }
-}
-
 /// The cluster as the status round found it: who does not answer, learners, alarms and
 /// backends near the quota.
 fn health(o: &Observed, cfg: &CharmConfig) -> Health {
@@ -634,26 +616,24 @@ fn health(o: &Observed, cfg: &CharmConfig) -> Health {
         .collect();
     let silent = voters.iter().filter(|m| o.cluster.answer(m.id).is_none());
     let learners = members.iter().filter(|m| m.is_learner);
-    let quota = match cfg.quota_backend_bytes {
-        0 => DEFAULT_QUOTA,
-        q => q,
-    };
+    let quota = cfg.quota();
     let full = members.iter().filter_map(|m| {
         let used = u64::try_from(o.cluster.answer(m.id)?.db_size).unwrap_or(0);
         let percent = used.saturating_mul(100) / quota;
-        (percent > USAGE_WARNING).then(|| (label(o, m), percent))
+        (percent > USAGE_WARNING).then(|| (o.label(m), percent))
     });
     let alarms = o.cluster.alarms.iter().map(|(id, alarm)| {
         let on = members.iter().find(|m| m.id == *id);
-        let on = on.map_or_else(|| "the cluster".to_string(), |m| label(o, m));
+        let on = on.map_or_else(|| "the cluster".to_string(), |m| o.label(m));
         (alarm.clone(), on)
     });
     Health {
         voters: voters.len(),
-        silent: silent.map(|m| label(o, m)).collect(),
-        learners: learners.map(|m| label(o, m)).collect(),
+        silent: silent.map(|m| o.label(m)).collect(),
+        learners: learners.map(|m| o.label(m)).collect(),
         alarms: alarms.collect(),
         full: full.collect(),
         stale_backup: crate::core::backup::stale(cfg.backup_period, o.local.backup_verified_age),
+        nospace_recovery: cfg.maintenance.nospace_recovery,
     }
 }

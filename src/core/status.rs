@@ -29,13 +29,17 @@ pub struct Health {
     pub full: Vec<(String, u64)>,
     /// The newest verified backup's age, when it is older than twice the backup schedule.
     pub stale_backup: Option<String>,
+    /// The leader recovers from NOSPACE by itself (`auto_nospace_recovery`).
+    pub nospace_recovery: bool,
 }
 
 impl Health {
-    /// `voters` voting members, all healthy, nothing to report.
+    /// `voters` voting members, all healthy, nothing to report (NOSPACE recovered from by
+    /// the leader, as by default).
     pub fn healthy(voters: usize) -> Health {
         Health {
             voters,
+            nospace_recovery: true,
             ..Health::default()
         }
     }
@@ -53,7 +57,14 @@ impl Health {
             ),
         };
         for (alarm, on) in &self.alarms {
-            m.push_str(&format!("; alarm {alarm} on {on}: {}", alarm_advice(alarm)));
+            let advice = match (alarm.as_str(), self.nospace_recovery) {
+                // Only while every member answers can the leader recover by itself.
+                ("NOSPACE", true) if self.silent.is_empty() => {
+                    format!("{NOSPACE_BY_ITSELF} (by hand: {NOSPACE_BY_HAND})")
+                }
+                _ => alarm_advice(alarm),
+            };
+            m.push_str(&format!("; alarm {alarm} on {on}: {advice}"));
         }
         let nospace = self.alarms.iter().any(|(a, _)| a == "NOSPACE");
         for (who, percent) in &self.full {
@@ -84,16 +95,69 @@ impl Health {
     }
 }
 
+/// What to do about NOSPACE when the leader recovers from it by itself.
+const NOSPACE_BY_ITSELF: &str = "writes refused, the backend quota is full: delete what is not needed; the leader then compacts, defragments and disarms it by itself at update-status";
+
+/// How to recover from NOSPACE by hand.
+const NOSPACE_BY_HAND: &str = "run `juju run <app>/leader compact`, `juju run <app>/leader defrag all=true`, then `juju run <app>/leader alarm-disarm`";
+
 /// What to do about an active alarm.
 fn alarm_advice(alarm: &str) -> String {
     match alarm {
-        "NOSPACE" => format!(
-            "writes refused, the backend quota is full: run `juju run {APP}/leader compact`, `juju run {APP}/leader defrag all=true`, then `juju run {APP}/leader alarm-disarm`"
-        ),
+        "NOSPACE" => format!("writes refused, the backend quota is full: {NOSPACE_BY_HAND}"),
         "CORRUPT" => format!(
             "writes refused, members' data differ: rebuild the corrupt member as the README's \"Data corruption\" says, then `juju run {APP}/leader alarm-disarm alarm=corrupt`"
         ),
         _ => format!("see `juju run {APP}/leader alarm-list`"),
+    }
+}
+
+/// One step of the leader's automatic maintenance ([`crate::core::maintenance`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Chore {
+    /// Defragment one member: because it is fragmented, or in a NOSPACE recovery.
+    Defrag {
+        /// The member, as `etcd1 (etcd/1)`.
+        member: String,
+        /// Its id.
+        id: u64,
+        /// Its client URL.
+        endpoint: String,
+        /// Its free bytes (database size minus the part in use) when observed.
+        free: u64,
+        /// Its database size when observed.
+        size: u64,
+        /// Part of a NOSPACE recovery.
+        nospace: bool,
+    },
+    /// NOSPACE recovery: compact the history to the current revision.
+    Compact,
+    /// NOSPACE recovery: disarm the NOSPACE alarm of these members (0: the cluster's).
+    Disarm(Vec<u64>),
+}
+
+impl Chore {
+    /// What it does, for the status and the log.
+    pub fn describe(&self) -> String {
+        let mib = |b: u64| format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0));
+        match self {
+            Chore::Defrag {
+                member,
+                nospace: true,
+                ..
+            } => format!("recovering from NOSPACE: defragmenting {member}"),
+            Chore::Defrag {
+                member, free, size, ..
+            } => format!(
+                "automatic maintenance: defragmenting {member} ({} free of its {} database)",
+                mib(*free),
+                mib(*size)
+            ),
+            Chore::Compact => {
+                "recovering from NOSPACE: compacting the history to the current revision".into()
+            }
+            Chore::Disarm(_) => "recovering from NOSPACE: disarming the alarm".into(),
+        }
     }
 }
 
@@ -204,6 +268,8 @@ pub enum Status {
         /// The unit that ran it.
         unit: String,
     },
+    /// The leader runs a step of automatic maintenance now.
+    Maintaining(Chore),
 }
 
 impl Status {
@@ -226,7 +292,8 @@ impl Status {
             | Leaving
             | Restarting
             | Stopped
-            | VolumeSetAside { .. } => "maintenance",
+            | VolumeSetAside { .. }
+            | Maintaining(_) => "maintenance",
             WaitAddress
             | WaitBootstrap
             | WaitAdmission { .. }
@@ -242,6 +309,18 @@ impl Status {
             | SwitchingTls { .. } => "waiting",
             NoLeadership | InvalidConfig(_) | NoResource(_) | ResourceRefused(_)
             | CannotLeave(_) => "blocked",
+        }
+    }
+
+    /// The same status once `alarm` has been disarmed.
+    pub fn without_alarm(&self, alarm: &str) -> Status {
+        match self {
+            Status::Active(h) => {
+                let mut h = h.clone();
+                h.alarms.retain(|(a, _)| a != alarm);
+                Status::Active(h)
+            }
+            other => other.clone(),
         }
     }
 
@@ -323,6 +402,7 @@ impl Status {
             VolumeSetAside { id, unit } => format!(
                 "the attached storage held the data of removed member {id:x} ({unit}): kept aside on it as data.removed-<time>, delete it when no longer needed; joining as a new member"
             ),
+            Maintaining(chore) => chore.describe(),
         }
     }
 }
@@ -440,6 +520,30 @@ mod tests {
             "etcd 3.3.25 from the etcd resource refused: the charm needs etcd 3.4 or later \
              (Ubuntu 20.04 ships 3.2, 22.04 ships 3.3); nothing installed or started: attach etcd \
              3.5.x with `juju attach-resource etcd etcd=./etcd-vX.Y.Z-linux-amd64.tar.gz`"
+        );
+        let nospace = Status::Active(Health {
+            alarms: vec![("NOSPACE".into(), "etcd1 (etcd/1)".into())],
+            ..Health::healthy(3)
+        });
+        assert_eq!(
+            nospace.message(),
+            format!(
+                "3 members healthy; alarm NOSPACE on etcd1 (etcd/1): {NOSPACE_BY_ITSELF} (by hand: \
+                 {NOSPACE_BY_HAND})"
+            )
+        );
+        let defrag = Status::Maintaining(Chore::Defrag {
+            member: "etcd1 (etcd/1)".into(),
+            id: 2,
+            endpoint: "http://10.0.0.2:2379".into(),
+            free: 150 << 20,
+            size: 250 << 20,
+            nospace: false,
+        });
+        assert_eq!(defrag.state(), "maintenance");
+        assert_eq!(
+            defrag.message(),
+            "automatic maintenance: defragmenting etcd1 (etcd/1) (150.0 MiB free of its 250.0 MiB database)"
         );
         let switching = Status::SwitchingTls {
             tls: true,

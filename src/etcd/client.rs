@@ -260,6 +260,7 @@ fn member_status(s: &etcd_client::StatusResponse) -> MemberStatus {
         raft_term: s.raft_term(),
         raft_index: s.raft_index(),
         db_size: s.db_size(),
+        db_size_in_use: s.raft_used_db_size(),
         version: s.version().to_string(),
         is_learner: s.is_learner(),
         errors: s.errors().to_vec(),

@@ -50,6 +50,9 @@ pub struct MemberStatus {
     pub raft_index: u64,
     /// Backend database size in bytes.
     pub db_size: i64,
+    /// Bytes of the backend actually in use (`dbSizeInUse`); the rest is free pages a
+    /// defragmentation gives back.
+    pub db_size_in_use: i64,
     /// etcd version.
     pub version: String,
     /// True if the member is a learner.

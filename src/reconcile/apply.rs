@@ -14,13 +14,14 @@ other voting member's status: enough of them must be healthy to keep a quorum.
 */
 
 use super::set_status;
+use crate::actions::defrag::{defrag_member, DefragStop, Sizes};
 use crate::core::effect::{Effect, Plan};
 use crate::core::membership::{initial_cluster, joining_keys, restart_keys};
 use crate::core::observed::{
     keys, peer_keys, secret_keys, CaKeys, Issued, Joining, Observed, TlsRequest, VolumeOwner,
 };
 use crate::core::render;
-use crate::core::status::Status;
+use crate::core::status::{Chore, Status};
 use crate::etcd::{retry_not_yet_on, Etcd, EtcdError, Member, MemberStatus};
 use crate::juju::context::member_name;
 use crate::juju::{Juju, JujuError, Level, SecretOwner, Settings};
@@ -47,6 +48,8 @@ const HEALTH_WAIT: Duration = Duration::from_secs(15);
 /// How long the leader waits for enough healthy members before granting a restart: covers a
 /// re-election after the previous restart, not a dead member (that waits for a later hook).
 const GRANT_BUDGET: Duration = Duration::from_secs(5);
+/// How long an automatically defragmented member has to answer with a Raft leader again.
+const DEFRAG_BACK_WAIT: Duration = Duration::from_secs(30);
 
 /// Failures that fail the hook (Juju retries it).
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +147,13 @@ pub fn apply(
                 }
             }
             Effect::Cleanup => run.cleanup()?,
+            Effect::Maintain(chore) => {
+                out.progressed = run.maintain(chore)?;
+                if out.progressed && matches!(chore, Chore::Disarm(_)) {
+                    // Shown at once, not at the next update-status.
+                    out.status = Some(p.status.without_alarm("NOSPACE"));
+                }
+            }
         }
         if !out.progressed || out.status.is_some() {
             break;
@@ -707,5 +717,90 @@ impl Run<'_> {
         }
         m.remove(paths::STATE_DIR);
         Ok(())
+    }
+
+    /// Leader: one step of automatic maintenance, the status saying so while it runs; false
+    /// (no progress, nothing recorded) when it could not be done, which is logged.
+    fn maintain(&self, chore: &Chore) -> Result<bool, ApplyError> {
+        let (o, juju) = (self.o, self.juju);
+        set_status(
+            juju,
+            self.machine,
+            &Status::Maintaining(chore.clone()),
+            o.app(),
+        )?;
+        let what = chore.describe();
+        let done = match chore {
+            Chore::Defrag { id, endpoint, .. } => self.defrag(*id, endpoint),
+            Chore::Compact => self.compact_to_current(),
+            Chore::Disarm(ids) => ids
+                .iter()
+                .try_for_each(|id| self.etcd.alarm_disarm(&o.endpoints, *id, "NOSPACE"))
+                .map(|()| "disarmed".to_string())
+                .map_err(|e| e.to_string()),
+        };
+        match &done {
+            Ok(result) => juju.log(Level::Info, &format!("{what}: {result}")),
+            Err(why) => juju.log(
+                Level::Warning,
+                &format!("{what}: not done ({why}); the next update-status tries again"),
+            ),
+        }
+        Ok(done.is_ok())
+    }
+
+    /// Defragments member `id` through the defrag action's step; what it freed, or why not.
+    fn defrag(&self, id: u64, endpoint: &str) -> Result<String, String> {
+        let voters: Vec<&Member> = self.o.members.iter().flatten().collect();
+        let target = voters
+            .iter()
+            .find(|m| m.id == id)
+            .ok_or("not a member any more")?;
+        let back = DEFRAG_BACK_WAIT;
+        match defrag_member(
+            self.etcd,
+            self.machine,
+            &voters,
+            target,
+            endpoint,
+            back,
+            &mut |_| {},
+        ) {
+            Ok(Sizes { before, after }) => Ok(format!(
+                "{} -> {}, {} freed",
+                mib(before),
+                mib(after),
+                mib(before - after)
+            )),
+            Err(DefragStop::NotHealthy) => Err("it is not healthy now".into()),
+            Err(DefragStop::Unsafe(why)) => Err(why),
+            Err(DefragStop::Failed(e)) => Err(e.to_string()),
+            Err(DefragStop::NotBack) => Err(format!(
+                "defragmented, but it has not answered with a Raft leader within {} s",
+                back.as_secs()
+            )),
+        }
+    }
+
+    /// Compacts the history to the current revision, physically; already compacted there is
+    /// done too.
+    fn compact_to_current(&self) -> Result<String, String> {
+        let endpoints = &self.o.endpoints;
+        let revision = self.etcd.revision(endpoints).map_err(|e| e.to_string())?;
+        match self.etcd.compact(endpoints, revision, true) {
+            Ok(()) => Ok(format!("compacted to revision {revision}")),
+            Err(EtcdError::Failed { message, .. }) if message.contains("has been compacted") => {
+                Ok(format!("already compacted to revision {revision}"))
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// Bytes in MiB (KiB below 1 MiB), for the maintenance log.
+fn mib(bytes: i64) -> String {
+    match bytes.unsigned_abs() < 1 << 20 {
+        true => format!("{:.1} KiB", bytes as f64 / 1024.0),
+        false => format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0)),
     }
 }

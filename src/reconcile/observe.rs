@@ -376,6 +376,7 @@ pub fn observe(
         cluster,
         fresh_token: machine.random_token(),
         secrets,
+        now: std::time::UNIX_EPOCH.elapsed().map_or(0, |d| d.as_secs()),
     })
 }
 

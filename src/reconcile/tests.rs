@@ -599,3 +599,73 @@ fn under_juju_2_9_the_keys_are_in_leader_data() {
     }
     assert!(!ld.contains_key(keys::TLS_CA_SECRET));
 }
+
+/// The leader's `update-status` count of etcd calls so far, after settling.
+fn settled_leader() -> (FakeJuju, FakeEtcd, FakeMachine) {
+    let (j, etcd, m) = (juju("etcd/0"), FakeEtcd::healthy(3), member_machine());
+    settle(&j, &etcd, &m);
+    etcd.calls.borrow_mut().clear();
+    (j, etcd, m)
+}
+
+#[test]
+fn update_status_defragments_a_fragmented_follower_once_and_records_it() {
+    use crate::etcd::MemberStatus;
+    use crate::fakes::{client_url, status_of};
+    let (j, etcd, m) = settled_leader();
+    // etcd2: 300 MiB, 100 MiB of it in use.
+    let fragmented = MemberStatus {
+        db_size: 300 << 20,
+        db_size_in_use: 100 << 20,
+        ..status_of(3, 1)
+    };
+    etcd.status
+        .borrow_mut()
+        .insert(client_url(2), Ok(fragmented));
+    reconcile(&j.ctx(), &hook(), &j, &etcd, &m).unwrap();
+    assert_eq!(etcd.calls(), [format!("defragment {}", client_url(2))]);
+    let statuses = j.statuses.borrow().clone();
+    let running = "maintenance automatic maintenance: defragmenting etcd2 (etcd/2) (200.0 MiB \
+                   free of its 300.0 MiB database)";
+    assert!(statuses.iter().any(|s| s == running), "{statuses:?}");
+    assert_eq!(
+        statuses.last().map(String::as_str),
+        Some("active 3 members healthy")
+    );
+    assert!(logged(&j, "defragmenting etcd2 (etcd/2) (200.0 MiB free of its 300.0 MiB database): 300.0 MiB -> 300.0 MiB, 0.0 KiB freed"));
+    let record = j.leader_data.borrow().get(keys::DEFRAGMENTED).cloned();
+    assert!(record.is_some_and(|r| r.starts_with("etcd2=")));
+    // Still fragmented (the fake frees nothing), but not due again within the interval.
+    reconcile(&j.ctx(), &hook(), &j, &etcd, &m).unwrap();
+    assert_eq!(etcd.calls().len(), 1);
+}
+
+#[test]
+fn update_status_recovers_from_nospace_in_one_hook() {
+    use crate::fakes::client_url;
+    let (j, etcd, m) = settled_leader();
+    etcd.alarms.borrow_mut().push((2, "NOSPACE".into()));
+    reconcile(&j.ctx(), &hook(), &j, &etcd, &m).unwrap();
+    assert_eq!(
+        etcd.calls(),
+        [
+            "compact 100 physical=true".to_string(),
+            format!("defragment {}", client_url(1)),
+            format!("defragment {}", client_url(2)),
+            format!("defragment {}", client_url(0)),
+            "disarm NOSPACE 2".to_string(),
+        ]
+    );
+    assert!(etcd.alarms.borrow().is_empty());
+    // The record cleared (an empty value unsets a leader data key).
+    let record = j.leader_data.borrow().get(keys::NOSPACE_RECOVERY).cloned();
+    assert!(record.as_ref().is_none_or(|r| r.is_empty()), "{record:?}");
+    assert!(logged(
+        &j,
+        "recovering from NOSPACE: disarming the alarm: disarmed"
+    ));
+    assert_eq!(
+        j.statuses.borrow().last().map(String::as_str),
+        Some("active 3 members healthy")
+    );
+}
