@@ -252,6 +252,7 @@ mod tests {
             fresh_token: String::new(),
             secrets: Default::default(),
             now: NOW,
+            cos_agent: None,
         }
     }
 
