@@ -325,6 +325,9 @@ fn refresh(sh: &Arc<Shared>, st: &mut State, app: &str, path: &str) -> Res {
     charm::stage(&src, &dir).map_err(|e| format!("{e:#}"))?;
     let meta = charm::read_meta(&dir).map_err(|e| format!("{e:#}"))?;
     records::refreshed(&mut st.model, app, dir, rev, meta);
+    for unit in st.model.units_of(app) {
+        super::storage::volumes::bind_new(sh, st, &unit);
+    }
     Ok(json!({ "revision": rev }))
 }
 

@@ -189,6 +189,7 @@ pub fn refreshed(model: &mut Model, app: &str, dir: PathBuf, rev: u32, meta: Cha
             push_to(model, &u, ev);
         }
     }
+    super::super::storage::refreshed(model, app);
 }
 
 /// Model config set by the command line; `update-status-hook-interval` must be a duration.

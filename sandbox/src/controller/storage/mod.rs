@@ -588,6 +588,25 @@ pub fn commit_adds(model: &mut Model, unit: &str, adds: &[(String, u32)]) {
     }
 }
 
+/// After a refresh: each unit gets the instances its charm's stores now require and it lacks
+/// (a store new in this revision), as Juju adds them when the charm changes (state
+/// `addUnitStorageOps` for the new charm's directives, juju/juju PR 6313); like a hook's
+/// `storage-add`, they are bound into the running machine and `storage-attached` follows.
+pub fn refreshed(model: &mut Model, app: &str) {
+    let stores = model.apps[app].meta.storage.clone();
+    for unit in model.units_of(app) {
+        let adds: Vec<(String, u32)> = stores
+            .iter()
+            .filter(|(name, meta)| check_supported(name, meta).is_ok())
+            .filter_map(|(name, meta)| {
+                let have = attached_to(model, &unit, Some(name)).len() as u32;
+                (meta.count_min > have).then(|| (name.clone(), meta.count_min - have))
+            })
+            .collect();
+        commit_adds(model, &unit, &adds);
+    }
+}
+
 /// Ids attached (or attaching) to `unit`, optionally of one store, in the controller's order.
 pub fn attached_to(model: &Model, unit: &str, store: Option<&str>) -> Vec<String> {
     let mut ids: Vec<String> = model

@@ -314,3 +314,38 @@ fn listing_as_juju_storage_prints_it() {
         "/srv/data"
     );
 }
+
+#[test]
+fn a_refresh_that_adds_a_required_store_gives_every_unit_its_instances() {
+    let mut m = model();
+    // A charm revision without storage, one unit on it.
+    m.apps.get_mut("other").unwrap().meta.storage.clear();
+    let u = unit_with(&mut m, "other", &[], &[]);
+    run_all(&mut m, &u);
+    assert!(attached_to(&m, &u, None).is_empty());
+    // The next revision declares `data` (one required) and `logs` (range 1-3).
+    let meta = CharmMeta {
+        storage: meta(),
+        ..CharmMeta::default()
+    };
+    lifecycle::records::refreshed(&mut m, "other", "/y".into(), 2, meta.clone());
+    let mut ids = attached_to(&m, &u, None);
+    sort_ids(&mut ids);
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert!(ids.iter().any(|i| store_of(i) == "data") && ids.iter().any(|i| store_of(i) == "logs"));
+    for id in &ids {
+        mounted(&mut m, id, true);
+    }
+    let ran = run_all(&mut m, &u);
+    assert_eq!(
+        ran.iter()
+            .filter(|h| h.ends_with("-storage-attached"))
+            .count(),
+        2,
+        "{ran:?}"
+    );
+    assert_eq!(ran[0], "upgrade-charm", "{ran:?}");
+    // Refreshing again to the same stores adds nothing.
+    lifecycle::records::refreshed(&mut m, "other", "/z".into(), 3, meta);
+    assert_eq!(attached_to(&m, &u, None).len(), 2);
+}
