@@ -348,6 +348,8 @@ fn switch(sb: &Sandbox, tls: bool, http: &str, https: &str) {
         let listen = conf
             .lines()
             .filter(|l| l.starts_with("listen-") || l.starts_with("advertise-client"))
+            // The metrics listener is plain http whatever `tls` says (issue 15).
+            .filter(|l| !l.starts_with("listen-metrics-urls"))
             .collect::<Vec<_>>();
         assert!(
             listen.iter().all(|l| l.contains(&format!("{scheme}://"))
