@@ -1,12 +1,13 @@
 //! Subordinate units on their principal's machine, as Juju's deployer worker puts them there:
 //! their hook tools and charm are installed beside the principal's once the model has the unit
 //! ([`deploy_new`]), and their agent dirs are removed again when they go ([`retire_subordinate`]).
-//! The hook ordering itself is in [`super::lifecycle::subordinate`].
+//! The hook ordering itself is in [`super::lifecycle::subordinate`]. It sits below `runner`,
+//! which starts the units' workers.
 
 use super::lifecycle::agent;
 use super::lifecycle::subordinate::{principal_done, subordinates_of, waits_for_subordinates};
 use super::model::{unit_tag, Agent};
-use super::{provision, runner, Shared, State};
+use super::{Shared, State};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,8 +19,9 @@ fn deploying() -> std::sync::MutexGuard<'static, BTreeSet<String>> {
     DEPLOYING.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Starts installing every new subordinate unit whose principal's machine is running.
-pub fn deploy_new(sh: &Arc<Shared>, st: &mut State) {
+/// Starts installing every new subordinate unit whose principal's machine is running; answers
+/// those units, whose workers (waiting while a unit is allocating) the caller starts.
+pub fn deploy_new(sh: &Arc<Shared>, st: &mut State) -> Vec<String> {
     let new: Vec<(String, crate::machine::Machine, std::path::PathBuf)> = st
         .model
         .units
@@ -35,10 +37,12 @@ pub fn deploy_new(sh: &Arc<Shared>, st: &mut State) {
             Some((u.name.clone(), handle, charm))
         })
         .collect();
+    let mut started = vec![];
     for (unit, handle, charm) in new {
         if !deploying().insert(unit.clone()) {
             continue;
         }
+        started.push(unit.clone());
         let sh = sh.clone();
         std::thread::spawn(move || {
             let r = super::install::install_unit_files(&handle, &unit, &charm);
@@ -50,7 +54,6 @@ pub fn deploy_new(sh: &Arc<Shared>, st: &mut State) {
             match r {
                 Ok(()) => {
                     agent::unit_ready(&mut st.model, &unit, super::model::now());
-                    runner::ensure_worker(&sh, &mut st, &unit);
                     sh.log_line(
                         "controller",
                         "INFO",
@@ -66,6 +69,7 @@ pub fn deploy_new(sh: &Arc<Shared>, st: &mut State) {
             sh.commit(&st);
         });
     }
+    started
 }
 
 /// Removes a unit after its `remove` hook (or by force) and destroys its machine.
@@ -80,8 +84,8 @@ pub fn retire_unit(sh: &Arc<Shared>, st: &mut State, unit: &str) {
     super::lifecycle::forget_unit(&mut st.model, unit);
     if let Some(rec) = agent::machine_removed(&mut st.model, machine) {
         super::stop_tool_socket(sh, machine);
-        let lab = provision::lab(st);
-        let dir = provision::machine_dir(sh, machine);
+        let lab = super::lab(st);
+        let dir = super::machine_dir(sh, machine);
         let sh = sh.clone();
         std::thread::spawn(move || {
             let pid = rec.handle.as_ref().map(|h| h.nspawn_pid);
@@ -144,12 +148,5 @@ pub fn retire_subordinate(sh: &Arc<Shared>, st: &mut State, unit: &str) -> bool 
 pub fn forget_subordinates(st: &mut State, principal: &str) {
     for s in subordinates_of(&st.model, principal) {
         super::lifecycle::forget_unit(&mut st.model, &s);
-    }
-}
-
-/// Machine `machine` is running again: its lost subordinate units resume.
-pub fn machine_back(sh: &Arc<Shared>, st: &mut State, machine: u32) {
-    for unit in agent::subordinates_back(&mut st.model, machine, super::model::now()) {
-        runner::ensure_worker(sh, st, &unit);
     }
 }

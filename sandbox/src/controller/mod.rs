@@ -125,6 +125,19 @@ pub fn tool_socket_dir(home: &Path, id: u32) -> PathBuf {
     home.join("machines").join(id.to_string()).join("run")
 }
 
+/// The state dir of machine `id` (its tool socket's dir is inside).
+pub fn machine_dir(sh: &Shared, id: u32) -> PathBuf {
+    sh.home.join("machines").join(id.to_string())
+}
+
+/// The lab (network) of this model.
+pub fn lab(st: &State) -> crate::machine::Lab {
+    crate::machine::Lab {
+        prefix: st.model.prefix.clone(),
+        subnet: st.model.subnet,
+    }
+}
+
 /// The debug log.
 pub fn log_path(home: &Path) -> PathBuf {
     home.join("logs").join("model.log")
@@ -329,7 +342,7 @@ mod architecture {
     //! Invariants of the controller's layout, checked on the source.
 
     /// The hook-running modules, whose imports must not make a cycle.
-    const LAYERS: &[&str] = &["lifecycle", "hookenv", "runner", "provision"];
+    const LAYERS: &[&str] = &["lifecycle", "hookenv", "deployer", "runner", "provision"];
 
     /// What `lifecycle/` may not name: the controller's effectful modules, and std's IO,
     /// processes and threads.
@@ -412,12 +425,17 @@ mod architecture {
                     .collect()
             })
             .collect();
-        // Each may name only those before it in LAYERS (lifecycle ← hookenv ← runner ← provision).
+        // Each may name only those before it in LAYERS
+        // (lifecycle ← hookenv ← deployer ← runner ← provision).
         for (i, d) in deps.iter().enumerate() {
             for &j in d {
                 assert!(j < i, "{} names {}: an import cycle", LAYERS[i], LAYERS[j]);
             }
         }
-        assert!(deps[3].contains(&2) && deps[2].contains(&1), "{deps:?}");
+        // The check sees the imports that are there: provision → runner → deployer, hookenv.
+        assert!(
+            deps[4].contains(&3) && deps[3].contains(&2) && deps[3].contains(&1),
+            "{deps:?}"
+        );
     }
 }

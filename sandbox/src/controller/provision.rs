@@ -3,25 +3,12 @@
 
 use super::lifecycle::agent;
 use super::model::MachineState;
-use super::{runner, Shared, State, MACHINE_RUN_DIR};
+use super::{lab, machine_dir, runner, Shared, State, MACHINE_RUN_DIR};
 use crate::machine::{archive, Lab, Machine, MachineSpec};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-
-/// The lab (network) of this model.
-pub fn lab(st: &State) -> Lab {
-    Lab {
-        prefix: st.model.prefix.clone(),
-        subnet: st.model.subnet,
-    }
-}
-
-/// The state dir of a machine.
-pub fn machine_dir(sh: &Shared, id: u32) -> PathBuf {
-    sh.home.join("machines").join(id.to_string())
-}
 
 fn hosts(st: &State) -> Vec<(Ipv4Addr, String)> {
     st.model
@@ -203,7 +190,10 @@ pub fn reboot(sh: &Arc<Shared>, unit: &str) {
             let mut st = sh.lock();
             agent::machine_rebooted(&mut st.model, spec.id, &unit, handle, super::model::now());
             runner::ensure_worker(&sh, &mut st, &unit);
-            super::deployer::machine_back(&sh, &mut st, spec.id);
+            // Its lost subordinate units resume.
+            for sub in agent::subordinates_back(&mut st.model, spec.id, super::model::now()) {
+                runner::ensure_worker(&sh, &mut st, &sub);
+            }
             sh.commit(&st);
             Ok(())
         })();
@@ -255,6 +245,6 @@ pub fn resume(sh: &Arc<Shared>) {
             _ => {}
         }
     }
-    super::deployer::deploy_new(sh, &mut st);
+    runner::deploy_subordinates(sh, &mut st);
     sh.commit(&st);
 }

@@ -381,9 +381,9 @@ fn restart_machine(sh: &Arc<Shared>, unit: &str) -> Res {
 }
 
 fn destroy(sh: &Arc<Shared>, st: &mut State) {
-    let lab = provision::lab(st);
+    let lab = super::lab(st);
     for (id, m) in records::destroyed(&mut st.model) {
-        let dir = provision::machine_dir(sh, id);
+        let dir = super::machine_dir(sh, id);
         if let Err(e) =
             crate::machine::destroy_machine(&lab, id, &dir, m.handle.map(|h| h.nspawn_pid))
         {
@@ -487,7 +487,7 @@ fn partition(sh: &Arc<Shared>, unit: String, from: Vec<String>) -> Res {
                     .map_err(|_| "bad address".to_string())?,
             );
         }
-        (mid, h, provision::lab(&st), addrs)
+        (mid, h, super::lab(&st), addrs)
     };
     if from.is_empty() {
         h.partition(&lab).map_err(|e| format!("{e:#}"))?;
@@ -516,7 +516,7 @@ fn heal(sh: &Arc<Shared>, unit: Option<String>) -> Res {
             .iter()
             .filter_map(|u| machine_of(&st, u).ok())
             .collect();
-        (provision::lab(&st), machines)
+        (super::lab(&st), machines)
     };
     for (mid, h) in machines {
         h.heal(&lab).map_err(|e| format!("{e:#}"))?;

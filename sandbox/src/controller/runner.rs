@@ -19,6 +19,14 @@ pub fn ensure_worker(sh: &Arc<Shared>, st: &mut State, unit: &str) {
     }
 }
 
+/// Starts deploying the new subordinate units ([`super::deployer::deploy_new`]) and their
+/// workers, which wait until a unit is ready.
+pub fn deploy_subordinates(sh: &Arc<Shared>, st: &mut State) {
+    for unit in super::deployer::deploy_new(sh, st) {
+        ensure_worker(sh, st, &unit);
+    }
+}
+
 /// Index of the queue entry the unit should run now, if any.
 fn next_runnable(st: &State, unit: &str) -> Option<usize> {
     let u = st.model.units.get(unit)?;
@@ -365,7 +373,7 @@ fn finish(sh: &Arc<Shared>, unit: &str, job: Job, out: anyhow::Result<crate::mac
             super::storage::volumes::bind_new(sh, &st, unit);
         }
     } else if code == 0 {
-        super::deployer::deploy_new(sh, &mut st);
+        deploy_subordinates(sh, &mut st);
         super::storage::volumes::bind_new(sh, &st, unit);
         if job.ev == Event::Remove {
             sh.log_line(&tag, "INFO", "unit removed");
