@@ -484,7 +484,7 @@ fn storage(h: &Path, format: Format) -> anyhow::Result<i32> {
             eprintln!("No storage to display.");
         }
         Format::Tabular => print!("{}", listing::tabular(&m)),
-        Format::Yaml => print!("{}", serde_yaml::to_string(&listing::list(&m))?),
+        Format::Yaml => print_value(&serde_json::to_value(listing::list(&m))?, format)?,
         Format::Json => println!("{}", serde_json::to_string(&listing::list(&m))?),
     }
     Ok(0)
@@ -617,7 +617,7 @@ fn parse_config_args(
         let text = std::fs::read_to_string(a)
             .with_context(|| format!("--config {a}: not key=value and not a readable file"))?;
         let y: Value =
-            serde_yaml::from_str(&text).with_context(|| format!("{a} is not valid YAML"))?;
+            serde_yaml_ng::from_str(&text).with_context(|| format!("{a} is not valid YAML"))?;
         let section = app
             .and_then(|n| y.get(n))
             .or_else(|| y.as_object().and_then(|m| m.values().next()))
@@ -642,7 +642,7 @@ pub fn action_params(args: &[String]) -> anyhow::Result<Value> {
         let (k, v) = a
             .split_once('=')
             .with_context(|| format!("argument {a:?} must be of the form key=value"))?;
-        let value: Value = serde_yaml::from_str(v).unwrap_or_else(|_| Value::from(v));
+        let value: Value = serde_yaml_ng::from_str(v).unwrap_or_else(|_| Value::from(v));
         let value = if v.is_empty() { Value::from("") } else { value };
         let parts: Vec<&str> = k.split('.').collect();
         let mut cur = &mut root;
@@ -739,7 +739,7 @@ fn print_task(t: &Value) -> anyhow::Result<()> {
 fn print_value(v: &Value, f: Format) -> anyhow::Result<()> {
     match f {
         Format::Json => println!("{}", serde_json::to_string(v)?),
-        _ => print!("{}", serde_yaml::to_string(v)?),
+        _ => print!("{}", crate::tools::json_to_yaml(v)),
     }
     Ok(())
 }

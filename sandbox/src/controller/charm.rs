@@ -220,7 +220,7 @@ fn read_zip_entries(src: &Path) -> anyhow::Result<Vec<(String, Entry)>> {
 fn read_yaml(dir: &Path, name: &str) -> anyhow::Result<Option<Value>> {
     let p = dir.join(name);
     match std::fs::read_to_string(&p) {
-        Ok(s) => Ok(Some(serde_yaml::from_str::<Value>(&s).with_context(
+        Ok(s) => Ok(Some(serde_yaml_ng::from_str::<Value>(&s).with_context(
             || format!("{name} in the charm is not valid YAML"),
         )?)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),

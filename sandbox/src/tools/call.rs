@@ -177,7 +177,7 @@ impl Call<'_> {
         if !String::from_utf8_lossy(data).trim().is_empty() {
             // Like yaml.v2 into a `map[string]string`: scalars keep their text, nulls are "".
             let parsed: Option<BTreeMap<String, Option<String>>> =
-                serde_yaml::from_slice(data).map_err(|e| fail(format!("yaml: {e}")))?;
+                serde_yaml_ng::from_slice(data).map_err(|e| fail(format!("yaml: {e}")))?;
             let pairs = parsed.unwrap_or_default().into_iter();
             settings.extend(pairs.map(|(k, v)| (k, v.unwrap_or_default())));
         }

@@ -33,6 +33,7 @@ mod state;
 mod status;
 mod storage;
 mod yaml;
+pub(crate) use yaml::json_to_yaml;
 mod yaml_emit;
 
 #[cfg(test)]

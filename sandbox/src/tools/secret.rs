@@ -181,16 +181,13 @@ fn content(c: &Call, args: &[String]) -> Result<Content, Fail> {
     }
     if let Some(path) = c.flags.value("file").filter(|p| !p.is_empty()) {
         let data = client_file(c, path)?;
-        let map: BTreeMap<String, serde_yaml::Value> = serde_yaml::from_slice(data)
+        let map: BTreeMap<String, serde_json::Value> = serde_yaml_ng::from_slice(data)
             .map_err(|e| usage(format!("cannot read secret data from {path}: {e}")))?;
         for (k, v) in map {
             let text = match v {
-                serde_yaml::Value::String(s) => s,
-                serde_yaml::Value::Null => String::new(),
-                other => serde_yaml::to_string(&other)
-                    .unwrap_or_default()
-                    .trim_end()
-                    .to_string(),
+                serde_json::Value::String(s) => s,
+                serde_json::Value::Null => String::new(),
+                other => super::json_to_yaml(&other).trim_end().to_string(),
             };
             put(&mut out, &k, text.as_bytes())?;
         }

@@ -1,4 +1,5 @@
-//! YAML exactly as gopkg.in/yaml.v2 (v2.4.0, Juju's) writes it, for the values hook tools print.
+//! YAML exactly as gopkg.in/yaml.v2 (v2.4.0, Juju's) writes it: the sandbox's one YAML
+//! emitter, for what hook tools and the command line print.
 //!
 //! yaml.v2 picks a style per string: literal (`|-`) when it holds a newline, plain when it would
 //! read back as a string, double-quoted otherwise (`"true"`, `"1"`, `""`). Its libyaml-derived
@@ -13,6 +14,12 @@ use std::cmp::Ordering;
 /// The YAML document for a value, as `yaml.Marshal` returns it.
 pub(crate) fn to_yaml(v: &Out) -> String {
     Emitter::document(&node(v))
+}
+
+/// A JSON value as yaml.v2 writes it: the command line's `--format yaml`, as Juju's commands
+/// print theirs (maps in yaml.v2's natural key order).
+pub(crate) fn json_to_yaml(v: &serde_json::Value) -> String {
+    to_yaml(&Out::from_json(v))
 }
 
 /// The scalar style yaml.v2 asks the emitter for (it may fall back to a quoted one).
