@@ -83,11 +83,11 @@ pub fn retire_unit(sh: &Arc<Shared>, st: &mut State, unit: &str) {
     }
     super::lifecycle::forget_unit(&mut st.model, unit);
     if let Some(rec) = agent::machine_removed(&mut st.model, machine) {
-        super::stop_tool_socket(sh, machine);
         let lab = super::lab(st);
         let dir = super::machine_dir(sh, machine);
         let sh = sh.clone();
         std::thread::spawn(move || {
+            super::stop_tool_socket(&sh, machine);
             let pid = rec.handle.as_ref().map(|h| h.nspawn_pid);
             if let Err(e) = crate::machine::destroy_machine(&lab, machine, &dir, pid) {
                 sh.log_line(

@@ -53,8 +53,10 @@ pub struct State {
     pub workers: BTreeSet<String>,
     /// Machines whose tool socket is being served.
     pub tool_sockets: BTreeSet<u32>,
-    /// Set when the controller is shutting down.
+    /// Set when the controller is shutting down: workers end, the model is no longer saved.
     pub stopping: bool,
+    /// Set once `destroy` has torn everything down: the process exits.
+    pub destroyed: bool,
 }
 
 /// Shared by every controller thread.
@@ -220,6 +222,7 @@ pub fn serve(home: &Path) -> anyhow::Result<()> {
             workers: BTreeSet::new(),
             tool_sockets: BTreeSet::new(),
             stopping: false,
+            destroyed: false,
         }),
         changed: Condvar::new(),
         rootfs,
@@ -242,7 +245,7 @@ pub fn serve(home: &Path) -> anyhow::Result<()> {
         let Ok(conn) = conn else { continue };
         let sh = shared.clone();
         std::thread::spawn(move || handle_conn(&sh, conn, None));
-        if shared.lock().stopping {
+        if shared.lock().destroyed {
             std::thread::sleep(Duration::from_millis(200));
             std::process::exit(0);
         }
@@ -251,19 +254,26 @@ pub fn serve(home: &Path) -> anyhow::Result<()> {
 }
 
 /// Serves machine `id`'s tool socket (once per machine) until the machine leaves the model.
-pub fn serve_tool_socket(sh: &Arc<Shared>, st: &mut State, id: u32) -> anyhow::Result<()> {
-    if st.tool_sockets.contains(&id) {
+/// Takes the lock only to claim the socket and to see the machine still there once it is bound.
+pub fn serve_tool_socket(sh: &Arc<Shared>, id: u32) -> anyhow::Result<()> {
+    if !sh.lock().tool_sockets.insert(id) {
         return Ok(());
     }
-    let dir = tool_socket_dir(&sh.home, id);
-    private::dir(&dir)?;
-    let sock = dir.join(TOOL_SOCKET);
-    let _ = std::fs::remove_file(&sock);
-    let listener = UnixListener::bind(&sock)
-        .with_context(|| format!("cannot listen on {}", sock.display()))?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600))?;
-    st.tool_sockets.insert(id);
+    let sock = tool_socket_dir(&sh.home, id).join(TOOL_SOCKET);
+    let bound = bind_tool_socket(&sock);
+    let mut st = sh.lock();
+    let gone = st.stopping || !st.model.machines.contains_key(&id);
+    if gone || bound.is_err() {
+        st.tool_sockets.remove(&id);
+        drop(st);
+        if bound.is_ok() {
+            let _ = std::fs::remove_file(&sock);
+        }
+        bound?;
+        anyhow::bail!("machine {id} left the model");
+    }
+    drop(st);
+    let listener = bound?;
     let sh = sh.clone();
     std::thread::spawn(move || {
         for conn in listener.incoming() {
@@ -280,6 +290,19 @@ pub fn serve_tool_socket(sh: &Arc<Shared>, st: &mut State, id: u32) -> anyhow::R
         }
     });
     Ok(())
+}
+
+/// Binds a tool socket (0600, in a 0700 dir).
+fn bind_tool_socket(sock: &Path) -> anyhow::Result<UnixListener> {
+    if let Some(dir) = sock.parent() {
+        private::dir(dir)?;
+    }
+    let _ = std::fs::remove_file(sock);
+    let listener =
+        UnixListener::bind(sock).with_context(|| format!("cannot listen on {}", sock.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(sock, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
 }
 
 /// Stops serving machine `id`'s tool socket (the machine has left the model).
@@ -331,7 +354,7 @@ fn handle_conn(sh: &Arc<Shared>, conn: UnixStream, machine: Option<u32>) {
         let _ = conn.write_all(s.as_bytes());
         let _ = conn.write_all(b"\n");
     }
-    if machine.is_none() && sh.lock().stopping {
+    if machine.is_none() && sh.lock().destroyed {
         // Wake the accept loop so it can exit.
         let _ = UnixStream::connect(socket_path(&sh.home));
     }

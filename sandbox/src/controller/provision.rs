@@ -18,7 +18,8 @@ fn hosts(st: &State) -> Vec<(Ipv4Addr, String)> {
         .collect()
 }
 
-/// The lab and boot spec of `unit`'s machine, with the package archive `archive` bound in.
+/// The lab and boot spec of `unit`'s machine, with the package archive `archive` bound in
+/// (computed under the lock; [`prepare_boot`] then makes its dirs without it).
 fn boot_spec(
     sh: &Shared,
     st: &State,
@@ -45,7 +46,7 @@ fn boot_spec(
             .map(|dir| (dir, archive::MOUNT.to_string()))
             .collect(),
     };
-    for (dir, at, ro) in super::storage::volumes::boot_binds(&sh.home, &st.model, unit)? {
+    for (dir, at, ro) in super::storage::volumes::boot_binds(&sh.home, &st.model, unit) {
         let binds = if ro {
             &mut spec.ro_binds
         } else {
@@ -54,6 +55,19 @@ fn boot_spec(
         binds.push((dir, at));
     }
     Ok((lab(st), spec))
+}
+
+/// Before a boot, without the lock: the machine's state dir and its storage dirs (owner-only),
+/// and its tool socket served.
+fn prepare_boot(sh: &Arc<Shared>, spec: &MachineSpec) -> anyhow::Result<()> {
+    super::private::dir(&spec.dir)?;
+    let storage = sh.home.join("storage");
+    for (dir, _) in spec.binds.iter().chain(&spec.ro_binds) {
+        if dir.starts_with(&storage) {
+            super::private::dir(dir)?;
+        }
+    }
+    super::serve_tool_socket(sh, spec.id)
 }
 
 /// The package archive machines install from, built on the first call of this process (see
@@ -110,13 +124,12 @@ fn provision_now(sh: &Arc<Shared>, unit: &str) -> anyhow::Result<()> {
     // Before the lock: the first call may take a while.
     let archive = package_archive(sh);
     let (lab, spec, charm_dir) = {
-        let mut st = sh.lock();
+        let st = sh.lock();
         let (lab, spec) = boot_spec(sh, &st, unit, archive)?;
-        super::private::dir(&spec.dir)?;
-        super::serve_tool_socket(sh, &mut st, spec.id)?;
         let app = super::model::app_of(unit);
         (lab, spec, st.model.apps[app].charm_dir.clone())
     };
+    prepare_boot(sh, &spec)?;
     lab.ensure_switch()?;
     sh.log_line(
         "controller",
@@ -179,12 +192,8 @@ pub fn reboot(sh: &Arc<Shared>, unit: &str) {
     std::thread::spawn(move || {
         let r = (|| -> anyhow::Result<()> {
             let archive = package_archive(&sh);
-            let (lab, spec) = {
-                let mut st = sh.lock();
-                let (lab, spec) = boot_spec(&sh, &st, &unit, archive)?;
-                super::serve_tool_socket(&sh, &mut st, spec.id)?;
-                (lab, spec)
-            };
+            let (lab, spec) = boot_spec(&sh, &sh.lock(), &unit, archive)?;
+            prepare_boot(&sh, &spec)?;
             let handle = Machine::boot(&lab, &spec, &sh.rootfs)?;
             handle.wait_running(Duration::from_secs(120))?;
             let mut st = sh.lock();
@@ -210,8 +219,29 @@ pub fn reboot(sh: &Arc<Shared>, unit: &str) {
 /// After a controller restart: re-attach to running machines, re-provision pending ones and
 /// re-run hooks that were interrupted.
 pub fn resume(sh: &Arc<Shared>) {
+    let (lab, sockets) = {
+        let st = sh.lock();
+        let sockets: Vec<u32> = st
+            .model
+            .machines
+            .values()
+            .filter(|m| m.state != MachineState::Pending)
+            .map(|m| m.id)
+            .collect();
+        (lab(&st), sockets)
+    };
+    // The network and the tool sockets first, without the lock: no hook runs before them.
+    let _ = lab.ensure_switch();
+    for mid in sockets {
+        if let Err(e) = super::serve_tool_socket(sh, mid) {
+            sh.log_line(
+                "controller",
+                "ERROR",
+                &format!("cannot serve the tool socket of machine {mid}: {e:#}"),
+            );
+        }
+    }
     let mut st = sh.lock();
-    let _ = lab(&st).ensure_switch();
     let units: Vec<(String, u32)> = st
         .model
         .units
@@ -226,15 +256,6 @@ pub fn resume(sh: &Arc<Shared>) {
             .is_some_and(|h| h.is_alive());
         // A unit whose machine record is gone counts as down.
         let state = m.map_or(MachineState::Down, |m| m.state);
-        if state != MachineState::Pending {
-            if let Err(e) = super::serve_tool_socket(sh, &mut st, mid) {
-                sh.log_line(
-                    "controller",
-                    "ERROR",
-                    &format!("cannot serve the tool socket of machine {mid}: {e:#}"),
-                );
-            }
-        }
         agent::resumed(&mut st.model, &unit, mid, state, alive);
         match (state, alive) {
             (MachineState::Started, true) => {

@@ -21,6 +21,23 @@ pub fn handle(sh: &Arc<Shared>, req: Request) -> Response {
         // These change the machines' network namespaces: not under the lock either.
         Request::Partition { unit, from } => partition(sh, unit, from),
         Request::Heal { unit } => heal(sh, unit),
+        // These copy a charm in: staged without the lock, then recorded under it.
+        Request::Deploy {
+            charm,
+            app,
+            num_units,
+            config,
+            resources,
+            storage,
+            attach_storage,
+        } => super::storage::Wanted::parse(&storage, attach_storage, num_units)
+            .and_then(|storage| deploy(sh, &charm, app, num_units, &config, &resources, &storage)),
+        Request::Refresh { app, path } => refresh(sh, &app, &path),
+        // The model is emptied under the lock, the machines destroyed after it.
+        Request::Destroy => {
+            destroy(sh);
+            Ok(Value::Null)
+        }
         req => {
             let mut st = sh.lock();
             let r = dispatch(sh, &mut st, req);
@@ -42,20 +59,6 @@ fn dispatch(sh: &Arc<Shared>, st: &mut State, req: Request) -> Res {
             "agent-version": st.model.agent_version,
             "build": super::Build::current_value(),
         })),
-        Request::Deploy {
-            charm,
-            app,
-            num_units,
-            config,
-            resources,
-            storage,
-            attach_storage,
-        } => {
-            let storage = super::storage::Wanted::parse(&storage, attach_storage, num_units)?;
-            deploy(
-                sh, st, &charm, app, num_units, &config, &resources, &storage,
-            )
-        }
         Request::AddUnit {
             app,
             num_units,
@@ -74,7 +77,6 @@ fn dispatch(sh: &Arc<Shared>, st: &mut State, req: Request) -> Res {
         }
         Request::Config { app, set, reset } => config(st, &app, &set, &reset),
         Request::AttachResource { app, name, path } => attach_resource(st, app, name, path),
-        Request::Refresh { app, path } => refresh(sh, st, &app, &path),
         Request::RunAction {
             unit,
             action,
@@ -102,12 +104,11 @@ fn dispatch(sh: &Arc<Shared>, st: &mut State, req: Request) -> Res {
         Request::KillMachine { .. }
         | Request::RestartMachine { .. }
         | Request::Partition { .. }
-        | Request::Heal { .. } => unreachable!("handled without the lock"),
+        | Request::Heal { .. }
+        | Request::Deploy { .. }
+        | Request::Refresh { .. }
+        | Request::Destroy => unreachable!("handled without the lock"),
         Request::RemoveMachine { target, force } => remove_machine(sh, st, target, force),
-        Request::Destroy => {
-            destroy(sh, st);
-            Ok(Value::Null)
-        }
     }
 }
 
@@ -141,10 +142,54 @@ fn add_unit(sh: &Arc<Shared>, st: &mut State, app: &str, storage: &super::storag
     u
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A charm staged in its own dir under `charms/`, not yet in the model.
+struct Incoming {
+    dir: PathBuf,
+    meta: super::model::CharmMeta,
+}
+
+impl Incoming {
+    /// Stages the charm at `path` (without the lock: it copies the whole charm).
+    fn stage(sh: &Shared, path: &str) -> Result<Incoming, String> {
+        let src = absolute(path)?;
+        let name = format!(".incoming-{}", super::model::random_hex(8));
+        let dir = sh.home.join("charms").join(name);
+        let meta = charm::stage(&src, &dir).and_then(|()| charm::read_meta(&dir));
+        match meta {
+            Ok(meta) => Ok(Incoming { dir, meta }),
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                Err(format!("{e:#}"))
+            }
+        }
+    }
+
+    /// Moves the staged charm to `dest`, its place in the model (under the lock: a rename).
+    fn place(&self, dest: &std::path::Path) -> Result<(), String> {
+        if dest.exists() {
+            // Left by a controller that stopped before saving the model: never in use.
+            std::fs::remove_dir_all(dest).map_err(|e| e.to_string())?;
+        }
+        std::fs::rename(&self.dir, dest).map_err(|e| e.to_string())
+    }
+
+    /// Runs `commit` under the lock, then deletes the staged dir if `commit` did not place it.
+    fn commit(self, sh: &Shared, commit: impl FnOnce(&mut State, &Incoming) -> Res) -> Res {
+        let r = {
+            let mut st = sh.lock();
+            let r = commit(&mut st, &self);
+            sh.commit(&st);
+            r
+        };
+        if self.dir.exists() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+        r
+    }
+}
+
 fn deploy(
     sh: &Arc<Shared>,
-    st: &mut State,
     charm_path: &str,
     app: Option<String>,
     n: u32,
@@ -152,22 +197,16 @@ fn deploy(
     resources: &BTreeMap<String, String>,
     storage: &super::storage::Wanted,
 ) -> Res {
-    let src = absolute(charm_path)?;
-    let tmp = sh.home.join("charms").join(".incoming");
-    charm::stage(&src, &tmp).map_err(|e| format!("{e:#}"))?;
-    let meta = charm::read_meta(&tmp).map_err(|e| format!("{e:#}"))?;
-    let n = lifecycle::subordinate::units_to_deploy(&meta, n)?;
+    let incoming = Incoming::stage(sh, charm_path)?;
+    // Checked without the lock: they concern the charm and the host's files only.
+    let meta = &incoming.meta;
+    let n = lifecycle::subordinate::units_to_deploy(meta, n)?;
     let name = app.unwrap_or_else(|| meta.name.clone());
-    if st.model.apps.contains_key(&name) {
-        return Err(format!(
-            "application {name:?} already exists: use add-unit, or deploy under another name"
-        ));
-    }
     let mut typed = BTreeMap::new();
     for (k, v) in config {
         typed.insert(
             k.clone(),
-            charm::parse_option(&meta, k, v).map_err(|e| format!("{e:#}"))?,
+            charm::parse_option(meta, k, v).map_err(|e| format!("{e:#}"))?,
         );
     }
     let mut res = BTreeMap::new();
@@ -177,18 +216,23 @@ fn deploy(
         }
         res.insert(k.clone(), absolute(v)?);
     }
-    let plan = super::storage::plan(&st.model, &name, &meta.storage, storage)?;
-    let dir = charm::staged_dir(&sh.home, &name, 0);
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).map_err(|e| e.to_string())?;
-    }
-    std::fs::rename(&tmp, &dir).map_err(|e| e.to_string())?;
-    let mut a = App::new(&name, dir, meta);
-    a.config = typed;
-    a.resources = res;
-    records::add_app(&mut st.model, a);
-    let units: Vec<String> = (0..n).map(|_| add_unit(sh, st, &name, &plan)).collect();
-    Ok(json!({ "application": name, "units": units }))
+    incoming.commit(sh, |st, incoming| {
+        if st.model.apps.contains_key(&name) {
+            return Err(format!(
+                "application {name:?} already exists: use add-unit, or deploy under another name"
+            ));
+        }
+        let meta = &incoming.meta;
+        let plan = super::storage::plan(&st.model, &name, &meta.storage, storage)?;
+        let dir = charm::staged_dir(&sh.home, &name, 0);
+        incoming.place(&dir)?;
+        let mut a = App::new(&name, dir, meta.clone());
+        a.config = typed;
+        a.resources = res;
+        records::add_app(&mut st.model, a);
+        let units: Vec<String> = (0..n).map(|_| add_unit(sh, st, &name, &plan)).collect();
+        Ok(json!({ "application": name, "units": units }))
+    })
 }
 
 fn parse_end(s: &str) -> (String, Option<String>) {
@@ -313,22 +357,22 @@ fn config(st: &mut State, app: &str, set: &BTreeMap<String, String>, reset: &[St
     Ok(json!({ "application": app, "charm": a.meta.name, "settings": settings }))
 }
 
-fn refresh(sh: &Arc<Shared>, st: &mut State, app: &str, path: &str) -> Res {
-    let src = absolute(path)?;
-    let a = st
-        .model
-        .apps
-        .get(app)
-        .ok_or_else(|| format!("application {app:?} not found"))?;
-    let rev = a.charm_rev + 1;
-    let dir = charm::staged_dir(&sh.home, app, rev);
-    charm::stage(&src, &dir).map_err(|e| format!("{e:#}"))?;
-    let meta = charm::read_meta(&dir).map_err(|e| format!("{e:#}"))?;
-    records::refreshed(&mut st.model, app, dir, rev, meta);
-    for unit in st.model.units_of(app) {
-        super::storage::volumes::bind_new(sh, st, &unit);
+fn refresh(sh: &Arc<Shared>, app: &str, path: &str) -> Res {
+    let not_found = || format!("application {app:?} not found");
+    if !sh.lock().model.apps.contains_key(app) {
+        return Err(not_found());
     }
-    Ok(json!({ "revision": rev }))
+    Incoming::stage(sh, path)?.commit(sh, |st, incoming| {
+        // The next revision as the model has it now (another refresh may have come first).
+        let rev = st.model.apps.get(app).ok_or_else(not_found)?.charm_rev + 1;
+        let dir = charm::staged_dir(&sh.home, app, rev);
+        incoming.place(&dir)?;
+        records::refreshed(&mut st.model, app, dir, rev, incoming.meta.clone());
+        for unit in st.model.units_of(app) {
+            super::storage::volumes::bind_new(sh, st, &unit);
+        }
+        Ok(json!({ "revision": rev }))
+    })
 }
 
 /// Queues `command` as an exec on `unit` (a `juju-exec` task); answers its task id.
@@ -380,9 +424,17 @@ fn restart_machine(sh: &Arc<Shared>, unit: &str) -> Res {
     Ok(Value::Null)
 }
 
-fn destroy(sh: &Arc<Shared>, st: &mut State) {
-    let lab = super::lab(st);
-    for (id, m) in records::destroyed(&mut st.model) {
+/// `destroy`: the model emptied and the controller stopping under the lock, then every machine,
+/// the network and the model's files destroyed without it; the process exits after.
+fn destroy(sh: &Arc<Shared>) {
+    let (lab, machines) = {
+        let mut st = sh.lock();
+        let machines = records::destroyed(&mut st.model);
+        st.stopping = true;
+        sh.commit(&st);
+        (super::lab(&st), machines)
+    };
+    for (id, m) in machines {
         let dir = super::machine_dir(sh, id);
         if let Err(e) =
             crate::machine::destroy_machine(&lab, id, &dir, m.handle.map(|h| h.nspawn_pid))
@@ -394,12 +446,12 @@ fn destroy(sh: &Arc<Shared>, st: &mut State) {
             );
         }
     }
-    let _ = crate::machine::sweep(&st.model.prefix, &sh.home);
+    let _ = crate::machine::sweep(&lab.prefix, &sh.home);
     let _ = lab.destroy();
-    st.stopping = true;
     let _ = std::fs::remove_file(super::model_path(&sh.home));
     let _ = std::fs::remove_dir_all(sh.home.join("charms"));
     let _ = std::fs::remove_dir_all(sh.home.join("machines"));
+    sh.lock().destroyed = true;
 }
 
 /// `add-unit`: `num_units` more units of `app`, with the storage asked for.

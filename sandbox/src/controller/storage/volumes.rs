@@ -13,21 +13,20 @@ pub fn dir(home: &Path, id: &str) -> PathBuf {
     home.join("storage").join(id.replace('/', "-"))
 }
 
-/// The binds of `unit`'s machine for its storage (host dir, mount point, read-only); makes the
-/// directories (0700, in a 0700 `storage/`).
+/// The binds of `unit`'s machine for its storage (host dir, mount point, read-only); the
+/// provisioner makes the directories (0700, in a 0700 `storage/`) once the lock is released.
 pub fn boot_binds(
     home: &Path,
     model: &super::super::model::Model,
     unit: &str,
-) -> anyhow::Result<Vec<(PathBuf, String, bool)>> {
-    let mut binds = vec![];
-    for id in super::attached_to(model, unit, None) {
-        let inst = &model.storage.instances[&id];
-        let d = dir(home, &id);
-        private::dir(&d)?;
-        binds.push((d, inst.location.clone(), inst.read_only));
-    }
-    Ok(binds)
+) -> Vec<(PathBuf, String, bool)> {
+    super::attached_to(model, unit, None)
+        .into_iter()
+        .map(|id| {
+            let inst = &model.storage.instances[&id];
+            (dir(home, &id), inst.location.clone(), inst.read_only)
+        })
+        .collect()
 }
 
 /// Instances being bound now (so a second commit does not bind them twice).
@@ -88,18 +87,26 @@ pub fn bind_new(sh: &Arc<Shared>, st: &State, unit: &str) {
     }
 }
 
-/// `unit` is gone: detach its instances, deleting those marked for destruction with their data.
-pub fn unit_gone(sh: &Shared, st: &mut State, unit: &str) {
-    for id in super::unit_gone(&mut st.model, unit) {
-        let d = dir(&sh.home, &id);
-        match std::fs::remove_dir_all(&d) {
-            Ok(()) => sh.log_line("controller", "INFO", &format!("destroyed storage {id}")),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => sh.log_line(
-                "controller",
-                "ERROR",
-                &format!("cannot delete {} of storage {id}: {e}", d.display()),
-            ),
-        }
+/// `unit` is gone: detach its instances, deleting those marked for destruction with their data
+/// (in the background: the model no longer has them).
+pub fn unit_gone(sh: &Arc<Shared>, st: &mut State, unit: &str) {
+    let doomed = super::unit_gone(&mut st.model, unit);
+    if doomed.is_empty() {
+        return;
     }
+    let sh = sh.clone();
+    std::thread::spawn(move || {
+        for id in doomed {
+            let d = dir(&sh.home, &id);
+            match std::fs::remove_dir_all(&d) {
+                Ok(()) => sh.log_line("controller", "INFO", &format!("destroyed storage {id}")),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => sh.log_line(
+                    "controller",
+                    "ERROR",
+                    &format!("cannot delete {} of storage {id}: {e}", d.display()),
+                ),
+            }
+        }
+    });
 }
