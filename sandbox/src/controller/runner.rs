@@ -3,7 +3,7 @@
 
 use super::lifecycle;
 use super::lifecycle::agent::{self, Ended};
-use super::model::{now, unit_tag, Agent, Event, Life, MachineState, Model};
+use super::model::{now, unit_tag, Agent, Event, MachineState, Model};
 use super::{Shared, State, MACHINE_RUN_DIR, TOOL_SOCKET};
 use crate::machine::Machine;
 use std::collections::HashMap;
@@ -408,46 +408,15 @@ pub fn start_timers(sh: &Arc<Shared>) {
             if st.stopping {
                 return;
             }
-            let interval = st
-                .model
-                .config
-                .get("update-status-hook-interval")
-                .and_then(|v| lifecycle::parse_duration(v))
-                .unwrap_or(300.0)
-                .max(1.0);
-            let t = now();
-            let mut dirty = super::secret_hooks::queue_due(&mut st.model, t);
-            let names: Vec<String> = st.model.units.keys().cloned().collect();
-            for name in names {
-                let u = &st.model.units[&name];
-                let started = u.installed && !u.queue.contains(&Event::Start);
-                let due = t - *last.entry(name.clone()).or_insert(t) >= interval;
-                if due
-                    && started
-                    && u.life == Life::Alive
-                    && matches!(u.agent, Agent::Idle | Agent::Executing)
-                {
-                    last.insert(name.clone(), t);
-                    let u = st.model.units.get_mut(&name).expect("unit");
-                    let running = lifecycle::is_running(u);
-                    lifecycle::push(u, Event::UpdateStatus, running);
-                    dirty = true;
-                }
-                let u = &st.model.units[&name];
-                let app = u.app.clone();
-                let is_leader = st.model.apps.get(&app).and_then(|a| a.leader.as_deref())
-                    == Some(name.as_str());
-                if is_leader && u.agent == Agent::Lost && t - u.agent_since >= lease_seconds() {
-                    sh.log_line(
-                        "controller",
-                        "INFO",
-                        &format!("leadership of {app} moves away from lost {name}"),
-                    );
-                    lifecycle::elect(&mut st.model, &app, &name);
-                    dirty = true;
-                }
+            let ticked = agent::tick(&mut st.model, &mut last, now(), lease_seconds());
+            for (app, unit) in &ticked.moved {
+                sh.log_line(
+                    "controller",
+                    "INFO",
+                    &format!("leadership of {app} moves away from lost {unit}"),
+                );
             }
-            if dirty {
+            if ticked.changed {
                 sh.commit(&st);
             }
         }

@@ -6,9 +6,10 @@
 
 use super::context::HookCtx;
 use super::{entered_relations, hook_done, push_to, write_network_keys};
-use crate::controller::model::{Agent, Event, MachineRec, MachineState, Model, TaskStatus};
+use crate::controller::model::{Agent, Event, Life, MachineRec, MachineState, Model, TaskStatus};
 use crate::machine::Machine;
 use crate::tools::env::StatusInfo;
+use std::collections::HashMap;
 
 /// Juju's workload message while the install hook runs.
 pub const INSTALLING: &str = "installing charm software";
@@ -281,6 +282,59 @@ pub fn machine_removed(model: &mut Model, id: u32) -> Option<MachineRec> {
     model.machines.remove(&id)
 }
 
+/// What one [`tick`] changed.
+#[derive(Debug, Default, PartialEq)]
+pub struct Ticked {
+    /// Whether the model changed (and is to be saved).
+    pub changed: bool,
+    /// `(application, unit)` for each leadership that moved away from a lost unit.
+    pub moved: Vec<(String, String)>,
+}
+
+/// One tick of the controller's clock at `now`: due secret hooks queued; `update-status` queued
+/// for each started, live, idle or executing unit once the model's
+/// `update-status-hook-interval` has passed since its last one (`last`, by unit, starts at its
+/// first tick); the leadership of a leader lost for `lease` seconds moved to another unit.
+pub fn tick(model: &mut Model, last: &mut HashMap<String, f64>, now: f64, lease: f64) -> Ticked {
+    let interval = model
+        .config
+        .get("update-status-hook-interval")
+        .and_then(|v| super::parse_duration(v))
+        .unwrap_or(300.0)
+        .max(1.0);
+    let mut ticked = Ticked {
+        changed: crate::controller::secret_hooks::queue_due(model, now),
+        moved: vec![],
+    };
+    let names: Vec<String> = model.units.keys().cloned().collect();
+    for name in names {
+        let u = &model.units[&name];
+        let started = u.installed && !u.queue.contains(&Event::Start);
+        let due = now - *last.entry(name.clone()).or_insert(now) >= interval;
+        if due
+            && started
+            && u.life == Life::Alive
+            && matches!(u.agent, Agent::Idle | Agent::Executing)
+        {
+            last.insert(name.clone(), now);
+            let u = model.units.get_mut(&name).expect("unit");
+            let running = super::is_running(u);
+            super::push(u, Event::UpdateStatus, running);
+            ticked.changed = true;
+        }
+        let u = &model.units[&name];
+        let app = u.app.clone();
+        let is_leader =
+            model.apps.get(&app).and_then(|a| a.leader.as_deref()) == Some(name.as_str());
+        if is_leader && u.agent == Agent::Lost && now - u.agent_since >= lease {
+            super::elect(model, &app, &name);
+            ticked.moved.push((app, name));
+            ticked.changed = true;
+        }
+    }
+    ticked
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -416,5 +470,33 @@ mod tests {
         resumed(&mut m, &u, 0, MachineState::Started, false);
         assert_eq!(m.units[&u].agent, Agent::Lost);
         assert_eq!(m.machines[&0].state, MachineState::Down);
+    }
+
+    #[test]
+    fn the_clock_queues_update_status_and_moves_a_lost_leaders_lease() {
+        let (mut m, u) = one_unit();
+        m.units.get_mut(&u).unwrap().installed = true;
+        m.apps.get_mut("etcd").unwrap().leader = Some(u.clone());
+        let second = add_unit(&mut m, "etcd");
+        m.units.get_mut(&second).unwrap().queue.clear();
+        unit_ready(&mut m, &second, 1.0);
+        m.config
+            .insert("update-status-hook-interval".into(), "10s".into());
+        let mut last = HashMap::new();
+        // The first tick only starts each unit's interval.
+        assert_eq!(tick(&mut m, &mut last, 100.0, 60.0), Ticked::default());
+        assert!(!tick(&mut m, &mut last, 109.0, 60.0).changed);
+        assert!(tick(&mut m, &mut last, 110.0, 60.0).changed);
+        assert_eq!(m.units[&u].queue.back(), Some(&Event::UpdateStatus));
+        // A unit not yet installed gets none.
+        assert!(!m.units[&second].queue.contains(&Event::UpdateStatus));
+
+        machine_down(&mut m, 0, 120.0);
+        let t = tick(&mut m, &mut last, 179.0, 60.0);
+        assert!(t.moved.is_empty(), "{t:?}");
+        let t = tick(&mut m, &mut last, 180.0, 60.0);
+        assert_eq!(t.moved, vec![("etcd".to_string(), u.clone())]);
+        assert_eq!(m.apps["etcd"].leader, Some(second.clone()));
+        assert_eq!(m.units[&second].queue.back(), Some(&Event::LeaderElected));
     }
 }
