@@ -219,7 +219,7 @@ pub fn reboot(sh: &Arc<Shared>, unit: &str) {
 /// After a controller restart: re-attach to running machines, re-provision pending ones and
 /// re-run hooks that were interrupted.
 pub fn resume(sh: &Arc<Shared>) {
-    let (lab, sockets) = {
+    let (lab, sockets, handles) = {
         let st = sh.lock();
         let sockets: Vec<u32> = st
             .model
@@ -228,10 +228,19 @@ pub fn resume(sh: &Arc<Shared>) {
             .filter(|m| m.state != MachineState::Pending)
             .map(|m| m.id)
             .collect();
-        (lab(&st), sockets)
+        let handles: Vec<(u32, Machine)> = (st.model.machines.values())
+            .filter_map(|m| Some((m.id, m.handle.clone()?)))
+            .collect();
+        (lab(&st), sockets, handles)
     };
-    // The network and the tool sockets first, without the lock: no hook runs before them.
+    // Without the lock, before any hook runs: the network, the tool sockets, which machines
+    // still run.
     let _ = lab.ensure_switch();
+    let alive: std::collections::BTreeSet<u32> = handles
+        .into_iter()
+        .filter(|(_, h)| h.is_alive())
+        .map(|(id, _)| id)
+        .collect();
     for mid in sockets {
         if let Err(e) = super::serve_tool_socket(sh, mid) {
             sh.log_line(
@@ -249,13 +258,13 @@ pub fn resume(sh: &Arc<Shared>) {
         .map(|u| (u.name.clone(), u.machine))
         .collect();
     for (unit, mid) in units {
-        let m = st.model.machines.get(&mid).cloned();
-        let alive = m
-            .as_ref()
-            .and_then(|m| m.handle.as_ref())
-            .is_some_and(|h| h.is_alive());
         // A unit whose machine record is gone counts as down.
-        let state = m.map_or(MachineState::Down, |m| m.state);
+        let state = st
+            .model
+            .machines
+            .get(&mid)
+            .map_or(MachineState::Down, |m| m.state);
+        let alive = alive.contains(&mid);
         agent::resumed(&mut st.model, &unit, mid, state, alive);
         match (state, alive) {
             (MachineState::Started, true) => {

@@ -33,22 +33,29 @@ pub fn handle(sh: &Arc<Shared>, req: Request) -> Response {
         } => super::storage::Wanted::parse(&storage, attach_storage, num_units)
             .and_then(|storage| deploy(sh, &charm, app, num_units, &config, &resources, &storage)),
         Request::Refresh { app, path } => refresh(sh, &app, &path),
+        // The host path is resolved without the lock.
+        Request::AttachResource { app, name, path } => {
+            absolute(&path).and_then(|p| locked(sh, |st| attach_resource(st, app, name, p)))
+        }
         // The model is emptied under the lock, the machines destroyed after it.
         Request::Destroy => {
             destroy(sh);
             Ok(Value::Null)
         }
-        req => {
-            let mut st = sh.lock();
-            let r = dispatch(sh, &mut st, req);
-            sh.commit(&st);
-            r
-        }
+        req => locked(sh, |st| dispatch(sh, st, req)),
     };
     match result {
         Ok(v) => Response::ok(v),
         Err(e) => Response::err(e),
     }
+}
+
+/// Runs `f` under the lock and saves the model before releasing it.
+fn locked(sh: &Shared, f: impl FnOnce(&mut State) -> Res) -> Res {
+    let mut st = sh.lock();
+    let r = f(&mut st);
+    sh.commit(&st);
+    r
 }
 
 fn dispatch(sh: &Arc<Shared>, st: &mut State, req: Request) -> Res {
@@ -76,7 +83,6 @@ fn dispatch(sh: &Arc<Shared>, st: &mut State, req: Request) -> Res {
             Ok(json!({ "removing": id }))
         }
         Request::Config { app, set, reset } => config(st, &app, &set, &reset),
-        Request::AttachResource { app, name, path } => attach_resource(st, app, name, path),
         Request::RunAction {
             unit,
             action,
@@ -107,6 +113,7 @@ fn dispatch(sh: &Arc<Shared>, st: &mut State, req: Request) -> Res {
         | Request::Heal { .. }
         | Request::Deploy { .. }
         | Request::Refresh { .. }
+        | Request::AttachResource { .. }
         | Request::Destroy => unreachable!("handled without the lock"),
         Request::RemoveMachine { target, force } => remove_machine(sh, st, target, force),
     }
@@ -175,12 +182,7 @@ impl Incoming {
 
     /// Runs `commit` under the lock, then deletes the staged dir if `commit` did not place it.
     fn commit(self, sh: &Shared, commit: impl FnOnce(&mut State, &Incoming) -> Res) -> Res {
-        let r = {
-            let mut st = sh.lock();
-            let r = commit(&mut st, &self);
-            sh.commit(&st);
-            r
-        };
+        let r = locked(sh, |st| commit(st, &self));
         if self.dir.exists() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
@@ -505,7 +507,7 @@ fn remove_units(st: &mut State, units: Vec<String>, destroy_storage: bool) -> Re
 }
 
 /// `attach-resource`: `app`'s resource `name` is the file at `path` from now on.
-fn attach_resource(st: &mut State, app: String, name: String, path: String) -> Res {
+fn attach_resource(st: &mut State, app: String, name: String, p: PathBuf) -> Res {
     let a = st
         .model
         .apps
@@ -514,7 +516,6 @@ fn attach_resource(st: &mut State, app: String, name: String, path: String) -> R
     if !a.meta.resources.contains_key(&name) {
         return Err(format!("charm {:?} has no resource {name:?}", a.meta.name));
     }
-    let p = absolute(&path)?;
     records::attach_resource(&mut st.model, &app, name, p);
     Ok(Value::Null)
 }

@@ -54,7 +54,7 @@ struct Job {
     ev: Event,
     ctx_id: String,
     hook: String,
-    argv: Vec<String>,
+    command: Command,
     env: Vec<(String, String)>,
     cwd: String,
     machine: Machine,
@@ -94,17 +94,27 @@ fn worker(sh: &Arc<Shared>, unit: &str) {
                 );
             }
         }
-        let out = if job.argv.is_empty() {
+        // Without the lock: the handler's lookup in the charm, the hook, the machine's state.
+        let argv = match &job.command {
+            Command::Argv(argv) => argv.clone(),
+            Command::Handler(h) => h.argv(),
+        };
+        let out = if argv.is_empty() {
             Ok(crate::machine::ExecOutput {
                 status: 0,
                 stdout: vec![],
                 stderr: vec![],
             })
         } else {
-            let argv: Vec<&str> = job.argv.iter().map(String::as_str).collect();
+            let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
             job.machine.exec(&argv, &job.env, &job.cwd, None, None)
         };
-        finish(sh, unit, job, out);
+        let ran = Ran {
+            implemented: !argv.is_empty(),
+            alive: job.machine.is_alive(),
+            out,
+        };
+        finish(sh, unit, job, ran);
     }
 }
 
@@ -123,7 +133,7 @@ fn prepare(sh: &Arc<Shared>, st: &mut State, unit: &str, idx: usize) -> Option<J
         &hook
     };
     let ctx = super::hookenv::new_context(unit, kind, ev.clone(), task);
-    let (argv, env) = command_for(&st.model, unit, &ev, &hook, &ctx.id);
+    let (command, env) = command_for(&st.model, unit, &ev, &hook, &ctx.id);
     let ctx_id = ctx.id.clone();
     st.contexts.insert(ctx_id.clone(), ctx);
     sh.log_line(&unit_tag(unit), "DEBUG", &format!("running {hook}"));
@@ -135,7 +145,7 @@ fn prepare(sh: &Arc<Shared>, st: &mut State, unit: &str, idx: usize) -> Option<J
         ev,
         ctx_id,
         hook,
-        argv,
+        command,
         env,
         cwd,
         machine,
@@ -152,7 +162,7 @@ fn command_for(
     ev: &Event,
     hook: &str,
     ctx_id: &str,
-) -> (Vec<String>, Vec<(String, String)>) {
+) -> (Command, Vec<(String, String)>) {
     let tag = unit_tag(unit);
     let charm = format!("/var/lib/juju/agents/{tag}/charm");
     let tools = format!("/var/lib/juju/tools/{tag}");
@@ -232,13 +242,13 @@ fn command_for(
     env.extend(super::secret_hooks::hook_env(model, unit, ev));
     env.extend(super::exec::relation_env(model, unit, ev));
     env.extend(super::storage::hook_env(model, ev));
-    let handler = |kind: &str| -> Option<String> {
-        let dispatch = app.charm_dir.join("dispatch");
-        if is_executable(&dispatch) {
-            return Some(format!("{charm}/dispatch"));
-        }
-        let p = app.charm_dir.join(kind).join(hook);
-        (p.exists() || p.is_symlink()).then(|| format!("{charm}/{kind}/{hook}"))
+    let handler = |kind| {
+        Command::Handler(Handler {
+            charm_dir: app.charm_dir.clone(),
+            kind,
+            hook: hook.to_string(),
+            charm: charm.clone(),
+        })
     };
     match ev {
         Event::Action { id } => {
@@ -246,7 +256,7 @@ fn command_for(
             env.push(("JUJU_ACTION_UUID".into(), id.to_string()));
             env.push(("JUJU_ACTION_TAG".into(), format!("action-{id}")));
             env.push(("JUJU_DISPATCH_PATH".into(), format!("actions/{hook}")));
-            (handler("actions").into_iter().collect(), env)
+            (handler("actions"), env)
         }
         Event::Exec { id } => {
             let cmd = model
@@ -254,11 +264,48 @@ fn command_for(
                 .get(id)
                 .and_then(|t| t.params["command"].as_str().map(String::from))
                 .unwrap_or_default();
-            (exec_argv(&cmd), env)
+            (Command::Argv(exec_argv(&cmd)), env)
         }
         _ => {
             env.push(("JUJU_DISPATCH_PATH".into(), format!("hooks/{hook}")));
-            (handler("hooks").into_iter().collect(), env)
+            (handler("hooks"), env)
+        }
+    }
+}
+
+/// What runs for an event.
+enum Command {
+    /// An exec's command line.
+    Argv(Vec<String>),
+    /// The charm's handler of a hook or action, looked up once the lock is released.
+    Handler(Handler),
+}
+
+/// Where a hook's or action's handler may be in the staged charm.
+struct Handler {
+    /// The staged charm on the host.
+    charm_dir: std::path::PathBuf,
+    /// `hooks` or `actions`.
+    kind: &'static str,
+    /// The hook or action name.
+    hook: String,
+    /// The charm dir inside the machine.
+    charm: String,
+}
+
+impl Handler {
+    /// What Juju runs: `dispatch` if the charm has it, else `<kind>/<hook>`; nothing when
+    /// neither is there (the hook is not implemented).
+    fn argv(&self) -> Vec<String> {
+        let (charm, kind, hook) = (&self.charm, self.kind, &self.hook);
+        if is_executable(&self.charm_dir.join("dispatch")) {
+            return vec![format!("{charm}/dispatch")];
+        }
+        let p = self.charm_dir.join(kind).join(hook);
+        if p.exists() || p.is_symlink() {
+            vec![format!("{charm}/{kind}/{hook}")]
+        } else {
+            vec![]
         }
     }
 }
@@ -285,19 +332,34 @@ fn is_executable(p: &std::path::Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-fn finish(sh: &Arc<Shared>, unit: &str, job: Job, out: anyhow::Result<crate::machine::ExecOutput>) {
+/// What running a job showed, seen without the lock.
+struct Ran {
+    /// Whether the charm had a handler for it.
+    implemented: bool,
+    /// Whether the job's machine was still running after it.
+    alive: bool,
+    /// The handler's output.
+    out: anyhow::Result<crate::machine::ExecOutput>,
+}
+
+fn finish(sh: &Arc<Shared>, unit: &str, job: Job, ran: Ran) {
     let mut st = sh.lock();
     let ctx = st.contexts.remove(&job.ctx_id);
     let tag = unit_tag(unit);
-    let machine_up = st
-        .model
-        .units
-        .get(unit)
-        .and_then(|u| st.model.machines.get(&u.machine))
-        .is_some_and(|m| {
-            m.state == MachineState::Started && m.handle.as_ref().is_some_and(|h| h.is_alive())
-        });
-    let (code, stdout, stderr) = match out {
+    // The machine the job ran on, still alive and still the unit's.
+    let machine_up = ran.alive
+        && st
+            .model
+            .units
+            .get(unit)
+            .and_then(|u| st.model.machines.get(&u.machine))
+            .is_some_and(|m| {
+                m.state == MachineState::Started
+                    && m.handle
+                        .as_ref()
+                        .is_some_and(|h| h.nspawn_pid == job.machine.nspawn_pid)
+            });
+    let (code, stdout, stderr) = match ran.out {
         Ok(o) => (
             o.status,
             String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -359,7 +421,7 @@ fn finish(sh: &Arc<Shared>, unit: &str, job: Job, out: anyhow::Result<crate::mac
     let ended = Ended {
         event: &job.ev,
         hook: &job.hook,
-        implemented: !job.argv.is_empty(),
+        implemented: ran.implemented,
         code,
         stdout,
         stderr,
