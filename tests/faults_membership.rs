@@ -93,29 +93,28 @@ fn scale_cycles_keep_the_data() {
     let mut last = 0;
     seeds_kept(&sb, &mut last);
 
-    start_clients(&sb, "add-four-at-once");
-    sb.ok(&["add-unit", "etcd", "-n", "4"]);
-    wait_units(&sb, 5);
-    settle(&sb, 5);
-    finish(&sb, "add-four-at-once");
-    seeds_kept(&sb, &mut last);
-
-    for (scenario, to) in [("scale-5-to-3", 3), ("scale-3-to-1", 1)] {
+    // (scenario, etcd units after it); a step adds units with one `add-unit -n`, or removes the
+    // last ones with one `remove-unit`.
+    let steps = [
+        ("add-four-at-once", 5),
+        ("scale-5-to-3", 3),
+        ("scale-3-to-1", 1),
+        ("scale-1-to-3", 3),
+    ];
+    for (scenario, to) in steps {
         start_clients(&sb, scenario);
         let units = etcd_units(&sb);
-        let mut args = vec!["remove-unit"];
-        args.extend(units[to..].iter().map(String::as_str));
-        sb.ok(&args);
+        if to > units.len() {
+            let n = (to - units.len()).to_string();
+            sb.ok(&["add-unit", "etcd", "-n", &n]);
+        } else {
+            let mut args = vec!["remove-unit"];
+            args.extend(units[to..].iter().map(String::as_str));
+            sb.ok(&args);
+        }
         wait_units(&sb, to);
         settle(&sb, to);
         finish(&sb, scenario);
         seeds_kept(&sb, &mut last);
     }
-
-    start_clients(&sb, "scale-1-to-3");
-    sb.ok(&["add-unit", "etcd", "-n", "2"]);
-    wait_units(&sb, 3);
-    settle(&sb, 3);
-    finish(&sb, "scale-1-to-3");
-    seeds_kept(&sb, &mut last);
 }
