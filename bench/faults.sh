@@ -19,10 +19,10 @@ cargo nextest run --run-ignored all --no-fail-fast --test faults --test faults_m
 python3 - "$FAULTS_TABLE_DIR" <<'PY'
 import json, pathlib, sys
 rows = [json.loads(p.read_text()) for p in sorted(pathlib.Path(sys.argv[1]).glob("*.json"))]
-fmt = "| {:<20} | {:>9} | {:>5} | {:>6} | {:>13} | {:>12} | {:>10} | {:<30} |"
+fmt = "| {:<27} | {:>9} | {:>5} | {:>6} | {:>13} | {:>12} | {:>10} | {:<30} |"
 print(fmt.format("scenario", "unavail s", "ok", "failed", "indeterminate", "linearizable",
                  "lost acked", "end state"))
-print("|" + "|".join("-" * w for w in (22, 11, 7, 8, 15, 14, 12, 32)) + "|")
+print("|" + "|".join("-" * w for w in (29, 11, 7, 8, 15, 14, 12, 32)) + "|")
 for r in rows:
     m = r["report"]
     print(fmt.format(r["scenario"], f'{m["longest_unavailability_s"]:.1f}', m["ok"], m["failed"],
