@@ -13,20 +13,39 @@ use checker::history::{Call, Change, History, Op, Outcome};
 use checker::report::judge;
 use clap::{Parser, Subcommand};
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, Txn, TxnOp, WatchOptions,
+    Certificate, Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, Identity,
+    TlsOptions, Txn, TxnOp, WatchOptions,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 #[derive(Parser)]
 #[command(about = "Bounded etcd clients for the fault suite, and the checker of their histories")]
 struct Cli {
+    /// A directory with `client_ca.pem`, `client_cert.pem` and `client_key.pem` (the `db`
+    /// relation's TLS data, as db-client writes it): used for `https://` endpoints.
+    #[arg(long, global = true)]
+    tls_dir: Option<PathBuf>,
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+/// The TLS options from `--tls-dir`, set once in `main`.
+static TLS: OnceLock<Option<TlsOptions>> = OnceLock::new();
+
+/// The CA and client identity in `dir`.
+fn tls_options(dir: &Path) -> anyhow::Result<TlsOptions> {
+    let read = |name: &str| {
+        let path = dir.join(name);
+        std::fs::read(&path).with_context(|| format!("read {}", path.display()))
+    };
+    let ca = Certificate::from_pem(read("client_ca.pem")?);
+    let identity = Identity::from_pem(read("client_cert.pem")?, read("client_key.pem")?);
+    Ok(TlsOptions::new().ca_certificate(ca).identity(identity))
 }
 
 #[derive(Subcommand)]
@@ -105,6 +124,10 @@ async fn connect(eps: &[String], require_leader: bool) -> Result<Client, etcd_cl
         .with_keep_alive(Duration::from_secs(1), Duration::from_secs(2))
         .with_keep_alive_while_idle(true)
         .with_require_leader(require_leader);
+    let opts = match TLS.get().cloned().flatten() {
+        Some(tls) if eps.iter().any(|e| e.starts_with("https://")) => opts.with_tls(tls),
+        _ => opts,
+    };
     Client::connect(eps, Some(opts)).await
 }
 
@@ -520,7 +543,10 @@ async fn verify(eps: Vec<String>, history: &Path) -> anyhow::Result<()> {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    match Cli::parse().cmd {
+    let cli = Cli::parse();
+    let tls = cli.tls_dir.as_deref().map(tls_options).transpose()?;
+    TLS.set(tls).ok();
+    match cli.cmd {
         Cmd::Run(args) => run(args).await,
         Cmd::Verify {
             endpoints: e,
