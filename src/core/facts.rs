@@ -16,7 +16,8 @@ pub struct Facts {
     pub certificates: Vec<(&'static str, i64)>,
     /// When this unit's member last finished a defragmentation; 0 if never.
     pub last_defrag: i64,
-    /// The newest verified backup; `None` while no backup target is set up (not exported).
+    /// When the newest verified backup this unit knows of (its own or a peer's) was taken; `0`
+    /// while scheduled backups are set up and none is known, `None` (not exported) otherwise.
     pub last_verified_backup: Option<i64>,
 }
 
@@ -53,7 +54,7 @@ pub fn render(f: &Facts) -> String {
         gauge(
             &mut out,
             "etcd_charm_last_verified_backup_timestamp_seconds",
-            "End of the newest backup whose checksum was verified, in Unix seconds (0: none yet).",
+            "When the newest backup a test restore verified was taken, in Unix seconds (0: none yet).",
             &[(String::new(), t)],
         );
     }

@@ -237,6 +237,12 @@ impl Juju for HookTools {
         run("relation-set", &a).map(drop).map_err(Into::into)
     }
 
+    fn relation_set_app(&self, relation_id: &str, settings: &Settings) -> Result<(), JujuError> {
+        let file = SettingsFile::new("relation-set", settings)?;
+        let a = args(["-r", relation_id, "--app", "--file", &file.arg()]);
+        run("relation-set", &a).map(drop).map_err(Into::into)
+    }
+
     fn status_set(&self, status: &str, message: &str) -> Result<(), JujuError> {
         run("status-set", &free_text(&[status], message))?;
         Ok(())
