@@ -262,6 +262,17 @@ mod tests {
         assert!(collect(&m).certificates.is_empty());
     }
 
+    /// etcd/1's peer relation hook for a change of etcd/0's data.
+    fn peer_hook_of_etcd_1() -> JujuContext {
+        JujuContext {
+            unit_name: "etcd/1".into(),
+            relation: Some(PEER_ENDPOINT.into()),
+            relation_id: Some("cluster:1".into()),
+            remote_unit: Some("etcd/0".into()),
+            ..JujuContext::default()
+        }
+    }
+
     #[test]
     fn a_defrag_of_every_member_reaches_each_unit() {
         use crate::fakes::FakeJuju;
@@ -274,13 +285,7 @@ mod tests {
         // etcd/1 takes it in its peer relation hook; an older one later changes nothing.
         let (m1, mut j1) = (FakeMachine::new(), FakeJuju::new("etcd/1", Value::Null));
         j1.peers.insert("etcd/0".into(), announced);
-        let ctx = JujuContext {
-            unit_name: "etcd/1".into(),
-            relation: Some(PEER_ENDPOINT.into()),
-            relation_id: Some("cluster:1".into()),
-            remote_unit: Some("etcd/0".into()),
-            ..JujuContext::default()
-        };
+        let ctx = peer_hook_of_etcd_1();
         take_announced(&m1, &j1, &ctx).unwrap();
         assert_eq!(last_defrag(&m1), 1_700_000_000);
         let older = Settings::from([(DEFRAG_KEY.to_string(), "5 etcd1".to_string())]);
@@ -311,13 +316,7 @@ mod tests {
         let mut j = FakeJuju::new("etcd/1", Value::Null);
         let verified = |t: &str| Settings::from([(BACKUP_VERIFIED.to_string(), t.to_string())]);
         j.peers.insert("etcd/0".into(), verified("1700000100"));
-        let ctx = JujuContext {
-            unit_name: "etcd/1".into(),
-            relation: Some(PEER_ENDPOINT.into()),
-            relation_id: Some("cluster:1".into()),
-            remote_unit: Some("etcd/0".into()),
-            ..JujuContext::default()
-        };
+        let ctx = peer_hook_of_etcd_1();
         assert!(take_announced(&m, &j, &ctx).unwrap());
         assert_eq!(collect(&m).last_verified_backup, Some(1_700_000_100));
         j.peers.insert("etcd/0".into(), verified("5"));
