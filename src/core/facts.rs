@@ -144,13 +144,7 @@ fn asn1_time(tag: u8, text: &[u8]) -> Option<i64> {
     };
     let n = |i: usize| rest.get(i..i + 2)?.parse::<i64>().ok();
     let (month, day, h, m, sec) = (n(0)?, n(2)?, n(4)?, n(6)?, n(8)?);
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
+    let days = crate::core::backup::days_from_civil(year, month as u32, day as u32);
     Some(days * 86_400 + h * 3600 + m * 60 + sec)
 }
 
