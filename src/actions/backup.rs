@@ -262,12 +262,22 @@ pub fn scheduled(a: &Action) -> Result<String, Stop> {
     };
     let me = a.ctx.unit_name.as_str();
     let look = |latest: Option<u64>| -> Result<plan::Turn, Stop> {
-        let Some(taker) = chosen(a)? else {
+        let (taker, healthy) = chosen(a)?;
+        let Some(taker) = taker else {
             return super::fail("no scheduled backup: no member is healthy. Check `health`");
         };
         let claims = claims(a);
         let now = common::now_secs();
-        Ok(plan::turn(now, period, me, Some(&taker), &claims, latest))
+        let healthy: Vec<&str> = healthy.iter().map(String::as_str).collect();
+        Ok(plan::turn(
+            now,
+            period,
+            me,
+            Some(&taker),
+            &claims,
+            &healthy,
+            latest,
+        ))
     };
     if let plan::Turn::Skip(why) = look(None)? {
         return Ok(why);
@@ -290,9 +300,9 @@ pub fn scheduled(a: &Action) -> Result<String, Stop> {
     Ok(r.get("output").unwrap_or_default().to_string())
 }
 
-/// The unit [`plan::taker`] names from the members' health as this unit sees it now; `None`
-/// when no member is healthy.
-fn chosen(a: &Action) -> Result<Option<String>, Stop> {
+/// The unit [`plan::taker`] names from the members' health as this unit sees it now (`None`
+/// when no member is healthy), and the units whose members are healthy.
+fn chosen(a: &Action) -> Result<(Option<String>, Vec<String>), Stop> {
     let endpoints = common::endpoints(a);
     let members = a.etcd.member_list(&endpoints).or_else(|e| {
         super::fail(format!(
@@ -314,7 +324,9 @@ fn chosen(a: &Action) -> Result<Option<String>, Stop> {
             })
         })
         .collect();
-    Ok(plan::taker(&candidates).map(str::to_string))
+    let healthy = candidates.iter().filter(|c| c.healthy);
+    let healthy = healthy.map(|c| c.unit.clone()).collect();
+    Ok((plan::taker(&candidates).map(str::to_string), healthy))
 }
 
 /// The periods the peers recorded as theirs ([`peer_keys::BACKUP_PERIOD`]).

@@ -351,7 +351,8 @@ pub enum Turn {
 }
 
 /// What the scheduled run of `me` does at `now`, from who [`taker`] names, the periods the other
-/// units recorded as theirs (`claims`: unit and period start), and this application's newest
+/// units recorded as theirs (`claims`: unit and period start; only a unit whose member is
+/// `healthy` holds its claim, so a period whose taker was lost is taken by another), and this application's newest
 /// backup in the store (`latest_ours`, `None` before the store is listed or when it has none).
 /// A run decides twice: before the store is listed, and again right before the snapshot, from
 /// a fresh look at the members and peers, so a unit that is no longer the chosen one, or sees
@@ -362,6 +363,7 @@ pub fn turn(
     me: &str,
     taker: Option<&str>,
     claims: &[(String, u64)],
+    healthy: &[&str],
     latest_ours: Option<u64>,
 ) -> Turn {
     let start = period_start(now, period);
@@ -370,7 +372,8 @@ pub fn turn(
         Some(t) => return Turn::Skip(format!("{t} takes the scheduled backups")),
         None => return Turn::Skip("no member is healthy".into()),
     }
-    if let Some((unit, _)) = claims.iter().find(|(u, p)| u != me && *p >= start) {
+    let blocks = |(u, p): &&(String, u64)| u != me && *p >= start && healthy.contains(&u.as_str());
+    if let Some((unit, _)) = claims.iter().find(blocks) {
         return Turn::Skip(format!("{unit} took the backup of this period"));
     }
     match due(now, period, latest_ours) {
@@ -631,27 +634,44 @@ mod tests {
         let (h, now) = (3600, 10 * 3600 + 5);
         let claim = |u: &str, p: u64| (u.to_string(), p);
         let skip = |t: Turn| matches!(t, Turn::Skip(_));
+        const UP: &[&str] = &["etcd/0", "etcd/1", "etcd/2"];
         // etcd/1 is the chosen one, nobody took this period: it takes it (first look, store
         // not listed yet; second look, the store holds only last period's backup).
         assert_eq!(
-            turn(now, h, "etcd/1", Some("etcd/1"), &[], None),
+            turn(now, h, "etcd/1", Some("etcd/1"), &[], UP, None),
             Turn::Take(10 * h)
         );
         let last = [claim("etcd/2", 9 * h)];
-        let second = turn(now, h, "etcd/1", Some("etcd/1"), &last, Some(9 * h + 60));
+        let second = turn(
+            now,
+            h,
+            "etcd/1",
+            Some("etcd/1"),
+            &last,
+            UP,
+            Some(9 * h + 60),
+        );
         assert_eq!(second, Turn::Take(10 * h));
         // Meanwhile a leader change made etcd/2 the chosen one, which also sees etcd/1's claim
         // of this period: neither runs it twice.
         let claims = [claim("etcd/1", 10 * h)];
-        assert!(skip(turn(now, h, "etcd/2", Some("etcd/2"), &claims, None)));
+        assert!(skip(turn(
+            now,
+            h,
+            "etcd/2",
+            Some("etcd/2"),
+            &claims,
+            UP,
+            None
+        )));
         // etcd/1, re-checking right before its snapshot, is no longer the chosen one: it stops.
-        let t = turn(now, h, "etcd/1", Some("etcd/2"), &[], None);
+        let t = turn(now, h, "etcd/1", Some("etcd/2"), &[], UP, None);
         assert_eq!(t, Turn::Skip("etcd/2 takes the scheduled backups".into()));
-        assert!(skip(turn(now, h, "etcd/1", None, &[], None)));
+        assert!(skip(turn(now, h, "etcd/1", None, &[], UP, None)));
         // Its own claim does not stop a unit (a run that failed retries in the same period)...
         let own = [claim("etcd/1", 10 * h)];
         assert_eq!(
-            turn(now, h, "etcd/1", Some("etcd/1"), &own, None),
+            turn(now, h, "etcd/1", Some("etcd/1"), &own, UP, None),
             Turn::Take(10 * h)
         );
         // ...but a backup of this period in the store does.
@@ -661,12 +681,19 @@ mod tests {
             "etcd/1",
             Some("etcd/1"),
             &own,
+            UP,
             Some(10 * h + 1)
         )));
+        // etcd/1's member went down after it claimed the period: etcd/2 takes it.
+        let down = ["etcd/0", "etcd/2"];
+        assert_eq!(
+            turn(now, h, "etcd/2", Some("etcd/2"), &claims, &down, None),
+            Turn::Take(10 * h)
+        );
         // Next period: etcd/2 takes it, etcd/1's old claim notwithstanding.
         let next = now + h;
         assert_eq!(
-            turn(next, h, "etcd/2", Some("etcd/2"), &claims, None),
+            turn(next, h, "etcd/2", Some("etcd/2"), &claims, UP, None),
             Turn::Take(11 * h)
         );
     }
