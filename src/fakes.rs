@@ -197,6 +197,11 @@ impl Juju for FakeJuju {
         self.relation_sets.borrow_mut().push(set);
         Ok(())
     }
+    fn relation_set_app(&self, relation_id: &str, settings: &Settings) -> Result<(), JujuError> {
+        let set = (format!("{relation_id} --app"), settings.clone());
+        self.relation_sets.borrow_mut().push(set);
+        Ok(())
+    }
     fn status_set(&self, status: &str, message: &str) -> Result<(), JujuError> {
         self.statuses
             .borrow_mut()

@@ -69,8 +69,11 @@ fn run(ctx: &JujuContext, invocation: Invocation, juju: &HookTools) -> anyhow::R
         }
         Invocation::Hook(hook) => {
             let etcd = EtcdApi::new()?;
-            reconcile::reconcile(ctx, &hook, juju, &etcd, &Host)?;
-            facts_after_hook(ctx, &hook, juju);
+            let done = reconcile::reconcile(ctx, &hook, juju, &etcd, &Host);
+            actions::request_store(ctx, &hook.name(), juju);
+            // A failed hook may have written some files: the facts are brought up to date.
+            facts_after_hook(ctx, &hook, juju, !matches!(done, Ok(false)));
+            done?;
         }
         Invocation::Action(name) => {
             let etcd = EtcdApi::new()?;
@@ -92,8 +95,11 @@ fn run(ctx: &JujuContext, invocation: Invocation, juju: &HookTools) -> anyhow::R
 }
 
 /// The facts exporter after a hook: its binary, unit and file brought up to date (a failure is
-/// logged, never fails the hook: etcd does not depend on it); removed with the unit.
-fn facts_after_hook(ctx: &JujuContext, hook: &Hook, juju: &HookTools) {
+/// logged, never fails the hook: etcd does not depend on it); removed with the unit. Only when a
+/// fact can have changed: the hook wrote a file they are read from (`wrote`), a peer announced a
+/// defragmentation or verified backup, or the hook is one that (re)installs the exporter
+/// (`config-changed` also runs when the unit's agent starts). The common `update-status` skips it.
+fn facts_after_hook(ctx: &JujuContext, hook: &Hook, juju: &HookTools, wrote: bool) {
     let name = hook.name();
     if matches!(hook, Hook::Remove) {
         return metrics::remove(&Host);
@@ -101,13 +107,16 @@ fn facts_after_hook(ctx: &JujuContext, hook: &Hook, juju: &HookTools) {
     if matches!(hook, Hook::Stop) {
         return;
     }
-    if let Err(e) = metrics::take_announced_defrag(&Host, juju, ctx) {
-        juju.log(
-            Level::Warning,
-            &format!("cannot read a peer's defragmentation: {e}"),
-        );
-    }
+    let announced = metrics::take_announced(&Host, juju, ctx).unwrap_or_else(|e| {
+        let msg = format!("cannot read a peer's defragmentation or verified backup: {e}");
+        juju.log(Level::Warning, &msg);
+        false
+    });
     let check = matches!(name.as_str(), "install" | "upgrade-charm");
+    let always = check || matches!(name.as_str(), "config-changed" | "start");
+    if !(wrote || announced || always) {
+        return;
+    }
     let copied = metrics::install_binary(check).map_err(|e| e.to_string());
     let done = copied.and_then(|c| metrics::refresh(&Host, c).map_err(|e| e.to_string()));
     if let Err(e) = done {

@@ -5,7 +5,9 @@
 //! application's newest backups only; a damaged object and a foreign one are refused with the
 //! cluster untouched; wrong credentials and a missing bucket fail the action naming the cause;
 //! a new application restores the old one's backup (disaster recovery) and prunes only its own;
-//! no credential reaches a result or the log. Scheduled backups: every unit has the timer, which
+//! an unreachable endpoint fails the action naming it; the verified backup reaches every unit's
+//! facts exporter; the leader asks for a bucket (and the keys in a secret) in its application
+//! databag; no credential reaches a result or the log. Scheduled backups: every unit has the timer, which
 //! enters hook context with `juju-exec`; one backup per period for the application, taken by a
 //! healthy follower, also when every unit's timer fires at once and when a member is down.
 //! Needs root (it boots machines), Garage
@@ -105,6 +107,29 @@ fn s3_data(sb: &Sandbox) -> BTreeMap<String, String> {
     );
     assert_eq!(code, 0, "{err}");
     serde_json::from_str(&out).expect("relation data")
+}
+
+/// What etcd asks the provider for (its application databag), as `s3-integrator/0` sees it.
+fn requirer_data(sb: &Sandbox) -> BTreeMap<String, String> {
+    let get = "relation-get -r $(relation-ids s3-credentials) --app --format json - etcd";
+    let (code, out, err) = sb.exec("s3-integrator/0", get);
+    assert_eq!(code, 0, "{err}");
+    serde_json::from_str(&out).expect("relation data")
+}
+
+/// `etcd_charm_last_verified_backup_timestamp_seconds` as `unit`'s facts exporter serves it
+/// (on loopback, fetched in the unit's network namespace).
+fn last_verified_backup(sb: &Sandbox, unit: &str) -> Option<String> {
+    let url = "http://127.0.0.1:9379/metrics";
+    let ns = netns_of(sb, unit);
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns, "curl", "-sS", "--max-time", "5", url])
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let metric = "etcd_charm_last_verified_backup_timestamp_seconds ";
+    text.lines()
+        .find_map(|l| l.strip_prefix(metric).map(str::to_string))
 }
 
 /// The `objstore` client (`$OBJSTORE_BIN`, else the workspace's debug build).
@@ -304,6 +329,21 @@ fn backups_to_garage_restore_prune_and_refuse_bad_objects() {
     assert_eq!(field(&listed, &format!("{k}.size")), field(&b, "size"));
     let head = objstore(&sb, &["head", &format!("{PATH}/{id}")]);
     assert!(head.contains(&field(&b, "sha256")), "{head}");
+    // The verified backup's time on the facts exporter of the unit that took it, and of the
+    // others once they hear of it in peer data: `EtcdBackupTooOld` sees it.
+    let at = sh(&sb, &follower, &format!("date -d {id} +%s"));
+    for u in [&follower, &leader] {
+        sb.eventually(&format!("{u} exports the verified backup"), REJOIN, || {
+            (last_verified_backup(&sb, u).as_deref() == Some(at.as_str())).then_some(())
+        });
+    }
+    // The leader asked the store for a bucket, and for the keys in a secret (Juju 3).
+    let asked = requirer_data(&sb);
+    assert!(asked["bucket"].starts_with("relation-"), "{asked:?}");
+    assert!(
+        asked["requested-secrets"].contains("secret-key"),
+        "{asked:?}"
+    );
 
     // Delete → restore backup-id → the keys back everywhere, revisions not lower.
     sh(&sb, &follower, "etcdctl del --prefix bk-");
@@ -426,6 +466,16 @@ fn backups_to_garage_restore_prune_and_refuse_bad_objects() {
         "list-backups",
         &[],
         "bucket `no-such-bucket` does not exist",
+    );
+    provider_shares_again(&sb);
+    // An endpoint where nothing listens: the action fails naming it, no backup is taken.
+    let endpoint = s3_data(&sb)["endpoint"].clone();
+    let closed = endpoint.replace(":3900", ":3999");
+    provider_sets(&sb, &format!("endpoint={closed}"));
+    let msg = refused(&sb, &follower, "create-backup", &[], "is unreachable");
+    assert!(
+        msg.contains(&closed) && msg.contains("no backup was taken"),
+        "{msg}"
     );
     provider_shares_again(&sb);
     done(&sb, &follower, "list-backups", &[]);

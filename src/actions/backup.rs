@@ -11,8 +11,11 @@ status or a result; the client's errors name the endpoint and bucket, not the ke
 use super::{backup_verify, common, machine, snapshot, Action, Results, Stop};
 use crate::core::backup::{self as plan, BackupMeta, Owner, Stored};
 use crate::core::observed::peer_keys;
+use crate::juju::context::JujuContext;
 use crate::juju::context::PEER_ENDPOINT;
-use crate::juju::Settings;
+use crate::juju::{Juju, Settings};
+use crate::machine::host::Host;
+use crate::machine::metrics;
 use crate::paths;
 use objstore::{interface, Store};
 use std::path::{Path, PathBuf};
@@ -141,14 +144,16 @@ fn prune(a: &Action, s3: &S3, now: u64) -> Result<Vec<String>, objstore::Error> 
 }
 
 /// Announces a verified backup taken at `now` in this unit's peer data (the status of every unit
-/// warns when the newest is older than twice the schedule); a failure is only logged.
+/// warns when the newest is older than twice the schedule, and each exports the newest it hears
+/// of) and records it for this unit's facts exporter; a failure is only logged.
 fn announce_verified(a: &Action, now: u64) {
-    let rel = a
-        .juju
-        .relation_ids(PEER_ENDPOINT)
-        .ok()
-        .and_then(|r| r.into_iter().next());
-    let Some(rel) = rel else { return };
+    let recorded = metrics::record_verified_backup(&Host, now);
+    if let Err(e) = recorded.and_then(|_| metrics::refresh(&Host, false)) {
+        a.progress(&format!(
+            "cannot record the verified backup for the facts exporter: {e}"
+        ));
+    }
+    let Some(rel) = peer_relation(a) else { return };
     let settings = Settings::from([(peer_keys::BACKUP_VERIFIED.to_string(), now.to_string())]);
     if let Err(e) = a.juju.relation_set(&rel, &settings) {
         a.progress(&format!(
@@ -248,12 +253,56 @@ fn take(a: &Action, r: &mut Results, s3: &S3) -> Result<(), Stop> {
 }
 
 /// The scheduled backup (the timer's `backup/scheduled`, in hook context): taken here when a
-/// schedule is set, this unit is the one [`plan::taker`] names from the members' health, and
-/// this application has no backup in the current period. What happened, for the log.
+/// schedule is set, [`plan::turn`] says so from the members' health ([`plan::taker`]), the
+/// periods the peers recorded and this application's backups in the store, and says so again
+/// from a fresh look right before the snapshot. What happened, for the log.
 pub fn scheduled(a: &Action) -> Result<String, Stop> {
     let Some(period) = a.config().backup_period else {
         return Ok("scheduled backups are off (backup_schedule is empty)".into());
     };
+    let me = a.ctx.unit_name.as_str();
+    let look = |latest: Option<u64>| -> Result<plan::Turn, Stop> {
+        let (taker, healthy) = chosen(a)?;
+        let Some(taker) = taker else {
+            return super::fail("no scheduled backup: no member is healthy. Check `health`");
+        };
+        let claims = claims(a);
+        let now = common::now_secs();
+        let healthy: Vec<&str> = healthy.iter().map(String::as_str).collect();
+        Ok(plan::turn(
+            now,
+            period,
+            me,
+            Some(&taker),
+            &claims,
+            &healthy,
+            latest,
+        ))
+    };
+    if let plan::Turn::Skip(why) = look(None)? {
+        return Ok(why);
+    }
+    let s3 = connect(a)?;
+    let stored = list(&s3).or_else(|e| failed("no scheduled backup was taken", e))?;
+    let ours = owner(a);
+    let latest = stored
+        .iter()
+        .filter(|s| s.ours(&ours))
+        .map(|s| s.taken)
+        .max();
+    let start = match look(latest)? {
+        plan::Turn::Take(start) => start,
+        plan::Turn::Skip(why) => return Ok(why),
+    };
+    claim(a, start);
+    let mut r = Results::default();
+    take(a, &mut r, &s3)?;
+    Ok(r.get("output").unwrap_or_default().to_string())
+}
+
+/// The unit [`plan::taker`] names from the members' health as this unit sees it now (`None`
+/// when no member is healthy), and the units whose members are healthy.
+fn chosen(a: &Action) -> Result<(Option<String>, Vec<String>), Stop> {
     let endpoints = common::endpoints(a);
     let members = a.etcd.member_list(&endpoints).or_else(|e| {
         super::fail(format!(
@@ -275,21 +324,55 @@ pub fn scheduled(a: &Action) -> Result<String, Stop> {
             })
         })
         .collect();
-    match plan::taker(&candidates) {
-        Some(u) if u == a.ctx.unit_name => {}
-        Some(u) => return Ok(format!("{u} takes the scheduled backups")),
-        None => return super::fail("no scheduled backup: no member is healthy. Check `health`"),
+    let healthy = candidates.iter().filter(|c| c.healthy);
+    let healthy = healthy.map(|c| c.unit.clone()).collect();
+    Ok((plan::taker(&candidates).map(str::to_string), healthy))
+}
+
+/// The periods the peers recorded as theirs ([`peer_keys::BACKUP_PERIOD`]).
+fn claims(a: &Action) -> Vec<(String, u64)> {
+    let Some(rel) = peer_relation(a) else {
+        return Vec::new();
+    };
+    let units = a.juju.relation_list(&rel).unwrap_or_default();
+    let claim = |unit: String| {
+        let data = a.juju.relation_get(&rel, &unit).ok()?;
+        let start = data.get(peer_keys::BACKUP_PERIOD)?.trim().parse().ok()?;
+        Some((unit, start))
+    };
+    units.into_iter().filter_map(claim).collect()
+}
+
+/// Records in this unit's peer data that it takes the period starting at `start` (a failure is
+/// only logged: the store's listing still keeps a period to one backup).
+fn claim(a: &Action, start: u64) {
+    let Some(rel) = peer_relation(a) else { return };
+    let settings = Settings::from([(peer_keys::BACKUP_PERIOD.to_string(), start.to_string())]);
+    if let Err(e) = a.juju.relation_set(&rel, &settings) {
+        a.progress(&format!("cannot record the period taken in peer data: {e}"));
     }
-    let s3 = connect(a)?;
-    let stored = list(&s3).or_else(|e| failed("no scheduled backup was taken", e))?;
-    let me = owner(a);
-    let latest = stored.iter().filter(|s| s.ours(&me)).map(|s| s.taken).max();
-    if !plan::due(common::now_secs(), period, latest) {
-        return Ok("the scheduled backup of this period is taken".into());
+}
+
+/// The leader's request to the object store provider ([`plan::request`]), in the hooks
+/// [`plan::requests_in`] names: the same values again change nothing on the provider's side.
+/// A failure is logged, never the hook's.
+pub fn request_store(ctx: &JujuContext, hook: &str, juju: &dyn Juju) {
+    if !plan::requests_in(hook) || !juju.is_leader().unwrap_or(false) {
+        return;
     }
-    let mut r = Results::default();
-    take(a, &mut r, &s3)?;
-    Ok(r.get("output").unwrap_or_default().to_string())
+    let secrets = crate::reconcile::observe::has_secrets(ctx);
+    for id in juju.relation_ids(ENDPOINT).unwrap_or_default() {
+        if let Err(e) = juju.relation_set_app(&id, &plan::request(&id, secrets)) {
+            let msg = format!("cannot ask the object store for a bucket on {id}: {e}");
+            juju.log(crate::juju::Level::Warning, &msg);
+        }
+    }
+}
+
+/// The peer relation's id.
+fn peer_relation(a: &Action) -> Option<String> {
+    let rel = a.juju.relation_ids(PEER_ENDPOINT).ok()?;
+    rel.into_iter().next()
 }
 
 /// `list-backups`: every backup under the relation's path, newest first.
@@ -446,6 +529,31 @@ mod tests {
         let e = connect_with(&juju).err().unwrap();
         assert!(e.contains("has no access-key, secret-key yet"), "{e}");
         assert!(!e.contains("s3cr3t"), "{e}");
+    }
+
+    #[test]
+    fn the_leader_asks_the_store_for_a_bucket_in_its_application_data() {
+        let mut juju = FakeJuju::new("etcd/0", json!({}));
+        juju.s3 = Some(Settings::new());
+        let ctx = JujuContext {
+            unit_name: "etcd/0".into(),
+            relation: Some(ENDPOINT.into()),
+            ..JujuContext::default()
+        };
+        request_store(&ctx, "s3-credentials-relation-created", &juju);
+        let sets = juju.relation_sets.borrow().clone();
+        assert_eq!(
+            sets,
+            [(
+                "s3-credentials:9 --app".into(),
+                plan::request("s3-credentials:9", true)
+            )]
+        );
+        // Not in other hooks, nor on a follower.
+        request_store(&ctx, "update-status", &juju);
+        juju.leader = false;
+        request_store(&ctx, "leader-elected", &juju);
+        assert_eq!(juju.relation_sets.borrow().len(), 1);
     }
 
     #[test]

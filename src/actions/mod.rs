@@ -22,6 +22,7 @@ the cluster checks everything it can before it changes anything.
 mod alarm_disarm;
 mod alarm_list;
 mod backup;
+pub use backup::request_store;
 mod backup_verify;
 mod common;
 mod compact;

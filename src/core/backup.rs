@@ -83,7 +83,7 @@ fn civil(days: i64) -> (i64, u32, u32) {
 }
 
 /// (year, month, day) → days since 1970-01-01.
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y.rem_euclid(400);
@@ -332,8 +332,54 @@ pub fn taker(members: &[Candidate]) -> Option<&str> {
 /// Whether a scheduled backup is due at `now`: this application has none since the start of
 /// the current period (periods are counted from the Unix epoch, the same on every unit).
 pub fn due(now: u64, period: u64, latest_ours: Option<u64>) -> bool {
-    let start = now - now % period.max(1);
-    latest_ours.is_none_or(|t| t < start)
+    latest_ours.is_none_or(|t| t < period_start(now, period))
+}
+
+/// The start of the schedule period `now` is in (periods count from the Unix epoch).
+pub fn period_start(now: u64, period: u64) -> u64 {
+    now - now % period.max(1)
+}
+
+/// What a scheduled run does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Turn {
+    /// Take the backup of the period starting then, recording that start in this unit's peer
+    /// data first (`backup-period`) so that no other unit takes the same period.
+    Take(u64),
+    /// Nothing to do here, and why (for the log).
+    Skip(String),
+}
+
+/// What the scheduled run of `me` does at `now`, from who [`taker`] names, the periods the other
+/// units recorded as theirs (`claims`: unit and period start; only a unit whose member is
+/// `healthy` holds its claim, so a period whose taker was lost is taken by another), and this application's newest
+/// backup in the store (`latest_ours`, `None` before the store is listed or when it has none).
+/// A run decides twice: before the store is listed, and again right before the snapshot, from
+/// a fresh look at the members and peers, so a unit that is no longer the chosen one, or sees
+/// the period taken by a peer meanwhile, stops there.
+pub fn turn(
+    now: u64,
+    period: u64,
+    me: &str,
+    taker: Option<&str>,
+    claims: &[(String, u64)],
+    healthy: &[&str],
+    latest_ours: Option<u64>,
+) -> Turn {
+    let start = period_start(now, period);
+    match taker {
+        Some(t) if t == me => {}
+        Some(t) => return Turn::Skip(format!("{t} takes the scheduled backups")),
+        None => return Turn::Skip("no member is healthy".into()),
+    }
+    let blocks = |(u, p): &&(String, u64)| u != me && *p >= start && healthy.contains(&u.as_str());
+    if let Some((unit, _)) = claims.iter().find(blocks) {
+        return Turn::Skip(format!("{unit} took the backup of this period"));
+    }
+    match due(now, period, latest_ours) {
+        true => Turn::Take(start),
+        false => Turn::Skip("the scheduled backup of this period is taken".into()),
+    }
 }
 
 /// How often the timer wakes the charm: a twelfth of the period, between 1 and 15 minutes.
@@ -374,6 +420,31 @@ pub fn timer_files(
 ) -> Option<(String, String)> {
     let (period, runner) = (period?, runner?);
     (related && staying).then(|| (timer_unit(period), service_unit(runner, unit, period)))
+}
+
+/// Whether a hook is one where the leader (re)sends this application's [`request`]: a hook of
+/// the `s3-credentials` relation but its end, a new leader, a new charm.
+pub fn requests_in(hook: &str) -> bool {
+    let relation_hook = hook
+        .strip_prefix(RELATION)
+        .and_then(|h| h.strip_prefix("-relation-"));
+    let ending = matches!(relation_hook, Some("broken" | "departed"));
+    (relation_hook.is_some() && !ending) || matches!(hook, "leader-elected" | "upgrade-charm")
+}
+
+/// What this application asks the object store provider for, in its application databag on
+/// relation `relation_id` (`s3-credentials:<n>`): `bucket`, `relation-<n>` as charmed-etcd's
+/// library asks when it names none (an s3-integrator's own `bucket` option wins), and, where
+/// Juju has secrets, `requested-secrets`, so that a provider of the secret form puts the keys in
+/// a secret (`secret-extra`) rather than in the databag.
+pub fn request(relation_id: &str, secrets: bool) -> BTreeMap<String, String> {
+    let n = relation_id.rsplit(':').next().unwrap_or(relation_id);
+    let mut out = BTreeMap::from([("bucket".to_string(), format!("relation-{n}"))]);
+    if secrets {
+        let keys = r#"["access-key", "secret-key"]"#.to_string();
+        out.insert("requested-secrets".to_string(), keys);
+    }
+    out
 }
 
 /// How far a restore bumps revisions past the snapshot's, when the etcd that restores can
@@ -559,6 +630,75 @@ mod tests {
     }
 
     #[test]
+    fn a_period_is_claimed_by_one_unit_and_rechecked_before_the_snapshot() {
+        let (h, now) = (3600, 10 * 3600 + 5);
+        let claim = |u: &str, p: u64| (u.to_string(), p);
+        let skip = |t: Turn| matches!(t, Turn::Skip(_));
+        const UP: &[&str] = &["etcd/0", "etcd/1", "etcd/2"];
+        // etcd/1 is the chosen one, nobody took this period: it takes it (first look, store
+        // not listed yet; second look, the store holds only last period's backup).
+        assert_eq!(
+            turn(now, h, "etcd/1", Some("etcd/1"), &[], UP, None),
+            Turn::Take(10 * h)
+        );
+        let last = [claim("etcd/2", 9 * h)];
+        let second = turn(
+            now,
+            h,
+            "etcd/1",
+            Some("etcd/1"),
+            &last,
+            UP,
+            Some(9 * h + 60),
+        );
+        assert_eq!(second, Turn::Take(10 * h));
+        // Meanwhile a leader change made etcd/2 the chosen one, which also sees etcd/1's claim
+        // of this period: neither runs it twice.
+        let claims = [claim("etcd/1", 10 * h)];
+        assert!(skip(turn(
+            now,
+            h,
+            "etcd/2",
+            Some("etcd/2"),
+            &claims,
+            UP,
+            None
+        )));
+        // etcd/1, re-checking right before its snapshot, is no longer the chosen one: it stops.
+        let t = turn(now, h, "etcd/1", Some("etcd/2"), &[], UP, None);
+        assert_eq!(t, Turn::Skip("etcd/2 takes the scheduled backups".into()));
+        assert!(skip(turn(now, h, "etcd/1", None, &[], UP, None)));
+        // Its own claim does not stop a unit (a run that failed retries in the same period)...
+        let own = [claim("etcd/1", 10 * h)];
+        assert_eq!(
+            turn(now, h, "etcd/1", Some("etcd/1"), &own, UP, None),
+            Turn::Take(10 * h)
+        );
+        // ...but a backup of this period in the store does.
+        assert!(skip(turn(
+            now,
+            h,
+            "etcd/1",
+            Some("etcd/1"),
+            &own,
+            UP,
+            Some(10 * h + 1)
+        )));
+        // etcd/1's member went down after it claimed the period: etcd/2 takes it.
+        let down = ["etcd/0", "etcd/2"];
+        assert_eq!(
+            turn(now, h, "etcd/2", Some("etcd/2"), &claims, &down, None),
+            Turn::Take(10 * h)
+        );
+        // Next period: etcd/2 takes it, etcd/1's old claim notwithstanding.
+        let next = now + h;
+        assert_eq!(
+            turn(next, h, "etcd/2", Some("etcd/2"), &claims, UP, None),
+            Turn::Take(11 * h)
+        );
+    }
+
+    #[test]
     fn the_timer_and_its_service() {
         assert_eq!(tick(3600), 300);
         assert_eq!(tick(300), 60);
@@ -610,6 +750,21 @@ mod tests {
         assert_eq!(stale(Some(3600), None), None);
         assert_eq!(stale(Some(3600), Some(7200)), None);
         assert_eq!(stale(Some(3600), Some(7260)).as_deref(), Some("2h 1m"));
+    }
+
+    #[test]
+    fn the_store_request_names_a_bucket_and_asks_for_secrets_where_there_are() {
+        let r = request("s3-credentials:9", true);
+        assert_eq!(r["bucket"], "relation-9");
+        let asked: Vec<String> = serde_json::from_str(&r["requested-secrets"]).unwrap();
+        assert_eq!(asked, ["access-key", "secret-key"]);
+        assert!(!request("s3-credentials:9", false).contains_key("requested-secrets"));
+        assert!(requests_in("s3-credentials-relation-created"));
+        assert!(requests_in("s3-credentials-relation-changed"));
+        assert!(!requests_in("s3-credentials-relation-broken"));
+        assert!(!requests_in("cluster-relation-changed"));
+        assert!(requests_in("leader-elected") && requests_in("upgrade-charm"));
+        assert!(!requests_in("update-status"));
     }
 
     #[test]

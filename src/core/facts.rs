@@ -16,7 +16,8 @@ pub struct Facts {
     pub certificates: Vec<(&'static str, i64)>,
     /// When this unit's member last finished a defragmentation; 0 if never.
     pub last_defrag: i64,
-    /// The newest verified backup; `None` while no backup target is set up (not exported).
+    /// When the newest verified backup this unit knows of (its own or a peer's) was taken; `0`
+    /// while scheduled backups are set up and none is known, `None` (not exported) otherwise.
     pub last_verified_backup: Option<i64>,
 }
 
@@ -53,7 +54,7 @@ pub fn render(f: &Facts) -> String {
         gauge(
             &mut out,
             "etcd_charm_last_verified_backup_timestamp_seconds",
-            "End of the newest backup whose checksum was verified, in Unix seconds (0: none yet).",
+            "When the newest backup a test restore verified was taken, in Unix seconds (0: none yet).",
             &[(String::new(), t)],
         );
     }
@@ -143,13 +144,7 @@ fn asn1_time(tag: u8, text: &[u8]) -> Option<i64> {
     };
     let n = |i: usize| rest.get(i..i + 2)?.parse::<i64>().ok();
     let (month, day, h, m, sec) = (n(0)?, n(2)?, n(4)?, n(6)?, n(8)?);
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
+    let days = crate::core::backup::days_from_civil(year, month as u32, day as u32);
     Some(days * 86_400 + h * 3600 + m * 60 + sec)
 }
 

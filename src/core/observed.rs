@@ -104,6 +104,9 @@ pub mod peer_keys {
     /// When the newest verified backup this unit took was taken (Unix time): the status warns
     /// when the newest of all is older than twice `backup_schedule`.
     pub const BACKUP_VERIFIED: &str = "backup-verified";
+    /// The start (Unix time) of the backup schedule's period whose backup this unit took or is
+    /// taking: another unit skips that period.
+    pub const BACKUP_PERIOD: &str = "backup-period";
     /// A certificate signing request (PEM) for this member's key, valid for its names: the
     /// leader signs a client-port certificate (client CA) and a peer certificate (peer CA).
     pub const TLS_CSR: &str = "tls-csr";
@@ -293,6 +296,8 @@ pub struct Peer {
     pub version: Option<String>,
     /// Its certificate requests, if published.
     pub tls_request: Option<TlsRequest>,
+    /// When the newest verified backup it took was taken ([`peer_keys::BACKUP_VERIFIED`]).
+    pub backup_verified: Option<u64>,
 }
 
 /// A `db` or `proxy` relation and what this unit has published on it.
@@ -357,9 +362,6 @@ pub struct Local {
     pub tls_request_record: Option<String>,
     /// Why the last `etcd` resource attached was not installed, while that stands.
     pub refused_resource: Option<Refusal>,
-    /// Age in seconds of the newest verified backup the units announce (`backup-verified`),
-    /// read only while a backup schedule is set.
-    pub backup_verified_age: Option<u64>,
     /// The `data` store ([`crate::core::storage`]).
     pub volume: Volume,
 }
@@ -458,7 +460,20 @@ pub struct Observed {
     pub now: u64,
 }
 
+/// When the newest verified backup a unit took was taken, as its peer data announces it.
+pub fn backup_verified(data: &Settings) -> Option<u64> {
+    data.get(peer_keys::BACKUP_VERIFIED)?.trim().parse().ok()
+}
+
 impl Observed {
+    /// Age in seconds of the newest verified backup this unit and its peers announce (the peers
+    /// are read at every hook while a backup schedule is set).
+    pub fn backup_verified_age(&self) -> Option<u64> {
+        let peers = self.peers.iter().filter_map(|p| p.backup_verified);
+        let newest = peers.chain(backup_verified(&self.own_peer_data)).max()?;
+        Some(self.now.saturating_sub(newest))
+    }
+
     /// The application's name (`etcd` for `etcd/0`), as commands suggested name it.
     pub fn app(&self) -> &str {
         self.unit.split('/').next().unwrap_or("")

@@ -633,7 +633,7 @@ fn health(o: &Observed, cfg: &CharmConfig) -> Health {
         learners: learners.map(|m| o.label(m)).collect(),
         alarms: alarms.collect(),
         full: full.collect(),
-        stale_backup: crate::core::backup::stale(cfg.backup_period, o.local.backup_verified_age),
+        stale_backup: crate::core::backup::stale(cfg.backup_period, o.backup_verified_age()),
         nospace_recovery: cfg.maintenance.nospace_recovery,
     }
 }

@@ -71,6 +71,17 @@ impl HookTools {
     }
 }
 
+/// `relation-set -r <id> [--app] --file <file>`: values (such as `client_key`) go through a
+/// file, never the command line.
+fn relation_set(relation_id: &str, settings: &Settings, app: bool) -> Result<(), JujuError> {
+    let file = SettingsFile::new("relation-set", settings)?;
+    let mut a = args(["-r", relation_id, "--file", &file.arg()]);
+    if app {
+        a.insert(2, "--app".to_string());
+    }
+    run("relation-set", &a).map(drop).map_err(Into::into)
+}
+
 fn args<const N: usize>(a: [&str; N]) -> Vec<String> {
     a.iter().map(|s| s.to_string()).collect()
 }
@@ -231,10 +242,11 @@ impl Juju for HookTools {
     }
 
     fn relation_set(&self, relation_id: &str, settings: &Settings) -> Result<(), JujuError> {
-        // Values (such as `client_key`) go through a file, never the command line.
-        let file = SettingsFile::new("relation-set", settings)?;
-        let a = args(["-r", relation_id, "--file", &file.arg()]);
-        run("relation-set", &a).map(drop).map_err(Into::into)
+        relation_set(relation_id, settings, false)
+    }
+
+    fn relation_set_app(&self, relation_id: &str, settings: &Settings) -> Result<(), JujuError> {
+        relation_set(relation_id, settings, true)
     }
 
     fn status_set(&self, status: &str, message: &str) -> Result<(), JujuError> {

@@ -103,6 +103,8 @@ pub trait Juju {
     fn relation_get_app(&self, relation_id: &str, app: &str) -> Result<Settings, JujuError>;
     /// `relation-set -r <id> k=v...`: buffered until the hook exits 0.
     fn relation_set(&self, relation_id: &str, settings: &Settings) -> Result<(), JujuError>;
+    /// `relation-set -r <id> --app`: this application's databag (leader only), buffered alike.
+    fn relation_set_app(&self, relation_id: &str, settings: &Settings) -> Result<(), JujuError>;
     /// `status-set <status> <message>`.
     fn status_set(&self, status: &str, message: &str) -> Result<(), JujuError>;
     /// `juju-log`; never fails (falls back to stderr).

@@ -1,8 +1,9 @@
 /*!
 The facts exporter's machine side: the charm's own metrics ([`crate::core::facts`]) collected
-from this machine and rewritten atomically into [`paths::FACTS_FILE`] after every hook and
-after `defrag` (a `defrag all=true` announces the members it did in peer data; each of their
-units records its own), the systemd unit that serves them, and the serving mode itself ([`serve`]: the
+from this machine and rewritten atomically into [`paths::FACTS_FILE`] after the hooks that can
+change one, after `defrag` (a `defrag all=true` announces the members it did in peer data; each
+of their units records its own) and after a verified backup (announced in peer data as
+`backup-verified`; every unit records the newest it hears of), the systemd unit that serves them, and the serving mode itself ([`serve`]: the
 charm binary as `etcd-charm serve-facts <addr> <file>`, one request at a time on std's
 `TcpListener`).
 */
@@ -10,6 +11,7 @@ charm binary as `etcd-charm serve-facts <addr> <file>`, one request at a time on
 use super::host::HostError;
 use super::Machine;
 use crate::core::facts::{self, Facts};
+use crate::core::observed;
 use crate::core::render;
 use crate::juju::context::{JujuContext, PEER_ENDPOINT};
 use crate::juju::{Juju, Settings};
@@ -57,31 +59,53 @@ pub fn after_defrag(
         .map_err(|e| e.to_string())
 }
 
-/// In a peer relation hook: the remote unit's [`DEFRAG_KEY`], recorded when it names this
-/// unit's member and is newer than what is recorded (refreshed into the file after the hook).
-pub fn take_announced_defrag(
-    m: &dyn Machine,
-    juju: &dyn Juju,
-    ctx: &JujuContext,
-) -> Result<(), String> {
+/// In a peer relation hook: what the remote unit announces, recorded where it is newer than
+/// what is recorded: its [`DEFRAG_KEY`] when it names this unit's member, and its verified
+/// backup. Returns whether anything was recorded (the facts file is then refreshed).
+pub fn take_announced(m: &dyn Machine, juju: &dyn Juju, ctx: &JujuContext) -> Result<bool, String> {
     let (Some(rel), Some(remote)) = (&ctx.relation_id, &ctx.remote_unit) else {
-        return Ok(());
+        return Ok(false);
     };
     if ctx.relation.as_deref() != Some(PEER_ENDPOINT) {
-        return Ok(());
+        return Ok(false);
     }
     let data = juju.relation_get(rel, remote).map_err(|e| e.to_string())?;
+    let mut recorded = false;
+    if let Some(t) = observed::backup_verified(&data) {
+        recorded |= record_verified_backup(m, t).map_err(|e| e.to_string())?;
+    }
     let announced = data.get(DEFRAG_KEY).and_then(|v| v.split_once(' '));
     let Some((unix, members)) = announced else {
-        return Ok(());
+        return Ok(recorded);
     };
     let own = ctx.member_name();
     match unix.parse::<i64>() {
         Ok(t) if members.split(',').any(|n| n == own) && t > last_defrag(m) => {
-            record_defrag(m, t).map_err(|e| e.to_string())
+            record_defrag(m, t).map_err(|e| e.to_string())?;
+            Ok(true)
         }
-        _ => Ok(()),
+        _ => Ok(recorded),
     }
+}
+
+/// Where the newest verified backup this unit knows of is recorded (Unix seconds).
+fn verified_file() -> String {
+    format!("{}/last-verified-backup", paths::STATE_DIR)
+}
+
+/// The recorded newest verified backup this unit knows of.
+fn last_verified_backup(m: &dyn Machine) -> Option<i64> {
+    m.read(&verified_file())?.trim().parse().ok()
+}
+
+/// Records a verified backup taken at `unix` when it is newer than the one recorded; returns
+/// whether it was.
+pub fn record_verified_backup(m: &dyn Machine, unix: u64) -> Result<bool, HostError> {
+    let unix = i64::try_from(unix).unwrap_or(i64::MAX);
+    if last_verified_backup(m).is_some_and(|t| t >= unix) {
+        return Ok(false);
+    }
+    m.write(&verified_file(), &format!("{unix}\n"), 0o600)
 }
 
 /// The recorded last defragmentation of this unit's member; 0 if none.
@@ -91,7 +115,8 @@ fn last_defrag(m: &dyn Machine) -> i64 {
 }
 
 /// The facts of this machine: the certificates' `notAfter` while the member runs with TLS, the
-/// last defragmentation.
+/// last defragmentation, the newest verified backup known here (`0` while scheduled backups
+/// are set up, their timer installed, and none is known: the alert then fires if none comes).
 pub fn collect(m: &dyn Machine) -> Facts {
     let tls = m
         .read(paths::CONFIG_FILE)
@@ -115,8 +140,8 @@ pub fn collect(m: &dyn Machine) -> Facts {
     Facts {
         certificates,
         last_defrag: last_defrag(m),
-        // Hook point: the last verified backup, once the backup state records it.
-        last_verified_backup: None,
+        last_verified_backup: last_verified_backup(m)
+            .or_else(|| m.exists(super::backup::TIMER_PATH).then_some(0)),
     }
 }
 
@@ -193,6 +218,7 @@ pub fn serve(addr: &str, file: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::observed::peer_keys::BACKUP_VERIFIED;
     use crate::fakes::FakeMachine;
     use serde_json::Value;
 
@@ -236,6 +262,17 @@ mod tests {
         assert!(collect(&m).certificates.is_empty());
     }
 
+    /// etcd/1's peer relation hook for a change of etcd/0's data.
+    fn peer_hook_of_etcd_1() -> JujuContext {
+        JujuContext {
+            unit_name: "etcd/1".into(),
+            relation: Some(PEER_ENDPOINT.into()),
+            relation_id: Some("cluster:1".into()),
+            remote_unit: Some("etcd/0".into()),
+            ..JujuContext::default()
+        }
+    }
+
     #[test]
     fn a_defrag_of_every_member_reaches_each_unit() {
         use crate::fakes::FakeJuju;
@@ -248,18 +285,12 @@ mod tests {
         // etcd/1 takes it in its peer relation hook; an older one later changes nothing.
         let (m1, mut j1) = (FakeMachine::new(), FakeJuju::new("etcd/1", Value::Null));
         j1.peers.insert("etcd/0".into(), announced);
-        let ctx = JujuContext {
-            unit_name: "etcd/1".into(),
-            relation: Some(PEER_ENDPOINT.into()),
-            relation_id: Some("cluster:1".into()),
-            remote_unit: Some("etcd/0".into()),
-            ..JujuContext::default()
-        };
-        take_announced_defrag(&m1, &j1, &ctx).unwrap();
+        let ctx = peer_hook_of_etcd_1();
+        take_announced(&m1, &j1, &ctx).unwrap();
         assert_eq!(last_defrag(&m1), 1_700_000_000);
         let older = Settings::from([(DEFRAG_KEY.to_string(), "5 etcd1".to_string())]);
         j1.peers.insert("etcd/0".into(), older);
-        take_announced_defrag(&m1, &j1, &ctx).unwrap();
+        take_announced(&m1, &j1, &ctx).unwrap();
         assert_eq!(last_defrag(&m1), 1_700_000_000);
         // A unit whose member is not named records nothing.
         let m2 = FakeMachine::new();
@@ -267,8 +298,33 @@ mod tests {
             unit_name: "etcd/2".into(),
             ..ctx
         };
-        take_announced_defrag(&m2, &j1, &ctx2).unwrap();
+        take_announced(&m2, &j1, &ctx2).unwrap();
         assert_eq!(last_defrag(&m2), 0);
+    }
+
+    #[test]
+    fn the_newest_verified_backup_heard_of_is_exported() {
+        use crate::fakes::FakeJuju;
+        let m = FakeMachine::new();
+        // Scheduled backups set up (their timer), none verified yet: 0, so the alert can fire.
+        m.put(super::super::backup::TIMER_PATH, "");
+        assert_eq!(collect(&m).last_verified_backup, Some(0));
+        assert!(record_verified_backup(&m, 1_700_000_000).unwrap());
+        assert!(!record_verified_backup(&m, 1_600_000_000).unwrap());
+        assert_eq!(collect(&m).last_verified_backup, Some(1_700_000_000));
+        // A peer announces a newer one in its peer relation hook; an older one changes nothing.
+        let mut j = FakeJuju::new("etcd/1", Value::Null);
+        let verified = |t: &str| Settings::from([(BACKUP_VERIFIED.to_string(), t.to_string())]);
+        j.peers.insert("etcd/0".into(), verified("1700000100"));
+        let ctx = peer_hook_of_etcd_1();
+        assert!(take_announced(&m, &j, &ctx).unwrap());
+        assert_eq!(collect(&m).last_verified_backup, Some(1_700_000_100));
+        j.peers.insert("etcd/0".into(), verified("5"));
+        assert!(!take_announced(&m, &j, &ctx).unwrap());
+        let text = facts::render(&collect(&m));
+        assert!(text.contains("etcd_charm_last_verified_backup_timestamp_seconds 1700000100\n"));
+        // Without a schedule or a record, nothing is exported.
+        assert_eq!(collect(&FakeMachine::new()).last_verified_backup, None);
     }
 
     #[test]

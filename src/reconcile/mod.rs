@@ -22,15 +22,18 @@ use observe::observe;
 /// At most this many observe → plan → apply passes per hook.
 const MAX_PASSES: usize = 5;
 
-/// Runs the observe → plan → apply loop for one hook and sets the unit's status.
+/// Runs the observe → plan → apply loop for one hook and sets the unit's status. Returns
+/// whether it wrote a file the facts exporter reads (etcd's config, the TLS files, the backup
+/// timer).
 pub fn reconcile(
     ctx: &JujuContext,
     hook: &Hook,
     juju: &dyn Juju,
     etcd: &dyn Etcd,
     machine: &dyn Machine,
-) -> Result<(), ApplyError> {
+) -> Result<bool, ApplyError> {
     let mut status = Status::Starting;
+    let mut facts_inputs = false;
     // Install, version and port effects are done once per hook, whatever the passes plan.
     let once = |e: &Effect| {
         matches!(
@@ -66,35 +69,48 @@ pub fn reconcile(
             let _span = tracing::debug_span!("apply").entered();
             apply(&p, &o, juju, etcd, machine)?
         };
+        facts_inputs |= p.effects.iter().any(|e| {
+            matches!(
+                e,
+                Effect::Render(_) | Effect::Restart(_) | Effect::TlsFiles { .. }
+            )
+        });
         status = outcome.status.unwrap_or(p.status);
         if !(p.again && outcome.progressed) {
             break;
         }
     }
-    backup_timer(ctx, juju, machine, period, staying);
+    facts_inputs |= backup_timer(ctx, juju, machine, period, staying);
     let _span = tracing::debug_span!("status").entered();
     set_status(juju, machine, &status, ctx.app_name())?;
-    Ok(())
+    Ok(facts_inputs)
 }
 
 /// The scheduled backups' timer, in line with the schedule and the `s3-credentials` relation
-/// (asked about only while a schedule is set). A failure is logged, never the hook's.
+/// (asked about only while a schedule is set). A failure is logged, never the hook's. Returns
+/// whether the timer changed.
 fn backup_timer(
     ctx: &JujuContext,
     juju: &dyn Juju,
     machine: &dyn Machine,
     period: Option<u64>,
     staying: bool,
-) {
+) -> bool {
     let related = period.is_some()
         && juju
             .relation_ids(crate::core::backup::RELATION)
             .is_ok_and(|ids| !ids.is_empty());
     let unit = &ctx.unit_name;
     match crate::machine::backup::sync_timer(machine, unit, period, related, staying) {
-        Ok(true) => juju.log(Level::Info, "scheduled backups: timer updated"),
-        Ok(false) => {}
-        Err(e) => juju.log(Level::Warning, &format!("scheduled backups: {e}")),
+        Ok(true) => {
+            juju.log(Level::Info, "scheduled backups: timer updated");
+            true
+        }
+        Ok(false) => false,
+        Err(e) => {
+            juju.log(Level::Warning, &format!("scheduled backups: {e}"));
+            true
+        }
     }
 }
 

@@ -5,7 +5,8 @@ relation, client relations, what is installed and rendered on the machine, and e
 
 The common path (`update-status` on a healthy member) is kept cheap: etcd is asked first and
 `systemctl` only when it does not answer; a follower whose member votes and knows its Raft leader
-does not read its peers' data (nothing it decides depends on it); `update-status` takes the
+does not read its peers' data (nothing it decides depends on it, unless a backup schedule is
+set: the status then shows the newest verified backup any unit announces); `update-status` takes the
 unit's address from its own published peer data instead of `network-get`; the etcd calls are the local
 member's status, the member list, then one round of status calls to the other started members,
 all at once and each bounded (the status names who does not answer); their answers list the alarms (etcd's
@@ -15,7 +16,7 @@ alarm list, a Raft round, is asked only when none answers).
 use crate::core::config::CharmConfig;
 use crate::core::cos::ENDPOINT as COS_AGENT;
 use crate::core::observed::{
-    keys, peer_keys, secret_keys, CaKeys, ClientRelation, ClusterView, CosAgent, LeaderData,
+    self, keys, peer_keys, secret_keys, CaKeys, ClientRelation, ClusterView, CosAgent, LeaderData,
     Leadership, Local, Observed, Peer, Redacted, TlsRequest, TlsSecrets,
 };
 use crate::core::render;
@@ -74,11 +75,12 @@ fn peer(juju: &dyn Juju, rel: &str, unit: &str) -> Peer {
             .filter(|v| !v.is_empty())
             .cloned(),
         tls_request: TlsRequest::from_data(&data),
+        backup_verified: observed::backup_verified(&data),
     }
 }
 
 /// Juju 3 has secrets; a context without `JUJU_VERSION` is taken as a current Juju.
-fn has_secrets(ctx: &JujuContext) -> bool {
+pub fn has_secrets(ctx: &JujuContext) -> bool {
     let major = ctx
         .juju_version
         .as_deref()
@@ -219,23 +221,6 @@ fn address(
     }
 }
 
-/// The age of the newest verified backup any unit announces in its peer data.
-fn backup_verified_age(
-    juju: &dyn Juju,
-    rel: Option<&str>,
-    own: &Settings,
-) -> Result<Option<u64>, JujuError> {
-    let at = |s: &Settings| s.get(peer_keys::BACKUP_VERIFIED)?.parse::<u64>().ok();
-    let mut newest = at(own);
-    if let Some(rel) = rel {
-        for unit in juju.relation_list(rel)? {
-            newest = newest.max(at(&juju.relation_get(rel, &unit)?));
-        }
-    }
-    let now = crate::machine::host::now_secs();
-    Ok(newest.map(|t| now.saturating_sub(t)))
-}
-
 /// Reads every fact for one pass. Only real failures of Juju's tools are errors.
 pub fn observe(
     ctx: &JujuContext,
@@ -272,7 +257,10 @@ pub fn observe(
         false => None,
     };
     let service_active = status.is_some() || (version.is_some() && machine.service_active());
+    // A backup schedule's status warning needs every unit's `backup-verified`.
+    let scheduled = config.as_ref().is_ok_and(|c| c.backup_period.is_some());
     let settled = leadership != Leadership::Leader
+        && !scheduled
         && status
             .as_ref()
             .is_some_and(|s| !s.is_learner && s.leader != 0);
@@ -352,10 +340,6 @@ pub fn observe(
         tls_record: state::tls_record(machine),
         tls_request_record: tls::pending_record(machine),
         refused_resource: state::refused_resource(machine),
-        backup_verified_age: match config.as_ref().ok().and_then(|c| c.backup_period) {
-            Some(_) => backup_verified_age(juju, peer_relation.as_deref(), &own_peer_data)?,
-            None => None,
-        },
         volume: state::volume(machine),
     };
     Ok(Observed {

@@ -142,6 +142,19 @@ fn a_settled_follower_does_not_read_its_peers_and_a_departing_mark_sticks() {
     assert!(o.peers.is_empty());
     state::mark_departing(&m).unwrap();
     assert!(observed(&j, &etcd, &m).departing);
+    // With a backup schedule it reads them: the status shows the newest verified backup.
+    j.config.insert("backup_schedule".into(), json!("1h"));
+    let now = crate::machine::host::now_secs();
+    let at = |ago: u64| (now - ago).to_string();
+    let verified = |p: &mut Settings, ago| p.insert("backup-verified".into(), at(ago));
+    verified(j.peers.get_mut("etcd/1").unwrap(), 9000);
+    verified(j.peers.get_mut("etcd/2").unwrap(), 7200);
+    verified(&mut j.own_data.borrow_mut(), 10_000);
+    let o = observed(&j, &etcd, &m);
+    assert_eq!(o.peers[1].backup_verified, Some(now - 7200));
+    assert!(o
+        .backup_verified_age()
+        .is_some_and(|a| (7200..7300).contains(&a)));
 }
 
 #[test]
