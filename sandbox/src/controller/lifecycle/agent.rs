@@ -11,6 +11,10 @@ use crate::machine::Machine;
 use crate::tools::env::StatusInfo;
 use std::collections::HashMap;
 
+/// The retry time of a failed hook that only `resolved` retries (a finite number: the model is
+/// saved as JSON, where an infinity would come back as `null`).
+const NEVER: f64 = f64::MAX;
+
 /// Juju's workload message while the install hook runs.
 pub const INSTALLING: &str = "installing charm software";
 
@@ -132,7 +136,7 @@ pub fn hook_ended(model: &mut Model, unit: &str, e: Ended, now: f64) -> bool {
         u.retry_at = if auto {
             now + backoff(u.retries)
         } else {
-            f64::INFINITY
+            NEVER
         };
     }
     true
@@ -401,7 +405,11 @@ mod tests {
         m.units.get_mut(&u).unwrap().queue.push_back(Event::Start);
         let ev = hook_starting(&mut m, &u, 0, 10.0).unwrap();
         hook_ended(&mut m, &u, ended(&ev, 1), 11.0);
-        assert_eq!(m.units[&u].retry_at, f64::INFINITY);
+        assert_eq!(m.units[&u].retry_at, NEVER);
+        // The model is saved as JSON, which has no infinity: it must read back.
+        let saved = serde_json::to_string(&m).unwrap();
+        let back: Model = serde_json::from_str(&saved).unwrap();
+        assert_eq!(back.units[&u].retry_at, NEVER);
         records::resolved(&mut m, &u, true).unwrap();
         let unit = &m.units[&u];
         assert_eq!((unit.agent, unit.retry_at), (Agent::Idle, 0.0));
