@@ -8,10 +8,11 @@ has a data dir on the root disk (one that ran before the store existed, then got
 
 A volume brought from another unit (`add-unit --attach-storage`) holds that unit's member data,
 recorded on the volume with its member id. It is never started blindly, and never deleted:
-- a member the cluster still lists (its machine was lost and the unit force-removed, or it was
-  the last unit: nobody removed it) is rejoined as that member on that data, with no resync:
-  the unit records the id as its own and starts etcd on it; the leader then owns the member by
-  the `started` id this unit publishes and moves its peer URL to this unit's address;
+- a member the cluster still lists (the application's last unit: the last voter is never
+  removed; or a lost unit whose member the leader could not remove, without a quorum) is
+  rejoined as that member on that data, with no resync: the unit records the id as its own and
+  starts etcd on it; the leader then owns the member by the `started` id this unit publishes
+  and moves its peer URL to this unit's address;
 - with the member list unknown (no member answers), the same holds when leader data's `cluster`
   names only that member: the volume holds the whole cluster;
 - a member the cluster no longer lists has its data set aside on the volume (kept) and the unit
