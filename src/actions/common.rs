@@ -11,7 +11,7 @@ use crate::juju::context::{member_name, unit_number, PEER_ENDPOINT};
 use crate::machine::host::{self, Host};
 use crate::machine::state;
 use crate::paths;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The local member's client URL on loopback (`https` when the config etcd runs says so).
 pub fn local_endpoint(a: &Action) -> String {
@@ -19,30 +19,33 @@ pub fn local_endpoint(a: &Action) -> String {
     render::member_url(rendered.as_deref(), Some(a.config()))
 }
 
-/// Where the member's data really lives: the data dir itself, and the directory beside it
-/// where new data is unpacked and old data set aside (same filesystem, so a rename moves it).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the member's data really lives: the data dir itself and the directory beside it where
+/// new data is unpacked and old data set aside (same filesystem, so a rename moves it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DataPlace {
     /// The real data dir (not the link to it).
-    pub dir: PathBuf,
+    pub dir: &'static Path,
     /// Its parent: restored and kept copies go here.
-    pub home: PathBuf,
+    pub home: &'static Path,
+}
+
+impl DataPlace {
     /// The data dir is on the `data` store's volume.
-    pub on_volume: bool,
+    pub fn on_volume(&self) -> bool {
+        self.dir == Path::new(paths::VOLUME_DATA_DIR)
+    }
 }
 
 /// The data dir's place, given where [`paths::DATA_DIR`] links to (if it is a link): on the
 /// storage volume when it links there, else etcd's home on the root disk.
 pub fn data_place(link: Option<&Path>) -> DataPlace {
-    let on_volume = link == Some(Path::new(paths::VOLUME_DATA_DIR));
-    let (dir, home) = match on_volume {
+    let (dir, home) = match link == Some(Path::new(paths::VOLUME_DATA_DIR)) {
         true => (paths::VOLUME_DATA_DIR, paths::VOLUME),
         false => (paths::DATA_DIR, paths::ETCD_HOME),
     };
     DataPlace {
-        dir: dir.into(),
-        home: home.into(),
-        on_volume,
+        dir: Path::new(dir),
+        home: Path::new(home),
     }
 }
 
@@ -230,7 +233,7 @@ pub fn publish_sole_member(
     if let Err(e) = state::record_member_id(&Host, member_id) {
         a.progress(&format!("cannot record the member id: {e}"));
     }
-    if data_here().on_volume {
+    if data_here().on_volume() {
         let owner = VolumeOwner {
             member_id,
             unit: a.ctx.unit_name.clone(),
@@ -262,12 +265,12 @@ mod tests {
         let volume = data_place(Some(Path::new(paths::VOLUME_DATA_DIR)));
         assert_eq!(volume.dir, Path::new(paths::VOLUME_DATA_DIR));
         assert_eq!(volume.home, Path::new(paths::VOLUME));
-        assert!(volume.on_volume);
+        assert!(volume.on_volume());
         for link in [None, Some(Path::new("/srv/elsewhere"))] {
             let root = data_place(link);
             assert_eq!(root.dir, Path::new(paths::DATA_DIR));
             assert_eq!(root.home, Path::new(paths::ETCD_HOME));
-            assert!(!root.on_volume);
+            assert!(!root.on_volume());
         }
     }
 

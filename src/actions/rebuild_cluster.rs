@@ -184,7 +184,7 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
     // Stop, keep a copy, run etcd once with force-new-cluster.
     // The copy goes beside the real data dir: on the storage volume when it is there.
     let place = common::data_here();
-    let (home, data) = (place.home.as_path(), place.dir.as_path());
+    let (home, data) = (place.home, place.dir);
     let stamp = common::stamp(common::now_secs());
     let copy = home.join(format!("data.before-rebuild-{stamp}"));
     if let Err(e) = machine::stop_etcd() {

@@ -374,7 +374,7 @@ fn swap(
     stamp: &str,
 ) -> Result<MemberStatus, Stop> {
     a.progress("stopping etcd on this unit and putting the restored data in place");
-    let (home, data) = (place.home.as_path(), place.dir.as_path());
+    let (home, data) = (place.home, place.dir);
     let swapped = machine::stop_etcd()
         .and_then(|()| machine::rename(data, aside))
         .and_then(|()| machine::rename(restored, data));
@@ -427,7 +427,7 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
     let bump = core_backup::bump(&snap.installed, snap_rev, live);
     // Beside the real data dir: on the storage volume when it is there.
     let place = common::data_here();
-    let home = place.home.as_path();
+    let home = place.home;
     let stamp = common::stamp(common::now_secs());
     let restored = home.join(format!("restore-{stamp}"));
     let token = Host.random_token();

@@ -74,9 +74,6 @@ pub fn adopted(o: &Observed) -> Option<(Vec<Effect>, Status)> {
 fn sole_voter(o: &Observed, unit: &str) -> bool {
     let name = member_name(unit);
     let cluster = o.leader_data.get(keys::CLUSTER).unwrap_or("");
-    let mut names = cluster
-        .split(',')
-        .filter_map(|e| e.split_once('='))
-        .map(|(n, _)| n);
-    names.next() == Some(name.as_str()) && names.all(|n| n == name)
+    let named = |e: &str| e.split_once('=').is_some_and(|(n, _)| n == name);
+    !cluster.is_empty() && cluster.split(',').all(named)
 }
