@@ -2,6 +2,9 @@
 //! member's data on its volume; `remove-unit` leaves the volume detached with the data; a new
 //! unit given that volume (`add-unit --attach-storage`) sets the removed member's data aside on
 //! it, kept, and joins as a new member, keys intact; `--destroy-storage` removes the volume.
+//! The application's last unit removed (the last voter stays a member: no one removes it), its
+//! volume given to a new unit: the unit rejoins as that same member on that data, no resync and
+//! nothing set aside, every key back; a restore there puts the restored data on the volume.
 //! Needs root: it boots machines.
 
 #[path = "support/mod.rs"]
@@ -123,4 +126,138 @@ fn data_dir_on_storage_survives_a_unit_replacement() {
     });
     sb.wait_active(2);
     assert_eq!(voters(&sb, &leader).len(), 2);
+}
+
+/// `<member id hex> <unit>`, the record on `unit`'s volume of whose member its data is.
+fn volume_record(sb: &Sandbox, unit: &str) -> (String, String) {
+    let record = sh(sb, unit, &format!("cat {LOCATION}/member"));
+    let (id, owner) = record.split_once(' ').expect("a volume record");
+    (id.to_string(), owner.trim().to_string())
+}
+
+/// Runs an action that must complete on `unit`; its results.
+fn action(sb: &Sandbox, unit: &str, args: &[&str]) -> Value {
+    let mut all = vec!["run", unit];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--format", "json"]);
+    let out = sb.ok(&all);
+    // The JSON results follow the "Running operation…" lines.
+    let json = out.find("\n{").map(|i| &out[i + 1..]);
+    json.and_then(|j| serde_json::from_str(j).ok())
+        .unwrap_or_else(|| panic!("{args:?} on {unit}: {out}"))
+}
+
+/// The ids of the members `unit` sees.
+fn member_ids(sb: &Sandbox, unit: &str) -> Vec<String> {
+    let (code, out, err) = etcdctl(sb, unit, "member list");
+    assert_eq!(code, 0, "{err}");
+    out.lines()
+        .filter_map(|l| l.split(", ").next().map(String::from))
+        .collect()
+}
+
+#[test]
+fn the_last_units_volume_brings_its_member_back_on_a_new_unit() {
+    let sb = Sandbox::new("etcd_storage_rejoin");
+    deploy_etcd(&sb, 1, &["--storage", "data=1G"]);
+    sb.wait_active(1);
+    let old = sb.units("etcd").remove(0);
+    data_on_volume(&sb, &old);
+    for i in 0..10 {
+        let put = etcdctl(&sb, &old, &format!("put key{i} value{i}"));
+        assert_eq!(put.0, 0, "{put:?}");
+    }
+    let (id, owner) = volume_record(&sb, &old);
+    assert_eq!(
+        (member_ids(&sb, &old), owner.as_str()),
+        (vec![id.clone()], old.as_str())
+    );
+
+    // The last unit goes: its member stays (the last voter), the volume stays detached.
+    let volume = volume_of(&sb, &old);
+    sb.ok(&["remove-unit", &old]);
+    sb.eventually("the unit gone", Duration::from_secs(180), || {
+        sb.units("etcd").is_empty().then_some(())
+    });
+    let s = storage(&sb);
+    assert_eq!(
+        s["storage"][&volume]["status"]["current"], "detached",
+        "{s}"
+    );
+
+    // A new unit with that volume: the same member, on the same data.
+    sb.ok(&["add-unit", "etcd", "--attach-storage", &volume]);
+    sb.wait_active(1);
+    let new = sb.units("etcd").remove(0);
+    assert_ne!(new, old);
+    data_on_volume(&sb, &new);
+    assert_eq!(volume_record(&sb, &new), (id.clone(), new.clone()));
+    assert_eq!(member_ids(&sb, &new), [id], "the same member, no new one");
+    assert_eq!(
+        voters(&sb, &new),
+        [new.replace('/', "")],
+        "renamed as the new unit's"
+    );
+    sb.eventually(
+        "its peer URL moved to the new unit",
+        Duration::from_secs(120),
+        || {
+            let (_, list, _) = etcdctl(&sb, &new, "member list");
+            let address = sb.exec(&new, "unit-get private-address").1;
+            let address = address.trim();
+            list.contains(&format!("{address}:2380")).then_some(())
+        },
+    );
+    for i in 0..10 {
+        assert_eq!(
+            get(&sb, &new, &format!("key{i}")).unwrap(),
+            format!("value{i}")
+        );
+    }
+    let aside = sh(
+        &sb,
+        &new,
+        &format!("ls -d {LOCATION}/data.removed-* 2>/dev/null | wc -l"),
+    );
+    assert_eq!(aside, "0", "nothing set aside");
+    let log = sb.ok(&["debug-log", "--replay", "--no-tail", "--include", &new]);
+    assert!(
+        log.contains("→ VolumeRejoin"),
+        "the rejoin is logged on {new}"
+    );
+
+    // restore: the restored data on the volume, the previous data kept beside it.
+    let path = action(&sb, &new, &["snapshot"])["path"]
+        .as_str()
+        .expect("a snapshot path")
+        .to_string();
+    let put = etcdctl(&sb, &new, "put after-snapshot x");
+    assert_eq!(put.0, 0, "{put:?}");
+    let restore = ["restore", &format!("path={path}"), "keep-previous=true"];
+    let previous = action(&sb, &new, &restore)["previous-data"].clone();
+    let previous = previous.as_str().unwrap_or_default();
+    assert!(
+        previous.starts_with(&format!("{LOCATION}/data.before-restore-")),
+        "{previous}"
+    );
+    sh(&sb, &new, &format!("test -d {previous}/member/wal"));
+    sb.wait_active(1);
+    data_on_volume(&sb, &new);
+    assert_eq!(
+        sh(
+            &sb,
+            &new,
+            "ls -d /var/lib/etcd/restore-* /var/lib/etcd/data.* 2>/dev/null | wc -l"
+        ),
+        "0"
+    );
+    let (restored, owner) = volume_record(&sb, &new);
+    assert_eq!(owner, new);
+    assert_eq!(
+        member_ids(&sb, &new),
+        [restored],
+        "the volume records the restored member"
+    );
+    assert_eq!(get(&sb, &new, "key3").unwrap(), "value3");
+    assert_eq!(get(&sb, &new, "after-snapshot").unwrap_or_default(), "");
 }

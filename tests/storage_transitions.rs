@@ -1,14 +1,17 @@
 //! The planner with the `data` store: the data dir put on the volume, a unit that ran before
-//! the store existed keeping its data dir, a volume brought from another unit set aside or left
-//! alone, and `data-storage-detaching` leaving the cluster. Pure: no Juju, no etcd.
+//! the store existed keeping its data dir, a volume brought from another unit rejoined as its
+//! member (still listed), set aside (removed) or left alone (its unit still there), and
+//! `data-storage-detaching` leaving the cluster. Pure: no Juju, no etcd.
 
 mod fixtures;
 
+use etcd_charm::core::config::CharmConfig;
 use etcd_charm::core::effect::Effect;
-use etcd_charm::core::observed::{Observed, Volume, VolumeOwner};
+use etcd_charm::core::observed::{Observed, Peer, Volume, VolumeOwner};
 use etcd_charm::core::plan::plan;
 use etcd_charm::core::status::Status;
 use etcd_charm::core::storage;
+use etcd_charm::etcd::MemberStatus;
 use etcd_charm::juju::context::Hook;
 use fixtures::*;
 
@@ -22,6 +25,10 @@ fn mounted() -> Volume {
 /// Unit `etcd/<n>`, new, its data dir a link to a volume that holds `owner`'s member data.
 fn adopting(n: u64, owner: &str, id: u64, members: Vec<etcd_charm::etcd::Member>) -> Observed {
     let mut o = fresh(n);
+    o.config = Ok(CharmConfig {
+        tls: false,
+        ..CharmConfig::default()
+    });
     o.leader_data = leader_data(&[
         (etcd_charm::core::observed::keys::TOKEN, "t0k"),
         (etcd_charm::core::observed::keys::CLUSTER, "etcd0=x"),
@@ -103,22 +110,128 @@ fn a_volume_with_a_removed_members_data_is_set_aside_and_the_unit_joins_fresh() 
     assert!(p.again);
 }
 
-#[test]
-fn a_volume_with_a_listed_members_data_is_not_started() {
-    let o = adopting(3, "etcd/1", 0x101, vec![member(0), member(1), member(2)]);
-    let p = plan(&o);
-    assert!(p.effects.is_empty(), "{:?}", p.effects);
-    assert_eq!(p.status.state(), "waiting");
-    assert!(p.status.message().contains("etcdctl member remove 101"));
+/// The machine after `RecordMemberId(id)`: the id is this unit's, and the volume says so.
+fn record(o: &mut Observed, id: u64) {
+    o.local.member_id = Some(id);
+    o.local.volume.owner = Some(VolumeOwner {
+        member_id: id,
+        unit: o.unit.clone(),
+    });
 }
 
 #[test]
-fn a_volume_from_another_unit_waits_for_the_member_list() {
-    let mut o = adopting(3, "etcd/1", 0x101, vec![]);
-    o.members = None;
+fn a_volume_with_a_listed_members_data_rejoins_as_that_member_without_a_resync() {
+    // etcd/1's machine was lost and the unit force-removed; nobody removed its member.
+    let mut o = adopting(3, "etcd/1", 0x101, vec![member(0), member(1), member(2)]);
+    o.peers = vec![peer(0), peer(2)];
     let p = plan(&o);
-    assert!(p.effects.is_empty());
-    assert_eq!(p.status, Status::VolumeCheck);
+    assert_eq!(p.effects, [Effect::RecordMemberId(0x101)]);
+    let rejoin = Status::VolumeRejoin {
+        id: 0x101,
+        unit: "etcd/1".into(),
+    };
+    assert_eq!(p.status, rejoin);
+    assert_eq!(p.status.state(), "maintenance");
+    assert!(p.again);
+    // Its member now: etcd starts on the volume's data, nothing set aside, no new member.
+    record(&mut o, 0x101);
+    let p = plan(&o);
+    assert!(starts(&o), "{:?}", p.effects);
+    assert!(!p.effects.contains(&Effect::Wipe));
+    assert!(membership_effects(&p).is_empty());
+    // Running: it publishes the member as its started one.
+    o.local.service_active = true;
+    o.local.status = Some(MemberStatus {
+        member_id: 0x101,
+        ..status_of(1, 0)
+    });
+    let p = plan(&o);
+    let published = p.effects.iter().find_map(|e| match e {
+        Effect::PeerSet(_, s) => s.get("started").cloned(),
+        _ => None,
+    });
+    assert_eq!(published.as_deref(), Some("101"));
+    assert!(!p.effects.contains(&Effect::Start));
+}
+
+#[test]
+fn the_leader_keeps_a_rejoined_member_and_moves_its_peer_url() {
+    // etcd/3 runs etcd1's member (still named etcd1 until etcd publishes the new name).
+    let cfg = CharmConfig {
+        tls: false,
+        ..CharmConfig::default()
+    };
+    let mut o = running(0, vec![member(0), member(1), member(2)], 0);
+    runs_with(&mut o, &cfg);
+    o.config = Ok(cfg);
+    o.leadership = etcd_charm::core::observed::Leadership::Leader;
+    let rejoined = Peer {
+        started: Some(0x101),
+        ..peer(3)
+    };
+    o.peers = vec![peer(2), rejoined];
+    let p = plan(&o);
+    assert_eq!(
+        membership_effects(&p),
+        [&Effect::UpdatePeerUrl {
+            name: "etcd1".into(),
+            id: 0x101,
+            peer_url: peer_url(3),
+        }]
+    );
+    // Without that unit, the member is no one's: removed.
+    o.peers = vec![peer(2)];
+    let p = plan(&o);
+    assert_eq!(
+        membership_effects(&p),
+        [&Effect::Remove {
+            name: "etcd1".into(),
+            id: 0x101
+        }]
+    );
+}
+
+#[test]
+fn a_volume_with_the_whole_clusters_data_rejoins_with_no_member_answering() {
+    // The application's only unit was removed (the last voter leaves no cluster): its volume,
+    // given to a new unit, holds every key. No member answers, leader data names only it.
+    let mut o = adopting(1, "etcd/0", 0x100, vec![]);
+    o.members = None;
+    o.leadership = etcd_charm::core::observed::Leadership::Leader;
+    o.leader_data = leader_data(&[
+        (etcd_charm::core::observed::keys::TOKEN, "t0k"),
+        (
+            etcd_charm::core::observed::keys::CLUSTER,
+            &format!("etcd0={}", peer_url(0)),
+        ),
+    ]);
+    let p = plan(&o);
+    assert_eq!(p.effects, [Effect::RecordMemberId(0x100)]);
+    record(&mut o, 0x100);
+    assert!(starts(&o));
+    // Leader data naming other voters too: their answer is needed first.
+    let mut o = adopting(1, "etcd/0", 0x100, vec![]);
+    o.members = None;
+    o.leader_data = leader_data(&[(
+        etcd_charm::core::observed::keys::CLUSTER,
+        &format!("etcd0={},etcd2={}", peer_url(0), peer_url(2)),
+    )]);
+    assert_eq!(plan(&o).status, Status::VolumeCheck);
+    assert!(!starts(&o));
+}
+
+#[test]
+fn a_listed_members_volume_waits_while_its_unit_is_still_there() {
+    // Never two copies of one member: etcd/1 is still in the peer relation.
+    let mut o = adopting(3, "etcd/1", 0x101, vec![member(0), member(1), member(2)]);
+    o.peers = vec![peer(0), peer(1), peer(2)];
+    let p = plan(&o);
+    assert!(p.effects.is_empty(), "{:?}", p.effects);
+    assert_eq!(p.status.state(), "waiting");
+    assert!(p
+        .status
+        .message()
+        .contains("juju remove-unit etcd/1 --force"));
     assert!(!starts(&o));
 }
 

@@ -4,18 +4,54 @@ owns which member, result keys, sizes and times.
 */
 
 use super::{Action, Stop};
-use crate::core::observed::{keys, peer_keys};
+use crate::core::observed::{keys, peer_keys, VolumeOwner};
 use crate::core::render;
 use crate::etcd::{Member, MemberStatus};
 use crate::juju::context::{member_name, unit_number, PEER_ENDPOINT};
 use crate::machine::host::{self, Host};
 use crate::machine::state;
 use crate::paths;
+use std::path::Path;
 
 /// The local member's client URL on loopback (`https` when the config etcd runs says so).
 pub fn local_endpoint(a: &Action) -> String {
     let rendered = host::read(paths::CONFIG_FILE);
     render::member_url(rendered.as_deref(), Some(a.config()))
+}
+
+/// Where the member's data really lives: the data dir itself and the directory beside it where
+/// new data is unpacked and old data set aside (same filesystem, so a rename moves it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataPlace {
+    /// The real data dir (not the link to it).
+    pub dir: &'static Path,
+    /// Its parent: restored and kept copies go here.
+    pub home: &'static Path,
+}
+
+impl DataPlace {
+    /// The data dir is on the `data` store's volume.
+    pub fn on_volume(&self) -> bool {
+        self.dir == Path::new(paths::VOLUME_DATA_DIR)
+    }
+}
+
+/// The data dir's place, given where [`paths::DATA_DIR`] links to (if it is a link): on the
+/// storage volume when it links there, else etcd's home on the root disk.
+pub fn data_place(link: Option<&Path>) -> DataPlace {
+    let (dir, home) = match link == Some(Path::new(paths::VOLUME_DATA_DIR)) {
+        true => (paths::VOLUME_DATA_DIR, paths::VOLUME),
+        false => (paths::DATA_DIR, paths::ETCD_HOME),
+    };
+    DataPlace {
+        dir: Path::new(dir),
+        home: Path::new(home),
+    }
+}
+
+/// This machine's data dir place ([`data_place`]).
+pub fn data_here() -> DataPlace {
+    data_place(std::fs::read_link(paths::DATA_DIR).ok().as_deref())
 }
 
 /// The endpoints to try, the local member first, then those the leader published.
@@ -197,6 +233,15 @@ pub fn publish_sole_member(
     if let Err(e) = state::record_member_id(&Host, member_id) {
         a.progress(&format!("cannot record the member id: {e}"));
     }
+    if data_here().on_volume() {
+        let owner = VolumeOwner {
+            member_id,
+            unit: a.ctx.unit_name.clone(),
+        };
+        if let Err(e) = state::record_volume_owner(&Host, &owner) {
+            a.progress(&format!("cannot record the member id on the volume: {e}"));
+        }
+    }
     let endpoints = vec![local_endpoint(a)];
     let members = a.etcd.member_list(&endpoints).unwrap_or_default();
     let version = Some(version).filter(|v| !v.is_empty());
@@ -214,6 +259,20 @@ pub fn publish_sole_member(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn restored_data_goes_where_the_data_dir_really_is() {
+        let volume = data_place(Some(Path::new(paths::VOLUME_DATA_DIR)));
+        assert_eq!(volume.dir, Path::new(paths::VOLUME_DATA_DIR));
+        assert_eq!(volume.home, Path::new(paths::VOLUME));
+        assert!(volume.on_volume());
+        for link in [None, Some(Path::new("/srv/elsewhere"))] {
+            let root = data_place(link);
+            assert_eq!(root.dir, Path::new(paths::DATA_DIR));
+            assert_eq!(root.home, Path::new(paths::ETCD_HOME));
+            assert!(!root.on_volume());
+        }
+    }
 
     #[test]
     fn stamps_are_utc_civil_dates() {

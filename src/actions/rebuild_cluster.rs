@@ -6,8 +6,8 @@ It refuses unless the cluster really lost its majority: no member answers with a
 surviving member with the newest data (highest Raft index) must be this unit's: when another
 answering member is ahead, the action says which and changes nothing.
 
-Then: etcd is stopped, its data dir copied aside (`data.before-rebuild-<time>`, unless
-`keep-previous=false`), and etcd is run once with `force-new-cluster` (in a transient systemd
+Then: etcd is stopped, its data dir copied aside (`data.before-rebuild-<time>` beside it, on
+the storage volume when the data dir is there; unless `keep-previous=false`), and etcd is run once with `force-new-cluster` (in a transient systemd
 unit, as the etcd user): it keeps its data, member id and cluster id and commits the removal of
 every other member. The action checks that it leads a cluster of its own, stops it, starts the
 regular service, and publishes the one-member cluster in leader data. The other units rejoin by
@@ -25,7 +25,6 @@ use crate::etcd::MemberStatus;
 use crate::machine::host::{self, Host};
 use crate::machine::state;
 use crate::paths;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// What the members said.
@@ -183,8 +182,9 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
     ));
 
     // Stop, keep a copy, run etcd once with force-new-cluster.
-    let home = Path::new(paths::ETCD_HOME);
-    let data = Path::new(paths::DATA_DIR);
+    // The copy goes beside the real data dir: on the storage volume when it is there.
+    let place = common::data_here();
+    let (home, data) = (place.home, place.dir);
     let stamp = common::stamp(common::now_secs());
     let copy = home.join(format!("data.before-rebuild-{stamp}"));
     if let Err(e) = machine::stop_etcd() {

@@ -14,7 +14,8 @@ aside (`data.before-restore-<time>`, deleted at the end with `keep-previous=fals
 restored one put in its place; etcd starts as a one-member cluster with the snapshot's data,
 and the leader data announces it. The other units then see their members removed, move their
 data aside and are admitted again one at a time (the reconcile path's "removed member rejoins").
-If the restored member does not start, the previous data dir is put back and started.
+If the restored member does not start, the previous data dir is put back and started. All of
+this happens beside the real data dir: on the storage volume when the data dir is there.
 
 With `backup-id=<id>` the snapshot is a backup in the object store of `s3-credentials`
 (any application's: disaster recovery), downloaded with its sha256 checked and removed at the
@@ -292,11 +293,12 @@ fn unpack(
 ) -> Result<(), Stop> {
     let shown = &snap.shown;
     let needed = snap.info.size + 128 * 1024 * 1024;
-    if let Some(free) = machine::free_bytes(Path::new(paths::ETCD_HOME)) {
+    let home = restored.parent().unwrap_or(Path::new(paths::ETCD_HOME));
+    if let Some(free) = machine::free_bytes(home) {
         if free < needed {
             return unchanged(format!(
                 "{} has {} free and the restore needs about {}: free some space",
-                paths::ETCD_HOME,
+                home.display(),
                 common::human_bytes(free),
                 common::human_bytes(needed)
             ));
@@ -366,13 +368,13 @@ fn remove_others(
 fn swap(
     a: &Action,
     local: &str,
+    place: &common::DataPlace,
     restored: &Path,
     aside: &Path,
     stamp: &str,
 ) -> Result<MemberStatus, Stop> {
     a.progress("stopping etcd on this unit and putting the restored data in place");
-    let home = Path::new(paths::ETCD_HOME);
-    let data = Path::new(paths::DATA_DIR);
+    let (home, data) = (place.home, place.dir);
     let swapped = machine::stop_etcd()
         .and_then(|()| machine::rename(data, aside))
         .and_then(|()| machine::rename(restored, data));
@@ -423,14 +425,16 @@ pub fn run(a: &Action, r: &mut Results) -> Result<(), Stop> {
     let live = live.and_then(|v| u64::try_from(v).ok());
     let snap_rev = u64::try_from(snap.status.revision).unwrap_or(0);
     let bump = core_backup::bump(&snap.installed, snap_rev, live);
-    let home = Path::new(paths::ETCD_HOME);
+    // Beside the real data dir: on the storage volume when it is there.
+    let place = common::data_here();
+    let home = place.home;
     let stamp = common::stamp(common::now_secs());
     let restored = home.join(format!("restore-{stamp}"));
     let token = Host.random_token();
     unpack(a, &snap, &cluster.peer_url, &restored, &token, bump)?;
     let removed = remove_others(a, r, &cluster, &restored)?;
     let aside = home.join(format!("data.before-restore-{stamp}"));
-    let new = swap(a, &local, &restored, &aside, &stamp)?;
+    let new = swap(a, &local, &place, &restored, &aside, &stamp)?;
     common::publish_sole_member(a, new.member_id, &new.version, Some(&token))?;
     let previous = match keep_previous {
         true => aside.display().to_string(),

@@ -52,7 +52,7 @@ pub fn parse_schedule(s: &str) -> Result<Option<u64>, String> {
         "daily" => 86_400,
         "weekly" => 7 * 86_400,
         _ => {
-            let (n, unit) = s.split_at(s.len() - 1);
+            let (n, unit) = s.split_at(s.char_indices().last().map_or(0, |(i, _)| i));
             let unit = match unit {
                 "m" => 60,
                 "h" => 3600,
@@ -473,6 +473,10 @@ mod tests {
         assert_eq!(parse_schedule("30m"), Ok(Some(1800)));
         assert_eq!(parse_schedule("6h"), Ok(Some(21_600)));
         assert_eq!(parse_schedule("2d"), Ok(Some(172_800)));
+        assert!(
+            parse_schedule("30m\u{e9}").is_err(),
+            "a multi-byte last char"
+        );
         for bad in [
             "1m",
             "32d",

@@ -203,7 +203,7 @@ fn nospace_step(o: &Observed, cfg: &CharmConfig, voters: &[Voter], ids: Vec<u64>
 mod tests {
     use super::*;
     use crate::core::config::Maintenance;
-    use crate::core::observed::{ClusterView, LeaderData, Leadership, Local};
+    use crate::core::observed::{ClusterView, LeaderData, Leadership};
     use crate::core::status::Health;
     use crate::juju::context::Hook;
 
@@ -232,27 +232,14 @@ mod tests {
             ..Default::default()
         });
         Observed {
-            unit: "etcd/0".into(),
-            hook: Hook::Other("update-status".into()),
-            departing: false,
             leadership: Leadership::Leader,
-            config: Ok(CharmConfig::default()),
-            leader_data: LeaderData::default(),
-            peer_relation: Some("cluster:0".into()),
-            peers: vec![],
-            own_peer_data: Settings::new(),
-            clients: vec![],
-            local: Local::default(),
-            endpoints: vec![],
             cluster: ClusterView {
                 answers: answers.collect(),
                 alarms: vec![],
             },
             members: Some(members),
-            fresh_token: String::new(),
-            secrets: Default::default(),
             now: NOW,
-            cos_agent: None,
+            ..Observed::blank("etcd/0")
         }
     }
 

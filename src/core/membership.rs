@@ -9,8 +9,9 @@ Guarantees:
   has started.
 - A new leader continues from etcd's member list and the `joining-*` leader data: it never
   bootstraps again (a token exists) and never restarts etcd for leadership.
-- A member is removed only when no unit in the peer relation owns it (by name, or by peer URL
-  while unnamed), never the last voter, and never the member of the unit still joining.
+- A member is removed only when no unit in the peer relation owns it (by the `started` member
+  id it publishes, by name, or by peer URL while unnamed), never the last voter, and never the
+  member of the unit still joining.
 - A joining unit that has left the peer relation is given up at once: its learner is removed
   (started or not) and the joining slot freed, so the next unit can join.
 - Rolling restarts: at most one unit holds `restart-granted`. The leader releases the grant
@@ -44,11 +45,15 @@ fn units(o: &Observed) -> Vec<Unit> {
         (Ok(cfg), Some(a)) => Some(o.advertised(cfg, a).0),
         _ => None,
     };
+    // As its peer data says ([`crate::core::relations::peer_data`]).
+    let started = o
+        .member_id()
+        .filter(|_| o.local.has_data && o.local.service_active);
     let me = Unit {
         unit: o.unit.clone(),
         name: o.name(),
         peer_url: own_url,
-        started: None,
+        started,
     };
     let peers = o.peers.iter().map(|p| Unit {
         unit: p.unit.clone(),
@@ -59,13 +64,18 @@ fn units(o: &Observed) -> Vec<Unit> {
     std::iter::once(me).chain(peers).collect()
 }
 
+/// The unit whose member `m` is: the one that started it (a unit rejoined as the member of a
+/// volume it was given), else by name, or by peer URL while unnamed.
 fn owner<'a>(units: &'a [Unit], m: &Member) -> Option<&'a Unit> {
-    units.iter().find(|u| match m.name.is_empty() {
-        false => m.name == u.name,
-        true => u
-            .peer_url
-            .as_ref()
-            .is_some_and(|url| m.peer_urls.contains(url)),
+    let started = units.iter().find(|u| u.started == Some(m.id));
+    started.or_else(|| {
+        units.iter().find(|u| match m.name.is_empty() {
+            false => m.name == u.name,
+            true => u
+                .peer_url
+                .as_ref()
+                .is_some_and(|url| m.peer_urls.contains(url)),
+        })
     })
 }
 

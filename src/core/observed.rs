@@ -474,6 +474,32 @@ impl Observed {
         Some(self.now.saturating_sub(newest))
     }
 
+    /// The facts of `unit` in `update-status` with nothing known yet: a follower with the
+    /// default config in the peer relation `cluster:0`, no peers, no member, nothing on its
+    /// machine. The planner's tests start from it.
+    pub fn blank(unit: &str) -> Observed {
+        Observed {
+            unit: unit.to_string(),
+            hook: Hook::Other("update-status".into()),
+            departing: false,
+            leadership: Leadership::Follower,
+            config: Ok(CharmConfig::default()),
+            leader_data: LeaderData::default(),
+            peer_relation: Some("cluster:0".into()),
+            peers: Vec::new(),
+            own_peer_data: Settings::new(),
+            clients: Vec::new(),
+            cos_agent: None,
+            local: Local::default(),
+            endpoints: Vec::new(),
+            members: None,
+            cluster: ClusterView::default(),
+            fresh_token: String::new(),
+            secrets: TlsSecrets::default(),
+            now: 1_800_000_000,
+        }
+    }
+
     /// The application's name (`etcd` for `etcd/0`), as commands suggested name it.
     pub fn app(&self) -> &str {
         self.unit.split('/').next().unwrap_or("")

@@ -253,9 +253,17 @@ pub enum Status {
     Stopped,
     /// The storage volume holds another unit's member data: waiting for the member list.
     VolumeCheck,
-    /// The storage volume holds the data of a member the cluster still lists (its unit is gone:
-    /// the leader removes it): not started.
+    /// The storage volume holds the data of a member the cluster still lists whose unit is still
+    /// in the peer relation: not started (never two copies of one member).
     VolumeOfListedMember {
+        /// The member id recorded on the volume.
+        id: u64,
+        /// The unit that ran it.
+        unit: String,
+    },
+    /// The storage volume holds the data of a member the cluster still lists, its unit gone:
+    /// rejoining as that member on that data (no resync).
+    VolumeRejoin {
         /// The member id recorded on the volume.
         id: u64,
         /// The unit that ran it.
@@ -293,6 +301,7 @@ impl Status {
             | Restarting
             | Stopped
             | VolumeSetAside { .. }
+            | VolumeRejoin { .. }
             | Maintaining(_) => "maintenance",
             WaitAddress
             | WaitBootstrap
@@ -397,7 +406,10 @@ impl Status {
                 "waiting for the member list to check the data on the attached storage".into()
             }
             VolumeOfListedMember { id, unit } => format!(
-                "the attached storage holds the data of member {id:x} ({unit}), which the cluster still lists: etcd not started until the leader removes that member (or `etcdctl member remove {id:x}` on another unit); this unit then sets the data aside and joins"
+                "the attached storage holds the data of member {id:x}, which the cluster still lists, and {unit} is still in the application: etcd not started; once {unit} is gone (`juju remove-unit {unit} --force` if its machine is lost) this unit rejoins as that member"
+            ),
+            VolumeRejoin { id, unit } => format!(
+                "rejoining the cluster as member {id:x} (of {unit}) on its data on the attached storage"
             ),
             VolumeSetAside { id, unit } => format!(
                 "the attached storage held the data of removed member {id:x} ({unit}): kept aside on it as data.removed-<time>, delete it when no longer needed; joining as a new member"

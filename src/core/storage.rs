@@ -7,17 +7,26 @@ has a data dir on the root disk (one that ran before the store existed, then got
 `refresh`) keeps it there: nothing is moved or hidden.
 
 A volume brought from another unit (`add-unit --attach-storage`) holds that unit's member data,
-recorded on the volume with its member id. It is never started blindly: with the member list
-known, a member the cluster no longer lists has its data set aside on the volume (kept, never
-deleted) and the unit joins as a new member; a member still listed blocks the unit, saying how
-to go on. `data-storage-detaching` makes the unit leave as a departing one does, before the
-volume goes.
+recorded on the volume with its member id. It is never started blindly, and never deleted:
+- a member the cluster still lists (the application's last unit: the last voter is never
+  removed; or a lost unit whose member the leader could not remove, without a quorum) is
+  rejoined as that member on that data, with no resync: the unit records the id as its own and
+  starts etcd on it; the leader then owns the member by the `started` id this unit publishes
+  and moves its peer URL to this unit's address;
+- with the member list unknown (no member answers), the same holds when leader data's `cluster`
+  names only that member: the volume holds the whole cluster;
+- a member the cluster no longer lists has its data set aside on the volume (kept) and the unit
+  joins as a new member;
+- a listed member whose unit is still in the peer relation is not started (never two copies of
+  one member): the status says to remove that unit.
+
+`data-storage-detaching` makes the unit leave as a departing one does, before the volume goes.
 */
 
 use crate::core::effect::Effect;
-use crate::core::observed::Observed;
+use crate::core::observed::{keys, Observed};
 use crate::core::status::Status;
-use crate::juju::context::Hook;
+use crate::juju::context::{member_name, Hook};
 
 /// The store's name in `metadata.yaml`.
 pub const STORE: &str = "data";
@@ -43,11 +52,28 @@ pub fn adopted(o: &Observed) -> Option<(Vec<Effect>, Status)> {
     }
     let owner = v.owner.as_ref().filter(|w| w.unit != o.unit)?;
     let (id, unit) = (owner.member_id, owner.unit.clone());
-    let Some(members) = &o.members else {
-        return Some((Vec::new(), Status::VolumeCheck));
+    let listed = match &o.members {
+        Some(members) => members.iter().any(|m| m.id == id),
+        None if sole_voter(o, &unit) => true,
+        None => return Some((Vec::new(), Status::VolumeCheck)),
     };
-    if members.iter().any(|m| m.id == id) {
-        return Some((Vec::new(), Status::VolumeOfListedMember { id, unit }));
-    }
-    Some((vec![Effect::Wipe], Status::VolumeSetAside { id, unit }))
+    Some(match listed {
+        false => (vec![Effect::Wipe], Status::VolumeSetAside { id, unit }),
+        true if o.peers.iter().any(|p| p.unit == unit) => {
+            (Vec::new(), Status::VolumeOfListedMember { id, unit })
+        }
+        true => (
+            vec![Effect::RecordMemberId(id)],
+            Status::VolumeRejoin { id, unit },
+        ),
+    })
+}
+
+/// Leader data's `cluster` (the started voters, `name=peerURL,...`) names `unit`'s member and
+/// no other.
+fn sole_voter(o: &Observed, unit: &str) -> bool {
+    let name = member_name(unit);
+    let cluster = o.leader_data.get(keys::CLUSTER).unwrap_or("");
+    let named = |e: &str| e.split_once('=').is_some_and(|(n, _)| n == name);
+    !cluster.is_empty() && cluster.split(',').all(named)
 }
