@@ -112,7 +112,7 @@ fn the_running_member_says_which_member_this_unit_is() {
         _ => None,
     });
     assert_eq!(started.as_deref(), Some("101"));
-    assert_eq!(p.status, Status::Active(Health::healthy(2)));
+    assert_eq!(p.status, Status::Active(Health::plain(2)));
 }
 
 #[test]
@@ -145,7 +145,7 @@ fn missing_leadership_tools_block_with_upgrade_advice() {
 #[test]
 fn active_status_counts_peers_and_notes_even_sizes() {
     let o = running(0, vec![member(0), member(1)], 1);
-    assert_eq!(plan(&o).status, Status::Active(Health::healthy(2)));
+    assert_eq!(plan(&o).status, Status::Active(Health::plain(2)));
     assert!(plan(&o).status.message().contains("odd number"));
 }
 
@@ -157,11 +157,17 @@ fn status_names_the_member_that_does_not_answer_and_its_return() {
     assert_eq!(p.status.state(), "active");
     assert_eq!(
         p.status.message_for("etcd"),
-        "2 of 3 members healthy: etcd0 (etcd/0) does not answer"
+        plain(
+            "2 of 3 members healthy: etcd0 (etcd/0) does not answer",
+            "etcd"
+        )
     );
     // Back: healthy again.
     let o = settled(1, vec![member(0), member(1), member(2)], 1);
-    assert_eq!(plan(&o).status.message_for("etcd"), "3 members healthy");
+    assert_eq!(
+        plan(&o).status.message_for("etcd"),
+        plain("3 members healthy", "etcd")
+    );
 }
 
 #[test]
@@ -172,7 +178,10 @@ fn status_lists_learners_alarms_and_full_backends_naming_the_application() {
     let message = plan(&o).status.message_for("etcd-east");
     assert_eq!(
         message,
-        "3 members healthy; learner etcd3 (etcd/3) not yet promoted"
+        plain(
+            "3 members healthy; learner etcd3 (etcd/3) not yet promoted",
+            "etcd-east"
+        )
     );
     // 1.81 GiB of the default 2 GiB quota on db2.
     o.cluster.answers[2].db_size = 1_940_000_000;
@@ -207,13 +216,13 @@ fn status_lists_learners_alarms_and_full_backends_naming_the_application() {
     o.cluster.alarms.clear();
     o.config = Ok(CharmConfig {
         quota_backend_bytes: 4 * 1024 * 1024 * 1024,
-        ..CharmConfig::default()
+        ..CharmConfig::plain()
     });
     runs_with(
         &mut o,
         &CharmConfig {
             quota_backend_bytes: 4 * 1024 * 1024 * 1024,
-            ..CharmConfig::default()
+            ..CharmConfig::plain()
         },
     );
     assert!(!plan(&o).status.message().contains("quota"));
@@ -238,7 +247,7 @@ fn invalid_config_names_the_application_in_its_advice() {
 fn enable_v2_is_refused_on_etcd_3_6_and_applied_before() {
     let v2 = CharmConfig {
         enable_v2: true,
-        ..CharmConfig::default()
+        ..CharmConfig::plain()
     };
     let mut o = settled(0, vec![member(0)], 0);
     o.config = Ok(v2.clone());
@@ -275,7 +284,7 @@ fn upgrade_installs_again_and_unknown_hooks_reconcile() {
     let unknown = plan(&o);
     o.hook = Hook::Other("update-status".into());
     assert_eq!(unknown, plan(&o));
-    assert_eq!(unknown.status, Status::Active(Health::healthy(1)));
+    assert_eq!(unknown.status, Status::Active(Health::plain(1)));
 }
 
 #[test]
@@ -292,7 +301,7 @@ fn stop_and_remove_act_on_their_own() {
 fn debug_config() -> CharmConfig {
     CharmConfig {
         log_level: "debug".into(),
-        ..CharmConfig::default()
+        ..CharmConfig::plain()
     }
 }
 
@@ -322,7 +331,7 @@ fn settled_member_plans_nothing_on_update_status() {
         [],
         "nothing changed: nothing written, nothing logged"
     );
-    assert_eq!(p.status, Status::Active(Health::healthy(3)));
+    assert_eq!(p.status, Status::Active(Health::plain(3)));
 }
 
 #[test]
@@ -415,7 +424,7 @@ fn granted_unit_restarts_then_confirms_once_healthy() {
     let p = plan(&o);
     assert!(!restarts(&p));
     assert_eq!(published_request(&p).as_deref(), Some(""));
-    assert_eq!(p.status, Status::Active(Health::healthy(3)));
+    assert_eq!(p.status, Status::Active(Health::plain(3)));
 }
 
 #[test]
@@ -442,7 +451,7 @@ fn a_confirmed_turn_is_not_reused_for_another_restart() {
     let mut o = settled(1, vec![member(0), member(1), member(2)], 0);
     runs_with(&mut o, &debug_config());
     with_grant(&mut o, "etcd/1");
-    o.config = Ok(CharmConfig::default());
+    o.config = Ok(CharmConfig::plain());
     let p = plan(&o);
     assert!(!restarts(&p), "{:?}", p.effects);
     assert_eq!(p.status, Status::WaitRestart { behind: None });
@@ -480,7 +489,7 @@ fn settings_etcd_reads_only_at_first_start_never_restart() {
     let p = plan(&o);
     assert!(!restarts(&p));
     assert_eq!(published_request(&p), None);
-    assert_eq!(p.status, Status::Active(Health::healthy(3)));
+    assert_eq!(p.status, Status::Active(Health::plain(3)));
 }
 
 #[test]
@@ -489,7 +498,7 @@ fn new_etcd_version_restarts_in_turn() {
     o.local.version = Some("3.5.21".into());
     assert_eq!(plan(&o).status, Status::WaitRestart { behind: None });
     o.local.version = Some("v3.4.23".into());
-    assert_eq!(plan(&o).status, Status::Active(Health::healthy(3)));
+    assert_eq!(plan(&o).status, Status::Active(Health::plain(3)));
 }
 
 #[test]
@@ -541,7 +550,7 @@ fn new_port_is_announced_only_once_etcd_runs_with_it() {
     let cfg = CharmConfig {
         port: 4001,
         management_port: 2480,
-        ..CharmConfig::default()
+        ..CharmConfig::plain()
     };
     let mut o = settled(1, vec![member(0), member(1), member(2)], 0);
     o.config = Ok(cfg.clone());
@@ -575,7 +584,7 @@ fn new_port_is_announced_only_once_etcd_runs_with_it() {
 fn tls_config() -> CharmConfig {
     CharmConfig {
         tls: true,
-        ..CharmConfig::default()
+        ..CharmConfig::plain()
     }
 }
 

@@ -236,7 +236,7 @@ mod tests {
             hook: Hook::Other("update-status".into()),
             departing: false,
             leadership: Leadership::Leader,
-            config: Ok(CharmConfig::default()),
+            config: Ok(CharmConfig::plain()),
             leader_data: LeaderData::default(),
             peer_relation: Some("cluster:0".into()),
             peers: vec![],
@@ -261,7 +261,7 @@ mod tests {
         let mut o = cluster();
         o.config = Ok(CharmConfig {
             quota_backend_bytes: 256 * MIB as u64,
-            ..CharmConfig::default()
+            ..CharmConfig::plain()
         });
         o
     }
@@ -407,7 +407,7 @@ mod tests {
                 interval_secs: 7200,
                 ..Maintenance::default()
             },
-            ..CharmConfig::default()
+            ..CharmConfig::plain()
         });
         assert_eq!(steps(&plan(&o)), Vec::<String>::new());
     }
@@ -451,7 +451,7 @@ mod tests {
             let mut o = cluster();
             o.config = Ok(CharmConfig {
                 maintenance: off,
-                ..CharmConfig::default()
+                ..CharmConfig::plain()
             });
             cases.push(("switched off", o));
         }
@@ -543,7 +543,7 @@ mod tests {
                 nospace_recovery: false,
                 ..Maintenance::default()
             },
-            ..CharmConfig::default()
+            ..CharmConfig::plain()
         });
         o.cluster.alarms = vec![(1, "NOSPACE".into())];
         assert_eq!(steps(&plan(&o)), Vec::<String>::new());
