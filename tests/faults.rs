@@ -55,7 +55,8 @@ fn fault_client() -> PathBuf {
 /// etcd ×3 and db-client related over `db`, all active, with `fault-client` on the client.
 fn cluster(name: &str) -> Sandbox {
     let sb = Sandbox::new(name);
-    deploy_etcd(&sb, 3, &[]);
+    // Plain http: the fault client dials the members' client URLs without certificates.
+    deploy_etcd(&sb, 3, &["--config", "tls=false"]);
     deploy_consumer(&sb, "db-client", "etcdctl");
     sb.ok(&["integrate", "db-client:db", "etcd:db"]);
     sb.wait_active(4);
