@@ -78,7 +78,7 @@ pub fn plan(o: &Observed) -> Plan {
         _ => {}
     }
     // A refresh keeps the transport: the plan is made on the transport kept, if any.
-    let mut p = running(&transport::effective(o));
+    let mut p = running(o);
     if let Some(record) = transport::record(o) {
         p.effects.insert(0, record);
     }
@@ -100,6 +100,7 @@ fn running(o: &Observed) -> Plan {
         Ok(cfg) => cfg,
         Err(e) => return Plan::only(Status::InvalidConfig(e.clone())),
     };
+    let cfg = &transport::config(o, cfg);
     // `cfg.tls` is the scheme wanted; a running cluster switches to it one member at a time.
     let Some(version) = &o.local.version else {
         let effects = vec![Effect::Install];

@@ -9,14 +9,13 @@ the option reads ([`keys::TLS_KEPT`]) and the cluster keeps its transport while 
 that. The next real change of the option clears the record: `tls=false` then acknowledges plain
 http, and a later `tls=true` switches through the rolling switch ([`crate::core::plan`]).
 
-[`effective`] is the view every plan is made on (the `tls` option replaced by the transport
-kept); [`record`] is the leader's leader-data change; [`shown`] is what the status says.
+[`wanted`] is the transport every plan is made for (the `tls` option, or the transport kept);
+[`record`] is the leader's leader-data change; [`shown`] is what the status says.
 */
 
-use std::borrow::Cow;
-
+use crate::core::config::CharmConfig;
 use crate::core::effect::Effect;
-use crate::core::observed::{keys, LeaderData, Leadership, Observed};
+use crate::core::observed::{keys, Leadership, Observed};
 use crate::core::status::Transport;
 use crate::juju::Settings;
 
@@ -57,27 +56,16 @@ fn kept(o: &Observed) -> Option<bool> {
     (keeps && in_force != tls).then_some(in_force)
 }
 
-/// The facts a plan is made on: with a transport kept, the `tls` option reads the transport in
-/// force and leader data carries the record; a record the option no longer matches is dropped.
-pub fn effective(o: &Observed) -> Cow<'_, Observed> {
-    let mut raw = o.leader_data.raw.clone();
-    match (kept(o), o.config.as_ref()) {
-        (Some(in_force), Ok(cfg)) => {
-            let mut o = o.clone();
-            raw.insert(keys::TLS_KEPT.to_string(), cfg.tls.to_string());
-            o.leader_data = LeaderData::parse(raw);
-            o.config = Ok(crate::core::config::CharmConfig {
-                tls: in_force,
-                ..cfg.clone()
-            });
-            Cow::Owned(o)
-        }
-        _ if raw.remove(keys::TLS_KEPT).is_some() => {
-            let mut o = o.clone();
-            o.leader_data = LeaderData::parse(raw);
-            Cow::Owned(o)
-        }
-        _ => Cow::Borrowed(o),
+/// The transport the cluster is to run: the one kept, else the `tls` option's.
+pub fn wanted(o: &Observed) -> Option<bool> {
+    kept(o).or_else(|| option(o))
+}
+
+/// `cfg` (the valid config of `o`) with `tls` as [`wanted`].
+pub fn config(o: &Observed, cfg: &CharmConfig) -> CharmConfig {
+    CharmConfig {
+        tls: wanted(o).unwrap_or(cfg.tls),
+        ..cfg.clone()
     }
 }
 
@@ -98,10 +86,10 @@ pub fn record(o: &Observed) -> Option<Effect> {
     (!set.is_empty()).then_some(Effect::LeaderSet(set))
 }
 
-/// What an `active` status says of the transport, on the [`effective`] facts.
+/// What an `active` status says of the transport.
 pub fn shown(o: &Observed) -> Transport {
-    match (recorded(o), option(o)) {
-        (Some(option), _) => Transport::Kept { option },
+    match (kept(o), option(o)) {
+        (Some(_), Some(option)) => Transport::Kept { option },
         (None, Some(false)) => Transport::Plain,
         _ => Transport::Tls,
     }
