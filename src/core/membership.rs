@@ -279,10 +279,15 @@ fn tls_record(o: &Observed, members: &[Member]) -> Option<Effect> {
         return None;
     }
     if o.tls_in_force()? == tls {
-        // A switch called off midway (the option set back) leaves no stale word behind.
-        let stale = o.leader_data.get(keys::TLS_SWITCHING).is_some();
-        let clear = Settings::from([(keys::TLS_SWITCHING.to_string(), String::new())]);
-        return stale.then_some(Effect::LeaderSet(clear));
+        // A switch called off midway (the option set back) leaves no stale word behind; one
+        // that ends on an older revision's leader data (no `tls`: the scheme is derived from
+        // what runs, so it already reads as switched) records its scheme.
+        o.leader_data.get(keys::TLS_SWITCHING)?;
+        let mut set = Settings::from([(keys::TLS_SWITCHING.to_string(), String::new())]);
+        if o.leader_data.get(keys::TLS).is_none() {
+            set.insert(keys::TLS.to_string(), tls.to_string());
+        }
+        return Some(Effect::LeaderSet(set));
     }
     let urls_ok = members.iter().all(|m| {
         m.started()
