@@ -50,7 +50,8 @@ impl FakeJuju {
             params,
             leader: true,
             leader_data: RefCell::new(Settings::new()),
-            config: Map::new(),
+            // A plain-http cluster unless a test sets `tls`.
+            config: Map::from_iter([("tls".to_string(), Value::Bool(false))]),
             peers: BTreeMap::new(),
             results: RefCell::new(Vec::new()),
             failure: RefCell::new(None),

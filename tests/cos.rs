@@ -88,7 +88,7 @@ fn member_hosts(sb: &Sandbox, n: usize) -> Vec<String> {
             let hosts: Vec<String> = out
                 .trim()
                 .split(',')
-                .filter_map(|u| u.strip_prefix("http://")?.rsplit_once(':'))
+                .filter_map(|u| u.split_once("://")?.1.rsplit_once(':'))
                 .map(|(h, _)| h.to_string())
                 .collect();
             (hosts.len() == n).then_some(hosts)
@@ -273,12 +273,12 @@ fn prometheus_scrapes_every_member_and_alerts_on_a_lost_one() {
     );
 }
 
-/// With `tls=true`, the facts exporter reports the `notAfter` of the CA, member and client
+/// With TLS (the default), the facts exporter reports the `notAfter` of the CA, member and client
 /// certificates the unit holds, as `openssl` reads them from the files.
 #[test]
 fn facts_exporter_reports_certificate_expiry_with_tls() {
     let sb = Sandbox::new("etcd_cos_tls_facts");
-    deploy_etcd(&sb, 1, &["--config", "tls=true"]);
+    deploy_etcd(&sb, 1, &[]);
     sb.wait_active(1);
     let netns = netns_of(&sb, "etcd/0");
     let facts = curl(&netns, "http://127.0.0.1:9379/metrics").unwrap();

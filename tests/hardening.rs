@@ -1,7 +1,7 @@
 //! The hardened unit and keys kept off command lines, on real machines (issue 13). etcd -n 3,
 //! a learner joining and a snapshot all work under the sandboxed systemd unit, which
 //! `systemd-analyze security` on each machine rates at most 2.5. During a deploy with
-//! `tls=true` and a consumer, no process on any machine carries a PEM private key in its argv,
+//! TLS (the default) and a consumer, no process on any machine carries a PEM private key in its argv,
 //! and neither `debug-log` nor `status` shows one. Needs root.
 
 #[path = "support/mod.rs"]
@@ -173,7 +173,7 @@ fn shown(argv: &[String]) -> String {
 fn no_private_key_on_a_command_line_in_a_log_or_a_status() {
     let sb = Sandbox::new("etcd_no_key_argv");
     let sampler = ArgvSampler::start(&sb, 40_000);
-    deploy_etcd(&sb, 3, &["--config", "tls=true"]);
+    deploy_etcd(&sb, 3, &[]);
     deploy_consumer(&sb, "db-client", "etcdctl");
     sb.ok(&["integrate", "db-client:db", "etcd:db"]);
     sb.wait_active(4);

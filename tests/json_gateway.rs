@@ -172,7 +172,7 @@ fn deploy(sb: &Sandbox, extra: &[&str]) -> String {
 #[test]
 fn json_gateway_serves_put_range_and_watch_over_http() {
     let sb = Sandbox::new("etcd_json_http");
-    let cs = deploy(&sb, &[]);
+    let cs = deploy(&sb, &["--config", "tls=false"]);
     let endpoints: Vec<&str> = cs.split(',').collect();
     assert!(endpoints.iter().all(|e| e.starts_with("http://")), "{cs}");
     let curl = Curl {
@@ -199,7 +199,7 @@ fn private_file(dir: &Path, name: &str, content: &str) -> PathBuf {
 #[test]
 fn json_gateway_serves_put_range_and_watch_over_https_with_the_relation_credentials() {
     let sb = Sandbox::new("etcd_json_https");
-    let cs = deploy(&sb, &["--config", "tls=true"]);
+    let cs = deploy(&sb, &[]);
     let endpoints: Vec<&str> = cs.split(',').collect();
     assert!(endpoints.iter().all(|e| e.starts_with("https://")), "{cs}");
     let dir = sb.home.join("json-client");

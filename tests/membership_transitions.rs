@@ -27,7 +27,7 @@ fn second_pass_of_bootstrap_publishes_the_cluster() {
     assert_eq!(s[keys::CLUSTER], "etcd0=http://10.0.0.10:2380");
     assert_eq!(s[keys::ENDPOINTS], "http://10.0.0.10:2379");
     assert_eq!(s[keys::VERSION], "3.4.23");
-    assert_eq!(p.status, Status::Active(Health::healthy(1)));
+    assert_eq!(p.status, Status::Active(Health::plain(1)));
     assert!(
         !p.effects.contains(&Effect::Start),
         "a running member is not started again"
@@ -76,7 +76,7 @@ fn leader_change_mid_join_promotes_without_bootstrap_or_restart() {
     o.peers = vec![peer(0), peer(1)];
     with_joining(&mut o, "etcd/1", 0x101, "…");
     o.local.rendered_config = Some(etcd_charm::core::render::etcd_config(
-        &CharmConfig::default(),
+        &CharmConfig::plain(),
         "3.4.23",
         "etcd2",
         &ip(2),
@@ -246,7 +246,7 @@ fn proxy_and_db_data_identical_on_every_unit_and_sorted() {
 fn peer_port_2480() -> CharmConfig {
     CharmConfig {
         management_port: 2480,
-        ..CharmConfig::default()
+        ..CharmConfig::plain()
     }
 }
 
@@ -343,7 +343,7 @@ fn the_leader_grants_no_turn_while_it_restarts_itself() {
 fn leader_restarts_itself_in_its_turn() {
     let debug = CharmConfig {
         log_level: "debug".into(),
-        ..CharmConfig::default()
+        ..CharmConfig::plain()
     };
     let mut o = leader_of(three());
     o.config = Ok(debug.clone());
@@ -520,7 +520,7 @@ fn the_leader_signs_each_request_once_and_forgets_units_that_left() {
     let mut o = leader_of(three());
     o.config = Ok(CharmConfig {
         tls: true,
-        ..CharmConfig::default()
+        ..CharmConfig::plain()
     });
     let mut raw = o.leader_data.raw.clone();
     for k in [keys::TLS_CA, keys::TLS_PEER_CA, keys::TLS_CLIENT_CERT] {
@@ -617,7 +617,7 @@ impl World {
         let mut o = self.units[n as usize].clone();
         o.config = Ok(CharmConfig {
             tls: self.tls,
-            ..CharmConfig::default()
+            ..CharmConfig::plain()
         });
         o.leadership = match n == self.leader {
             true => Leadership::Leader,
@@ -851,7 +851,7 @@ fn tls_switch_updates_then_restarts_one_member_at_a_time_and_back() {
     assert_eq!(in_order(&w.log), ONE_AT_A_TIME);
     assert!(w.all_on(false));
     assert_eq!(w.recorded_tls(), Some("false"));
-    assert_eq!(w.statuses(), vec!["3 members healthy"; 3]);
+    assert_eq!(w.statuses(), vec![plain("3 members healthy", "<app>"); 3]);
 }
 
 #[test]
@@ -917,7 +917,7 @@ fn tls_switch_called_off_midway_goes_back_member_by_member() {
     assert_eq!(w.recorded_tls(), Some("false"));
     assert!(!w.leader_data.contains_key(keys::TLS_SWITCHING));
     assert!(!w.leader_data.contains_key(keys::RESTART_GRANTED));
-    assert_eq!(w.statuses(), vec!["3 members healthy"; 3]);
+    assert_eq!(w.statuses(), vec![plain("3 members healthy", "<app>"); 3]);
 }
 
 #[test]

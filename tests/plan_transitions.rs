@@ -112,7 +112,7 @@ fn the_running_member_says_which_member_this_unit_is() {
         _ => None,
     });
     assert_eq!(started.as_deref(), Some("101"));
-    assert_eq!(p.status, Status::Active(Health::healthy(2)));
+    assert_eq!(p.status, Status::Active(Health::plain(2)));
 }
 
 #[test]
@@ -145,7 +145,7 @@ fn missing_leadership_tools_block_with_upgrade_advice() {
 #[test]
 fn active_status_counts_peers_and_notes_even_sizes() {
     let o = running(0, vec![member(0), member(1)], 1);
-    assert_eq!(plan(&o).status, Status::Active(Health::healthy(2)));
+    assert_eq!(plan(&o).status, Status::Active(Health::plain(2)));
     assert!(plan(&o).status.message().contains("odd number"));
 }
 
@@ -157,11 +157,17 @@ fn status_names_the_member_that_does_not_answer_and_its_return() {
     assert_eq!(p.status.state(), "active");
     assert_eq!(
         p.status.message_for("etcd"),
-        "2 of 3 members healthy: etcd0 (etcd/0) does not answer"
+        plain(
+            "2 of 3 members healthy: etcd0 (etcd/0) does not answer",
+            "etcd"
+        )
     );
     // Back: healthy again.
     let o = settled(1, vec![member(0), member(1), member(2)], 1);
-    assert_eq!(plan(&o).status.message_for("etcd"), "3 members healthy");
+    assert_eq!(
+        plan(&o).status.message_for("etcd"),
+        plain("3 members healthy", "etcd")
+    );
 }
 
 #[test]
@@ -172,7 +178,10 @@ fn status_lists_learners_alarms_and_full_backends_naming_the_application() {
     let message = plan(&o).status.message_for("etcd-east");
     assert_eq!(
         message,
-        "3 members healthy; learner etcd3 (etcd/3) not yet promoted"
+        plain(
+            "3 members healthy; learner etcd3 (etcd/3) not yet promoted",
+            "etcd-east"
+        )
     );
     // 1.81 GiB of the default 2 GiB quota on db2.
     o.cluster.answers[2].db_size = 1_940_000_000;
@@ -207,13 +216,13 @@ fn status_lists_learners_alarms_and_full_backends_naming_the_application() {
     o.cluster.alarms.clear();
     o.config = Ok(CharmConfig {
         quota_backend_bytes: 4 * 1024 * 1024 * 1024,
-        ..CharmConfig::default()
+        ..CharmConfig::plain()
     });
     runs_with(
         &mut o,
         &CharmConfig {
             quota_backend_bytes: 4 * 1024 * 1024 * 1024,
-            ..CharmConfig::default()
+            ..CharmConfig::plain()
         },
     );
     assert!(!plan(&o).status.message().contains("quota"));
@@ -238,7 +247,7 @@ fn invalid_config_names_the_application_in_its_advice() {
 fn enable_v2_is_refused_on_etcd_3_6_and_applied_before() {
     let v2 = CharmConfig {
         enable_v2: true,
-        ..CharmConfig::default()
+        ..CharmConfig::plain()
     };
     let mut o = settled(0, vec![member(0)], 0);
     o.config = Ok(v2.clone());
@@ -275,7 +284,7 @@ fn upgrade_installs_again_and_unknown_hooks_reconcile() {
     let unknown = plan(&o);
     o.hook = Hook::Other("update-status".into());
     assert_eq!(unknown, plan(&o));
-    assert_eq!(unknown.status, Status::Active(Health::healthy(1)));
+    assert_eq!(unknown.status, Status::Active(Health::plain(1)));
 }
 
 #[test]
@@ -292,7 +301,7 @@ fn stop_and_remove_act_on_their_own() {
 fn debug_config() -> CharmConfig {
     CharmConfig {
         log_level: "debug".into(),
-        ..CharmConfig::default()
+        ..CharmConfig::plain()
     }
 }
 
@@ -322,7 +331,7 @@ fn settled_member_plans_nothing_on_update_status() {
         [],
         "nothing changed: nothing written, nothing logged"
     );
-    assert_eq!(p.status, Status::Active(Health::healthy(3)));
+    assert_eq!(p.status, Status::Active(Health::plain(3)));
 }
 
 #[test]
@@ -415,7 +424,7 @@ fn granted_unit_restarts_then_confirms_once_healthy() {
     let p = plan(&o);
     assert!(!restarts(&p));
     assert_eq!(published_request(&p).as_deref(), Some(""));
-    assert_eq!(p.status, Status::Active(Health::healthy(3)));
+    assert_eq!(p.status, Status::Active(Health::plain(3)));
 }
 
 #[test]
@@ -442,7 +451,7 @@ fn a_confirmed_turn_is_not_reused_for_another_restart() {
     let mut o = settled(1, vec![member(0), member(1), member(2)], 0);
     runs_with(&mut o, &debug_config());
     with_grant(&mut o, "etcd/1");
-    o.config = Ok(CharmConfig::default());
+    o.config = Ok(CharmConfig::plain());
     let p = plan(&o);
     assert!(!restarts(&p), "{:?}", p.effects);
     assert_eq!(p.status, Status::WaitRestart { behind: None });
@@ -480,7 +489,7 @@ fn settings_etcd_reads_only_at_first_start_never_restart() {
     let p = plan(&o);
     assert!(!restarts(&p));
     assert_eq!(published_request(&p), None);
-    assert_eq!(p.status, Status::Active(Health::healthy(3)));
+    assert_eq!(p.status, Status::Active(Health::plain(3)));
 }
 
 #[test]
@@ -489,7 +498,7 @@ fn new_etcd_version_restarts_in_turn() {
     o.local.version = Some("3.5.21".into());
     assert_eq!(plan(&o).status, Status::WaitRestart { behind: None });
     o.local.version = Some("v3.4.23".into());
-    assert_eq!(plan(&o).status, Status::Active(Health::healthy(3)));
+    assert_eq!(plan(&o).status, Status::Active(Health::plain(3)));
 }
 
 #[test]
@@ -541,7 +550,7 @@ fn new_port_is_announced_only_once_etcd_runs_with_it() {
     let cfg = CharmConfig {
         port: 4001,
         management_port: 2480,
-        ..CharmConfig::default()
+        ..CharmConfig::plain()
     };
     let mut o = settled(1, vec![member(0), member(1), member(2)], 0);
     o.config = Ok(cfg.clone());
@@ -575,7 +584,7 @@ fn new_port_is_announced_only_once_etcd_runs_with_it() {
 fn tls_config() -> CharmConfig {
     CharmConfig {
         tls: true,
-        ..CharmConfig::default()
+        ..CharmConfig::plain()
     }
 }
 
@@ -1000,4 +1009,180 @@ fn keys_an_older_charm_left_in_leader_data_move_to_secrets_under_juju_3() {
     raw.insert(keys::TLS_CA_SECRET.into(), "secret:ca".into());
     o.leader_data = LeaderData::parse(raw);
     assert!(!moves(&o), "moved already");
+}
+
+/// The effects that would change the transport: the CA, certificate requests and files, a
+/// rendered config or a restart, a restart request.
+fn switches(p: &Plan) -> Vec<&Effect> {
+    let asks = published_request(p).is_some();
+    let effects = p.effects.iter().filter(|e| {
+        matches!(
+            e,
+            Effect::CreateCa
+                | Effect::TlsRequest { .. }
+                | Effect::TlsFiles { .. }
+                | Effect::Render(_)
+                | Effect::Restart(_)
+        )
+    });
+    let mut all: Vec<&Effect> = effects.collect();
+    if asks {
+        all.extend(
+            p.effects
+                .iter()
+                .filter(|e| matches!(e, Effect::PeerSet(..))),
+        );
+    }
+    all
+}
+
+/// The plan's `tls-kept` leader-data change, if any.
+fn kept_record(p: &Plan) -> Option<String> {
+    p.effects.iter().find_map(|e| match e {
+        Effect::LeaderSet(s) => s.get(keys::TLS_KEPT).cloned(),
+        _ => None,
+    })
+}
+
+fn with_kept(o: &mut Observed, value: &str) {
+    let mut raw = o.leader_data.raw.clone();
+    raw.insert(keys::TLS_KEPT.into(), value.into());
+    o.leader_data = LeaderData::parse(raw);
+}
+
+#[test]
+fn a_refresh_keeps_a_plaintext_cluster_plaintext_until_tls_really_changes() {
+    // An older revision's plain cluster (no `tls` in leader data), refreshed: `tls` now reads
+    // the new default, true.
+    let three = || vec![member(0), member(1), member(2)];
+    let mut leader = tls_unit(settled(0, three(), 0));
+    leader.leadership = Leadership::Leader;
+    assert_eq!(
+        leader.tls_in_force(),
+        Some(false),
+        "derived from the peer URLs"
+    );
+    leader.hook = Hook::Other("upgrade-charm".into());
+    let p = plan(&leader);
+    assert_eq!(kept_record(&p).as_deref(), Some("true"));
+    assert_eq!(switches(&p), Vec::<&Effect>::new());
+    // Then config-changed, and every later hook: nothing switches, status says how to go on.
+    with_kept(&mut leader, "true");
+    let mut follower = tls_unit(settled(1, three(), 0));
+    with_kept(&mut follower, "true");
+    let kept = "3 members healthy; kept on plain http across the refresh although tls now \
+                reads true, unencrypted and unauthenticated (anyone who reaches the client port \
+                reads and writes every key): keep http with `juju config etcd-east tls=false`, \
+                or switch to TLS with `juju config etcd-east tls=false` then `juju config \
+                etcd-east tls=true`";
+    for hook in ["config-changed", "update-status", "leader-elected"] {
+        for o in [&mut leader, &mut follower] {
+            o.hook = Hook::Other(hook.into());
+            let p = plan(o);
+            assert_eq!(kept_record(&p), None, "{hook}");
+            assert_eq!(switches(&p), Vec::<&Effect>::new(), "{hook}");
+            assert_eq!(p.status.state(), "active");
+            assert_eq!(p.status.message_for("etcd-east"), kept, "{hook}");
+        }
+    }
+    // A follower whose upgrade-charm runs before the leader's: waits, switches nothing.
+    let mut early = tls_unit(settled(2, three(), 0));
+    early.hook = Hook::Other("upgrade-charm".into());
+    let p = plan(&early);
+    assert!(
+        !p.effects
+            .iter()
+            .any(|e| matches!(e, Effect::Render(_) | Effect::Restart(_))),
+        "{:?}",
+        p.effects
+    );
+    // `tls=false` acknowledges: the record is cleared, plain http stays, and says so.
+    leader.config = Ok(CharmConfig::plain());
+    leader.hook = Hook::Other("config-changed".into());
+    let p = plan(&leader);
+    assert_eq!(kept_record(&p).as_deref(), Some(""));
+    assert_eq!(switches(&p), Vec::<&Effect>::new());
+    assert_eq!(
+        p.status.message_for("etcd-east"),
+        plain("3 members healthy", "etcd-east")
+    );
+    follower.config = Ok(CharmConfig::plain());
+    assert_eq!(
+        kept_record(&plan(&follower)),
+        None,
+        "only the leader clears it"
+    );
+    assert_eq!(switches(&plan(&follower)), Vec::<&Effect>::new());
+    // Then `tls=true` switches through the rolling switch: the leader makes the CA first.
+    leader.leader_data = leader_data(&[(keys::TOKEN, "t0k"), (keys::TLS, "false")]);
+    leader.config = Ok(tls_config());
+    let p = plan(&leader);
+    assert_eq!(kept_record(&p), None);
+    assert!(p.effects.contains(&Effect::CreateCa), "{:?}", p.effects);
+    assert_eq!(p.status, Status::WaitTlsCa);
+}
+
+#[test]
+fn a_refresh_keeps_no_transport_it_was_told_to_leave_nor_one_the_option_agrees_with() {
+    let three = || vec![member(0), member(1), member(2)];
+    let mut o = tls_unit(settled(0, three(), 0));
+    o.leadership = Leadership::Leader;
+    o.hook = Hook::Other("upgrade-charm".into());
+    o.leader_data = leader_data(&[(keys::TOKEN, "t0k"), (keys::TLS, "false")]);
+    // A switch under way (a member moved, or the leader's word out): it goes on.
+    let mut moved = o.clone();
+    moved.members.as_mut().unwrap()[2].peer_urls = vec![scheme(true, &peer_url(2))];
+    let mut told = o.clone();
+    let mut raw = told.leader_data.raw.clone();
+    raw.insert(
+        keys::TLS_SWITCHING.into(),
+        "etcd/2 https://10.0.0.12:2380".into(),
+    );
+    told.leader_data = LeaderData::parse(raw);
+    for o in [moved, told] {
+        assert_eq!(kept_record(&plan(&o)), None);
+    }
+    // The option agrees with what runs (plain, or TLS with `tls` missing from leader data).
+    let mut plain_cluster = o.clone();
+    plain_cluster.config = Ok(CharmConfig::plain());
+    let mut tls_cluster = tls_unit(running(0, vec![scheme_member(0), scheme_member(1)], 0));
+    tls_cluster.leadership = Leadership::Leader;
+    tls_cluster.hook = Hook::Other("upgrade-charm".into());
+    runs_with(&mut tls_cluster, &tls_config());
+    assert_eq!(
+        tls_cluster.tls_in_force(),
+        Some(true),
+        "derived from the peer URLs"
+    );
+    for o in [plain_cluster, tls_cluster] {
+        assert_eq!(kept_record(&plan(&o)), None);
+    }
+    // Only in upgrade-charm: a config-changed to tls=true is the operator's.
+    o.hook = Hook::Other("config-changed".into());
+    let p = plan(&o);
+    assert_eq!(kept_record(&p), None);
+    assert!(p.effects.contains(&Effect::CreateCa), "{:?}", p.effects);
+}
+
+#[test]
+fn a_refresh_keeps_tls_on_when_the_option_now_reads_false() {
+    let members = vec![scheme_member(0), scheme_member(1), scheme_member(2)];
+    let mut o = tls_unit(running(1, members, 0));
+    o.leader_data = with_ca(&[(keys::TOKEN, "t0k"), (keys::TLS, "true")]);
+    runs_with(&mut o, &tls_config());
+    certified(&mut o, true);
+    o.config = Ok(CharmConfig::plain());
+    with_kept(&mut o, "false");
+    let p = plan(&o);
+    assert_eq!(switches(&p), Vec::<&Effect>::new());
+    assert_eq!(p.status.state(), "active");
+    assert!(
+        p.status.message_for("etcd").ends_with(
+            "kept on TLS across the refresh although tls now reads false: keep TLS with \
+             `juju config etcd tls=true`, or switch to plain http with `juju config etcd \
+             tls=true` then `juju config etcd tls=false`"
+        ),
+        "{}",
+        p.status.message_for("etcd")
+    );
 }

@@ -368,7 +368,8 @@ fn ran(lines: &[String], unit: &str, hook: &str) -> bool {
 #[test]
 fn db_and_proxy_consumers_follow_membership() {
     let sb = Sandbox::new("etcd_relations");
-    deploy_etcd(&sb, 3, &[]);
+    // Plain http: the expected relation data and consumers' commands carry http URLs.
+    deploy_etcd(&sb, 3, &["--config", "tls=false"]);
     deploy_consumer(&sb, DB, "etcdctl");
     deploy_consumer(&sb, PROXY, "etcd");
     // Related before etcd has started: the consumers wait, then follow the cluster as it forms.

@@ -1,10 +1,10 @@
-//! TLS on real machines: etcd -n 3 deployed with `tls=true` serves only https with client
+//! TLS on real machines: etcd -n 3 deployed with its defaults (`tls` on) serves only https with client
 //! certificates; `etcdctl` as root with no flags, the `health` action and both consumers
 //! (`db-client` with etcdctl, `proxy-client` with grpc-proxy) work through the credentials the
 //! charm publishes; the peer port refuses the consumers' certificate; the CA keys are only in a
 //! Juju secret and each member's key only on its machine; a fourth unit joins as a learner over
 //! TLS, and a fifth after the Juju leader's unit is removed (the new leader signs). A cluster
-//! deployed without TLS switches to it and back while a client writes, one member at a time.
+//! deployed with `tls=false` switches to it and back while a client writes, one member at a time.
 //! Under Juju 2.9 the keys are in leader data (the fallback). Needs root.
 
 #[path = "support/mod.rs"]
@@ -38,7 +38,7 @@ fn healthy_endpoints(sb: &Sandbox, unit: &str) -> Vec<String> {
 #[test]
 fn tls_cluster_serves_only_https_with_client_certificates() {
     let sb = Sandbox::new("etcd_tls");
-    deploy_etcd(&sb, 3, &["--config", "tls=true"]);
+    deploy_etcd(&sb, 3, &[]);
     deploy_consumer(&sb, "db-client", "etcdctl");
     deploy_consumer(&sb, "proxy-client", "etcd");
     sb.ok(&["integrate", "db-client:db", "etcd:db"]);
@@ -391,7 +391,7 @@ fn switch(sb: &Sandbox, tls: bool, http: &str, https: &str) {
 #[test]
 fn tls_is_switched_on_and_off_on_a_running_cluster_without_failed_writes() {
     let sb = Sandbox::new("etcd_switch_tls");
-    deploy_etcd(&sb, 3, &[]);
+    deploy_etcd(&sb, 3, &["--config", "tls=false"]);
     deploy_consumer(&sb, "db-client", "etcdctl");
     sb.ok(&["integrate", "db-client:db", "etcd:db"]);
     sb.wait_active(4);
@@ -412,7 +412,7 @@ fn tls_is_switched_on_and_off_on_a_running_cluster_without_failed_writes() {
 #[test]
 fn tls_under_juju_2_9_keeps_the_keys_in_leader_data() {
     let sb = Sandbox::with_agent_version("etcd_tls29", Some("2.9.44"));
-    deploy_etcd(&sb, 2, &["--config", "tls=true"]);
+    deploy_etcd(&sb, 2, &[]);
     sb.wait_active(2);
     let eps = healthy_endpoints(&sb, "etcd/1");
     assert_eq!(eps.len(), 2, "{eps:?}");

@@ -153,7 +153,7 @@ mod tests {
     }
 
     fn quota(q: u64) -> serde_json::Map<String, serde_json::Value> {
-        json!({"quota_backend_bytes": q})
+        json!({"quota_backend_bytes": q, "tls": false})
             .as_object()
             .unwrap()
             .clone()

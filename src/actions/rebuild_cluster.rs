@@ -305,7 +305,7 @@ mod tests {
     fn refuses_a_cluster_with_a_leader() {
         let mut juju = FakeJuju::new("etcd/0", json!({"force": true}));
         // A short election timeout: the action looks again for a few of them.
-        juju.config = json!({"heartbeat_interval": 10, "election_timeout": 50})
+        juju.config = json!({"heartbeat_interval": 10, "election_timeout": 50, "tls": false})
             .as_object()
             .unwrap()
             .clone();

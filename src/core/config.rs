@@ -32,8 +32,9 @@ pub struct CharmConfig {
     pub log_level: String,
     /// Listen on all interfaces instead of the unit's address and loopback.
     pub bind_to_all_interfaces: bool,
-    /// Serve clients and peers over TLS with the cluster's own CA (`tls`, as requested: a
-    /// running cluster switches to it member by member, see [`crate::core::observed::Observed::tls_in_force`]).
+    /// Serve clients and peers over TLS with the cluster's own CA (`tls`, on by default, as
+    /// requested: a running cluster switches to it member by member, and a refresh alone never
+    /// switches it, see [`crate::core::transport`]).
     pub tls: bool,
     /// Serve etcd's v2 API (`enable_v2`), for old consumers; etcd 3.4 and 3.5 only (3.6 removed
     /// it: the plan refuses it there).
@@ -104,6 +105,16 @@ impl Maintenance {
 /// take it).
 pub const FACTS_PORT: u16 = 9379;
 
+impl CharmConfig {
+    /// The defaults with plain http (`tls=false`).
+    pub fn plain() -> CharmConfig {
+        CharmConfig {
+            tls: false,
+            ..CharmConfig::default()
+        }
+    }
+}
+
 impl Default for CharmConfig {
     fn default() -> Self {
         CharmConfig {
@@ -117,7 +128,7 @@ impl Default for CharmConfig {
             auto_compaction_retention: "0".into(),
             log_level: "info".into(),
             bind_to_all_interfaces: false,
-            tls: false,
+            tls: true,
             enable_v2: false,
             metrics_port: 2381,
             backup_period: None,
@@ -285,7 +296,7 @@ impl TryFrom<&Map<String, Value>> for CharmConfig {
         }
         let log_level = one_of(raw, "log_level", "info", &LOG_LEVELS)?;
         let bind_to_all_interfaces = boolean(raw, "bind_to_all_interfaces")?;
-        let tls = boolean(raw, "tls")?;
+        let tls = boolean_or(raw, "tls", d.tls)?;
         let enable_v2 = boolean(raw, "enable_v2")?;
         let metrics_port = int(raw, "metrics_port", d.metrics_port.into(), 1, 65535)? as u16;
         if [port, management_port].contains(&metrics_port) {

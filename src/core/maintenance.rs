@@ -248,7 +248,7 @@ mod tests {
         let mut o = cluster();
         o.config = Ok(CharmConfig {
             quota_backend_bytes: 256 * MIB as u64,
-            ..CharmConfig::default()
+            ..CharmConfig::plain()
         });
         o
     }
@@ -394,7 +394,7 @@ mod tests {
                 interval_secs: 7200,
                 ..Maintenance::default()
             },
-            ..CharmConfig::default()
+            ..CharmConfig::plain()
         });
         assert_eq!(steps(&plan(&o)), Vec::<String>::new());
     }
@@ -438,7 +438,7 @@ mod tests {
             let mut o = cluster();
             o.config = Ok(CharmConfig {
                 maintenance: off,
-                ..CharmConfig::default()
+                ..CharmConfig::plain()
             });
             cases.push(("switched off", o));
         }
@@ -530,7 +530,7 @@ mod tests {
                 nospace_recovery: false,
                 ..Maintenance::default()
             },
-            ..CharmConfig::default()
+            ..CharmConfig::plain()
         });
         o.cluster.alarms = vec![(1, "NOSPACE".into())];
         assert_eq!(steps(&plan(&o)), Vec::<String>::new());

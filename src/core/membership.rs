@@ -25,6 +25,7 @@ use crate::core::effect::{Effect, Plan};
 use crate::core::observed::{keys, peer_keys, Issued, Joining, Leadership, Observed, TlsRequest};
 use crate::core::relations::changed;
 use crate::core::status::Status;
+use crate::core::transport;
 use crate::core::version::Version;
 use crate::etcd::Member;
 use crate::juju::context::unit_number;
@@ -42,7 +43,7 @@ struct Unit {
 fn units(o: &Observed) -> Vec<Unit> {
     // What this unit's etcd advertises now: a new port counts once etcd runs with it.
     let own_url = match (&o.config, &o.local.address) {
-        (Ok(cfg), Some(a)) => Some(o.advertised(cfg, a).0),
+        (Ok(cfg), Some(a)) => Some(o.advertised(&transport::config(o, cfg), a).0),
         _ => None,
     };
     // As its peer data says ([`crate::core::relations::peer_data`]).
@@ -265,7 +266,7 @@ fn with_scheme(url: &str, tls: bool) -> String {
 /// set before it restarts so that it is dialled there as soon as it listens on it.
 fn wanted_peer_url(o: &Observed, u: &Unit) -> Option<String> {
     let url = u.peer_url.as_ref()?;
-    let tls = o.config.as_ref().map(|c| c.tls).ok()?;
+    let tls = transport::wanted(o)?;
     let holder = o.leader_data.restart_granted.as_deref() == Some(u.unit.as_str());
     let requesting = match u.unit == o.unit {
         true => o.request_published(),
@@ -283,15 +284,20 @@ fn wanted_peer_url(o: &Observed, u: &Unit) -> Option<String> {
 /// Leader data `tls`, once every member (listed peer and client URLs) and every unit (what its
 /// etcd advertises) runs the scheme the `tls` option asks for and it differs from the record.
 fn tls_record(o: &Observed, members: &[Member]) -> Option<Effect> {
-    let tls = o.config.as_ref().ok()?.tls;
+    let tls = transport::wanted(o)?;
     if o.leader_data.restart_granted.is_some() {
         return None;
     }
     if o.tls_in_force()? == tls {
-        // A switch called off midway (the option set back) leaves no stale word behind.
-        let stale = o.leader_data.get(keys::TLS_SWITCHING).is_some();
-        let clear = Settings::from([(keys::TLS_SWITCHING.to_string(), String::new())]);
-        return stale.then_some(Effect::LeaderSet(clear));
+        // A switch called off midway (the option set back) leaves no stale word behind; one
+        // that ends on an older revision's leader data (no `tls`: the scheme is derived from
+        // what runs, so it already reads as switched) records its scheme.
+        o.leader_data.get(keys::TLS_SWITCHING)?;
+        let mut set = Settings::from([(keys::TLS_SWITCHING.to_string(), String::new())]);
+        if o.leader_data.get(keys::TLS).is_none() {
+            set.insert(keys::TLS.to_string(), tls.to_string());
+        }
+        return Some(Effect::LeaderSet(set));
     }
     let urls_ok = members.iter().all(|m| {
         m.started()

@@ -15,6 +15,7 @@ A unit test in the crate root checks that no module here names an effectful one.
 - [`config`]: raw `config-get` JSON → validated [`config::CharmConfig`]; [`status`]: every status
   text; [`version`]: which etcd version may replace which.
 - [`storage`]: the data dir on Juju storage (placement, a volume from another unit).
+- [`transport`]: TLS or plain http, the `tls` option kept from changing the transport on a refresh.
 */
 
 pub mod backup;
@@ -30,4 +31,5 @@ pub mod relations;
 pub mod render;
 pub mod status;
 pub mod storage;
+pub mod transport;
 pub mod version;

@@ -36,6 +36,10 @@ pub mod keys {
     /// `<unit> <peer URL>`: the member the leader last moved to a new scheme in a TLS switch
     /// (also wakes that unit up to restart on it); cleared once the switch is recorded.
     pub const TLS_SWITCHING: &str = "tls-switching";
+    /// `true` or `false`: what the `tls` option read when a refresh found it differing from the
+    /// transport in force; while it reads that, the cluster keeps its transport
+    /// ([`crate::core::transport`]). Cleared once the option reads otherwise.
+    pub const TLS_KEPT: &str = "tls-kept";
     /// The client CA's certificate (PEM), made by the leader when TLS is on: it signs the
     /// members' client-port certificates, the units' and the consumers' client certificates.
     pub const TLS_CA: &str = "tls-ca";
@@ -475,7 +479,7 @@ impl Observed {
     }
 
     /// The facts of `unit` in `update-status` with nothing known yet: a follower with the
-    /// default config in the peer relation `cluster:0`, no peers, no member, nothing on its
+    /// default config but plain http in the peer relation `cluster:0`, no peers, no member, nothing on its
     /// machine. The planner's tests start from it.
     pub fn blank(unit: &str) -> Observed {
         Observed {
@@ -483,7 +487,7 @@ impl Observed {
             hook: Hook::Other("update-status".into()),
             departing: false,
             leadership: Leadership::Follower,
-            config: Ok(CharmConfig::default()),
+            config: Ok(CharmConfig::plain()),
             leader_data: LeaderData::default(),
             peer_relation: Some("cluster:0".into()),
             peers: Vec::new(),
@@ -544,14 +548,25 @@ impl Observed {
             })
     }
 
-    /// Whether the cluster serves TLS, once it was bootstrapped: the leader's record, else
-    /// `false` for a cluster bootstrapped before the option existed. `None` before bootstrap
-    /// (the `tls` option decides then).
+    /// Whether the cluster serves TLS, once it was bootstrapped: the leader's record, else (an
+    /// older charm's leader data) what runs: the listed peer URLs' scheme, else this member's.
+    /// `None` before bootstrap (the `tls` option decides then).
     pub fn tls_in_force(&self) -> Option<bool> {
-        match self.leader_data.get(keys::TLS) {
-            Some(v) => Some(v == "true"),
-            None => self.leader_data.get(keys::TOKEN).map(|_| false),
+        if let Some(v) = self.leader_data.get(keys::TLS) {
+            return Some(v == "true");
         }
+        self.leader_data.get(keys::TOKEN)?;
+        let listed = self.members.as_deref().filter(|m| !m.is_empty());
+        let https = |u: &String| u.starts_with("https://");
+        let runs = match listed {
+            Some(m) => m.iter().flat_map(|m| &m.peer_urls).all(https),
+            None => self
+                .local
+                .rendered_config
+                .as_deref()
+                .is_some_and(render::tls_of),
+        };
+        Some(runs)
     }
 
     /// This unit's member id: the one its running member reports, else the one recorded for

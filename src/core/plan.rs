@@ -36,6 +36,8 @@ turn; in it, the leader first updates its member's peer URL to the new scheme, t
 restarts etcd with both listeners on the new scheme (same ports). A member with TLS settings
 dials an `http` peer in plain http, so peers on both schemes keep a quorum meanwhile. Once every
 member runs the new scheme, the leader records it in leader data ([`crate::core::membership`]).
+A refresh never switches by itself: [`crate::core::transport`] keeps the transport in force
+against a `tls` default that changed with the charm.
 
 The leader's side (membership, one change per pass, and the restart grants) is in
 [`crate::core::membership`].
@@ -51,6 +53,7 @@ use crate::core::relations::{client_data, peer_data};
 use crate::core::render::{self, ClusterState, InitialCluster};
 use crate::core::status::{Health, Status, SwitchStep, USAGE_WARNING};
 use crate::core::storage;
+use crate::core::transport;
 use crate::core::version::Version;
 use crate::etcd::Member;
 use crate::juju::context::Hook;
@@ -74,7 +77,11 @@ pub fn plan(o: &Observed) -> Plan {
         _ if o.departing => return membership::departure(o),
         _ => {}
     }
+    // A refresh keeps the transport: the plan is made on the transport kept, if any.
     let mut p = running(o);
+    if let Some(record) = transport::record(o) {
+        p.effects.insert(0, record);
+    }
     // A refused resource blocks the unit (etcd runs on as it was) until a good one is attached.
     if let Some(refusal) = &o.local.refused_resource {
         if p.status.state() != "blocked" {
@@ -93,6 +100,7 @@ fn running(o: &Observed) -> Plan {
         Ok(cfg) => cfg,
         Err(e) => return Plan::only(Status::InvalidConfig(e.clone())),
     };
+    let cfg = &transport::config(o, cfg);
     // `cfg.tls` is the scheme wanted; a running cluster switches to it one member at a time.
     let Some(version) = &o.local.version else {
         let effects = vec![Effect::Install];
@@ -635,5 +643,6 @@ fn health(o: &Observed, cfg: &CharmConfig) -> Health {
         full: full.collect(),
         stale_backup: crate::core::backup::stale(cfg.backup_period, o.backup_verified_age()),
         nospace_recovery: cfg.maintenance.nospace_recovery,
+        transport: transport::shown(o),
     }
 }

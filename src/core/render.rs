@@ -585,7 +585,7 @@ mod tests {
 
     #[test]
     fn etcd_config_snapshot() {
-        let got = rendered(&CharmConfig::default());
+        let got = rendered(&CharmConfig::plain());
         let expected = r#"# Managed by the etcd charm: local changes are overwritten.
 name: etcd0
 data-dir: /var/lib/etcd/data
@@ -633,7 +633,7 @@ initial-cluster-token: '0123e4'
 
     #[test]
     fn initial_settings_are_not_runtime() {
-        let cfg = CharmConfig::default();
+        let cfg = CharmConfig::plain();
         let (a, b) = new_and_existing(&cfg);
         assert_ne!(a, b);
         assert_eq!(runtime_part(&a), runtime_part(&b));
@@ -648,7 +648,7 @@ initial-cluster-token: '0123e4'
     fn tls_config_serves_https_with_client_certificates() {
         let cfg = CharmConfig {
             tls: true,
-            ..CharmConfig::default()
+            ..CharmConfig::plain()
         };
         let secure = InitialCluster {
             cluster: "etcd0=https://10.0.0.1:2380".into(),
@@ -680,7 +680,7 @@ initial-cluster: etcd0=https://10.0.0.1:2380
         assert_eq!(local_url(&got).as_deref(), Some("https://127.0.0.1:2379"));
         assert_eq!(client_port(&got), Some(2379));
         assert_eq!(initial_cluster_of(&got), Some(secure));
-        let plain = rendered(&CharmConfig::default());
+        let plain = rendered(&CharmConfig::plain());
         assert!(!tls_of(&plain));
         assert!(!plain.contains("transport-security"));
         assert_eq!(local_url(&plain).as_deref(), Some("http://127.0.0.1:2379"));
@@ -756,7 +756,7 @@ initial-cluster: etcd0=https://10.0.0.1:2380
     fn old_peer_port_stays_open_until_updated() {
         let cfg = CharmConfig {
             management_port: 2480,
-            ..CharmConfig::default()
+            ..CharmConfig::plain()
         };
         let old = [
             "http://10.0.0.1:2380".to_string(),
@@ -774,7 +774,7 @@ initial-cluster: etcd0=https://10.0.0.1:2380
             let cfg = CharmConfig {
                 tls: true,
                 bind_to_all_interfaces: all,
-                ..CharmConfig::default()
+                ..CharmConfig::plain()
             };
             let old = ["http://10.0.0.1:2380".to_string()];
             let got = etcd_config(&cfg, V, "etcd0", "10.0.0.1", &init(), &old);
@@ -796,7 +796,7 @@ initial-cluster: etcd0=https://10.0.0.1:2380
     fn reads_back_what_it_rendered() {
         let cfg = CharmConfig {
             port: 4001,
-            ..CharmConfig::default()
+            ..CharmConfig::plain()
         };
         let got = rendered(&cfg);
         assert_eq!(client_port(&got), Some(4001));
@@ -817,7 +817,7 @@ initial-cluster: etcd0=https://10.0.0.1:2380
 
     #[test]
     fn fingerprint_follows_what_etcd_reads() {
-        let cfg = CharmConfig::default();
+        let cfg = CharmConfig::plain();
         let (a, b) = new_and_existing(&cfg);
         let unit = systemd_unit();
         let f = restart_fingerprint(&a, &unit, "3.4.23");
@@ -826,14 +826,14 @@ initial-cluster: etcd0=https://10.0.0.1:2380
         assert_ne!(f, restart_fingerprint(&a, &unit, "3.5.0"));
         let debug = CharmConfig {
             log_level: "debug".into(),
-            ..CharmConfig::default()
+            ..CharmConfig::plain()
         };
         let c = rendered(&debug);
         assert_ne!(f, restart_fingerprint(&c, &unit, "3.4.23"));
         // A new metrics port, and a file from before the metrics listener, restart etcd.
         let metrics = CharmConfig {
             metrics_port: 9000,
-            ..CharmConfig::default()
+            ..CharmConfig::plain()
         };
         let m = rendered(&metrics);
         assert!(m.contains("listen-metrics-urls: http://10.0.0.1:9000\n"));
@@ -850,13 +850,13 @@ initial-cluster: etcd0=https://10.0.0.1:2380
     fn v2_api_is_rendered_on_3_4_and_3_5_only() {
         let cfg = CharmConfig {
             enable_v2: true,
-            ..CharmConfig::default()
+            ..CharmConfig::plain()
         };
         let render = rendered_on;
         for v in ["3.4.23", "3.5.21"] {
             assert!(render(&cfg, v).contains("\nenable-v2: true\n"), "{v}");
             // Off: not written at all, as before the option existed.
-            let off = render(&CharmConfig::default(), v);
+            let off = render(&CharmConfig::plain(), v);
             assert!(!off.contains("enable-v2"), "{v}: {off}");
         }
         assert!(!render(&cfg, "3.6.5").contains("enable-v2"));
@@ -864,7 +864,7 @@ initial-cluster: etcd0=https://10.0.0.1:2380
 
     #[test]
     fn corruption_checks_per_version() {
-        let render = |v| rendered_on(&CharmConfig::default(), v);
+        let render = |v| rendered_on(&CharmConfig::plain(), v);
         let keys = |text: &str| -> Vec<String> {
             let lines = text.lines().filter(|l| {
                 l.contains("corrupt") || l.contains("hash-check") || l.starts_with("feature-gates")

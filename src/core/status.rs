@@ -31,7 +31,51 @@ pub struct Health {
     pub stale_backup: Option<String>,
     /// The leader recovers from NOSPACE by itself (`auto_nospace_recovery`).
     pub nospace_recovery: bool,
+    /// The transport clients and peers use.
+    pub transport: Transport,
 }
+
+/// The transport of a running cluster, as an `active` status tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Transport {
+    /// TLS with client certificates (the default).
+    #[default]
+    Tls,
+    /// Plain http, as the `tls` option asks.
+    Plain,
+    /// Kept across a refresh although the `tls` option now reads `option`
+    /// ([`crate::core::transport`]).
+    Kept {
+        /// What the option reads.
+        option: bool,
+    },
+}
+
+impl Transport {
+    /// What the status adds, if anything.
+    fn note(self) -> Option<String> {
+        let set = |v: bool| format!("`juju config {APP} tls={v}`");
+        Some(match self {
+            Transport::Tls => return None,
+            Transport::Plain => format!("{PLAIN}: switch to TLS with {}", set(true)),
+            Transport::Kept { option: true } => format!(
+                "kept on plain http across the refresh although tls now reads true, {PLAIN}: keep http with {}, or switch to TLS with {} then {}",
+                set(false),
+                set(false),
+                set(true)
+            ),
+            Transport::Kept { option: false } => format!(
+                "kept on TLS across the refresh although tls now reads false: keep TLS with {}, or switch to plain http with {} then {}",
+                set(true),
+                set(true),
+                set(false)
+            ),
+        })
+    }
+}
+
+/// What plain http means for the cluster.
+const PLAIN: &str = "unencrypted and unauthenticated (anyone who reaches the client port reads and writes every key)";
 
 impl Health {
     /// `voters` voting members, all healthy, nothing to report (NOSPACE recovered from by
@@ -41,6 +85,14 @@ impl Health {
             voters,
             nospace_recovery: true,
             ..Health::default()
+        }
+    }
+
+    /// [`Health::healthy`], on plain http.
+    pub fn plain(voters: usize) -> Health {
+        Health {
+            transport: Transport::Plain,
+            ..Health::healthy(voters)
         }
     }
 
@@ -85,6 +137,9 @@ impl Health {
         }
         if n % 2 == 0 {
             m.push_str("; an odd number of units is recommended");
+        }
+        if let Some(note) = self.transport.note() {
+            m.push_str(&format!("; {note}"));
         }
         if let Some(age) = &self.stale_backup {
             m.push_str(&format!(

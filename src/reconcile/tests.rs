@@ -33,7 +33,7 @@ fn member_machine() -> FakeMachine {
         cluster: "etcd0=http://10.0.0.1:2380".into(),
         token: "t0k".into(),
     };
-    let cfg = CharmConfig::default();
+    let cfg = CharmConfig::plain();
     let config = render::etcd_config(&cfg, "3.4.23", "etcd0", "10.0.0.1", &init, &[]);
     m.put(paths::CONFIG_FILE, &config);
     m.put(paths::UNIT_FILE, &render::systemd_unit());
@@ -97,6 +97,11 @@ fn logged(j: &FakeJuju, part: &str) -> bool {
     j.logs.borrow().iter().any(|l| l.contains(part))
 }
 
+/// An `active` status of the plain-http cluster the fakes run.
+fn plain(status: &str) -> String {
+    format!("{status}; unencrypted and unauthenticated (anyone who reaches the client port reads and writes every key): switch to TLS with `juju config etcd tls=true`")
+}
+
 #[test]
 fn observe_reads_the_machine_and_the_local_member() {
     let (j, etcd, m) = (juju("etcd/0"), FakeEtcd::healthy(3), member_machine());
@@ -115,7 +120,7 @@ fn observe_reads_the_machine_and_the_local_member() {
     assert_eq!(o.peers.len(), 2, "the leader reads its peers");
     // Published once, then a settled member plans nothing.
     let o = settle(&j, &etcd, &m);
-    assert_eq!(plan(&o).status, Status::Active(Health::healthy(3)));
+    assert_eq!(plan(&o).status, Status::Active(Health::plain(3)));
 }
 
 #[test]
@@ -488,8 +493,10 @@ fn update_status_asks_every_member_and_names_the_dead_one() {
     reconcile(&j.ctx(), &hook(), &j, &etcd, &m).unwrap();
     let last = j.statuses.borrow().last().cloned();
     assert_eq!(
-        last.as_deref(),
-        Some("active 2 of 3 members healthy: etcd2 (etcd/2) does not answer")
+        last,
+        Some(plain(
+            "active 2 of 3 members healthy: etcd2 (etcd/2) does not answer"
+        ))
     );
     // Its alarm shows too, and blocks.
     etcd.alarms.borrow_mut().push((2, "NOSPACE".into()));
@@ -642,8 +649,8 @@ fn update_status_defragments_a_fragmented_follower_once_and_records_it() {
                    free of its 300.0 MiB database)";
     assert!(statuses.iter().any(|s| s == running), "{statuses:?}");
     assert_eq!(
-        statuses.last().map(String::as_str),
-        Some("active 3 members healthy")
+        statuses.last().cloned(),
+        Some(plain("active 3 members healthy"))
     );
     assert!(logged(&j, "defragmenting etcd2 (etcd/2) (200.0 MiB free of its 300.0 MiB database): 300.0 MiB -> 300.0 MiB, 0.0 KiB freed"));
     let record = j.leader_data.borrow().get(keys::DEFRAGMENTED).cloned();
@@ -678,7 +685,7 @@ fn update_status_recovers_from_nospace_in_one_hook() {
         "recovering from NOSPACE: disarming the alarm: disarmed"
     ));
     assert_eq!(
-        j.statuses.borrow().last().map(String::as_str),
-        Some("active 3 members healthy")
+        j.statuses.borrow().last().cloned(),
+        Some(plain("active 3 members healthy"))
     );
 }
