@@ -47,9 +47,7 @@ fn units(o: &Observed) -> Vec<Unit> {
         _ => None,
     };
     // As its peer data says ([`crate::core::relations::peer_data`]).
-    let started = o
-        .member_id()
-        .filter(|_| o.local.has_data && o.local.service_active);
+    let started = o.started_member();
     let me = Unit {
         unit: o.unit.clone(),
         name: o.name(),

@@ -576,6 +576,13 @@ impl Observed {
         running.or(self.local.member_id)
     }
 
+    /// This unit's member once it has started (data and a running service): what its peer
+    /// data publishes as `started`, and what the leader counts it as owning.
+    pub fn started_member(&self) -> Option<u64> {
+        let started = self.local.has_data && self.local.service_active;
+        self.member_id().filter(|_| started)
+    }
+
     /// This unit's peer data holds a `restart-request` (the leader sees it asking).
     pub fn request_published(&self) -> bool {
         let request = self.own_peer_data.get(peer_keys::RESTART_REQUEST);

@@ -29,11 +29,8 @@ pub fn peer_data(
     restart_request: Option<&str>,
 ) -> Option<Effect> {
     let rel = o.peer_relation.as_ref()?;
-    let id = o.member_id();
-    let started = match (id, o.local.has_data && o.local.service_active) {
-        (Some(id), true) => format!("{id:x}"),
-        _ => String::new(),
-    };
+    let started = o.started_member().map(|id| format!("{id:x}"));
+    let started = started.unwrap_or_default();
     let (peer_url, client_url) = o.advertised(cfg, address);
     let mut want = Settings::from([
         (peer_keys::PEER_URL.to_string(), peer_url),
