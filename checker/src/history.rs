@@ -141,6 +141,26 @@ pub struct History {
     pub watch_errors: Vec<String>,
     /// The revision the watch was known to have caught up with at the end (0: it never did).
     pub watch_synced_to: i64,
+    /// When the watch had to resume after a compaction: the compacted revision it went on from
+    /// (the changes between where it stopped and this one are not in `watch`); 0: never.
+    #[serde(default)]
+    pub watch_compacted: i64,
+}
+
+/// A change log read at the end (a member's own, or the clients' watch) and how far it goes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Log {
+    /// The changes, in the order received: every change after the history's start revision,
+    /// or after `compacted` when the history below that revision was compacted away.
+    pub changes: Vec<Change>,
+    /// The revision the log was known to be complete up to (0: it never caught up).
+    pub synced_to: i64,
+    /// The compacted revision the changes start from (0: none, they start at the history's
+    /// start).
+    pub compacted: i64,
+    /// Each key's value and revision at the end, as the member reads them (a member's log only;
+    /// empty for the watch): what shows a write below `compacted` was kept.
+    pub finals: Vec<Change>,
 }
 
 /// The number of operations by outcome: (ok, failed, indeterminate).

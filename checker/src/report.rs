@@ -1,7 +1,7 @@
 //! The verdict on one run: every check's result in one serialisable report.
 
-use crate::checks::{change_log, logs_agree, lost_writes, revisions_grow};
-use crate::history::{counts, longest_unavailability, Change, History};
+use crate::checks::{change_log, finals, logs_agree, lost_writes, revisions_grow};
+use crate::history::{counts, longest_unavailability, History, Log};
 use crate::linearizable::{check, Verdict};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -30,14 +30,17 @@ pub struct Report {
     pub watch_changes: usize,
     /// Times the client's watch stream broke and was resumed.
     pub watch_resumed: usize,
+    /// The highest revision a member's history was compacted to when it was read (0: none):
+    /// below it, a member's final values stand for its change log.
+    #[serde(default)]
+    pub compacted: i64,
     /// Every problem found; empty when the run passed.
     pub problems: Vec<String>,
 }
 
-/// Judges a history against the change logs read from each member at the end: its name →
-/// (changes after the history's start revision, the revision it was read up to); with no
-/// member, the history alone.
-pub fn judge(h: &History, members: &BTreeMap<String, (Vec<Change>, i64)>) -> Report {
+/// Judges a history against the change logs read from each member at the end (by its name);
+/// with no member, the history alone.
+pub fn judge(h: &History, members: &BTreeMap<String, Log>) -> Report {
     let (ok, failed, indeterminate) = counts(&h.ops);
     let mut problems = vec![];
     let linearizable = match check(&h.ops, MAX_STEPS) {
@@ -57,12 +60,19 @@ pub fn judge(h: &History, members: &BTreeMap<String, (Vec<Change>, i64)>) -> Rep
     if h.watch_synced_to == 0 {
         problems.push("the watch never caught up with the final revision".into());
     }
-    problems.extend(change_log("watch", &h.watch, &h.ops));
-    let mut logs = members.clone();
-    for (name, (log, _)) in members {
+    let watch = Log {
+        changes: h.watch.clone(),
+        synced_to: h.watch_synced_to,
+        compacted: h.watch_compacted,
+        finals: vec![],
+    };
+    problems.extend(change_log("watch", &watch, &h.ops));
+    for (name, log) in members {
         problems.extend(change_log(name, log, &h.ops));
+        problems.extend(finals(name, log, &h.ops));
     }
-    logs.insert("watch".into(), (h.watch.clone(), h.watch_synced_to));
+    let mut logs = members.clone();
+    logs.insert("watch".into(), watch);
     problems.extend(logs_agree(&logs));
     Report {
         ok,
@@ -75,12 +85,10 @@ pub fn judge(h: &History, members: &BTreeMap<String, (Vec<Change>, i64)>) -> Rep
             .iter()
             .filter(|o| o.acknowledged_write().is_some())
             .count(),
-        lost_writes: members
-            .values()
-            .map(|(log, _)| lost_writes(log, &h.ops))
-            .sum(),
+        lost_writes: members.values().map(|log| lost_writes(log, &h.ops)).sum(),
         watch_changes: h.watch.len(),
         watch_resumed: h.watch_errors.len(),
+        compacted: members.values().map(|l| l.compacted).max().unwrap_or(0),
         problems,
     }
 }
@@ -88,7 +96,7 @@ pub fn judge(h: &History, members: &BTreeMap<String, (Vec<Change>, i64)>) -> Rep
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::{Call, Op, Outcome};
+    use crate::history::{Call, Change, Op, Outcome};
 
     fn put(v: &str, t: u64, rev: i64) -> Op {
         Op {
@@ -114,6 +122,16 @@ mod tests {
         }
     }
 
+    /// A member's log of `changes` read up to `synced_to` from `compacted`, ending at b (3).
+    fn member(changes: Vec<Change>, compacted: i64) -> Log {
+        Log {
+            changes,
+            synced_to: 3,
+            compacted,
+            finals: vec![change("b", 3)],
+        }
+    }
+
     #[test]
     fn a_clean_run_has_no_problems_and_a_lost_write_is_counted_per_member() {
         let h = History {
@@ -123,9 +141,10 @@ mod tests {
             watch: vec![change("a", 2), change("b", 3)],
             watch_errors: vec![],
             watch_synced_to: 3,
+            watch_compacted: 0,
         };
-        let full = (vec![change("a", 2), change("b", 3)], 3);
-        let mut members = BTreeMap::from([("m0".to_string(), full.clone())]);
+        let full = member(vec![change("a", 2), change("b", 3)], 0);
+        let mut members = BTreeMap::from([("m0".to_string(), full)]);
         let r = judge(&h, &members);
         assert_eq!(
             (r.ok, r.linearizable.as_str(), r.lost_writes),
@@ -134,7 +153,13 @@ mod tests {
         assert!(r.problems.is_empty(), "{:?}", r.problems);
         assert_eq!(r.longest_unavailability_s, 10e-9);
 
-        members.insert("m1".into(), (vec![change("a", 2)], 3));
+        // Compacted to 3 before it was read: a (2) is kept by the final value b (3).
+        members.insert("m2".into(), member(vec![change("b", 3)], 3));
+        let r = judge(&h, &members);
+        assert_eq!((r.lost_writes, r.compacted), (0, 3));
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+
+        members.insert("m1".into(), member(vec![change("a", 2)], 0));
         let r = judge(&h, &members);
         assert_eq!(r.lost_writes, 1);
         assert!(!r.problems.is_empty());

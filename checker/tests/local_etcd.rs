@@ -1,7 +1,7 @@
 //! `fault-client` end to end against a one-member etcd on loopback (the host's `/usr/bin/etcd`,
 //! which `scripts/install-deps` installs): a run through a stall of the member (SIGSTOP for 4 s,
-//! then SIGCONT) is judged clean, a history altered to read a value nobody wrote is judged not
-//! linearizable, and a second run on the same keys is refused.
+//! then SIGCONT) is judged clean, so is one through a compaction, a history altered to read a
+//! value nobody wrote is judged not linearizable, and a second run on the same keys is refused.
 
 use serde_json::Value;
 use std::net::TcpListener;
@@ -99,6 +99,16 @@ fn fault_client(args: &[&str], history: &Path) -> (bool, String, String) {
     )
 }
 
+/// `fault-client run` for `seconds` at 100 operations a second on `t/`, in the background.
+fn start_run(etcd: &Etcd, history: &Path, seconds: &str) -> Child {
+    Command::new(BIN)
+        .args(["run", "--endpoints", &etcd.url, "--seconds", seconds])
+        .args(["--rate", "100", "--prefix", "t/", "--out"])
+        .arg(history)
+        .spawn()
+        .expect("run fault-client")
+}
+
 fn report(json: &str) -> Value {
     serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"))
 }
@@ -107,20 +117,7 @@ fn report(json: &str) -> Value {
 fn a_stalled_member_gives_a_clean_history_and_an_altered_one_is_caught() {
     let etcd = Etcd::start("stall");
     let history = etcd.dir.join("history.json");
-    let mut run = Command::new(BIN)
-        .args([
-            "run",
-            "--endpoints",
-            &etcd.url,
-            "--seconds",
-            "8",
-            "--rate",
-            "100",
-        ])
-        .args(["--prefix", "t/", "--out"])
-        .arg(&history)
-        .spawn()
-        .expect("run fault-client");
+    let mut run = start_run(&etcd, &history, "8");
     std::thread::sleep(Duration::from_secs(2));
     assert!(etcd.signal("-STOP"), "stop etcd");
     // Longer than the clients' keepalive timeout (2 s): their connections break.
@@ -165,4 +162,38 @@ fn a_stalled_member_gives_a_clean_history_and_an_altered_one_is_caught() {
         !ok && err.contains("give each run a prefix of its own"),
         "{err}"
     );
+}
+
+/// The history compacted to the current revision in the middle of a run (as NOSPACE recovery
+/// does): the clients' watch, started before, keeps every change; `verify` reads the member's
+/// log from the compacted revision and its final values, and judges the run clean.
+#[test]
+fn a_compaction_during_a_run_is_judged_from_the_final_values() {
+    let etcd = Etcd::start("compact");
+    let history = etcd.dir.join("history.json");
+    let mut run = start_run(&etcd, &history, "6");
+    std::thread::sleep(Duration::from_secs(3));
+    let status = Command::new("/usr/bin/etcdctl")
+        .args(["--endpoints", &etcd.url, "endpoint", "status", "-w", "json"])
+        .output()
+        .expect("etcdctl endpoint status");
+    let status: Value = serde_json::from_slice(&status.stdout).expect("endpoint status JSON");
+    let revision = status[0]["Status"]["header"]["revision"]
+        .as_i64()
+        .expect("a revision");
+    let compacted = Command::new("/usr/bin/etcdctl")
+        .args(["--endpoints", &etcd.url, "compact", &revision.to_string()])
+        .status()
+        .expect("etcdctl compact");
+    assert!(compacted.success(), "etcdctl compact {revision}");
+    assert!(run.wait().unwrap().success(), "fault-client run failed");
+
+    let (ok, out, err) = fault_client(&["verify", "--endpoints", &etcd.url, "--history"], &history);
+    assert!(ok, "{err}");
+    let r = report(&out);
+    assert_eq!(r["compacted"], revision, "{r:#}");
+    assert_eq!(r["linearizable"], "yes", "{r:#}");
+    assert_eq!(r["problems"], serde_json::json!([]), "{r:#}");
+    assert_eq!(r["lost_writes"], 0, "{r:#}");
+    assert!(r["acknowledged_writes"].as_u64() > Some(100), "{r:#}");
 }

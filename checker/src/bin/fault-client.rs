@@ -4,12 +4,13 @@
 //! `fault-client run` runs several clients (puts, linearizable gets, compare-and-swap
 //! transactions, each on one of a few keys) and a watch, for at most `--max-ops` operations and
 //! `--seconds`, or until `--stop-file` appears; it writes the history as JSON.
-//! `fault-client verify` reads each member's change log of the run's keys, judges the history
+//! `fault-client verify` reads each member's change log of the run's keys (from the compacted
+//! revision when the history below was compacted) and its final values, judges the history
 //! (linearizability, revisions, watch, acknowledged writes on every member) and prints the
 //! report as JSON; it exits 0 whatever the verdict. `fault-client check` judges a history alone.
 
 use anyhow::{bail, Context};
-use checker::history::{Call, Change, History, Op, Outcome};
+use checker::history::{Call, Change, History, Log, Op, Outcome};
 use checker::report::judge;
 use clap::{Parser, Subcommand};
 use etcd_client::{
@@ -102,6 +103,8 @@ struct RunArgs {
     prefix: String,
 }
 
+/// etcd's error for a write refused while a member's database is at its quota.
+const NOSPACE: &str = "database space exceeded";
 /// How long one operation may take before it is given up on.
 const OP_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the end of a run may wait for the cluster (a final revision, a watch catching up).
@@ -183,9 +186,12 @@ async fn invoke(client: &mut Client, call: &Call) -> Outcome {
             value,
             succeeded,
         },
-        Err(e) if matches!(call, Call::Get { .. }) => Outcome::Failed {
-            error: e.to_string(),
-        },
+        // A write refused for the quota (NOSPACE) is refused before it takes effect.
+        Err(e) if matches!(call, Call::Get { .. }) || e.to_string().contains(NOSPACE) => {
+            Outcome::Failed {
+                error: e.to_string(),
+            }
+        }
         Err(e) => Outcome::Indeterminate {
             error: e.to_string(),
         },
@@ -292,11 +298,14 @@ struct Followed {
     changes: Vec<Change>,
     errors: Vec<String>,
     synced_to: i64,
+    /// The compacted revision it had to go on from (0: none).
+    compacted: i64,
 }
 
 /// Follows every change under `prefix` after revision `after`, re-watching from where it
 /// stopped whenever the stream breaks, until it is known to have seen everything up to the
-/// revision `target` holds (0: not yet known), or `deadline`.
+/// revision `target` holds (0: not yet known), or `deadline`. When where it stopped was
+/// compacted away, it goes on from the compacted revision and records that one.
 async fn follow(
     eps: Vec<String>,
     require_leader: bool,
@@ -356,10 +365,13 @@ async fn follow(
             };
             let mut l = log.lock().unwrap();
             if resp.canceled() {
-                l.errors.push(format!(
-                    "watch canceled (compacted to {})",
-                    resp.compact_revision()
-                ));
+                let compacted = resp.compact_revision();
+                l.errors
+                    .push(format!("watch canceled (compacted to {compacted})"));
+                if compacted > next {
+                    next = compacted;
+                    l.compacted = compacted;
+                }
                 break;
             }
             for ev in resp.events() {
@@ -481,6 +493,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         watch: w.changes,
         watch_errors: w.errors,
         watch_synced_to: w.synced_to,
+        watch_compacted: w.compacted,
     };
     let tmp = out.with_extension("partial");
     std::fs::write(&tmp, serde_json::to_vec(&h)?)?;
@@ -534,11 +547,44 @@ async fn verify(eps: Vec<String>, history: &Path) -> anyhow::Result<()> {
                 l.errors.last()
             ));
         }
-        members.insert(ep.clone(), (l.changes, l.synced_to));
+        let finals = final_values(ep, &h.prefix).await;
+        let finals = finals.unwrap_or_else(|e| {
+            unread.push(format!(
+                "member {ep}: its final values could not be read: {e}"
+            ));
+            vec![]
+        });
+        let log = Log {
+            changes: l.changes,
+            synced_to: l.synced_to,
+            compacted: l.compacted,
+            finals,
+        };
+        members.insert(ep.clone(), log);
     }
     let mut report = judge(&h, &members);
     report.problems.extend(unread);
     print(&report)
+}
+
+/// Every key under `prefix` with its value and revision, as the member at `ep` holds them (a
+/// serializable read of that member alone).
+async fn final_values(ep: &str, prefix: &str) -> anyhow::Result<Vec<Change>> {
+    let opts = GetOptions::new().with_prefix().with_serializable();
+    let read = async {
+        let mut c = connect(&[ep.to_string()], false).await?;
+        c.get(prefix, Some(opts)).await
+    };
+    let resp = tokio::time::timeout(OP_TIMEOUT, read).await??;
+    Ok(resp
+        .kvs()
+        .iter()
+        .map(|kv| Change {
+            key: text(kv.key()),
+            value: Some(text(kv.value())),
+            mod_revision: kv.mod_revision(),
+        })
+        .collect())
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
