@@ -6,15 +6,17 @@
 //! units, the history is linearizable, revisions only grow, the watch saw every change once and
 //! in order, and every acknowledged write is on every member. `faults_membership.rs` and
 //! `faults_process.rs` hold the other scenarios. Needs root: it boots machines.
+//! A member's disk filled to its quota (NOSPACE) and recovered is here too.
 
 #[path = "support/faults.rs"]
 mod faults;
-use support::Sandbox;
+use std::time::Duration;
+use support::{sh, try_sh, Sandbox};
 #[path = "support/mod.rs"]
 mod support;
 use faults::{
-    clients_progress, cluster, etcd_units, finish, raft_leader, raft_leader_if_any, revision,
-    start_clients, RECOVER,
+    clients_progress, cluster, cluster_of, etcd_units, finish, raft_leader, raft_leader_if_any,
+    revision, settle, start_clients, start_clients_with, RECOVER,
 };
 
 /// (a) A follower cut off the network, then healed; (c) the Raft leader cut off from both
@@ -126,4 +128,44 @@ fn machine_failures_under_clients() {
     }
     sb.wait_active(4);
     finish(&sb, "power-off-all");
+}
+
+/// The NOSPACE scenario's quota: etcd's smallest the charm takes (16 MiB).
+const QUOTA: &str = "quota_backend_bytes=16777216";
+
+/// A member's database filled to its quota under the clients: 1 MB values (outside the clients'
+/// keys) written on one unit until etcd refuses them and raises the NOSPACE alarm (the clients'
+/// writes are refused then, their reads go on); the filler deleted; the charm's
+/// `auto_nospace_recovery` then compacts the history, defragments every member and disarms the
+/// alarm at `update-status`, and the clients write again. The compaction hides the members'
+/// change logs below it: `fault-client verify` reads them from the compacted revision on, and
+/// every member's final values for the writes below it. The clients run up to 240 s (the
+/// recovery takes several `update-status`).
+#[test]
+fn nospace_under_clients() {
+    let sb = cluster_of("etcd_faults_nospace", 3, &["--config", QUOTA]);
+    sb.ok(&["model-config", "update-status-hook-interval=10s"]);
+    start_clients_with(&sb, "nospace", "--seconds 240 --max-ops 7200");
+    let unit = etcd_units(&sb)[0].clone();
+    let filled = sh(
+        &sb,
+        &unit,
+        "for i in $(seq 1 40); do head -c 1000000 /dev/zero | tr '\\0' x | \
+         etcdctl put big-$i >/dev/null 2>/tmp/fill.err || { cat /tmp/fill.err; break; }; done",
+    );
+    assert!(
+        filled.contains("database space exceeded"),
+        "no NOSPACE after 40 MB: {filled}"
+    );
+    let alarms = sh(&sb, &unit, "etcdctl alarm list");
+    assert!(alarms.contains("NOSPACE"), "{alarms}");
+    sh(&sb, &unit, "etcdctl del --prefix big- >/dev/null");
+    sb.eventually("the alarm disarmed", Duration::from_secs(300), || {
+        try_sh(&sb, &unit, "etcdctl alarm list")
+            .ok()
+            .filter(|a| a.trim().is_empty())
+    });
+    clients_progress(&sb, &unit, 30, "writes after the recovery");
+    settle(&sb, 3);
+    finish(&sb, "nospace");
 }

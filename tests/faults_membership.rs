@@ -1,15 +1,15 @@
 //! The fault suite's membership scenarios (issue 16): units removed and added under the clients
-//! of `support/faults.rs` (the Juju leader's, the Raft leader's, two of five at once; four added
-//! at once; scale cycles). Each ends with `finish`: health passes, the members are the live
-//! units, the history is linearizable and no acknowledged write is lost. Needs root: it boots
-//! machines.
+//! of `support/faults.rs` (four added at once; two of five at once, the Raft leader's, the Juju
+//! leader's; the scale cycle 1 → 3 → 5 → 3 → 1 → 3). Each ends with `finish`: health passes,
+//! the members are the live units, the history is linearizable and no acknowledged write is
+//! lost. Needs root: it boots machines.
 
 #[path = "support/faults.rs"]
 mod faults;
 #[path = "support/mod.rs"]
 mod support;
 use faults::{
-    cluster, cluster_of, etcd_units, finish, raft_leader, revision, settle, start_clients, RECOVER,
+    cluster_of, etcd_units, finish, raft_leader, revision, settle, start_clients, RECOVER,
 };
 use support::{sh, Sandbox};
 
@@ -20,21 +20,20 @@ fn wait_units(sb: &Sandbox, n: usize) {
     });
 }
 
-/// The Juju leader's unit removed (3 → 2); back to five, then two of them removed at once
-/// (5 → 3); the Raft leader's unit removed (3 → 2). All while the clients write.
+/// One unit grown to five with `add-unit -n 4` at once; two of them removed at once (5 → 3);
+/// the Raft leader's unit removed (3 → 2); the Juju leader's unit removed (2 → 1). All while
+/// the clients write. The sandbox runs the remaining units' `-relation-departed` as Juju does:
+/// at once, concurrently with the dying unit's teardown (not after its `stop`).
 #[test]
 fn removals_under_clients() {
-    let sb = cluster("etcd_faults_removals");
+    let sb = cluster_of("etcd_faults_removals", 1, &[]);
 
-    start_clients(&sb, "remove-juju-leader");
-    let leader = sb.leader("etcd").expect("a Juju leader");
-    sb.ok(&["remove-unit", &leader]);
-    wait_units(&sb, 2);
-    settle(&sb, 2);
-    finish(&sb, "remove-juju-leader");
-
-    sb.ok(&["add-unit", "etcd", "-n", "3"]);
+    start_clients(&sb, "add-four-at-once");
+    sb.ok(&["add-unit", "etcd", "-n", "4"]);
+    wait_units(&sb, 5);
     settle(&sb, 5);
+    finish(&sb, "add-four-at-once");
+
     start_clients(&sb, "remove-two-of-five");
     // The Raft leader and a follower, in one command.
     let leader = raft_leader(&sb, &etcd_units(&sb)[0]);
@@ -50,6 +49,13 @@ fn removals_under_clients() {
     wait_units(&sb, 2);
     settle(&sb, 2);
     finish(&sb, "remove-raft-leader");
+
+    start_clients(&sb, "remove-juju-leader");
+    let leader = sb.leader("etcd").expect("a Juju leader");
+    sb.ok(&["remove-unit", &leader]);
+    wait_units(&sb, 1);
+    settle(&sb, 1);
+    finish(&sb, "remove-juju-leader");
 }
 
 /// Keys written before the cycles, checked on every member after each step.
@@ -75,11 +81,11 @@ fn seeds_kept(sb: &Sandbox, last: &mut i64) {
     *last = now;
 }
 
-/// One unit grown to five with `add-unit -n 4` at once, then scaled 5 → 3 → 1 → 3 (removals of
-/// several units in one command), the clients writing through each step; keys written at the
-/// start are on every member after each one, and the revision never goes back.
+/// The scale cycle 1 → 3 → 5 → 3 → 1 → 3 in one cluster, the clients writing through each step
+/// (removals of several units in one command); keys written at the start are on every member
+/// after each step, and the revision never goes back.
 #[test]
-fn scale_cycles_keep_the_data() {
+fn scale_cycle_keeps_the_data() {
     let sb = cluster_of("etcd_faults_scale", 1, &[]);
     let first = etcd_units(&sb)[0].clone();
     sh(
@@ -96,10 +102,11 @@ fn scale_cycles_keep_the_data() {
     // (scenario, etcd units after it); a step adds units with one `add-unit -n`, or removes the
     // last ones with one `remove-unit`.
     let steps = [
-        ("add-four-at-once", 5),
+        ("scale-1-to-3", 3),
+        ("scale-3-to-5", 5),
         ("scale-5-to-3", 3),
         ("scale-3-to-1", 1),
-        ("scale-1-to-3", 3),
+        ("scale-1-to-3-again", 3),
     ];
     for (scenario, to) in steps {
         start_clients(&sb, scenario);

@@ -149,6 +149,11 @@ pub fn clients_progress(sb: &Sandbox, unit: &str, n: i64, what: &str) {
 /// Starts the clients in the background on the client machine, against the endpoints the
 /// `db` relation gave it, on keys of the scenario's own, and waits until they are writing.
 pub fn start_clients(sb: &Sandbox, scenario: &str) {
+    start_clients_with(sb, scenario, "");
+}
+
+/// [`start_clients`] with more `fault-client run` arguments (such as a longer `--seconds`).
+pub fn start_clients_with(sb: &Sandbox, scenario: &str, extra: &str) {
     sh(
         sb,
         CLIENT,
@@ -158,7 +163,7 @@ pub fn start_clients(sb: &Sandbox, scenario: &str) {
                 "setsid nohup",
                 &format!(
                     "run --endpoints \"$cs\" --out {HISTORY} --stop-file {STOP} \
-                 --prefix fault-{scenario}/"
+                 --prefix fault-{scenario}/ {extra}"
                 )
             )
         ),
