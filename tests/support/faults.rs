@@ -59,7 +59,8 @@ pub fn cluster(name: &str) -> Sandbox {
 /// over `db`, all active, with `fault-client` on the client.
 pub fn cluster_of(name: &str, n: u32, extra: &[&str]) -> Sandbox {
     let sb = Sandbox::new(name);
-    // Plain http until the suite has run under TLS (fault-client can use the relation's files).
+    // Plain http until the suite has run under TLS with etcd RBAC (branch rbac2): without it,
+    // `tests/faults.rs` passed under TLS too (fault-client with the relation's files).
     deploy_etcd(&sb, n, &[&["--config", "tls=false"][..], extra].concat());
     deploy_consumer(&sb, "db-client", "etcdctl");
     sb.ok(&["integrate", "db-client:db", "etcd:db"]);
@@ -252,7 +253,8 @@ pub fn finish(sb: &Sandbox, scenario: &str) {
         "{scenario}: {report:#}"
     );
     assert!(report["ok"].as_u64() > Some(0), "{scenario}: {report:#}");
-    eprintln!("{scenario}: {report}\n{end_state}\n{log}");
+    let endpoints = live_endpoints(sb);
+    eprintln!("{scenario}: {report}\n{end_state} ({endpoints})\n{log}");
 }
 
 /// The Raft leader's unit as `unit` sees it, or None while there is none or it does not answer.
