@@ -474,6 +474,7 @@ impl Etcd for FakeEtcd {
         name: &str,
         grant: &Grant,
         _old: Option<&Grant>,
+        _password: &Option<String>,
     ) -> Result<(), EtcdError> {
         self.membership("auth", format!("auth user {name} {}", grant.record()))
     }

@@ -17,7 +17,8 @@ const MAX_GLIBC: [u32; 2] = [2, 31];
 /// rusty-s3 with url/idna, sha2, md-5 on the same rustls), so the budget grew by those 1.3 MB.
 /// It is there to catch a heavy dependency (a second crypto stack, say) coming in unnoticed.
 /// Stripping is checked on its own.
-const SIZE_BUDGET: u64 = 4_718_592; // 4.5 MiB
+/// Raised by 162,816 bytes for etcd RBAC (the auth API of etcd-client, per-consumer identities).
+const SIZE_BUDGET: u64 = 4_881_408;
 /// Shared libraries the binary may need: all are part of glibc (or GCC's runtime), on every base.
 const ALLOWED_LIBS: &[&str] = &[
     "libc.so.6",

@@ -940,7 +940,17 @@ fn client_relations_carry_the_tls_credentials_only_with_tls() {
         assert_eq!(s["client_cert"], cert);
         assert_eq!(s["client_key"], key);
         assert_eq!(s["client_key_secret"], secret);
+        assert!(
+            !s.contains_key("password"),
+            "the password is in the secret: {s:?}"
+        );
     }
+    // For clients that cannot use a certificate with a common name: the shared one without
+    // and the etcd user name (the password in the relation's secret).
+    assert_eq!(sets[0]["username"], "kube");
+    assert_eq!(sets[0]["cnless_client_cert"], "CLIENT PEM");
+    assert_eq!(sets[0]["cnless_client_key"], "CLIENT KEY PEM");
+    assert!(!sets[1].contains_key("username"), "{:?}", sets[1]);
     // Only the leader grants the secret, to each relation that does not name it yet.
     let grants = |o: &Observed| -> Vec<Effect> {
         let p = plan(o);
@@ -965,6 +975,8 @@ fn client_relations_carry_the_tls_credentials_only_with_tls() {
     let key = |id: &str| Settings::from([("client_key_secret".into(), id.into())]);
     named.clients = relations(key("secret:client"));
     named.clients[0].published = key("secret:kube");
+    let own = ("credentials_secret".to_string(), "secret:kube".to_string());
+    named.clients[0].published.extend([own]);
     assert_eq!(grants(&named), []);
     // Juju 2.9: the key from leader data, no secret named.
     let mut old = o.clone();
@@ -973,9 +985,11 @@ fn client_relations_carry_the_tls_credentials_only_with_tls() {
     let mut raw = old.leader_data.raw.clone();
     raw.insert(keys::TLS_CLIENT_KEY.into(), "KEY IN LEADER DATA".into());
     raw.insert("consumer-key-kube".into(), "KUBE KEY IN LEADER DATA".into());
+    raw.insert("consumer-password-kube".into(), "KUBE PASSWORD".into());
     old.leader_data = LeaderData::parse(raw);
     let s = first_relation_set(&plan(&old));
     assert_eq!(s["client_key"], "KUBE KEY IN LEADER DATA");
+    assert_eq!(s["password"], "KUBE PASSWORD");
     assert!(!s.contains_key("client_key_secret"), "{s:?}");
     assert_eq!(
         sets[0]["connection_string"],
@@ -1138,8 +1152,7 @@ fn the_leader_makes_a_user_per_db_application_then_enables_auth() {
             },
         ]
     );
-    // Every user made: still no auth while a proxy relation exists, nor before this unit's
-    // files hold its root certificate.
+    // Every user made: no auth before this unit's files hold its root certificate.
     let mut raw = o.leader_data.raw.clone();
     raw.extend(
         [
@@ -1152,8 +1165,6 @@ fn the_leader_makes_a_user_per_db_application_then_enables_auth() {
         .map(|(k, v)| (k.to_string(), v.to_string())),
     );
     o.leader_data = LeaderData::parse(raw);
-    assert_eq!(auth(&o), []);
-    o.clients.pop();
     assert_eq!(auth(&o), []);
     let issued = o.leader_data.get(&keys::issued_key(&o.unit)).unwrap();
     let from = Issued::parse(issued).unwrap().from;

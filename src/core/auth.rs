@@ -4,22 +4,25 @@ rest of the plan.
 
 Every member's client port requires a client certificate from the client CA, and with auth on
 etcd takes its common name as the user: the units' own certificates say `root` (user and role
-`root`), each application related on `db` gets a certificate with its own name
+`root`), each application related on `db` or `proxy` gets a certificate with its own name
 ([`crate::core::membership`]) and here a user and a role named after it, with read-write on
 the prefix it asks for (the `etcd_client` interface's `prefix` in its application data) or on
 the whole keyspace. What the leader made is recorded in leader data
 ([`keys::AUTH_USER_PREFIX`]): a user is made or changed when its record differs, deleted when
-its application has no `db` relation left (its certificate is then denied).
+its application has no relation left (its certificate is then denied).
+
+A consumer that cannot present a certificate with a common name (etcd 3.4's grpc-proxy on
+`proxy`, HTTP clients of the JSON gateway) authenticates as the same user with its password
+(see [`crate::core::relations::client_data`]).
 
 `auth enable` comes last, once every unit runs a certificate with the `root` identity (a cluster
 from an older charm has its certificates issued again first, so it converges without an
-outage) and every user is made; not while a `proxy` relation exists (etcd 3.4's grpc-proxy
-cannot present a common name). With `tls=false` auth is off: it is disabled before the cluster
+outage) and every user is made. With `tls=false` auth is off: it is disabled before the cluster
 leaves https.
 */
 
 use crate::core::effect::AuthChange;
-use crate::core::membership::db_consumers;
+use crate::core::membership::consumers;
 use crate::core::observed::{keys, peer_keys, Issued, Leadership, Observed, TlsRequest};
 use crate::etcd::Grant;
 
@@ -57,7 +60,7 @@ fn every_unit_current(o: &Observed) -> bool {
     })
 }
 
-/// The users the leader wants: `root`, and one per `db` application holding its own
+/// The users the leader wants: `root`, and one per consumer application holding its own
 /// certificate, with the grant its requested prefix asks for.
 fn desired(o: &Observed) -> Vec<(String, Grant)> {
     let mut want = vec![("root".to_string(), Grant::Root)];
@@ -65,7 +68,7 @@ fn desired(o: &Observed) -> Vec<(String, Grant)> {
         let cert = keys::consumer_key(keys::CONSUMER_CERT_PREFIX, app);
         o.leader_data.get(&cert).is_some()
     };
-    for app in db_consumers(o).into_iter().filter(issued) {
+    for app in consumers(o).into_iter().filter(issued) {
         let asked = o.clients.iter().find(|r| r.app.as_deref() == Some(app));
         let grant = match asked.and_then(|r| r.prefix.as_deref()) {
             None => Grant::All,
@@ -117,8 +120,7 @@ pub fn changes(o: &Observed, tls: bool) -> Vec<AuthChange> {
         .iter()
         .filter(|(n, _)| !want.iter().any(|(w, _)| w == n));
     out.extend(gone.map(|(name, _)| AuthChange::DeleteUser { name: name.clone() }));
-    let proxies = o.clients.iter().any(|r| r.endpoint == "proxy");
-    if !enabled && out.is_empty() && !proxies && every_unit_current(o) {
+    if !enabled && out.is_empty() && every_unit_current(o) {
         out.push(AuthChange::Enable);
     }
     out

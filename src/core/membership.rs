@@ -512,13 +512,12 @@ pub fn tls_signing(o: &Observed) -> Vec<Effect> {
     effects
 }
 
-/// The applications related on `db` (once one of their units has joined), sorted; never one
-/// named `root` (its certificate would be etcd's root identity).
-pub fn db_consumers(o: &Observed) -> Vec<&str> {
+/// The applications related on `db` or `proxy` (once one of their units has joined), sorted;
+/// never one named `root` (its certificate would be etcd's root identity).
+pub fn consumers(o: &Observed) -> Vec<&str> {
     let mut apps: Vec<&str> = o
         .clients
         .iter()
-        .filter(|r| r.endpoint == "db")
         .filter_map(|r| r.app.as_deref())
         .filter(|app| *app != "root")
         .collect();
@@ -527,11 +526,11 @@ pub fn db_consumers(o: &Observed) -> Vec<&str> {
     apps
 }
 
-/// The leader's duties to `db` consumers: each application gets its own client certificate
-/// (CN = its name) once it has a unit on a relation; an application with no `db` relation left
-/// loses its credentials.
+/// The leader's duties to consumers: each application gets its own client certificate (CN =
+/// its name, used on `db`) and etcd password once it has a unit on a relation; an application
+/// with no relation left loses its credentials.
 fn consumer_certificates(o: &Observed) -> Vec<Effect> {
-    let apps = db_consumers(o);
+    let apps = consumers(o);
     let ld = &o.leader_data;
     let issue = apps
         .iter()

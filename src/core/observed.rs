@@ -69,6 +69,9 @@ pub mod keys {
     pub const CONSUMER_SECRET_PREFIX: &str = "consumer-secret-";
     /// `consumer-key-<app>` (Juju 2.9 fallback): that certificate's key (PEM).
     pub const CONSUMER_KEY_PREFIX: &str = "consumer-key-";
+    /// `consumer-password-<app>` (Juju 2.9 fallback): that application's etcd password (Juju 3:
+    /// in its secret).
+    pub const CONSUMER_PASSWORD_PREFIX: &str = "consumer-password-";
 
     /// When the leader last defragmented each member, automatically or in a NOSPACE recovery:
     /// `name=<unix seconds>,…` ([`crate::core::maintenance`]).
@@ -101,6 +104,8 @@ pub mod secret_keys {
     pub const PEER_CA_KEY: &str = "peer-ca-key";
     /// The consumers' client key.
     pub const CLIENT_KEY: &str = "client-key";
+    /// A consumer's etcd password.
+    pub const PASSWORD: &str = "password";
 }
 
 /// Peer relation unit data keys (each unit writes its own).

@@ -80,6 +80,10 @@ pub fn changed(have: &Settings, want: Settings) -> Option<Settings> {
 /// The key under which `db`/`proxy` data names the secret holding `client_key` (Juju 3).
 pub const CLIENT_KEY_SECRET: &str = "client_key_secret";
 
+/// The key under which `db`/`proxy` data names the secret holding the application's own
+/// credentials (Juju 3): `password` (its etcd user's), and `client-key` (its certificate's).
+pub const CREDENTIALS_SECRET: &str = "credentials_secret";
+
 /// The credentials one relation gets: `client_ca`, `client_cert`, `client_key` and the secret
 /// id; `key` is `None` while this unit cannot read it.
 #[derive(Clone, Copy, Default)]
@@ -87,6 +91,10 @@ struct Credentials<'a> {
     cert: Option<&'a str>,
     key: Option<&'a str>,
     secret: Option<&'a str>,
+    /// A `db` consumer's etcd user name, and its password where it is not in the secret
+    /// (Juju 2.9).
+    user: Option<&'a str>,
+    password: Option<&'a str>,
 }
 
 /// A `db` consumer's own credentials (see [`crate::core::membership::db_consumers`]): its
@@ -95,7 +103,7 @@ struct Credentials<'a> {
 fn consumer_credentials<'a>(
     o: &'a Observed,
     published: &'a Settings,
-    app: &str,
+    app: &'a str,
 ) -> Credentials<'a> {
     let get = |prefix| lookup(published, &keys::consumer_key(prefix, app));
     let read = o.secrets.consumer_keys.get(app).map(|k| k.0.as_str());
@@ -103,6 +111,8 @@ fn consumer_credentials<'a>(
         cert: get(keys::CONSUMER_CERT_PREFIX),
         key: read.or(get(keys::CONSUMER_KEY_PREFIX)),
         secret: get(keys::CONSUMER_SECRET_PREFIX).filter(|_| o.secrets.available),
+        user: Some(app),
+        password: get(keys::CONSUMER_PASSWORD_PREFIX).filter(|_| !o.secrets.available),
     }
 }
 
@@ -126,6 +136,7 @@ pub fn client_data(o: &Observed, published: &Settings, tls: bool) -> Vec<Effect>
         cert: lookup(published, keys::TLS_CLIENT_CERT),
         key: key.or(lookup(published, keys::TLS_CLIENT_KEY)),
         secret: lookup(published, keys::TLS_CLIENT_SECRET).filter(|_| o.secrets.available),
+        ..Credentials::default()
     };
     let ca = lookup(published, keys::TLS_CA);
     let cluster = lookup(published, keys::CLUSTER);
@@ -140,40 +151,57 @@ pub fn client_data(o: &Observed, published: &Settings, tls: bool) -> Vec<Effect>
                 want.insert(k.to_string(), v.to_string());
             }
         };
-        let own = match rel.endpoint.as_str() {
+        let own = rel
+            .app
+            .as_deref()
+            .map(|app| consumer_credentials(o, published, app));
+        let creds = match rel.endpoint.as_str() {
             "proxy" => {
                 put("cluster", cluster);
                 put("endpoints", endpoints);
-                None
+                // The certificate without a common name, and the application's own user.
+                Credentials {
+                    user: own.and_then(|c| c.user),
+                    password: own.and_then(|c| c.password),
+                    ..shared
+                }
             }
             _ => {
                 put("connection_string", endpoints);
                 put("version", version);
-                rel.app
-                    .as_deref()
-                    .map(|app| consumer_credentials(o, published, app))
+                own.unwrap_or_default()
             }
         };
-        let creds = match rel.endpoint.as_str() {
-            "proxy" => shared,
-            _ => own.unwrap_or_default(),
-        };
+        let own_secret = own.and_then(|c| c.secret);
         if !tls || creds.key.is_some() {
+            // For clients that cannot present a certificate with a common name: the shared one
+            // without, and a user name and password (in the secret, Juju 2.9: here).
+            let for_db = creds.user.is_some() && rel.endpoint != "proxy";
             let credentials = [
                 ("client_ca", ca),
                 ("client_cert", creds.cert),
                 ("client_key", creds.key),
                 (CLIENT_KEY_SECRET, creds.secret),
+                ("username", creds.user),
+                ("password", creds.password),
+                (CREDENTIALS_SECRET, own_secret),
+                ("cnless_client_cert", shared.cert.filter(|_| for_db)),
+                ("cnless_client_key", shared.key.filter(|_| for_db)),
             ];
             for (k, value) in credentials {
                 let value = value.filter(|_| tls);
                 want.insert(k.to_string(), value.unwrap_or("").to_string());
             }
         }
-        let newly = want
-            .get(CLIENT_KEY_SECRET)
-            .filter(|id| !id.is_empty() && rel.published.get(CLIENT_KEY_SECRET) != Some(*id));
-        if let (true, Some(id)) = (leader, newly) {
+        let mut grants: Vec<&String> = [CLIENT_KEY_SECRET, CREDENTIALS_SECRET]
+            .iter()
+            .filter_map(|k| {
+                let id = want.get(*k)?;
+                (!id.is_empty() && rel.published.get(*k) != Some(id)).then_some(id)
+            })
+            .collect();
+        grants.dedup();
+        for id in grants.into_iter().filter(|_| leader) {
             effects.push(Effect::GrantSecret {
                 id: id.clone(),
                 relation: rel.id.clone(),

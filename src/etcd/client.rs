@@ -489,10 +489,19 @@ impl Etcd for EtcdApi {
         name: &str,
         grant: &Grant,
         old: Option<&Grant>,
+        password: &Option<String>,
     ) -> Result<(), EtcdError> {
         self.on_any("auth user", endpoints, |mut c| async move {
-            let no_password = Some(UserAddOptions::new().with_no_pwd());
-            tolerate(c.user_add(name, "", no_password).await, "already exists")?;
+            match password {
+                Some(pw) => {
+                    tolerate(c.user_add(name, pw.as_str(), None).await, "already exists")?;
+                    c.user_change_password(name, pw.as_str()).await?;
+                }
+                None => {
+                    let no_password = Some(UserAddOptions::new().with_no_pwd());
+                    tolerate(c.user_add(name, "", no_password).await, "already exists")?;
+                }
+            }
             tolerate(c.role_add(name).await, "already exists")?;
             if let Some((key, range)) = old.and_then(permission) {
                 let opts = match range {

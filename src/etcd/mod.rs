@@ -195,17 +195,18 @@ pub trait Etcd {
         let _ = (endpoints, member, alarm);
         Err(unsupported("alarm disarm"))
     }
-    /// Makes user and role `name` if missing (the user without a password: a client
-    /// certificate with CN = `name` authenticates it), revokes `old` from the role and grants
-    /// it `grant` (`root` gets the `root` role itself).
+    /// Makes user and role `name` if missing (a client certificate with CN = `name`
+    /// authenticates the user, and `password` if given, else it has none), revokes `old` from
+    /// the role and grants it `grant` (`root` gets the `root` role itself).
     fn auth_set_user(
         &self,
         endpoints: &[String],
         name: &str,
         grant: &Grant,
         old: Option<&Grant>,
+        password: &Option<String>,
     ) -> Result<(), EtcdError> {
-        let _ = (endpoints, name, grant, old);
+        let _ = (endpoints, name, grant, old, password);
         Err(unsupported("auth user"))
     }
     /// Deletes user and role `name` (gone already is fine).

@@ -188,6 +188,18 @@ pub fn issue_consumer(keys: &CaKeys, app: &str) -> Result<ConsumerCert, TlsError
     })
 }
 
+/// `app`'s etcd password (for clients that cannot present a certificate with a common name):
+/// derived from the client CA's key, so the leader makes the same one at every hook without
+/// storing it, and no one without that key can.
+pub fn consumer_password(keys: &CaKeys, app: &str) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, keys.ca_key.as_bytes());
+    let tag = ring::hmac::sign(&key, format!("etcd user password: {app}").as_bytes());
+    tag.as_ref()[..20]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// The names a request asks for, if each is a DNS name or an IP address.
 fn requested_names(csr: &CertificateSigningRequestParams) -> Result<Vec<SanType>, TlsError> {
     let names = &csr.params.subject_alt_names;
@@ -363,6 +375,10 @@ mod tests {
         assert!(names(&kube.cert, "kube-apiserver") && !names(&kube.cert, ROOT));
         assert!(kube.key.contains("PRIVATE KEY"));
         assert_eq!(format!("{kube:?}"), "ConsumerCert(<redacted>)");
+        let password = consumer_password(&ca.keys, "kube-apiserver");
+        assert_eq!(password.len(), 40);
+        assert_eq!(password, consumer_password(&ca.keys, "kube-apiserver"));
+        assert_ne!(password, consumer_password(&ca.keys, "other"));
         let wrong = CaKeys {
             ca_key: "not a key".into(),
             peer_ca_key: None,

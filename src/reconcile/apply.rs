@@ -317,11 +317,13 @@ impl Run<'_> {
         let ca = tls::create_ca()?;
         let mut data = ca.public.clone();
         data.extend(self.store_keys(&ca.keys, &ca.client_key)?);
-        // Consumers' certificates from a previous CA are made again.
+        // Consumers' certificates and passwords from a previous CA are made again.
         let consumers = self.o.leader_data.raw.keys().filter(|k| {
             k.starts_with(keys::CONSUMER_CERT_PREFIX)
                 || k.starts_with(keys::CONSUMER_SECRET_PREFIX)
                 || k.starts_with(keys::CONSUMER_KEY_PREFIX)
+                || k.starts_with(keys::CONSUMER_PASSWORD_PREFIX)
+                || k.starts_with(keys::AUTH_USER_PREFIX)
         });
         data.extend(consumers.map(|k| (k.clone(), String::new())));
         self.juju.leader_set(&data)?;
@@ -376,9 +378,13 @@ impl Run<'_> {
         };
         let key = |prefix| keys::consumer_key(prefix, app);
         let mut data = Settings::from([(key(keys::CONSUMER_CERT_PREFIX), made.cert)]);
+        let password = tls::consumer_password(ca_keys, app);
         match self.o.secrets.available {
             true => {
-                let content = Settings::from([(secret_keys::CLIENT_KEY.to_string(), made.key)]);
+                let content = Settings::from([
+                    (secret_keys::CLIENT_KEY.to_string(), made.key),
+                    (secret_keys::PASSWORD.to_string(), password),
+                ]);
                 let id = self
                     .juju
                     .secret_add(&content, SecretOwner::Application, None)?;
@@ -386,6 +392,7 @@ impl Run<'_> {
             }
             false => {
                 data.insert(key(keys::CONSUMER_KEY_PREFIX), made.key);
+                data.insert(key(keys::CONSUMER_PASSWORD_PREFIX), password);
             }
         }
         self.juju.leader_set(&data)?;
@@ -401,7 +408,7 @@ impl Run<'_> {
         let user = |name: &str| format!("{}{name}", keys::AUTH_USER_PREFIX);
         let (done, record) = match change {
             AuthChange::SetUser { name, grant, old } => (
-                etcd.auth_set_user(eps, name, grant, old.as_ref()),
+                etcd.auth_set_user(eps, name, grant, old.as_ref(), &self.password(name)),
                 (
                     user(name),
                     grant.record(),
@@ -443,6 +450,18 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// The etcd password of user `name`: none for `root` (only its certificate authenticates
+    /// it), else the consumer's ([`tls::consumer_password`]).
+    fn password(&self, name: &str) -> Option<String> {
+        let keys = self
+            .o
+            .secrets
+            .ca_keys
+            .as_ref()
+            .filter(|_| name != tls::ROOT)?;
+        Some(tls::consumer_password(keys, name))
+    }
+
     /// Leader: forgets `app`'s credentials: its secret is removed, then its leader data.
     fn retire_consumer(&self, app: &str) -> Result<(), ApplyError> {
         let key = |prefix| keys::consumer_key(prefix, app);
@@ -457,6 +476,7 @@ impl Run<'_> {
             keys::CONSUMER_CERT_PREFIX,
             keys::CONSUMER_SECRET_PREFIX,
             keys::CONSUMER_KEY_PREFIX,
+            keys::CONSUMER_PASSWORD_PREFIX,
         ];
         let gone = prefixes.map(|p| (key(p), String::new()));
         self.juju.leader_set(&Settings::from(gone))?;

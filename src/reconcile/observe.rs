@@ -201,7 +201,7 @@ fn consumer_keys(
     available: bool,
 ) -> std::collections::BTreeMap<String, Redacted> {
     let mut read = std::collections::BTreeMap::new();
-    for rel in clients {
+    for rel in clients.iter().filter(|r| r.endpoint == "db") {
         let Some(app) = rel.app.as_deref().filter(|a| !read.contains_key(*a)) else {
             continue;
         };
@@ -369,10 +369,7 @@ pub fn observe(
                 continue;
             }
             let published = juju.relation_get(&id, &ctx.unit_name)?;
-            let app = match endpoint {
-                "db" => remote_app(ctx, juju, &id)?,
-                _ => None,
-            };
+            let app = remote_app(ctx, juju, &id)?;
             let prefix = match &app {
                 Some(app) => requested_prefix(juju, &id, app),
                 None => None,
