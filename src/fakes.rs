@@ -3,7 +3,7 @@
 
 use crate::clock::Clock;
 use crate::core::version::Refusal;
-use crate::etcd::{Etcd, EtcdError, Member, MemberStatus};
+use crate::etcd::{Etcd, EtcdError, Grant, Member, MemberStatus};
 use crate::juju::context::JujuContext;
 use crate::juju::{secret_bare_id, HookToolError, Juju, JujuError, Level, SecretOwner, Settings};
 use crate::machine::host::HostError;
@@ -473,6 +473,25 @@ impl Etcd for FakeEtcd {
     }
     fn move_leader(&self, _leader_endpoint: &str, target: u64) -> Result<(), EtcdError> {
         self.membership("move leader", format!("move leader {target:x}"))
+    }
+    fn auth_set_user(
+        &self,
+        _endpoints: &[String],
+        name: &str,
+        grant: &Grant,
+        _old: Option<&Grant>,
+        _password: &Option<String>,
+    ) -> Result<(), EtcdError> {
+        self.membership("auth", format!("auth user {name} {}", grant.record()))
+    }
+    fn auth_delete_user(&self, _endpoints: &[String], name: &str) -> Result<(), EtcdError> {
+        self.membership("auth", format!("auth user delete {name}"))
+    }
+    fn auth_switch(&self, _endpoints: &[String], on: bool) -> Result<(), EtcdError> {
+        self.membership(
+            "auth",
+            format!("auth {}", if on { "enable" } else { "disable" }),
+        )
     }
     fn alarms(&self, endpoints: &[String]) -> Result<Vec<(u64, String)>, EtcdError> {
         self.first_answering(endpoints)?;
