@@ -1274,6 +1274,8 @@ fn a_refresh_keeps_tls_on_when_the_option_now_reads_false() {
         "{}",
         p.status.message_for("etcd")
     );
+}
+
 #[test]
 fn the_leader_makes_a_user_per_db_application_then_enables_auth() {
     use etcd_charm::core::effect::AuthChange;
