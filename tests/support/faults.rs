@@ -59,9 +59,8 @@ pub fn cluster(name: &str) -> Sandbox {
 /// over `db`, all active, with `fault-client` on the client.
 pub fn cluster_of(name: &str, n: u32, extra: &[&str]) -> Sandbox {
     let sb = Sandbox::new(name);
-    // Plain http until the suite has run under TLS with etcd RBAC (branch rbac2): without it,
-    // `tests/faults.rs` passed under TLS too (fault-client with the relation's files).
-    deploy_etcd(&sb, n, &[&["--config", "tls=false"][..], extra].concat());
+    // The default transport: TLS, with etcd RBAC (fault-client uses the relation's files).
+    deploy_etcd(&sb, n, extra);
     deploy_consumer(&sb, "db-client", "etcdctl");
     sb.ok(&["integrate", "db-client:db", "etcd:db"]);
     sb.wait_active(n as usize + 1);
