@@ -619,8 +619,13 @@ fn a_scheduled_backup_under_juju_29_enters_hook_context_with_juju_run() {
     let keys = objstore(&sb, &["list", PATH]);
     let key = keys.split(' ').next().unwrap();
     let head = objstore(&sb, &["head", key]);
+    let log = sb.ok(&["debug-log", "--replay", "--no-tail"]);
+    let runs: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("scheduled backup"))
+        .collect();
     assert!(
         head.contains(r#""unit": "etcd/0""#) && head.contains(r#""verified": "yes""#),
-        "{head}"
+        "{head}\n{runs:#?}"
     );
 }
