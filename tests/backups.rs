@@ -283,7 +283,12 @@ fn scheduled_backups_one_per_period_by_a_healthy_follower() {
     let others: Vec<String> = units.iter().filter(|u| **u != taker).cloned().collect();
     fire_timers(&sb, &others);
     let taken = backups(&sb, &leader);
-    assert_eq!(taken.len(), 1, "{taken:?}");
+    let log = sb.ok(&["debug-log", "--replay", "--no-tail"]);
+    let runs: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("scheduled backup"))
+        .collect();
+    assert_eq!(taken.len(), 1, "{taken:?}\n{runs:#?}");
     assert_ne!(taken[0].1, raft_leader, "{taken:?}");
     assert_ne!(unit_of(&taken[0].1), taker, "{taken:?}");
     sh(&sb, &taker, "systemctl start etcd");
