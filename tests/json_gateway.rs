@@ -1,7 +1,8 @@
 //! etcd's HTTP/JSON gateway (`/v3/...`), which Patroni, OpenStack's etcd3gw and curl scripts
 //! use (issue 12): put, range and watch through every member with curl, a real HTTP client,
 //! run in a consumer's machine network with the endpoints and credentials of its `db`
-//! relation; over http, and over https with the relation's client certificate. etcd 3.4 turns
+//! relation; over http, and over https with the relation's client certificate without a common
+//! name and a token for its etcd user (auth is on with TLS). etcd 3.4 turns
 //! the gateway off under `--config-file` unless the file enables it, so each call answered
 //! `404 page not found` before the charm did. Needs root: it boots machines.
 
@@ -204,17 +205,42 @@ fn json_gateway_serves_put_range_and_watch_over_https_with_the_relation_credenti
     assert!(endpoints.iter().all(|e| e.starts_with("https://")), "{cs}");
     let dir = sb.home.join("json-client");
     std::fs::create_dir_all(&dir).unwrap();
+    // etcd refuses a certificate with a common name on the gateway once auth is on: an HTTP
+    // client presents the relation's certificate without one and authenticates with its user
+    // name and password (from the relation's secret) for a token.
     let mut tls = vec![];
     for (key, flag) in [
         ("client_ca", "--cacert"),
-        ("client_cert", "--cert"),
-        ("client_key", "--key"),
+        ("cnless_client_cert", "--cert"),
+        ("cnless_client_key", "--key"),
     ] {
         let pem = db_setting(&sb, key);
         assert!(pem.starts_with("-----BEGIN"), "{key} is no PEM");
         tls.push(flag.to_string());
         tls.push(private_file(&dir, key, &pem).display().to_string());
     }
+    let user = db_setting(&sb, "username");
+    assert_eq!(user, "db-client");
+    let (code, password, err) = sb.exec(
+        CLIENT,
+        "secret-get $(relation-get -r $(relation-ids db | head -1) client_key_secret etcd/0) password",
+    );
+    assert_eq!(code, 0, "the password in the relation's secret: {err}");
+    let login = Curl {
+        netns: netns_of(&sb, CLIENT),
+        tls: tls.clone(),
+    };
+    let token = sb.eventually("a token (auth on)", Duration::from_secs(180), || {
+        let body = json!({"name": user, "password": password.trim()});
+        let out = login
+            .command(&format!("{}/v3/auth/authenticate", endpoints[0]), &body)
+            .args(["--max-time", "10"])
+            .output()
+            .ok()?;
+        let answer: Value = serde_json::from_slice(&out.stdout).ok()?;
+        answer["token"].as_str().map(String::from)
+    });
+    tls.extend(["-H".to_string(), format!("Authorization: {token}")]);
     let curl = Curl {
         netns: netns_of(&sb, CLIENT),
         tls,

@@ -4,7 +4,7 @@
 mod fixtures;
 
 use etcd_charm::core::config::CharmConfig;
-use etcd_charm::core::effect::{Effect, Plan};
+use etcd_charm::core::effect::{AuthChange, Effect, Plan};
 use etcd_charm::core::observed::{
     keys, peer_keys, tls_files_record, CaKeys, ClientRelation, Issued, LeaderData, Leadership,
     TlsRequest,
@@ -193,11 +193,15 @@ fn proxy_and_db_data_identical_on_every_unit_and_sorted() {
         ClientRelation {
             id: "db:5".into(),
             endpoint: "db".into(),
+            app: None,
+            prefix: None,
             published: Settings::new(),
         },
         ClientRelation {
             id: "proxy:6".into(),
             endpoint: "proxy".into(),
+            app: None,
+            prefix: None,
             published: Settings::new(),
         },
     ];
@@ -636,6 +640,7 @@ impl World {
                     started: get("started").and_then(|s| u64::from_str_radix(&s, 16).ok()),
                     restart_request: get("restart-request"),
                     tls_request: TlsRequest::from_data(d),
+                    tls_files: get("tls-files"),
                     ..peer(m)
                 }
             })
@@ -740,6 +745,19 @@ impl World {
             }
             Effect::RecordMemberId(_) | Effect::SetVersion(_) | Effect::OpenPorts(_) => {}
             Effect::RelationSet(..) => {}
+            Effect::Auth(change) => {
+                let (key, value) = match change {
+                    AuthChange::SetUser { name, grant, .. } => {
+                        (format!("{}{name}", keys::AUTH_USER_PREFIX), grant.record())
+                    }
+                    AuthChange::DeleteUser { name } => {
+                        (format!("{}{name}", keys::AUTH_USER_PREFIX), String::new())
+                    }
+                    AuthChange::Enable => (keys::AUTH.to_string(), "on".to_string()),
+                    AuthChange::Disable => (keys::AUTH.to_string(), String::new()),
+                };
+                self.leader_data.insert(key, value);
+            }
             other => panic!("unexpected effect {other:?}"),
         }
     }
@@ -843,8 +861,11 @@ fn tls_switch_updates_then_restarts_one_member_at_a_time_and_back() {
     assert!(!w.leader_data.contains_key(keys::RESTART_GRANTED));
     assert!(!w.leader_data.contains_key(keys::TLS_SWITCHING));
     assert_eq!(w.statuses(), vec!["3 members healthy"; 3]);
+    // Once every unit runs its root certificate: the root user, then etcd auth.
+    assert_eq!(w.leader_data[keys::AUTH], "on");
+    assert_eq!(w.leader_data["auth-user-root"], "root");
 
-    // And back to http, the same way.
+    // And back to http, the same way, auth off first.
     w.log.clear();
     w.tls = false;
     w.settle();
@@ -852,6 +873,7 @@ fn tls_switch_updates_then_restarts_one_member_at_a_time_and_back() {
     assert!(w.all_on(false));
     assert_eq!(w.recorded_tls(), Some("false"));
     assert_eq!(w.statuses(), vec![plain("3 members healthy", "<app>"); 3]);
+    assert_eq!(w.leader_data[keys::AUTH], "");
 }
 
 #[test]

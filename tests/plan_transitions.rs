@@ -888,11 +888,15 @@ fn client_relations_carry_the_tls_credentials_only_with_tls() {
             ClientRelation {
                 id: "db:5".into(),
                 endpoint: "db".into(),
+                app: Some("kube".into()),
+                prefix: None,
                 published: published.clone(),
             },
             ClientRelation {
                 id: "proxy:6".into(),
                 endpoint: "proxy".into(),
+                app: None,
+                prefix: None,
                 published,
             },
         ]
@@ -909,6 +913,8 @@ fn client_relations_carry_the_tls_credentials_only_with_tls() {
             keys::CLUSTER,
             "etcd0=https://10.0.0.10:2380,etcd1=https://10.0.0.11:2380",
         ),
+        ("consumer-cert-kube", "KUBE PEM"),
+        ("consumer-secret-kube", "secret:kube"),
     ]);
     o.clients = relations(Settings::new());
     certified(&mut o, true);
@@ -921,6 +927,8 @@ fn client_relations_carry_the_tls_credentials_only_with_tls() {
     assert!(sets.clone().count() == 2 && sets.clone().all(|s| !s.contains_key("client_ca")));
     o.secrets.available = true;
     o.secrets.client_key = Some(Redacted("CLIENT KEY PEM".into()));
+    let kube_key = Redacted("KUBE KEY PEM".into());
+    o.secrets.consumer_keys.insert("kube".into(), kube_key);
     let p = plan(&o);
     let sets: Vec<&Settings> = p
         .effects
@@ -931,12 +939,27 @@ fn client_relations_carry_the_tls_credentials_only_with_tls() {
         })
         .collect();
     assert_eq!(sets.len(), 2);
-    for s in &sets {
+    // The db consumer gets its application's own certificate, the proxy the shared one.
+    let own = [
+        ("KUBE PEM", "KUBE KEY PEM", "secret:kube"),
+        ("CLIENT PEM", "CLIENT KEY PEM", "secret:client"),
+    ];
+    for (s, (cert, key, secret)) in sets.iter().zip(own) {
         assert_eq!(s["client_ca"], "CA PEM");
-        assert_eq!(s["client_cert"], "CLIENT PEM");
-        assert_eq!(s["client_key"], "CLIENT KEY PEM");
-        assert_eq!(s["client_key_secret"], "secret:client");
+        assert_eq!(s["client_cert"], cert);
+        assert_eq!(s["client_key"], key);
+        assert_eq!(s["client_key_secret"], secret);
+        assert!(
+            !s.contains_key("password"),
+            "the password is in the secret: {s:?}"
+        );
     }
+    // For clients that cannot use a certificate with a common name: the shared one without
+    // and the etcd user name (the password in the relation's secret).
+    assert_eq!(sets[0]["username"], "kube");
+    assert_eq!(sets[0]["cnless_client_cert"], "CLIENT PEM");
+    assert_eq!(sets[0]["cnless_client_key"], "CLIENT KEY PEM");
+    assert!(!sets[1].contains_key("username"), "{:?}", sets[1]);
     // Only the leader grants the secret, to each relation that does not name it yet.
     let grants = |o: &Observed| -> Vec<Effect> {
         let p = plan(o);
@@ -948,14 +971,21 @@ fn client_relations_carry_the_tls_credentials_only_with_tls() {
     assert_eq!(grants(&o), []);
     o.leadership = Leadership::Leader;
     o.secrets.ca_keys = Some(CaKeys::default());
-    let grant = |relation: &str| Effect::GrantSecret {
-        id: "secret:client".into(),
+    let grant = |id: &str, relation: &str| Effect::GrantSecret {
+        id: id.into(),
         relation: relation.into(),
     };
-    assert_eq!(grants(&o), [grant("db:5"), grant("proxy:6")]);
+    let want = [
+        grant("secret:kube", "db:5"),
+        grant("secret:client", "proxy:6"),
+    ];
+    assert_eq!(grants(&o), want);
     let mut named = o.clone();
-    let key = Settings::from([("client_key_secret".into(), "secret:client".into())]);
-    named.clients = relations(key);
+    let key = |id: &str| Settings::from([("client_key_secret".into(), id.into())]);
+    named.clients = relations(key("secret:client"));
+    named.clients[0].published = key("secret:kube");
+    let own = ("credentials_secret".to_string(), "secret:kube".to_string());
+    named.clients[0].published.extend([own]);
     assert_eq!(grants(&named), []);
     // Juju 2.9: the key from leader data, no secret named.
     let mut old = o.clone();
@@ -963,9 +993,12 @@ fn client_relations_carry_the_tls_credentials_only_with_tls() {
     old.secrets = TlsSecrets::default();
     let mut raw = old.leader_data.raw.clone();
     raw.insert(keys::TLS_CLIENT_KEY.into(), "KEY IN LEADER DATA".into());
+    raw.insert("consumer-key-kube".into(), "KUBE KEY IN LEADER DATA".into());
+    raw.insert("consumer-password-kube".into(), "KUBE PASSWORD".into());
     old.leader_data = LeaderData::parse(raw);
     let s = first_relation_set(&plan(&old));
-    assert_eq!(s["client_key"], "KEY IN LEADER DATA");
+    assert_eq!(s["client_key"], "KUBE KEY IN LEADER DATA");
+    assert_eq!(s["password"], "KUBE PASSWORD");
     assert!(!s.contains_key("client_key_secret"), "{s:?}");
     assert_eq!(
         sets[0]["connection_string"],
@@ -985,6 +1018,62 @@ fn client_relations_carry_the_tls_credentials_only_with_tls() {
         !s.contains_key("client_ca"),
         "absent keys are not touched: {s:?}"
     );
+}
+
+#[test]
+fn the_leader_issues_each_db_application_its_own_certificate_and_retires_the_gone() {
+    let members = vec![scheme_member(0), scheme_member(1)];
+    let mut o = tls_unit(running(0, members, 0));
+    o.leader_data = with_ca(&[
+        (keys::TOKEN, "t0k"),
+        (keys::TLS, "true"),
+        ("consumer-cert-gone", "GONE PEM"),
+        ("consumer-cert-kept", "KEPT PEM"),
+    ]);
+    certified(&mut o, true);
+    let rel = |id: &str, endpoint: &str, app: Option<&str>| ClientRelation {
+        id: id.into(),
+        endpoint: endpoint.into(),
+        app: app.map(String::from),
+        prefix: None,
+        published: Settings::new(),
+    };
+    o.clients = vec![
+        rel("db:1", "db", Some("kube")),
+        rel("db:2", "db", Some("kept")),
+        rel("db:3", "db", None),
+        rel("proxy:4", "proxy", None),
+    ];
+    let duties = |o: &Observed| -> Vec<Effect> {
+        let p = plan(o);
+        let effects = p.effects.into_iter();
+        effects
+            .filter(|e| {
+                matches!(
+                    e,
+                    Effect::IssueConsumer { .. } | Effect::RetireConsumer { .. }
+                )
+            })
+            .collect()
+    };
+    // A follower neither issues nor retires; nor does a leader that cannot read the CA keys.
+    assert_eq!(duties(&o), []);
+    o.leadership = Leadership::Leader;
+    assert_eq!(duties(&o), []);
+    o.secrets.ca_keys = Some(CaKeys::default());
+    assert_eq!(
+        duties(&o),
+        [
+            Effect::IssueConsumer { app: "kube".into() },
+            Effect::RetireConsumer { app: "gone".into() },
+        ]
+    );
+    // Until the leader has issued it, a db consumer's credentials are left as they are.
+    let untouched = plan(&o).effects.into_iter().all(|e| match e {
+        Effect::RelationSet(id, s) if id == "db:1" => !s.contains_key("client_cert"),
+        _ => true,
+    });
+    assert!(untouched);
 }
 
 #[test]
@@ -1185,4 +1274,161 @@ fn a_refresh_keeps_tls_on_when_the_option_now_reads_false() {
         "{}",
         p.status.message_for("etcd")
     );
+}
+
+#[test]
+fn the_leader_makes_a_user_per_db_application_then_enables_auth() {
+    use etcd_charm::core::effect::AuthChange;
+    use etcd_charm::etcd::Grant;
+    let members = vec![scheme_member(0), scheme_member(1)];
+    let mut o = tls_unit(running(0, members, 0));
+    o.leadership = Leadership::Leader;
+    o.secrets.ca_keys = Some(CaKeys::default());
+    o.leader_data = with_ca(&[
+        (keys::TOKEN, "t0k"),
+        (keys::TLS, "true"),
+        ("consumer-cert-kube", "KUBE PEM"),
+        ("consumer-cert-app", "APP PEM"),
+        ("consumer-cert-bad", "BAD PEM"),
+        ("auth-user-gone", "*"),
+        ("auth-user-app", "*"),
+    ]);
+    certified(&mut o, true);
+    let rel = |id: &str, endpoint: &str, app: Option<&str>, prefix: Option<&str>| ClientRelation {
+        id: id.into(),
+        endpoint: endpoint.into(),
+        app: app.map(String::from),
+        prefix: prefix.map(String::from),
+        published: Settings::new(),
+    };
+    o.clients = vec![
+        rel("db:1", "db", Some("kube"), None),
+        rel("db:2", "db", Some("app"), Some("/app/")),
+        rel("db:3", "db", Some("bad"), Some(" x")),
+        rel("db:4", "db", Some("new"), None),
+        rel("proxy:5", "proxy", None, None),
+    ];
+    let auth = |o: &Observed| -> Vec<AuthChange> {
+        let p = plan(o);
+        let effects = p.effects.into_iter();
+        effects
+            .filter_map(|e| match e {
+                Effect::Auth(c) => Some(c),
+                _ => None,
+            })
+            .collect()
+    };
+    let set = |name: &str, grant: Grant, old: Option<Grant>| AuthChange::SetUser {
+        name: name.into(),
+        grant,
+        old,
+    };
+    // Users for what has a certificate ("new" has none yet), a prefix changed, a bad prefix
+    // gets nothing, a gone application's user deleted; no auth yet.
+    assert_eq!(
+        auth(&o),
+        [
+            set("root", Grant::Root, None),
+            set("app", Grant::Prefix("/app/".into()), Some(Grant::All)),
+            set("bad", Grant::Nothing, None),
+            set("kube", Grant::All, None),
+            AuthChange::DeleteUser {
+                name: "gone".into()
+            },
+        ]
+    );
+    // Every user made: no auth before this unit's files hold its root certificate.
+    let mut raw = o.leader_data.raw.clone();
+    raw.extend(
+        [
+            ("auth-user-root", "root"),
+            ("auth-user-app", "prefix:/app/"),
+            ("auth-user-bad", "none"),
+            ("auth-user-kube", "*"),
+            ("auth-user-gone", ""),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    o.leader_data = LeaderData::parse(raw);
+    assert_eq!(auth(&o), []);
+    let issued = o.leader_data.get(&keys::issued_key(&o.unit)).unwrap();
+    let from = Issued::parse(issued).unwrap().from;
+    o.own_peer_data.insert(peer_keys::TLS_FILES.into(), from);
+    assert_eq!(auth(&o), [AuthChange::Enable]);
+    // A follower changes nothing; with tls=false the leader turns auth off.
+    let mut follower = o.clone();
+    follower.leadership = Leadership::Follower;
+    assert_eq!(auth(&follower), []);
+    let mut raw = o.leader_data.raw.clone();
+    raw.insert(keys::AUTH.into(), "on".into());
+    o.leader_data = LeaderData::parse(raw);
+    assert_eq!(auth(&o), []);
+    o.config = Ok(CharmConfig {
+        tls: false,
+        ..CharmConfig::default()
+    });
+    assert_eq!(auth(&o), [AuthChange::Disable]);
+}
+
+#[test]
+fn a_refreshed_tls_cluster_without_auth_gets_root_certificates_then_auth_without_a_restart() {
+    use etcd_charm::core::effect::AuthChange;
+    use etcd_charm::core::render;
+    let members = vec![scheme_member(0), scheme_member(1)];
+    let mut o = tls_unit(running(0, members, 0));
+    o.leadership = Leadership::Leader;
+    o.hook = Hook::Other("upgrade-charm".into());
+    o.secrets.ca_keys = Some(CaKeys::default());
+    o.leader_data = with_ca(&[
+        (keys::TOKEN, "t0k"),
+        (keys::TLS, "true"),
+        ("auth-user-root", "root"),
+    ]);
+    runs_with(&mut o, &tls_config());
+    // What an older charm issued: the same requests, a client certificate without `CN=root`.
+    certified(&mut o, true);
+    let req = TlsRequest::from_data(&o.own_peer_data).unwrap();
+    let old_from = render::tls_record(&req.csr, &req.client_csr, "CA PEMPEER CA PEM", &[]);
+    let old = Issued {
+        from: old_from.trim().to_string(),
+        ..Issued::default()
+    };
+    let mut raw = o.leader_data.raw.clone();
+    raw.insert(
+        keys::issued_key(&o.unit),
+        serde_json::to_string(&old).unwrap(),
+    );
+    o.leader_data = LeaderData::parse(raw);
+    o.own_peer_data
+        .insert(peer_keys::TLS_FILES.into(), old.from.clone());
+    let restarts = |p: &Plan| {
+        p.effects
+            .iter()
+            .any(|e| matches!(e, Effect::Restart(_) | Effect::Render(_)))
+    };
+    let enables = |p: &Plan| p.effects.contains(&Effect::Auth(AuthChange::Enable));
+    // The leader issues the root certificates again, with no restart and no auth yet.
+    let p = plan(&o);
+    let own = Effect::Issue {
+        unit: o.unit.clone(),
+    };
+    assert!(p.effects.contains(&own), "{:?}", p.effects);
+    assert!(!restarts(&p) && !enables(&p), "{:?}", p.effects);
+    // Issued: the unit writes its files (etcd reads them per connection: no restart).
+    certified(&mut o, false);
+    let p = plan(&o);
+    assert!(
+        p.effects
+            .iter()
+            .any(|e| matches!(e, Effect::TlsFiles { .. })),
+        "{:?}",
+        p.effects
+    );
+    assert!(!restarts(&p) && !enables(&p), "{:?}", p.effects);
+    // Written and said so in its peer data: auth goes on.
+    certified(&mut o, true);
+    let from = issued_from(&req);
+    o.own_peer_data.insert(peer_keys::TLS_FILES.into(), from);
+    let p = plan(&o);
+    assert!(enables(&p) && !restarts(&p), "{:?}", p.effects);
 }

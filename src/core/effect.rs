@@ -4,6 +4,7 @@ What the pure core decides: [`Effect`]s in order and the status to show ([`Plan`
 */
 
 use crate::core::status::{Chore, Status};
+use crate::etcd::Grant;
 use crate::juju::Settings;
 
 /// One thing to do, in plan order.
@@ -42,6 +43,21 @@ pub enum Effect {
         /// The names the member certificate is valid for.
         sans: Vec<String>,
     },
+    /// Leader: make `app`'s own client key and certificate (CN = `app`), the certificate to
+    /// leader data, the key to a secret (Juju 2.9: leader data).
+    IssueConsumer {
+        /// The application related on `db`.
+        app: String,
+    },
+    /// Leader: forget `app`'s credentials (its last `db` relation is gone): its leader data and
+    /// its secret are removed.
+    RetireConsumer {
+        /// The application.
+        app: String,
+    },
+    /// Leader: one change to etcd's users, roles or auth switch ([`crate::core::auth`]), recorded in leader data once
+    /// made.
+    Auth(AuthChange),
     /// Leader (Juju 3): let a `db`/`proxy` relation's application read a secret.
     GrantSecret {
         /// The secret's URI.
@@ -139,4 +155,28 @@ impl Plan {
             again: false,
         }
     }
+}
+
+/// One change to etcd's auth state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthChange {
+    /// Make user and role `name` (no password: a certificate's CN authenticates it) if they
+    /// are missing, give the role `grant` instead of `old`, then record it.
+    SetUser {
+        /// User and role name.
+        name: String,
+        /// What the role may touch.
+        grant: Grant,
+        /// What it was given before, if anything.
+        old: Option<Grant>,
+    },
+    /// Delete user and role `name`, then forget the record.
+    DeleteUser {
+        /// User and role name.
+        name: String,
+    },
+    /// `auth enable`, then record it.
+    Enable,
+    /// `auth disable`, then record it.
+    Disable,
 }

@@ -522,7 +522,47 @@ pub fn tls_signing(o: &Observed) -> Vec<Effect> {
     if !gone.is_empty() {
         effects.push(Effect::LeaderSet(gone));
     }
+    effects.extend(consumer_certificates(o));
     effects
+}
+
+/// The applications related on `db` or `proxy` (once one of their units has joined), sorted;
+/// never one named `root` (its certificate would be etcd's root identity).
+pub fn consumers(o: &Observed) -> Vec<&str> {
+    let mut apps: Vec<&str> = o
+        .clients
+        .iter()
+        .filter_map(|r| r.app.as_deref())
+        .filter(|app| *app != "root")
+        .collect();
+    apps.sort_unstable();
+    apps.dedup();
+    apps
+}
+
+/// The leader's duties to consumers: each application gets its own client certificate (CN =
+/// its name, used on `db`) and etcd password once it has a unit on a relation; an application
+/// with no relation left loses its credentials.
+fn consumer_certificates(o: &Observed) -> Vec<Effect> {
+    let apps = consumers(o);
+    let ld = &o.leader_data;
+    let issue = apps
+        .iter()
+        .filter(|app| {
+            ld.get(&keys::consumer_key(keys::CONSUMER_CERT_PREFIX, app))
+                .is_none()
+        })
+        .map(|app| Effect::IssueConsumer {
+            app: app.to_string(),
+        });
+    let issued = ld.raw.iter().filter(|(_, v)| !v.is_empty());
+    let retire = issued
+        .filter_map(|(k, _)| k.strip_prefix(keys::CONSUMER_CERT_PREFIX))
+        .filter(|app| !apps.contains(app))
+        .map(|app| Effect::RetireConsumer {
+            app: app.to_string(),
+        });
+    issue.chain(retire).collect()
 }
 
 /// The departing unit: hand Raft leadership over if it holds it, remove itself (when another

@@ -7,7 +7,8 @@ A unit test in the crate root checks that no module here names an effectful one.
 - [`effect`]: what a pass does ([`effect::Effect`]) and the status it shows.
 - [`plan`]: this unit's own member; [`membership`]: the leader's side and the departing unit's;
   [`relations`]: relation data this unit publishes; [`maintenance`]: the leader's automatic
-  defragmentation and NOSPACE recovery.
+  defragmentation and NOSPACE recovery; [`auth`]: etcd's users, roles and `auth enable` on a
+  TLS cluster.
 - [`cos`]: the `cos-agent` data (alert rules, dashboards, scrape jobs) for COS agents;
   [`facts`]: the charm's own metrics file and the unit that serves it.
 - [`render`]: etcd's config, the systemd unit and the `etcdctl` wrapper.
@@ -18,6 +19,7 @@ A unit test in the crate root checks that no module here names an effectful one.
 - [`transport`]: TLS or plain http, the `tls` option kept from changing the transport on a refresh.
 */
 
+pub mod auth;
 pub mod backup;
 pub mod config;
 pub mod cos;

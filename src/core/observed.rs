@@ -65,12 +65,34 @@ pub mod keys {
     /// The certificates the leader issued to `unit` ([`issued_key`]): JSON of an
     /// [`super::Issued`].
     pub const TLS_ISSUED_PREFIX: &str = "tls-issued-";
+    /// `consumer-cert-<app>`: the client certificate (PEM, CN = the application's name) the
+    /// leader issued to one application related on `db` ([`consumer_key`]).
+    pub const CONSUMER_CERT_PREFIX: &str = "consumer-cert-";
+    /// `consumer-secret-<app>` (Juju 3): the application secret holding that certificate's
+    /// key, granted to that application's relations only.
+    pub const CONSUMER_SECRET_PREFIX: &str = "consumer-secret-";
+    /// `consumer-key-<app>` (Juju 2.9 fallback): that certificate's key (PEM).
+    pub const CONSUMER_KEY_PREFIX: &str = "consumer-key-";
+    /// `consumer-password-<app>` (Juju 2.9 fallback): that application's etcd password (Juju 3:
+    /// in its secret).
+    pub const CONSUMER_PASSWORD_PREFIX: &str = "consumer-password-";
 
     /// When the leader last defragmented each member, automatically or in a NOSPACE recovery:
     /// `name=<unix seconds>,…` ([`crate::core::maintenance`]).
     pub const DEFRAGMENTED: &str = "defragmented";
     /// While a NOSPACE recovery runs: when it began (its compaction), in Unix seconds.
     pub const NOSPACE_RECOVERY: &str = "nospace-recovery";
+
+    /// `on` once the leader has enabled etcd's auth ([`crate::core::auth`]).
+    pub const AUTH: &str = "etcd-auth";
+    /// `auth-user-<name>`: the grant of the etcd user and role `name` the leader made
+    /// ([`crate::etcd::Grant::record`]).
+    pub const AUTH_USER_PREFIX: &str = "auth-user-";
+
+    /// The leader data key `prefix` + `app` of one consumer's credentials.
+    pub fn consumer_key(prefix: &str, app: &str) -> String {
+        format!("{prefix}{app}")
+    }
 
     /// The leader data key of the certificates issued to `unit` (`etcd/1` → `tls-issued-etcd-1`).
     pub fn issued_key(unit: &str) -> String {
@@ -86,6 +108,8 @@ pub mod secret_keys {
     pub const PEER_CA_KEY: &str = "peer-ca-key";
     /// The consumers' client key.
     pub const CLIENT_KEY: &str = "client-key";
+    /// A consumer's etcd password.
+    pub const PASSWORD: &str = "password";
 }
 
 /// Peer relation unit data keys (each unit writes its own).
@@ -117,6 +141,9 @@ pub mod peer_keys {
     /// A certificate signing request (PEM) for this unit's own client key (the charm's and
     /// `etcdctl`'s identity).
     pub const TLS_CLIENT_CSR: &str = "tls-client-csr";
+    /// The [`super::Issued::from`] of the certificates this unit's TLS files hold, once
+    /// written: the leader enables auth only when every unit's are current.
+    pub const TLS_FILES: &str = "tls-files";
 }
 
 /// What the leader issued to one unit, in leader data ([`keys::issued_key`]).
@@ -133,9 +160,12 @@ pub struct Issued {
 }
 
 impl Issued {
-    /// Identifies what certificates are made from: both requests and both CAs.
+    /// Identifies what certificates are made from: both requests, both CAs and the unit's
+    /// client identity (`CN=root`: certificates an older charm issued without it are issued
+    /// again).
     pub fn fingerprint(csr: &str, client_csr: &str, ca: &str, peer_ca: &str) -> String {
-        render::tls_record(csr, client_csr, &format!("{ca}{peer_ca}"), &[])
+        let identity = ["client-cn=root".to_string()];
+        render::tls_record(csr, client_csr, &format!("{ca}{peer_ca}"), &identity)
             .trim()
             .to_string()
     }
@@ -203,6 +233,9 @@ pub struct TlsSecrets {
     pub ca_keys: Option<CaKeys>,
     /// The consumers' client key, when readable (read only with client relations).
     pub client_key: Option<Redacted>,
+    /// The keys of the `db` consumers' own certificates, by application, that this pass read
+    /// (only those whose credentials a relation does not carry yet).
+    pub consumer_keys: std::collections::BTreeMap<String, Redacted>,
     /// Leader: leader data names a CA secret that does not exist (made in a hook that then
     /// failed): the CAs are made again.
     pub ca_lost: bool,
@@ -302,15 +335,22 @@ pub struct Peer {
     pub tls_request: Option<TlsRequest>,
     /// When the newest verified backup it took was taken ([`peer_keys::BACKUP_VERIFIED`]).
     pub backup_verified: Option<u64>,
+    /// What its TLS files were written from ([`peer_keys::TLS_FILES`]).
+    pub tls_files: Option<String>,
 }
 
 /// A `db` or `proxy` relation and what this unit has published on it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ClientRelation {
     /// Relation id, e.g. `db:4`.
     pub id: String,
     /// `db` or `proxy`.
     pub endpoint: String,
+    /// The remote application, once one of its units has joined.
+    pub app: Option<String>,
+    /// The key prefix its application asks to be confined to (`prefix` in its application
+    /// data), as given.
+    pub prefix: Option<String>,
     /// This unit's current data on it.
     pub published: Settings,
 }

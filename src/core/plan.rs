@@ -43,6 +43,7 @@ The leader's side (membership, one change per pass, and the restart grants) is i
 [`crate::core::membership`].
 */
 
+use crate::core::auth;
 use crate::core::config::{v2_unsupported, CharmConfig};
 use crate::core::cos;
 use crate::core::effect::{Effect, Plan};
@@ -180,6 +181,9 @@ fn running(o: &Observed) -> Plan {
     // Credentials stay published while any member may still serve https.
     let credentials = cfg.tls || o.tls_in_force() == Some(true);
     p.effects.extend(client_data(o, &published, credentials));
+    let tls = cfg.tls && o.tls_in_force() == Some(true);
+    p.effects
+        .extend(auth::changes(o, tls).into_iter().map(Effect::Auth));
     p.effects.extend(cos::agent_data(o, cfg, address));
     p
 }

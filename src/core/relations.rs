@@ -9,7 +9,8 @@ identically sorted member list.
 
 use crate::core::config::CharmConfig;
 use crate::core::effect::Effect;
-use crate::core::observed::{keys, peer_keys, Leadership, Observed};
+use crate::core::observed::{keys, peer_keys, tls_files_record, Issued, Leadership, Observed};
+use crate::core::render;
 use crate::juju::Settings;
 
 /// A non-empty value of a published key.
@@ -42,11 +43,26 @@ pub fn peer_data(
             restart_request.unwrap_or("").to_string(),
         ),
     ]);
+    if let Some(from) = written_tls(o, address) {
+        want.insert(peer_keys::TLS_FILES.to_string(), from);
+    }
     let running = o.local.status.as_ref().map(|s| s.version.as_str());
     if let Some(v) = running.filter(|v| !v.is_empty()) {
         want.insert(peer_keys::VERSION.to_string(), v.to_string());
     }
     changed(&o.own_peer_data, want).map(|s| Effect::PeerSet(rel.clone(), s))
+}
+
+/// What this unit's TLS files were written from ([`Issued::from`]), when they hold what the
+/// leader issued for its current request.
+fn written_tls(o: &Observed, address: &str) -> Option<String> {
+    let ld = &o.leader_data;
+    let ca = ld.get(keys::TLS_CA)?;
+    let peer_ca = ld.get(keys::TLS_PEER_CA).unwrap_or(ca);
+    let issued = ld.get(&keys::issued_key(&o.unit)).and_then(Issued::parse)?;
+    let sans = render::tls_sans(address, o.local.hostname.as_deref());
+    let want = tls_files_record(ca, peer_ca, &issued.from, &sans);
+    (o.local.tls_record.as_deref() == Some(want.as_str())).then_some(issued.from)
 }
 
 /// The entries of `want` that differ from `have` (empty values delete keys that exist).
@@ -61,6 +77,42 @@ pub fn changed(have: &Settings, want: Settings) -> Option<Settings> {
 /// The key under which `db`/`proxy` data names the secret holding `client_key` (Juju 3).
 pub const CLIENT_KEY_SECRET: &str = "client_key_secret";
 
+/// The key under which `db`/`proxy` data names the secret holding the application's own
+/// credentials (Juju 3): `password` (its etcd user's), and `client-key` (its certificate's).
+pub const CREDENTIALS_SECRET: &str = "credentials_secret";
+
+/// The credentials one relation gets: `client_ca`, `client_cert`, `client_key` and the secret
+/// id; `key` is `None` while this unit cannot read it.
+#[derive(Clone, Copy, Default)]
+struct Credentials<'a> {
+    cert: Option<&'a str>,
+    key: Option<&'a str>,
+    secret: Option<&'a str>,
+    /// A `db` consumer's etcd user name, and its password where it is not in the secret
+    /// (Juju 2.9).
+    user: Option<&'a str>,
+    password: Option<&'a str>,
+}
+
+/// A `db` consumer's own credentials (see [`crate::core::membership::db_consumers`]): its
+/// certificate from leader data, its key as this pass read it (or from leader data, Juju 2.9);
+/// all `None` before the leader has issued them.
+fn consumer_credentials<'a>(
+    o: &'a Observed,
+    published: &'a Settings,
+    app: &'a str,
+) -> Credentials<'a> {
+    let get = |prefix| lookup(published, &keys::consumer_key(prefix, app));
+    let read = o.secrets.consumer_keys.get(app).map(|k| k.0.as_str());
+    Credentials {
+        cert: get(keys::CONSUMER_CERT_PREFIX),
+        key: read.or(get(keys::CONSUMER_KEY_PREFIX)),
+        secret: get(keys::CONSUMER_SECRET_PREFIX).filter(|_| o.secrets.available),
+        user: Some(app),
+        password: get(keys::CONSUMER_PASSWORD_PREFIX).filter(|_| !o.secrets.available),
+    }
+}
+
 /// Data for `proxy` and `db` relations: identical on every unit because it comes from the
 /// leader's published keys.
 ///
@@ -71,17 +123,19 @@ pub const CLIENT_KEY_SECRET: &str = "client_key_secret";
 /// - both, with `tls`: `client_ca`, `client_cert`, `client_key` (PEM: where existing consumers
 ///   read them) and, under Juju 3, `client_key_secret` (the secret holding the key, granted to
 ///   the relation by the leader, [`Effect::GrantSecret`]); without `tls` these keys are
-///   removed. While this unit cannot read the key, the credentials are left as they are.
+///   removed. A `db` relation gets its application's own certificate (CN = the application's
+///   name), a `proxy` relation the shared one without a common name (etcd 3.4's grpc-proxy
+///   refuses one with it). While this unit cannot read the key (or the leader has not issued
+///   it yet), the credentials are left as they are.
 pub fn client_data(o: &Observed, published: &Settings, tls: bool) -> Vec<Effect> {
     let key = o.secrets.client_key.as_ref().map(|k| k.0.as_str());
-    let key = key.or(lookup(published, keys::TLS_CLIENT_KEY));
-    let secret = lookup(published, keys::TLS_CLIENT_SECRET).filter(|_| o.secrets.available);
-    let credentials = [
-        ("client_ca", lookup(published, keys::TLS_CA)),
-        ("client_cert", lookup(published, keys::TLS_CLIENT_CERT)),
-        ("client_key", key),
-        (CLIENT_KEY_SECRET, secret),
-    ];
+    let shared = Credentials {
+        cert: lookup(published, keys::TLS_CLIENT_CERT),
+        key: key.or(lookup(published, keys::TLS_CLIENT_KEY)),
+        secret: lookup(published, keys::TLS_CLIENT_SECRET).filter(|_| o.secrets.available),
+        ..Credentials::default()
+    };
+    let ca = lookup(published, keys::TLS_CA);
     let cluster = lookup(published, keys::CLUSTER);
     let endpoints = lookup(published, keys::ENDPOINTS);
     let version = lookup(published, keys::VERSION).or(o.local.version.as_deref());
@@ -94,26 +148,57 @@ pub fn client_data(o: &Observed, published: &Settings, tls: bool) -> Vec<Effect>
                 want.insert(k.to_string(), v.to_string());
             }
         };
-        match rel.endpoint.as_str() {
+        let own = rel
+            .app
+            .as_deref()
+            .map(|app| consumer_credentials(o, published, app));
+        let creds = match rel.endpoint.as_str() {
             "proxy" => {
                 put("cluster", cluster);
                 put("endpoints", endpoints);
+                // The certificate without a common name, and the application's own user.
+                Credentials {
+                    user: own.and_then(|c| c.user),
+                    password: own.and_then(|c| c.password),
+                    ..shared
+                }
             }
             _ => {
                 put("connection_string", endpoints);
                 put("version", version);
+                own.unwrap_or_default()
             }
-        }
-        if !tls || key.is_some() {
+        };
+        let own_secret = own.and_then(|c| c.secret);
+        if !tls || creds.key.is_some() {
+            // For clients that cannot present a certificate with a common name: the shared one
+            // without, and a user name and password (in the secret, Juju 2.9: here).
+            let for_db = creds.user.is_some() && rel.endpoint != "proxy";
+            let credentials = [
+                ("client_ca", ca),
+                ("client_cert", creds.cert),
+                ("client_key", creds.key),
+                (CLIENT_KEY_SECRET, creds.secret),
+                ("username", creds.user),
+                ("password", creds.password),
+                (CREDENTIALS_SECRET, own_secret),
+                ("cnless_client_cert", shared.cert.filter(|_| for_db)),
+                ("cnless_client_key", shared.key.filter(|_| for_db)),
+            ];
             for (k, value) in credentials {
                 let value = value.filter(|_| tls);
                 want.insert(k.to_string(), value.unwrap_or("").to_string());
             }
         }
-        let newly = want
-            .get(CLIENT_KEY_SECRET)
-            .filter(|id| !id.is_empty() && rel.published.get(CLIENT_KEY_SECRET) != Some(*id));
-        if let (true, Some(id)) = (leader, newly) {
+        let mut grants: Vec<&String> = [CLIENT_KEY_SECRET, CREDENTIALS_SECRET]
+            .iter()
+            .filter_map(|k| {
+                let id = want.get(*k)?;
+                (!id.is_empty() && rel.published.get(*k) != Some(id)).then_some(id)
+            })
+            .collect();
+        grants.dedup();
+        for id in grants.into_iter().filter(|_| leader) {
             effects.push(Effect::GrantSecret {
                 id: id.clone(),
                 relation: rel.id.clone(),

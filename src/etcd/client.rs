@@ -3,11 +3,12 @@ The real etcd client ([`EtcdApi`]): bounded calls through `etcd-client`, tried o
 in turn.
 */
 
-use super::{Etcd, EtcdError, Member, MemberStatus};
+use super::{Etcd, EtcdError, Grant, Member, MemberStatus};
 use crate::paths;
 use etcd_client::{
     AlarmAction, AlarmOptions, AlarmType, Certificate, Client, CompactionOptions, ConnectOptions,
-    Identity, MemberAddOptions, TlsOptions,
+    Identity, MemberAddOptions, Permission, RoleRevokePermissionOptions, TlsOptions,
+    UserAddOptions,
 };
 use std::cell::RefCell;
 use std::future::Future;
@@ -226,6 +227,32 @@ fn client_tls() -> Result<TlsOptions, String> {
     let ca = Certificate::from_pem(read(paths::TLS_CA)?);
     let identity = Identity::from_pem(read(paths::TLS_CLIENT_CERT)?, read(paths::TLS_CLIENT_KEY)?);
     Ok(TlsOptions::new().ca_certificate(ca).identity(identity))
+}
+
+/// The key range of a role's permission.
+enum Range {
+    /// Every key.
+    All,
+    /// The keys starting with the key.
+    Prefix,
+}
+
+/// The read-write permission a grant gives its role, if any (`root` is the role itself).
+fn permission(grant: &Grant) -> Option<(String, Range)> {
+    match grant {
+        Grant::All => Some((String::new(), Range::All)),
+        Grant::Prefix(p) => Some((p.clone(), Range::Prefix)),
+        Grant::Root | Grant::Nothing => None,
+    }
+}
+
+/// An answer, with a failure whose message contains `benign` (the change is there already)
+/// taken as done.
+fn tolerate<T>(r: Result<T, etcd_client::Error>, benign: &str) -> Result<(), etcd_client::Error> {
+    match r {
+        Err(e) if !e.to_string().contains(benign) => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// A call in flight, for [`join_all`].
@@ -453,6 +480,62 @@ impl Etcd for EtcdApi {
             c.alarm(AlarmAction::Deactivate, kind, Some(opts))
                 .await
                 .map(drop)
+        })
+    }
+
+    fn auth_set_user(
+        &self,
+        endpoints: &[String],
+        name: &str,
+        grant: &Grant,
+        old: Option<&Grant>,
+        password: &Option<String>,
+    ) -> Result<(), EtcdError> {
+        self.on_any("auth user", endpoints, |mut c| async move {
+            match password {
+                Some(pw) => {
+                    tolerate(c.user_add(name, pw.as_str(), None).await, "already exists")?;
+                    c.user_change_password(name, pw.as_str()).await?;
+                }
+                None => {
+                    let no_password = Some(UserAddOptions::new().with_no_pwd());
+                    tolerate(c.user_add(name, "", no_password).await, "already exists")?;
+                }
+            }
+            tolerate(c.role_add(name).await, "already exists")?;
+            if let Some((key, range)) = old.and_then(permission) {
+                let opts = match range {
+                    Range::All => RoleRevokePermissionOptions::new().with_all_keys(),
+                    Range::Prefix => RoleRevokePermissionOptions::new().with_prefix(),
+                };
+                tolerate(c.role_revoke_permission(name, key, Some(opts)).await, "not")?;
+            }
+            if let Some((key, range)) = permission(grant) {
+                let perm = Permission::read_write(key);
+                let perm = match range {
+                    Range::All => perm.with_all_keys(),
+                    Range::Prefix => perm.with_prefix(),
+                };
+                c.role_grant_permission(name, perm).await?;
+            }
+            c.user_grant_role(name, name).await.map(drop)
+        })
+    }
+
+    fn auth_delete_user(&self, endpoints: &[String], name: &str) -> Result<(), EtcdError> {
+        self.on_any("auth user delete", endpoints, |mut c| async move {
+            tolerate(c.user_delete(name).await, "not found")?;
+            tolerate(c.role_delete(name).await, "not found")
+        })
+    }
+
+    fn auth_switch(&self, endpoints: &[String], on: bool) -> Result<(), EtcdError> {
+        let op = if on { "auth enable" } else { "auth disable" };
+        self.on_any(op, endpoints, |mut c| async move {
+            match on {
+                true => c.auth_enable().await.map(drop),
+                false => c.auth_disable().await.map(drop),
+            }
         })
     }
 

@@ -61,6 +61,41 @@ pub struct MemberStatus {
     pub errors: Vec<String>,
 }
 
+/// What a role may touch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grant {
+    /// The `root` role (everything, auth and maintenance included).
+    Root,
+    /// Read-write on the whole keyspace.
+    All,
+    /// Read-write on the keys starting with this prefix.
+    Prefix(String),
+    /// Nothing (the consumer asked for a prefix that cannot be granted).
+    Nothing,
+}
+
+impl Grant {
+    /// As recorded in leader data.
+    pub fn record(&self) -> String {
+        match self {
+            Grant::Root => "root".into(),
+            Grant::All => "*".into(),
+            Grant::Prefix(p) => format!("prefix:{p}"),
+            Grant::Nothing => "none".into(),
+        }
+    }
+
+    /// Parses a record; `None` when malformed.
+    pub fn parse(record: &str) -> Option<Grant> {
+        Some(match record {
+            "root" => Grant::Root,
+            "*" => Grant::All,
+            "none" => Grant::Nothing,
+            _ => Grant::Prefix(record.strip_prefix("prefix:")?.to_string()),
+        })
+    }
+}
+
 /// Failures of etcd calls, sorted by what the caller should do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EtcdError {
@@ -159,6 +194,30 @@ pub trait Etcd {
     ) -> Result<(), EtcdError> {
         let _ = (endpoints, member, alarm);
         Err(unsupported("alarm disarm"))
+    }
+    /// Makes user and role `name` if missing (a client certificate with CN = `name`
+    /// authenticates the user, and `password` if given, else it has none), revokes `old` from
+    /// the role and grants it `grant` (`root` gets the `root` role itself).
+    fn auth_set_user(
+        &self,
+        endpoints: &[String],
+        name: &str,
+        grant: &Grant,
+        old: Option<&Grant>,
+        password: &Option<String>,
+    ) -> Result<(), EtcdError> {
+        let _ = (endpoints, name, grant, old, password);
+        Err(unsupported("auth user"))
+    }
+    /// Deletes user and role `name` (gone already is fine).
+    fn auth_delete_user(&self, endpoints: &[String], name: &str) -> Result<(), EtcdError> {
+        let _ = (endpoints, name);
+        Err(unsupported("auth user delete"))
+    }
+    /// `auth enable` (`true`) or `auth disable` (`false`).
+    fn auth_switch(&self, endpoints: &[String], on: bool) -> Result<(), EtcdError> {
+        let _ = (endpoints, on);
+        Err(unsupported("auth enable"))
     }
     /// Streams a snapshot of the member at one client endpoint into `dest` (created or
     /// truncated): the backend database followed by its sha256, as `etcdctl snapshot save`

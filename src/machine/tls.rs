@@ -14,8 +14,10 @@ plan. Only the Juju leader signs; no unit's private key leaves its machine.
   them owner-only on its machine, and publishes certificate signing requests in its peer
   data. The leader signs them ([`issue`]): a client-port certificate and a peer certificate
   for the member key (server and client auth: etcd uses them both ways), valid for the names
-  the request asks for (DNS names and IP addresses only), and a client certificate without a
-  common name for the unit's key. The unit then writes its files ([`write_member_files`]).
+  the request asks for (DNS names and IP addresses only), and a client certificate with the
+  common name `root` for the unit's key (the charm's identity once etcd auth is on).
+- Each application related on `db` gets its own client key and certificate, CN = its name
+  ([`issue_consumer`]), made by the leader: the consumer sends no request. The unit then writes its files ([`write_member_files`]).
 
 A CA is rebuilt for signing from its key and its fixed subject: rcgen needs no certificate
 parser for that, and the issuer name and key identifier match the published CA certificate.
@@ -154,6 +156,50 @@ pub fn create_ca() -> Result<NewCa, TlsError> {
     })
 }
 
+/// The common name of the units' own client certificates: etcd's `root` user once auth is on.
+pub const ROOT: &str = "root";
+
+/// A `db` consumer's own client credentials.
+pub struct ConsumerCert {
+    /// The certificate (PEM), CN = the application's name.
+    pub cert: String,
+    /// Its private key (PEM).
+    pub key: String,
+}
+
+impl std::fmt::Debug for ConsumerCert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConsumerCert(<redacted>)")
+    }
+}
+
+/// The leader makes `app`'s own client key and certificate (client CA, CN = `app`: its etcd
+/// user name once auth is on).
+pub fn issue_consumer(keys: &CaKeys, app: &str) -> Result<ConsumerCert, TlsError> {
+    let ca_key = KeyPair::from_pem(&keys.ca_key)?;
+    let params = ca_params(CLIENT_CA);
+    let ca = Issuer::from_params(&params, &ca_key);
+    let key = new_key()?;
+    let usage = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = leaf_params(Some(app), vec![], usage).signed_by(&key, &ca)?;
+    Ok(ConsumerCert {
+        cert: cert.pem(),
+        key: key.serialize_pem(),
+    })
+}
+
+/// `app`'s etcd password (for clients that cannot present a certificate with a common name):
+/// derived from the client CA's key, so the leader makes the same one at every hook without
+/// storing it, and no one without that key can.
+pub fn consumer_password(keys: &CaKeys, app: &str) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, keys.ca_key.as_bytes());
+    let tag = ring::hmac::sign(&key, format!("etcd user password: {app}").as_bytes());
+    tag.as_ref()[..20]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// The names a request asks for, if each is a DNS name or an IP address.
 fn requested_names(csr: &CertificateSigningRequestParams) -> Result<Vec<SanType>, TlsError> {
     let names = &csr.params.subject_alt_names;
@@ -201,7 +247,7 @@ pub fn issue(keys: &CaKeys, req: &TlsRequest, from: String) -> Result<Issued, Tl
     let server = leaf().signed_by(&member.public_key, &ca)?;
     let peer = leaf().signed_by(&member.public_key, peer.as_ref().unwrap_or(&ca))?;
     let usage = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    let client = leaf_params(None, vec![], usage).signed_by(&client.public_key, &ca)?;
+    let client = leaf_params(Some(ROOT), vec![], usage).signed_by(&client.public_key, &ca)?;
     Ok(Issued {
         from,
         server: server.pem(),
@@ -279,6 +325,14 @@ mod tests {
     use crate::core::render;
     use crate::fakes::FakeMachine;
 
+    /// True if the certificate (PEM) names `common` (as its subject's common name: the
+    /// issuer's is the CA's).
+    fn names(pem: &str, common: &str) -> bool {
+        let der = pem::parse(pem).unwrap();
+        let der = der.contents();
+        der.windows(common.len()).any(|w| w == common.as_bytes())
+    }
+
     #[test]
     fn the_leader_signs_what_units_request() {
         let ca = create_ca().unwrap();
@@ -315,6 +369,16 @@ mod tests {
             client_csr: req.client_csr.clone(),
         };
         assert!(issue(&ca.keys, &bad, String::new()).is_err());
+        // The unit's client certificate is the root identity; a consumer's carries its name.
+        assert!(names(&issued.client, ROOT));
+        let kube = issue_consumer(&ca.keys, "kube-apiserver").unwrap();
+        assert!(names(&kube.cert, "kube-apiserver") && !names(&kube.cert, ROOT));
+        assert!(kube.key.contains("PRIVATE KEY"));
+        assert_eq!(format!("{kube:?}"), "ConsumerCert(<redacted>)");
+        let password = consumer_password(&ca.keys, "kube-apiserver");
+        assert_eq!(password.len(), 40);
+        assert_eq!(password, consumer_password(&ca.keys, "kube-apiserver"));
+        assert_ne!(password, consumer_password(&ca.keys, "other"));
         let wrong = CaKeys {
             ca_key: "not a key".into(),
             peer_ca_key: None,

@@ -15,7 +15,7 @@ other voting member's status: enough of them must be healthy to keep a quorum.
 
 use super::set_status;
 use crate::actions::defrag::{defrag_member, DefragStop, Sizes};
-use crate::core::effect::{Effect, Plan};
+use crate::core::effect::{AuthChange, Effect, Plan};
 use crate::core::membership::{initial_cluster, joining_keys, restart_keys};
 use crate::core::observed::{
     keys, peer_keys, secret_keys, CaKeys, Issued, Joining, Observed, TlsRequest, VolumeOwner,
@@ -127,6 +127,9 @@ pub fn apply(
             Effect::TlsRequest { sans } => run.tls_request(sans)?,
             Effect::Issue { unit } => run.issue(unit)?,
             Effect::TlsFiles { sans } => run.tls_files(sans)?,
+            Effect::Auth(change) => run.auth(change)?,
+            Effect::IssueConsumer { app } => run.issue_consumer(app)?,
+            Effect::RetireConsumer { app } => run.retire_consumer(app)?,
             Effect::GrantSecret { id, relation } => juju.secret_grant(id, relation, None)?,
             Effect::RecordMemberId(id) => run.record_member_id(*id)?,
             Effect::Wipe => run.wipe()?,
@@ -266,10 +269,8 @@ impl Run<'_> {
     /// Leader: promotes the joining learner and clears `joining-*`; false when etcd would not
     /// promote it yet.
     fn promote(&self, unit: &str, id: u64) -> Result<bool, ApplyError> {
-        let o = self.o;
-        match self.retry(PROMOTE_BUDGET, || {
-            self.etcd.member_promote(&o.endpoints, id)
-        }) {
+        let endpoints = self.raft_leader_first();
+        match self.retry(PROMOTE_BUDGET, || self.etcd.member_promote(&endpoints, id)) {
             Ok(()) | Err(EtcdError::MemberNotFound(_)) => {
                 let msg = format!("promoted {unit} ({id:x}) to a voting member");
                 self.juju.log(Level::Info, &msg);
@@ -278,6 +279,26 @@ impl Run<'_> {
             }
             Err(e) => Ok(self.not_yet(&format!("promote {unit}"), e)),
         }
+    }
+
+    /// The endpoints with the Raft leader's client URLs first: with auth on, a follower
+    /// forwards a promotion to the leader without the caller's identity and the leader refuses
+    /// it (etcd issue 20757), so it is asked first.
+    fn raft_leader_first(&self) -> Vec<String> {
+        let o = self.o;
+        let leader = o.cluster.answers.iter().map(|s| s.leader).find(|l| *l != 0);
+        let members = o.members.iter().flatten();
+        let urls = members
+            .filter(|m| Some(m.id) == leader)
+            .flat_map(|m| &m.client_urls);
+        let mut endpoints: Vec<String> = urls.cloned().collect();
+        let rest = o
+            .endpoints
+            .iter()
+            .filter(|e| !endpoints.contains(e))
+            .cloned();
+        endpoints.extend(rest.collect::<Vec<_>>());
+        endpoints
     }
 
     /// Leader: removes a member whose unit is gone; false when etcd would not remove it yet.
@@ -314,6 +335,15 @@ impl Run<'_> {
         let ca = tls::create_ca()?;
         let mut data = ca.public.clone();
         data.extend(self.store_keys(&ca.keys, &ca.client_key)?);
+        // Consumers' certificates and passwords from a previous CA are made again.
+        let consumers = self.o.leader_data.raw.keys().filter(|k| {
+            k.starts_with(keys::CONSUMER_CERT_PREFIX)
+                || k.starts_with(keys::CONSUMER_SECRET_PREFIX)
+                || k.starts_with(keys::CONSUMER_KEY_PREFIX)
+                || k.starts_with(keys::CONSUMER_PASSWORD_PREFIX)
+                || k.starts_with(keys::AUTH_USER_PREFIX)
+        });
+        data.extend(consumers.map(|k| (k.clone(), String::new())));
         self.juju.leader_set(&data)?;
         let msg = "created the cluster's TLS certificate authorities (client and peer)";
         self.juju.log(Level::Info, msg);
@@ -347,6 +377,130 @@ impl Run<'_> {
             (keys::TLS_PEER_CA_KEY.to_string(), String::new()),
             (keys::TLS_CLIENT_KEY.to_string(), String::new()),
         ]))
+    }
+
+    /// Leader: makes `app`'s own client credentials; its key goes to an application secret
+    /// (granted to its relations when they are published), under Juju 2.9 to leader data. A
+    /// certificate it cannot make is logged and ignored.
+    fn issue_consumer(&self, app: &str) -> Result<(), ApplyError> {
+        let Some(ca_keys) = &self.o.secrets.ca_keys else {
+            return Ok(());
+        };
+        let made = match tls::issue_consumer(ca_keys, app) {
+            Ok(made) => made,
+            Err(e) => {
+                let msg = format!("cannot make {app}'s client certificate: {e}");
+                self.juju.log(Level::Warning, &msg);
+                return Ok(());
+            }
+        };
+        let key = |prefix| keys::consumer_key(prefix, app);
+        let mut data = Settings::from([(key(keys::CONSUMER_CERT_PREFIX), made.cert)]);
+        let password = tls::consumer_password(ca_keys, app);
+        match self.o.secrets.available {
+            true => {
+                let content = Settings::from([
+                    (secret_keys::CLIENT_KEY.to_string(), made.key),
+                    (secret_keys::PASSWORD.to_string(), password),
+                ]);
+                let id = self
+                    .juju
+                    .secret_add(&content, SecretOwner::Application, None)?;
+                data.insert(key(keys::CONSUMER_SECRET_PREFIX), id);
+            }
+            false => {
+                data.insert(key(keys::CONSUMER_KEY_PREFIX), made.key);
+                data.insert(key(keys::CONSUMER_PASSWORD_PREFIX), password);
+            }
+        }
+        self.juju.leader_set(&data)?;
+        let msg = format!("issued {app} its own client certificate (CN={app})");
+        self.juju.log(Level::Info, &msg);
+        Ok(())
+    }
+
+    /// Leader: makes one change to etcd's auth and records it in leader data; one etcd refuses
+    /// is logged and planned again on a later hook.
+    fn auth(&self, change: &AuthChange) -> Result<(), ApplyError> {
+        let (etcd, eps) = (self.etcd, &self.o.endpoints);
+        let user = |name: &str| format!("{}{name}", keys::AUTH_USER_PREFIX);
+        let (done, record) = match change {
+            AuthChange::SetUser { name, grant, old } => (
+                etcd.auth_set_user(eps, name, grant, old.as_ref(), &self.password(name)),
+                (
+                    user(name),
+                    grant.record(),
+                    format!("etcd user {name}: {}", grant.record()),
+                ),
+            ),
+            AuthChange::DeleteUser { name } => (
+                etcd.auth_delete_user(eps, name),
+                (
+                    user(name),
+                    String::new(),
+                    format!("deleted etcd user {name}"),
+                ),
+            ),
+            AuthChange::Enable => (
+                etcd.auth_switch(eps, true),
+                (keys::AUTH.into(), "on".into(), "enabled etcd auth".into()),
+            ),
+            AuthChange::Disable => (
+                etcd.auth_switch(eps, false),
+                (
+                    keys::AUTH.into(),
+                    String::new(),
+                    "disabled etcd auth".into(),
+                ),
+            ),
+        };
+        let (key, value, msg) = record;
+        match done {
+            Ok(()) => {
+                self.juju.leader_set(&Settings::from([(key, value)]))?;
+                self.juju.log(Level::Info, &msg);
+            }
+            Err(e) => {
+                let msg = format!("not yet: {msg} ({e}); retrying on a later hook");
+                self.juju.log(Level::Warning, &msg);
+            }
+        }
+        Ok(())
+    }
+
+    /// The etcd password of user `name`: none for `root` (only its certificate authenticates
+    /// it), else the consumer's ([`tls::consumer_password`]).
+    fn password(&self, name: &str) -> Option<String> {
+        let keys = self
+            .o
+            .secrets
+            .ca_keys
+            .as_ref()
+            .filter(|_| name != tls::ROOT)?;
+        Some(tls::consumer_password(keys, name))
+    }
+
+    /// Leader: forgets `app`'s credentials: its secret is removed, then its leader data.
+    fn retire_consumer(&self, app: &str) -> Result<(), ApplyError> {
+        let key = |prefix| keys::consumer_key(prefix, app);
+        let secret = self.o.leader_data.get(&key(keys::CONSUMER_SECRET_PREFIX));
+        if let Some(id) = secret.filter(|_| self.o.secrets.available) {
+            if let Err(e) = self.juju.secret_remove(id) {
+                let msg = format!("cannot remove {app}'s client key secret: {e}");
+                self.juju.log(Level::Warning, &msg);
+            }
+        }
+        let prefixes = [
+            keys::CONSUMER_CERT_PREFIX,
+            keys::CONSUMER_SECRET_PREFIX,
+            keys::CONSUMER_KEY_PREFIX,
+            keys::CONSUMER_PASSWORD_PREFIX,
+        ];
+        let gone = prefixes.map(|p| (key(p), String::new()));
+        self.juju.leader_set(&Settings::from(gone))?;
+        let msg = format!("{app} has no db relation left: its client certificate is retired");
+        self.juju.log(Level::Info, &msg);
+        Ok(())
     }
 
     /// Leader (Juju 3): moves the keys an older charm left in leader data into secrets.

@@ -22,7 +22,7 @@ use crate::core::observed::{
 use crate::core::render;
 use crate::core::storage;
 use crate::etcd::{Etcd, Member, MemberStatus};
-use crate::juju::context::{member_name, Hook, JujuContext, PEER_ENDPOINT};
+use crate::juju::context::{member_name, Hook, JujuContext, RelationEvent, PEER_ENDPOINT};
 use crate::juju::{Juju, JujuError, Level, Settings};
 use crate::machine::{state, tls, Machine};
 use crate::paths;
@@ -76,6 +76,10 @@ fn peer(juju: &dyn Juju, rel: &str, unit: &str) -> Peer {
             .cloned(),
         tls_request: TlsRequest::from_data(&data),
         backup_verified: observed::backup_verified(&data),
+        tls_files: data
+            .get(peer_keys::TLS_FILES)
+            .filter(|v| !v.is_empty())
+            .cloned(),
     }
 }
 
@@ -158,6 +162,72 @@ fn tls_secrets(
         .map(Redacted);
     }
     s
+}
+
+/// The application on the other side of a client relation: that of its first remote unit, or
+/// of the unit this relation hook is about.
+fn remote_app(ctx: &JujuContext, juju: &dyn Juju, id: &str) -> Result<Option<String>, JujuError> {
+    let hook_unit = ctx
+        .remote_unit
+        .as_ref()
+        .filter(|_| ctx.relation_id.as_deref() == Some(id));
+    let units = juju.relation_list(id)?;
+    let unit = units.first().or(hook_unit);
+    Ok(unit.and_then(|u| u.split('/').next()).map(str::to_string))
+}
+
+/// The key prefix `app` asks for on relation `id` (`prefix` in its application data); one etcd
+/// cannot grant is logged (the consumer then gets no access until it asks for a valid one).
+fn requested_prefix(juju: &dyn Juju, id: &str, app: &str) -> Option<String> {
+    let data = juju.relation_get_app(id, app).unwrap_or_default();
+    let prefix = data.get("prefix").filter(|p| !p.is_empty())?;
+    if !crate::core::auth::valid_prefix(prefix) {
+        let msg = format!(
+            "{app} asks for a key prefix etcd keys should not start with ({} characters): it \
+             gets no access until it asks for one of printable characters starting with a \
+             letter, a digit, '/', '_', '-' or '.'",
+            prefix.chars().count()
+        );
+        juju.log(Level::Warning, &msg);
+    }
+    Some(prefix.clone())
+}
+
+/// The keys of the `db` consumers' own certificates this unit does not publish yet (or
+/// publishes from another secret), read from their secrets (Juju 3); an unreadable one is
+/// logged and left out.
+fn consumer_keys(
+    juju: &dyn Juju,
+    leader_data: &LeaderData,
+    clients: &[ClientRelation],
+    available: bool,
+) -> std::collections::BTreeMap<String, Redacted> {
+    let mut read = std::collections::BTreeMap::new();
+    for rel in clients.iter().filter(|r| r.endpoint == "db") {
+        let Some(app) = rel.app.as_deref().filter(|a| !read.contains_key(*a)) else {
+            continue;
+        };
+        let get = |prefix| leader_data.get(&keys::consumer_key(prefix, app));
+        let (Some(cert), Some(id)) = (
+            get(keys::CONSUMER_CERT_PREFIX),
+            get(keys::CONSUMER_SECRET_PREFIX).filter(|_| available),
+        ) else {
+            continue;
+        };
+        let published = |k: &str| rel.published.get(k).map(String::as_str);
+        let current = published("client_cert") == Some(cert)
+            && published(crate::core::relations::CLIENT_KEY_SECRET) == Some(id)
+            && published("client_key").is_some_and(|k| !k.is_empty());
+        if current {
+            continue;
+        }
+        let what = format!("{app} client key");
+        let key = read_secret(juju, id, &what).ok().flatten();
+        if let Some(key) = key.and_then(|c| c.get(secret_keys::CLIENT_KEY).cloned()) {
+            read.insert(app.to_string(), Redacted(key));
+        }
+    }
+    read
 }
 
 /// One round of status calls, all at once, to every started member but the local one (whose
@@ -273,13 +343,31 @@ pub fn observe(
     };
     peers.sort_by_key(|p: &Peer| crate::juju::context::unit_number(&p.unit));
     let mut clients = Vec::new();
+    let broken = matches!(
+        hook,
+        Hook::Relation {
+            event: RelationEvent::Broken,
+            ..
+        }
+    );
+    let broken = ctx.relation_id.as_deref().filter(|_| broken);
     for endpoint in ["db", "proxy"] {
         for id in juju.relation_ids(endpoint)? {
+            if Some(id.as_str()) == broken {
+                continue;
+            }
             let published = juju.relation_get(&id, &ctx.unit_name)?;
+            let app = remote_app(ctx, juju, &id)?;
+            let prefix = match &app {
+                Some(app) => requested_prefix(juju, &id, app),
+                None => None,
+            };
             let endpoint = endpoint.to_string();
             clients.push(ClientRelation {
                 id,
                 endpoint,
+                app,
+                prefix,
                 published,
             });
         }
@@ -322,7 +410,8 @@ pub fn observe(
         Some(members) => status_round(etcd, members, status.as_ref(), &endpoints),
         None => ClusterView::default(),
     };
-    let secrets = tls_secrets(ctx, juju, &leader_data, leadership, !clients.is_empty());
+    let mut secrets = tls_secrets(ctx, juju, &leader_data, leadership, !clients.is_empty());
+    secrets.consumer_keys = consumer_keys(juju, &leader_data, &clients, secrets.available);
     let local = Local {
         version,
         etcdctl: state::real_etcdctl(machine),
