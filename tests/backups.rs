@@ -9,7 +9,10 @@
 //! facts exporter; the leader asks for a bucket (and the keys in a secret) in its application
 //! databag; no credential reaches a result or the log. Scheduled backups: every unit has the timer, which
 //! enters hook context with `juju-exec`; one backup per period for the application, taken by a
-//! healthy follower, also when every unit's timer fires at once and when a member is down.
+//! healthy follower, also when every unit's timer fires at once and when a member is down; under
+//! Juju 2.9 the timer enters hook context with `juju-run`. The secret form of the `s3`
+//! interface (the keys in a granted Juju secret) serves `create-backup` and `list-backups`; a
+//! full disk fails `create-backup` naming it, with nothing stored, left behind or changed.
 //! Needs root (it boots machines), Garage
 //! (`scripts/build-garage`) and the `objstore` binary (`cargo build -p objstore`).
 
@@ -21,6 +24,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 use support::{built_charm, deploy_etcd, etcdctl, garage_bin, netns_of, repo_root, sh, Sandbox};
+
+/// Where the charm keeps a snapshot until its upload (`actions::backup::work_dir`).
+const WORK_DIR: &str = "/var/lib/etcd-charm/backups";
 
 /// How long the other units may take to rejoin after a restore.
 const REJOIN: Duration = Duration::from_secs(240);
@@ -181,33 +187,35 @@ fn provider_shares_again(sb: &Sandbox) {
     assert_eq!(code, 0, "{err}");
 }
 
-/// Garage (the s3-integrator test charm, sharing bucket [`BUCKET`] and path [`PATH`]) and three
-/// etcd units with `etcd_config`, related; all active.
-fn deploy_with_store(sb: &Sandbox, etcd_config: &str) {
+/// Garage (the s3-integrator test charm, sharing bucket [`BUCKET`] and path [`PATH`], with
+/// `integrator_config` too) and `n` etcd units deployed with `etcd_args`, related; all active.
+fn deploy_with_store(sb: &Sandbox, n: u32, integrator_config: &[&str], etcd_args: &[&str]) {
     let charms = repo_root().join("tests/charms");
     let garage = format!("garage={}", garage_bin().display());
     let integrator = charms.join("s3-integrator");
     let config = format!("bucket={BUCKET}");
     let path = format!("path={PATH}");
-    let args = [
+    let mut deploy = vec![
+        "deploy",
+        integrator.to_str().unwrap(),
         "--resource",
         &garage,
-        "--config",
-        &config,
-        "--config",
-        &path,
     ];
-    let mut deploy = vec!["deploy", integrator.to_str().unwrap()];
-    deploy.extend_from_slice(&args);
+    for c in [config.as_str(), path.as_str()]
+        .iter()
+        .chain(integrator_config)
+    {
+        deploy.extend_from_slice(&["--config", *c]);
+    }
     sb.ok(&deploy);
-    deploy_etcd(sb, 3, &["--config", etcd_config]);
+    deploy_etcd(sb, n, etcd_args);
     let rel = [
         "integrate",
         "etcd:s3-credentials",
         "s3-integrator:s3-credentials",
     ];
     sb.ok(&rel);
-    sb.wait_active(4);
+    sb.wait_active(n as usize + 1);
 }
 
 /// The backups `list-backups` shows: (id, member), newest first.
@@ -243,7 +251,7 @@ fn unit_of(member: &str) -> String {
 #[test]
 fn scheduled_backups_one_per_period_by_a_healthy_follower() {
     let sb = Sandbox::new("backups_scheduled");
-    deploy_with_store(&sb, "backup_schedule=weekly");
+    deploy_with_store(&sb, 3, &[], &["--config", "backup_schedule=weekly"]);
     let units = sb.units("etcd");
     for u in &units {
         assert_eq!(
@@ -275,7 +283,12 @@ fn scheduled_backups_one_per_period_by_a_healthy_follower() {
     let others: Vec<String> = units.iter().filter(|u| **u != taker).cloned().collect();
     fire_timers(&sb, &others);
     let taken = backups(&sb, &leader);
-    assert_eq!(taken.len(), 1, "{taken:?}");
+    let log = sb.ok(&["debug-log", "--replay", "--no-tail"]);
+    let runs: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("scheduled backup"))
+        .collect();
+    assert_eq!(taken.len(), 1, "{taken:?}\n{runs:#?}");
     assert_ne!(taken[0].1, raft_leader, "{taken:?}");
     assert_ne!(unit_of(&taken[0].1), taker, "{taken:?}");
     sh(&sb, &taker, "systemctl start etcd");
@@ -291,7 +304,7 @@ fn scheduled_backups_one_per_period_by_a_healthy_follower() {
 #[test]
 fn backups_to_garage_restore_prune_and_refuse_bad_objects() {
     let sb = Sandbox::new("backups");
-    deploy_with_store(&sb, "backup_retention_count=2");
+    deploy_with_store(&sb, 3, &[], &["--config", "backup_retention_count=2"]);
     let leader = sb.leader("etcd").expect("a leader");
     let units = sb.units("etcd");
     let follower = units.iter().find(|u| **u != leader).unwrap().clone();
@@ -513,4 +526,111 @@ fn backups_to_garage_restore_prune_and_refuse_bad_objects() {
     let log = sb.ok(&["debug-log", "--replay", "--no-tail"]);
     assert!(!log.contains(&secret), "the secret key is in the debug log");
     sb.wait_active(5);
+}
+
+#[test]
+fn backups_with_the_keys_in_a_juju_secret_and_a_full_disk() {
+    let sb = Sandbox::new("backups_secret");
+    deploy_with_store(&sb, 1, &["secrets=true"], &[]);
+    let unit = "etcd/0";
+    // The provider shares the keys in a secret (the requirer asked with requested-secrets),
+    // none in its databag.
+    let shared = s3_data(&sb);
+    let extra = shared.get("secret-extra").cloned().unwrap_or_default();
+    assert!(extra.starts_with("secret:"), "{shared:?}");
+    for key in ["access-key", "secret-key"] {
+        assert!(shared.get(key).is_none_or(|v| v.is_empty()), "{shared:?}");
+    }
+    let secret = sh(
+        &sb,
+        "s3-integrator/0",
+        "sed -n 's/^ *Secret key: *//p' /var/lib/s3-integrator/key",
+    );
+    assert!(!secret.is_empty());
+    sh(&sb, unit, "etcdctl put kept yes");
+    let members = sh(&sb, unit, "etcdctl member list");
+
+    // A full disk where the snapshot goes: refused before it starts (too little room), or
+    // failing once it starts (no inode left: ENOSPC); nothing stored, left behind or changed.
+    let mount = |opts: &str| {
+        let cmd = format!("umount {WORK_DIR} 2>/dev/null; mkdir -p {WORK_DIR} && mount -t tmpfs -o {opts},mode=0700 full {WORK_DIR}");
+        sh(&sb, unit, &cmd);
+    };
+    mount("size=16m");
+    let msg = refused(
+        &sb,
+        unit,
+        "create-backup",
+        &[],
+        "free and the snapshot needs about",
+    );
+    assert!(msg.contains("nothing was saved"), "{msg}");
+    mount("size=256m,nr_inodes=1");
+    let msg = refused(
+        &sb,
+        unit,
+        "create-backup",
+        &[],
+        "filled up while the snapshot",
+    );
+    assert!(
+        msg.contains("no space left on device") && msg.contains("no backup was taken"),
+        "{msg}"
+    );
+    assert_eq!(sh(&sb, unit, &format!("ls -A {WORK_DIR} | wc -l")), "0");
+    assert_eq!(field(&done(&sb, unit, "list-backups", &[]), "count"), "0");
+    assert_eq!(sh(&sb, unit, "etcdctl member list"), members);
+    assert_eq!(sh(&sb, unit, "etcdctl get kept --print-value-only"), "yes");
+    sh(&sb, unit, &format!("umount {WORK_DIR}"));
+
+    // Room again: a backup through the secret's keys, listed.
+    let b = done(&sb, unit, "create-backup", &[]);
+    let id = field(&b, "backup-id");
+    assert!(field(&b, "verified").starts_with("yes"), "{b}");
+    let listed = done(&sb, unit, "list-backups", &[]);
+    assert_eq!(field(&listed, "count"), "1", "{listed}");
+    let k = format!("backups.{}", id.to_lowercase().replace([':'], "-"));
+    assert_eq!(field(&listed, &format!("{k}.id")), id, "{listed}");
+    assert_eq!(field(&listed, &format!("{k}.verified")), "yes", "{listed}");
+    assert_eq!(sh(&sb, unit, &format!("ls -A {WORK_DIR} | wc -l")), "0");
+
+    let log = sb.ok(&["debug-log", "--replay", "--no-tail"]);
+    assert!(!log.contains(&secret), "the secret key is in the debug log");
+}
+
+#[test]
+fn a_scheduled_backup_under_juju_29_enters_hook_context_with_juju_run() {
+    let sb = Sandbox::with_agent_version("backups_juju29", Some("2.9.44"));
+    deploy_with_store(&sb, 1, &[], &["--config", "backup_schedule=weekly"]);
+    let unit = "etcd/0";
+    let service = sh(&sb, unit, "cat /etc/systemd/system/etcd-backup.service");
+    let exec =
+        "ExecStart=/usr/bin/juju-run etcd/0 \"JUJU_DISPATCH_PATH=backup/scheduled ./dispatch\"";
+    assert!(service.contains(exec), "{service}");
+    assert_eq!(
+        sh(&sb, unit, "test -e /usr/bin/juju-exec || echo none"),
+        "none"
+    );
+    // No secrets in 2.9: the keys are asked for in the databag.
+    assert!(!requirer_data(&sb).contains_key("requested-secrets"));
+    // The timer fires a minute after it starts: the period's backup, from the only member.
+    sb.eventually("the scheduled backup", Duration::from_secs(240), || {
+        let keys = objstore(&sb, &["list", PATH]);
+        let id = keys
+            .lines()
+            .find_map(|l| l.split(' ').next()?.strip_prefix(&format!("{PATH}/")))?;
+        Some(id.to_string())
+    });
+    let keys = objstore(&sb, &["list", PATH]);
+    let key = keys.split(' ').next().unwrap();
+    let head = objstore(&sb, &["head", key]);
+    let log = sb.ok(&["debug-log", "--replay", "--no-tail"]);
+    let runs: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("scheduled backup"))
+        .collect();
+    assert!(
+        head.contains(r#""unit": "etcd/0""#) && head.contains(r#""verified": "yes""#),
+        "{head}\n{runs:#?}"
+    );
 }

@@ -185,7 +185,7 @@ fn take(a: &Action, r: &mut Results, s3: &S3) -> Result<(), Stop> {
     let dir = work_dir();
     snapshot::ensure_dir(&dir)?;
     let local = common::local_endpoint(a);
-    let saved = snapshot::save(a, &dir, &[local], "backup")?;
+    let saved = snapshot::save(a, &dir, &[local], "backup").map_err(|e| disk_full(e, &dir))?;
     let verify = backup_verify::test_restore(a, &saved.path, saved.size, saved.file.revision);
     let verified = match &verify {
         Ok(rev) => format!("yes: a test restore served revision {rev}"),
@@ -250,6 +250,24 @@ fn take(a: &Action, r: &mut Results, s3: &S3) -> Result<(), Stop> {
         ),
     );
     Ok(())
+}
+
+/// A snapshot that failed because its disk filled up (`ENOSPC`, os error 28: no byte or no
+/// inode left), said as such; any other failure as it is. The snapshot's part file is already
+/// removed then, and the cluster was only read.
+fn disk_full(stop: Stop, dir: &Path) -> Stop {
+    match stop {
+        Stop::Fail(m) if m.contains("os error 28") || m.contains("No space left on device") => {
+            Stop::Fail(format!(
+                "the disk of {} filled up while the snapshot was written (no space left on \
+                 device): no backup was taken, the partial snapshot was removed and the cluster \
+                 is untouched. Free some space there (`df -h {0}`, `df -i {0}`) and run \
+                 create-backup again",
+                dir.display()
+            ))
+        }
+        other => other,
+    }
 }
 
 /// The scheduled backup (the timer's `backup/scheduled`, in hook context): taken here when a
@@ -568,6 +586,32 @@ mod tests {
             );
         }
         assert!(etcd.calls().iter().all(|c| !c.starts_with("snapshot")));
+    }
+
+    #[test]
+    fn a_full_disk_is_named_as_such() {
+        let dir = Path::new("/var/lib/etcd-charm/backups");
+        let enospc = Stop::Fail(
+            "the snapshot from etcd1 failed: No space left on device (os error 28); nothing \
+             was saved"
+                .into(),
+        );
+        let Stop::Fail(m) = disk_full(enospc, dir) else {
+            panic!("not a failure")
+        };
+        assert!(
+            m.starts_with("the disk of /var/lib/etcd-charm/backups filled up"),
+            "{m}"
+        );
+        assert!(
+            m.contains("no backup was taken") && m.contains("df -i"),
+            "{m}"
+        );
+        let other = Stop::Fail("no voting member answered".into());
+        let Stop::Fail(m) = disk_full(other, dir) else {
+            panic!("not a failure")
+        };
+        assert_eq!(m, "no voting member answered");
     }
 
     #[test]
