@@ -24,6 +24,7 @@ Guarantees:
 use crate::core::effect::{Effect, Plan};
 use crate::core::observed::{keys, peer_keys, Issued, Joining, Leadership, Observed, TlsRequest};
 use crate::core::relations::changed;
+use crate::core::rotation;
 use crate::core::status::Status;
 use crate::core::transport;
 use crate::core::version::Version;
@@ -486,7 +487,8 @@ impl Change<'_> {
 }
 
 /// The leader's certificate duties (TLS on, CAs published): sign each unit's requests (its
-/// own included) that have no certificates issued from them and the current CAs yet, and drop
+/// own included) that have no certificates issued from them and the current CAs yet, or whose
+/// certificates are due for renewal ([`rotation`]: the same requests signed again), and drop
 /// what was issued to units no longer in the peer relation. Nothing is signed while the CA keys
 /// could not be read.
 pub fn tls_signing(o: &Observed) -> Vec<Effect> {
@@ -501,14 +503,14 @@ pub fn tls_signing(o: &Observed) -> Vec<Effect> {
         .iter()
         .map(|p| (p.unit.clone(), p.tls_request.clone()));
     let units: Vec<(String, Option<TlsRequest>)> = std::iter::once(own).chain(peers).collect();
+    let due = rotation::units_due(o, units.iter().map(|(u, _)| u.as_str()));
     let mut effects: Vec<Effect> = units
         .iter()
         .filter_map(|(unit, req)| {
             let req = req.as_ref()?;
             let from = Issued::fingerprint(&req.csr, &req.client_csr, ca, peer_ca);
             let issued = ld.get(&keys::issued_key(unit)).and_then(Issued::parse);
-            issued
-                .is_none_or(|i| i.from != from)
+            (issued.is_none_or(|i| i.from != from) || due.contains(&unit.as_str()))
                 .then(|| Effect::Issue { unit: unit.clone() })
         })
         .collect();
@@ -541,16 +543,17 @@ pub fn consumers(o: &Observed) -> Vec<&str> {
 }
 
 /// The leader's duties to consumers: each application gets its own client certificate (CN =
-/// its name, used on `db`) and etcd password once it has a unit on a relation; an application
-/// with no relation left loses its credentials.
+/// its name, used on `db`) and etcd password once it has a unit on a relation, renewed when due
+/// ([`rotation`]), as is the shared one; an application with no relation left loses its
+/// credentials.
 fn consumer_certificates(o: &Observed) -> Vec<Effect> {
     let apps = consumers(o);
     let ld = &o.leader_data;
     let issue = apps
         .iter()
         .filter(|app| {
-            ld.get(&keys::consumer_key(keys::CONSUMER_CERT_PREFIX, app))
-                .is_none()
+            let key = keys::consumer_key(keys::CONSUMER_CERT_PREFIX, app);
+            ld.get(&key).is_none() || rotation::leader_cert_due(o, &key)
         })
         .map(|app| Effect::IssueConsumer {
             app: app.to_string(),
@@ -562,7 +565,9 @@ fn consumer_certificates(o: &Observed) -> Vec<Effect> {
         .map(|app| Effect::RetireConsumer {
             app: app.to_string(),
         });
-    issue.chain(retire).collect()
+    let shared = rotation::leader_cert_due(o, keys::TLS_CLIENT_CERT);
+    let shared = shared.then_some(Effect::RenewSharedClient);
+    issue.chain(retire).chain(shared).collect()
 }
 
 /// The departing unit: hand Raft leadership over if it holds it, remove itself (when another
