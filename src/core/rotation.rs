@@ -261,6 +261,58 @@ mod tests {
     }
 
     #[test]
+    fn the_leader_plans_each_renewal_once() {
+        use crate::core::effect::Effect;
+        use crate::core::membership::tls_signing;
+        use crate::core::observed::{peer_keys, CaKeys, ClientRelation, Leadership};
+        let p = CertificatePolicy::default();
+        let mut o = observed(p, T0);
+        o.leadership = Leadership::Leader;
+        o.secrets.ca_keys = Some(CaKeys::default());
+        o.own_peer_data
+            .insert(peer_keys::TLS_CSR.into(), "csr".into());
+        o.own_peer_data
+            .insert(peer_keys::TLS_CLIENT_CSR.into(), "client csr".into());
+        o.clients.push(ClientRelation {
+            id: "db:1".into(),
+            endpoint: "db".into(),
+            app: Some("kube".into()),
+            ..ClientRelation::default()
+        });
+        let consumer = keys::consumer_key(keys::CONSUMER_CERT_PREFIX, "kube");
+        let from = Issued::fingerprint("csr", "client csr", "CA", "CA");
+        let at = |o: &mut Observed, made_at: i64| {
+            let c = made(made_at, p);
+            let issued = Issued {
+                from: from.clone(),
+                server: c.clone(),
+                peer: c.clone(),
+                client: c.clone(),
+            };
+            let ld = &mut o.leader_data.raw;
+            ld.insert(keys::TLS_CA.into(), "CA".into());
+            ld.insert(
+                keys::issued_key("etcd/0"),
+                serde_json::to_string(&issued).unwrap(),
+            );
+            ld.insert(consumer.clone(), c.clone());
+            ld.insert(keys::TLS_CLIENT_CERT.into(), c);
+        };
+        at(&mut o, T0 - 10 * DAY);
+        assert_eq!(tls_signing(&o), []);
+        // A year on, all three are due; once renewed, nothing is.
+        o.now += 350 * DAY as u64;
+        let own = Effect::Issue {
+            unit: "etcd/0".into(),
+        };
+        let kube = Effect::IssueConsumer { app: "kube".into() };
+        assert_eq!(tls_signing(&o), [own, kube, Effect::RenewSharedClient]);
+        let now = o.now as i64;
+        at(&mut o, now);
+        assert_eq!(tls_signing(&o), []);
+    }
+
+    #[test]
     fn status_warns_of_what_renewal_cannot_fix() {
         let p = CertificatePolicy::default();
         let mut o = observed(p, T0);
