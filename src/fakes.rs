@@ -41,6 +41,8 @@ pub struct FakeJuju {
     /// The `s3-credentials` provider's application databag (`s3-credentials:9`, unit
     /// `s3-integrator/0`), when related.
     pub s3: Option<Settings>,
+    /// A `db` consumer (`db:7`, unit `<app>/0`): its application and its application databag.
+    pub db: Option<(String, Settings)>,
 }
 
 impl FakeJuju {
@@ -64,6 +66,7 @@ impl FakeJuju {
             grants: RefCell::new(Vec::new()),
             no_secrets: false,
             s3: None,
+            db: None,
         }
     }
 
@@ -161,12 +164,16 @@ impl Juju for FakeJuju {
         Ok(match endpoint {
             "cluster" => vec!["cluster:1".into()],
             "s3-credentials" if self.s3.is_some() => vec!["s3-credentials:9".into()],
+            "db" if self.db.is_some() => vec!["db:7".into()],
             _ => vec![],
         })
     }
     fn relation_list(&self, relation_id: &str) -> Result<Vec<String>, JujuError> {
         if relation_id == "s3-credentials:9" {
             return Ok(vec!["s3-integrator/0".into()]);
+        }
+        if let Some((app, _)) = self.db.as_ref().filter(|_| relation_id == "db:7") {
+            return Ok(vec![format!("{app}/0")]);
         }
         Ok(self
             .peers
@@ -175,13 +182,19 @@ impl Juju for FakeJuju {
             .cloned()
             .collect())
     }
-    fn relation_get(&self, _relation_id: &str, unit: &str) -> Result<Settings, JujuError> {
+    fn relation_get(&self, relation_id: &str, unit: &str) -> Result<Settings, JujuError> {
+        if relation_id == "db:7" {
+            return Ok(Settings::new());
+        }
         if unit == self.unit {
             return Ok(self.own_data.borrow().clone());
         }
         Ok(self.peers.get(unit).cloned().unwrap_or_default())
     }
-    fn relation_get_app(&self, _relation_id: &str, _app: &str) -> Result<Settings, JujuError> {
+    fn relation_get_app(&self, relation_id: &str, _app: &str) -> Result<Settings, JujuError> {
+        if let Some((_, data)) = self.db.as_ref().filter(|_| relation_id == "db:7") {
+            return Ok(data.clone());
+        }
         Ok(self.s3.clone().unwrap_or_default())
     }
     fn relation_set(&self, relation_id: &str, settings: &Settings) -> Result<(), JujuError> {

@@ -1369,3 +1369,66 @@ fn the_leader_makes_a_user_per_db_application_then_enables_auth() {
     });
     assert_eq!(auth(&o), [AuthChange::Disable]);
 }
+
+#[test]
+fn a_refreshed_tls_cluster_without_auth_gets_root_certificates_then_auth_without_a_restart() {
+    use etcd_charm::core::effect::AuthChange;
+    use etcd_charm::core::render;
+    let members = vec![scheme_member(0), scheme_member(1)];
+    let mut o = tls_unit(running(0, members, 0));
+    o.leadership = Leadership::Leader;
+    o.hook = Hook::Other("upgrade-charm".into());
+    o.secrets.ca_keys = Some(CaKeys::default());
+    o.leader_data = with_ca(&[
+        (keys::TOKEN, "t0k"),
+        (keys::TLS, "true"),
+        ("auth-user-root", "root"),
+    ]);
+    runs_with(&mut o, &tls_config());
+    // What an older charm issued: the same requests, a client certificate without `CN=root`.
+    certified(&mut o, true);
+    let req = TlsRequest::from_data(&o.own_peer_data).unwrap();
+    let old_from = render::tls_record(&req.csr, &req.client_csr, "CA PEMPEER CA PEM", &[]);
+    let old = Issued {
+        from: old_from.trim().to_string(),
+        ..Issued::default()
+    };
+    let mut raw = o.leader_data.raw.clone();
+    raw.insert(
+        keys::issued_key(&o.unit),
+        serde_json::to_string(&old).unwrap(),
+    );
+    o.leader_data = LeaderData::parse(raw);
+    o.own_peer_data
+        .insert(peer_keys::TLS_FILES.into(), old.from.clone());
+    let restarts = |p: &Plan| {
+        p.effects
+            .iter()
+            .any(|e| matches!(e, Effect::Restart(_) | Effect::Render(_)))
+    };
+    let enables = |p: &Plan| p.effects.contains(&Effect::Auth(AuthChange::Enable));
+    // The leader issues the root certificates again, with no restart and no auth yet.
+    let p = plan(&o);
+    let own = Effect::Issue {
+        unit: o.unit.clone(),
+    };
+    assert!(p.effects.contains(&own), "{:?}", p.effects);
+    assert!(!restarts(&p) && !enables(&p), "{:?}", p.effects);
+    // Issued: the unit writes its files (etcd reads them per connection: no restart).
+    certified(&mut o, false);
+    let p = plan(&o);
+    assert!(
+        p.effects
+            .iter()
+            .any(|e| matches!(e, Effect::TlsFiles { .. })),
+        "{:?}",
+        p.effects
+    );
+    assert!(!restarts(&p) && !enables(&p), "{:?}", p.effects);
+    // Written and said so in its peer data: auth goes on.
+    certified(&mut o, true);
+    let from = issued_from(&req);
+    o.own_peer_data.insert(peer_keys::TLS_FILES.into(), from);
+    let p = plan(&o);
+    assert!(enables(&p) && !restarts(&p), "{:?}", p.effects);
+}

@@ -270,10 +270,8 @@ impl Run<'_> {
     /// Leader: promotes the joining learner and clears `joining-*`; false when etcd would not
     /// promote it yet.
     fn promote(&self, unit: &str, id: u64) -> Result<bool, ApplyError> {
-        let o = self.o;
-        match self.retry(PROMOTE_BUDGET, || {
-            self.etcd.member_promote(&o.endpoints, id)
-        }) {
+        let endpoints = self.raft_leader_first();
+        match self.retry(PROMOTE_BUDGET, || self.etcd.member_promote(&endpoints, id)) {
             Ok(()) | Err(EtcdError::MemberNotFound(_)) => {
                 let msg = format!("promoted {unit} ({id:x}) to a voting member");
                 self.juju.log(Level::Info, &msg);
@@ -282,6 +280,26 @@ impl Run<'_> {
             }
             Err(e) => Ok(self.not_yet(&format!("promote {unit}"), e)),
         }
+    }
+
+    /// The endpoints with the Raft leader's client URLs first: with auth on, a follower
+    /// forwards a promotion to the leader without the caller's identity and the leader refuses
+    /// it (etcd issue 20757), so it is asked first.
+    fn raft_leader_first(&self) -> Vec<String> {
+        let o = self.o;
+        let leader = o.cluster.answers.iter().map(|s| s.leader).find(|l| *l != 0);
+        let members = o.members.iter().flatten();
+        let urls = members
+            .filter(|m| Some(m.id) == leader)
+            .flat_map(|m| &m.client_urls);
+        let mut endpoints: Vec<String> = urls.cloned().collect();
+        let rest = o
+            .endpoints
+            .iter()
+            .filter(|e| !endpoints.contains(e))
+            .cloned();
+        endpoints.extend(rest.collect::<Vec<_>>());
+        endpoints
     }
 
     /// Leader: removes a member whose unit is gone; false when etcd would not remove it yet.

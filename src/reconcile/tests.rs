@@ -689,3 +689,34 @@ fn update_status_recovers_from_nospace_in_one_hook() {
         Some(plain("active 3 members healthy"))
     );
 }
+
+#[test]
+fn a_consumers_bad_prefix_and_unreadable_secret_are_logged_without_their_content() {
+    let mut j = juju("etcd/0");
+    j.config.insert("tls".into(), json!(true));
+    let m = FakeMachine::installed("3.4.23");
+    certify_leader(&j, &j.ctx(), &m);
+    let evil = "\n*PRIVATE KEY";
+    j.db = Some((
+        "client".into(),
+        Settings::from([("prefix".into(), evil.into())]),
+    ));
+    let cert = keys::consumer_key(keys::CONSUMER_CERT_PREFIX, "client");
+    let secret = keys::consumer_key(keys::CONSUMER_SECRET_PREFIX, "client");
+    j.leader_data
+        .borrow_mut()
+        .extend([(cert, "CLIENT CERT".into()), (secret, "secret:gone".into())]);
+    let etcd = FakeEtcd::healthy(1);
+    let o = observed(&j, &etcd, &m);
+    assert_eq!(o.clients[0].app.as_deref(), Some("client"));
+    assert!(o.secrets.consumer_keys.is_empty());
+    let logs = j.logs.borrow().join("\n");
+    assert!(logs.contains("asks for a key prefix etcd keys should not start with"));
+    assert!(logs.contains("secret secret:gone does not exist"), "{logs}");
+    assert!(!logs.contains("PRIVATE KEY"), "{logs}");
+    // Its user gets nothing until it asks for a prefix etcd can grant.
+    let nothing = crate::core::auth::changes(&o, true).into_iter().any(|c| {
+        matches!(c, crate::core::effect::AuthChange::SetUser { name, grant: crate::etcd::Grant::Nothing, .. } if name == "client")
+    });
+    assert!(nothing);
+}
