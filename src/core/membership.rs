@@ -611,3 +611,65 @@ pub fn departure(o: &Observed) -> Plan {
         again: false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::config::{CertificatePolicy, CharmConfig};
+    use crate::core::observed::{CaKeys, ClientRelation};
+    use crate::core::rotation::test_certificate;
+
+    const T0: i64 = 1_800_000_000;
+    const DAY: i64 = 86_400;
+
+    #[test]
+    fn the_leader_plans_each_renewal_once() {
+        let p = CertificatePolicy::default();
+        let mut o = Observed::blank("etcd/0");
+        o.config = Ok(CharmConfig::default());
+        o.now = T0 as u64;
+        o.leadership = Leadership::Leader;
+        o.secrets.ca_keys = Some(CaKeys::default());
+        o.own_peer_data
+            .insert(peer_keys::TLS_CSR.into(), "csr".into());
+        o.own_peer_data
+            .insert(peer_keys::TLS_CLIENT_CSR.into(), "client csr".into());
+        o.clients.push(ClientRelation {
+            id: "db:1".into(),
+            endpoint: "db".into(),
+            app: Some("kube".into()),
+            ..ClientRelation::default()
+        });
+        let consumer = keys::consumer_key(keys::CONSUMER_CERT_PREFIX, "kube");
+        let from = Issued::fingerprint("csr", "client csr", "CA", "CA");
+        let at = |o: &mut Observed, made_at: i64| {
+            let c = test_certificate(made_at, p.validity_days);
+            let issued = Issued {
+                from: from.clone(),
+                server: c.clone(),
+                peer: c.clone(),
+                client: c.clone(),
+            };
+            let ld = &mut o.leader_data.raw;
+            ld.insert(keys::TLS_CA.into(), "CA".into());
+            ld.insert(
+                keys::issued_key("etcd/0"),
+                serde_json::to_string(&issued).unwrap(),
+            );
+            ld.insert(consumer.clone(), c.clone());
+            ld.insert(keys::TLS_CLIENT_CERT.into(), c);
+        };
+        at(&mut o, T0 - 10 * DAY);
+        assert_eq!(tls_signing(&o), []);
+        // A year on, all three are due; once renewed, nothing is.
+        o.now += 350 * DAY as u64;
+        let own = Effect::Issue {
+            unit: "etcd/0".into(),
+        };
+        let kube = Effect::IssueConsumer { app: "kube".into() };
+        assert_eq!(tls_signing(&o), [own, kube, Effect::RenewSharedClient]);
+        let now = o.now as i64;
+        at(&mut o, now);
+        assert_eq!(tls_signing(&o), []);
+    }
+}

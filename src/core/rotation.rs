@@ -151,26 +151,25 @@ pub fn expiring(o: &Observed) -> Vec<Expiry> {
     out
 }
 
+/// A certificate (PEM) made at `at` (Unix seconds), valid `days`, for tests.
+#[cfg(test)]
+pub fn test_certificate(at: i64, days: u64) -> String {
+    let (before, after) = window(at, days);
+    let mut params = rcgen::CertificateParams::default();
+    let t = |t| time::OffsetDateTime::from_unix_timestamp(t).unwrap();
+    (params.not_before, params.not_after) = (t(before), t(after));
+    let key = rcgen::KeyPair::generate().unwrap();
+    params.self_signed(&key).unwrap().pem()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::core::config::CharmConfig;
-    use rcgen::{CertificateParams, KeyPair};
-
-    /// A self-signed certificate valid from `before` to `after` (Unix seconds).
-    fn cert(before: i64, after: i64) -> String {
-        let mut params = CertificateParams::default();
-        let at = |t| time::OffsetDateTime::from_unix_timestamp(t).unwrap();
-        params.not_before = at(before);
-        params.not_after = at(after);
-        let key = KeyPair::generate().unwrap();
-        params.self_signed(&key).unwrap().pem()
-    }
 
     /// A certificate made at `at`, valid `days` (a policy's validity, or the CAs').
     fn made(at: i64, days: impl Into<Days>) -> String {
-        let (before, after) = window(at, days.into().0);
-        cert(before, after)
+        test_certificate(at, days.into().0)
     }
 
     struct Days(u64);
@@ -258,58 +257,6 @@ mod tests {
         o.now += 340 * DAY as u64;
         assert!(leader_cert_due(&o, &consumer));
         assert_eq!(units_due(&o, units), ["etcd/0", "etcd/1"]);
-    }
-
-    #[test]
-    fn the_leader_plans_each_renewal_once() {
-        use crate::core::effect::Effect;
-        use crate::core::membership::tls_signing;
-        use crate::core::observed::{peer_keys, CaKeys, ClientRelation, Leadership};
-        let p = CertificatePolicy::default();
-        let mut o = observed(p, T0);
-        o.leadership = Leadership::Leader;
-        o.secrets.ca_keys = Some(CaKeys::default());
-        o.own_peer_data
-            .insert(peer_keys::TLS_CSR.into(), "csr".into());
-        o.own_peer_data
-            .insert(peer_keys::TLS_CLIENT_CSR.into(), "client csr".into());
-        o.clients.push(ClientRelation {
-            id: "db:1".into(),
-            endpoint: "db".into(),
-            app: Some("kube".into()),
-            ..ClientRelation::default()
-        });
-        let consumer = keys::consumer_key(keys::CONSUMER_CERT_PREFIX, "kube");
-        let from = Issued::fingerprint("csr", "client csr", "CA", "CA");
-        let at = |o: &mut Observed, made_at: i64| {
-            let c = made(made_at, p);
-            let issued = Issued {
-                from: from.clone(),
-                server: c.clone(),
-                peer: c.clone(),
-                client: c.clone(),
-            };
-            let ld = &mut o.leader_data.raw;
-            ld.insert(keys::TLS_CA.into(), "CA".into());
-            ld.insert(
-                keys::issued_key("etcd/0"),
-                serde_json::to_string(&issued).unwrap(),
-            );
-            ld.insert(consumer.clone(), c.clone());
-            ld.insert(keys::TLS_CLIENT_CERT.into(), c);
-        };
-        at(&mut o, T0 - 10 * DAY);
-        assert_eq!(tls_signing(&o), []);
-        // A year on, all three are due; once renewed, nothing is.
-        o.now += 350 * DAY as u64;
-        let own = Effect::Issue {
-            unit: "etcd/0".into(),
-        };
-        let kube = Effect::IssueConsumer { app: "kube".into() };
-        assert_eq!(tls_signing(&o), [own, kube, Effect::RenewSharedClient]);
-        let now = o.now as i64;
-        at(&mut o, now);
-        assert_eq!(tls_signing(&o), []);
     }
 
     #[test]
