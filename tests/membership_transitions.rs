@@ -723,10 +723,13 @@ impl World {
             }
             Effect::TlsFiles { sans } => {
                 let req = TlsRequest::from_data(&u.own_peer_data).unwrap();
-                let from = ca_fingerprint(&self.leader_data, &req);
+                let issued = Issued {
+                    from: ca_fingerprint(&self.leader_data, &req),
+                    ..Issued::default()
+                };
                 let ca = &self.leader_data[keys::TLS_CA];
                 let peer_ca = &self.leader_data[keys::TLS_PEER_CA];
-                u.local.tls_record = Some(tls_files_record(ca, peer_ca, &from, sans));
+                u.local.tls_record = Some(tls_files_record(ca, peer_ca, &issued, sans));
             }
             Effect::UpdatePeerUrl { id, peer_url, .. } => {
                 let m = self.members.iter_mut().find(|m| m.id == *id).unwrap();

@@ -634,7 +634,7 @@ fn certified(o: &mut Observed, written: bool) {
     raw.insert(keys::issued_key(&o.unit), value);
     o.leader_data = LeaderData::parse(raw);
     let n: u64 = o.unit[5..].parse().unwrap();
-    let record = tls_files_record("CA PEM", "PEER CA PEM", &issued.from, &sans(n));
+    let record = tls_files_record("CA PEM", "PEER CA PEM", &issued, &sans(n));
     o.local.tls_record = written.then_some(record);
 }
 

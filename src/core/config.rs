@@ -50,6 +50,32 @@ pub struct CharmConfig {
     pub backup_retention: Retention,
     /// Automatic maintenance (`auto_defrag`, `defrag_*`, `auto_nospace_recovery`).
     pub maintenance: Maintenance,
+    /// How long member and consumer certificates are valid, and when they are renewed.
+    pub certificates: CertificatePolicy,
+}
+
+/// The longest `tls_cert_validity_days` accepted (about ten years).
+pub const MAX_VALIDITY: u64 = 3650;
+
+/// How long member and consumer certificates are valid (`tls_cert_validity_days`), and how long
+/// before their expiry they are renewed (`tls_renew_before_days`, shorter than the validity:
+/// a certificate just issued is never due); see [`crate::core::rotation`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CertificatePolicy {
+    /// Days a new certificate is valid (counted from the end of the day it is made).
+    pub validity_days: u64,
+    /// Days before its expiry a certificate is issued again.
+    pub renew_before_days: u64,
+}
+
+impl Default for CertificatePolicy {
+    /// One year, renewed a month ahead.
+    fn default() -> Self {
+        CertificatePolicy {
+            validity_days: 365,
+            renew_before_days: 30,
+        }
+    }
 }
 
 /// What the Juju leader may do by itself at `update-status` ([`crate::core::maintenance`]).
@@ -134,6 +160,7 @@ impl Default for CharmConfig {
             backup_period: None,
             backup_retention: Retention::default(),
             maintenance: Maintenance::default(),
+            certificates: CertificatePolicy::default(),
         }
     }
 }
@@ -327,6 +354,7 @@ impl TryFrom<&Map<String, Value>> for CharmConfig {
             days: int(raw, "backup_retention_days", 0, 0, 36_500)? as u32,
         };
         let maintenance = Maintenance::parse(raw)?;
+        let certificates = certificate_policy(raw)?;
         Ok(CharmConfig {
             port,
             management_port,
@@ -344,8 +372,38 @@ impl TryFrom<&Map<String, Value>> for CharmConfig {
             backup_period,
             backup_retention,
             maintenance,
+            certificates,
         })
     }
+}
+
+/// `tls_cert_validity_days` and `tls_renew_before_days`: the margin must be shorter than the
+/// validity, else a certificate would be due again as soon as it is renewed.
+fn certificate_policy(raw: &Map<String, Value>) -> Result<CertificatePolicy, ConfigError> {
+    let d = CertificatePolicy::default();
+    let validity = int(
+        raw,
+        "tls_cert_validity_days",
+        d.validity_days,
+        1,
+        MAX_VALIDITY,
+    )?;
+    let max_margin = validity - 1;
+    let margin = int(
+        raw,
+        "tls_renew_before_days",
+        d.renew_before_days,
+        0,
+        max_margin,
+    )
+    .map_err(|e| ConfigError {
+        expected: format!("{} (less than tls_cert_validity_days)", e.expected),
+        ..e
+    })?;
+    Ok(CertificatePolicy {
+        validity_days: validity,
+        renew_before_days: margin,
+    })
 }
 
 impl CharmConfig {
@@ -421,6 +479,27 @@ mod tests {
             ("enable_v2", "true or false")
         );
         assert!(parse(json!({"enable_v2": true})).unwrap().enable_v2);
+    }
+
+    #[test]
+    fn certificate_options() {
+        let c = parse(json!({"tls_cert_validity_days": 2, "tls_renew_before_days": 1})).unwrap();
+        assert_eq!(
+            (
+                c.certificates.validity_days,
+                c.certificates.renew_before_days
+            ),
+            (2, 1)
+        );
+        let e = parse(json!({"tls_cert_validity_days": 0})).unwrap_err();
+        assert_eq!(e.option, "tls_cert_validity_days");
+        let e = parse(json!({"tls_cert_validity_days": 30, "tls_renew_before_days": 30}));
+        let e = e.unwrap_err();
+        assert_eq!(e.option, "tls_renew_before_days");
+        assert_eq!(
+            e.expected,
+            "an integer from 0 to 29 (less than tls_cert_validity_days)"
+        );
     }
 
     #[test]

@@ -44,11 +44,14 @@ pub enum Effect {
         sans: Vec<String>,
     },
     /// Leader: make `app`'s own client key and certificate (CN = `app`), the certificate to
-    /// leader data, the key to a secret (Juju 2.9: leader data).
+    /// leader data, the key to a secret (Juju 2.9: leader data); when it has them, renew the
+    /// certificate for the same key.
     IssueConsumer {
         /// The application related on `db`.
         app: String,
     },
+    /// Leader: renew the consumers' shared client certificate (no common name) for its key.
+    RenewSharedClient,
     /// Leader: forget `app`'s credentials (its last `db` relation is gone): its leader data and
     /// its secret are removed.
     RetireConsumer {

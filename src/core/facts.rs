@@ -150,6 +150,11 @@ fn asn1_time(tag: u8, text: &[u8]) -> Option<i64> {
 
 /// The `notAfter` of an X.509 certificate (DER), in Unix seconds.
 pub fn not_after(der: &[u8]) -> Option<i64> {
+    validity(der).map(|(_, after)| after)
+}
+
+/// The `notBefore` and `notAfter` of an X.509 certificate (DER), in Unix seconds.
+pub fn validity(der: &[u8]) -> Option<(i64, i64)> {
     let (_, cert, _) = element(der)?;
     let (_, tbs, _) = element(cert)?;
     let mut rest = tbs;
@@ -161,9 +166,10 @@ pub fn not_after(der: &[u8]) -> Option<i64> {
         rest = element(rest)?.2;
     }
     let (_, validity, _) = element(rest)?;
-    let (_, _, after) = element(validity)?;
+    let (tag, time, after) = element(validity)?;
+    let before = asn1_time(tag, time)?;
     let (tag, time, _) = element(after)?;
-    asn1_time(tag, time)
+    Some((before, asn1_time(tag, time)?))
 }
 
 #[cfg(test)]

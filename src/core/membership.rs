@@ -24,6 +24,7 @@ Guarantees:
 use crate::core::effect::{Effect, Plan};
 use crate::core::observed::{keys, peer_keys, Issued, Joining, Leadership, Observed, TlsRequest};
 use crate::core::relations::changed;
+use crate::core::rotation;
 use crate::core::status::Status;
 use crate::core::transport;
 use crate::core::version::Version;
@@ -486,7 +487,8 @@ impl Change<'_> {
 }
 
 /// The leader's certificate duties (TLS on, CAs published): sign each unit's requests (its
-/// own included) that have no certificates issued from them and the current CAs yet, and drop
+/// own included) that have no certificates issued from them and the current CAs yet, or whose
+/// certificates are due for renewal ([`rotation`]: the same requests signed again), and drop
 /// what was issued to units no longer in the peer relation. Nothing is signed while the CA keys
 /// could not be read.
 pub fn tls_signing(o: &Observed) -> Vec<Effect> {
@@ -501,14 +503,14 @@ pub fn tls_signing(o: &Observed) -> Vec<Effect> {
         .iter()
         .map(|p| (p.unit.clone(), p.tls_request.clone()));
     let units: Vec<(String, Option<TlsRequest>)> = std::iter::once(own).chain(peers).collect();
+    let due = rotation::units_due(o, units.iter().map(|(u, _)| u.as_str()));
     let mut effects: Vec<Effect> = units
         .iter()
         .filter_map(|(unit, req)| {
             let req = req.as_ref()?;
             let from = Issued::fingerprint(&req.csr, &req.client_csr, ca, peer_ca);
             let issued = ld.get(&keys::issued_key(unit)).and_then(Issued::parse);
-            issued
-                .is_none_or(|i| i.from != from)
+            (issued.is_none_or(|i| i.from != from) || due.contains(&unit.as_str()))
                 .then(|| Effect::Issue { unit: unit.clone() })
         })
         .collect();
@@ -541,16 +543,17 @@ pub fn consumers(o: &Observed) -> Vec<&str> {
 }
 
 /// The leader's duties to consumers: each application gets its own client certificate (CN =
-/// its name, used on `db`) and etcd password once it has a unit on a relation; an application
-/// with no relation left loses its credentials.
+/// its name, used on `db`) and etcd password once it has a unit on a relation, renewed when due
+/// ([`rotation`]), as is the shared one; an application with no relation left loses its
+/// credentials.
 fn consumer_certificates(o: &Observed) -> Vec<Effect> {
     let apps = consumers(o);
     let ld = &o.leader_data;
     let issue = apps
         .iter()
         .filter(|app| {
-            ld.get(&keys::consumer_key(keys::CONSUMER_CERT_PREFIX, app))
-                .is_none()
+            let key = keys::consumer_key(keys::CONSUMER_CERT_PREFIX, app);
+            ld.get(&key).is_none() || rotation::leader_cert_due(o, &key)
         })
         .map(|app| Effect::IssueConsumer {
             app: app.to_string(),
@@ -562,7 +565,9 @@ fn consumer_certificates(o: &Observed) -> Vec<Effect> {
         .map(|app| Effect::RetireConsumer {
             app: app.to_string(),
         });
-    issue.chain(retire).collect()
+    let shared = rotation::leader_cert_due(o, keys::TLS_CLIENT_CERT);
+    let shared = shared.then_some(Effect::RenewSharedClient);
+    issue.chain(retire).chain(shared).collect()
 }
 
 /// The departing unit: hand Raft leadership over if it holds it, remove itself (when another
@@ -604,5 +609,67 @@ pub fn departure(o: &Observed) -> Plan {
         effects,
         status: Status::Leaving,
         again: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::config::{CertificatePolicy, CharmConfig};
+    use crate::core::observed::{CaKeys, ClientRelation};
+    use crate::core::rotation::test_certificate;
+
+    const T0: i64 = 1_800_000_000;
+    const DAY: i64 = 86_400;
+
+    #[test]
+    fn the_leader_plans_each_renewal_once() {
+        let p = CertificatePolicy::default();
+        let mut o = Observed::blank("etcd/0");
+        o.config = Ok(CharmConfig::default());
+        o.now = T0 as u64;
+        o.leadership = Leadership::Leader;
+        o.secrets.ca_keys = Some(CaKeys::default());
+        o.own_peer_data
+            .insert(peer_keys::TLS_CSR.into(), "csr".into());
+        o.own_peer_data
+            .insert(peer_keys::TLS_CLIENT_CSR.into(), "client csr".into());
+        o.clients.push(ClientRelation {
+            id: "db:1".into(),
+            endpoint: "db".into(),
+            app: Some("kube".into()),
+            ..ClientRelation::default()
+        });
+        let consumer = keys::consumer_key(keys::CONSUMER_CERT_PREFIX, "kube");
+        let from = Issued::fingerprint("csr", "client csr", "CA", "CA");
+        let at = |o: &mut Observed, made_at: i64| {
+            let c = test_certificate(made_at, p.validity_days);
+            let issued = Issued {
+                from: from.clone(),
+                server: c.clone(),
+                peer: c.clone(),
+                client: c.clone(),
+            };
+            let ld = &mut o.leader_data.raw;
+            ld.insert(keys::TLS_CA.into(), "CA".into());
+            ld.insert(
+                keys::issued_key("etcd/0"),
+                serde_json::to_string(&issued).unwrap(),
+            );
+            ld.insert(consumer.clone(), c.clone());
+            ld.insert(keys::TLS_CLIENT_CERT.into(), c);
+        };
+        at(&mut o, T0 - 10 * DAY);
+        assert_eq!(tls_signing(&o), []);
+        // A year on, all three are due; once renewed, nothing is.
+        o.now += 350 * DAY as u64;
+        let own = Effect::Issue {
+            unit: "etcd/0".into(),
+        };
+        let kube = Effect::IssueConsumer { app: "kube".into() };
+        assert_eq!(tls_signing(&o), [own, kube, Effect::RenewSharedClient]);
+        let now = o.now as i64;
+        at(&mut o, now);
+        assert_eq!(tls_signing(&o), []);
     }
 }

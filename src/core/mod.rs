@@ -16,6 +16,7 @@ A unit test in the crate root checks that no module here names an effectful one.
 - [`config`]: raw `config-get` JSON → validated [`config::CharmConfig`]; [`status`]: every status
   text; [`version`]: which etcd version may replace which.
 - [`storage`]: the data dir on Juju storage (placement, a volume from another unit).
+- [`rotation`]: when the leader renews certificates, and which expiries the status warns of.
 - [`transport`]: TLS or plain http, the `tls` option kept from changing the transport on a refresh.
 */
 
@@ -31,6 +32,7 @@ pub mod observed;
 pub mod plan;
 pub mod relations;
 pub mod render;
+pub mod rotation;
 pub mod status;
 pub mod storage;
 pub mod transport;

@@ -202,10 +202,13 @@ impl TlsRequest {
     }
 }
 
-/// The record of a member's TLS files written from certificates issued `from` (see
-/// [`Issued::fingerprint`]): the CAs, that, and the names.
-pub fn tls_files_record(ca: &str, peer_ca: &str, from: &str, sans: &[String]) -> String {
-    render::tls_record(ca, peer_ca, from, sans)
+/// The record of a member's TLS files written from `issued`: the CAs, what the certificates
+/// were issued from and the certificates themselves (a renewal changes only them), and the
+/// names.
+pub fn tls_files_record(ca: &str, peer_ca: &str, issued: &Issued, sans: &[String]) -> String {
+    let i = issued;
+    let issued = format!("{}\n{}{}{}", i.from, i.server, i.peer, i.client);
+    render::tls_record(ca, peer_ca, &issued, sans)
 }
 
 /// The CA private keys, as the leader read them (its secret, or the 2.9 fallback's leader

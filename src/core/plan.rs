@@ -52,6 +52,7 @@ use crate::core::membership;
 use crate::core::observed::{keys, tls_files_record, Issued, Leadership, Observed, TlsRequest};
 use crate::core::relations::{client_data, peer_data};
 use crate::core::render::{self, ClusterState, InitialCluster};
+use crate::core::rotation;
 use crate::core::status::{Health, Status, SwitchStep, USAGE_WARNING};
 use crate::core::storage;
 use crate::core::transport;
@@ -255,10 +256,10 @@ fn tls_files(o: &Observed, address: &str, p: &mut Plan) -> Option<Status> {
     };
     let from = Issued::fingerprint(&request.csr, &request.client_csr, ca, peer_ca);
     let issued = ld.get(&keys::issued_key(&o.unit)).and_then(Issued::parse);
-    if issued.is_none_or(|i| i.from != from) {
+    let Some(issued) = issued.filter(|i| i.from == from) else {
         return waiting;
-    }
-    let want = tls_files_record(ca, peer_ca, &from, &sans);
+    };
+    let want = tls_files_record(ca, peer_ca, &issued, &sans);
     if o.local.tls_record.as_deref() != Some(want.as_str()) {
         p.effects.push(Effect::TlsFiles { sans });
     }
@@ -648,5 +649,9 @@ fn health(o: &Observed, cfg: &CharmConfig) -> Health {
         stale_backup: crate::core::backup::stale(cfg.backup_period, o.backup_verified_age()),
         nospace_recovery: cfg.maintenance.nospace_recovery,
         transport: transport::shown(o),
+        expiring: rotation::expiring(o)
+            .into_iter()
+            .map(|e| (e.what, e.days))
+            .collect(),
     }
 }

@@ -61,7 +61,7 @@ fn written_tls(o: &Observed, address: &str) -> Option<String> {
     let peer_ca = ld.get(keys::TLS_PEER_CA).unwrap_or(ca);
     let issued = ld.get(&keys::issued_key(&o.unit)).and_then(Issued::parse)?;
     let sans = render::tls_sans(address, o.local.hostname.as_deref());
-    let want = tls_files_record(ca, peer_ca, &issued.from, &sans);
+    let want = tls_files_record(ca, peer_ca, &issued, &sans);
     (o.local.tls_record.as_deref() == Some(want.as_str())).then_some(issued.from)
 }
 

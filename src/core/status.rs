@@ -33,6 +33,9 @@ pub struct Health {
     pub nospace_recovery: bool,
     /// The transport clients and peers use.
     pub transport: Transport,
+    /// Certificates close to an expiry renewal cannot fix (`the client CA`, …), with the whole
+    /// days left ([`crate::core::rotation::expiring`]).
+    pub expiring: Vec<(&'static str, u64)>,
 }
 
 /// The transport of a running cluster, as an `active` status tells it.
@@ -141,12 +144,28 @@ impl Health {
         if let Some(note) = self.transport.note() {
             m.push_str(&format!("; {note}"));
         }
+        for (what, days) in &self.expiring {
+            m.push_str(&format!("; {what} {}", expiry_advice(what, *days)));
+        }
         if let Some(age) = &self.stale_backup {
             m.push_str(&format!(
                 "; the last verified backup is {age} old, over twice backup_schedule: see `juju debug-log` and `juju run {APP}/leader list-backups`"
             ));
         }
         m
+    }
+}
+
+/// When a certificate renewal cannot fix expires, and what to do.
+fn expiry_advice(what: &str, days: u64) -> String {
+    let when = match days {
+        0 => "expires within a day".to_string(),
+        1 => "expires in 1 day".to_string(),
+        n => format!("expires in {n} days"),
+    };
+    match what.ends_with("CA") {
+        true => format!("{when}: the charm does not renew its CAs; replace the cluster's CA before then"),
+        false => format!("{when} and is not renewed yet: the leader renews it at its next hook; check that the application has a leader (`juju status`) and see `juju debug-log`"),
     }
 }
 
@@ -521,6 +540,17 @@ mod tests {
             "3 members healthy; the last verified backup is 2d 1h old, over twice \
              backup_schedule: see `juju debug-log` and `juju run etcd/leader list-backups`"
         );
+    }
+
+    #[test]
+    fn active_warns_of_expiries_renewal_cannot_fix() {
+        let h = Health {
+            expiring: vec![("the client CA", 12), ("this unit's certificates", 0)],
+            ..Health::healthy(3)
+        };
+        let m = Status::Active(h).message_for("etcd");
+        assert!(m.starts_with("3 members healthy; the client CA expires in 12 days: "));
+        assert!(m.contains("; this unit's certificates expires within a day and is not renewed"));
     }
 
     #[test]

@@ -26,6 +26,7 @@ parser for that, and the issuer name and key identifier match the published CA c
 use super::host::HostError;
 use super::{state, Machine};
 use crate::core::observed::{keys, tls_files_record, CaKeys, Issued, TlsRequest};
+use crate::core::rotation;
 use crate::juju::Settings;
 use crate::paths;
 use rcgen::{
@@ -33,9 +34,6 @@ use rcgen::{
     DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
     PKCS_ECDSA_P256_SHA256,
 };
-
-/// How long the CAs and the certificates they sign are valid, in days (about ten years).
-const VALIDITY_DAYS: i64 = 3652;
 
 /// A certificate could not be made or written.
 #[derive(Debug, thiserror::Error)]
@@ -60,12 +58,14 @@ impl From<rcgen::Error> for TlsError {
     }
 }
 
-/// Sets validity from yesterday (some clock skew) for [`VALIDITY_DAYS`].
-fn set_validity(params: &mut CertificateParams) {
-    let today = time::OffsetDateTime::now_utc().date();
-    let midnight = |days| (today + time::Duration::days(days)).midnight().assume_utc();
-    params.not_before = midnight(-1);
-    params.not_after = midnight(VALIDITY_DAYS);
+/// Sets the validity of a certificate made now for `days` ([`rotation::window`]).
+fn set_validity(params: &mut CertificateParams, days: u64) {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let (before, after) = rotation::window(now, days);
+    let at = |t| {
+        time::OffsetDateTime::from_unix_timestamp(t).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+    };
+    (params.not_before, params.not_after) = (at(before), at(after));
 }
 
 /// A subject `O=etcd charm[, CN=common]`.
@@ -93,15 +93,16 @@ fn ca_params(common: &str) -> CertificateParams {
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ];
-    set_validity(&mut params);
+    set_validity(&mut params, rotation::CA_VALIDITY_DAYS);
     params
 }
 
-/// A leaf certificate's parameters.
+/// A leaf certificate's parameters, valid `days`.
 fn leaf_params(
     common: Option<&str>,
     sans: Vec<SanType>,
     usages: Vec<ExtendedKeyUsagePurpose>,
+    days: u64,
 ) -> CertificateParams {
     let mut params = CertificateParams::default();
     params.subject_alt_names = sans;
@@ -112,7 +113,7 @@ fn leaf_params(
     ];
     params.extended_key_usages = usages;
     params.use_authority_key_identifier_extension = true;
-    set_validity(&mut params);
+    set_validity(&mut params, days);
     params
 }
 
@@ -130,30 +131,52 @@ pub struct NewCa {
     pub client_key: String,
 }
 
-/// Makes the client CA, the peer CA and the consumers' client certificate.
-pub fn create_ca() -> Result<NewCa, TlsError> {
+/// Makes the client CA, the peer CA and the consumers' client certificate (valid `days`).
+pub fn create_ca(days: u64) -> Result<NewCa, TlsError> {
     let (ca_key, peer_key) = (new_key()?, new_key()?);
     let params = ca_params(CLIENT_CA);
     let ca = params.self_signed(&ca_key)?;
     let peer_ca = ca_params(PEER_CA).self_signed(&peer_key)?;
-    let issuer = Issuer::from_params(&params, &ca_key);
+    let ca_key_pem = ca_key.serialize_pem();
     let client_key = new_key()?;
-    // No common name: `etcd grpc-proxy` (3.4) refuses to start with a client certificate that
-    // has one (with etcd auth on, the CN would be taken as the user name).
-    let client = leaf_params(None, vec![], vec![ExtendedKeyUsagePurpose::ClientAuth])
-        .signed_by(&client_key, &issuer)?;
+    let client = shared_client(&Issuer::new(params, ca_key), &client_key, days)?;
     Ok(NewCa {
         public: Settings::from([
             (keys::TLS_CA.to_string(), ca.pem()),
             (keys::TLS_PEER_CA.to_string(), peer_ca.pem()),
-            (keys::TLS_CLIENT_CERT.to_string(), client.pem()),
+            (keys::TLS_CLIENT_CERT.to_string(), client),
         ]),
         keys: CaKeys {
-            ca_key: ca_key.serialize_pem(),
+            ca_key: ca_key_pem,
             peer_ca_key: Some(peer_key.serialize_pem()),
         },
         client_key: client_key.serialize_pem(),
     })
+}
+
+/// The consumers' shared client certificate for `key` (PEM), without a common name: `etcd
+/// grpc-proxy` (3.4) refuses to start with a client certificate that has one (with etcd auth
+/// on, the CN would be taken as the user name).
+fn shared_client(
+    issuer: &Issuer<'_, KeyPair>,
+    key: &KeyPair,
+    days: u64,
+) -> Result<String, TlsError> {
+    let usage = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    Ok(leaf_params(None, vec![], usage, days)
+        .signed_by(key, issuer)?
+        .pem())
+}
+
+/// The client CA as an issuer, from its key.
+fn client_issuer(keys: &CaKeys) -> Result<Issuer<'static, KeyPair>, TlsError> {
+    let ca_key = KeyPair::from_pem(&keys.ca_key)?;
+    Ok(Issuer::new(ca_params(CLIENT_CA), ca_key))
+}
+
+/// The leader renews the consumers' shared client certificate for its existing `key` (PEM).
+pub fn renew_shared_client(keys: &CaKeys, key: &str, days: u64) -> Result<String, TlsError> {
+    shared_client(&client_issuer(keys)?, &KeyPair::from_pem(key)?, days)
 }
 
 /// The common name of the units' own client certificates: etcd's `root` user once auth is on.
@@ -173,15 +196,21 @@ impl std::fmt::Debug for ConsumerCert {
     }
 }
 
-/// The leader makes `app`'s own client key and certificate (client CA, CN = `app`: its etcd
-/// user name once auth is on).
-pub fn issue_consumer(keys: &CaKeys, app: &str) -> Result<ConsumerCert, TlsError> {
-    let ca_key = KeyPair::from_pem(&keys.ca_key)?;
-    let params = ca_params(CLIENT_CA);
-    let ca = Issuer::from_params(&params, &ca_key);
-    let key = new_key()?;
+/// The leader makes `app`'s own client certificate (client CA, CN = `app`: its etcd user name
+/// once auth is on), valid `days`, for its existing key (PEM: a renewal) or a new one.
+pub fn issue_consumer(
+    keys: &CaKeys,
+    app: &str,
+    days: u64,
+    key: Option<&str>,
+) -> Result<ConsumerCert, TlsError> {
+    let ca = client_issuer(keys)?;
+    let key = match key {
+        Some(pem) => KeyPair::from_pem(pem)?,
+        None => new_key()?,
+    };
     let usage = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    let cert = leaf_params(Some(app), vec![], usage).signed_by(&key, &ca)?;
+    let cert = leaf_params(Some(app), vec![], usage, days).signed_by(&key, &ca)?;
     Ok(ConsumerCert {
         cert: cert.pem(),
         key: key.serialize_pem(),
@@ -212,8 +241,8 @@ fn requested_names(csr: &CertificateSigningRequestParams) -> Result<Vec<SanType>
 
 /// The leader signs a unit's requests: the member's client-port certificate (client CA) and
 /// peer certificate (peer CA; the client CA on a cluster from an older charm), and the unit's
-/// client certificate (client CA). `from` is what [`Issued::from`] records.
-pub fn issue(keys: &CaKeys, req: &TlsRequest, from: String) -> Result<Issued, TlsError> {
+/// client certificate (client CA), each valid `days`. `from` is what [`Issued::from`] records.
+pub fn issue(keys: &CaKeys, req: &TlsRequest, from: String, days: u64) -> Result<Issued, TlsError> {
     let member = CertificateSigningRequestParams::from_pem(&req.csr)?;
     let client = CertificateSigningRequestParams::from_pem(&req.client_csr)?;
     let sans = requested_names(&member)?;
@@ -221,18 +250,13 @@ pub fn issue(keys: &CaKeys, req: &TlsRequest, from: String) -> Result<Issued, Tl
         SanType::DnsName(n) => Some(n.to_string()),
         _ => None,
     });
-    let ca_key = KeyPair::from_pem(&keys.ca_key)?;
-    let client_params = ca_params(CLIENT_CA);
-    let ca = Issuer::from_params(&client_params, &ca_key);
+    let ca = client_issuer(keys)?;
     let peer_key = keys
         .peer_ca_key
         .as_deref()
         .map(KeyPair::from_pem)
         .transpose()?;
-    let peer_params = ca_params(PEER_CA);
-    let peer = peer_key
-        .as_ref()
-        .map(|k| Issuer::from_params(&peer_params, k));
+    let peer = peer_key.map(|k| Issuer::new(ca_params(PEER_CA), k));
     let both = vec![
         ExtendedKeyUsagePurpose::ServerAuth,
         ExtendedKeyUsagePurpose::ClientAuth,
@@ -242,12 +266,13 @@ pub fn issue(keys: &CaKeys, req: &TlsRequest, from: String) -> Result<Issued, Tl
             Some(common.as_deref().unwrap_or("etcd")),
             sans.clone(),
             both.clone(),
+            days,
         )
     };
     let server = leaf().signed_by(&member.public_key, &ca)?;
     let peer = leaf().signed_by(&member.public_key, peer.as_ref().unwrap_or(&ca))?;
     let usage = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    let client = leaf_params(Some(ROOT), vec![], usage).signed_by(&client.public_key, &ca)?;
+    let client = leaf_params(Some(ROOT), vec![], usage, days).signed_by(&client.public_key, &ca)?;
     Ok(Issued {
         from,
         server: server.pem(),
@@ -315,7 +340,7 @@ pub fn write_member_files(
     m.write_private(paths::TLS_PEER_CA, &peer_ca, true)?;
     m.write_private(paths::TLS_CLIENT_KEY, &client_key, false)?;
     m.write_private(paths::TLS_CLIENT_CERT, &issued.client, false)?;
-    state::record_tls(m, &tls_files_record(&ca, &peer_ca, &issued.from, sans))?;
+    state::record_tls(m, &tls_files_record(&ca, &peer_ca, issued, sans))?;
     Ok(())
 }
 
@@ -335,7 +360,7 @@ mod tests {
 
     #[test]
     fn the_leader_signs_what_units_request() {
-        let ca = create_ca().unwrap();
+        let ca = create_ca(365).unwrap();
         assert!(ca.public[keys::TLS_CA].starts_with("-----BEGIN CERTIFICATE-----"));
         assert_ne!(ca.public[keys::TLS_CA], ca.public[keys::TLS_PEER_CA]);
         assert!(ca.client_key.contains("PRIVATE KEY"));
@@ -346,7 +371,7 @@ mod tests {
         assert!(req.csr.contains("CERTIFICATE REQUEST"));
         assert!(!req.csr.contains("PRIVATE KEY"));
         assert_eq!(pending_record(&m), Some(req.record(&sans)));
-        let issued = issue(&ca.keys, &req, "from".into()).unwrap();
+        let issued = issue(&ca.keys, &req, "from".into(), 365).unwrap();
         assert!(issued.server.starts_with("-----BEGIN CERTIFICATE-----"));
         assert_ne!(issued.server, issued.peer);
         let leader = ca.public.clone();
@@ -359,7 +384,7 @@ mod tests {
         let want = tls_files_record(
             &leader[keys::TLS_CA],
             &leader[keys::TLS_PEER_CA],
-            "from",
+            &issued,
             &sans,
         );
         assert_eq!(state::tls_record(&m), Some(want));
@@ -368,13 +393,26 @@ mod tests {
             csr: "not a request".into(),
             client_csr: req.client_csr.clone(),
         };
-        assert!(issue(&ca.keys, &bad, String::new()).is_err());
+        assert!(issue(&ca.keys, &bad, String::new(), 365).is_err());
         // The unit's client certificate is the root identity; a consumer's carries its name.
         assert!(names(&issued.client, ROOT));
-        let kube = issue_consumer(&ca.keys, "kube-apiserver").unwrap();
+        let kube = issue_consumer(&ca.keys, "kube-apiserver", 365, None).unwrap();
         assert!(names(&kube.cert, "kube-apiserver") && !names(&kube.cert, ROOT));
         assert!(kube.key.contains("PRIVATE KEY"));
         assert_eq!(format!("{kube:?}"), "ConsumerCert(<redacted>)");
+        // Renewals keep the key and take the validity asked for.
+        let renewed = issue_consumer(&ca.keys, "kube-apiserver", 2, Some(&kube.key)).unwrap();
+        assert_eq!(renewed.key, kube.key);
+        let days = |pem: &str| {
+            let (before, after) = rotation::validity(pem).unwrap();
+            (after - before) / 86_400
+        };
+        assert_eq!((days(&kube.cert), days(&renewed.cert)), (366, 3));
+        assert_eq!(days(&issued.server), 366);
+        assert_eq!(days(&ca.public[keys::TLS_CA]), 3653);
+        let shared = renew_shared_client(&ca.keys, &ca.client_key, 2).unwrap();
+        assert_eq!(days(&shared), 3);
+        assert!(!names(&shared, ROOT));
         let password = consumer_password(&ca.keys, "kube-apiserver");
         assert_eq!(password.len(), 40);
         assert_eq!(password, consumer_password(&ca.keys, "kube-apiserver"));
@@ -383,6 +421,6 @@ mod tests {
             ca_key: "not a key".into(),
             peer_ca_key: None,
         };
-        assert!(issue(&wrong, &req, String::new()).is_err());
+        assert!(issue(&wrong, &req, String::new(), 365).is_err());
     }
 }

@@ -129,6 +129,7 @@ pub fn apply(
             Effect::TlsFiles { sans } => run.tls_files(sans)?,
             Effect::Auth(change) => run.auth(change)?,
             Effect::IssueConsumer { app } => run.issue_consumer(app)?,
+            Effect::RenewSharedClient => run.renew_shared_client()?,
             Effect::RetireConsumer { app } => run.retire_consumer(app)?,
             Effect::GrantSecret { id, relation } => juju.secret_grant(id, relation, None)?,
             Effect::RecordMemberId(id) => run.record_member_id(*id)?,
@@ -332,7 +333,7 @@ impl Run<'_> {
     /// Leader: makes the CAs and the consumers' credentials and stores them
     /// ([`Run::store_keys`]).
     fn create_ca(&self) -> Result<(), ApplyError> {
-        let ca = tls::create_ca()?;
+        let ca = tls::create_ca(self.validity_days())?;
         let mut data = ca.public.clone();
         data.extend(self.store_keys(&ca.keys, &ca.client_key)?);
         // Consumers' certificates and passwords from a previous CA are made again.
@@ -380,13 +381,29 @@ impl Run<'_> {
     }
 
     /// Leader: makes `app`'s own client credentials; its key goes to an application secret
-    /// (granted to its relations when they are published), under Juju 2.9 to leader data. A
-    /// certificate it cannot make is logged and ignored.
+    /// (granted to its relations when they are published), under Juju 2.9 to leader data. Once
+    /// made, a renewal signs a new certificate for the same key (only the certificate changes).
+    /// A certificate it cannot make is logged and ignored.
     fn issue_consumer(&self, app: &str) -> Result<(), ApplyError> {
         let Some(ca_keys) = &self.o.secrets.ca_keys else {
             return Ok(());
         };
-        let made = match tls::issue_consumer(ca_keys, app) {
+        let key = |prefix| keys::consumer_key(prefix, app);
+        let old = self.stored_key(
+            &key(keys::CONSUMER_SECRET_PREFIX),
+            &key(keys::CONSUMER_KEY_PREFIX),
+        );
+        let renewal = self
+            .o
+            .leader_data
+            .get(&key(keys::CONSUMER_CERT_PREFIX))
+            .is_some();
+        if renewal && old.is_none() {
+            let msg = format!("cannot renew {app}'s client certificate now: its key is unreadable");
+            self.juju.log(Level::Warning, &msg);
+            return Ok(());
+        }
+        let made = match tls::issue_consumer(ca_keys, app, self.validity_days(), old.as_deref()) {
             Ok(made) => made,
             Err(e) => {
                 let msg = format!("cannot make {app}'s client certificate: {e}");
@@ -394,11 +411,11 @@ impl Run<'_> {
                 return Ok(());
             }
         };
-        let key = |prefix| keys::consumer_key(prefix, app);
         let mut data = Settings::from([(key(keys::CONSUMER_CERT_PREFIX), made.cert)]);
         let password = tls::consumer_password(ca_keys, app);
-        match self.o.secrets.available {
-            true => {
+        match (renewal, self.o.secrets.available) {
+            (true, _) => {}
+            (false, true) => {
                 let content = Settings::from([
                     (secret_keys::CLIENT_KEY.to_string(), made.key),
                     (secret_keys::PASSWORD.to_string(), password),
@@ -408,15 +425,64 @@ impl Run<'_> {
                     .secret_add(&content, SecretOwner::Application, None)?;
                 data.insert(key(keys::CONSUMER_SECRET_PREFIX), id);
             }
-            false => {
+            (false, false) => {
                 data.insert(key(keys::CONSUMER_KEY_PREFIX), made.key);
                 data.insert(key(keys::CONSUMER_PASSWORD_PREFIX), password);
             }
         }
         self.juju.leader_set(&data)?;
-        let msg = format!("issued {app} its own client certificate (CN={app})");
+        let msg = match renewal {
+            true => format!("renewed {app}'s client certificate (same key)"),
+            false => format!("issued {app} its own client certificate (CN={app})"),
+        };
         self.juju.log(Level::Info, &msg);
         Ok(())
+    }
+
+    /// Leader: renews the consumers' shared client certificate for its key; a key it cannot
+    /// read is logged, and the renewal tried again on a later hook.
+    fn renew_shared_client(&self) -> Result<(), ApplyError> {
+        let key = self.stored_key(keys::TLS_CLIENT_SECRET, keys::TLS_CLIENT_KEY);
+        let (Some(ca_keys), Some(key)) = (&self.o.secrets.ca_keys, key) else {
+            let msg = "cannot renew the shared client certificate now: its key is unreadable";
+            self.juju.log(Level::Warning, msg);
+            return Ok(());
+        };
+        match tls::renew_shared_client(ca_keys, &key, self.validity_days()) {
+            Ok(cert) => {
+                let data = Settings::from([(keys::TLS_CLIENT_CERT.to_string(), cert)]);
+                self.juju.leader_set(&data)?;
+                let msg = "renewed the consumers' shared client certificate (same key)";
+                self.juju.log(Level::Info, msg);
+            }
+            Err(e) => {
+                let msg = format!("cannot renew the shared client certificate: {e}");
+                self.juju.log(Level::Warning, &msg);
+            }
+        }
+        Ok(())
+    }
+
+    /// Leader: a client key the charm keeps: in the secret leader data names under `secret`
+    /// (Juju 3), else in leader data under `fallback`; `None` when there is none or it cannot be
+    /// read.
+    fn stored_key(&self, secret: &str, fallback: &str) -> Option<String> {
+        let ld = &self.o.leader_data;
+        match ld.get(secret).filter(|_| self.o.secrets.available) {
+            Some(id) => {
+                let content = self.juju.secret_get(id, true).ok()?;
+                content.get(secret_keys::CLIENT_KEY).cloned()
+            }
+            None => ld.get(fallback).map(str::to_string),
+        }
+    }
+
+    /// Days a certificate the leader signs now is valid (`tls_cert_validity_days`).
+    fn validity_days(&self) -> u64 {
+        let cfg = self.o.config.as_ref().ok();
+        cfg.map(|c| c.certificates)
+            .unwrap_or_default()
+            .validity_days
     }
 
     /// Leader: makes one change to etcd's auth and records it in leader data; one etcd refuses
@@ -549,7 +615,7 @@ impl Run<'_> {
         };
         let peer_ca = ld.get(keys::TLS_PEER_CA).unwrap_or(ca);
         let from = Issued::fingerprint(&req.csr, &req.client_csr, ca, peer_ca);
-        match tls::issue(ca_keys, &req, from) {
+        match tls::issue(ca_keys, &req, from, self.validity_days()) {
             Ok(issued) => {
                 let value = serde_json::to_string(&issued).unwrap_or_default();
                 self.juju
