@@ -93,7 +93,10 @@ impl HookTools {
         };
         let aside = file.with_extension("new");
         let written = std::fs::write(&aside, format!("{id}\n"));
-        if written.and_then(|()| std::fs::rename(&aside, file)).is_err() {
+        if written
+            .and_then(|()| std::fs::rename(&aside, file))
+            .is_err()
+        {
             let _ = std::fs::remove_file(&aside);
         }
     }

@@ -262,7 +262,10 @@ async fn load_client(eps: Vec<String>, id: u64, puts: u64, gap: Option<Duration>
             continue;
         };
         let began = Instant::now();
-        match c.put(format!("bench/{id}/{}", n % 64), value.clone(), None).await {
+        match c
+            .put(format!("bench/{id}/{}", n % 64), value.clone(), None)
+            .await
+        {
             Ok(_) => seen.ok.push((began.elapsed(), Instant::now())),
             Err(_) => {
                 seen.failed += 1;

@@ -71,7 +71,9 @@ impl Default for RootfsRecipe {
             ]
             .iter()
             .map(|s| s.to_string())
-            .chain(extra_packages(std::env::var(EXTRA_PACKAGES).ok().as_deref()))
+            .chain(extra_packages(
+                std::env::var(EXTRA_PACKAGES).ok().as_deref(),
+            ))
             .collect(),
             mask: MASKED.iter().map(|s| s.to_string()).collect(),
             mirror: default_mirror(),
