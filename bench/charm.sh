@@ -13,7 +13,20 @@
 #   run, restarts of the members that were there before (etcd's start time, from systemd);
 # - footprint: stripped size, highest GLIBC symbol version, start-up doing nothing (an unknown
 #   invocation, on this host) against /bin/true;
-# - where the time of one update-status goes (ETCD_CHARM_TRACE=1, the charm's own timings).
+# - where the time of one update-status goes (ETCD_CHARM_TRACE=1, the charm's own timings);
+# - the Python peer: tests/charms/ops-peer, a minimal ops charm (ops and its dependencies
+#   vendored into venv/ as charmcraft does, from PyPI once per ops version into a cache outside
+#   the repo), deployed -n 3 beside etcd on machines whose image adds python3 (a recipe of its
+#   own: SANDBOX_EXTRA_PACKAGES); its update-status and config-changed timed the same way, right
+#   after the charm's, on its leader and a follower;
+# - overhead on etcd: `hookbench load` (a bounded put load: LOAD_PUTS puts, LOAD_CLIENTS clients)
+#   from a machine of its own against the charm's cluster and against a bare etcd (default
+#   flags but the cluster's names and URLs) on the ops peer's three machines, in turn, LOAD_ROUNDS
+#   rounds; put throughput, median and p99 latency;
+# - availability: the longest time without a successful put of a paced client (50 puts a
+#   second) while two units join, then when the Raft leader's machine is killed, against the
+#   election timeout;
+# - growth: deploy -n 7 in a new model against the deploy -n 3 above (time, hooks).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-15}
@@ -24,6 +37,16 @@ PATH="$venv/bin:$PATH" cargo zigbuild --quiet --release --target x86_64-unknown-
 hookbench=${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/release/hookbench
 cargo build --quiet --release -p sandbox
 bin=$PWD/target/release/sandbox
+# The ops peer: ops and its dependencies for the image's Python (Debian 12: 3.11), cached.
+ops_version=${OPS_VERSION:-3.9.0}
+ops_cache="${ETCD_CHARM_TOOLS:-/var/cache/etcd-charm-tools}/ops-$ops_version"
+if [ ! -d "$ops_cache/venv" ]; then
+  rm -rf "$ops_cache.new"
+  "$venv/bin/pip" install --quiet --target "$ops_cache.new/venv" --only-binary=:all: \
+    --python-version 3.11 --implementation cp --platform manylinux2014_x86_64 "ops==$ops_version" >&2
+  mv "$ops_cache.new" "$ops_cache"
+fi
+export SANDBOX_EXTRA_PACKAGES=python3
 export SANDBOX_HOME=${TMPDIR:-/tmp}/sandbox-bench-charm
 trap '"$bin" destroy >/dev/null 2>&1 || true' EXIT
 "$bin" destroy >/dev/null 2>&1 || true; rm -rf "$SANDBOX_HOME"
@@ -55,24 +78,50 @@ before=$(starts etcd/0 etcd/1 etcd/2); mark=$(lines); t=$(now)
 "$bin" wait-for --timeout 10m --units 3 >/dev/null 2>&1
 event "remove-unit 5 -> 3 -> active" "$t" "$mark" "$(restarts "$before" "$(starts etcd/0 etcd/1 etcd/2)")"
 
+# update-status as the controller times the scheduled hooks (before the
+# ops peer is there: its hooks would run on the same cores).
+mark=$(lines)
+"$bin" model-config update-status-hook-interval=2s
+sleep 30
+"$bin" model-config update-status-hook-interval=5m
+tail -n +"$(( mark + 1 ))" "$log" | grep -E '^unit-etcd-[0-9]+: ' | grep -o 'ran update-status in [0-9.]* ms' | awk '{print $4}' > "$out/scheduled.txt"
+
+# The ops peer, once the convergence steps are done.
+cp -r tests/charms/ops-peer "$out/ops-peer"; cp -r "$ops_cache/venv" "$out/ops-peer/venv"
+"$bin" deploy "$out/ops-peer" -n 3 >/dev/null
+"$bin" deploy "$out/ops-peer" load-client >/dev/null
+"$bin" wait-for --timeout 10m --units 7 >/dev/null 2>&1
+
 # Hook cost, side by side inside the machine.
-leader=$("$bin" status --format json | python3 -c 'import json,sys
-units = json.load(sys.stdin)["applications"]["etcd"]["units"]
-print(next(u for u, v in units.items() if v.get("leader")))')
-follower=$(for u in etcd/0 etcd/1 etcd/2; do [ "$u" != "$leader" ] && echo "$u" && break; done)
-for u in "$leader" "$follower"; do
+# <app>: its Juju leader, then a follower.
+roles() {
+  local leader
+  leader=$("$bin" status --format json | python3 -c 'import json,sys
+units = json.load(sys.stdin)["applications"][sys.argv[1]]["units"]
+print(next(u for u, v in units.items() if v.get("leader")))' "$1")
+  echo "$leader"
+  for u in "$1/0" "$1/1" "$1/2"; do [ "$u" != "$leader" ] && echo "$u" && break; done
+}
+read -r -d '' leader follower < <(roles etcd) || true
+read -r -d '' ops_leader ops_follower < <(roles ops-peer) || true
+for u in "$leader" "$follower" "$ops_leader" "$ops_follower"; do
   "$bin" ssh "$u" -- 'cat > /usr/local/bin/hookbench && chmod +x /usr/local/bin/hookbench' < "$hookbench"
 done
-measure() { # <unit> <role> <hook>
-  "$bin" exec --unit "$1" -- "hookbench measure $runs $3 charm=./dispatch charm-binary=./bin/etcd-charm bare=/usr/local/bin/hookbench" |
+measure() { # <unit> <role> <hook> <label>=<program>...
+  local unit=$1 role=$2 hook=$3; shift 3
+  "$bin" exec --unit "$unit" -- "hookbench measure $runs $hook $*" |
     python3 -c 'import json,sys
 for l in sys.stdin:
-    r = json.loads(l); r["role"] = sys.argv[1]; print(json.dumps(r))' "$2" >> "$out/hooks.json"
+    r = json.loads(l); r["role"] = sys.argv[1]; print(json.dumps(r))' "$role" >> "$out/hooks.json"
 }
+ours="charm=./dispatch charm-binary=./bin/etcd-charm bare=/usr/local/bin/hookbench"
 cut -d' ' -f1-3 /proc/loadavg > "$out/load.txt"
-measure "$leader" leader update-status
-measure "$follower" follower update-status
-measure "$follower" follower config-changed
+measure "$leader" leader update-status $ours
+measure "$ops_leader" leader update-status ops=./dispatch
+measure "$follower" follower update-status $ours
+measure "$ops_follower" follower update-status ops=./dispatch
+measure "$follower" follower config-changed $ours
+measure "$ops_follower" follower config-changed ops=./dispatch
 cut -d' ' -f1-3 /proc/loadavg >> "$out/load.txt"
 
 # Where the time of one update-status goes: the charm's own timings, from debug-log.
@@ -82,12 +131,67 @@ sleep 1
 tail -n +"$(( mark + 1 ))" "$log" | sed -n '/timings of hook update-status/,$p' | tail -n +2 |
   sed -nE 's/^unit-etcd-[0-9]+: [0-9:]+ DEBUG {3}/  /p' > "$out/phases.txt" || true
 
-# update-status as the controller times the scheduled hooks.
-mark=$(lines)
-"$bin" model-config update-status-hook-interval=2s
-sleep 30
-"$bin" model-config update-status-hook-interval=5m
-tail -n +"$(( mark + 1 ))" "$log" | grep -o 'ran update-status in [0-9.]* ms' | awk '{print $4}' > "$out/scheduled.txt"
+# Overhead on etcd: a bounded put load from load-client/0 against the charm's cluster, then
+# against a bare etcd (default flags but the cluster's own: names, URLs, initial cluster) on the
+# ops peer's three machines, the same kind of machine; LOAD_ROUNDS rounds each, in turn.
+puts=${LOAD_PUTS:-20000}; conc=${LOAD_CLIENTS:-16}
+"$bin" ssh load-client/0 -- 'cat > /usr/local/bin/hookbench && chmod +x /usr/local/bin/hookbench' < "$hookbench"
+addr() { "$bin" ssh "$1" -- ip -4 -o addr show scope global | awk '{print $4}' | cut -d/ -f1 | head -1; }
+charm_eps=$(for u in etcd/0 etcd/1 etcd/2; do printf 'http://%s:2379,' "$(addr "$u")"; done)
+charm_eps=${charm_eps%,}
+cluster=""; bare_eps=""
+for i in 0 1 2; do
+  a=$(addr "ops-peer/$i"); cluster+="bare$i=http://$a:2380,"; bare_eps+="http://$a:2379,"
+done
+cluster=${cluster%,}; bare_eps=${bare_eps%,}
+for i in 0 1 2; do
+  u=ops-peer/$i; a=$(addr "$u")
+  "$bin" ssh "$u" -- 'cat > /usr/local/bin/etcd && chmod +x /usr/local/bin/etcd' < /usr/bin/etcd
+  "$bin" ssh "$u" -- systemd-run --unit bare-etcd /usr/local/bin/etcd --name "bare$i" \
+    --data-dir /var/lib/bare-etcd --listen-peer-urls "http://$a:2380" \
+    --initial-advertise-peer-urls "http://$a:2380" --listen-client-urls "http://$a:2379" \
+    --advertise-client-urls "http://$a:2379" --initial-cluster "$cluster" >/dev/null
+done
+load() { # <label> <endpoints> <puts> <clients> [rate]
+  local label=$1; shift
+  "$bin" exec --unit load-client/0 -- "hookbench load $*" |
+    python3 -c 'import json,sys
+for l in sys.stdin:
+    r = json.loads(l); r["label"] = sys.argv[1]; print(json.dumps(r))' "$label"
+}
+sleep 5
+load warm-up "$bare_eps" 500 "$conc" >/dev/null
+for _ in $(seq "${LOAD_ROUNDS:-3}"); do
+  load charm "$charm_eps" "$puts" "$conc" >> "$out/load.json"
+  load bare "$bare_eps" "$puts" "$conc" >> "$out/load.json"
+done
+
+# Availability: the longest time without a successful put of a paced client (4 clients, 50
+# puts a second in all), while two units join, then when the Raft leader's machine dies.
+rate=50; window=${AVAIL_SECONDS:-40}
+load "scale-out" "$charm_eps" $((rate * window)) 4 "$rate" >> "$out/avail.json" & loader=$!
+sleep 3; "$bin" add-unit etcd -n 2 >/dev/null
+"$bin" wait-for --timeout 10m >/dev/null 2>&1 || true
+wait "$loader"
+raft_leader=""
+for u in etcd/0 etcd/1 etcd/2; do
+  got=$("$bin" ssh "$u" -- etcdctl endpoint status -w json | python3 -c 'import json,sys
+s = json.load(sys.stdin)[0]["Status"]; print(s["header"]["member_id"] == s["leader"])')
+  [ "$got" = True ] && raft_leader=$u
+done
+election=$("$bin" config etcd election_timeout 2>/dev/null || echo 1000)
+load "leader machine killed" "$charm_eps" $((rate * 20)) 4 "$rate" >> "$out/avail.json" & loader=$!
+sleep 5; [ -n "$raft_leader" ] && "$bin" kill-machine "$raft_leader"
+wait "$loader"
+echo "{\"election_timeout_ms\": ${election:-1000}}" > "$out/election.json"
+
+# Growth: deploy -n 7 in a new model, against the deploy -n 3 above.
+"$bin" destroy >/dev/null 2>&1 || true; rm -rf "$SANDBOX_HOME"
+"$bin" bootstrap >/dev/null
+mark=0; t=$(now)
+"$bin" deploy build/etcd.charm -n 7 --config tls=$tls --resource etcd=build/etcd.tar.gz >/dev/null
+"$bin" wait-for --timeout 15m >/dev/null 2>&1
+event "deploy -n 7 -> active" "$t" "$mark"
 
 # Footprint, on this host.
 charm_bin=build/charm/bin/etcd-charm

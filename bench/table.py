@@ -19,6 +19,7 @@ def lines(name):
 
 
 hooks, events, start = lines("hooks.json"), lines("events.json"), lines("start.json")
+load, avail, election = lines("load.json"), lines("avail.json"), lines("election.json")
 scheduled = [float(x) for x in (d / "scheduled.txt").read_text().split()] if (d / "scheduled.txt").exists() else []
 phases = (d / "phases.txt").read_text().rstrip() if (d / "phases.txt").exists() else ""
 
@@ -41,6 +42,11 @@ for role, hook in (("leader", "update-status"), ("follower", "update-status"), (
         row(f"{hook} on the {role}: wall without ./dispatch", got["charm-binary"]["wall_ms"], b["wall_ms"], "bare program", "ms")
     row(f"{hook} on the {role}: CPU (median of {n})", c["cpu_ms"], b["cpu_ms"], "bare program", "ms")
     row(f"{hook} on the {role}: peak RSS (median of {n})", round(c["rss_kib"] / 1024, 1), round(b["rss_kib"] / 1024, 1), "bare program", "MiB")
+    o = next((r for r in hooks if r["role"] == role and r["hook"] == hook and r["label"] == "ops"), None)
+    if o:
+        row(f"{hook} on the {role}: wall, vs the ops charm", c["wall_ms"], o["wall_ms"], "ops charm", "ms")
+        row(f"{hook} on the {role}: CPU, vs the ops charm", c["cpu_ms"], o["cpu_ms"], "ops charm", "ms")
+        row(f"{hook} on the {role}: peak RSS, vs the ops charm", round(c["rss_kib"] / 1024, 1), round(o["rss_kib"] / 1024, 1), "ops charm", "MiB")
 if scheduled:
     rows.append((f"update-status as the controller times it (median of {len(scheduled)}, 3 units)",
                  f"{statistics.median(scheduled):g} ms", "", "", ""))
@@ -49,6 +55,24 @@ for e in events:
     rows.append((f"{e['event']}: hooks run", str(e["hooks"]), "", "", ""))
     if e.get("restarts") is not None:
         rows.append((f"{e['event']}: restarts of the members there before", str(e["restarts"]), "", "", ""))
+by_event = {e["event"]: e for e in events}
+three, seven = by_event.get("deploy -n 3 -> active"), by_event.get("deploy -n 7 -> active")
+if three and seven:
+    row("growth, deploy -n 7 vs -n 3: wall time", seven["wall_s"], three["wall_s"], "-n 3", "s")
+    row("growth, deploy -n 7 vs -n 3: hooks run", seven["hooks"], three["hooks"], "-n 3", "hooks")
+    row("growth, deploy -n 7 vs -n 3: hooks per unit", round(seven["hooks"] / 7, 1), round(three["hooks"] / 3, 1), "-n 3", "hooks")
+runs = {label: [r for r in load if r["label"] == label] for label in ("charm", "bare")}
+if runs["charm"] and runs["bare"]:
+    def med(label, key):
+        return statistics.median(r[key] for r in runs[label] if r[key] is not None)
+    n, c = len(runs["charm"]), runs["charm"][0]
+    what = f"{c['ok'] + c['failed']} puts, {c['clients']} clients, median of {n}"
+    row(f"put throughput ({what})", med("charm", "per_s"), med("bare", "per_s"), "bare etcd", "puts/s")
+    row(f"put latency p99 ({what})", med("charm", "p99_ms"), med("bare", "p99_ms"), "bare etcd", "ms")
+    row(f"put latency median ({what})", med("charm", "p50_ms"), med("bare", "p50_ms"), "bare etcd", "ms")
+timeout_s = election[0]["election_timeout_ms"] / 1000 if election else None
+for a in avail:
+    row(f"longest write gap, {a['label']} ({a['ok']} ok, {a['failed']} failed)", a["longest_gap_s"], timeout_s, "election timeout", "s")
 rows.append(("stripped binary size", f"{int(size) / 1048576:.2f} MiB", "", "", ""))
 rows.append(("highest GLIBC symbol version", glibc, "", "", ""))
 got = {r["label"]: r for r in start}
@@ -77,5 +101,6 @@ pathlib.Path(json_out).parent.mkdir(parents=True, exist_ok=True)
 pathlib.Path(json_out).write_text(json.dumps({
     "tls": tls == "true", "hooks": hooks, "scheduled_update_status_ms": scheduled,
     "events": events, "binary_bytes": int(size), "glibc": glibc, "start": start,
+    "load": load, "availability": avail, "election": election,
     "phases": phases.splitlines(),
 }, indent=1) + "\n")

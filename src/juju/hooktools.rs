@@ -9,6 +9,7 @@ in Juju (it only parses `key=value` arguments, `jujuc/leader-set.go`): it carrie
 under Juju 3 (they are in secrets); only the Juju 2.9 fallback puts the CA keys there.
 */
 
+use super::context::PEER_ENDPOINT;
 use super::{HookToolError, Juju, JujuError, Level, SecretOwner, Settings};
 use serde_json::Value;
 use std::io::Write;
@@ -46,12 +47,69 @@ pub fn run(tool: &str, args: &[String]) -> Result<String, HookToolError> {
 
 /// The real hook tools. Answers that cannot change within one hook (`config-get`,
 /// `relation-ids`, `network-get`: Juju fixes them for the hook's context) are asked once.
-#[derive(Debug, Default, Clone)]
+///
+/// The peer relation's id is also kept between hooks, in a file in the unit's charm
+/// directory (where ops keeps its own state, `.unit-state.db`): Juju creates the peer relation
+/// with the application, runs its `-relation-created` before `start` and never breaks it while
+/// the unit lives (no `-relation-broken` for peers), so its id is the unit's for life. Client
+/// relations come and go between hooks: their ids are always asked. A failed `relation-get` or
+/// `relation-list` on the kept id removes the file, so the next hook asks Juju again.
+#[derive(Debug, Clone)]
 pub struct HookTools {
     answers: std::cell::RefCell<Vec<(Vec<String>, String)>>,
+    /// Where the peer relation's id is kept (none outside a charm directory).
+    peer_id_file: Option<PathBuf>,
+}
+
+/// The file in the charm directory that keeps the peer relation's id.
+const PEER_ID_FILE: &str = ".etcd-charm-peer-relation";
+
+impl Default for HookTools {
+    /// The tools of this hook; the peer relation's id is kept in `$JUJU_CHARM_DIR`.
+    fn default() -> Self {
+        let dir = std::env::var_os("JUJU_CHARM_DIR").filter(|d| !d.is_empty());
+        HookTools {
+            answers: Default::default(),
+            peer_id_file: dir.map(|d| PathBuf::from(d).join(PEER_ID_FILE)),
+        }
+    }
 }
 
 impl HookTools {
+    /// The peer relation's id kept by an earlier hook, if it is well formed.
+    fn kept_peer_id(&self) -> Option<String> {
+        let text = std::fs::read_to_string(self.peer_id_file.as_ref()?).ok()?;
+        let id = text.trim();
+        let number = id.strip_prefix(PEER_ENDPOINT)?.strip_prefix(':')?;
+        let digits = !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit());
+        digits.then(|| id.to_string())
+    }
+
+    /// Keeps the peer relation's id (written aside, then renamed: never half a file); a
+    /// failure only means the next hook asks again.
+    fn keep_peer_id(&self, id: &str) {
+        let Some(file) = &self.peer_id_file else {
+            return;
+        };
+        let aside = file.with_extension("new");
+        let written = std::fs::write(&aside, format!("{id}\n"));
+        if written
+            .and_then(|()| std::fs::rename(&aside, file))
+            .is_err()
+        {
+            let _ = std::fs::remove_file(&aside);
+        }
+    }
+
+    /// Forgets the kept peer relation id after a tool failed on `relation_id`.
+    fn failed_on(&self, relation_id: &str) {
+        if let (Some(file), Some(kept)) = (&self.peer_id_file, self.kept_peer_id()) {
+            if kept == relation_id {
+                let _ = std::fs::remove_file(file);
+            }
+        }
+    }
+
     /// [`run`], or its answer from earlier in this hook; failures are not kept.
     fn once(&self, tool: &str, args: Vec<String>) -> Result<String, HookToolError> {
         let mut key = args;
@@ -222,18 +280,30 @@ impl Juju for HookTools {
     }
 
     fn relation_ids(&self, endpoint: &str) -> Result<Vec<String>, JujuError> {
+        let peers = endpoint == PEER_ENDPOINT;
+        if let Some(id) = self.kept_peer_id().filter(|_| peers) {
+            return Ok(vec![id]);
+        }
         let out = self.once("relation-ids", args(["--format=json", endpoint]))?;
-        json("relation-ids", &out)
+        let ids: Vec<String> = json("relation-ids", &out)?;
+        if let [id] = ids.as_slice() {
+            if peers {
+                self.keep_peer_id(id);
+            }
+        }
+        Ok(ids)
     }
 
     fn relation_list(&self, relation_id: &str) -> Result<Vec<String>, JujuError> {
-        let out = run("relation-list", &args(["--format=json", "-r", relation_id]))?;
+        let a = args(["--format=json", "-r", relation_id]);
+        let out = run("relation-list", &a).inspect_err(|_| self.failed_on(relation_id))?;
         json("relation-list", &out)
     }
 
     fn relation_get(&self, relation_id: &str, unit: &str) -> Result<Settings, JujuError> {
         let a = args(["--format=json", "-r", relation_id, "-", unit]);
-        Ok(string_map(json("relation-get", &run("relation-get", &a)?)?))
+        let out = run("relation-get", &a).inspect_err(|_| self.failed_on(relation_id))?;
+        Ok(string_map(json("relation-get", &out)?))
     }
 
     fn relation_get_app(&self, relation_id: &str, app: &str) -> Result<Settings, JujuError> {
@@ -498,6 +568,33 @@ mod tests {
         assert_ne!(tools.once("date", args(["+%N%N"])).unwrap(), first);
         assert!(tools.once("sh", args(["-c", "exit 3"])).is_err());
         assert_eq!(tools.answers.borrow().len(), 2);
+    }
+
+    #[test]
+    fn the_peer_relation_id_is_kept_between_hooks_and_forgotten_on_failure() {
+        let dir = std::env::temp_dir().join(format!("hooktools-peer-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let tools = || HookTools {
+            answers: Default::default(),
+            peer_id_file: Some(dir.join(PEER_ID_FILE)),
+        };
+        // Nothing kept: Juju is asked (no relation-ids on this host).
+        assert!(tools().relation_ids(PEER_ENDPOINT).is_err());
+        tools().keep_peer_id("cluster:7");
+        assert_eq!(tools().relation_ids(PEER_ENDPOINT).unwrap(), ["cluster:7"]);
+        // Only the peer endpoint's id is kept.
+        assert!(tools().relation_ids("db").is_err());
+        // A failure on another relation keeps it; one on the kept id forgets it.
+        assert!(tools().relation_get("db:3", "etcd/0").is_err());
+        assert_eq!(tools().kept_peer_id().as_deref(), Some("cluster:7"));
+        assert!(tools().relation_list("cluster:7").is_err());
+        assert_eq!(tools().kept_peer_id(), None);
+        // A malformed file is not an answer.
+        for bad in ["db:7", "cluster:", "cluster:7 x", "cluster:x"] {
+            std::fs::write(dir.join(PEER_ID_FILE), bad).unwrap();
+            assert_eq!(tools().kept_peer_id(), None, "{bad}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

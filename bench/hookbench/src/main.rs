@@ -3,15 +3,21 @@
 //! - `hookbench` with `JUJU_DISPATCH_PATH=hooks/<hook>` (as Juju runs a charm): the bare
 //!   program. It makes the hook-tool calls and etcd requests the charm makes in `update-status`
 //!   and `config-changed` on a healthy member (`is-leader`, `leader-get`, `config-get`,
-//!   `relation-ids` of the three endpoints, this unit's peer data, the peers' when it is the
-//!   leader, the client relations' own data, `network-get` outside `update-status`; then one
-//!   connection to the local member: its status, the member list, the status of every other
-//!   member at once; outside `update-status`, `application-version-set` and `open-port` as the
-//!   charm's config-changed) and nothing else: no decision, no file read.
+//!   `relation-ids` of the client endpoints (the peer relation's id read where the charm keeps
+//!   it), this unit's peer data, the peers' when it is the leader, the client relations' own
+//!   data, `network-get` outside `update-status`; then one connection to the local member: its
+//!   status, the member list, the status of every other member at once; outside
+//!   `update-status`, `application-version-set` and `open-port` as the charm's config-changed)
+//!   and nothing else: no decision, no other file read.
 //! - `hookbench measure <runs> <hook> <label>=<program>…`: runs each program in turn, `runs`
 //!   rounds, with `JUJU_DISPATCH_PATH=hooks/<hook>` (`-`: none, and any exit code), and prints
 //!   one JSON line per label with the median wall time, CPU time (user + system) and peak RSS
 //!   of its runs.
+//! - `hookbench load <endpoints> <puts> <concurrency> [<puts a second>]`: a bounded put load
+//!   (`concurrency` clients sharing the count, each on one member, moving to the next after a
+//!   failure; each put 256 bytes on its own keys, given up after 2 s; paced when a rate is given) and one JSON line: puts ok and failed, seconds,
+//!   puts a second, median and p99 latency of the ok puts, and the longest time in which no put
+//!   succeeded (from the start to the last success).
 #![allow(unsafe_code)] // wait4(2), for a child's own CPU time and peak RSS.
 
 use serde_json::Value;
@@ -22,6 +28,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("measure") => measure(&args[1..]),
+        Some("load") => load(&args[1..]),
         _ => bare(),
     };
     match result {
@@ -66,7 +73,13 @@ fn bare() -> Result<(), String> {
     let config = json("config-get", &["--all", "--format=json"])?;
     let port = config.get("port").and_then(Value::as_u64).unwrap_or(2379);
     let tls = config.get("tls").and_then(Value::as_bool).unwrap_or(false);
-    for rel in strings(&json("relation-ids", &["--format=json", "cluster"])?) {
+    // The peer relation's id as the charm keeps it between hooks (in the charm directory).
+    let kept = std::fs::read_to_string(".etcd-charm-peer-relation").ok();
+    let peers = match kept {
+        Some(id) => vec![id.trim().to_string()],
+        None => strings(&json("relation-ids", &["--format=json", "cluster"])?),
+    };
+    for rel in peers {
         json("relation-get", &["--format=json", "-r", &rel, "-", &unit])?;
         if leader {
             for peer in strings(&json("relation-list", &["--format=json", "-r", &rel])?) {
@@ -74,7 +87,7 @@ fn bare() -> Result<(), String> {
             }
         }
     }
-    for endpoint in ["db", "proxy"] {
+    for endpoint in ["db", "proxy", "cos-agent"] {
         for rel in strings(&json("relation-ids", &["--format=json", endpoint])?) {
             json("relation-get", &["--format=json", "-r", &rel, "-", &unit])?;
         }
@@ -213,5 +226,110 @@ fn measure(args: &[String]) -> Result<(), String> {
         });
         println!("{line}");
     }
+    Ok(())
+}
+
+/// What one load client saw: each ok put's latency and the time it completed.
+#[derive(Default)]
+struct Seen {
+    ok: Vec<(Duration, Instant)>,
+    failed: u64,
+}
+
+/// One load client: `puts` puts on keys of its own, a put every `gap` (none: back to back).
+async fn load_client(eps: Vec<String>, id: u64, puts: u64, gap: Option<Duration>) -> Seen {
+    use etcd_client::{Client, ConnectOptions};
+    let opts = ConnectOptions::new()
+        .with_connect_timeout(Duration::from_secs(2))
+        .with_timeout(Duration::from_secs(2));
+    let mut seen = Seen::default();
+    let mut client = None;
+    let value = vec![b'x'; 256];
+    let start = Instant::now();
+    for n in 0..puts {
+        if let Some(gap) = gap {
+            let due = start + gap * n as u32;
+            tokio::time::sleep_until(due.into()).await;
+        }
+        if client.is_none() {
+            // One member at a time, the next one after a failure (as etcd's own clients fail
+            // over): a lost member costs its clients one timeout, not every few requests.
+            let ep = eps[(id + seen.failed) as usize % eps.len()].clone();
+            client = Client::connect([ep], Some(opts.clone())).await.ok();
+        }
+        let Some(c) = client.as_mut() else {
+            seen.failed += 1;
+            continue;
+        };
+        let began = Instant::now();
+        match c
+            .put(format!("bench/{id}/{}", n % 64), value.clone(), None)
+            .await
+        {
+            Ok(_) => seen.ok.push((began.elapsed(), Instant::now())),
+            Err(_) => {
+                seen.failed += 1;
+                client = None;
+            }
+        }
+    }
+    seen
+}
+
+/// `load <endpoints> <puts> <concurrency> [<rate>]`: see the crate's doc.
+fn load(args: &[String]) -> Result<(), String> {
+    let usage = "usage: hookbench load <endpoints> <puts> <concurrency> [<puts a second>]";
+    let (eps, puts, clients, rate) = match args {
+        [e, p, c] => (e, p, c, None),
+        [e, p, c, r] => (e, p, c, Some(r)),
+        _ => return Err(usage.into()),
+    };
+    let eps: Vec<String> = eps.split(',').map(str::to_string).collect();
+    let puts: u64 = puts.parse().map_err(|_| usage)?;
+    let clients: u64 = clients.parse().map_err(|_| usage)?;
+    let rate: Option<f64> = rate.map(|r| r.parse()).transpose().map_err(|_| usage)?;
+    if clients == 0 || puts < clients || rate.is_some_and(|r| r <= 0.0) {
+        return Err(usage.into());
+    }
+    let gap = rate.map(|r| Duration::from_secs_f64(clients as f64 / r));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    let seen: Vec<Seen> = rt.block_on(async {
+        let tasks: Vec<_> = (0..clients)
+            .map(|id| {
+                let share = puts / clients + u64::from(id < puts % clients);
+                tokio::spawn(load_client(eps.clone(), id, share, gap))
+            })
+            .collect();
+        let mut seen = Vec::new();
+        for t in tasks {
+            seen.push(t.await.unwrap_or_default());
+        }
+        seen
+    });
+    let seconds = start.elapsed().as_secs_f64();
+    let failed: u64 = seen.iter().map(|s| s.failed).sum();
+    let mut latencies: Vec<Duration> = seen.iter().flat_map(|s| s.ok.iter().map(|o| o.0)).collect();
+    let mut done: Vec<Instant> = seen.iter().flat_map(|s| s.ok.iter().map(|o| o.1)).collect();
+    latencies.sort();
+    done.sort();
+    let before = std::iter::once(start).chain(done.iter().copied());
+    let longest = before.zip(done.iter()).map(|(a, b)| *b - a).max();
+    let ms = |d: Option<&Duration>| d.map(|d| (d.as_secs_f64() * 1e5).round() / 100.0);
+    let p99 = latencies.len().saturating_sub(1) * 99 / 100;
+    let line = serde_json::json!({
+        "clients": clients,
+        "ok": latencies.len(),
+        "failed": failed,
+        "seconds": (seconds * 1000.0).round() / 1000.0,
+        "per_s": (latencies.len() as f64 / seconds).round(),
+        "p50_ms": ms(latencies.get(latencies.len() / 2)),
+        "p99_ms": ms(latencies.get(p99)),
+        "longest_gap_s": longest.map(|d| (d.as_secs_f64() * 1000.0).round() / 1000.0),
+    });
+    println!("{line}");
     Ok(())
 }

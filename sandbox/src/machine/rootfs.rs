@@ -71,11 +71,28 @@ impl Default for RootfsRecipe {
             ]
             .iter()
             .map(|s| s.to_string())
+            .chain(extra_packages(
+                std::env::var(EXTRA_PACKAGES).ok().as_deref(),
+            ))
             .collect(),
             mask: MASKED.iter().map(|s| s.to_string()).collect(),
             mirror: default_mirror(),
         }
     }
+}
+
+/// Packages added to the default recipe, comma separated (e.g. `python3` for the benchmark's
+/// ops charm): another recipe, so another cache entry; the default image stays as it is.
+pub const EXTRA_PACKAGES: &str = "SANDBOX_EXTRA_PACKAGES";
+
+/// The well-formed Debian package names of an [`EXTRA_PACKAGES`] value; others are dropped.
+pub(super) fn extra_packages(value: Option<&str>) -> Vec<String> {
+    let name = |p: &&str| {
+        let ok = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c);
+        p.len() > 1 && p.starts_with(|c: char| c.is_ascii_alphanumeric()) && p.chars().all(ok)
+    };
+    let words = value.unwrap_or("").split(',').map(str::trim);
+    words.filter(name).map(str::to_string).collect()
 }
 
 /// Where Debian packages come from: `$SANDBOX_DEBIAN_MIRROR`, else the Debian mirror the

@@ -22,6 +22,13 @@ fn recipe_key_is_short_stable_hex() {
 }
 
 #[test]
+fn extra_packages_are_package_names_only() {
+    let got = rootfs::extra_packages(Some(" python3, libc6-dev ,,x,g++,-o,a b,A,a;b"));
+    assert_eq!(got, ["python3", "libc6-dev", "g++"]);
+    assert!(rootfs::extra_packages(None).is_empty());
+}
+
+#[test]
 fn the_debian_mirror_comes_from_the_hosts_apt_sources() {
     let src = |name: &str, text: &str| (name.to_string(), text.to_string());
     let deb822 =
