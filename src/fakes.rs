@@ -469,8 +469,12 @@ impl Etcd for FakeEtcd {
         members.push(learner);
         Ok((0x99, members))
     }
-    fn member_promote(&self, _endpoints: &[String], id: u64) -> Result<(), EtcdError> {
-        self.membership("member promote", format!("member promote {id:x}"))
+    fn member_promote(&self, endpoints: &[String], id: u64) -> Result<(), EtcdError> {
+        let first = endpoints.first().map_or("", String::as_str);
+        self.membership(
+            "member promote",
+            format!("member promote {id:x} at {first}"),
+        )
     }
     fn member_remove(&self, _endpoints: &[String], id: u64) -> Result<(), EtcdError> {
         self.membership("member remove", format!("member remove {id:x}"))

@@ -342,6 +342,24 @@ fn each_membership_retry_budget_runs_out_into_a_later_hook() {
 }
 
 #[test]
+fn a_promotion_goes_to_the_raft_leader_first() {
+    let (j, m, etcd) = (juju("etcd/0"), member_machine(), FakeEtcd::healthy(3));
+    // Member 3 (etcd2) leads Raft.
+    for status in etcd.status.borrow_mut().values_mut() {
+        let id = status.as_ref().unwrap().member_id;
+        *status = Ok(crate::fakes::status_of(id, 3));
+    }
+    let o = observed(&j, &etcd, &m);
+    let promote = Effect::Promote {
+        unit: "etcd/3".into(),
+        id: 0x99,
+    };
+    apply(&only(vec![promote]), &o, &j, &etcd, &m).unwrap();
+    let want = format!("member promote 99 at {}", crate::fakes::client_url(2));
+    assert!(etcd.calls().contains(&want), "{:?}", etcd.calls());
+}
+
+#[test]
 fn a_membership_step_that_goes_through_records_the_leader_data() {
     let (j, m, etcd) = (juju("etcd/0"), member_machine(), FakeEtcd::healthy(3));
     let o = observed(&j, &etcd, &m);
