@@ -15,9 +15,11 @@ const MAX_GLIBC: [u32; 2] = [2, 31];
 /// etcd client, rcgen for the cluster's CA; 1,662,752 before it), etcd-charm 0.1.0, Rust 1.95,
 /// zig 0.17.1, glibc 2.31 target; 4,022,480 with backups to object storage (objstore: reqwest,
 /// rusty-s3 with url/idna, sha2, md-5 on the same rustls), so the budget grew by those 1.3 MB.
+/// 4,719,480 (opt-level "z") with etcd RBAC (etcd-client's auth API, per-application
+/// identities) and certificate renewal, no new crate: the budget is 4.5 MiB + 128 KiB.
 /// It is there to catch a heavy dependency (a second crypto stack, say) coming in unnoticed.
 /// Stripping is checked on its own.
-const SIZE_BUDGET: u64 = 4_718_592; // 4.5 MiB
+const SIZE_BUDGET: u64 = 4_849_664; // 4.625 MiB
 /// Shared libraries the binary may need: all are part of glibc (or GCC's runtime), on every base.
 const ALLOWED_LIBS: &[&str] = &[
     "libc.so.6",
