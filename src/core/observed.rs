@@ -76,6 +76,13 @@ pub mod keys {
     /// `consumer-password-<app>` (Juju 2.9 fallback): that application's etcd password (Juju 3:
     /// in its secret).
     pub const CONSUMER_PASSWORD_PREFIX: &str = "consumer-password-";
+    /// Every leader-data key prefix of one consumer application's credentials.
+    pub const CONSUMER_PREFIXES: [&str; 4] = [
+        CONSUMER_CERT_PREFIX,
+        CONSUMER_SECRET_PREFIX,
+        CONSUMER_KEY_PREFIX,
+        CONSUMER_PASSWORD_PREFIX,
+    ];
 
     /// When the leader last defragmented each member, automatically or in a NOSPACE recovery:
     /// `name=<unix seconds>,…` ([`crate::core::maintenance`]).

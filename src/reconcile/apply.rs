@@ -337,13 +337,11 @@ impl Run<'_> {
         let mut data = ca.public.clone();
         data.extend(self.store_keys(&ca.keys, &ca.client_key)?);
         // Consumers' certificates and passwords from a previous CA are made again.
-        let consumers = self.o.leader_data.raw.keys().filter(|k| {
-            k.starts_with(keys::CONSUMER_CERT_PREFIX)
-                || k.starts_with(keys::CONSUMER_SECRET_PREFIX)
-                || k.starts_with(keys::CONSUMER_KEY_PREFIX)
-                || k.starts_with(keys::CONSUMER_PASSWORD_PREFIX)
-                || k.starts_with(keys::AUTH_USER_PREFIX)
-        });
+        let made_by_old_ca = keys::CONSUMER_PREFIXES
+            .iter()
+            .chain([&keys::AUTH_USER_PREFIX]);
+        let consumers = (self.o.leader_data.raw.keys())
+            .filter(|k| made_by_old_ca.clone().any(|p| k.starts_with(p)));
         data.extend(consumers.map(|k| (k.clone(), String::new())));
         self.juju.leader_set(&data)?;
         let msg = "created the cluster's TLS certificate authorities (client and peer)";
@@ -556,13 +554,7 @@ impl Run<'_> {
                 self.juju.log(Level::Warning, &msg);
             }
         }
-        let prefixes = [
-            keys::CONSUMER_CERT_PREFIX,
-            keys::CONSUMER_SECRET_PREFIX,
-            keys::CONSUMER_KEY_PREFIX,
-            keys::CONSUMER_PASSWORD_PREFIX,
-        ];
-        let gone = prefixes.map(|p| (key(p), String::new()));
+        let gone = keys::CONSUMER_PREFIXES.map(|p| (key(p), String::new()));
         self.juju.leader_set(&Settings::from(gone))?;
         let msg = format!("{app} has no db relation left: its client certificate is retired");
         self.juju.log(Level::Info, &msg);
