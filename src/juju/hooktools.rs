@@ -55,6 +55,10 @@ pub fn run(tool: &str, args: &[String]) -> Result<String, HookToolError> {
 /// relations come and go between hooks: their ids are always asked. The file is read once per
 /// hook. A failed `relation-get` or `relation-list` on the kept id removes the file (and what
 /// was read of it), so Juju is asked again.
+///
+/// A remote unit's relation data is asked once too: Juju reads it once per hook and answers
+/// from that (its uniter's relation cache), so observe's passes and the facts exporter share one
+/// read. This unit's own data is always asked (it shows this hook's own `relation-set`s).
 #[derive(Debug, Clone)]
 pub struct HookTools {
     answers: std::cell::RefCell<Vec<(Vec<String>, String)>>,
@@ -62,6 +66,8 @@ pub struct HookTools {
     peer_id_file: Option<PathBuf>,
     /// The kept peer relation id as read in this hook (`None`: not read yet).
     peer_id: std::cell::RefCell<Option<Option<String>>>,
+    /// This unit (`$JUJU_UNIT_NAME`); without it no relation data is taken for a remote unit's.
+    unit: Option<String>,
 }
 
 /// The file in the charm directory that keeps the peer relation's id.
@@ -71,16 +77,20 @@ impl Default for HookTools {
     /// The tools of this hook; the peer relation's id is kept in `$JUJU_CHARM_DIR`.
     fn default() -> Self {
         let dir = std::env::var_os("JUJU_CHARM_DIR").filter(|d| !d.is_empty());
-        HookTools::new(dir.map(|d| PathBuf::from(d).join(PEER_ID_FILE)))
+        let unit = std::env::var("JUJU_UNIT_NAME")
+            .ok()
+            .filter(|u| !u.is_empty());
+        HookTools::new(dir.map(|d| PathBuf::from(d).join(PEER_ID_FILE)), unit)
     }
 }
 
 impl HookTools {
-    fn new(peer_id_file: Option<PathBuf>) -> Self {
+    fn new(peer_id_file: Option<PathBuf>, unit: Option<String>) -> Self {
         HookTools {
             answers: Default::default(),
             peer_id_file,
             peer_id: Default::default(),
+            unit,
         }
     }
 
@@ -322,7 +332,11 @@ impl Juju for HookTools {
 
     fn relation_get(&self, relation_id: &str, unit: &str) -> Result<Settings, JujuError> {
         let a = args(["--format=json", "-r", relation_id, "-", unit]);
-        let out = run("relation-get", &a).inspect_err(|_| self.failed_on(relation_id))?;
+        let out = match self.unit.as_deref().is_some_and(|own| own != unit) {
+            true => self.once("relation-get", a),
+            false => run("relation-get", &a),
+        };
+        let out = out.inspect_err(|_| self.failed_on(relation_id))?;
         Ok(string_map(json("relation-get", &out)?))
     }
 
@@ -594,7 +608,7 @@ mod tests {
     fn the_peer_relation_id_is_kept_between_hooks_and_forgotten_on_failure() {
         let dir = std::env::temp_dir().join(format!("hooktools-peer-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let tools = || HookTools::new(Some(dir.join(PEER_ID_FILE)));
+        let tools = || HookTools::new(Some(dir.join(PEER_ID_FILE)), None);
         // Nothing kept: Juju is asked (no relation-ids on this host).
         assert!(tools().relation_ids(PEER_ENDPOINT).is_err());
         tools().keep_peer_id("cluster:7");
@@ -620,7 +634,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join(PEER_ID_FILE);
         std::fs::write(&file, "cluster:7\n").unwrap();
-        let tools = HookTools::new(Some(file.clone()));
+        let tools = HookTools::new(Some(file.clone()), None);
         assert_eq!(tools.relation_ids(PEER_ENDPOINT).unwrap(), ["cluster:7"]);
         // Changed behind this hook's back: the hook goes on with what it read.
         std::fs::write(&file, "cluster:8\n").unwrap();
@@ -634,9 +648,40 @@ mod tests {
         // Juju is asked again (no relation-ids on this host); a later hook reads the file anew.
         assert!(tools.relation_ids(PEER_ENDPOINT).is_err());
         std::fs::write(&file, "cluster:9\n").unwrap();
-        let next = HookTools::new(Some(file));
+        let next = HookTools::new(Some(file), None);
         assert_eq!(next.relation_ids(PEER_ENDPOINT).unwrap(), ["cluster:9"]);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_remote_units_relation_data_is_asked_once_its_own_always() {
+        let tools = HookTools::new(None, Some("etcd/1".into()));
+        let get = |unit: &str| {
+            args([
+                "relation-get",
+                "--format=json",
+                "-r",
+                "cluster:1",
+                "-",
+                unit,
+            ])
+        };
+        // What an earlier relation-get of etcd/0's data in this hook answered.
+        let answer = r#"{"defragmented":"1700000000 etcd1"}"#.to_string();
+        tools.answers.borrow_mut().push((get("etcd/0"), answer));
+        let data = tools.relation_get("cluster:1", "etcd/0").unwrap();
+        assert_eq!(data["defragmented"], "1700000000 etcd1");
+        // This unit's own data is asked (no relation-get on this host), nor is a failure kept.
+        assert!(tools.relation_get("cluster:1", "etcd/1").is_err());
+        assert!(tools.relation_get("cluster:1", "etcd/2").is_err());
+        assert_eq!(tools.answers.borrow().len(), 1);
+        // Without this unit's name nothing is taken for a remote unit's.
+        let unnamed = HookTools::new(None, None);
+        unnamed
+            .answers
+            .borrow_mut()
+            .push((get("etcd/0"), "{}".into()));
+        assert!(unnamed.relation_get("cluster:1", "etcd/0").is_err());
     }
 
     #[test]

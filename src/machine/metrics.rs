@@ -61,7 +61,8 @@ pub fn after_defrag(
 
 /// In a peer relation hook: what the remote unit announces, recorded where it is newer than
 /// what is recorded: its [`DEFRAG_KEY`] when it names this unit's member, and its verified
-/// backup. Returns whether anything was recorded (the facts file is then refreshed).
+/// backup. Returns whether anything was recorded (the facts file is then refreshed). The remote
+/// unit's data is the one observe read in this hook: the hook tools ask it once per hook.
 pub fn take_announced(m: &dyn Machine, juju: &dyn Juju, ctx: &JujuContext) -> Result<bool, String> {
     let (Some(rel), Some(remote)) = (&ctx.relation_id, &ctx.remote_unit) else {
         return Ok(false);
