@@ -136,6 +136,7 @@ pub fn apply(
             Effect::RecordMemberId(id) => run.record_member_id(*id)?,
             Effect::Wipe => run.wipe()?,
             Effect::UseVolume => run.use_volume()?,
+            Effect::OwnDataDir => run.own_data_dir()?,
             Effect::PeerSet(rel, s) | Effect::RelationSet(rel, s) => juju.relation_set(rel, s)?,
             Effect::LeaderSet(s) => juju.leader_set(s)?,
             Effect::Admit { unit, peer_url } => out.progressed = run.admit(unit, peer_url)?,
@@ -849,6 +850,20 @@ impl Run<'_> {
             paths::VOLUME_DATA_DIR
         );
         self.juju.log(Level::Info, &msg);
+        Ok(())
+    }
+
+    /// Gives the data dir to this machine's etcd user where another owns it (logged when so).
+    fn own_data_dir(&self) -> Result<(), HostError> {
+        let changed = self.machine.own_data_dir()?;
+        if changed > 0 {
+            let msg = format!(
+                "gave {changed} entries of the data dir {} to this machine's etcd user (written \
+                 under another uid or gid)",
+                paths::DATA_DIR
+            );
+            self.juju.log(Level::Info, &msg);
+        }
         Ok(())
     }
 

@@ -190,6 +190,24 @@ fn the_data_volume_is_observed_and_storage_detaching_departs() {
 }
 
 #[test]
+fn a_rejoined_volume_is_given_to_this_machines_etcd_user_before_its_id_is_recorded() {
+    let (j, etcd, m) = (juju("etcd/3"), FakeEtcd::healthy(3), FakeMachine::new());
+    m.use_volume().unwrap();
+    m.put(paths::VOLUME_OWNER, "2 etcd/1\n");
+    let o = observed(&j, &etcd, &m);
+    let rejoin = only(vec![Effect::OwnDataDir, Effect::RecordMemberId(2)]);
+    apply(&rejoin, &o, &j, &etcd, &m).unwrap();
+    let calls = m.calls();
+    let given = calls.iter().any(|c| c == "give the data dir to etcd");
+    assert!(given, "{calls:?}");
+    assert_eq!(state::recorded_member_id(&m), Some(2));
+    assert!(
+        !calls.iter().any(|c| c.contains("aside")),
+        "nothing set aside"
+    );
+}
+
+#[test]
 fn the_restart_grant_waits_for_a_quorum_of_the_others() {
     let j = juju("etcd/0");
     let m = member_machine();
