@@ -125,7 +125,11 @@ fn a_volume_with_a_listed_members_data_rejoins_as_that_member_without_a_resync()
     let mut o = adopting(3, "etcd/1", 0x101, vec![member(0), member(1), member(2)]);
     o.peers = vec![peer(0), peer(2)];
     let p = plan(&o);
-    assert_eq!(p.effects, [Effect::RecordMemberId(0x101)]);
+    // Its files first given to this machine's etcd user, then the id recorded.
+    assert_eq!(
+        p.effects,
+        [Effect::OwnDataDir, Effect::RecordMemberId(0x101)]
+    );
     let rejoin = Status::VolumeRejoin {
         id: 0x101,
         unit: "etcd/1".into(),
@@ -206,7 +210,10 @@ fn a_volume_with_the_whole_clusters_data_rejoins_with_no_member_answering() {
         ),
     ]);
     let p = plan(&o);
-    assert_eq!(p.effects, [Effect::RecordMemberId(0x100)]);
+    assert_eq!(
+        p.effects,
+        [Effect::OwnDataDir, Effect::RecordMemberId(0x100)]
+    );
     record(&mut o, 0x100);
     assert!(starts(&o));
     // Leader data naming other voters too: their answer is needed first.

@@ -74,6 +74,9 @@ pub enum Effect {
     Wipe,
     /// Put the (empty) data dir on the `data` store's volume ([`crate::core::storage`]).
     UseVolume,
+    /// Give the data dir's tree to this machine's etcd user where another uid or gid owns it
+    /// (a volume written on another machine, rejoined: [`crate::core::storage`]).
+    OwnDataDir,
     /// `open-port` for these ports (clients, metrics); `close-port` for any other this unit
     /// opened (a port option changed).
     OpenPorts(Vec<u16>),

@@ -20,7 +20,9 @@ leader, no membership change or restart is under way, and this unit's own member
   step at most, which is harmless.
 
 The etcd calls are [`Effect::Maintain`]; the leader data records are planned right after them
-and written only when they succeeded.
+and written only when they succeeded, and so is the announcement in this unit's peer data that
+the `defrag` action makes too ([`DEFRAG_KEY`]): each defragmented member's unit records it for
+the facts exporter (the leader's own member is recorded where the defragmentation is applied).
 */
 
 use crate::core::config::CharmConfig;
@@ -35,6 +37,15 @@ use std::collections::BTreeMap;
 /// (in percent; etcd refuses a write that would take the database over it, so disarming nearer
 /// to it would only see the alarm raised again).
 pub const NOSPACE_BELOW_PERCENT: u64 = 90;
+
+/// Peer data key in which a unit announces the members it defragmented (automatically, or by the
+/// `defrag` action): [`announcement`]; each of those members' units records it for itself.
+pub const DEFRAG_KEY: &str = "defragmented";
+
+/// The value of [`DEFRAG_KEY`]: `<Unix seconds> <member>,<member>…`.
+pub fn announcement(unix: i64, members: &str) -> String {
+    format!("{unix} {members}")
+}
 
 /// A voting member and its answer, in the order maintenance visits them.
 type Voter<'a> = (&'a Member, &'a MemberStatus);
@@ -69,6 +80,7 @@ pub fn leader(o: &Observed, cfg: &CharmConfig, p: &mut Plan) {
             if let Some(v) = due {
                 p.effects.push(Effect::Maintain(defrag(o, v, false)));
                 p.effects.push(defrag_record(o, &voters, &v.0.name));
+                p.effects.extend(announce(o, &[v.0.name.as_str()]));
             }
         }
         (true, false) => {}
@@ -154,6 +166,17 @@ fn defrag_record(o: &Observed, voters: &[Voter], name: &str) -> Effect {
     )]))
 }
 
+/// This unit's peer data announcing `names` defragmented now (none without the peer relation).
+fn announce(o: &Observed, names: &[&str]) -> Option<Effect> {
+    let rel = o.peer_relation.clone()?;
+    let now = i64::try_from(o.now).unwrap_or(i64::MAX);
+    let value = announcement(now, &names.join(","));
+    Some(Effect::PeerSet(
+        rel,
+        Settings::from([(DEFRAG_KEY.to_string(), value)]),
+    ))
+}
+
 /// Leader data recording the start of a NOSPACE recovery, or (`None`) its end.
 fn recovery_record(began: Option<u64>) -> Effect {
     let value = began.map(|t| t.to_string()).unwrap_or_default();
@@ -186,6 +209,13 @@ fn nospace_step(o: &Observed, cfg: &CharmConfig, voters: &[Voter], ids: Vec<u64>
     if let Some(v) = pending {
         p.effects.push(Effect::Maintain(defrag(o, v, true)));
         p.effects.push(defrag_record(o, voters, &v.0.name));
+        // With those of this recovery done before (often in this hook's earlier passes, whose
+        // announcement this one replaces before any peer reads it).
+        let done = voters
+            .iter()
+            .map(|(m, _)| m.name.as_str())
+            .filter(|n| *n == v.0.name || last.get(*n).is_some_and(|at| *at >= began));
+        p.effects.extend(announce(o, &done.collect::<Vec<_>>()));
         p.again = true;
         return;
     }
@@ -293,6 +323,7 @@ mod tests {
                 Effect::Maintain(Chore::Disarm(ids)) => {
                     o.cluster.alarms.retain(|(id, _)| !ids.contains(id))
                 }
+                Effect::PeerSet(_, s) => o.own_peer_data.extend(s.clone()),
                 other => panic!("unexpected {other:?}"),
             }
         }
@@ -305,6 +336,7 @@ mod tests {
             Effect::Maintain(Chore::Compact) => "compact".into(),
             Effect::Maintain(Chore::Disarm(ids)) => format!("disarm {ids:?}"),
             Effect::LeaderSet(s) => format!("record {s:?}"),
+            Effect::PeerSet(_, s) => format!("announce {}", s[DEFRAG_KEY]),
             other => format!("{other:?}"),
         };
         p.effects.iter().map(one).collect()
@@ -323,12 +355,12 @@ mod tests {
             assert!(!p.again, "one member per update-status");
             if let [Effect::Maintain(Chore::Defrag {
                 member, nospace, ..
-            }), Effect::LeaderSet(_)] = p.effects.as_slice()
+            }), Effect::LeaderSet(_), Effect::PeerSet(..)] = p.effects.as_slice()
             {
                 assert!(!nospace);
                 order.push(member.clone());
             }
-            assert!(p.effects.len() <= 2, "{:?}", steps(&p));
+            assert!(p.effects.len() <= 3, "{:?}", steps(&p));
             apply(&mut o, &p, i64::MAX);
             o.now += 60;
         }
@@ -341,6 +373,17 @@ mod tests {
             recorded(&o, keys::DEFRAGMENTED),
             format!("etcd0={},etcd1={},etcd2={}", t(0), t(2), t(1))
         );
+    }
+
+    #[test]
+    fn an_automatic_defragmentation_is_announced_as_the_action_announces_it() {
+        let mut o = cluster();
+        let p = plan(&o);
+        let announced = Settings::from([(DEFRAG_KEY.to_string(), format!("{NOW} etcd0"))]);
+        assert_eq!(p.effects[2], Effect::PeerSet("cluster:0".into(), announced));
+        // Without the peer relation (no peer to tell), the record only.
+        o.peer_relation = None;
+        assert_eq!(steps(&plan(&o)).len(), 2);
     }
 
     #[test]
@@ -402,7 +445,7 @@ mod tests {
     #[test]
     fn nothing_unless_every_member_is_healthy_and_nothing_else_runs() {
         let ok = cluster();
-        assert_eq!(plan(&ok).effects.len(), 2);
+        assert_eq!(plan(&ok).effects.len(), 3);
         let mut cases: Vec<(&str, Observed)> = Vec::new();
         let mut o = cluster();
         o.cluster.answers.retain(|s| s.member_id != 3);
@@ -480,13 +523,19 @@ mod tests {
             seen.extend(steps(&p).into_iter().filter(|s| !s.starts_with("record")));
             apply(&mut o, &p, i64::MAX);
         }
+        // Each announcement names the members this recovery defragmented so far: the last one
+        // (what the peers read at the end of the hook) all of them.
+        let t = NOW + 300;
         assert_eq!(
             seen,
             [
-                "defrag etcd0 (etcd/0)",
-                "defrag etcd2 (etcd/2)",
-                "defrag etcd1 (etcd/1)",
-                "disarm [1, 3]"
+                "defrag etcd0 (etcd/0)".to_string(),
+                format!("announce {t} etcd0"),
+                "defrag etcd2 (etcd/2)".to_string(),
+                format!("announce {t} etcd0,etcd2"),
+                "defrag etcd1 (etcd/1)".to_string(),
+                format!("announce {t} etcd0,etcd2,etcd1"),
+                "disarm [1, 3]".to_string(),
             ]
         );
         assert!(o.cluster.alarms.is_empty());

@@ -10,8 +10,9 @@ A volume brought from another unit (`add-unit --attach-storage`) holds that unit
 recorded on the volume with its member id. It is never started blindly, and never deleted:
 - a member the cluster still lists (the application's last unit: the last voter is never
   removed; or a lost unit whose member the leader could not remove, without a quorum) is
-  rejoined as that member on that data, with no resync: the unit records the id as its own and
-  starts etcd on it; the leader then owns the member by the `started` id this unit publishes
+  rejoined as that member on that data, with no resync: the unit gives the data's files to its
+  own etcd user (their uid and gid are those of the machine that wrote them), records the id as
+  its own and starts etcd on it; the leader then owns the member by the `started` id this unit publishes
   and moves its peer URL to this unit's address;
 - with the member list unknown (no member answers), the same holds when leader data's `cluster`
   names only that member: the volume holds the whole cluster;
@@ -62,8 +63,9 @@ pub fn adopted(o: &Observed) -> Option<(Vec<Effect>, Status)> {
         true if o.peers.iter().any(|p| p.unit == unit) => {
             (Vec::new(), Status::VolumeOfListedMember { id, unit })
         }
+        // Its files carry the uid and gid of the etcd user of the machine that wrote them.
         true => (
-            vec![Effect::RecordMemberId(id)],
+            vec![Effect::OwnDataDir, Effect::RecordMemberId(id)],
             Status::VolumeRejoin { id, unit },
         ),
     })

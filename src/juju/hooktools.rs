@@ -52,13 +52,22 @@ pub fn run(tool: &str, args: &[String]) -> Result<String, HookToolError> {
 /// directory (where ops keeps its own state, `.unit-state.db`): Juju creates the peer relation
 /// with the application, runs its `-relation-created` before `start` and never breaks it while
 /// the unit lives (no `-relation-broken` for peers), so its id is the unit's for life. Client
-/// relations come and go between hooks: their ids are always asked. A failed `relation-get` or
-/// `relation-list` on the kept id removes the file, so the next hook asks Juju again.
+/// relations come and go between hooks: their ids are always asked. The file is read once per
+/// hook. A failed `relation-get` or `relation-list` on the kept id removes the file (and what
+/// was read of it), so Juju is asked again.
+///
+/// A remote unit's relation data is asked once too: Juju reads it once per hook and answers
+/// from that (its uniter's relation cache), so observe's passes and the facts exporter share one
+/// read. This unit's own data is always asked (it shows this hook's own `relation-set`s).
 #[derive(Debug, Clone)]
 pub struct HookTools {
     answers: std::cell::RefCell<Vec<(Vec<String>, String)>>,
     /// Where the peer relation's id is kept (none outside a charm directory).
     peer_id_file: Option<PathBuf>,
+    /// The kept peer relation id as read in this hook (`None`: not read yet).
+    peer_id: std::cell::RefCell<Option<Option<String>>>,
+    /// This unit (`$JUJU_UNIT_NAME`); without it no relation data is taken for a remote unit's.
+    unit: Option<String>,
 }
 
 /// The file in the charm directory that keeps the peer relation's id.
@@ -68,16 +77,35 @@ impl Default for HookTools {
     /// The tools of this hook; the peer relation's id is kept in `$JUJU_CHARM_DIR`.
     fn default() -> Self {
         let dir = std::env::var_os("JUJU_CHARM_DIR").filter(|d| !d.is_empty());
-        HookTools {
-            answers: Default::default(),
-            peer_id_file: dir.map(|d| PathBuf::from(d).join(PEER_ID_FILE)),
-        }
+        let unit = std::env::var("JUJU_UNIT_NAME")
+            .ok()
+            .filter(|u| !u.is_empty());
+        HookTools::new(dir.map(|d| PathBuf::from(d).join(PEER_ID_FILE)), unit)
     }
 }
 
 impl HookTools {
-    /// The peer relation's id kept by an earlier hook, if it is well formed.
+    fn new(peer_id_file: Option<PathBuf>, unit: Option<String>) -> Self {
+        HookTools {
+            answers: Default::default(),
+            peer_id_file,
+            peer_id: Default::default(),
+            unit,
+        }
+    }
+
+    /// The peer relation's id kept by an earlier hook, if it is well formed: the file is read
+    /// at the first call of the hook only.
     fn kept_peer_id(&self) -> Option<String> {
+        let known = self.peer_id.borrow().clone();
+        known.unwrap_or_else(|| {
+            let read = self.read_peer_id();
+            *self.peer_id.borrow_mut() = Some(read.clone());
+            read
+        })
+    }
+
+    fn read_peer_id(&self) -> Option<String> {
         let text = std::fs::read_to_string(self.peer_id_file.as_ref()?).ok()?;
         let id = text.trim();
         let number = id.strip_prefix(PEER_ENDPOINT)?.strip_prefix(':')?;
@@ -91,6 +119,7 @@ impl HookTools {
         let Some(file) = &self.peer_id_file else {
             return;
         };
+        *self.peer_id.borrow_mut() = Some(Some(id.to_string()));
         let aside = file.with_extension("new");
         let written = std::fs::write(&aside, format!("{id}\n"));
         if written
@@ -106,6 +135,7 @@ impl HookTools {
         if let (Some(file), Some(kept)) = (&self.peer_id_file, self.kept_peer_id()) {
             if kept == relation_id {
                 let _ = std::fs::remove_file(file);
+                *self.peer_id.borrow_mut() = Some(None);
             }
         }
     }
@@ -302,7 +332,11 @@ impl Juju for HookTools {
 
     fn relation_get(&self, relation_id: &str, unit: &str) -> Result<Settings, JujuError> {
         let a = args(["--format=json", "-r", relation_id, "-", unit]);
-        let out = run("relation-get", &a).inspect_err(|_| self.failed_on(relation_id))?;
+        let out = match self.unit.as_deref().is_some_and(|own| own != unit) {
+            true => self.once("relation-get", a),
+            false => run("relation-get", &a),
+        };
+        let out = out.inspect_err(|_| self.failed_on(relation_id))?;
         Ok(string_map(json("relation-get", &out)?))
     }
 
@@ -574,10 +608,7 @@ mod tests {
     fn the_peer_relation_id_is_kept_between_hooks_and_forgotten_on_failure() {
         let dir = std::env::temp_dir().join(format!("hooktools-peer-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let tools = || HookTools {
-            answers: Default::default(),
-            peer_id_file: Some(dir.join(PEER_ID_FILE)),
-        };
+        let tools = || HookTools::new(Some(dir.join(PEER_ID_FILE)), None);
         // Nothing kept: Juju is asked (no relation-ids on this host).
         assert!(tools().relation_ids(PEER_ENDPOINT).is_err());
         tools().keep_peer_id("cluster:7");
@@ -595,6 +626,62 @@ mod tests {
             assert_eq!(tools().kept_peer_id(), None, "{bad}");
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_kept_peer_relation_id_is_read_once_per_hook() {
+        let dir = std::env::temp_dir().join(format!("hooktools-once-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join(PEER_ID_FILE);
+        std::fs::write(&file, "cluster:7\n").unwrap();
+        let tools = HookTools::new(Some(file.clone()), None);
+        assert_eq!(tools.relation_ids(PEER_ENDPOINT).unwrap(), ["cluster:7"]);
+        // Changed behind this hook's back: the hook goes on with what it read.
+        std::fs::write(&file, "cluster:8\n").unwrap();
+        for _ in 0..3 {
+            assert_eq!(tools.relation_ids(PEER_ENDPOINT).unwrap(), ["cluster:7"]);
+        }
+        // A tool failing on it forgets it in this hook too (and removes the file).
+        assert!(tools.relation_list("cluster:7").is_err());
+        assert!(!file.exists());
+        assert_eq!(tools.kept_peer_id(), None);
+        // Juju is asked again (no relation-ids on this host); a later hook reads the file anew.
+        assert!(tools.relation_ids(PEER_ENDPOINT).is_err());
+        std::fs::write(&file, "cluster:9\n").unwrap();
+        let next = HookTools::new(Some(file), None);
+        assert_eq!(next.relation_ids(PEER_ENDPOINT).unwrap(), ["cluster:9"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_remote_units_relation_data_is_asked_once_its_own_always() {
+        let tools = HookTools::new(None, Some("etcd/1".into()));
+        let get = |unit: &str| {
+            args([
+                "relation-get",
+                "--format=json",
+                "-r",
+                "cluster:1",
+                "-",
+                unit,
+            ])
+        };
+        // What an earlier relation-get of etcd/0's data in this hook answered.
+        let answer = r#"{"defragmented":"1700000000 etcd1"}"#.to_string();
+        tools.answers.borrow_mut().push((get("etcd/0"), answer));
+        let data = tools.relation_get("cluster:1", "etcd/0").unwrap();
+        assert_eq!(data["defragmented"], "1700000000 etcd1");
+        // This unit's own data is asked (no relation-get on this host), nor is a failure kept.
+        assert!(tools.relation_get("cluster:1", "etcd/1").is_err());
+        assert!(tools.relation_get("cluster:1", "etcd/2").is_err());
+        assert_eq!(tools.answers.borrow().len(), 1);
+        // Without this unit's name nothing is taken for a remote unit's.
+        let unnamed = HookTools::new(None, None);
+        unnamed
+            .answers
+            .borrow_mut()
+            .push((get("etcd/0"), "{}".into()));
+        assert!(unnamed.relation_get("cluster:1", "etcd/0").is_err());
     }
 
     #[test]

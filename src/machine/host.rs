@@ -265,6 +265,51 @@ fn use_volume() -> Result<(), HostError> {
     std::os::unix::fs::symlink(paths::VOLUME_DATA_DIR, data).map_err(io_err(data))
 }
 
+/// Gives the data dir's tree (behind its link: the volume's) and the volume's root to the local
+/// etcd user where another uid or gid owns an entry; returns how many entries changed.
+fn own_data_dir() -> Result<usize, HostError> {
+    ensure_user_and_dirs()?;
+    let etcd = user_ids("etcd").ok_or_else(|| HostError::Command {
+        cmd: "id etcd".into(),
+        code: None,
+        stderr: "there is no etcd user".into(),
+    })?;
+    let data = Path::new(paths::DATA_DIR);
+    let real = fs::read_link(data).unwrap_or_else(|_| data.to_path_buf());
+    let volume = Path::new(paths::VOLUME);
+    let mut changed = 0;
+    if real.starts_with(volume) {
+        changed += chown_if_other(volume, etcd)?;
+    }
+    Ok(changed + chown_tree(&real, etcd)?)
+}
+
+/// `lchown`s `path` to `(uid, gid)` when either differs; returns whether it did.
+fn chown_if_other(path: &Path, (uid, gid): (u32, u32)) -> Result<usize, HostError> {
+    let meta = fs::symlink_metadata(path).map_err(io_err(path))?;
+    if (meta.uid(), meta.gid()) == (uid, gid) {
+        return Ok(0);
+    }
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid)).map_err(io_err(path))?;
+    Ok(1)
+}
+
+/// Gives every entry of the tree at `root` to `owner` where it differs, links themselves
+/// included and never followed (nothing outside the tree changes); returns how many changed.
+pub fn chown_tree(root: &Path, owner: (u32, u32)) -> Result<usize, HostError> {
+    let mut changed = 0;
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(path) = todo.pop() {
+        changed += chown_if_other(&path, owner)?;
+        if fs::symlink_metadata(&path).map_err(io_err(&path))?.is_dir() {
+            for entry in fs::read_dir(&path).map_err(io_err(&path))? {
+                todo.push(entry.map_err(io_err(&path))?.path());
+            }
+        }
+    }
+    Ok(changed)
+}
+
 /// A UTC timestamp for file names: `20250131T235959Z`.
 pub fn stamp(secs: u64) -> String {
     let t = i64::try_from(secs).ok();
@@ -382,6 +427,9 @@ impl Machine for Host {
     fn use_volume(&self) -> Result<(), HostError> {
         use_volume()
     }
+    fn own_data_dir(&self) -> Result<usize, HostError> {
+        own_data_dir()
+    }
     fn read_link(&self, path: &str) -> Option<String> {
         Some(fs::read_link(path).ok()?.to_str()?.to_string())
     }
@@ -434,6 +482,39 @@ mod tests {
         assert_eq!(mode_of(&key), 0o640);
         assert_eq!(fs::read_to_string(&elsewhere).unwrap(), "untouched");
         assert!(!Path::new(&format!("{path}.charm-tmp")).exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_tree_is_given_to_its_owner_without_following_links() {
+        let dir = scratch("chown");
+        let tree = dir.join("data");
+        let snap = tree.join("member/snap");
+        fs::create_dir_all(&snap).unwrap();
+        fs::write(snap.join("db"), "kept").unwrap();
+        let outside = dir.join("outside");
+        fs::write(&outside, "untouched").unwrap();
+        std::os::unix::fs::symlink(&outside, tree.join("member/link")).unwrap();
+        let owner = |p: &Path| {
+            let m = fs::symlink_metadata(p).unwrap();
+            (m.uid(), m.gid())
+        };
+        let me = owner(&tree);
+        // Already its owner's: nothing changes (this much runs unprivileged).
+        assert_eq!(chown_tree(&tree, me).unwrap(), 0);
+        // Giving files to another user needs root.
+        if me.0 == 0 {
+            let other = (4242, 4343);
+            assert_eq!(chown_tree(&tree, other).unwrap(), 5);
+            let entries = ["", "member", "member/snap", "member/snap/db", "member/link"];
+            for entry in entries {
+                assert_eq!(owner(&tree.join(entry)), other, "{entry}");
+            }
+            assert_eq!(owner(&outside), me, "a link is not followed");
+            assert_eq!(chown_tree(&tree, other).unwrap(), 0);
+        }
+        assert_eq!(fs::read_to_string(snap.join("db")).unwrap(), "kept");
+        assert_eq!(fs::read_to_string(&outside).unwrap(), "untouched");
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -1,8 +1,8 @@
 /*!
 The facts exporter's machine side: the charm's own metrics ([`crate::core::facts`]) collected
 from this machine and rewritten atomically into [`paths::FACTS_FILE`] after the hooks that can
-change one, after `defrag` (a `defrag all=true` announces the members it did in peer data; each
-of their units records its own) and after a verified backup (announced in peer data as
+change one, after `defrag` and the leader's automatic defragmentations (each announces the
+members it did in peer data; each of their units records its own) and after a verified backup (announced in peer data as
 `backup-verified`; every unit records the newest it hears of), the systemd unit that serves them, and the serving mode itself ([`serve`]: the
 charm binary as `etcd-charm serve-facts <addr> <file>`, one request at a time on std's
 `TcpListener`).
@@ -11,6 +11,7 @@ charm binary as `etcd-charm serve-facts <addr> <file>`, one request at a time on
 use super::host::HostError;
 use super::Machine;
 use crate::core::facts::{self, Facts};
+use crate::core::maintenance::announcement;
 use crate::core::observed;
 use crate::core::render;
 use crate::juju::context::{JujuContext, PEER_ENDPOINT};
@@ -31,9 +32,13 @@ pub fn record_defrag(m: &dyn Machine, unix: i64) -> Result<(), HostError> {
         .map(drop)
 }
 
-/// Peer data key a unit whose `defrag` action defragmented members announces them in:
-/// `<Unix seconds> <member>,<member>…`; each of those members' units records it for itself.
-pub const DEFRAG_KEY: &str = "defragmented";
+pub use crate::core::maintenance::DEFRAG_KEY;
+
+/// Records this unit's member defragmented at `unix` and brings the facts file up to date.
+pub fn record_own_defrag(m: &dyn Machine, unix: i64) -> Result<(), HostError> {
+    record_defrag(m, unix)?;
+    refresh(m, false)
+}
 
 /// After `defrag` defragmented `done` (member names, comma-separated) at `unix`: records this
 /// unit's member (`own`) if it is one, and announces them all in this unit's peer data.
@@ -45,8 +50,7 @@ pub fn after_defrag(
     unix: i64,
 ) -> Result<(), String> {
     if done.split(',').any(|n| n == own) {
-        record_defrag(m, unix).map_err(|e| e.to_string())?;
-        refresh(m, false).map_err(|e| e.to_string())?;
+        record_own_defrag(m, unix).map_err(|e| e.to_string())?;
     }
     let rel = juju
         .relation_ids(PEER_ENDPOINT)
@@ -54,14 +58,15 @@ pub fn after_defrag(
     let Some(rel) = rel.into_iter().next() else {
         return Ok(());
     };
-    let announce = Settings::from([(DEFRAG_KEY.to_string(), format!("{unix} {done}"))]);
+    let announce = Settings::from([(DEFRAG_KEY.to_string(), announcement(unix, done))]);
     juju.relation_set(&rel, &announce)
         .map_err(|e| e.to_string())
 }
 
 /// In a peer relation hook: what the remote unit announces, recorded where it is newer than
 /// what is recorded: its [`DEFRAG_KEY`] when it names this unit's member, and its verified
-/// backup. Returns whether anything was recorded (the facts file is then refreshed).
+/// backup. Returns whether anything was recorded (the facts file is then refreshed). The remote
+/// unit's data is the one observe read in this hook: the hook tools ask it once per hook.
 pub fn take_announced(m: &dyn Machine, juju: &dyn Juju, ctx: &JujuContext) -> Result<bool, String> {
     let (Some(rel), Some(remote)) = (&ctx.relation_id, &ctx.remote_unit) else {
         return Ok(false);

@@ -69,6 +69,9 @@ pub trait Machine: Clock {
     fn move_data_aside(&self) -> Result<(), HostError>;
     /// Makes the empty data dir a link to the `data` store's volume (etcd's, 0700).
     fn use_volume(&self) -> Result<(), HostError>;
+    /// Gives the data dir's tree (and the volume's root) to the local etcd user where another
+    /// uid or gid owns an entry; nothing is moved or deleted. Returns how many entries changed.
+    fn own_data_dir(&self) -> Result<usize, HostError>;
     /// Where a symbolic link points; `None` when `path` is no link.
     fn read_link(&self, path: &str) -> Option<String>;
     /// Installs etcd (see [`install::install`]) and returns its version.

@@ -26,6 +26,7 @@ use crate::etcd::{retry_not_yet_on, Etcd, EtcdError, Member, MemberStatus};
 use crate::juju::context::member_name;
 use crate::juju::{Juju, JujuError, Level, SecretOwner, Settings};
 use crate::machine::host::HostError;
+use crate::machine::metrics;
 use crate::machine::tls::{self, TlsError};
 use crate::machine::{state, InstallError, Machine};
 use crate::paths;
@@ -135,6 +136,7 @@ pub fn apply(
             Effect::RecordMemberId(id) => run.record_member_id(*id)?,
             Effect::Wipe => run.wipe()?,
             Effect::UseVolume => run.use_volume()?,
+            Effect::OwnDataDir => run.own_data_dir()?,
             Effect::PeerSet(rel, s) | Effect::RelationSet(rel, s) => juju.relation_set(rel, s)?,
             Effect::LeaderSet(s) => juju.leader_set(s)?,
             Effect::Admit { unit, peer_url } => out.progressed = run.admit(unit, peer_url)?,
@@ -851,6 +853,20 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// Gives the data dir to this machine's etcd user where another owns it (logged when so).
+    fn own_data_dir(&self) -> Result<(), HostError> {
+        let changed = self.machine.own_data_dir()?;
+        if changed > 0 {
+            let msg = format!(
+                "gave {changed} entries of the data dir {} to this machine's etcd user (written \
+                 under another uid or gid)",
+                paths::DATA_DIR
+            );
+            self.juju.log(Level::Info, &msg);
+        }
+        Ok(())
+    }
+
     /// Moves Raft leadership away if asked, removes this member, and leaves a clear error when
     /// etcd refuses because of quorum.
     fn leave(&self, id: u64, to: Option<u64>) -> Result<(), ApplyError> {
@@ -951,6 +967,9 @@ impl Run<'_> {
                 .map(|()| "disarmed".to_string())
                 .map_err(|e| e.to_string()),
         };
+        if let (Ok(_), Chore::Defrag { id, .. }) = (&done, chore) {
+            self.record_own_defrag(*id);
+        }
         match &done {
             Ok(result) => juju.log(Level::Info, &format!("{what}: {result}")),
             Err(why) => juju.log(
@@ -959,6 +978,20 @@ impl Run<'_> {
             ),
         }
         Ok(done.is_ok())
+    }
+
+    /// After member `id` was defragmented: recorded for the facts exporter when it is this
+    /// unit's (as after the `defrag` action); a failure is logged only.
+    fn record_own_defrag(&self, id: u64) {
+        let own = self.o.local.status.as_ref().map(|s| s.member_id);
+        if own != Some(id) {
+            return;
+        }
+        let unix = i64::try_from(self.o.now).unwrap_or(i64::MAX);
+        if let Err(e) = metrics::record_own_defrag(self.machine, unix) {
+            let msg = format!("cannot record the defragmentation for the facts exporter: {e}");
+            self.juju.log(Level::Warning, &msg);
+        }
     }
 
     /// Defragments member `id` through the defrag action's step; what it freed, or why not.

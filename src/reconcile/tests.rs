@@ -190,6 +190,24 @@ fn the_data_volume_is_observed_and_storage_detaching_departs() {
 }
 
 #[test]
+fn a_rejoined_volume_is_given_to_this_machines_etcd_user_before_its_id_is_recorded() {
+    let (j, etcd, m) = (juju("etcd/3"), FakeEtcd::healthy(3), FakeMachine::new());
+    m.use_volume().unwrap();
+    m.put(paths::VOLUME_OWNER, "2 etcd/1\n");
+    let o = observed(&j, &etcd, &m);
+    let rejoin = only(vec![Effect::OwnDataDir, Effect::RecordMemberId(2)]);
+    apply(&rejoin, &o, &j, &etcd, &m).unwrap();
+    let calls = m.calls();
+    let given = calls.iter().any(|c| c == "give the data dir to etcd");
+    assert!(given, "{calls:?}");
+    assert_eq!(state::recorded_member_id(&m), Some(2));
+    assert!(
+        !calls.iter().any(|c| c.contains("aside")),
+        "nothing set aside"
+    );
+}
+
+#[test]
 fn the_restart_grant_waits_for_a_quorum_of_the_others() {
     let j = juju("etcd/0");
     let m = member_machine();
@@ -676,6 +694,55 @@ fn update_status_defragments_a_fragmented_follower_once_and_records_it() {
     // Still fragmented (the fake frees nothing), but not due again within the interval.
     reconcile(&j.ctx(), &hook(), &j, &etcd, &m).unwrap();
     assert_eq!(etcd.calls().len(), 1);
+}
+
+#[test]
+fn an_automatic_defragmentation_is_recorded_for_the_facts_and_announced() {
+    use crate::core::maintenance::DEFRAG_KEY;
+    use crate::etcd::MemberStatus;
+    use crate::fakes::{client_url, status_of};
+    let last_defrag = format!("{}/last-defrag", paths::STATE_DIR);
+    let (j, etcd, m) = settled_leader();
+    // The leader's own member etcd0 fragmented: recorded on its machine and in the facts file.
+    let fragmented = MemberStatus {
+        db_size: 300 << 20,
+        db_size_in_use: 100 << 20,
+        ..status_of(1, 1)
+    };
+    for url in [client_url(0), "http://127.0.0.1:2379".into()] {
+        etcd.status.borrow_mut().insert(url, Ok(fragmented.clone()));
+    }
+    reconcile(&j.ctx(), &hook(), &j, &etcd, &m).unwrap();
+    assert_eq!(etcd.calls(), [format!("defragment {}", client_url(0))]);
+    let record = j.leader_data.borrow()[keys::DEFRAGMENTED].clone();
+    let at = record.strip_prefix("etcd0=").unwrap().to_string();
+    assert_eq!(m.read(&last_defrag), Some(format!("{at}\n")));
+    let facts = m.read(paths::FACTS_FILE).unwrap();
+    assert!(facts.contains(&format!("etcd_charm_last_defrag_timestamp_seconds {at}\n")));
+    assert_eq!(j.own_data.borrow()[DEFRAG_KEY], format!("{at} etcd0"));
+    // A follower's member: not recorded here, announced for its unit, which records it.
+    let (j, etcd, m) = settled_leader();
+    let follower = MemberStatus {
+        member_id: 3,
+        ..fragmented
+    };
+    etcd.status.borrow_mut().insert(client_url(2), Ok(follower));
+    reconcile(&j.ctx(), &hook(), &j, &etcd, &m).unwrap();
+    assert_eq!(m.read(&last_defrag), None);
+    let announced = j.own_data.borrow().clone();
+    let mut j2 = juju("etcd/2");
+    j2.peers.insert("etcd/0".into(), announced);
+    let ctx = JujuContext {
+        relation: Some(crate::juju::context::PEER_ENDPOINT.into()),
+        relation_id: Some("cluster:1".into()),
+        remote_unit: Some("etcd/0".into()),
+        ..j2.ctx()
+    };
+    let m2 = FakeMachine::new();
+    assert!(crate::machine::metrics::take_announced(&m2, &j2, &ctx).unwrap());
+    let record = j.leader_data.borrow()[keys::DEFRAGMENTED].clone();
+    let at = record.strip_prefix("etcd2=").unwrap().to_string();
+    assert_eq!(m2.read(&last_defrag), Some(format!("{at}\n")));
 }
 
 #[test]
