@@ -41,9 +41,18 @@ fn wait_with_cpu_counts_the_waited_for_descendants() {
         let (m, s) = t.trim_end_matches('s').split_once('m').unwrap();
         m.parse::<f64>().unwrap() * 60.0 + s.parse::<f64>().unwrap()
     };
-    let own: f64 = text.lines().next().unwrap().split_whitespace().map(secs).sum();
+    let own: f64 = text
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .map(secs)
+        .sum();
     assert!(own > 0.0, "the grandchild did no measurable work: {text:?}");
-    assert!(cpu.as_secs_f64() >= own, "tree {cpu:?} < grandchild {own} s");
+    assert!(
+        cpu.as_secs_f64() >= own,
+        "tree {cpu:?} < grandchild {own} s"
+    );
 }
 
 #[test]
