@@ -2,6 +2,11 @@
 # The charm's figures (not asserted anywhere), as one markdown table on stdout and JSON in
 # build/bench-charm.json. Run as root: bench/charm.sh [--tls]   (RUNS=15 rounds per figure)
 #
+# BENCH_ONLY=<part>[,<part>…] runs only those parts (default: all): `hooks` (hook cost, the
+# scheduled update-status and its phases), `convergence` (the scale steps and growth), `load`
+# (overhead on etcd), `availability`; the footprint is always measured. The 3-unit cluster is
+# deployed for every part, the ops peer for `hooks` and `load`.
+#
 # - hook cost: update-status (on the Juju leader and on a follower) and config-changed (on a
 #   follower) of a healthy 3-unit cluster, this charm vs `hookbench`, a bare program making the
 #   same hook-tool calls and etcd requests (bench/hookbench), and the charm's binary without
@@ -10,7 +15,9 @@
 # - update-status as the sandbox's controller times the unit's scheduled hooks (this includes
 #   entering the machine);
 # - convergence: deploy -n 3 -> all active, add-unit 3 -> 5, remove-unit 5 -> 3: wall time, hooks
-#   run, restarts of the members that were there before (etcd's start time, from systemd);
+#   run, the charm's CPU time (the sum over the event's etcd hooks, as the sandbox's controller
+#   logs each hook's: its whole process tree in the machine, hook tools included) and CPU per
+#   hook, restarts of the members that were there before (etcd's start time, from systemd);
 # - footprint: stripped size, highest GLIBC symbol version, start-up doing nothing (an unknown
 #   invocation, on this host) against /bin/true;
 # - where the time of one update-status goes (ETCD_CHARM_TRACE=1, the charm's own timings);
@@ -26,17 +33,25 @@
 # - availability: the longest time without a successful put of a paced client (50 puts a
 #   second) while two units join, then when the Raft leader's machine is killed, against the
 #   election timeout;
-# - growth: deploy -n 7 in a new model against the deploy -n 3 above (time, hooks).
+# - growth: deploy -n 7 in a new model against the deploy -n 3 above (time, hooks, charm CPU
+#   per hook).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-15}
+only=${BENCH_ONLY:-hooks,convergence,load,availability}
+for p in ${only//,/ }; do
+  case $p in hooks | convergence | load | availability) ;;
+  *) echo "BENCH_ONLY: unknown part '$p'; give some of hooks,convergence,load,availability" >&2; exit 2 ;;
+  esac
+done
+part() { [[ ",$only," == *",$1,"* ]]; }
 tls=false; [ "${1:-}" = --tls ] && tls=true
 scripts/build-charm >/dev/null
 venv="${ETCD_CHARM_TOOLS:-/var/cache/etcd-charm-tools}/venv"
 PATH="$venv/bin:$PATH" cargo zigbuild --quiet --release --target x86_64-unknown-linux-gnu.2.31 -p hookbench
 hookbench=${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/release/hookbench
 cargo build --quiet --release -p sandbox
-bin=$PWD/target/release/sandbox
+bin=$(realpath "${CARGO_TARGET_DIR:-target}")/release/sandbox
 # The ops peer: ops and its dependencies for the image's Python (Debian 12: 3.11), cached.
 ops_version=${OPS_VERSION:-3.9.0}
 ops_cache="${ETCD_CHARM_TOOLS:-/var/cache/etcd-charm-tools}/ops-$ops_version"
@@ -53,11 +68,10 @@ trap '"$bin" destroy >/dev/null 2>&1 || true' EXIT
 out=$(mktemp -d); trap '"$bin" destroy >/dev/null 2>&1 || true; rm -rf "$out"' EXIT
 log=$SANDBOX_HOME/logs/model.log
 now() { date +%s%N; }
-# `event <name> <start ns> <log line before>`: one JSON line for a convergence step.
+# `event <name> <start ns> <log line before> [restarts]`: one JSON line for a convergence step:
+# wall time, the etcd hooks run since that line and their CPU time (bench/hooklog.py).
 event() {
-  local hooks
-  hooks=$(tail -n +"$(( $3 + 1 ))" "$log" | grep -cE '^unit-etcd-[0-9]+: .* ran .* in [0-9.]+ ms' || true)
-  echo "{\"event\": \"$1\", \"wall_s\": $(( ($(now) - $2) / 1000000 ))e-3, \"hooks\": $hooks, \"restarts\": ${4:-null}}" >> "$out/events.json"
+  python3 bench/hooklog.py "$log" "$3" "$1" "$(( ($(now) - $2) / 1000000 ))e-3" "${4:-}" >> "$out/events.json"
 }
 lines() { wc -l < "$log"; }
 # etcd's start time on each of the given units (changes when it restarts).
@@ -68,6 +82,7 @@ restarts() { diff <(echo "$1") <(echo "$2") | grep -c '^>' || true; }
 mark=0; t=$(now)
 "$bin" deploy build/etcd.charm -n 3 --config tls=$tls --resource etcd=build/etcd.tar.gz >/dev/null
 "$bin" wait-for --timeout 10m >/dev/null 2>&1
+if part convergence; then
 event "deploy -n 3 -> active" "$t" "$mark"
 before=$(starts etcd/0 etcd/1 etcd/2); mark=$(lines); t=$(now)
 "$bin" add-unit etcd -n 2 >/dev/null
@@ -77,22 +92,32 @@ before=$(starts etcd/0 etcd/1 etcd/2); mark=$(lines); t=$(now)
 "$bin" remove-unit etcd/3 etcd/4 >/dev/null
 "$bin" wait-for --timeout 10m --units 3 >/dev/null 2>&1
 event "remove-unit 5 -> 3 -> active" "$t" "$mark" "$(restarts "$before" "$(starts etcd/0 etcd/1 etcd/2)")"
+fi
 
-# update-status as the controller times the scheduled hooks (before the
+# update-status as the controller times the scheduled hooks, wall and CPU (before the
 # ops peer is there: its hooks would run on the same cores).
+if part hooks; then
 mark=$(lines)
 "$bin" model-config update-status-hook-interval=2s
 sleep 30
 "$bin" model-config update-status-hook-interval=5m
-tail -n +"$(( mark + 1 ))" "$log" | grep -E '^unit-etcd-[0-9]+: ' | grep -o 'ran update-status in [0-9.]* ms' | awk '{print $4}' > "$out/scheduled.txt"
+tail -n +"$(( mark + 1 ))" "$log" | grep -E '^unit-etcd-[0-9]+: ' |
+  sed -nE 's/.* ran update-status in ([0-9.]+) ms(, cpu ([0-9.]+) ms)? .*/\1 \3/p' > "$out/scheduled.txt"
+fi
 
-# The ops peer, once the convergence steps are done.
+# The ops peer (for the hook cost and the bare etcd), once the convergence steps are done.
+units=3
 cp -r tests/charms/ops-peer "$out/ops-peer"; cp -r "$ops_cache/venv" "$out/ops-peer/venv"
-"$bin" deploy "$out/ops-peer" -n 3 >/dev/null
-"$bin" deploy "$out/ops-peer" load-client >/dev/null
-"$bin" wait-for --timeout 10m --units 7 >/dev/null 2>&1
+if part hooks || part load; then
+  "$bin" deploy "$out/ops-peer" -n 3 >/dev/null; units=$((units + 3))
+fi
+if part load || part availability; then
+  "$bin" deploy "$out/ops-peer" load-client >/dev/null; units=$((units + 1))
+fi
+"$bin" wait-for --timeout 10m --units "$units" >/dev/null 2>&1
 
 # Hook cost, side by side inside the machine.
+if part hooks; then
 # <app>: its Juju leader, then a follower.
 roles() {
   local leader
@@ -130,15 +155,26 @@ mark=$(lines)
 sleep 1
 tail -n +"$(( mark + 1 ))" "$log" | sed -n '/timings of hook update-status/,$p' | tail -n +2 |
   sed -nE 's/^unit-etcd-[0-9]+: [0-9:]+ DEBUG {3}/  /p' > "$out/phases.txt" || true
+fi
 
 # Overhead on etcd: a bounded put load from load-client/0 against the charm's cluster, then
 # against a bare etcd (default flags but the cluster's own: names, URLs, initial cluster) on the
 # ops peer's three machines, the same kind of machine; LOAD_ROUNDS rounds each, in turn.
-puts=${LOAD_PUTS:-20000}; conc=${LOAD_CLIENTS:-16}
-"$bin" ssh load-client/0 -- 'cat > /usr/local/bin/hookbench && chmod +x /usr/local/bin/hookbench' < "$hookbench"
+load() { # <label> <endpoints> <puts> <clients> [rate]
+  local label=$1; shift
+  "$bin" exec --unit load-client/0 -- "hookbench load $*" |
+    python3 -c 'import json,sys
+for l in sys.stdin:
+    r = json.loads(l); r["label"] = sys.argv[1]; print(json.dumps(r))' "$label"
+}
 addr() { "$bin" ssh "$1" -- ip -4 -o addr show scope global | awk '{print $4}' | cut -d/ -f1 | head -1; }
-charm_eps=$(for u in etcd/0 etcd/1 etcd/2; do printf 'http://%s:2379,' "$(addr "$u")"; done)
-charm_eps=${charm_eps%,}
+if part load || part availability; then
+  "$bin" ssh load-client/0 -- 'cat > /usr/local/bin/hookbench && chmod +x /usr/local/bin/hookbench' < "$hookbench"
+  charm_eps=$(for u in etcd/0 etcd/1 etcd/2; do printf 'http://%s:2379,' "$(addr "$u")"; done)
+  charm_eps=${charm_eps%,}
+fi
+if part load; then
+puts=${LOAD_PUTS:-20000}; conc=${LOAD_CLIENTS:-16}
 cluster=""; bare_eps=""
 for i in 0 1 2; do
   a=$(addr "ops-peer/$i"); cluster+="bare$i=http://$a:2380,"; bare_eps+="http://$a:2379,"
@@ -152,22 +188,17 @@ for i in 0 1 2; do
     --initial-advertise-peer-urls "http://$a:2380" --listen-client-urls "http://$a:2379" \
     --advertise-client-urls "http://$a:2379" --initial-cluster "$cluster" >/dev/null
 done
-load() { # <label> <endpoints> <puts> <clients> [rate]
-  local label=$1; shift
-  "$bin" exec --unit load-client/0 -- "hookbench load $*" |
-    python3 -c 'import json,sys
-for l in sys.stdin:
-    r = json.loads(l); r["label"] = sys.argv[1]; print(json.dumps(r))' "$label"
-}
 sleep 5
 load warm-up "$bare_eps" 500 "$conc" >/dev/null
 for _ in $(seq "${LOAD_ROUNDS:-3}"); do
   load charm "$charm_eps" "$puts" "$conc" >> "$out/load.json"
   load bare "$bare_eps" "$puts" "$conc" >> "$out/load.json"
 done
+fi
 
 # Availability: the longest time without a successful put of a paced client (4 clients, 50
 # puts a second in all), while two units join, then when the Raft leader's machine dies.
+if part availability; then
 rate=50; window=${AVAIL_SECONDS:-40}
 load "scale-out" "$charm_eps" $((rate * window)) 4 "$rate" >> "$out/avail.json" & loader=$!
 sleep 3; "$bin" add-unit etcd -n 2 >/dev/null
@@ -184,18 +215,21 @@ load "leader machine killed" "$charm_eps" $((rate * 20)) 4 "$rate" >> "$out/avai
 sleep 5; [ -n "$raft_leader" ] && "$bin" kill-machine "$raft_leader"
 wait "$loader"
 echo "{\"election_timeout_ms\": ${election:-1000}}" > "$out/election.json"
+fi
 
 # Growth: deploy -n 7 in a new model, against the deploy -n 3 above.
+if part convergence; then
 "$bin" destroy >/dev/null 2>&1 || true; rm -rf "$SANDBOX_HOME"
 "$bin" bootstrap >/dev/null
 mark=0; t=$(now)
 "$bin" deploy build/etcd.charm -n 7 --config tls=$tls --resource etcd=build/etcd.tar.gz >/dev/null
 "$bin" wait-for --timeout 15m >/dev/null 2>&1
 event "deploy -n 7 -> active" "$t" "$mark"
+fi
 
 # Footprint, on this host.
 charm_bin=build/charm/bin/etcd-charm
 glibc=$(objdump -T "$charm_bin" | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1)
 env -i "$hookbench" measure "$runs" - nothing="$PWD/$charm_bin" floor=/bin/true > "$out/start.json"
 
-python3 bench/table.py "$out" "$(stat -c %s "$charm_bin")" "$glibc" "$tls" build/bench-charm.json
+python3 bench/table.py "$out" "$(stat -c %s "$charm_bin")" "$glibc" "$tls" build/bench-charm.json "$only"

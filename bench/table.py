@@ -1,6 +1,6 @@
 """Renders bench/charm.sh's measurements as one markdown table (stdout) and one JSON file.
 
-usage: table.py <dir> <binary bytes> <highest GLIBC> <tls> <json out>
+usage: table.py <dir> <binary bytes> <highest GLIBC> <tls> <json out> [<parts run>]
 """
 import json
 import os
@@ -10,6 +10,7 @@ import statistics
 import sys
 
 out, size, glibc, tls, json_out = sys.argv[1:6]
+parts = sys.argv[6] if len(sys.argv) > 6 else "hooks,convergence,load,availability"
 d = pathlib.Path(out)
 
 
@@ -20,7 +21,10 @@ def lines(name):
 
 hooks, events, start = lines("hooks.json"), lines("events.json"), lines("start.json")
 load, avail, election = lines("load.json"), lines("avail.json"), lines("election.json")
-scheduled = [float(x) for x in (d / "scheduled.txt").read_text().split()] if (d / "scheduled.txt").exists() else []
+# The scheduled update-status hooks: "<wall ms> [<cpu ms>]" a line.
+scheduled_lines = [x.split() for x in (d / "scheduled.txt").read_text().splitlines()] if (d / "scheduled.txt").exists() else []
+scheduled = [float(x[0]) for x in scheduled_lines if x]
+scheduled_cpu = [float(x[1]) for x in scheduled_lines if len(x) > 1]
 phases = (d / "phases.txt").read_text().rstrip() if (d / "phases.txt").exists() else ""
 
 rows = []
@@ -50,9 +54,15 @@ for role, hook in (("leader", "update-status"), ("follower", "update-status"), (
 if scheduled:
     rows.append((f"update-status as the controller times it (median of {len(scheduled)}, 3 units)",
                  f"{statistics.median(scheduled):g} ms", "", "", ""))
+if scheduled_cpu:
+    rows.append((f"update-status CPU as the controller measures it (median of {len(scheduled_cpu)}, 3 units)",
+                 f"{statistics.median(scheduled_cpu):g} ms", "", "", ""))
 for e in events:
     rows.append((f"{e['event']}: wall time", f"{e['wall_s']:.1f} s", "", "", ""))
     rows.append((f"{e['event']}: hooks run", str(e["hooks"]), "", "", ""))
+    if e.get("cpu_per_hook_ms") is not None:
+        rows.append((f"{e['event']}: charm CPU (sum over its hooks)", f"{e['cpu_ms'] / 1000:.2f} s", "", "", ""))
+        rows.append((f"{e['event']}: charm CPU per hook", f"{e['cpu_per_hook_ms']:g} ms", "", "", ""))
     if e.get("restarts") is not None:
         rows.append((f"{e['event']}: restarts of the members there before", str(e["restarts"]), "", "", ""))
 by_event = {e["event"]: e for e in events}
@@ -61,6 +71,9 @@ if three and seven:
     row("growth, deploy -n 7 vs -n 3: wall time", seven["wall_s"], three["wall_s"], "-n 3", "s")
     row("growth, deploy -n 7 vs -n 3: hooks run", seven["hooks"], three["hooks"], "-n 3", "hooks")
     row("growth, deploy -n 7 vs -n 3: hooks per unit", round(seven["hooks"] / 7, 1), round(three["hooks"] / 3, 1), "-n 3", "hooks")
+    if seven.get("cpu_per_hook_ms") and three.get("cpu_per_hook_ms"):
+        row("growth, deploy -n 7 vs -n 3: charm CPU", round(seven["cpu_ms"] / 1000, 2), round(three["cpu_ms"] / 1000, 2), "-n 3", "s")
+        row("growth, deploy -n 7 vs -n 3: charm CPU per hook", seven["cpu_per_hook_ms"], three["cpu_per_hook_ms"], "-n 3", "ms")
 runs = {label: [r for r in load if r["label"] == label] for label in ("charm", "bare")}
 if runs["charm"] and runs["bare"]:
     def med(label, key):
@@ -83,7 +96,7 @@ if {"nothing", "floor"} <= got.keys():
 
 load = (d / "load.txt").read_text().split("\n") if (d / "load.txt").exists() else []
 load = " then ".join(x for x in load if x.strip())
-print(f"tls={tls}; {platform.system()} {platform.release()}, {len(os.sched_getaffinity(0))} cores; "
+print(f"tls={tls}; parts: {parts}; {platform.system()} {platform.release()}, {len(os.sched_getaffinity(0))} cores; "
       f"load average (1, 5, 15 min) before and after the hook runs: {load or 'not read'}")
 print()
 print("| figure | this charm | peer | peer is | ratio |")
@@ -99,7 +112,8 @@ if phases:
     print("```")
 pathlib.Path(json_out).parent.mkdir(parents=True, exist_ok=True)
 pathlib.Path(json_out).write_text(json.dumps({
-    "tls": tls == "true", "hooks": hooks, "scheduled_update_status_ms": scheduled,
+    "tls": tls == "true", "parts": parts.split(","), "hooks": hooks,
+    "scheduled_update_status_ms": scheduled, "scheduled_update_status_cpu_ms": scheduled_cpu,
     "events": events, "binary_bytes": int(size), "glibc": glibc, "start": start,
     "load": load, "availability": avail, "election": election,
     "phases": phases.splitlines(),

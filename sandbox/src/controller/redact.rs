@@ -141,7 +141,7 @@ mod tests {
     #[test]
     fn ordinary_text_is_kept() {
         for text in [
-            "unit-etcd-0: 14:33:25 DEBUG ran install in 12.0 ms (exit 0)",
+            "unit-etcd-0: 14:33:25 DEBUG ran install in 12.0 ms, cpu 4.1 ms (exit 0)",
             "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----",
             "peer-url=https://10.0.0.1:2380 key:value keys",
             "the key is missing",

@@ -104,6 +104,7 @@ fn worker(sh: &Arc<Shared>, unit: &str) {
                 status: 0,
                 stdout: vec![],
                 stderr: vec![],
+                cpu: Duration::ZERO,
             })
         } else {
             let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
@@ -359,13 +360,14 @@ fn finish(sh: &Arc<Shared>, unit: &str, job: Job, ran: Ran) {
                         .as_ref()
                         .is_some_and(|h| h.nspawn_pid == job.machine.nspawn_pid)
             });
-    let (code, stdout, stderr) = match ran.out {
+    let (code, stdout, stderr, cpu) = match ran.out {
         Ok(o) => (
             o.status,
             String::from_utf8_lossy(&o.stdout).into_owned(),
             String::from_utf8_lossy(&o.stderr).into_owned(),
+            Some(o.cpu),
         ),
-        Err(e) => (-1, String::new(), format!("{e:#}")),
+        Err(e) => (-1, String::new(), format!("{e:#}"), None),
     };
     let ms = job.started.elapsed().as_secs_f64() * 1000.0;
     let pending = ctx.as_ref().map(|c| &c.secrets);
@@ -373,10 +375,15 @@ fn finish(sh: &Arc<Shared>, unit: &str, job: Job, ran: Ran) {
         crate::secrets::scrub(&st.model.secrets, pending, &stdout),
         crate::secrets::scrub(&st.model.secrets, pending, &stderr),
     );
+    // The hook's CPU time, its whole process tree's in the machine ([`Machine::exec`]); unknown
+    // when it could not be run or waited for.
+    let cpu = cpu
+        .map(|c| format!(", cpu {:.1} ms", c.as_secs_f64() * 1000.0))
+        .unwrap_or_default();
     sh.log_line(
         &tag,
         "DEBUG",
-        &format!("ran {} in {ms:.1} ms (exit {code})", job.hook),
+        &format!("ran {} in {ms:.1} ms{cpu} (exit {code})", job.hook),
     );
     if !log_out.trim().is_empty() {
         sh.log_line(

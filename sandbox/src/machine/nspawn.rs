@@ -71,6 +71,9 @@ pub struct ExecOutput {
     pub stdout: Vec<u8>,
     /// Everything written to stderr.
     pub stderr: Vec<u8>,
+    /// CPU time (user + system) of the command's whole process tree in the machine, and of the
+    /// `nsenter` that entered it (see [`Machine::exec`]).
+    pub cpu: Duration,
 }
 
 /// Where a command's stdin comes from.
@@ -319,6 +322,15 @@ impl Machine {
     /// A non-zero exit is not an error: it is in [`ExecOutput::status`] (127 when the program is
     /// not found, 128 + n when killed by signal n). A `timeout` kills the command and everything
     /// in its process group and returns an error saying it timed out.
+    ///
+    /// [`ExecOutput::cpu`] comes from wait4(2) on the `nsenter` we spawn: nsenter forks the
+    /// command into the machine's PID namespace and waits for it, so its children's rusage is the
+    /// command and every descendant reaped inside that tree (a hook's tools, `systemctl`, … —
+    /// the charm waits for each process it starts). Not counted: what the machine's systemd runs
+    /// for it (etcd itself), and an orphan, which the machine's PID 1 reaps. A cgroup per command
+    /// would count orphans too, but the command runs in the controller's cgroup (nsenter does not
+    /// move it) and a cgroup of its own would need cgroup v2 and a tree outside the machine's;
+    /// wait4 needs neither and its user + system sum is the scheduler's exact run time.
     pub fn exec(
         &self,
         argv: &[&str],
@@ -587,7 +599,7 @@ impl Machine {
         let (err_buf, err_done) = collect(child.stderr.take());
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
-            let _ = tx.send(child.wait());
+            let _ = tx.send(sys::wait_with_cpu(child));
         });
         let (status, timed_out) = match timeout {
             None => (rx.recv().context("lost the command's status")?, false),
@@ -599,7 +611,7 @@ impl Machine {
                 }
             },
         };
-        let status = status?;
+        let (status, cpu) = status?;
         // Output is complete when both pipes close; a daemon that kept them open only delays us a bit.
         let grace = Instant::now() + Duration::from_secs(2);
         for done in [&out_done, &err_done] {
@@ -625,6 +637,7 @@ impl Machine {
             status: code,
             stdout,
             stderr,
+            cpu,
         })
     }
 }

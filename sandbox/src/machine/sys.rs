@@ -92,6 +92,40 @@ pub fn join_cgroups(cmd: &mut Command, procs_files: Vec<std::ffi::CString>) {
     }
 }
 
+/// Waits for `child` to exit (wait4(2), retried on EINTR) and returns its status with the CPU
+/// time (user + system) of it and of every descendant it and they waited for: the kernel adds a
+/// reaped child's times, its own reaped children's included, to its parent's at the wait.
+pub fn wait_with_cpu(
+    child: std::process::Child,
+) -> io::Result<(std::process::ExitStatus, std::time::Duration)> {
+    use std::os::unix::process::ExitStatusExt;
+    let pid = child.id() as libc::pid_t;
+    let mut status: libc::c_int = 0;
+    // SAFETY: an all-zero `rusage` is a valid value of that plain C struct.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: wait4(2) writes only into the two locals passed by pointer; `pid` is our own
+        // child, not yet waited for (`child` is consumed, so std cannot wait for it too).
+        let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+        if rc == pid {
+            break;
+        }
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EINTR) {
+            return Err(err);
+        }
+    }
+    let tv = |t: libc::timeval| {
+        std::time::Duration::from_secs(t.tv_sec.max(0) as u64)
+            + std::time::Duration::from_micros(t.tv_usec.max(0) as u64)
+    };
+    drop(child);
+    Ok((
+        std::process::ExitStatus::from_raw(status),
+        tv(ru.ru_utime) + tv(ru.ru_stime),
+    ))
+}
+
 /// Restores the default SIGPIPE action, so a command-line process whose output pipe closes
 /// (`sandbox status | head`) ends quietly as Unix tools do instead of panicking.
 pub fn default_sigpipe() {

@@ -22,6 +22,40 @@ fn recipe_key_is_short_stable_hex() {
 }
 
 #[test]
+fn wait_with_cpu_counts_the_waited_for_descendants() {
+    // A grandchild doing a fixed amount of work prints its own CPU time (`times`, user and
+    // system); the tree's, as wait4 gives it, holds it.
+    let script = r#"sh -c 'i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; times'; exit 3"#;
+    let mut child = Command::new("sh")
+        .args(["-c", script])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let (status, cpu) = sys::wait_with_cpu(child).unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut out, &mut text).unwrap();
+    assert_eq!(status.code(), Some(3));
+    // `0m0.123000s 0m0.004000s`: minutes and seconds, user then system.
+    let secs = |t: &str| {
+        let (m, s) = t.trim_end_matches('s').split_once('m').unwrap();
+        m.parse::<f64>().unwrap() * 60.0 + s.parse::<f64>().unwrap()
+    };
+    let own: f64 = text
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .map(secs)
+        .sum();
+    assert!(own > 0.0, "the grandchild did no measurable work: {text:?}");
+    assert!(
+        cpu.as_secs_f64() >= own,
+        "tree {cpu:?} < grandchild {own} s"
+    );
+}
+
+#[test]
 fn extra_packages_are_package_names_only() {
     let got = rootfs::extra_packages(Some(" python3, libc6-dev ,,x,g++,-o,a b,A,a;b"));
     assert_eq!(got, ["python3", "libc6-dev", "g++"]);
