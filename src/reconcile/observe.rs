@@ -13,6 +13,7 @@ all at once and each bounded (the status names who does not answer); their answe
 alarm list, a Raft round, is asked only when none answers).
 */
 
+use crate::core::ca_rotation;
 use crate::core::config::CharmConfig;
 use crate::core::cos::ENDPOINT as COS_AGENT;
 use crate::core::observed::{
@@ -80,6 +81,10 @@ fn peer(juju: &dyn Juju, rel: &str, unit: &str) -> Peer {
             .get(peer_keys::TLS_FILES)
             .filter(|v| !v.is_empty())
             .cloned(),
+        ca_loaded: data
+            .get(peer_keys::CA_LOADED)
+            .filter(|v| !v.is_empty())
+            .cloned(),
     }
 }
 
@@ -134,12 +139,16 @@ fn tls_secrets(
         let in_data = leader_data.get(keys::TLS_CA_KEY).map(|k| CaKeys {
             ca_key: k.to_string(),
             peer_ca_key: leader_data.get(keys::TLS_PEER_CA_KEY).map(str::to_string),
+            password_key: leader_data
+                .get(ca_rotation::keys::PASSWORD_KEY)
+                .map(str::to_string),
         });
         s.ca_keys = match secret(keys::TLS_CA_SECRET) {
             Some(id) => match read_secret(juju, id, "CA key") {
                 Ok(Some(c)) => c.get(secret_keys::CA_KEY).map(|k| CaKeys {
                     ca_key: k.clone(),
                     peer_ca_key: c.get(secret_keys::PEER_CA_KEY).cloned(),
+                    password_key: c.get(secret_keys::PASSWORD_KEY).cloned(),
                 }),
                 Ok(None) => {
                     s.ca_lost = true;
