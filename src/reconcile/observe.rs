@@ -203,7 +203,7 @@ fn requested_prefix(juju: &dyn Juju, id: &str, app: &str) -> Option<String> {
 }
 
 /// The keys of the `db` consumers' own certificates this unit does not publish yet (or
-/// publishes from another secret), read from their secrets (Juju 3); an unreadable one is
+/// publishes from another secret, or with other CAs than those trusted now), read from their secrets (Juju 3); an unreadable one is
 /// logged and left out.
 fn consumer_keys(
     juju: &dyn Juju,
@@ -212,6 +212,7 @@ fn consumer_keys(
     available: bool,
 ) -> std::collections::BTreeMap<String, Redacted> {
     let mut read = std::collections::BTreeMap::new();
+    let trusted_ca = ca_rotation::trusted(&leader_data.raw).map(|(client, _)| client);
     for rel in clients.iter().filter(|r| r.endpoint == "db") {
         let Some(app) = rel.app.as_deref().filter(|a| !read.contains_key(*a)) else {
             continue;
@@ -226,7 +227,9 @@ fn consumer_keys(
         let published = |k: &str| rel.published.get(k).map(String::as_str);
         let current = published("client_cert") == Some(cert)
             && published(crate::core::relations::CLIENT_KEY_SECRET) == Some(id)
-            && published("client_key").is_some_and(|k| !k.is_empty());
+            && published("client_key").is_some_and(|k| !k.is_empty())
+            // The CAs it trusts change in a CA rotation, the certificate alone not always.
+            && published("client_ca") == trusted_ca.as_deref();
         if current {
             continue;
         }
