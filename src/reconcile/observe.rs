@@ -203,8 +203,8 @@ fn requested_prefix(juju: &dyn Juju, id: &str, app: &str) -> Option<String> {
 }
 
 /// The keys of the `db` consumers' own certificates this unit does not publish yet (or
-/// publishes from another secret, or with other CAs than those trusted now), read from their secrets (Juju 3); an unreadable one is
-/// logged and left out.
+/// publishes from another secret, or with other CAs than those trusted now), read from their
+/// secrets (Juju 3); an unreadable one is logged and left out.
 fn consumer_keys(
     juju: &dyn Juju,
     leader_data: &LeaderData,
