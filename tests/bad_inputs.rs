@@ -166,6 +166,7 @@ const CONFIG_AND_ACTIONS: &[Case] = &[
     case("snapshot target in the data dir", Action(Who::Follower, "snapshot", &["target=/var/lib/etcd/data/member"]), Refused("is inside etcd")),
     case("snapshot target not creatable", Action(Who::Follower, "snapshot", &["target=/proc/snapshots"]), Refused("cannot create /proc/snapshots")),
     case("restore on a follower", Action(Who::Follower, "restore", &["path=/tmp/x.db"]), Refused("runs on the leader unit only")),
+    case("rotate-ca on a follower", Action(Who::Follower, "rotate-ca", &[]), Refused("runs on the leader unit only")),
     case("restore path relative", Action(Who::Leader, "restore", &["path=x.db"]), Refused("path \"x.db\" must be absolute")),
     case("restore path with ..", Action(Who::Leader, "restore", &["path=/var/lib/etcd-charm/../../../etc/passwd"]), Refused("is not an etcd v3 snapshot")),
     case("restore a system file", Action(Who::Leader, "restore", &["path=/etc/passwd"]), Refused("is not an etcd v3 snapshot")),

@@ -12,6 +12,7 @@ The actions: one module each, run through [`run`].
 | `alarm-list`, `alarm-disarm` | any unit | active alarms; disarms them once the cause is fixed |
 | `rebuild-cluster` | leader | after losing the majority: the surviving member alone, the others rejoin |
 | `create-backup`, `list-backups` | any unit | a snapshot to the object store of `s3-credentials`; the backups there |
+| `rotate-ca` | leader | new client and peer CAs: trust both, reissue every certificate, drop the old (the hooks drive it) |
 
 Every action checks its params again ([`params`]), reports dotted lowercase result keys and a
 readable `output`, logs progress with `action-log` on long steps, and fails (`action-fail`)
@@ -33,6 +34,7 @@ mod member_list;
 pub mod params;
 mod rebuild_cluster;
 mod restore;
+mod rotate_ca;
 mod snapshot;
 
 pub use health::{health_report, MemberHealth};
@@ -171,6 +173,7 @@ const BODIES: &[(&str, Body)] = &[
     ("rebuild-cluster", rebuild_cluster::run),
     ("create-backup", backup::create),
     ("list-backups", backup::list_action),
+    ("rotate-ca", rotate_ca::run),
 ];
 
 /// Runs the named action: params checked, results set, failure reported. Unknown names and

@@ -130,6 +130,10 @@ pub const SPECS: &[ActionSpec] = &[
         name: "list-backups",
         params: &[],
     },
+    ActionSpec {
+        name: "rotate-ca",
+        params: &[],
+    },
 ];
 
 /// The spec of an action, by name.

@@ -26,6 +26,12 @@ pub enum Effect {
     CreateCa,
     /// Leader (Juju 3): move the keys an older charm left in leader data into secrets.
     MoveKeysToSecrets,
+    /// Leader, CA rotation phase 1 → 2: the new CAs sign, the old ones stay trusted
+    /// ([`crate::core::ca_rotation`]); their keys and secrets swap too.
+    CaRotationSwap,
+    /// Leader, CA rotation done: the old CAs' keys and secret are removed, the rotation's
+    /// leader data cleared.
+    CaRotationFinish,
     /// Make this unit's member and client keys for these names (they stay on the machine) and
     /// publish certificate requests for them in its peer data.
     TlsRequest {

@@ -21,6 +21,7 @@ Guarantees:
   applied, enough other voting members are healthy to keep a quorum while it restarts.
 */
 
+use crate::core::ca_rotation;
 use crate::core::effect::{Effect, Plan};
 use crate::core::observed::{keys, peer_keys, Issued, Joining, Leadership, Observed, TlsRequest};
 use crate::core::relations::changed;
@@ -553,7 +554,9 @@ fn consumer_certificates(o: &Observed) -> Vec<Effect> {
         .iter()
         .filter(|app| {
             let key = keys::consumer_key(keys::CONSUMER_CERT_PREFIX, app);
-            ld.get(&key).is_none() || rotation::leader_cert_due(o, &key)
+            ld.get(&key).is_none()
+                || rotation::leader_cert_due(o, &key)
+                || ca_rotation::reissue_due(o, &ca_rotation::consumer_ca_key(app))
         })
         .map(|app| Effect::IssueConsumer {
             app: app.to_string(),
@@ -565,7 +568,8 @@ fn consumer_certificates(o: &Observed) -> Vec<Effect> {
         .map(|app| Effect::RetireConsumer {
             app: app.to_string(),
         });
-    let shared = rotation::leader_cert_due(o, keys::TLS_CLIENT_CERT);
+    let shared = rotation::leader_cert_due(o, keys::TLS_CLIENT_CERT)
+        || ca_rotation::reissue_due(o, ca_rotation::keys::SHARED_CA);
     let shared = shared.then_some(Effect::RenewSharedClient);
     issue.chain(retire).chain(shared).collect()
 }

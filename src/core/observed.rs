@@ -117,6 +117,8 @@ pub mod secret_keys {
     pub const CLIENT_KEY: &str = "client-key";
     /// A consumer's etcd password.
     pub const PASSWORD: &str = "password";
+    /// In the CA secret, after a CA rotation: the key consumers' passwords are derived from.
+    pub const PASSWORD_KEY: &str = "password-key";
 }
 
 /// Peer relation unit data keys (each unit writes its own).
@@ -151,6 +153,9 @@ pub mod peer_keys {
     /// The [`super::Issued::from`] of the certificates this unit's TLS files hold, once
     /// written: the leader enables auth only when every unit's are current.
     pub const TLS_FILES: &str = "tls-files";
+    /// While a CA rotation runs: the digest of the CA set this unit's running etcd loaded
+    /// ([`crate::core::ca_rotation`]).
+    pub const CA_LOADED: &str = "ca-loaded";
 }
 
 /// What the leader issued to one unit, in leader data ([`keys::issued_key`]).
@@ -226,6 +231,9 @@ pub struct CaKeys {
     pub ca_key: String,
     /// The peer CA's key; `None` on a cluster from an older charm (one CA for both ports).
     pub peer_ca_key: Option<String>,
+    /// The key consumers' passwords are derived from, once the CA that first derived them was
+    /// rotated away ([`crate::core::ca_rotation`]); `None`: [`CaKeys::ca_key`].
+    pub password_key: Option<String>,
 }
 
 impl std::fmt::Debug for CaKeys {
@@ -347,6 +355,8 @@ pub struct Peer {
     pub backup_verified: Option<u64>,
     /// What its TLS files were written from ([`peer_keys::TLS_FILES`]).
     pub tls_files: Option<String>,
+    /// The CA set its running etcd loaded ([`peer_keys::CA_LOADED`]).
+    pub ca_loaded: Option<String>,
 }
 
 /// A `db` or `proxy` relation and what this unit has published on it.

@@ -44,6 +44,7 @@ The leader's side (membership, one change per pass, and the restart grants) is i
 */
 
 use crate::core::auth;
+use crate::core::ca_rotation;
 use crate::core::config::{v2_unsupported, CharmConfig};
 use crate::core::cos;
 use crate::core::effect::{Effect, Plan};
@@ -164,6 +165,7 @@ fn running(o: &Observed) -> Plan {
     }
     let own = own_member(o, cfg, address, &mut p);
     p.status = switching_status(o, cfg.tls, own.status.clone());
+    p.status = rotating_status(o, cfg.tls, p.status);
     if let Some(e) = peer_data(o, cfg, address, own.request.as_deref()) {
         p.effects.push(e);
     }
@@ -175,6 +177,10 @@ fn running(o: &Observed) -> Plan {
             };
             let published = membership::leader(o, &mut p, turn);
             maintenance::leader(o, cfg, &mut p);
+            if let Some(step) = ca_rotation::leader_step(o) {
+                p.effects.push(step);
+                p.again = true;
+            }
             published
         }
         _ => o.leader_data.raw.clone(),
@@ -206,6 +212,17 @@ fn switching_status(o: &Observed, tls: bool, status: Status) -> Status {
         other => return other,
     };
     Status::SwitchingTls { tls, step }
+}
+
+/// While the CAs rotate, the status names the phase instead of `active` (a member's own restart
+/// in it shows as it is).
+fn rotating_status(o: &Observed, tls: bool, status: Status) -> Status {
+    match (ca_rotation::status(o), &status) {
+        (Some((phase, what)), Status::Active(h)) if tls && h.alarms.is_empty() => {
+            Status::RotatingCa { phase, what }
+        }
+        _ => status,
+    }
 }
 
 /// With TLS on: the leader makes the CAs first if leader data has none (or their secret is
@@ -259,7 +276,8 @@ fn tls_files(o: &Observed, address: &str, p: &mut Plan) -> Option<Status> {
     let Some(issued) = issued.filter(|i| i.from == from) else {
         return waiting;
     };
-    let want = tls_files_record(ca, peer_ca, &issued, &sans);
+    let (trusted, peer_trusted) = ca_rotation::trusted(&ld.raw)?;
+    let want = tls_files_record(&trusted, &peer_trusted, &issued, &sans);
     if o.local.tls_record.as_deref() != Some(want.as_str()) {
         p.effects.push(Effect::TlsFiles { sans });
     }
@@ -308,14 +326,8 @@ fn render(
     old: &[String],
 ) -> Effect {
     let version = o.local.version.as_deref().unwrap_or("");
-    Effect::Render(render::etcd_config(
-        cfg,
-        version,
-        &o.name(),
-        address,
-        init,
-        old,
-    ))
+    let config = render::etcd_config(cfg, version, &o.name(), address, init, old);
+    Effect::Render(ca_rotation::with_line(config, o, cfg.tls))
 }
 
 /// True when a file the charm writes differs from what is on disk (or is missing).
@@ -360,8 +372,13 @@ pub fn restart_needed(o: &Observed, config: &str) -> Option<String> {
         }
         None => false,
     };
+    let cas_changed = ca_rotation::restart_needed(o, config);
     let needed = config_changed || unit_changed || version_changed || o.local.restart_pending;
-    needed.then(|| render::restart_fingerprint(config, &unit, installed))
+    let fingerprint = || render::restart_fingerprint(config, &unit, installed);
+    match ca_rotation::loaded(config) {
+        Some(cas) if needed || cas_changed => Some(format!("{}-{cas}", fingerprint())),
+        _ => needed.then(fingerprint),
+    }
 }
 
 fn self_only(o: &Observed, cfg: &CharmConfig, address: &str) -> String {
@@ -483,7 +500,9 @@ fn member_config(o: &Observed, cfg: &CharmConfig, address: &str, state: SelfStat
         token: o.leader_data.get(keys::TOKEN).unwrap_or("").to_string(),
     });
     let version = o.local.version.as_deref().unwrap_or("");
-    render::etcd_config(cfg, version, &o.name(), address, &init, &registered)
+    let config = render::etcd_config(cfg, version, &o.name(), address, &init, &registered);
+    // During a CA rotation, the CA set it is to load: a new set is a restart.
+    ca_rotation::with_line(config, o, cfg.tls)
 }
 
 /// A unit with a data dir (listed, or the member list unknown): its files, its start, its

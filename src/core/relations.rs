@@ -7,6 +7,7 @@ Every unit publishes the same client data, built from the leader's published key
 identically sorted member list.
 */
 
+use crate::core::ca_rotation;
 use crate::core::config::CharmConfig;
 use crate::core::effect::Effect;
 use crate::core::observed::{keys, peer_keys, tls_files_record, Issued, Leadership, Observed};
@@ -46,6 +47,9 @@ pub fn peer_data(
     if let Some(from) = written_tls(o, address) {
         want.insert(peer_keys::TLS_FILES.to_string(), from);
     }
+    if let Some(loaded) = ca_rotation::loaded_now(o) {
+        want.insert(peer_keys::CA_LOADED.to_string(), loaded.to_string());
+    }
     let running = o.local.status.as_ref().map(|s| s.version.as_str());
     if let Some(v) = running.filter(|v| !v.is_empty()) {
         want.insert(peer_keys::VERSION.to_string(), v.to_string());
@@ -57,11 +61,10 @@ pub fn peer_data(
 /// leader issued for its current request.
 fn written_tls(o: &Observed, address: &str) -> Option<String> {
     let ld = &o.leader_data;
-    let ca = ld.get(keys::TLS_CA)?;
-    let peer_ca = ld.get(keys::TLS_PEER_CA).unwrap_or(ca);
+    let (ca, peer_ca) = ca_rotation::trusted(&ld.raw)?;
     let issued = ld.get(&keys::issued_key(&o.unit)).and_then(Issued::parse)?;
     let sans = render::tls_sans(address, o.local.hostname.as_deref());
-    let want = tls_files_record(ca, peer_ca, &issued, &sans);
+    let want = tls_files_record(&ca, &peer_ca, &issued, &sans);
     (o.local.tls_record.as_deref() == Some(want.as_str())).then_some(issued.from)
 }
 
@@ -135,7 +138,9 @@ pub fn client_data(o: &Observed, published: &Settings, tls: bool) -> Vec<Effect>
         secret: lookup(published, keys::TLS_CLIENT_SECRET).filter(|_| o.secrets.available),
         ..Credentials::default()
     };
-    let ca = lookup(published, keys::TLS_CA);
+    // Both CAs while a rotation trusts both ([`ca_rotation::trusted`]).
+    let trusted = ca_rotation::trusted(published).map(|(client, _)| client);
+    let ca = trusted.as_deref();
     let cluster = lookup(published, keys::CLUSTER);
     let endpoints = lookup(published, keys::ENDPOINTS);
     let version = lookup(published, keys::VERSION).or(o.local.version.as_deref());

@@ -312,6 +312,13 @@ pub enum Status {
         /// Where this unit stands.
         step: SwitchStep,
     },
+    /// The CAs are being rotated (`rotate-ca`); this unit's member is healthy.
+    RotatingCa {
+        /// The phase, of 3.
+        phase: u8,
+        /// What happens in it.
+        what: &'static str,
+    },
     /// TLS is on and the leader has not published the cluster's CA yet.
     WaitTlsCa,
     /// This unit has requested its TLS certificates and has none yet.
@@ -365,7 +372,8 @@ impl Status {
                 step: SwitchStep::ThisUnit,
                 ..
             } => "maintenance",
-            Installing
+            RotatingCa { .. }
+            | Installing
             | Bootstrapping
             | Starting
             | Joining
@@ -466,6 +474,7 @@ impl Status {
                     SwitchStep::ThisUnit => format!("{what}: restarting etcd on {scheme}"),
                 }
             }
+            RotatingCa { phase, what } => format!("rotating the CA: phase {phase} of 3, {what}"),
             WaitTlsCa => "waiting for the leader to create the cluster's TLS certificate authority".into(),
             WaitTlsCert => "waiting for the leader to sign this unit's TLS certificates".into(),
             NoResource(why) => format!(

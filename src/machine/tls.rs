@@ -26,7 +26,7 @@ parser for that, and the issuer name and key identifier match the published CA c
 use super::host::HostError;
 use super::{state, Machine};
 use crate::core::observed::{keys, tls_files_record, CaKeys, Issued, TlsRequest};
-use crate::core::rotation;
+use crate::core::{ca_rotation, rotation};
 use crate::juju::Settings;
 use crate::paths;
 use rcgen::{
@@ -149,9 +149,31 @@ pub fn create_ca(days: u64) -> Result<NewCa, TlsError> {
         keys: CaKeys {
             ca_key: ca_key_pem,
             peer_ca_key: Some(peer_key.serialize_pem()),
+            password_key: None,
         },
         client_key: client_key.serialize_pem(),
     })
+}
+
+/// A new pair of CAs (client, peer) for a rotation ([`ca_rotation`]): their certificates (PEM)
+/// and keys.
+pub fn new_cas() -> Result<(String, String, CaKeys), TlsError> {
+    let (ca_key, peer_key) = (new_key()?, new_key()?);
+    let ca = ca_params(CLIENT_CA).self_signed(&ca_key)?;
+    let peer_ca = ca_params(PEER_CA).self_signed(&peer_key)?;
+    let keys = CaKeys {
+        ca_key: ca_key.serialize_pem(),
+        peer_ca_key: Some(peer_key.serialize_pem()),
+        password_key: None,
+    };
+    Ok((ca.pem(), peer_ca.pem(), keys))
+}
+
+/// Writes a trust bundle: the CA certificates `pems` in one file, each once ([`ca_rotation::bundle`]),
+/// created with its final mode (0640 root:etcd).
+pub fn write_trust_bundle(m: &dyn Machine, path: &str, pems: &[&str]) -> Result<(), TlsError> {
+    m.write_private(path, &ca_rotation::bundle(pems), true)?;
+    Ok(())
 }
 
 /// The consumers' shared client certificate for `key` (PEM), without a common name: `etcd
@@ -221,7 +243,9 @@ pub fn issue_consumer(
 /// derived from the client CA's key, so the leader makes the same one at every hook without
 /// storing it, and no one without that key can.
 pub fn consumer_password(keys: &CaKeys, app: &str) -> String {
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, keys.ca_key.as_bytes());
+    // Past a CA rotation, from the key that derived them first ([`CaKeys::password_key`]).
+    let seed = keys.password_key.as_deref().unwrap_or(&keys.ca_key);
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, seed.as_bytes());
     let tag = ring::hmac::sign(&key, format!("etcd user password: {app}").as_bytes());
     tag.as_ref()[..20]
         .iter()
@@ -315,17 +339,18 @@ pub fn pending_record(m: &dyn Machine) -> Option<String> {
 }
 
 /// Writes this member's TLS files: the pending keys with the certificates the leader issued
-/// for them, the client CA and the peer CA; then records what they were made from. etcd reads
-/// the certificate files on each handshake, so a running member needs no restart.
+/// for them, the client CAs and the peer CAs trusted now (two of each during a CA rotation,
+/// [`ca_rotation::trusted_lists`]); then records what they were made from. etcd reads the
+/// certificate files on each handshake, so a running member needs no restart for them (its CA
+/// files, read only at start, restart it through its config, [`ca_rotation::config_line`]).
 pub fn write_member_files(
     m: &dyn Machine,
     leader: &Settings,
     issued: &Issued,
     sans: &[String],
 ) -> Result<(), TlsError> {
-    let get = |k: &str| leader.get(k).filter(|v| !v.is_empty()).cloned();
-    let ca = get(keys::TLS_CA).unwrap_or_default();
-    let peer_ca = get(keys::TLS_PEER_CA).unwrap_or_else(|| ca.clone());
+    let (cas, peer_cas) = ca_rotation::trusted_lists(leader).unwrap_or_default();
+    let (ca, peer_ca) = (ca_rotation::bundle(&cas), ca_rotation::bundle(&peer_cas));
     let key = m
         .read(paths::TLS_PENDING_KEY)
         .ok_or(TlsError::NoPendingKey)?;
@@ -336,8 +361,8 @@ pub fn write_member_files(
     m.write_private(paths::TLS_KEY, &key, true)?;
     m.write_private(paths::TLS_CERT, &issued.server, true)?;
     m.write_private(paths::TLS_PEER_CERT, &issued.peer, true)?;
-    m.write_private(paths::TLS_CA, &ca, true)?;
-    m.write_private(paths::TLS_PEER_CA, &peer_ca, true)?;
+    write_trust_bundle(m, paths::TLS_CA, &cas)?;
+    write_trust_bundle(m, paths::TLS_PEER_CA, &peer_cas)?;
     m.write_private(paths::TLS_CLIENT_KEY, &client_key, false)?;
     m.write_private(paths::TLS_CLIENT_CERT, &issued.client, false)?;
     state::record_tls(m, &tls_files_record(&ca, &peer_ca, issued, sans))?;
@@ -420,6 +445,7 @@ mod tests {
         let wrong = CaKeys {
             ca_key: "not a key".into(),
             peer_ca_key: None,
+            password_key: None,
         };
         assert!(issue(&wrong, &req, String::new(), 365).is_err());
     }

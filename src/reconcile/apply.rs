@@ -15,6 +15,7 @@ other voting member's status: enough of them must be healthy to keep a quorum.
 
 use super::set_status;
 use crate::actions::defrag::{defrag_member, DefragStop, Sizes};
+use crate::core::ca_rotation;
 use crate::core::effect::{AuthChange, Effect, Plan};
 use crate::core::membership::{initial_cluster, joining_keys, restart_keys};
 use crate::core::observed::{
@@ -125,6 +126,8 @@ pub fn apply(
             Effect::Start => run.start()?,
             Effect::CreateCa => run.create_ca()?,
             Effect::MoveKeysToSecrets => run.move_keys_to_secrets()?,
+            Effect::CaRotationSwap => super::ca_rotation::swap(o, juju)?,
+            Effect::CaRotationFinish => super::ca_rotation::finish(o, juju)?,
             Effect::TlsRequest { sans } => run.tls_request(sans)?,
             Effect::Issue { unit } => run.issue(unit)?,
             Effect::TlsFiles { sans } => run.tls_files(sans)?,
@@ -411,7 +414,13 @@ impl Run<'_> {
                 return Ok(());
             }
         };
-        let mut data = Settings::from([(key(keys::CONSUMER_CERT_PREFIX), made.cert)]);
+        let mut data = Settings::from([
+            (key(keys::CONSUMER_CERT_PREFIX), made.cert),
+            (
+                ca_rotation::consumer_ca_key(app),
+                ca_rotation::signer(&self.o.leader_data.raw),
+            ),
+        ]);
         let password = tls::consumer_password(ca_keys, app);
         match (renewal, self.o.secrets.available) {
             (true, _) => {}
@@ -450,7 +459,11 @@ impl Run<'_> {
         };
         match tls::renew_shared_client(ca_keys, &key, self.validity_days()) {
             Ok(cert) => {
-                let data = Settings::from([(keys::TLS_CLIENT_CERT.to_string(), cert)]);
+                let signer = ca_rotation::signer(&self.o.leader_data.raw);
+                let data = Settings::from([
+                    (keys::TLS_CLIENT_CERT.to_string(), cert),
+                    (ca_rotation::keys::SHARED_CA.to_string(), signer),
+                ]);
                 self.juju.leader_set(&data)?;
                 let msg = "renewed the consumers' shared client certificate (same key)";
                 self.juju.log(Level::Info, msg);
@@ -557,7 +570,9 @@ impl Run<'_> {
             }
         }
         let gone = keys::CONSUMER_PREFIXES.map(|p| (key(p), String::new()));
-        self.juju.leader_set(&Settings::from(gone))?;
+        let mut gone = Settings::from(gone);
+        gone.insert(ca_rotation::consumer_ca_key(app), String::new());
+        self.juju.leader_set(&gone)?;
         let msg = format!("{app} has no db relation left: its client certificate is retired");
         self.juju.log(Level::Info, &msg);
         Ok(())

@@ -5,6 +5,7 @@ passes until nothing more can be done in this hook.
 */
 
 pub mod apply;
+mod ca_rotation;
 pub mod observe;
 #[cfg(test)]
 mod tests;

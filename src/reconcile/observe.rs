@@ -13,6 +13,7 @@ all at once and each bounded (the status names who does not answer); their answe
 alarm list, a Raft round, is asked only when none answers).
 */
 
+use crate::core::ca_rotation;
 use crate::core::config::CharmConfig;
 use crate::core::cos::ENDPOINT as COS_AGENT;
 use crate::core::observed::{
@@ -80,6 +81,10 @@ fn peer(juju: &dyn Juju, rel: &str, unit: &str) -> Peer {
             .get(peer_keys::TLS_FILES)
             .filter(|v| !v.is_empty())
             .cloned(),
+        ca_loaded: data
+            .get(peer_keys::CA_LOADED)
+            .filter(|v| !v.is_empty())
+            .cloned(),
     }
 }
 
@@ -134,12 +139,16 @@ fn tls_secrets(
         let in_data = leader_data.get(keys::TLS_CA_KEY).map(|k| CaKeys {
             ca_key: k.to_string(),
             peer_ca_key: leader_data.get(keys::TLS_PEER_CA_KEY).map(str::to_string),
+            password_key: leader_data
+                .get(ca_rotation::keys::PASSWORD_KEY)
+                .map(str::to_string),
         });
         s.ca_keys = match secret(keys::TLS_CA_SECRET) {
             Some(id) => match read_secret(juju, id, "CA key") {
                 Ok(Some(c)) => c.get(secret_keys::CA_KEY).map(|k| CaKeys {
                     ca_key: k.clone(),
                     peer_ca_key: c.get(secret_keys::PEER_CA_KEY).cloned(),
+                    password_key: c.get(secret_keys::PASSWORD_KEY).cloned(),
                 }),
                 Ok(None) => {
                     s.ca_lost = true;
@@ -194,8 +203,8 @@ fn requested_prefix(juju: &dyn Juju, id: &str, app: &str) -> Option<String> {
 }
 
 /// The keys of the `db` consumers' own certificates this unit does not publish yet (or
-/// publishes from another secret), read from their secrets (Juju 3); an unreadable one is
-/// logged and left out.
+/// publishes from another secret, or with other CAs than those trusted now), read from their
+/// secrets (Juju 3); an unreadable one is logged and left out.
 fn consumer_keys(
     juju: &dyn Juju,
     leader_data: &LeaderData,
@@ -203,6 +212,7 @@ fn consumer_keys(
     available: bool,
 ) -> std::collections::BTreeMap<String, Redacted> {
     let mut read = std::collections::BTreeMap::new();
+    let trusted_ca = ca_rotation::trusted(&leader_data.raw).map(|(client, _)| client);
     for rel in clients.iter().filter(|r| r.endpoint == "db") {
         let Some(app) = rel.app.as_deref().filter(|a| !read.contains_key(*a)) else {
             continue;
@@ -217,7 +227,9 @@ fn consumer_keys(
         let published = |k: &str| rel.published.get(k).map(String::as_str);
         let current = published("client_cert") == Some(cert)
             && published(crate::core::relations::CLIENT_KEY_SECRET) == Some(id)
-            && published("client_key").is_some_and(|k| !k.is_empty());
+            && published("client_key").is_some_and(|k| !k.is_empty())
+            // The CAs it trusts change in a CA rotation, the certificate alone not always.
+            && published("client_ca") == trusted_ca.as_deref();
         if current {
             continue;
         }
