@@ -124,25 +124,27 @@ impl Lab {
             ip(&sw, &["link", "set", &vh, "up"])?;
         }
         let want = format!("{address}/24");
-        ip(&mn, &["addr", "replace", &want, "dev", "eth0"])?;
         self.drop_other_addresses(id, &want)?;
+        ip(&mn, &["addr", "replace", &want, "dev", "eth0"])?;
         ip(&mn, &["link", "set", "eth0", "up"])?;
         ip(&mn, &["link", "set", "lo", "up"])?;
         Ok(())
     }
 
     /// Moves machine `id`'s `eth0` to `address` (same /24, inside its own namespace only): the
-    /// new address is added before the old ones go, so the link never has none.
+    /// old address goes first (Linux deletes the secondary addresses of a subnet with its
+    /// primary, so adding the new one first would lose it too), then the new one is added.
     pub(crate) fn move_machine_address(&self, id: u32, address: Ipv4Addr) -> anyhow::Result<()> {
         if !self.subnet_has(address) {
             bail!("{address} is not on this sandbox's subnet");
         }
         let want = format!("{address}/24");
+        self.drop_other_addresses(id, &want)?;
         ip(
             &self.machine_ns(id),
             &["addr", "replace", &want, "dev", "eth0"],
         )?;
-        self.drop_other_addresses(id, &want)
+        Ok(())
     }
 
     fn subnet_has(&self, a: Ipv4Addr) -> bool {
