@@ -6,6 +6,15 @@
 //! relation data on the new client URL, only that member restarted; then `finish`: health
 //! passes, the members are the live units, the history is linearizable and no acknowledged
 //! write is lost. Needs root: it boots machines.
+//!
+//! The charm needs nothing of its own for this: at `config-changed` it asks `network-get`
+//! again, renders its config on the new address (an old peer URL is kept open only on the
+//! same host, so the vanished address is not listened on), restarts at once because its etcd
+//! answers nobody anyway, and publishes its new peer and client URLs; the Juju leader then
+//! moves the member's peer URL (`member update`, with the quorum of the other members, as every
+//! membership change) and republishes the endpoints to the consumers; the unit's certificate
+//! request is keyed by its SANs, so the leader signs one for the new IP and the unit rewrites
+//! its files in place.
 
 #[path = "support/faults.rs"]
 mod faults;
@@ -70,6 +79,12 @@ fn a_followers_address_changes_under_clients() {
         "ls -d /var/lib/etcd/storage/data.removed-* /var/lib/etcd/data.removed-* 2>/dev/null || true",
     );
     assert!(aside.trim().is_empty(), "a data dir was set aside: {aside}");
+    // Its server certificate names the new address: a peer's etcdctl verifies it there.
+    let health =
+        format!("etcdctl --endpoints=https://{new}:2379 endpoint health --command-timeout=5s");
+    sb.eventually("a certificate for the new address", RECOVER, || {
+        (sb.ssh(&other, &health).0 == 0).then_some(())
+    });
     // The consumer was told: the connection string names the new address, not the old one.
     let cs = |sb: &Sandbox| sh(sb, CLIENT, "cat /var/lib/db-client/connection_string");
     sb.eventually("the consumer's new connection string", RECOVER, || {
