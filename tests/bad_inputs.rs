@@ -7,8 +7,12 @@
 //! sets the bad input, checks, restores the good value and waits for every unit to be active
 //! again; the same checks hold after the restore.
 //!
-//! Left out: a unit whose address changes. The sandbox gives each machine a fixed address
-//! derived from its number and has no way to move it.
+//! The `db` cases run with `tests/charms/db-client` related: its own data on the relation is
+//! set by hand (it is the consumer's to write), and its access is checked again after the
+//! restore; the rest of the cluster must not notice, and no log line may carry a key.
+//!
+//! A unit whose address changes is its own test, under the fault suite's clients:
+//! `tests/address_change.rs`.
 //!
 //! Needs root: it boots machines.
 
@@ -17,7 +21,10 @@ mod support;
 use serde_json::{Map, Value};
 use std::path::PathBuf;
 use std::time::Duration;
-use support::{built_charm, deploy_etcd, etcdctl, run_of, sh, voting_members, workload, Sandbox};
+use support::{
+    built_charm, deploy_consumer, deploy_etcd, etcdctl, run_of, sh, voting_members, workload,
+    Sandbox,
+};
 
 /// How long a case may take to settle (hooks on every unit).
 const SETTLE: &str = "3m";
@@ -35,6 +42,16 @@ enum Input {
     PeerData(&'static [(&'static str, &'static str)]),
     /// `leader-set k=v…` by hand on the leader.
     LeaderData(&'static [(&'static str, &'static str)]),
+    /// `relation-set` on the `db` relation by the consumer (db-client) on its own data: its
+    /// application's databag (`--app`) or its unit's; words as in [`Input::PeerData`].
+    DbData(Bag, &'static [(&'static str, &'static str)]),
+}
+
+/// Which of the consumer's databags a [`Input::DbData`] case writes.
+#[derive(Clone, Copy)]
+enum Bag {
+    App,
+    Unit,
 }
 
 /// Which unit an action runs on.
@@ -87,7 +104,7 @@ const fn case(name: &'static str, input: Input, expect: Expect) -> Case {
 }
 
 use Expect::{Blocked, Ignored, Refused};
-use Input::{Action, Config, LeaderData, PeerData, Resource};
+use Input::{Action, Config, DbData, LeaderData, PeerData, Resource};
 
 /// Config, resources and action params.
 const CONFIG_AND_ACTIONS: &[Case] = &[
@@ -306,6 +323,79 @@ const DATA: &[Case] = &[
     ),
 ];
 
+/// The consumer's own data on `db`, on a cluster with db-client related (a table of its own:
+/// with the consumer in the model, `tls CA garbage` above once ended with the units'
+/// certificates signed again, which that case counts as changed leader data).
+const DB_DATA: &[Case] = &[
+    // The consumer's own data on `db` (the etcd_client interface defines only `prefix`, in
+    // the application databag): a prefix etcd cannot grant is logged (its length only) and
+    // the consumer gets no access until it asks for a valid one; one it can grant is granted
+    // literally (etcd keys are bytes: `..` and quotes mean nothing to it); keys the interface
+    // does not define are ignored.
+    case(
+        "db prefix garbage",
+        DbData(Bag::App, &[("prefix", "\"$(printf 'a\\001\\033[2Jb')\"")]),
+        Ignored,
+    ),
+    case(
+        "db prefix huge",
+        DbData(
+            Bag::App,
+            &[("prefix", "\"$(head -c 100000 /dev/zero | tr '\\0' p)\"")],
+        ),
+        Ignored,
+    ),
+    case(
+        "db prefix with a newline",
+        DbData(Bag::App, &[("prefix", "\"$(printf 'app/\\nroot')\"")]),
+        Ignored,
+    ),
+    case(
+        "db prefix with a quote",
+        DbData(Bag::App, &[("prefix", "'app\"/'")]),
+        Ignored,
+    ),
+    case(
+        "db prefix with ..",
+        DbData(Bag::App, &[("prefix", "../../")]),
+        Ignored,
+    ),
+    case(
+        "db prefix as JSON",
+        DbData(Bag::App, &[("prefix", "'{\"prefix\": \"a/\"}'")]),
+        Ignored,
+    ),
+    case(
+        "db prefix as a JSON list",
+        DbData(Bag::App, &[("prefix", "'[\"a/\",\"b/\"]'")]),
+        Ignored,
+    ),
+    case(
+        "db keys the interface does not define (app)",
+        DbData(
+            Bag::App,
+            &[
+                ("connection_string", "'http://evil:1'"),
+                ("client_key", "'-----BEGIN forged'"),
+                ("junk", "\"$(head -c 100000 /dev/zero | tr '\\0' x)\""),
+            ],
+        ),
+        Ignored,
+    ),
+    case(
+        "db keys the interface does not define (unit)",
+        DbData(
+            Bag::Unit,
+            &[
+                ("prefix", "'{\"a\": 1}'"),
+                ("password", "forged"),
+                ("private-address", "'$(touch /tmp/injected)'"),
+            ],
+        ),
+        Ignored,
+    ),
+];
+
 /// What the charm applied on a unit: its rendered files and etcd's main-process start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Applied {
@@ -379,8 +469,9 @@ fn data_kept(sb: &Sandbox, units: &[String], written: usize) -> Result<(), Strin
     Ok(())
 }
 
-/// `sandbox wait-for` for every unit: Ok once all are idle with `status`.
-fn settle(sb: &Sandbox, status: &str) -> Result<(), String> {
+/// `sandbox wait-for` for every unit (`n` in all): Ok once all are idle with `status`.
+fn settle(sb: &Sandbox, status: &str, n: usize) -> Result<(), String> {
+    let n = n.to_string();
     let out = sb.run(&[
         "wait-for",
         "--status",
@@ -388,7 +479,7 @@ fn settle(sb: &Sandbox, status: &str) -> Result<(), String> {
         "--timeout",
         SETTLE,
         "--units",
-        "3",
+        &n,
     ]);
     match out.status.success() {
         true => Ok(()),
@@ -410,9 +501,76 @@ struct Bench<'a> {
     peer_rid: String,
     /// Resource files, in a directory of this test run.
     files: PathBuf,
+    /// The consumer's `db` relation id, when db-client is related (its unit is [`CONSUMER`]).
+    db_rid: Option<String>,
 }
 
+/// The consumer unit of the `db` cases.
+const CONSUMER: &str = "db-client/0";
+
 impl Bench<'_> {
+    /// [`settle`] for every unit of the model (the consumer's too).
+    fn settle(&self, status: &str) -> Result<(), String> {
+        settle(
+            self.sb,
+            status,
+            self.units.len() + usize::from(self.db_rid.is_some()),
+        )
+    }
+
+    /// `-r <db relation>` and, for the application's databag, `--app`.
+    fn db_args(&self, bag: Bag) -> String {
+        let rid = self
+            .db_rid
+            .as_deref()
+            .expect("a db case needs db-client related");
+        match bag {
+            Bag::App => format!("-r {rid} --app"),
+            Bag::Unit => format!("-r {rid}"),
+        }
+    }
+
+    /// The consumer's own databag `bag`, as it reads it back.
+    fn db_data(&self, bag: Bag) -> Map<String, Value> {
+        let who = match bag {
+            Bag::App => "db-client",
+            Bag::Unit => CONSUMER,
+        };
+        let args = format!("{} - {who}", self.db_args(bag));
+        self.settings(CONSUMER, "relation-get", &args)
+    }
+
+    /// The consumer reads and writes through its relation's URLs and credentials again, and
+    /// no log line carries key material.
+    fn consumer_ok(&self) -> Result<(), String> {
+        let put = "cs=$(cat /var/lib/db-client/connection_string) && t=/var/lib/db-client/tls && \
+            ETCDCTL_API=3 etcdctl --endpoints=\"$cs\" --cacert=$t/client_ca.pem \
+            --cert=$t/client_cert.pem --key=$t/client_key.pem --command-timeout=5s \
+            put db-client/probe ok";
+        let mut last = String::new();
+        let works = (0..40).any(|_| {
+            let (code, out, err) = self.sb.ssh(CONSUMER, put);
+            last = format!("{out}{err}");
+            code == 0 || {
+                std::thread::sleep(Duration::from_secs(3));
+                false
+            }
+        });
+        if !works {
+            return Err(format!(
+                "the consumer has no access after the restore: {last}"
+            ));
+        }
+        let log = self.sb.ok(&["debug-log", "--replay", "--no-tail"]);
+        match log
+            .lines()
+            .find(|l| l.contains("PRIVATE KEY") || l.contains("BEGIN forged"))
+        {
+            Some(l) => Err(format!("a key in the log: {}", &l[..l.len().min(200)])),
+            None => Ok(()),
+        }
+    }
+
     fn unit(&self, who: Who) -> &str {
         match who {
             Who::Leader => &self.leader,
@@ -467,6 +625,10 @@ impl Bench<'_> {
             }
             PeerData(kv) => return self.hook_tool(&self.follower, "relation-set", kv),
             LeaderData(kv) => return self.hook_tool(&self.leader, "leader-set", kv),
+            DbData(bag, kv) => {
+                let tool = format!("relation-set {}", self.db_args(*bag));
+                return self.hook_tool(CONSUMER, &tool, kv);
+            }
         };
         let text = format!(
             "{}{}",
@@ -482,6 +644,7 @@ impl Bench<'_> {
             .iter()
             .map(|(k, v)| format!("{k}={}", self.fill(v)))
             .collect();
+        // `relation-set` alone is on the peer relation; a tool given with its own `-r` keeps it.
         let rid = match tool {
             "relation-set" => format!(" -r {}", self.peer_rid),
             _ => String::new(),
@@ -499,8 +662,14 @@ impl Bench<'_> {
         serde_json::from_str(&out).unwrap_or_default()
     }
 
-    /// Puts the good values back.
-    fn restore(&self, input: &Input, peer: &Map<String, Value>, leader: &Map<String, Value>) {
+    /// Puts the good values back (`db` the consumer's databag of a `db` case, as it was).
+    fn restore(
+        &self,
+        input: &Input,
+        peer: &Map<String, Value>,
+        leader: &Map<String, Value>,
+        db: &Map<String, Value>,
+    ) {
         let back = |kv: &[(&str, &str)], was: &Map<String, Value>| -> Vec<(String, String)> {
             kv.iter()
                 .map(|(k, _)| {
@@ -526,6 +695,10 @@ impl Bench<'_> {
             Action(..) => {}
             PeerData(kv) => set(&self.follower, "relation-set", back(kv, peer)),
             LeaderData(kv) => set(&self.leader, "leader-set", back(kv, leader)),
+            DbData(bag, kv) => {
+                let tool = format!("relation-set {}", self.db_args(*bag));
+                set(CONSUMER, &tool, back(kv, db))
+            }
         }
     }
 
@@ -568,17 +741,21 @@ impl Bench<'_> {
         let own = format!("-r {} - {}", self.peer_rid, self.follower);
         let peer = self.settings(&self.follower, "relation-get", &own);
         let leader = self.settings(&self.leader, "leader-get", "");
+        let db = match &c.input {
+            DbData(bag, _) => self.db_data(*bag),
+            _ => Map::new(),
+        };
         let applied = self.apply(&c.input);
         let outcome = match (&c.expect, applied) {
             (Refused(want), Err(text)) if text.contains(want) => {
                 let line = text.lines().find(|l| l.contains(want)).unwrap_or_default();
                 eprintln!("  refused: {}", line.trim());
-                settle(sb, "active")
+                self.settle("active")
             }
             (Refused(want), Err(text)) => Err(format!("refused without {want:?}: {text}")),
             (Refused(_), Ok(())) => Err("accepted".into()),
             (_, Err(text)) => Err(format!("refused: {text}")),
-            (Blocked(want), Ok(())) => settle(sb, "blocked").and_then(|()| {
+            (Blocked(want), Ok(())) => self.settle("blocked").and_then(|()| {
                 for u in &self.units {
                     let (state, message) = workload(sb, u);
                     if state != "blocked" || !message.contains(want) {
@@ -587,11 +764,12 @@ impl Bench<'_> {
                 }
                 Ok(())
             }),
-            (Ignored, Ok(())) => settle(sb, "active"),
+            (Ignored, Ok(())) => self.settle("active"),
         };
         let during = outcome.and_then(|()| unchanged(&before, &cluster(sb, &self.units)));
-        self.restore(&c.input, &peer, &leader);
-        settle(sb, "active").unwrap_or_else(|e| panic!("{}: after the restore: {e}", c.name));
+        self.restore(&c.input, &peer, &leader, &db);
+        self.settle("active")
+            .unwrap_or_else(|e| panic!("{}: after the restore: {e}", c.name));
         let after = unchanged(&before, &cluster(sb, &self.units))
             .and_then(|()| data_kept(sb, &self.units, i + 1))
             .and_then(|()| {
@@ -599,6 +777,10 @@ impl Bench<'_> {
                 (now == leader)
                     .then_some(())
                     .ok_or(format!("leader data not back: {leader:?} → {now:?}"))
+            })
+            .and_then(|()| match &c.input {
+                DbData(..) => self.consumer_ok(),
+                _ => Ok(()),
             });
         during.and(after)
     }
@@ -609,13 +791,21 @@ fn write(path: PathBuf, bytes: &[u8]) -> PathBuf {
     path
 }
 
-/// Deploys 3 units and runs `cases` on them, then `more` (given how many `bad/` keys were
-/// written); panics listing every case that did not behave as its row says (known failures are
-/// reported, not counted).
-fn run_table(test: &str, cases: &[Case], more: impl FnOnce(&Bench, usize)) {
+/// Deploys 3 units (and with `consumer` db-client, related on `db`) and runs `cases` on them,
+/// then `more` (given how many `bad/` keys were written); panics listing every case that did
+/// not behave as its row says (known failures are reported, not counted).
+fn run_table(test: &str, cases: &[Case], consumer: bool, more: impl FnOnce(&Bench, usize)) {
     let sb = Sandbox::new(test);
     deploy_etcd(&sb, 3, &[]);
-    sb.wait_active(3);
+    let db_rid = consumer.then(|| {
+        deploy_consumer(&sb, "db-client", "etcdctl");
+        sb.ok(&["integrate", "db-client:db", "etcd:db"]);
+        sb.wait_active(4);
+        let (code, rid, err) = sb.exec(CONSUMER, "relation-ids db");
+        assert_eq!(code, 0, "relation-ids db: {err}");
+        rid.trim().to_string()
+    });
+    sb.wait_active(3 + usize::from(consumer));
     let units = sb.units("etcd");
     let leader = sb.leader("etcd").expect("a leader");
     let follower = units.iter().find(|u| **u != leader).unwrap().clone();
@@ -636,6 +826,7 @@ fn run_table(test: &str, cases: &[Case], more: impl FnOnce(&Bench, usize)) {
         follower,
         peer_rid: rid.trim().to_string(),
         files,
+        db_rid,
     };
     // `BAD_INPUTS_CASES=<text>,<text>…` runs only the cases whose name contains one of them.
     let only = std::env::var("BAD_INPUTS_CASES").unwrap_or_default();
@@ -678,12 +869,17 @@ fn run_table(test: &str, cases: &[Case], more: impl FnOnce(&Bench, usize)) {
 
 #[test]
 fn bad_config_resources_and_actions() {
-    run_table("bad_inputs_config", CONFIG_AND_ACTIONS, |_, _| {});
+    run_table("bad_inputs_config", CONFIG_AND_ACTIONS, false, |_, _| {});
 }
 
 #[test]
 fn bad_relation_and_leader_data() {
-    run_table("bad_inputs_data", DATA, removed_member_data_dir);
+    run_table("bad_inputs_data", DATA, false, removed_member_data_dir);
+}
+
+#[test]
+fn bad_db_relation_data() {
+    run_table("bad_inputs_db", DB_DATA, true, |_, _| {});
 }
 
 /// A data directory left by a removed member: the follower's member is removed from the cluster
@@ -710,7 +906,8 @@ fn removed_member_data_dir(b: &Bench, written: usize) {
             (new != old && voting_members(&list).len() == 3).then_some(())
         },
     );
-    settle(sb, "active").unwrap_or_else(|e| panic!("after the rejoin: {e}"));
+    b.settle("active")
+        .unwrap_or_else(|e| panic!("after the rejoin: {e}"));
     // Set aside beside the data dir: on the `data` volume when the unit has one (the default),
     // else on the root disk.
     let aside = sh(

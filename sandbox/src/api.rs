@@ -152,6 +152,11 @@ pub enum Request {
         /// Unit name, or all.
         unit: Option<String>,
     },
+    /// Moves a machine (by number or unit name) to a free address of the sandbox's subnet.
+    ChangeAddress {
+        /// Machine number or unit name.
+        target: String,
+    },
     /// Removes a machine (by number or unit name); `force` for a lost one.
     RemoveMachine {
         /// Machine number or unit name.

@@ -266,6 +266,12 @@ pub enum Cmd {
         /// Unit name (default: all).
         unit: Option<String>,
     },
+    /// Fault: move a machine (number or unit name) to a new address on the sandbox network;
+    /// its units run config-changed, as under Juju. Prints the old and new address.
+    ChangeAddress {
+        /// Machine number or unit name.
+        target: String,
+    },
     /// Remove a machine (number or unit name); --force for a lost one.
     RemoveMachine {
         /// Machine number or unit name.
@@ -450,6 +456,15 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::RestartMachine { unit } => call(h, Request::RestartMachine { unit }).map(|_| 0),
         Cmd::Partition { unit, from } => call(h, Request::Partition { unit, from }).map(|_| 0),
         Cmd::Heal { unit } => call(h, Request::Heal { unit }).map(|_| 0),
+        Cmd::ChangeAddress { target } => {
+            let moved = call(h, Request::ChangeAddress { target })?;
+            println!(
+                "{} -> {}",
+                moved["old"].as_str().unwrap_or(""),
+                moved["new"].as_str().unwrap_or("")
+            );
+            Ok(0)
+        }
         Cmd::RemoveMachine { target, force } => {
             call(h, Request::RemoveMachine { target, force }).map(|_| 0)
         }

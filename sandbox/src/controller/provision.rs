@@ -45,6 +45,12 @@ fn boot_spec(
             .into_iter()
             .map(|dir| (dir, archive::MOUNT.to_string()))
             .collect(),
+        // A moved machine keeps its address across power cycles.
+        address: m
+            .address
+            .parse()
+            .ok()
+            .filter(|a| *a != lab(st).address(m.id)),
     };
     for (dir, at, ro) in super::storage::volumes::boot_binds(&sh.home, &st.model, unit) {
         let binds = if ro {
@@ -169,7 +175,7 @@ fn provision_now(sh: &Arc<Shared>, unit: &str) -> anyhow::Result<()> {
 
 /// The /etc/hosts that makes every machine name resolve, and the machines to write it into:
 /// every running one and `new` (by the caller, once the lock is released).
-fn hosts_file(st: &State, new: &Machine) -> (String, Vec<Machine>) {
+pub(super) fn hosts_file(st: &State, new: &Machine) -> (String, Vec<Machine>) {
     let mut text = String::from("127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n");
     for (a, h) in hosts(st) {
         text.push_str(&format!("{a} {h}\n"));

@@ -21,6 +21,7 @@ pub fn handle(sh: &Arc<Shared>, req: Request) -> Response {
         // These change the machines' network namespaces: not under the lock either.
         Request::Partition { unit, from } => partition(sh, unit, from),
         Request::Heal { unit } => heal(sh, unit),
+        Request::ChangeAddress { target } => change_address(sh, &target),
         // These copy a charm in: staged without the lock, then recorded under it.
         Request::Deploy {
             charm,
@@ -111,6 +112,7 @@ fn dispatch(sh: &Arc<Shared>, st: &mut State, req: Request) -> Res {
         | Request::RestartMachine { .. }
         | Request::Partition { .. }
         | Request::Heal { .. }
+        | Request::ChangeAddress { .. }
         | Request::Deploy { .. }
         | Request::Refresh { .. }
         | Request::AttachResource { .. }
@@ -579,6 +581,45 @@ fn heal(sh: &Arc<Shared>, unit: Option<String>) -> Res {
         sh.commit(&st);
     }
     Ok(Value::Null)
+}
+
+/// `change-address`: moves the machine of `target` (a machine number or unit name) to a free
+/// address of the sandbox's subnet, inside its own namespace; then, under the lock, the model's
+/// record (status, `network-get`, `unit-get`) and the units' `config-changed`
+/// ([`records::address_changed`], where Juju's behaviour is described); then every running
+/// machine's `/etc/hosts`. Answers the old and the new address.
+fn change_address(sh: &Arc<Shared>, target: &str) -> Res {
+    let (mid, h, lab, old, new) = {
+        let st = sh.lock();
+        let mid = match target.parse::<u32>() {
+            Ok(n) if st.model.machines.contains_key(&n) => n,
+            _ => machine_of(&st, target)?.0,
+        };
+        let m = &st.model.machines[&mid];
+        let h = m.handle.clone().ok_or_else(|| {
+            format!("machine {mid} is not running: start it with `restart-machine` first")
+        })?;
+        let new = records::free_address(&st.model)
+            .ok_or("no free address left on the sandbox network")?;
+        (mid, h, super::lab(&st), m.address.clone(), new)
+    };
+    let addr = new.parse().map_err(|_| format!("bad address {new}"))?;
+    let moved = h.change_address(&lab, addr).map_err(|e| format!("{e:#}"))?;
+    let (text, machines) = {
+        let mut st = sh.lock();
+        records::address_changed(&mut st.model, mid, new.clone());
+        sh.commit(&st);
+        sh.log_line(
+            "controller",
+            "INFO",
+            &format!("machine {mid} moved from {old} to {new}"),
+        );
+        super::provision::hosts_file(&st, &moved)
+    };
+    for m in machines {
+        let _ = m.write_file("/etc/hosts", text.as_bytes(), 0o644);
+    }
+    Ok(json!({ "machine": mid, "old": old, "new": new }))
 }
 
 /// `remove-machine`: the unit on machine (or named) `target` dies, or with `force` is gone.

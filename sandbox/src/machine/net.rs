@@ -98,10 +98,11 @@ impl Lab {
         delete_netns(&self.switch_ns())
     }
 
-    /// Creates machine `id`'s namespace and its veth to the switch, with its address on `eth0`
-    /// and `lo` up; idempotent. An existing link keeps its up/down state (a partition survives a
-    /// power cycle, as a pulled cable would).
-    pub(crate) fn ensure_machine_net(&self, id: u32) -> anyhow::Result<()> {
+    /// Creates machine `id`'s namespace and its veth to the switch, with `address` (its own
+    /// after a `change-address`, else [`Lab::address`]) the only one on `eth0`, and `lo` up;
+    /// idempotent. An existing link keeps its up/down state (a partition survives a power
+    /// cycle, as a pulled cable would).
+    pub(crate) fn ensure_machine_net(&self, id: u32, address: Ipv4Addr) -> anyhow::Result<()> {
         if id > MAX_MACHINE_ID {
             bail!("machine number {id} is too high: a sandbox addresses machines 0 to {MAX_MACHINE_ID}");
         }
@@ -122,18 +123,45 @@ impl Lab {
             ip(&sw, &["link", "set", &vh, "master", "br0"])?;
             ip(&sw, &["link", "set", &vh, "up"])?;
         }
-        ip(
-            &mn,
-            &[
-                "addr",
-                "replace",
-                &format!("{}/24", self.address(id)),
-                "dev",
-                "eth0",
-            ],
-        )?;
+        let want = format!("{address}/24");
+        self.drop_other_addresses(id, &want)?;
+        ip(&mn, &["addr", "replace", &want, "dev", "eth0"])?;
         ip(&mn, &["link", "set", "eth0", "up"])?;
         ip(&mn, &["link", "set", "lo", "up"])?;
+        Ok(())
+    }
+
+    /// Moves machine `id`'s `eth0` to `address` (same /24, inside its own namespace only): the
+    /// old address goes first (Linux deletes the secondary addresses of a subnet with its
+    /// primary, so adding the new one first would lose it too), then the new one is added.
+    pub(crate) fn move_machine_address(&self, id: u32, address: Ipv4Addr) -> anyhow::Result<()> {
+        if !self.subnet_has(address) {
+            bail!("{address} is not on this sandbox's subnet");
+        }
+        let want = format!("{address}/24");
+        self.drop_other_addresses(id, &want)?;
+        ip(
+            &self.machine_ns(id),
+            &["addr", "replace", &want, "dev", "eth0"],
+        )?;
+        Ok(())
+    }
+
+    fn subnet_has(&self, a: Ipv4Addr) -> bool {
+        a.octets()[..3] == self.subnet
+    }
+
+    /// Deletes every IPv4 address of machine `id`'s `eth0` but `keep` (`a.b.c.d/24`).
+    fn drop_other_addresses(&self, id: u32, keep: &str) -> anyhow::Result<()> {
+        let mn = self.machine_ns(id);
+        let out = ip(&mn, &["-o", "-4", "addr", "show", "dev", "eth0"])?;
+        // `2: eth0    inet 10.1.2.11/24 brd … scope global eth0` → the word after `inet`.
+        for line in out.lines() {
+            let mut words = line.split_whitespace().skip_while(|w| *w != "inet").skip(1);
+            if let Some(a) = words.next().filter(|a| *a != keep) {
+                ip(&mn, &["addr", "del", a, "dev", "eth0"])?;
+            }
+        }
         Ok(())
     }
 

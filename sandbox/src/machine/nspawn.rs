@@ -41,6 +41,8 @@ pub struct MachineSpec {
     pub binds: Vec<(PathBuf, String)>,
     /// The same, read-only (nspawn `--bind-ro`), e.g. the package archive.
     pub ro_binds: Vec<(PathBuf, String)>,
+    /// Its address after a `change-address` (else [`Lab::address`] of its number).
+    pub address: Option<Ipv4Addr>,
 }
 
 /// A booted machine, identified by its nspawn process; plain data, so it can be persisted.
@@ -122,7 +124,7 @@ impl Machine {
             nspawn_pid: 0,
             netns: lab.machine_ns(spec.id),
             hostname: spec.hostname.clone(),
-            address: lab.address(spec.id),
+            address: spec.address.unwrap_or(lab.address(spec.id)),
             dir: dir.clone(),
             root: root.clone(),
         };
@@ -132,7 +134,7 @@ impl Machine {
                 ..machine
             });
         }
-        lab.ensure_machine_net(spec.id)?;
+        lab.ensure_machine_net(spec.id, machine.address)?;
         mount_overlay(&dir, rootfs)?;
         write_identity(&machine, &spec.hosts)?;
 
@@ -495,6 +497,16 @@ impl Machine {
     /// Cuts this machine off the switch (its veth down on the switch side).
     pub fn partition(&self, lab: &Lab) -> anyhow::Result<()> {
         lab.set_port(self.id, false)
+    }
+
+    /// Moves this machine to `address` on the lab's subnet (its own namespace only); answers
+    /// the machine as it is now.
+    pub fn change_address(&self, lab: &Lab, address: Ipv4Addr) -> anyhow::Result<Machine> {
+        lab.move_machine_address(self.id, address)?;
+        Ok(Machine {
+            address,
+            ..self.clone()
+        })
     }
 
     /// Plugs this machine back into the switch.

@@ -381,6 +381,7 @@ fn spec(lab: &Lab, home: &Path, id: u32, binds: Vec<(PathBuf, String)>) -> Machi
             .collect(),
         binds,
         ro_binds: vec![],
+        address: None,
     }
 }
 

@@ -266,3 +266,51 @@ pub fn secret_call(
     crate::controller::secret_hooks::queue_due(model, now);
     Ok(answer)
 }
+
+/// A free address for a machine to move to: the highest of the subnet's `.10`–`.254` that no
+/// machine holds and no machine number yet allocated maps to (new machines take `.(10 + n)`
+/// upwards, so one moved to the top is not met again until a model has well over 200).
+pub fn free_address(model: &Model) -> Option<String> {
+    let [a, b, c] = model.subnet;
+    let taken = |last: u32| {
+        last < 10 + model.next_machine
+            || model
+                .machines
+                .values()
+                .any(|m| m.address == format!("{a}.{b}.{c}.{last}"))
+    };
+    (10..=254u32)
+        .rev()
+        .find(|l| !taken(*l))
+        .map(|l| format!("{a}.{b}.{c}.{l}"))
+}
+
+/// Machine `id` now holds `address` (`change-address`, as a provider's new address reaching
+/// Juju). In Juju (2.9 and 3.x) the unit agent's remote-state watcher follows
+/// `WatchUnitAddressesHash` (apiserver uniter: the machine's addresses, and the endpoint
+/// bindings); when the hash differs the resolver runs `config-changed`
+/// (worker/uniter/resolver.go: `addressesHashChanged` → `hooks.ConfigChanged`), after which the
+/// uniter writes `private-address`/`ingress-address` into the unit's relation data again
+/// ([`super::write_network_keys`]), which wakes the remote units with relation-changed. No
+/// other hook fires. So: every live unit on the machine (subordinates too) gets `config-changed`.
+pub fn address_changed(model: &mut Model, id: u32, address: String) {
+    let Some(m) = model.machines.get_mut(&id) else {
+        return;
+    };
+    if m.address == address {
+        return;
+    }
+    if let (Some(h), Ok(a)) = (m.handle.as_mut(), address.parse()) {
+        h.address = a;
+    }
+    m.address = address;
+    let units: Vec<String> = model
+        .units
+        .values()
+        .filter(|u| u.machine == id && u.life == crate::controller::model::Life::Alive)
+        .map(|u| u.name.clone())
+        .collect();
+    for u in units {
+        push_to(model, &u, Event::ConfigChanged);
+    }
+}

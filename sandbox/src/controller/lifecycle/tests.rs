@@ -322,3 +322,59 @@ fn relation_ids_sort_as_strings_and_keep_a_dying_relation_until_broken() {
     hook_done(&mut m, &e0, &departed);
     assert!(!relation_ids(&m, &e0, "db").contains(&"db:10".to_string()));
 }
+
+/// `change-address`: a free address above every allocated machine number; the machine's units
+/// (and only they) run config-changed, after which their relation data carries the new address
+/// and their peers hear of it.
+#[test]
+fn address_change_runs_config_changed_and_rewrites_the_address_keys() {
+    let mut m = model_with("etcd", true);
+    m.subnet = [10, 1, 2];
+    let u0 = add_unit(&mut m, "etcd");
+    let u1 = add_unit(&mut m, "etcd");
+    for (id, rec) in m.machines.iter_mut() {
+        rec.address = format!("10.1.2.{}", 10 + id);
+    }
+    drain(&mut m);
+    let rels = entered_relations(&m, &u0);
+    assert_eq!(rels, [0]);
+
+    let new = records::free_address(&m).unwrap();
+    assert_eq!(new, "10.1.2.254");
+    records::address_changed(&mut m, 0, new.clone());
+    assert_eq!(m.machines[&0].address, new);
+    assert_eq!(records::free_address(&m).unwrap(), "10.1.2.253");
+    assert_eq!(m.units[&u0].queue, [Event::ConfigChanged]);
+    assert!(m.units[&u1].queue.is_empty());
+    // The same address again is no change.
+    m.units.get_mut(&u0).unwrap().queue.clear();
+    records::address_changed(&mut m, 0, new.clone());
+    assert!(m.units[&u0].queue.is_empty());
+
+    // After config-changed (what agent::hook_ended does on success): the keys, then the peer.
+    write_network_keys(&mut m, &u0, &rels);
+    assert_eq!(m.relations[&0].unit_data[&u0]["ingress-address"], new);
+    assert_eq!(
+        m.units[&u1].queue,
+        [Event::RelationChanged {
+            rel: 0,
+            remote: Some(u0.clone())
+        }]
+    );
+}
+
+/// No free address once every one of `.10`–`.254` is a machine's or a future machine's.
+#[test]
+fn no_free_address_in_a_full_subnet() {
+    let mut m = model_with("etcd", false);
+    m.next_machine = 245;
+    assert_eq!(records::free_address(&m), None);
+    m.next_machine = 244;
+    assert_eq!(
+        records::free_address(&m).as_deref(),
+        Some(&*format!(
+            "{}.{}.{}.254",
+            m.subnet[0], m.subnet[1], m.subnet[2]
+        ))
+    );
+}
