@@ -2,7 +2,7 @@
 
 use etcd_charm::core::facts;
 use etcd_charm::etcd::client::EtcdApi;
-use etcd_charm::juju::context::{Hook, Invocation, JujuContext};
+use etcd_charm::juju::context::{Hook, Invocation, JujuContext, RelationEvent};
 use etcd_charm::juju::hooktools::HookTools;
 use etcd_charm::juju::{Juju, Level};
 use etcd_charm::machine::host::Host;
@@ -29,9 +29,21 @@ fn main() -> ExitCode {
     let argv0 = args.first().cloned().unwrap_or_default();
     let invocation = Invocation::detect(ctx.dispatch_path.as_deref(), &argv0);
     drop(context);
-    let juju = HookTools::default();
+    let hook = match &invocation {
+        Invocation::Hook(hook) => Some(hook.clone()),
+        _ => None,
+    };
+    let update_status = matches!(&hook, Some(Hook::Other(h)) if h == "update-status");
+    let broken =
+        matches!(&hook, Some(Hook::Relation { event, .. }) if *event == RelationEvent::Broken);
+    let juju = HookTools::default().reading_kept(update_status);
     let what = invocation_name(&invocation);
-    let code = match run(&ctx, invocation, &juju) {
+    let result = run(&ctx, invocation, &juju);
+    // A failed hook keeps nothing: its retry, and the next update-status, ask Juju.
+    if hook.is_some() {
+        juju.keep_answers(broken || result.is_err());
+    }
+    let code = match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             juju.log(Level::Error, &format!("{e:#}"));

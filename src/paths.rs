@@ -62,6 +62,13 @@ pub const TLS_CLIENT_KEY: &str = "/etc/etcd/tls/client.key";
 pub const TLS_PEER_CA: &str = "/etc/etcd/tls/peer-ca.crt";
 /// This member's peer certificate (same key as [`TLS_CERT`]).
 pub const TLS_PEER_CERT: &str = "/etc/etcd/tls/peer.crt";
+/// What clients verify this member's client port with: the client CA, and the external CAs
+/// while one is in use ([`crate::core::certificates`]).
+pub const TLS_CA_BUNDLE: &str = "/etc/etcd/tls/ca-bundle.crt";
+/// This unit's request on the `certificates` relation (for the member key).
+pub const TLS_EXT_CSR: &str = "/etc/etcd/tls/external.csr";
+/// The names it asks for.
+pub const TLS_EXT_NAMES: &str = "/etc/etcd/tls/external.names";
 /// This unit's keys awaiting their certificates (root only, 0600), and what they were requested
 /// for (written last).
 pub const TLS_PENDING_KEY: &str = "/etc/etcd/tls/pending.key";

@@ -8,7 +8,7 @@
 #[path = "support/mod.rs"]
 mod support;
 use std::time::Duration;
-use support::{deploy_consumer, deploy_etcd, sh, workload, writer_script, Sandbox};
+use support::{deploy_consumer, deploy_etcd, sh, workload, Sandbox};
 
 const DB_UNIT: &str = "db-client/0";
 const UNITS: [&str; 3] = ["etcd/0", "etcd/1", "etcd/2"];
@@ -53,19 +53,7 @@ fn rotate_ca_replaces_both_cas_without_losing_a_write() {
 
     let (_, endpoints, _) = sb.exec("etcd/0", "leader-get endpoints");
     let endpoints = endpoints.trim().to_string();
-    let writer = std::thread::scope(|s| {
-        let writer = s.spawn(|| sb.ssh("etcd/0", &writer_script(&endpoints, 100000)));
-        struct Stop<'a>(&'a Sandbox);
-        impl Drop for Stop<'_> {
-            fn drop(&mut self) {
-                self.0.ssh("etcd/0", "touch /tmp/stop-writer");
-            }
-        }
-        let _stop = Stop(&sb);
-        sb.eventually("the writer to start", Duration::from_secs(60), || {
-            let (_, n, _) = sb.ssh("etcd/0", "etcdctl get w3 --print-value-only");
-            (n.trim() == "3").then_some(())
-        });
+    let ((writes, summary), ()) = support::while_writing(&sb, &endpoints, 100000, || {
         let started = sb.ok(&["run", &leader, "rotate-ca"]);
         assert!(started.contains("1 of 3"), "{started}");
         // A second rotation is refused while this one runs.
@@ -77,10 +65,7 @@ fn rotate_ca_replaces_both_cas_without_losing_a_write() {
             done.then_some(())
         });
         support::wait_for_more_writes(&sb, 20, "writes after the rotation");
-        sb.ssh("etcd/0", "touch /tmp/stop-writer");
-        writer.join().expect("writer thread")
     });
-    let (writes, summary) = support::writer_summary(writer);
     assert!(writes > 20, "{summary}");
     sb.wait_active(4);
 

@@ -212,6 +212,10 @@ impl World {
                 let m = self.members.iter_mut().find(|m| m.id == *id).unwrap();
                 m.peer_urls = vec![peer_url.clone()];
             }
+            // The external-CA side's files (no `certificates` relation here): what is served
+            // and the clients' bundle.
+            Effect::ServeCert(pem) => u.external.served = Some(pem.clone()),
+            Effect::TrustBundle(bundle) => u.external.bundle = Some(bundle.clone()),
             Effect::Render(config) => u.local.rendered_config = Some(config.clone()),
             Effect::Restart(config) => {
                 u.local.rendered_config = Some(config.clone());

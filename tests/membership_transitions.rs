@@ -730,7 +730,10 @@ impl World {
                 let ca = &self.leader_data[keys::TLS_CA];
                 let peer_ca = &self.leader_data[keys::TLS_PEER_CA];
                 u.local.tls_record = Some(tls_files_record(ca, peer_ca, &issued, sans));
+                u.external.served = Some(issued.server.clone());
             }
+            Effect::TrustBundle(bundle) => u.external.bundle = Some(bundle.clone()),
+            Effect::ServeCert(pem) => u.external.served = Some(pem.clone()),
             Effect::UpdatePeerUrl { id, peer_url, .. } => {
                 let m = self.members.iter_mut().find(|m| m.id == *id).unwrap();
                 m.peer_urls = vec![peer_url.clone()];

@@ -636,6 +636,10 @@ fn certified(o: &mut Observed, written: bool) {
     let n: u64 = o.unit[5..].parse().unwrap();
     let record = tls_files_record("CA PEM", "PEER CA PEM", &issued, &sans(n));
     o.local.tls_record = written.then_some(record);
+    if written {
+        o.external.bundle = Some("CA PEM\n".into());
+        o.external.served = Some(issued.server.clone());
+    }
 }
 
 fn sans(n: u64) -> Vec<String> {
@@ -924,7 +928,8 @@ fn client_relations_carry_the_tls_credentials_only_with_tls() {
         Effect::RelationSet(_, s) => Some(s),
         _ => None,
     });
-    assert!(sets.clone().count() == 2 && sets.clone().all(|s| !s.contains_key("client_ca")));
+    // (The CA is no secret: it is published all the same.)
+    assert!(sets.clone().count() == 2 && sets.clone().all(|s| !s.contains_key("client_key")));
     o.secrets.available = true;
     o.secrets.client_key = Some(Redacted("CLIENT KEY PEM".into()));
     let kube_key = Redacted("KUBE KEY PEM".into());

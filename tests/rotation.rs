@@ -107,9 +107,7 @@ fn a_shorter_validity_renews_every_certificate_without_restarting_etcd() {
     let (code, out, err) = sb.ssh("etcd/1", "etcdctl endpoint health --cluster");
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(format!("{out}{err}").matches(" is healthy").count(), 3);
-    let tls = "--cacert=/var/lib/db-client/tls/client_ca.pem \
-               --cert=/var/lib/db-client/tls/client_cert.pem \
-               --key=/var/lib/db-client/tls/client_key.pem";
+    let tls = support::CONSUMER_TLS;
     let (code, out, err) = sb.ssh(
         DB_UNIT,
         &format!(

@@ -1,6 +1,7 @@
 //! A status that tells the truth, on real machines: a killed member is named in the other
 //! units' status after `update-status`, and healthy again once back; etcd below 3.4 is refused
-//! with nothing started. Needs root: it boots machines.
+//! with nothing started; `update-status` asks Juju only what the hook before could not tell it.
+//! Needs root: it boots machines.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -19,6 +20,7 @@ fn a_dead_member_is_named_in_the_others_status_until_it_is_back() {
             healthy(u)
         });
     }
+    update_status_asks_only_what_can_change(&sb);
     sb.ok(&["kill-machine", "etcd/0"]);
     let named = "2 of 3 members healthy: etcd0 (etcd/0) does not answer";
     for u in ["etcd/1", "etcd/2"] {
@@ -39,6 +41,58 @@ fn a_dead_member_is_named_in_the_others_status_until_it_is_back() {
             || healthy(u),
         );
     }
+}
+
+/// The hook tools one `update-status` of `unit` calls, from its timings in debug-log.
+fn tools_of_update_status(sb: &Sandbox, unit: &str) -> Vec<String> {
+    let before = sb
+        .ok(&["debug-log", "--replay", "--no-tail"])
+        .lines()
+        .count();
+    let run = "ETCD_CHARM_TRACE=1 JUJU_DISPATCH_PATH=hooks/update-status ./dispatch";
+    sb.ok(&["exec", "--unit", unit, "--", run]);
+    let log = sb.ok(&["debug-log", "--replay", "--no-tail"]);
+    let tag = format!("unit-{}: ", unit.replace('/', "-"));
+    let tools = log.lines().skip(before).filter_map(|l| {
+        let (_, phase) = l.strip_prefix(&tag)?.split_once(" DEBUG   tool ")?;
+        phase.split_whitespace().next().map(str::to_string)
+    });
+    tools.collect()
+}
+
+/// The `config-get` answer `unit` keeps for its next `update-status`.
+fn kept_options(sb: &Sandbox, unit: &str) -> serde_json::Value {
+    let file = "/var/lib/juju/agents/unit-*/charm/.etcd-charm-kept-answers.json";
+    let kept = try_sh(sb, unit, &format!("cat {file}")).expect("kept answers");
+    let kept: Vec<(Vec<String>, String)> = serde_json::from_str(&kept).expect("kept answers");
+    let options = kept
+        .iter()
+        .find(|(k, _)| k[0] == "config-get")
+        .expect("options kept");
+    serde_json::from_str(&options.1).expect("config-get's answer")
+}
+
+/// A follower's `update-status` takes the options, leader settings and relation ids the hook
+/// before saw, and asks Juju only `is-leader` and its own data; a changed option reaches it
+/// through the `config-changed` Juju runs first.
+fn update_status_asks_only_what_can_change(sb: &Sandbox) {
+    let leader = sb.leader("etcd").expect("a leader");
+    let units = ["etcd/0", "etcd/1", "etcd/2"];
+    let follower = units
+        .into_iter()
+        .find(|u| *u != leader)
+        .expect("a follower");
+    let asked = tools_of_update_status(sb, follower);
+    assert_eq!(asked, ["is-leader", "relation-get"], "{follower}");
+    sb.ok(&["config", "etcd", "defrag_free_percent=1"]);
+    sb.eventually("the new option kept", Duration::from_secs(120), || {
+        (kept_options(sb, follower)["defrag_free_percent"] == 1).then_some(())
+    });
+    sb.wait_active(3);
+    let asked = tools_of_update_status(sb, follower);
+    assert_eq!(asked, ["is-leader", "relation-get"], "{follower}");
+    sb.ok(&["config", "etcd", "--reset", "defrag_free_percent"]);
+    sb.wait_active(3);
 }
 
 #[test]

@@ -49,6 +49,17 @@ pub enum Effect {
         /// The names the member certificate is valid for.
         sans: Vec<String>,
     },
+    /// Write the CA bundle clients verify the server with (this text, made by
+    /// [`crate::core::certificates::bundle`]).
+    TrustBundle(String),
+    /// Make a CSR for the member key and these names for the `certificates` relation (kept on
+    /// the machine; published on the next pass).
+    ExternalRequest {
+        /// The names it asks for.
+        sans: Vec<String>,
+    },
+    /// Write the client port's server certificate file (etcd reads it per handshake).
+    ServeCert(String),
     /// Leader: make `app`'s own client key and certificate (CN = `app`), the certificate to
     /// leader data, the key to a secret (Juju 2.9: leader data); when it has them, renew the
     /// certificate for the same key.

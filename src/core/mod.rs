@@ -18,12 +18,14 @@ A unit test in the crate root checks that no module here names an effectful one.
 - [`storage`]: the data dir on Juju storage (placement, a volume from another unit).
 - [`rotation`]: when the leader renews certificates, and which expiries the status warns of.
 - [`ca_rotation`]: the `rotate-ca` action's three phases (trust both, reissue, drop the old).
+- [`certificates`]: an external CA on the `certificates` relation (tls-certificates v4).
 - [`transport`]: TLS or plain http, the `tls` option kept from changing the transport on a refresh.
 */
 
 pub mod auth;
 pub mod backup;
 pub mod ca_rotation;
+pub mod certificates;
 pub mod config;
 pub mod cos;
 pub mod effect;

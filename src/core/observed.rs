@@ -357,6 +357,8 @@ pub struct Peer {
     pub tls_files: Option<String>,
     /// The CA set its running etcd loaded ([`peer_keys::CA_LOADED`]).
     pub ca_loaded: Option<String>,
+    /// Its external-CA state (peer data `tls-external`).
+    pub ext_tls: Option<String>,
 }
 
 /// A `db` or `proxy` relation and what this unit has published on it.
@@ -482,6 +484,30 @@ impl ClusterView {
     }
 }
 
+/// What a pass knows of the `certificates` relation (an external CA: `core::certificates`)
+/// and this unit's files for it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ExternalFacts {
+    /// The relation id, unless there is none or it is being broken.
+    pub relation: Option<String>,
+    /// The provider's application name, when it is known.
+    pub provider: Option<String>,
+    /// The provider's `certificates` value as read.
+    pub provided: Option<String>,
+    /// Our unit databag's `certificate_signing_requests` as read.
+    pub published: Option<String>,
+    /// The CSR this unit made (PEM), from its machine.
+    pub csr: Option<String>,
+    /// The names it was made for (comma-separated).
+    pub csr_names: Option<String>,
+    /// The member key's public key (SubjectPublicKeyInfo DER), from its machine.
+    pub public_key: Option<Vec<u8>>,
+    /// The client port's server certificate file as it is.
+    pub served: Option<String>,
+    /// The CA bundle file as it is.
+    pub bundle: Option<String>,
+}
+
 /// Everything one reconcile pass decides on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observed {
@@ -522,6 +548,8 @@ pub struct Observed {
     pub secrets: TlsSecrets,
     /// The wall-clock time of this pass, in seconds since the Unix epoch.
     pub now: u64,
+    /// The `certificates` relation and this unit's files for it.
+    pub external: ExternalFacts,
 }
 
 /// When the newest verified backup a unit took was taken, as its peer data announces it.
@@ -561,6 +589,7 @@ impl Observed {
             fresh_token: String::new(),
             secrets: TlsSecrets::default(),
             now: 1_800_000_000,
+            external: Default::default(),
         }
     }
 

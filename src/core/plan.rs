@@ -45,6 +45,7 @@ The leader's side (membership, one change per pass, and the restart grants) is i
 
 use crate::core::auth;
 use crate::core::ca_rotation;
+use crate::core::certificates;
 use crate::core::config::{v2_unsupported, CharmConfig};
 use crate::core::cos;
 use crate::core::effect::{Effect, Plan};
@@ -280,7 +281,12 @@ fn tls_files(o: &Observed, address: &str, p: &mut Plan) -> Option<Status> {
     let want = tls_files_record(&trusted, &peer_trusted, &issued, &sans);
     if o.local.tls_record.as_deref() != Some(want.as_str()) {
         p.effects.push(Effect::TlsFiles { sans });
+    } else {
+        certificates::unit(o, &sans, &issued.server, &trusted, p);
     }
+    // The clients' bundle starts from the client CAs trusted now (both while a rotation trusts both).
+    certificates::trust(o, &trusted, p);
+    p.effects.extend(certificates::leader(o, &trusted));
     None
 }
 
@@ -672,5 +678,6 @@ fn health(o: &Observed, cfg: &CharmConfig) -> Health {
             .into_iter()
             .map(|e| (e.what, e.days))
             .collect(),
+        external_ca: certificates::status_note(o),
     }
 }

@@ -138,9 +138,13 @@ pub fn client_data(o: &Observed, published: &Settings, tls: bool) -> Vec<Effect>
         secret: lookup(published, keys::TLS_CLIENT_SECRET).filter(|_| o.secrets.available),
         ..Credentials::default()
     };
-    // Both CAs while a rotation trusts both ([`ca_rotation::trusted`]).
+    // Both CAs while a rotation trusts both ([`ca_rotation::trusted`]), and with them the
+    // external CAs while an external CA is in use.
     let trusted = ca_rotation::trusted(published).map(|(client, _)| client);
-    let ca = trusted.as_deref();
+    let bundle = trusted
+        .as_deref()
+        .and_then(|ca| crate::core::certificates::client_ca(o, ca));
+    let ca = bundle.as_deref().or(trusted.as_deref());
     let cluster = lookup(published, keys::CLUSTER);
     let endpoints = lookup(published, keys::ENDPOINTS);
     let version = lookup(published, keys::VERSION).or(o.local.version.as_deref());
@@ -175,6 +179,11 @@ pub fn client_data(o: &Observed, published: &Settings, tls: bool) -> Vec<Effect>
             }
         };
         let own_secret = own.and_then(|c| c.secret);
+        // The CA is no secret: it follows leader data (an external CA's bundle) even while
+        // this unit cannot read the key.
+        if let Some(ca) = ca.filter(|_| tls) {
+            want.insert("client_ca".to_string(), ca.to_string());
+        }
         if !tls || creds.key.is_some() {
             // For clients that cannot present a certificate with a common name: the shared one
             // without, and a user name and password (in the secret, Juju 2.9: here).

@@ -526,7 +526,7 @@ pub fn etcdctl_env(tls: bool, port: u16) -> String {
     if tls {
         env.push_str(&format!(
             "ETCDCTL_CACERT={}\nETCDCTL_CERT={}\nETCDCTL_KEY={}\n",
-            paths::TLS_CA,
+            paths::TLS_CA_BUNDLE,
             paths::TLS_CLIENT_CERT,
             paths::TLS_CLIENT_KEY
         ));
@@ -694,7 +694,7 @@ initial-cluster: etcd0=https://10.0.0.1:2380
         );
         let env = etcdctl_env(true, 4001);
         assert!(env.contains("ETCDCTL_ENDPOINTS=https://127.0.0.1:4001\n"));
-        assert!(env.contains("ETCDCTL_CACERT=/etc/etcd/tls/ca.crt\n"));
+        assert!(env.contains("ETCDCTL_CACERT=/etc/etcd/tls/ca-bundle.crt\n"));
         assert!(env.contains("ETCDCTL_CERT=/etc/etcd/tls/client.crt\n"));
         assert!(env.contains("ETCDCTL_KEY=/etc/etcd/tls/client.key\n"));
         // A flag given on the command line drops its variable (etcdctl refuses both).

@@ -36,6 +36,8 @@ pub struct Health {
     /// Certificates close to an expiry renewal cannot fix (`the client CA`, …), with the whole
     /// days left ([`crate::core::rotation::expiring`]).
     pub expiring: Vec<(&'static str, u64)>,
+    /// The external CA's phase or provider ([`crate::core::certificates::status_note`]).
+    pub external_ca: Option<String>,
 }
 
 /// The transport of a running cluster, as an `active` status tells it.
@@ -146,6 +148,9 @@ impl Health {
         }
         for (what, days) in &self.expiring {
             m.push_str(&format!("; {what} {}", expiry_advice(what, *days)));
+        }
+        if let Some(note) = &self.external_ca {
+            m.push_str(&format!("; {note}"));
         }
         if let Some(age) = &self.stale_backup {
             m.push_str(&format!(

@@ -224,7 +224,9 @@ fn client_tls() -> Result<TlsOptions, String> {
         std::fs::read(path)
             .map_err(|e| format!("cannot read the TLS file {path} ({e}): the next hook writes it"))
     };
-    let ca = Certificate::from_pem(read(paths::TLS_CA)?);
+    // The bundle (the client CA, and an external CA while one is in use), else the client CA.
+    let ca = read(paths::TLS_CA_BUNDLE).or_else(|_| read(paths::TLS_CA))?;
+    let ca = Certificate::from_pem(ca);
     let identity = Identity::from_pem(read(paths::TLS_CLIENT_CERT)?, read(paths::TLS_CLIENT_KEY)?);
     Ok(TlsOptions::new().ca_certificate(ca).identity(identity))
 }

@@ -59,9 +59,14 @@ pub fn run(tool: &str, args: &[String]) -> Result<String, HookToolError> {
 /// A remote unit's relation data is asked once too: Juju reads it once per hook and answers
 /// from that (its uniter's relation cache), so observe's passes and the facts exporter share one
 /// read. This unit's own data is always asked (it shows this hook's own `relation-set`s).
+///
+/// `update-status` also takes, from the hook before it, the answers Juju announces with a hook
+/// before they change ([`HookTools::reading_kept`], [`HookTools::keep_answers`]).
 #[derive(Debug, Clone)]
 pub struct HookTools {
     answers: std::cell::RefCell<Vec<(Vec<String>, String)>>,
+    /// Where this hook's answers are kept for the next `update-status`.
+    kept_file: Option<PathBuf>,
     /// Where the peer relation's id is kept (none outside a charm directory).
     peer_id_file: Option<PathBuf>,
     /// The kept peer relation id as read in this hook (`None`: not read yet).
@@ -73,6 +78,9 @@ pub struct HookTools {
 /// The file in the charm directory that keeps the peer relation's id.
 const PEER_ID_FILE: &str = ".etcd-charm-peer-relation";
 
+/// The file in the charm directory that keeps a hook's answers for the next `update-status`.
+const KEPT_FILE: &str = ".etcd-charm-kept-answers.json";
+
 impl Default for HookTools {
     /// The tools of this hook; the peer relation's id is kept in `$JUJU_CHARM_DIR`.
     fn default() -> Self {
@@ -80,7 +88,12 @@ impl Default for HookTools {
         let unit = std::env::var("JUJU_UNIT_NAME")
             .ok()
             .filter(|u| !u.is_empty());
-        HookTools::new(dir.map(|d| PathBuf::from(d).join(PEER_ID_FILE)), unit)
+        let mut tools = HookTools::new(
+            dir.as_ref().map(|d| PathBuf::from(d).join(PEER_ID_FILE)),
+            unit,
+        );
+        tools.kept_file = dir.map(|d| PathBuf::from(d).join(KEPT_FILE));
+        tools
     }
 }
 
@@ -88,9 +101,44 @@ impl HookTools {
     fn new(peer_id_file: Option<PathBuf>, unit: Option<String>) -> Self {
         HookTools {
             answers: Default::default(),
+            kept_file: None,
             peer_id_file,
             peer_id: Default::default(),
             unit,
+        }
+    }
+
+    /// For `update-status` (`yes`): starts from the answers the hook before kept. Juju runs a
+    /// hook before any of them changes, and `update-status` only when no other hook is due
+    /// (its uniter's resolver): `config-changed` for the options, `leader-settings-changed` on
+    /// the other units (the leader writes them itself, see [`Juju::leader_set`]),
+    /// `-relation-created`/`-broken` for relation ids, `-joined`/`-departed` for the units in
+    /// a relation and `-changed` for their data. So `update-status` sees what the hook before
+    /// saw, as it would had it run just after it, and asks only `is-leader`, this unit's own
+    /// data, secrets and etcd. A file that cannot be read or parsed is no answer.
+    pub fn reading_kept(self, yes: bool) -> Self {
+        if let Some(kept) = self.kept_file.as_ref().filter(|_| yes).and_then(read_kept) {
+            self.answers.borrow_mut().extend(kept);
+        }
+        self
+    }
+
+    /// Keeps this hook's keepable answers for the next `update-status` (written aside with
+    /// mode 0600, then renamed; a failure only means it asks Juju). `forget` (a failed hook, or
+    /// `-relation-broken`, in which Juju before 3.4.4 still lists the relation) removes the
+    /// file instead.
+    pub fn keep_answers(&self, forget: bool) {
+        let Some(file) = &self.kept_file else {
+            return;
+        };
+        let answers = self.answers.borrow();
+        let kept: Vec<_> = answers.iter().filter(|(k, out)| keepable(k, out)).collect();
+        if forget || kept.is_empty() {
+            let _ = std::fs::remove_file(file);
+            return;
+        }
+        if let Ok(text) = serde_json::to_vec(&kept) {
+            replace_file(file, &text, 0o600);
         }
     }
 
@@ -120,14 +168,7 @@ impl HookTools {
             return;
         };
         *self.peer_id.borrow_mut() = Some(Some(id.to_string()));
-        let aside = file.with_extension("new");
-        let written = std::fs::write(&aside, format!("{id}\n"));
-        if written
-            .and_then(|()| std::fs::rename(&aside, file))
-            .is_err()
-        {
-            let _ = std::fs::remove_file(&aside);
-        }
+        replace_file(file, format!("{id}\n").as_bytes(), 0o666);
     }
 
     /// Forgets the kept peer relation id after a tool failed on `relation_id`.
@@ -157,6 +198,56 @@ impl HookTools {
         self.answers.borrow_mut().push((key, out.clone()));
         Ok(out)
     }
+}
+
+/// Replaces `file` with `bytes`: written aside (created with `mode`, less the umask), then
+/// renamed, so it is never half a file; on failure the aside file is removed and `file` left.
+fn replace_file(file: &std::path::Path, bytes: &[u8], mode: u32) {
+    let aside = file.with_extension("new");
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&aside)
+        .and_then(|mut f| f.write_all(bytes));
+    if written
+        .and_then(|()| std::fs::rename(&aside, file))
+        .is_err()
+    {
+        let _ = std::fs::remove_file(&aside);
+    }
+}
+
+/// True for an answer the next `update-status` may take: the options, the leader settings,
+/// relation ids and units, and the data of remote units on the peer relation (consumers'
+/// databags are always asked: one may hold credentials, as `s3` does). Nothing that holds a
+/// private key is kept (the leader settings of Juju 2.9, which has no secrets).
+fn keepable(key: &[String], out: &str) -> bool {
+    let peer = key.windows(2).any(|w| {
+        w[0] == "-r"
+            && w[1]
+                .strip_prefix(PEER_ENDPOINT)
+                .is_some_and(|r| r.starts_with(':'))
+    });
+    let tool = key.first().map(String::as_str);
+    let kept = match tool {
+        Some("config-get" | "leader-get" | "relation-ids" | "relation-list") => true,
+        Some("relation-get") => peer,
+        _ => false,
+    };
+    kept && !out.contains("PRIVATE KEY")
+}
+
+/// The answers kept in `file`, if it reads as such.
+fn read_kept(file: &PathBuf) -> Option<Vec<(Vec<String>, String)>> {
+    let kept: Vec<(Vec<String>, String)> =
+        serde_json::from_slice(&std::fs::read(file).ok()?).ok()?;
+    Some(
+        kept.into_iter()
+            .filter(|(k, out)| keepable(k, out))
+            .collect(),
+    )
 }
 
 /// `relation-set -r <id> [--app] --file <file>`: values (such as `client_key`) go through a
@@ -269,10 +360,15 @@ fn file_error(tool: &str, path: &std::path::Path, e: std::io::Error) -> HookTool
 
 /// Runs a leadership tool: a missing tool means a Juju without leader election.
 fn leadership(tool: &str, a: Vec<String>) -> Result<String, JujuError> {
-    run(tool, &a).map_err(|e| match e.missing {
+    run(tool, &a).map_err(no_leadership)
+}
+
+/// A leadership tool's failure: a missing tool means a Juju without leader election.
+fn no_leadership(e: HookToolError) -> JujuError {
+    match e.missing {
         true => JujuError::NoLeadership,
         false => JujuError::Tool(e),
-    })
+    }
 }
 
 /// Picks the first address out of `network-get --format=json` output.
@@ -299,11 +395,18 @@ impl Juju for HookTools {
     }
 
     fn leader_get(&self) -> Result<Settings, JujuError> {
-        let out = leadership("leader-get", args(["--format=json"]))?;
-        Ok(string_map(json("leader-get", &out)?))
+        let out = self.once("leader-get", args(["--format=json"]));
+        Ok(string_map(json(
+            "leader-get",
+            &out.map_err(no_leadership)?,
+        )?))
     }
 
     fn leader_set(&self, settings: &Settings) -> Result<(), JujuError> {
+        // The settings as read before are no longer the answer (the next leader-get asks).
+        self.answers
+            .borrow_mut()
+            .retain(|(k, _)| k[0] != "leader-get");
         // Juju's leader-set reads only `key=value` arguments (no `--file`, no stdin): no private
         // key goes here but under Juju 2.9, which has no secrets (see `machine::tls`).
         leadership("leader-set", key_values(settings)).map(drop)
@@ -326,7 +429,9 @@ impl Juju for HookTools {
 
     fn relation_list(&self, relation_id: &str) -> Result<Vec<String>, JujuError> {
         let a = args(["--format=json", "-r", relation_id]);
-        let out = run("relation-list", &a).inspect_err(|_| self.failed_on(relation_id))?;
+        let out = self
+            .once("relation-list", a)
+            .inspect_err(|_| self.failed_on(relation_id))?;
         json("relation-list", &out)
     }
 
@@ -682,6 +787,89 @@ mod tests {
             .borrow_mut()
             .push((get("etcd/0"), "{}".into()));
         assert!(unnamed.relation_get("cluster:1", "etcd/0").is_err());
+    }
+
+    #[test]
+    fn update_status_takes_the_answers_the_hook_before_kept() {
+        let dir = std::env::temp_dir().join(format!("hooktools-kept-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join(KEPT_FILE);
+        let tools = |update_status: bool| {
+            let mut t = HookTools::new(None, Some("etcd/1".into()));
+            t.kept_file = Some(file.clone());
+            t.reading_kept(update_status)
+        };
+        let key = |k: &[&str]| k.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let answer = |t: &HookTools, k: &[&str], out: &str| {
+            t.answers.borrow_mut().push((key(k), out.to_string()))
+        };
+        let hook = tools(false);
+        answer(
+            &hook,
+            &["config-get", "--all", "--format=json"],
+            r#"{"port":2379}"#,
+        );
+        answer(
+            &hook,
+            &["relation-ids", "--format=json", "db"],
+            r#"["db:4"]"#,
+        );
+        answer(
+            &hook,
+            &["relation-list", "--format=json", "-r", "cluster:1"],
+            r#"["etcd/0"]"#,
+        );
+        let peer = [
+            "relation-get",
+            "--format=json",
+            "-r",
+            "cluster:1",
+            "-",
+            "etcd/0",
+        ];
+        answer(&hook, &peer, r#"{"ingress-address":"10.0.0.1"}"#);
+        // Never kept: a consumer's databag, any key, an address.
+        let consumer = ["relation-get", "--format=json", "-r", "s3:9", "-", "s3/0"];
+        answer(&hook, &consumer, r#"{"secret-key":"x"}"#);
+        let key_pem = r#"{"tls-ca-key":"-----BEGIN PRIVATE KEY-----"}"#;
+        answer(&hook, &["leader-get", "--format=json"], key_pem);
+        answer(&hook, &["network-get", "cluster", "--format=json"], "{}");
+        hook.keep_answers(false);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            !text.contains("PRIVATE")
+                && !text.contains("secret-key")
+                && !text.contains("network-get")
+        );
+        // Another hook asks Juju (none here); update-status takes the kept answers.
+        assert!(tools(false).config_get().is_err());
+        let status = tools(true);
+        assert_eq!(status.config_get().unwrap()["port"], 2379);
+        assert_eq!(status.relation_ids("db").unwrap(), ["db:4"]);
+        assert_eq!(status.relation_list("cluster:1").unwrap(), ["etcd/0"]);
+        assert_eq!(
+            status.relation_get("cluster:1", "etcd/0").unwrap()["ingress-address"],
+            "10.0.0.1"
+        );
+        assert!(status.relation_get("s3:9", "s3/0").is_err());
+        assert!(status.leader_get().is_err());
+        // A leader-set drops the settings read before; -relation-broken forgets the file.
+        answer(&status, &["leader-get", "--format=json"], r#"{"a":"1"}"#);
+        let _ = status.leader_set(&Settings::from([("a".into(), "2".into())]));
+        assert!(status
+            .answers
+            .borrow()
+            .iter()
+            .all(|(k, _)| k[0] != "leader-get"));
+        status.keep_answers(true);
+        assert!(!file.exists());
+        // Garbage is no answer.
+        std::fs::write(&file, "not json").unwrap();
+        assert!(tools(true).config_get().is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

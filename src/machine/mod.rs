@@ -12,6 +12,7 @@ The machine boundary: what the charm does on its host, behind the [`Machine`] tr
 */
 
 pub mod backup;
+pub mod ext_tls;
 pub mod host;
 pub mod install;
 pub mod metrics;

@@ -29,7 +29,7 @@ use crate::juju::{Juju, JujuError, Level, SecretOwner, Settings};
 use crate::machine::host::HostError;
 use crate::machine::metrics;
 use crate::machine::tls::{self, TlsError};
-use crate::machine::{state, InstallError, Machine};
+use crate::machine::{ext_tls, state, InstallError, Machine};
 use crate::paths;
 use std::time::Duration;
 
@@ -131,6 +131,18 @@ pub fn apply(
             Effect::TlsRequest { sans } => run.tls_request(sans)?,
             Effect::Issue { unit } => run.issue(unit)?,
             Effect::TlsFiles { sans } => run.tls_files(sans)?,
+            Effect::TrustBundle(bundle) => ext_tls::write_trust_bundle(machine, bundle)?,
+            Effect::ExternalRequest { sans } => {
+                ext_tls::make_request(machine, &o.unit, sans)?;
+                juju.log(
+                    Level::Info,
+                    "made a certificate request for the `certificates` relation",
+                );
+            }
+            Effect::ServeCert(pem) => {
+                ext_tls::serve(machine, pem)?;
+                juju.log(Level::Info, "wrote the client port's server certificate (no restart: etcd reads it per connection)");
+            }
             Effect::Auth(change) => run.auth(change)?,
             Effect::IssueConsumer { app } => run.issue_consumer(app)?,
             Effect::RenewSharedClient => run.renew_shared_client()?,

@@ -14,6 +14,7 @@ alarm list, a Raft round, is asked only when none answers).
 */
 
 use crate::core::ca_rotation;
+use crate::core::certificates;
 use crate::core::config::CharmConfig;
 use crate::core::cos::ENDPOINT as COS_AGENT;
 use crate::core::observed::{
@@ -25,7 +26,7 @@ use crate::core::storage;
 use crate::etcd::{Etcd, Member, MemberStatus};
 use crate::juju::context::{member_name, Hook, JujuContext, RelationEvent, PEER_ENDPOINT};
 use crate::juju::{Juju, JujuError, Level, Settings};
-use crate::machine::{state, tls, Machine};
+use crate::machine::{ext_tls, state, tls, Machine};
 use crate::paths;
 
 /// Keeps a URL only if it is `http(s)://host:port`: a host name or IP address (IPv6 in
@@ -85,6 +86,7 @@ fn peer(juju: &dyn Juju, rel: &str, unit: &str) -> Peer {
             .get(peer_keys::CA_LOADED)
             .filter(|v| !v.is_empty())
             .cloned(),
+        ext_tls: data.get(certificates::PEER_STATE).cloned(),
     }
 }
 
@@ -183,6 +185,34 @@ fn remote_app(ctx: &JujuContext, juju: &dyn Juju, id: &str) -> Result<Option<Str
     let units = juju.relation_list(id)?;
     let unit = units.first().or(hook_unit);
     Ok(unit.and_then(|u| u.split('/').next()).map(str::to_string))
+}
+
+/// The `certificates` relation (unless it is being broken), what the provider and this unit
+/// publish on it, and this machine's files for it; what the provider sent that is ignored is
+/// logged (never a PEM).
+fn external(
+    ctx: &JujuContext,
+    juju: &dyn Juju,
+    machine: &dyn Machine,
+    broken: Option<&str>,
+) -> Result<certificates::Facts, JujuError> {
+    let ids = juju.relation_ids(certificates::ENDPOINT)?;
+    let relation = ids.into_iter().find(|id| Some(id.as_str()) != broken);
+    let mut facts = ext_tls::local_facts(machine);
+    if let Some(id) = &relation {
+        let own = juju.relation_get(id, &ctx.unit_name)?;
+        facts.published = own.get(certificates::REQUESTS).cloned();
+        if let Some(app) = remote_app(ctx, juju, id)? {
+            let data = juju.relation_get_app(id, &app).unwrap_or_default();
+            facts.provided = data.get(certificates::PROVIDED).cloned();
+            facts.provider = Some(app);
+        }
+    }
+    facts.relation = relation;
+    if let Some(complaint) = certificates::complaint(&facts) {
+        juju.log(Level::Warning, &complaint);
+    }
+    Ok(facts)
 }
 
 /// The key prefix `app` asks for on relation `id` (`prefix` in its application data); one etcd
@@ -462,6 +492,7 @@ pub fn observe(
         fresh_token: machine.random_token(),
         secrets,
         now: std::time::UNIX_EPOCH.elapsed().map_or(0, |d| d.as_secs()),
+        external: external(ctx, juju, machine, broken)?,
     })
 }
 

@@ -63,6 +63,11 @@ pub fn etcdctl(sb: &Sandbox, unit: &str, args: &str) -> (i32, String, String) {
     sb.ssh(unit, &format!("etcdctl {args}"))
 }
 
+/// etcdctl's TLS flags for the files the db-client consumer wrote from its relation.
+pub const CONSUMER_TLS: &str = "--cacert=/var/lib/db-client/tls/client_ca.pem \
+     --cert=/var/lib/db-client/tls/client_cert.pem \
+     --key=/var/lib/db-client/tls/client_key.pem";
+
 /// A key's value read with etcdctl on an etcd unit.
 pub fn get(sb: &Sandbox, unit: &str, key: &str) -> Result<String, String> {
     try_sh(sb, unit, &format!("etcdctl get --print-value-only {key}"))
@@ -135,6 +140,34 @@ pub fn writer_script(endpoints: &str, max: u32) -> String {
              if ! out=$(put); then fail=$((fail+1)); echo \"FAIL w$n: $out\"; fi; fi; \
          done; echo \"writes=$n failures=$fail\""
     )
+}
+
+/// Runs `body` while [`writer_script`] (at most `max` writes through `endpoints`) writes from
+/// etcd/0, seen writing before `body` starts and stopped however `body` ends; the writer's
+/// writes and summary line ([`writer_summary`]: no write failed), and what `body` returned.
+pub fn while_writing<R>(
+    sb: &Sandbox,
+    endpoints: &str,
+    max: u32,
+    body: impl FnOnce() -> R,
+) -> ((u64, String), R) {
+    std::thread::scope(|s| {
+        let writer = s.spawn(|| sb.ssh("etcd/0", &writer_script(endpoints, max)));
+        struct Stop<'a>(&'a Sandbox);
+        impl Drop for Stop<'_> {
+            fn drop(&mut self) {
+                self.0.ssh("etcd/0", "touch /tmp/stop-writer");
+            }
+        }
+        let stop = Stop(sb);
+        sb.eventually("the writer to start", Duration::from_secs(60), || {
+            let (_, n, _) = sb.ssh("etcd/0", "etcdctl get w3 --print-value-only");
+            (n.trim() == "3").then_some(())
+        });
+        let out = body();
+        drop(stop);
+        (writer_summary(writer.join().expect("writer thread")), out)
+    })
 }
 
 /// How many `w<i>` keys of [`writer_script`] a unit reads.

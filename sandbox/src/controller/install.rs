@@ -13,9 +13,7 @@ pub fn install_unit_files(
 ) -> anyhow::Result<()> {
     let tag = unit_tag(unit);
     let tools = format!("/var/lib/juju/tools/{tag}");
-    // The running binary itself: /proc/self/exe still reads when a rebuild has replaced the file.
-    let exe = std::fs::read("/proc/self/exe")
-        .context("cannot read the controller's own binary to install the hook tools")?;
+    let exe = tool_binary()?;
     handle.write_file(&format!("{tools}/jujuc"), &exe, 0o755)?;
     let links: Vec<String> = crate::tools::installed_tool_names()
         .iter()
@@ -34,6 +32,18 @@ pub fn install_unit_files(
         String::from_utf8_lossy(&out.stderr)
     );
     install_charm(handle, unit, charm_dir)
+}
+
+/// The hook tools' binary: `jujuc`, built beside this one (the tool client alone, quick to
+/// start), else this binary itself, which serves as every tool too (`/proc/self/exe` still
+/// reads when a rebuild has replaced the file).
+fn tool_binary() -> anyhow::Result<Vec<u8>> {
+    let beside = std::env::current_exe().map(|e| e.with_file_name("jujuc"));
+    if let Ok(bytes) = beside.and_then(std::fs::read) {
+        return Ok(bytes);
+    }
+    std::fs::read("/proc/self/exe")
+        .context("cannot read the controller's own binary to install the hook tools")
 }
 
 /// Copies (or replaces) the charm of `unit` in its machine.
