@@ -380,7 +380,7 @@ pub fn status_note(o: &Observed) -> Option<String> {
         Phase::Trust => format!("{to}: clients are given its CA first"),
         Phase::Serve => match (offer(o), o.external.served.as_deref()) {
             (Offer::Ours(file), Some(served)) if file == served => format!(
-                "server certificate from {app} (the JSON gateway over https does not work while it is: {GATEWAY})"
+                "server certificate from {app} (the JSON gateway over https fails after a restart while it is: {GATEWAY})"
             ),
             _ => format!("{to}: waiting for this unit's certificate"),
         },
@@ -388,9 +388,10 @@ pub fn status_note(o: &Observed) -> Option<String> {
     })
 }
 
-/// Why the JSON gateway (`/v3/…` over https) does not work while an external certificate is
-/// served: etcd dials its own client port for it presenting its server certificate as a client
-/// certificate, and the client port trusts only the charm's client CA.
+/// Why the JSON gateway (`/v3/…` over https) fails once etcd restarts while an external
+/// certificate is served: etcd dials its own client port for it when it starts, presenting its
+/// server certificate as a client certificate, and the client port trusts only the charm's
+/// client CA.
 pub const GATEWAY: &str = "etcd presents the server certificate to itself as a client certificate, which only the charm's client CA may sign";
 
 /// This unit's side, once its charm TLS files are written (`charm_cert`: the server
