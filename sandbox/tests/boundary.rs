@@ -3,12 +3,15 @@
 //! everything under $SANDBOX_HOME is owner-only and the logs keep secrets out. Needs root.
 
 mod common;
-use common::{probe_charm as probe, Sandbox};
+use common::{copy_executable, probe_charm as probe, sandbox_bin, Sandbox};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
 const TOOL_SOCKET: &str = "/var/lib/juju/sandbox/agent.sock";
+
+/// Where the probe's `intrude` action finds the sandbox's command line on probe/0.
+const CLI: &str = "/root/sandbox-cli";
 
 /// Entries under `dir` that group or others may read, write or enter; machine disks (the
 /// machines' own files, modes as in any Linux root, inside a 0700 machine dir) are left out.
@@ -65,6 +68,9 @@ fn a_hook_reaches_only_its_own_unit() {
         assert_eq!(code, 0, "{err}");
         assert!(addr.trim().starts_with("10."), "{addr}");
 
+        // The attacker gets the whole sandbox client (the hook tools are only `jujuc`), so every
+        // verb is put to each socket.
+        copy_executable(&sb, "probe/0", &sandbox_bin(), CLI);
         let out = sb.ok(&[
             "run",
             "probe/0",

@@ -73,6 +73,8 @@ pub struct HookTools {
     peer_id: std::cell::RefCell<Option<Option<String>>>,
     /// This unit (`$JUJU_UNIT_NAME`); without it no relation data is taken for a remote unit's.
     unit: Option<String>,
+    /// `is-leader` answered true in this hook: the leader settings are then always asked.
+    leader: std::cell::Cell<bool>,
 }
 
 /// The file in the charm directory that keeps the peer relation's id.
@@ -105,13 +107,15 @@ impl HookTools {
             peer_id_file,
             peer_id: Default::default(),
             unit,
+            leader: Default::default(),
         }
     }
 
     /// For `update-status` (`yes`): starts from the answers the hook before kept. Juju runs a
     /// hook before any of them changes, and `update-status` only when no other hook is due
     /// (its uniter's resolver): `config-changed` for the options, `leader-settings-changed` on
-    /// the other units (the leader writes them itself, see [`Juju::leader_set`]),
+    /// the other units (the leader writes them itself, or an action or `juju exec` on it does:
+    /// the leader asks them every time, see [`Juju::is_leader`]),
     /// `-relation-created`/`-broken` for relation ids, `-joined`/`-departed` for the units in
     /// a relation and `-changed` for their data. So `update-status` sees what the hook before
     /// saw, as it would had it run just after it, and asks only `is-leader`, this unit's own
@@ -132,7 +136,11 @@ impl HookTools {
             return;
         };
         let answers = self.answers.borrow();
-        let kept: Vec<_> = answers.iter().filter(|(k, out)| keepable(k, out)).collect();
+        let leader = self.leader.get();
+        let kept: Vec<_> = answers
+            .iter()
+            .filter(|(k, out)| keepable(k, out) && !(leader && k[0] == "leader-get"))
+            .collect();
         if forget || kept.is_empty() {
             let _ = std::fs::remove_file(file);
             return;
@@ -387,11 +395,19 @@ impl Juju for HookTools {
         json("config-get", &out)
     }
 
+    /// On the leader, leader settings kept from an earlier hook are dropped: no hook tells it
+    /// of a change an action or `juju exec` made there, so it asks.
     fn is_leader(&self) -> Result<bool, JujuError> {
-        json(
+        let leader = json(
             "is-leader",
             &leadership("is-leader", args(["--format=json"]))?,
-        )
+        )?;
+        if leader && !self.leader.replace(true) {
+            self.answers
+                .borrow_mut()
+                .retain(|(k, _)| k[0] != "leader-get");
+        }
+        Ok(leader)
     }
 
     fn leader_get(&self) -> Result<Settings, JujuError> {
@@ -864,6 +880,12 @@ mod tests {
             .borrow()
             .iter()
             .all(|(k, _)| k[0] != "leader-get"));
+        // The leader keeps no leader settings: an action or `juju exec` may change them unseen.
+        answer(&status, &["leader-get", "--format=json"], r#"{"a":"2"}"#);
+        status.leader.set(true);
+        status.keep_answers(false);
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(text.contains("config-get") && !text.contains("leader-get"));
         status.keep_answers(true);
         assert!(!file.exists());
         // Garbage is no answer.

@@ -5,6 +5,8 @@
 
 #[path = "../../sandbox/tests/common/mod.rs"]
 mod common;
+#[allow(unused_imports)] // Only the tests that copy a binary in use it.
+pub use common::copy_executable;
 pub use common::{repo_root, Sandbox};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -275,29 +277,6 @@ pub fn fake_etcd_resource(sb: &Sandbox, version: &str) -> PathBuf {
         .expect("tar");
     assert!(status.success(), "tar of the fake resource");
     tarball
-}
-
-/// Copies a host file to `dest` on a unit's machine (mode 0755), through `sandbox ssh` with the
-/// file as standard input.
-pub fn copy_executable(sb: &Sandbox, unit: &str, src: &std::path::Path, dest: &str) {
-    let file = std::fs::File::open(src).unwrap_or_else(|e| panic!("open {}: {e}", src.display()));
-    let out = std::process::Command::new(common::sandbox_bin())
-        .args([
-            "ssh",
-            unit,
-            "--",
-            &format!("cat > {dest}.part && chmod 0755 {dest}.part && mv {dest}.part {dest}"),
-        ])
-        .env("SANDBOX_HOME", &sb.home)
-        .stdin(file)
-        .output()
-        .expect("run sandbox ssh");
-    assert!(
-        out.status.success(),
-        "copying {} to {unit}:{dest}: {}",
-        src.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[path = "../../objstore/tests/common/garage_bin.rs"]

@@ -44,6 +44,29 @@ pub fn sandbox_bin() -> PathBuf {
         .unwrap_or_else(|| repo_root().join("target/debug/sandbox"))
 }
 
+/// Copies a host file to `dest` on a unit's machine (mode 0755), through `sandbox ssh` with the
+/// file as standard input.
+pub fn copy_executable(sb: &Sandbox, unit: &str, src: &std::path::Path, dest: &str) {
+    let file = std::fs::File::open(src).unwrap_or_else(|e| panic!("open {}: {e}", src.display()));
+    let out = std::process::Command::new(sandbox_bin())
+        .args([
+            "ssh",
+            unit,
+            "--",
+            &format!("cat > {dest}.part && chmod 0755 {dest}.part && mv {dest}.part {dest}"),
+        ])
+        .env("SANDBOX_HOME", &sb.home)
+        .stdin(file)
+        .output()
+        .expect("run sandbox ssh");
+    assert!(
+        out.status.success(),
+        "copying {} to {unit}:{dest}: {}",
+        src.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 impl Sandbox {
     /// Bootstraps a fresh sandbox named after the test.
     pub fn new(test: &str) -> Sandbox {
