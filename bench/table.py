@@ -85,7 +85,9 @@ if runs["charm"] and runs["bare"]:
     row(f"put latency median ({what})", med("charm", "p50_ms"), med("bare", "p50_ms"), "bare etcd", "ms")
 timeout_s = election[0]["election_timeout_ms"] / 1000 if election else None
 for a in avail:
-    row(f"longest write gap, {a['label']} ({a['ok']} ok, {a['failed']} failed)", a["longest_gap_s"], timeout_s, "election timeout", "s")
+    deadline = f", {a['deadline_ms'] / 1000:g} s deadline" if "deadline_ms" in a else ""
+    what = f"{a['ok']} ok, {a['failed']} failed{deadline}"
+    row(f"longest write gap, {a['label']} ({what})", a["longest_gap_s"], timeout_s, "election timeout", "s")
 rows.append(("stripped binary size", f"{int(size) / 1048576:.2f} MiB", "", "", ""))
 rows.append(("highest GLIBC symbol version", glibc, "", "", ""))
 got = {r["label"]: r for r in start}

@@ -15,11 +15,12 @@
 //!   rounds, with `JUJU_DISPATCH_PATH=hooks/<hook>` (`-`: none, and any exit code), and prints
 //!   one JSON line per label with the median wall time, CPU time (user + system) and peak RSS
 //!   of its runs.
-//! - `hookbench load <endpoints> <puts> <concurrency> [<puts a second>]`: a bounded put load
-//!   (`concurrency` clients sharing the count, each on one member, moving to the next after a
-//!   failure; each put 256 bytes on its own keys, given up after 2 s; paced when a rate is given) and one JSON line: puts ok and failed, seconds,
-//!   puts a second, median and p99 latency of the ok puts, and the longest time in which no put
-//!   succeeded (from the start to the last success).
+//! - `hookbench load <endpoints> <puts> <concurrency> [<puts a second> [<deadline ms>]]`: a
+//!   bounded put load (`concurrency` clients sharing the count, each on one member, moving to
+//!   the next after a failure; each put 256 bytes on its own keys, given up after the deadline,
+//!   2 s unless given, as is a connection; paced when a rate is given) and one JSON line: puts
+//!   ok and failed, seconds, puts a second, median and p99 latency of the ok puts, and the
+//!   longest time in which no put succeeded (from the start to the last success).
 #![allow(unsafe_code)] // wait4(2), for a child's own CPU time and peak RSS.
 
 use serde_json::Value;
@@ -259,12 +260,27 @@ struct Seen {
     failed: u64,
 }
 
-/// One load client: `puts` puts on keys of its own, a put every `gap` (none: back to back).
-async fn load_client(eps: Vec<String>, id: u64, puts: u64, gap: Option<Duration>) -> Seen {
+/// How one load client puts: its share of the count, its pace, how long it waits for a put.
+#[derive(Clone, Copy)]
+struct Pace {
+    puts: u64,
+    /// A put every `gap` (none: back to back).
+    gap: Option<Duration>,
+    /// Given up after this, as is a connection.
+    deadline: Duration,
+}
+
+/// One load client: `pace.puts` puts on keys of its own.
+async fn load_client(eps: Vec<String>, id: u64, pace: Pace) -> Seen {
     use etcd_client::{Client, ConnectOptions};
+    let Pace {
+        puts,
+        gap,
+        deadline,
+    } = pace;
     let opts = ConnectOptions::new()
-        .with_connect_timeout(Duration::from_secs(2))
-        .with_timeout(Duration::from_secs(2));
+        .with_connect_timeout(deadline)
+        .with_timeout(deadline);
     let mut seen = Seen::default();
     let mut client = None;
     let value = vec![b'x'; 256];
@@ -301,19 +317,25 @@ async fn load_client(eps: Vec<String>, id: u64, puts: u64, gap: Option<Duration>
 
 /// `load <endpoints> <puts> <concurrency> [<rate>]`: see the crate's doc.
 fn load(args: &[String]) -> Result<(), String> {
-    let usage = "usage: hookbench load <endpoints> <puts> <concurrency> [<puts a second>]";
-    let (eps, puts, clients, rate) = match args {
-        [e, p, c] => (e, p, c, None),
-        [e, p, c, r] => (e, p, c, Some(r)),
+    let usage =
+        "usage: hookbench load <endpoints> <puts> <concurrency> [<puts a second> [<deadline ms>]]";
+    let (eps, puts, clients, rate, deadline) = match args {
+        [e, p, c] => (e, p, c, None, None),
+        [e, p, c, r] => (e, p, c, Some(r), None),
+        [e, p, c, r, d] => (e, p, c, Some(r), Some(d)),
         _ => return Err(usage.into()),
     };
     let eps: Vec<String> = eps.split(',').map(str::to_string).collect();
     let puts: u64 = puts.parse().map_err(|_| usage)?;
     let clients: u64 = clients.parse().map_err(|_| usage)?;
     let rate: Option<f64> = rate.map(|r| r.parse()).transpose().map_err(|_| usage)?;
-    if clients == 0 || puts < clients || rate.is_some_and(|r| r <= 0.0) {
+    let deadline_ms: u64 = deadline
+        .map_or(Ok(2000), |d| d.parse())
+        .map_err(|_| usage)?;
+    if clients == 0 || puts < clients || rate.is_some_and(|r| r <= 0.0) || deadline_ms == 0 {
         return Err(usage.into());
     }
+    let deadline = Duration::from_millis(deadline_ms);
     let gap = rate.map(|r| Duration::from_secs_f64(clients as f64 / r));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -324,7 +346,12 @@ fn load(args: &[String]) -> Result<(), String> {
         let tasks: Vec<_> = (0..clients)
             .map(|id| {
                 let share = puts / clients + u64::from(id < puts % clients);
-                tokio::spawn(load_client(eps.clone(), id, share, gap))
+                let pace = Pace {
+                    puts: share,
+                    gap,
+                    deadline,
+                };
+                tokio::spawn(load_client(eps.clone(), id, pace))
             })
             .collect();
         let mut seen = Vec::new();
@@ -345,6 +372,7 @@ fn load(args: &[String]) -> Result<(), String> {
     let p99 = latencies.len().saturating_sub(1) * 99 / 100;
     let line = serde_json::json!({
         "clients": clients,
+        "deadline_ms": deadline_ms,
         "ok": latencies.len(),
         "failed": failed,
         "seconds": (seconds * 1000.0).round() / 1000.0,
