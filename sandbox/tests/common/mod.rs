@@ -34,14 +34,18 @@ pub fn probe_charm() -> String {
 }
 
 /// The `sandbox` binary: Cargo's own when testing the sandbox crate, else `$SANDBOX_BIN`, else
-/// the workspace's debug build.
+/// the workspace's debug build (under `$CARGO_TARGET_DIR` when set).
 pub fn sandbox_bin() -> PathBuf {
     if let Some(b) = option_env!("CARGO_BIN_EXE_sandbox") {
         return PathBuf::from(b);
     }
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || repo_root().join("target"),
+        |d| repo_root().join(PathBuf::from(d)),
+    );
     std::env::var_os("SANDBOX_BIN")
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target/debug/sandbox"))
+        .unwrap_or_else(|| target.join("debug/sandbox"))
 }
 
 /// Copies a host file to `dest` on a unit's machine (mode 0755), through `sandbox ssh` with the
