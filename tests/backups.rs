@@ -20,10 +20,11 @@
 mod support;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
-use support::{built_charm, deploy_etcd, etcdctl, garage_bin, netns_of, repo_root, sh, Sandbox};
+use support::{
+    built_charm, deploy_etcd, etcdctl, garage_bin, netns_of, objstore_bin, repo_root, sh, Sandbox,
+};
 
 /// Where the charm keeps a snapshot until its upload (`actions::backup::work_dir`).
 const WORK_DIR: &str = "/var/lib/etcd-charm/backups";
@@ -136,18 +137,6 @@ fn last_verified_backup(sb: &Sandbox, unit: &str) -> Option<String> {
     let metric = "etcd_charm_last_verified_backup_timestamp_seconds ";
     text.lines()
         .find_map(|l| l.strip_prefix(metric).map(str::to_string))
-}
-
-/// The `objstore` client (`$OBJSTORE_BIN`, else the workspace's debug build).
-fn objstore_bin() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target"));
-    let path = std::env::var_os("OBJSTORE_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| target.join("debug/objstore"));
-    assert!(path.is_file(), "run `cargo build -p objstore` first");
-    path
 }
 
 /// Runs `objstore <args>` in `etcd/0`'s network with the relation's credentials (in the

@@ -9,31 +9,12 @@
 #[path = "support/mod.rs"]
 mod support;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::Duration;
-use support::{garage_bin, netns_of, repo_root, sh, Sandbox};
+use support::{garage_bin, netns_of, objstore_bin, repo_root, sh, Sandbox};
 
 const CONSUMER: &str = "s3-consumer/0";
 const PROVIDER: &str = "s3-integrator/0";
-
-/// The `objstore` command-line client: `$OBJSTORE_BIN`, else the workspace's debug build.
-fn objstore_bin() -> PathBuf {
-    let path = std::env::var_os("OBJSTORE_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let target = std::env::var_os("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| repo_root().join("target"));
-            target.join("debug/objstore")
-        });
-    assert!(
-        path.is_file(),
-        "objstore not found at {}: run `cargo build -p objstore`, or set OBJSTORE_BIN",
-        path.display()
-    );
-    path
-}
 
 /// The consumer's `S3_*` variables, as its charm wrote them from the relation.
 fn consumer_env(sb: &Sandbox) -> BTreeMap<String, String> {

@@ -10,7 +10,8 @@
 #![allow(dead_code)]
 
 use crate::support::{
-    copy_executable, deploy_consumer, deploy_etcd, etcdctl, repo_root, sh, voting_members, Sandbox,
+    copy_executable, deploy_consumer, deploy_etcd, etcdctl, repo_root, sh, target_dir,
+    voting_members, Sandbox,
 };
 use serde_json::Value;
 use std::path::PathBuf;
@@ -42,10 +43,7 @@ pub fn fault_client() -> PathBuf {
             .status()
             .expect("run cargo build -p checker");
         assert!(st.success(), "cargo build -p checker failed");
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| repo_root().join("target"));
-        target.join("debug/fault-client")
+        target_dir().join("debug/fault-client")
     })
     .clone()
 }

@@ -7,7 +7,7 @@
 mod common;
 #[allow(unused_imports)] // Only the tests that copy a binary in use it.
 pub use common::copy_executable;
-pub use common::{repo_root, Sandbox};
+pub use common::{repo_root, target_dir, Sandbox};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -23,6 +23,19 @@ pub fn built_charm() -> (PathBuf, PathBuf) {
         charm.display()
     );
     (charm, resource)
+}
+
+/// The `objstore` command-line client: `$OBJSTORE_BIN`, else the workspace's debug build.
+pub fn objstore_bin() -> PathBuf {
+    let path = std::env::var_os("OBJSTORE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("debug/objstore"));
+    assert!(
+        path.is_file(),
+        "objstore not found at {}: run `cargo build -p objstore`, or set OBJSTORE_BIN",
+        path.display()
+    );
+    path
 }
 
 /// Deploys `n` units of the built charm with its etcd resource, passing `extra` arguments

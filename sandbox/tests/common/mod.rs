@@ -33,19 +33,22 @@ pub fn probe_charm() -> String {
         .into_owned()
 }
 
+/// Cargo's target directory: `$CARGO_TARGET_DIR` (relative to the repository root, where the
+/// tests' cargo runs) when set, else the workspace's `target`.
+pub fn target_dir() -> PathBuf {
+    let root = repo_root();
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), |d| root.join(d))
+}
+
 /// The `sandbox` binary: Cargo's own when testing the sandbox crate, else `$SANDBOX_BIN`, else
-/// the workspace's debug build (under `$CARGO_TARGET_DIR` when set).
+/// the workspace's debug build.
 pub fn sandbox_bin() -> PathBuf {
     if let Some(b) = option_env!("CARGO_BIN_EXE_sandbox") {
         return PathBuf::from(b);
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
-        || repo_root().join("target"),
-        |d| repo_root().join(PathBuf::from(d)),
-    );
     std::env::var_os("SANDBOX_BIN")
         .map(PathBuf::from)
-        .unwrap_or_else(|| target.join("debug/sandbox"))
+        .unwrap_or_else(|| target_dir().join("debug/sandbox"))
 }
 
 /// Copies a host file to `dest` on a unit's machine (mode 0755), through `sandbox ssh` with the
