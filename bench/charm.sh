@@ -5,8 +5,8 @@
 # BENCH_ONLY=<part>[,<part>…] runs only those parts (default: all; with --tls, hooks and
 # convergence): `hooks` (hook cost, the scheduled update-status and its phases), `convergence`
 # (the scale steps and growth), `load` (overhead on etcd, over plain http), `availability`
-# (likewise); the footprint is always measured. The 3-unit cluster is
-# deployed for every part, the ops peer for `hooks` and `load`.
+# (likewise); the footprint is always measured. The 3-unit cluster is deployed for every part,
+# the ops peer for `hooks` and `load`.
 #
 # - hook cost: update-status (on the Juju leader and on a follower) and config-changed (on a
 #   follower) of a healthy 3-unit cluster, this charm vs `hookbench`, a bare program making the
@@ -42,7 +42,9 @@ runs=${RUNS:-15}
 tls=false; [ "${1:-}" = --tls ] && tls=true
 # The put load's clients and the bare etcd speak plain http: under TLS they would need the
 # cluster's client certificates, and the bare etcd its own, to compare like with like.
-if $tls; then only=${BENCH_ONLY:-hooks,convergence}; else only=${BENCH_ONLY:-hooks,convergence,load,availability}; fi
+parts=hooks,convergence,load,availability
+$tls && parts=hooks,convergence
+only=${BENCH_ONLY:-$parts}
 for p in ${only//,/ }; do
   case $p in hooks | convergence | load | availability) ;;
   *) echo "BENCH_ONLY: unknown part '$p'; give some of hooks,convergence,load,availability" >&2; exit 2 ;;
@@ -206,8 +208,8 @@ fi
 # Availability: the longest time without a successful put of a paced client (4 clients, 50
 # puts a second in all), while two units join, then when the Raft leader's machine dies. Each
 # put (and connection) is given up after AVAIL_DEADLINE_MS (500: some 40 times a healthy
-# cluster's p99 under the full load above), and its client moves to the next member: a client that waits longer
-# on a dead member measures its own patience, not the cluster's election.
+# cluster's p99 under the full load above), and its client moves to the next member: a client
+# that waits longer on a dead member measures its own patience, not the cluster's election.
 if part availability; then
 rate=50; window=${AVAIL_SECONDS:-40}; deadline=${AVAIL_DEADLINE_MS:-500}
 load "scale-out" "$charm_eps" $((rate * window)) 4 "$rate" "$deadline" >> "$out/avail.json" & loader=$!

@@ -315,7 +315,7 @@ async fn load_client(eps: Vec<String>, id: u64, pace: Pace) -> Seen {
     seen
 }
 
-/// `load <endpoints> <puts> <concurrency> [<rate>]`: see the crate's doc.
+/// `load <endpoints> <puts> <concurrency> [<rate> [<deadline ms>]]`: see the crate's doc.
 fn load(args: &[String]) -> Result<(), String> {
     let usage =
         "usage: hookbench load <endpoints> <puts> <concurrency> [<puts a second> [<deadline ms>]]";
