@@ -34,6 +34,8 @@ pub struct FakeJuju {
     pub statuses: RefCell<Vec<String>>,
     /// Secrets by bare id: their latest content.
     pub secrets: RefCell<BTreeMap<String, Settings>>,
+    /// `secret-get` calls: the ids asked for.
+    pub secret_gets: RefCell<Vec<String>>,
     /// `secret-grant` calls: bare id, relation id, unit.
     pub grants: RefCell<Vec<(String, String, Option<String>)>>,
     /// Juju 2.9: no secret tools (each call fails as a missing tool).
@@ -63,6 +65,7 @@ impl FakeJuju {
             relation_sets: RefCell::new(Vec::new()),
             statuses: RefCell::new(Vec::new()),
             secrets: RefCell::new(BTreeMap::new()),
+            secret_gets: RefCell::new(Vec::new()),
             grants: RefCell::new(Vec::new()),
             no_secrets: false,
             s3: None,
@@ -274,6 +277,7 @@ impl Juju for FakeJuju {
         Ok(format!("secret://fake-model/{id}"))
     }
     fn secret_get(&self, id: &str, _refresh: bool) -> Result<Settings, JujuError> {
+        self.secret_gets.borrow_mut().push(id.to_string());
         self.secret("secret-get", id)
     }
     fn secret_set(&self, id: &str, content: &Settings) -> Result<(), JujuError> {

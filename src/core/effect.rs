@@ -158,6 +158,55 @@ pub enum Effect {
     Cleanup,
 }
 
+impl Effect {
+    /// Applying it signs with the CA keys or derives a password from them, so the leader reads
+    /// their secret first (every other pass spares the `secret-get`). Exhaustive on purpose: a
+    /// new effect must say.
+    pub fn needs_ca_keys(&self) -> bool {
+        match self {
+            Effect::MoveKeysToSecrets
+            | Effect::CaRotationSwap
+            | Effect::Issue { .. }
+            | Effect::IssueConsumer { .. }
+            | Effect::RenewSharedClient
+            | Effect::Auth(AuthChange::SetUser { .. }) => true,
+            Effect::Install
+            | Effect::SetVersion(_)
+            | Effect::Render(_)
+            | Effect::Restart(_)
+            | Effect::Start
+            | Effect::CreateCa
+            | Effect::CaRotationFinish
+            | Effect::TlsRequest { .. }
+            | Effect::TlsFiles { .. }
+            | Effect::TrustBundle(_)
+            | Effect::ExternalRequest { .. }
+            | Effect::ServeCert(_)
+            | Effect::RetireConsumer { .. }
+            | Effect::Auth(_)
+            | Effect::GrantSecret { .. }
+            | Effect::RecordMemberId(_)
+            | Effect::Wipe
+            | Effect::UseVolume
+            | Effect::OwnDataDir
+            | Effect::OpenPorts(_)
+            | Effect::PeerSet(..)
+            | Effect::RelationSet(..)
+            | Effect::LeaderSet(_)
+            | Effect::Admit { .. }
+            | Effect::Promote { .. }
+            | Effect::Remove { .. }
+            | Effect::GrantRestart { .. }
+            | Effect::UpdatePeerUrl { .. }
+            | Effect::Leave { .. }
+            | Effect::Maintain(_)
+            | Effect::MarkDeparting
+            | Effect::Stop
+            | Effect::Cleanup => false,
+        }
+    }
+}
+
 /// What one pass does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {

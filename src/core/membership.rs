@@ -494,7 +494,7 @@ impl Change<'_> {
 /// could not be read.
 pub fn tls_signing(o: &Observed) -> Vec<Effect> {
     let ld = &o.leader_data;
-    let (Some(ca), Some(_)) = (ld.get(keys::TLS_CA), &o.secrets.ca_keys) else {
+    let (Some(ca), true) = (ld.get(keys::TLS_CA), o.secrets.has_ca_keys()) else {
         return Vec::new();
     };
     let peer_ca = ld.get(keys::TLS_PEER_CA).unwrap_or(ca);

@@ -247,8 +247,12 @@ impl std::fmt::Debug for CaKeys {
 pub struct TlsSecrets {
     /// Juju has secrets (3.x): keys go there, else to leader data (the 2.9 fallback).
     pub available: bool,
-    /// Leader: the CA keys, when readable.
+    /// Leader: the CA keys, when read and readable.
     pub ca_keys: Option<CaKeys>,
+    /// Leader: leader data names the CA keys' secret and this pass has not read it yet: it
+    /// is read only when the plan has an effect that needs the keys
+    /// ([`crate::core::effect::Effect::needs_ca_keys`]), then the pass is planned again.
+    pub ca_keys_unread: bool,
     /// The consumers' client key, when readable (read only with client relations).
     pub client_key: Option<Redacted>,
     /// The keys of the `db` consumers' own certificates, by application, that this pass read
@@ -257,6 +261,13 @@ pub struct TlsSecrets {
     /// Leader: leader data names a CA secret that does not exist (made in a hook that then
     /// failed): the CAs are made again.
     pub ca_lost: bool,
+}
+
+impl TlsSecrets {
+    /// Leader: the CA keys are at hand (read, or in a secret not read yet).
+    pub fn has_ca_keys(&self) -> bool {
+        self.ca_keys.is_some() || self.ca_keys_unread
+    }
 }
 
 /// A private key kept out of Debug output.

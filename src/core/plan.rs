@@ -247,7 +247,7 @@ fn tls_files(o: &Observed, address: &str, p: &mut Plan) -> Option<Status> {
         return Some(Status::WaitTlsCa);
     }
     let legacy = ld.get(keys::TLS_CA_KEY).is_some() && ld.get(keys::TLS_CA_SECRET).is_none();
-    if leader && legacy && o.secrets.available && o.secrets.ca_keys.is_some() {
+    if leader && legacy && o.secrets.available && o.secrets.has_ca_keys() {
         p.effects.push(Effect::MoveKeysToSecrets);
     }
     if leader {

@@ -46,7 +46,7 @@ pub fn reconcile(
     let mut period = None;
     let mut staying = true;
     for _ in 0..MAX_PASSES {
-        let o = {
+        let mut o = {
             let _span = tracing::debug_span!("observe").entered();
             observe(ctx, hook, juju, etcd, machine)?
         };
@@ -54,6 +54,12 @@ pub fn reconcile(
         staying = !o.departing && !matches!(o.hook, Hook::Stop | Hook::Remove);
         let planned = tracing::debug_span!("plan").entered();
         let mut p = plan(&o);
+        // The CA keys' secret is read only for a plan that signs with them; it is planned
+        // again with what the secret holds (or that it is gone).
+        if o.secrets.ca_keys_unread && p.effects.iter().any(Effect::needs_ca_keys) {
+            observe::read_ca_keys(juju, &o.leader_data, &mut o.secrets);
+            p = plan(&o);
+        }
         drop(planned);
         p.effects.retain(|e| !(once(e) && done.contains(e)));
         done.extend(p.effects.iter().filter(|e| once(e)).cloned());

@@ -10,7 +10,8 @@ set: the status then shows the newest verified backup any unit announces); `upda
 unit's address from its own published peer data instead of `network-get`; the etcd calls are the local
 member's status, the member list, then one round of status calls to the other started members,
 all at once and each bounded (the status names who does not answer); their answers list the alarms (etcd's
-alarm list, a Raft round, is asked only when none answers).
+alarm list, a Raft round, is asked only when none answers); the leader reads its CA keys' secret
+only for a plan that needs them ([`read_ca_keys`]).
 */
 
 use crate::core::ca_rotation;
@@ -121,9 +122,10 @@ fn read_secret(juju: &dyn Juju, id: &str, what: &str) -> Result<Option<Settings>
     }
 }
 
-/// Where the charm's TLS keys are and what this unit reads of them: the leader its CA keys,
-/// every unit with `db`/`proxy` relations the consumers' key. Under Juju 2.9 (and for keys an
-/// older charm left there) they are in leader data.
+/// Where the charm's TLS keys are and what this unit reads of them: every unit with
+/// `db`/`proxy` relations the consumers' key; the leader its CA keys when they are in leader
+/// data (Juju 2.9, or keys an older charm left there), else it only notes their secret, read by
+/// [`read_ca_keys`] once a plan needs them.
 fn tls_secrets(
     ctx: &JujuContext,
     juju: &dyn Juju,
@@ -138,28 +140,18 @@ fn tls_secrets(
     let available = s.available;
     let secret = |key| leader_data.get(key).filter(|_| available);
     if leadership == Leadership::Leader && leader_data.get(keys::TLS_CA).is_some() {
-        let in_data = leader_data.get(keys::TLS_CA_KEY).map(|k| CaKeys {
-            ca_key: k.to_string(),
-            peer_ca_key: leader_data.get(keys::TLS_PEER_CA_KEY).map(str::to_string),
-            password_key: leader_data
-                .get(ca_rotation::keys::PASSWORD_KEY)
-                .map(str::to_string),
-        });
-        s.ca_keys = match secret(keys::TLS_CA_SECRET) {
-            Some(id) => match read_secret(juju, id, "CA key") {
-                Ok(Some(c)) => c.get(secret_keys::CA_KEY).map(|k| CaKeys {
-                    ca_key: k.clone(),
-                    peer_ca_key: c.get(secret_keys::PEER_CA_KEY).cloned(),
-                    password_key: c.get(secret_keys::PASSWORD_KEY).cloned(),
-                }),
-                Ok(None) => {
-                    s.ca_lost = true;
-                    None
-                }
-                Err(()) => None,
-            },
-            None => in_data,
-        };
+        match secret(keys::TLS_CA_SECRET) {
+            Some(_) => s.ca_keys_unread = true,
+            None => {
+                s.ca_keys = leader_data.get(keys::TLS_CA_KEY).map(|k| CaKeys {
+                    ca_key: k.to_string(),
+                    peer_ca_key: leader_data.get(keys::TLS_PEER_CA_KEY).map(str::to_string),
+                    password_key: leader_data
+                        .get(ca_rotation::keys::PASSWORD_KEY)
+                        .map(str::to_string),
+                })
+            }
+        }
     }
     if with_clients {
         let in_data = leader_data.get(keys::TLS_CLIENT_KEY).map(str::to_string);
@@ -173,6 +165,28 @@ fn tls_secrets(
         .map(Redacted);
     }
     s
+}
+
+/// Leader: reads the CA keys' secret [`tls_secrets`] noted: the keys, or that it does not
+/// exist ([`TlsSecrets::ca_lost`]); a failure to read leaves the keys unknown (nothing is signed).
+pub fn read_ca_keys(juju: &dyn Juju, leader_data: &LeaderData, s: &mut TlsSecrets) {
+    if !std::mem::take(&mut s.ca_keys_unread) {
+        return;
+    }
+    let Some(id) = leader_data.get(keys::TLS_CA_SECRET) else {
+        return;
+    };
+    match read_secret(juju, id, "CA key") {
+        Ok(Some(c)) => {
+            s.ca_keys = c.get(secret_keys::CA_KEY).map(|k| CaKeys {
+                ca_key: k.clone(),
+                peer_ca_key: c.get(secret_keys::PEER_CA_KEY).cloned(),
+                password_key: c.get(secret_keys::PASSWORD_KEY).cloned(),
+            })
+        }
+        Ok(None) => s.ca_lost = true,
+        Err(()) => {}
+    }
 }
 
 /// The application on the other side of a client relation: that of its first remote unit, or

@@ -3,7 +3,7 @@
 //! so a retry budget runs out without the test waiting for it.
 
 use super::apply::{apply, ApplyError};
-use super::observe::observe;
+use super::observe::{self, observe};
 use super::reconcile;
 use crate::core::config::CharmConfig;
 use crate::core::effect::{Effect, Plan};
@@ -64,8 +64,11 @@ fn juju(unit: &str) -> FakeJuju {
     j
 }
 
+/// The facts of a pass whose plan needs the CA keys (they are read).
 fn observed(j: &FakeJuju, etcd: &FakeEtcd, m: &FakeMachine) -> Observed {
-    observe(&j.ctx(), &hook(), j, etcd, m).unwrap()
+    let mut o = observe(&j.ctx(), &hook(), j, etcd, m).unwrap();
+    observe::read_ca_keys(j, &o.leader_data, &mut o.secrets);
+    o
 }
 
 /// A plan of these effects only, to apply.
@@ -567,7 +570,8 @@ fn certify_leader(j: &FakeJuju, ctx: &JujuContext, m: &FakeMachine) -> Vec<Strin
     let etcd = FakeEtcd::healthy(1);
     let mut kinds = Vec::new();
     for _ in 0..6 {
-        let o = observe(ctx, &hook(), j, &etcd, m).unwrap();
+        let mut o = observe(ctx, &hook(), j, &etcd, m).unwrap();
+        observe::read_ca_keys(j, &o.leader_data, &mut o.secrets);
         let applied = apply_tls(j, &etcd, m, &o);
         let names = applied.iter().map(|e| format!("{e:?}"));
         kinds.extend(names.map(|n| n.split([' ', '{', '(']).next().unwrap_or("").to_string()));
@@ -576,6 +580,15 @@ fn certify_leader(j: &FakeJuju, ctx: &JujuContext, m: &FakeMachine) -> Vec<Strin
         }
     }
     kinds
+}
+
+/// A TLS leader with its CAs made and its own certificates written.
+fn tls_leader() -> (FakeJuju, FakeMachine) {
+    let mut j = juju("etcd/0");
+    j.config.insert("tls".into(), json!(true));
+    let m = FakeMachine::installed("3.4.23");
+    certify_leader(&j, &j.ctx(), &m);
+    (j, m)
 }
 
 #[test]
@@ -630,6 +643,44 @@ fn the_leader_certifies_itself_with_the_ca_keys_in_a_secret() {
     let etcd = FakeEtcd::healthy(1);
     let o = observed(&j, &etcd, &m);
     assert!(o.secrets.ca_lost);
+    assert_eq!(plan(&o).effects, [Effect::CreateCa]);
+}
+
+#[test]
+fn the_leader_reads_its_ca_keys_only_for_a_pass_that_signs() {
+    let (mut j, m) = tls_leader();
+    let etcd = FakeEtcd::healthy(1);
+    for _ in 0..3 {
+        reconcile(&j.ctx(), &hook(), &j, &etcd, &m).unwrap();
+    }
+    // Settled, its own certificates issued and written: update-status reads no secret.
+    j.secret_gets.borrow_mut().clear();
+    reconcile(&j.ctx(), &hook(), &j, &etcd, &m).unwrap();
+    assert_eq!(*j.secret_gets.borrow(), Vec::<String>::new());
+    // A peer's requests: the CA keys are read (once) and its certificates signed.
+    let sans = ["etcd1.internal".to_string()];
+    let req = crate::machine::tls::make_request(&FakeMachine::new(), &sans).unwrap();
+    let data = [("tls-csr", req.csr), ("tls-client-csr", req.client_csr)];
+    let peer = data.map(|(k, v)| (k.to_string(), v));
+    j.peers.insert("etcd/1".into(), Settings::from(peer));
+    reconcile(&j.ctx(), &hook(), &j, &etcd, &m).unwrap();
+    let ca_secret = j.leader_data.borrow()[keys::TLS_CA_SECRET].clone();
+    assert_eq!(*j.secret_gets.borrow(), [ca_secret]);
+    assert!(j
+        .leader_data
+        .borrow()
+        .contains_key(&keys::issued_key("etcd/1")));
+    // The secret gone, found by the next pass that signs: the CAs are made again.
+    j.secrets.borrow_mut().clear();
+    j.peers
+        .get_mut("etcd/1")
+        .unwrap()
+        .insert("tls-csr".into(), "-----BEGIN x".into());
+    let mut o = observe(&j.ctx(), &hook(), &j, &etcd, &m).unwrap();
+    assert!(o.secrets.ca_keys_unread && o.secrets.ca_keys.is_none());
+    assert!(plan(&o).effects.iter().any(Effect::needs_ca_keys));
+    observe::read_ca_keys(&j, &o.leader_data, &mut o.secrets);
+    assert!(o.secrets.ca_lost && !o.secrets.ca_keys_unread);
     assert_eq!(plan(&o).effects, [Effect::CreateCa]);
 }
 
@@ -777,10 +828,7 @@ fn update_status_recovers_from_nospace_in_one_hook() {
 
 #[test]
 fn a_consumers_bad_prefix_and_unreadable_secret_are_logged_without_their_content() {
-    let mut j = juju("etcd/0");
-    j.config.insert("tls".into(), json!(true));
-    let m = FakeMachine::installed("3.4.23");
-    certify_leader(&j, &j.ctx(), &m);
+    let (mut j, m) = tls_leader();
     let evil = "\n*PRIVATE KEY";
     j.db = Some((
         "client".into(),
