@@ -41,7 +41,20 @@ pub enum HostError {
 /// Commands are looked up on PATH, then in the system directories (a hook's PATH may lack
 /// `/usr/sbin`, where `useradd` lives).
 pub fn run(cmd: &str, args: &[&str]) -> Result<String, HostError> {
-    let line = format!("{cmd} {}", args.join(" "));
+    let out = output(cmd, args)?;
+    if !out.status.success() {
+        return Err(HostError::Command {
+            cmd: format!("{cmd} {}", args.join(" ")),
+            code: out.status.code(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Runs a command ([`run`]'s lookup) and returns what it printed and its exit status,
+/// whatever that is.
+fn output(cmd: &str, args: &[&str]) -> Result<std::process::Output, HostError> {
     let spawn = |program: &str| {
         Command::new(program)
             .args(args)
@@ -58,19 +71,11 @@ pub fn run(cmd: &str, args: &[&str]) -> Result<String, HostError> {
             _ => break,
         }
     }
-    let out = result.map_err(|e| HostError::Command {
-        cmd: line.clone(),
+    result.map_err(|e| HostError::Command {
+        cmd: format!("{cmd} {}", args.join(" ")),
         code: None,
         stderr: e.to_string(),
-    })?;
-    if !out.status.success() {
-        return Err(HostError::Command {
-            cmd: line,
-            code: out.status.code(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    })
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> HostError + '_ {
@@ -159,12 +164,14 @@ pub fn systemctl(args: &[&str]) -> Result<(), HostError> {
     run("systemctl", args).map(drop)
 }
 
-/// True when the etcd service is active (or activating).
+/// True when the etcd service is active, activating (starting, or waiting to be started again
+/// after it exited: its process may hold files older than those on disk) or reloading.
+/// `is-active` exits non-zero for every state but `active` and `reloading`: the state it prints
+/// decides.
 pub fn service_active() -> bool {
-    let state = run("systemctl", &["is-active", paths::SERVICE]).unwrap_or_else(|e| match e {
-        HostError::Command { .. } => String::new(),
-        HostError::Io { .. } => String::new(),
-    });
+    let state = output("systemctl", &["is-active", paths::SERVICE])
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
     matches!(state.trim(), "active" | "activating" | "reloading")
 }
 
@@ -452,6 +459,18 @@ impl Machine for Host {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_state_printed_with_a_failing_exit_is_read() {
+        // `systemctl is-active` prints `activating` and exits 3.
+        let out = output("sh", &["-c", "echo activating; exit 3"]).unwrap();
+        assert_eq!(out.status.code(), Some(3));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "activating\n");
+        assert!(matches!(
+            run("sh", &["-c", "echo activating; exit 3"]),
+            Err(HostError::Command { code: Some(3), .. })
+        ));
+    }
 
     fn scratch(name: &str) -> PathBuf {
         let dir =
