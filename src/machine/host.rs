@@ -165,14 +165,16 @@ pub fn systemctl(args: &[&str]) -> Result<(), HostError> {
 }
 
 /// True when the etcd service is active, activating (starting, or waiting to be started again
-/// after it exited: its process may hold files older than those on disk) or reloading.
-/// `is-active` exits non-zero for every state but `active` and `reloading`: the state it prints
-/// decides.
+/// after it exited: its process may hold files older than those on disk), reloading or
+/// refreshing. `is-active` exits 3 for `activating`: the state it prints decides.
 pub fn service_active() -> bool {
     let state = output("systemctl", &["is-active", paths::SERVICE])
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();
-    matches!(state.trim(), "active" | "activating" | "reloading")
+    matches!(
+        state.trim(),
+        "active" | "activating" | "reloading" | "refreshing"
+    )
 }
 
 /// The uid and gid of a user in `/etc/passwd`.
