@@ -135,6 +135,7 @@ impl Machine {
             });
         }
         lab.ensure_machine_net(spec.id, machine.address)?;
+        clear_propagate_dir(&spec.hostname)?;
         mount_overlay(&dir, rootfs)?;
         write_identity(&machine, &spec.hosts)?;
 
@@ -678,8 +679,8 @@ fn collect<R: Read + Send + 'static>(r: Option<R>) -> (Arc<Mutex<Vec<u8>>>, mpsc
 }
 
 /// Stops (SIGKILL if needed) the machine, unmounts its overlay (and anything mounted under its
-/// dir, lazily if busy), deletes its netns and its dir. Idempotent; works from persisted data even
-/// when the nspawn process is already gone.
+/// dir, lazily if busy), deletes its netns, nspawn's propagation directory and its dir.
+/// Idempotent; works from persisted data even when the nspawn process is already gone.
 pub fn destroy_machine(
     lab: &Lab,
     id: u32,
@@ -694,6 +695,9 @@ pub fn destroy_machine(
     pids.dedup();
     for p in pids {
         kill_nspawn(p, &root)?;
+    }
+    if let Ok(name) = std::fs::read_to_string(dir.join("upper/etc/hostname")) {
+        clear_propagate_dir(name.trim())?;
     }
     host::unmount_under(&dir)?;
     lab.remove_machine_net(id)?;
@@ -823,6 +827,18 @@ fn kill_nspawn(pid: i32, root: &Path) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Where systemd-nspawn keeps a machine's directory for mounts propagated into it.
+const PROPAGATE_DIR: &str = "/run/systemd/nspawn/propagate";
+
+/// Removes nspawn's propagation directory of the machine named `hostname`, left when its nspawn
+/// was killed (it removes it when it exits). nspawn refuses to replace it itself where `/run` is
+/// not a tmpfs ("Attempted to remove disk file system"), so the machine could not boot again.
+/// Called only while no nspawn runs for the machine.
+fn clear_propagate_dir(hostname: &str) -> anyhow::Result<()> {
+    check_hostname(hostname)?;
+    host::remove_tree(&Path::new(PROPAGATE_DIR).join(hostname))
 }
 
 /// Mounts the machine's overlay at `dir/root` unless it already is.
