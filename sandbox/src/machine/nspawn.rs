@@ -696,9 +696,7 @@ pub fn destroy_machine(
     for p in pids {
         kill_nspawn(p, &root)?;
     }
-    if let Ok(name) = std::fs::read_to_string(dir.join("upper/etc/hostname")) {
-        clear_propagate_dir(name.trim())?;
-    }
+    clear_propagate_dir_of(&dir)?;
     host::unmount_under(&dir)?;
     lab.remove_machine_net(id)?;
     cgroup::remove(&lab.machine_ns(id))?;
@@ -713,13 +711,17 @@ pub fn sweep(prefix: &str, home: &Path) -> anyhow::Result<()> {
         bail!("refusing to sweep with an empty prefix: it would match every namespace");
     }
     let home = home.canonicalize().unwrap_or_else(|_| home.to_path_buf());
-    let mut victims = Vec::new();
+    let (mut victims, mut dirs) = (Vec::new(), Vec::new());
     for pid in host::pids() {
         if host::comm(pid).as_deref() != Some("systemd-nspawn") || !host::running(pid) {
             continue;
         }
-        if nspawn_dir(&host::cmdline(pid)).is_some_and(|d| d.starts_with(&home)) {
-            victims.push(pid);
+        match nspawn_dir(&host::cmdline(pid)) {
+            Some(root) if root.starts_with(&home) => {
+                victims.push(pid);
+                dirs.extend(root.parent().map(Path::to_path_buf));
+            }
+            _ => {}
         }
     }
     let mut errors = Vec::new();
@@ -736,6 +738,11 @@ pub fn sweep(prefix: &str, home: &Path) -> anyhow::Result<()> {
     }
     if let Err(e) = host::unmount_under(&home) {
         errors.push(format!("{e:#}"));
+    }
+    for dir in dirs {
+        if let Err(e) = clear_propagate_dir_of(&dir) {
+            errors.push(format!("{e:#}"));
+        }
     }
     let mut names: Vec<String> = net::netns_list()
         .into_iter()
@@ -839,6 +846,14 @@ const PROPAGATE_DIR: &str = "/run/systemd/nspawn/propagate";
 fn clear_propagate_dir(hostname: &str) -> anyhow::Result<()> {
     check_hostname(hostname)?;
     host::remove_tree(&Path::new(PROPAGATE_DIR).join(hostname))
+}
+
+/// [`clear_propagate_dir`] for the machine whose state dir is `dir`, named as its disk says.
+fn clear_propagate_dir_of(dir: &Path) -> anyhow::Result<()> {
+    match std::fs::read_to_string(dir.join("upper/etc/hostname")) {
+        Ok(name) => clear_propagate_dir(name.trim()),
+        Err(_) => Ok(()),
+    }
 }
 
 /// Mounts the machine's overlay at `dir/root` unless it already is.

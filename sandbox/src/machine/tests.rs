@@ -649,6 +649,10 @@ fn real_machines_boot_talk_partition_and_survive_power_loss() {
         host::mount_at(&m1.root).is_some(),
         "overlay must stay mounted after a power loss"
     );
+    // An nspawn killed before it cleaned up leaves its propagation directory (on a host whose
+    // /run is no tmpfs, a new nspawn refuses to replace it).
+    let propagate = Path::new("/run/systemd/nspawn/propagate").join(&m1.hostname);
+    std::fs::create_dir_all(&propagate).unwrap();
     let t = Instant::now();
     let m1b = Machine::boot(&lab, &spec(&lab, &home, 1, bind.clone()), &rootfs).unwrap();
     m1b.wait_running(Duration::from_secs(60)).unwrap();
@@ -692,6 +696,10 @@ fn real_machines_boot_talk_partition_and_survive_power_loss() {
     assert!(!net::netns_exists(&lab.machine_ns(1)));
     sweep(PREFIX, &home).unwrap();
     assert!(more.iter().all(|m| !m.is_alive()));
+    for m in [m0, &m1b].into_iter().chain(&more) {
+        let left = Path::new("/run/systemd/nspawn/propagate").join(&m.hostname);
+        assert!(!left.exists(), "{} left behind", left.display());
+    }
     lab.destroy().unwrap();
     assert_clean(&home);
     assert_eq!(host_network(), host_net, "the host's network changed");
