@@ -200,8 +200,7 @@ pub fn reboot(sh: &Arc<Shared>, unit: &str) {
             let archive = package_archive(&sh);
             let (lab, spec) = boot_spec(&sh, &sh.lock(), &unit, archive)?;
             prepare_boot(&sh, &spec)?;
-            let handle = Machine::boot(&lab, &spec, &sh.rootfs)?;
-            handle.wait_running(Duration::from_secs(120))?;
+            let handle = boot_retrying(&sh, &lab, &spec, &unit)?;
             let mut st = sh.lock();
             agent::machine_rebooted(&mut st.model, spec.id, &unit, handle, super::model::now());
             runner::ensure_worker(&sh, &mut st, &unit);
@@ -221,6 +220,36 @@ pub fn reboot(sh: &Arc<Shared>, unit: &str) {
         }
     });
 }
+
+/// Boots a machine again, up to [`BOOT_ATTEMPTS`] times: a host under load can fail one boot
+/// (each failure is logged) where a real machine would come back.
+fn boot_retrying(
+    sh: &Arc<Shared>,
+    lab: &Lab,
+    spec: &MachineSpec,
+    unit: &str,
+) -> anyhow::Result<Machine> {
+    let mut attempt = 1;
+    loop {
+        let booted = Machine::boot(lab, spec, &sh.rootfs)
+            .and_then(|m| m.wait_running(Duration::from_secs(120)).map(|()| m));
+        match booted {
+            Ok(m) => return Ok(m),
+            Err(e) if attempt < BOOT_ATTEMPTS => {
+                let msg = format!(
+                    "the machine of {unit} did not boot (attempt {attempt}), trying again: {e:#}"
+                );
+                sh.log_line("controller", "WARNING", &msg);
+                std::thread::sleep(Duration::from_secs(2));
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// How many boots a restarted machine is given.
+const BOOT_ATTEMPTS: u32 = 3;
 
 /// After a controller restart: re-attach to running machines, re-provision pending ones and
 /// re-run hooks that were interrupted.

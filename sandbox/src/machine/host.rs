@@ -237,7 +237,13 @@ pub fn remove_tree(dir: &Path) -> anyhow::Result<()> {
 
 /// The last `max` bytes of a log file, as text (for error messages).
 pub fn tail(path: &Path, max: usize) -> String {
+    tail_from(path, 0, max)
+}
+
+/// The last `max` bytes of a log file written after its first `from` bytes.
+pub fn tail_from(path: &Path, from: u64, max: usize) -> String {
     let b = std::fs::read(path).unwrap_or_default();
-    let s = &b[b.len().saturating_sub(max)..];
+    let from = usize::try_from(from).unwrap_or(usize::MAX).min(b.len());
+    let s = &b[from.max(b.len().saturating_sub(max))..];
     String::from_utf8_lossy(s).trim().to_string()
 }

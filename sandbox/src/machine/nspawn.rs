@@ -146,6 +146,8 @@ impl Machine {
             .mode(0o600)
             .open(&log_path)
             .with_context(|| format!("cannot open {}", log_path.display()))?;
+        // An error shows what this boot wrote, not the end of the last one.
+        let logged_before = log.metadata().map(|m| m.len()).unwrap_or(0);
         let mut cmd = Command::new("systemd-nspawn");
         cmd.args(["-q", "--boot", "--register=no", "--keep-unit"])
             .arg("-D")
@@ -197,10 +199,10 @@ impl Machine {
         loop {
             if !machine.is_alive() {
                 bail!(
-                    "systemd-nspawn for machine {} exited at start; its log {} ends with:\n{}",
+                    "systemd-nspawn for machine {} exited at start; it wrote to {}:\n{}",
                     spec.id,
                     log_path.display(),
-                    host::tail(&log_path, 1500)
+                    host::tail_from(&log_path, logged_before, 1500)
                 );
             }
             if machine.pid1().is_some() {
@@ -839,10 +841,10 @@ fn kill_nspawn(pid: i32, root: &Path) -> anyhow::Result<()> {
 /// Where systemd-nspawn keeps a machine's directory for mounts propagated into it.
 const PROPAGATE_DIR: &str = "/run/systemd/nspawn/propagate";
 
-/// Removes nspawn's propagation directory of the machine named `hostname`, left when its nspawn
-/// was killed (it removes it when it exits). nspawn refuses to replace it itself where `/run` is
-/// not a tmpfs ("Attempted to remove disk file system"), so the machine could not boot again.
-/// Called only while no nspawn runs for the machine.
+/// Removes nspawn's propagation directory of the machine named `hostname`. nspawn removes it
+/// when it exits, but not when it is killed, and it refuses to empty one where `/run` is not a
+/// tmpfs ("Attempted to remove disk file system"): left alone, it stays on the host. Called
+/// only while no nspawn runs for the machine.
 fn clear_propagate_dir(hostname: &str) -> anyhow::Result<()> {
     check_hostname(hostname)?;
     host::remove_tree(&Path::new(PROPAGATE_DIR).join(hostname))

@@ -184,6 +184,16 @@ fn mountinfo_is_parsed_with_escapes() {
 }
 
 #[test]
+fn a_boot_error_shows_only_what_that_boot_logged() {
+    let path = std::env::temp_dir().join(format!("tail-from-{}", std::process::id()));
+    std::fs::write(&path, "last boot\nthis boot\n").unwrap();
+    assert_eq!(host::tail_from(&path, 10, 1500), "this boot");
+    assert_eq!(host::tail_from(&path, 0, 5), "boot");
+    assert_eq!(host::tail_from(&path, 99, 1500), "");
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
 fn nspawn_dir_is_found_in_any_spelling() {
     let argv = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     assert_eq!(
@@ -649,10 +659,11 @@ fn real_machines_boot_talk_partition_and_survive_power_loss() {
         host::mount_at(&m1.root).is_some(),
         "overlay must stay mounted after a power loss"
     );
-    // An nspawn killed before it cleaned up leaves its propagation directory (on a host whose
-    // /run is no tmpfs, a new nspawn refuses to replace it).
+    // An nspawn killed before it cleaned up leaves its propagation directory in the host's
+    // /run: the next boot and the destroy remove it.
     let propagate = Path::new("/run/systemd/nspawn/propagate").join(&m1.hostname);
-    std::fs::create_dir_all(&propagate).unwrap();
+    std::fs::create_dir_all(propagate.join("incoming")).unwrap();
+    std::fs::write(propagate.join("incoming/left"), "").unwrap();
     let t = Instant::now();
     let m1b = Machine::boot(&lab, &spec(&lab, &home, 1, bind.clone()), &rootfs).unwrap();
     m1b.wait_running(Duration::from_secs(60)).unwrap();
