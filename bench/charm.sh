@@ -10,9 +10,10 @@
 #
 # - hook cost: update-status (on the Juju leader and on a follower) and config-changed (on a
 #   follower) of a healthy 3-unit cluster, this charm vs `hookbench`, a bare program making the
-#   same hook-tool calls and etcd requests (bench/hookbench), and the charm's binary without
-#   ./dispatch; they run in turn inside the unit's machine (one `sandbox exec`, so no hook of the unit runs meanwhile), each figure the
-#   median of RUNS runs; wall time, CPU time (user + system) and peak RSS from wait4(2);
+#   same hook-tool calls and etcd requests (bench/hookbench); they run in turn inside the
+#   unit's machine (one `sandbox exec`, so no hook of the unit runs meanwhile), the charm as
+#   Juju runs it (./dispatch, a symlink to the binary), each figure the median of RUNS runs;
+#   wall time, CPU time (user + system) and peak RSS from wait4(2);
 # - update-status as the sandbox's controller times the unit's scheduled hooks (this includes
 #   entering the machine);
 # - convergence: deploy -n 3 -> all active, add-unit 3 -> 5, remove-unit 5 -> 3: wall time, hooks
@@ -148,7 +149,7 @@ measure() { # <unit> <role> <hook> <label>=<program>...
 for l in sys.stdin:
     r = json.loads(l); r["role"] = sys.argv[1]; print(json.dumps(r))' "$role" >> "$out/hooks.json"
 }
-ours="charm=./dispatch charm-binary=./bin/etcd-charm bare=/usr/local/bin/hookbench"
+ours="charm=./dispatch bare=/usr/local/bin/hookbench"
 cut -d' ' -f1-3 /proc/loadavg > "$out/load.txt"
 measure "$leader" leader update-status $ours
 measure "$ops_leader" leader update-status ops=./dispatch
