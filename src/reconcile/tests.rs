@@ -66,7 +66,12 @@ fn juju(unit: &str) -> FakeJuju {
 
 /// The facts of a pass whose plan needs the CA keys (they are read).
 fn observed(j: &FakeJuju, etcd: &FakeEtcd, m: &FakeMachine) -> Observed {
-    let mut o = observe(&j.ctx(), &hook(), j, etcd, m).unwrap();
+    observed_in(&j.ctx(), j, etcd, m)
+}
+
+/// [`observed`] in the hook context `ctx`.
+fn observed_in(ctx: &JujuContext, j: &FakeJuju, etcd: &FakeEtcd, m: &FakeMachine) -> Observed {
+    let mut o = observe(ctx, &hook(), j, etcd, m).unwrap();
     observe::read_ca_keys(j, &o.leader_data, &mut o.secrets);
     o
 }
@@ -570,8 +575,7 @@ fn certify_leader(j: &FakeJuju, ctx: &JujuContext, m: &FakeMachine) -> Vec<Strin
     let etcd = FakeEtcd::healthy(1);
     let mut kinds = Vec::new();
     for _ in 0..6 {
-        let mut o = observe(ctx, &hook(), j, &etcd, m).unwrap();
-        observe::read_ca_keys(j, &o.leader_data, &mut o.secrets);
+        let o = observed_in(ctx, j, &etcd, m);
         let applied = apply_tls(j, &etcd, m, &o);
         let names = applied.iter().map(|e| format!("{e:?}"));
         kinds.extend(names.map(|n| n.split([' ', '{', '(']).next().unwrap_or("").to_string()));

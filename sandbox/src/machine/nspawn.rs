@@ -839,7 +839,7 @@ fn kill_nspawn(pid: i32, root: &Path) -> anyhow::Result<()> {
 }
 
 /// Where systemd-nspawn keeps a machine's directory for mounts propagated into it.
-const PROPAGATE_DIR: &str = "/run/systemd/nspawn/propagate";
+pub(crate) const PROPAGATE_DIR: &str = "/run/systemd/nspawn/propagate";
 
 /// Removes nspawn's propagation directory of the machine named `hostname`. nspawn removes it
 /// when it exits, but not when it is killed, and it refuses to empty one where `/run` is not a

@@ -5,7 +5,7 @@
 
 use super::host;
 use super::net;
-use super::nspawn::{inside_path, nspawn_dir, render_hosts};
+use super::nspawn::{inside_path, nspawn_dir, render_hosts, PROPAGATE_DIR};
 use super::*;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -661,7 +661,7 @@ fn real_machines_boot_talk_partition_and_survive_power_loss() {
     );
     // An nspawn killed before it cleaned up leaves its propagation directory in the host's
     // /run: the next boot and the destroy remove it.
-    let propagate = Path::new("/run/systemd/nspawn/propagate").join(&m1.hostname);
+    let propagate = Path::new(PROPAGATE_DIR).join(&m1.hostname);
     std::fs::create_dir_all(propagate.join("incoming")).unwrap();
     std::fs::write(propagate.join("incoming/left"), "").unwrap();
     let t = Instant::now();
@@ -708,7 +708,7 @@ fn real_machines_boot_talk_partition_and_survive_power_loss() {
     sweep(PREFIX, &home).unwrap();
     assert!(more.iter().all(|m| !m.is_alive()));
     for m in [m0, &m1b].into_iter().chain(&more) {
-        let left = Path::new("/run/systemd/nspawn/propagate").join(&m.hostname);
+        let left = Path::new(PROPAGATE_DIR).join(&m.hostname);
         assert!(!left.exists(), "{} left behind", left.display());
     }
     lab.destroy().unwrap();
