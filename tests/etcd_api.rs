@@ -82,6 +82,34 @@ fn learner_flow_transfer_and_removal() {
     assert_eq!(members.len(), 1);
     assert!(members[0].started() && !members[0].is_learner);
 
+    // A status begun ahead is what the status of that member then answers, on a client kept
+    // for the calls after it; one never taken holds up no other call; one of a dead endpoint
+    // fails as the status itself would.
+    let ahead = EtcdApi::new().unwrap();
+    ahead.begin_status(&url(a_client));
+    assert_eq!(
+        ahead.status(&url(a_client)).unwrap().member_id,
+        members[0].id
+    );
+    ahead.begin_status(&url(a_client));
+    assert_eq!(ahead.member_list(&eps).unwrap(), members);
+    assert_eq!(
+        ahead.status(&url(a_client)).unwrap().member_id,
+        members[0].id
+    );
+    let untaken = EtcdApi::new().unwrap();
+    untaken.begin_status(&url(a_client));
+    assert_eq!(untaken.member_list(&eps).unwrap(), members);
+    let dead = EtcdApi::new().unwrap();
+    dead.begin_status("http://127.0.0.1:1");
+    match dead.status("http://127.0.0.1:1") {
+        Err(EtcdError::Unreachable { op, detail, .. }) => {
+            assert_eq!(op, "status");
+            assert!(detail.starts_with("http://127.0.0.1:1: "), "{detail}");
+        }
+        other => panic!("{other:?}"),
+    }
+
     let (id, members) = retry_not_yet(Duration::from_secs(15), Duration::from_millis(500), || {
         api.member_add_learner(&eps, &url(b_peer))
     })

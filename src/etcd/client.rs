@@ -12,6 +12,8 @@ use etcd_client::{
 };
 use std::cell::RefCell;
 use std::future::Future;
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// Connect timeout per endpoint.
@@ -70,12 +72,23 @@ fn classify(op: &str, e: etcd_client::Error) -> EtcdError {
     }
 }
 
+/// One endpoint's outcome: the answer, etcd's error, or the outer deadline passed.
+type Outcome<T> = Result<Result<T, etcd_client::Error>, tokio::time::error::Elapsed>;
+
+/// A status call begun ahead ([`Etcd::begin_status`]): the endpoint, and the thread that
+/// connects and asks, handing back the new client with the answer.
+type Early = (
+    String,
+    JoinHandle<Outcome<(Client, etcd_client::StatusResponse)>>,
+);
+
 /// The real etcd client. Each member is connected to once per run and its client kept for the
 /// run's other calls of the usual deadline; a new connection to an `https://` member reads the
 /// TLS files as they are then (a hook may have just written them).
 pub struct EtcdApi {
-    rt: tokio::runtime::Runtime,
+    rt: Arc<tokio::runtime::Runtime>,
     clients: RefCell<Vec<(String, Client)>>,
+    early: RefCell<Option<Early>>,
 }
 
 /// A kept connection that fails sooner than this was broken (etcd restarted since): it is
@@ -90,7 +103,29 @@ impl EtcdApi {
             .enable_all()
             .build()?;
         let clients = RefCell::default();
-        Ok(EtcdApi { rt, clients })
+        let early = RefCell::default();
+        Ok(EtcdApi {
+            rt: Arc::new(rt),
+            clients,
+            early,
+        })
+    }
+
+    /// The early status of `ep`, if one was begun: its new client is kept when it answered.
+    fn early_status(&self, ep: &str) -> Option<Outcome<etcd_client::StatusResponse>> {
+        let (begun, thread) = self.early.borrow_mut().take()?;
+        if begun != ep {
+            return None;
+        }
+        let outcome = thread
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        Some(outcome.map(|r| {
+            r.map(|(client, status)| {
+                self.keep(ep, &client);
+                status
+            })
+        }))
     }
 
     /// The client kept for `ep`, if any.
@@ -183,18 +218,12 @@ impl EtcdApi {
                 }
             };
             let call = self.call(ep, opts, call_timeout, &f);
-            let result = self.rt.block_on(async {
+            let outcome = self.rt.block_on(async {
                 tokio::time::timeout(call_timeout + Duration::from_secs(1), call).await
             });
-            let result = result.map(|r| r.map_err(|e| classify(op, e)));
-            match result {
-                Ok(Ok(v)) => return Ok(v),
-                Ok(Err(EtcdError::Unreachable { detail: d, .. })) => detail = format!("{ep}: {d}"),
-                Ok(Err(e)) => return Err(e),
-                Err(_) => {
-                    self.forget(ep);
-                    detail = format!("{ep}: timed out");
-                }
+            match self.settle(op, ep, outcome) {
+                Ok(answer) => return answer,
+                Err(d) => detail = d,
             }
         }
         Err(EtcdError::Unreachable {
@@ -202,6 +231,25 @@ impl EtcdApi {
             endpoints: endpoints.join(","),
             detail,
         })
+    }
+
+    /// Sorts one endpoint's outcome: what to return (an answer or etcd's refusal), or why the
+    /// endpoint did not answer (`Err`: the next one is tried).
+    fn settle<T>(
+        &self,
+        op: &str,
+        ep: &str,
+        outcome: Outcome<T>,
+    ) -> Result<Result<T, EtcdError>, String> {
+        match outcome.map(|r| r.map_err(|e| classify(op, e))) {
+            Ok(Ok(v)) => Ok(Ok(v)),
+            Ok(Err(EtcdError::Unreachable { detail, .. })) => Err(format!("{ep}: {detail}")),
+            Ok(Err(e)) => Ok(Err(e)),
+            Err(_) => {
+                self.forget(ep);
+                Err(format!("{ep}: timed out"))
+            }
+        }
     }
 }
 
@@ -314,10 +362,45 @@ fn with_id(e: EtcdError, id: u64) -> EtcdError {
 }
 
 impl Etcd for EtcdApi {
+    /// Connects and asks on a thread of its own, which drives the runtime meanwhile (no
+    /// other call is made before [`Etcd::status`] takes the answer); a member already connected
+    /// to, or one whose TLS files cannot be read, is asked then instead.
+    fn begin_status(&self, endpoint: &str) {
+        let idle = self.early.borrow().is_none() && self.kept(endpoint).is_none();
+        let Some(opts) = idle.then(|| options(endpoint, CALL_TIMEOUT).ok()).flatten() else {
+            return;
+        };
+        let (rt, ep) = (self.rt.clone(), endpoint.to_string());
+        let thread = std::thread::Builder::new().spawn(move || {
+            let _span = tracing::debug_span!("etcd", what = "early status").entered();
+            let call = async {
+                let mut client = Client::connect([&ep], Some(opts)).await?;
+                let status = client.status().await?;
+                Ok((client, status))
+            };
+            let deadline = CALL_TIMEOUT + Duration::from_secs(1);
+            rt.block_on(async { tokio::time::timeout(deadline, call).await })
+        });
+        if let Ok(thread) = thread {
+            *self.early.borrow_mut() = Some((endpoint.to_string(), thread));
+        }
+    }
+
     fn status(&self, endpoint: &str) -> Result<MemberStatus, EtcdError> {
-        self.on_any("status", &[endpoint.to_string()], |mut c| async move {
-            Ok(member_status(&c.status().await?))
-        })
+        let Some(outcome) = self.early_status(endpoint) else {
+            return self.on_any("status", &[endpoint.to_string()], |mut c| async move {
+                Ok(member_status(&c.status().await?))
+            });
+        };
+        let _span = tracing::debug_span!("etcd", what = "status").entered();
+        let answer = self.settle("status", endpoint, outcome);
+        answer
+            .map_err(|detail| EtcdError::Unreachable {
+                op: "status".into(),
+                endpoints: endpoint.to_string(),
+                detail,
+            })?
+            .map(|s| member_status(&s))
     }
 
     fn statuses(&self, endpoints: &[String]) -> Vec<Result<MemberStatus, EtcdError>> {

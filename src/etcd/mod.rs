@@ -1,7 +1,8 @@
 /*!
 The etcd boundary: the [`Etcd`] trait the rest of the charm sees, with the member list and
 status types and the errors sorted by what the caller should do. [`client::EtcdApi`] is the
-real client: the etcd v3 API, through the `etcd-client` crate on a tokio current-thread runtime.
+real client: the etcd v3 API, through the `etcd-client` crate on a tokio current-thread runtime
+(driven, for a status begun ahead, by a thread of its own until the status is taken).
 
 Every call is bounded: a connect timeout, a request timeout and an outer deadline per endpoint,
 so a dead member never hangs a hook. Calls that need a voting member try the given endpoints in
@@ -133,6 +134,11 @@ pub enum EtcdError {
 
 /// What the charm asks of etcd.
 pub trait Etcd {
+    /// Begins asking the status of the member at `endpoint`, so that the [`Etcd::status`] of
+    /// it that follows only takes the answer (a client may ask only then).
+    fn begin_status(&self, endpoint: &str) {
+        let _ = endpoint;
+    }
     /// Status of the member at one client endpoint.
     fn status(&self, endpoint: &str) -> Result<MemberStatus, EtcdError>;
     /// The status of the member at each of `endpoints`, in order, asked all at once (one round,

@@ -4,14 +4,16 @@ relation, client relations, what is installed and rendered on the machine, and e
 (local member status, member list). Everything is read here; [`crate::core::plan`] only looks.
 
 The common path (`update-status` on a healthy member) is kept cheap: etcd is asked first and
-`systemctl` only when it does not answer; a follower whose member votes and knows its Raft leader
-does not read its peers' data (nothing it decides depends on it, unless a backup schedule is
-set: the status then shows the newest verified backup any unit announces); `update-status` takes the
-unit's address from its own published peer data instead of `network-get`; the etcd calls are the local
-member's status, the member list, then one round of status calls to the other started members,
-all at once and each bounded (the status names who does not answer); their answers list the alarms (etcd's
-alarm list, a Raft round, is asked only when none answers); the leader reads its CA keys' secret
-only for a plan that needs them ([`read_ca_keys`]).
+`systemctl` only when it does not answer; a follower whose member votes and knows its Raft
+leader does not read its peers' data (nothing it decides depends on it, unless a backup schedule
+is set: the status then shows the newest verified backup any unit announces); `update-status`
+takes the unit's address from its own published peer data instead of `network-get`; the etcd
+calls are the local member's status (begun before the first hook tool runs, when a rendered
+config names the member, so the two wait at once), the member list, then one round of status
+calls to the other started members, all at once and each bounded (the status names who does
+not answer); their answers list the alarms (etcd's alarm list, a Raft round, is asked only when
+none answers); the leader reads its CA keys' secret only for a plan that needs them
+([`read_ca_keys`]).
 */
 
 use crate::core::ca_rotation;
@@ -355,6 +357,16 @@ pub fn observe(
     etcd: &dyn Etcd,
     machine: &dyn Machine,
 ) -> Result<Observed, JujuError> {
+    let version = state::installed_version(machine);
+    let rendered_config = machine.read(paths::CONFIG_FILE);
+    // Stop and remove need no etcd facts: don't wait on dead members there.
+    let asks_etcd = version.is_some() && !matches!(hook, Hook::Stop | Hook::Remove);
+    // The member the config it runs names is asked while Juju's tools answer.
+    if let Some(url) = rendered_config.as_deref().and_then(render::local_url) {
+        if asks_etcd {
+            etcd.begin_status(&url);
+        }
+    }
     let leadership = match juju.is_leader() {
         Ok(true) => Leadership::Leader,
         Ok(false) => Leadership::Follower,
@@ -371,10 +383,6 @@ pub fn observe(
         Some(rel) => juju.relation_get(rel, &ctx.unit_name)?,
         None => Settings::new(),
     };
-    let version = state::installed_version(machine);
-    let rendered_config = machine.read(paths::CONFIG_FILE);
-    // Stop and remove need no etcd facts: don't wait on dead members there.
-    let asks_etcd = version.is_some() && !matches!(hook, Hook::Stop | Hook::Remove);
     // etcd listens where the config it runs says (a new port applies when it restarts).
     let local_url = render::member_url(rendered_config.as_deref(), config.as_ref().ok());
     // Asked first: when it answers, etcd runs and `systemctl` is spared.
