@@ -4,7 +4,7 @@
 
 use etcd_charm::core::membership::initial_cluster;
 use etcd_charm::etcd::client::EtcdApi;
-use etcd_charm::etcd::{retry_not_yet, Etcd, EtcdError};
+use etcd_charm::etcd::{retry_not_yet, round_endpoints, Etcd, EtcdError};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -139,6 +139,31 @@ fn learner_flow_transfer_and_removal() {
         assert!(Instant::now() < deadline, "b never saw its promotion");
         std::thread::sleep(Duration::from_millis(100));
     }
+
+    // A look ahead from a voting member also asks its member list and the other members'
+    // status: the calls that ask the same take those answers; other calls ask etcd.
+    let ahead = EtcdApi::new().unwrap();
+    ahead.begin_status(&url(a_client));
+    let a_id = ahead.status(&url(a_client)).unwrap().member_id;
+    let listed = ahead.member_list(&eps).unwrap();
+    assert_eq!(listed, api.member_list(&eps).unwrap());
+    let round = round_endpoints(&listed, Some(a_id));
+    assert_eq!(round, [url(b_client)]);
+    let answers = ahead.statuses(&round);
+    assert_eq!(answers.len(), 1);
+    assert_eq!(answers[0].as_ref().unwrap().member_id, id);
+    let again = ahead.statuses(&[url(b_client), url(a_client)]);
+    let ids: Vec<u64> = again
+        .iter()
+        .map(|s| s.as_ref().unwrap().member_id)
+        .collect();
+    assert_eq!(ids, [id, a_id]);
+    let other = EtcdApi::new().unwrap();
+    other.begin_status(&url(a_client));
+    other.status(&url(a_client)).unwrap();
+    let reversed = vec![url(b_client), url(a_client)];
+    assert_eq!(other.member_list(&reversed).unwrap().len(), 2);
+    assert_eq!(other.statuses(&round)[0].as_ref().unwrap().member_id, id);
 
     let a_status = api.status(&url(a_client)).unwrap();
     assert_eq!(a_status.leader, a_status.member_id);

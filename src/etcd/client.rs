@@ -7,8 +7,8 @@ use super::{Etcd, EtcdError, Grant, Member, MemberStatus};
 use crate::paths;
 use etcd_client::{
     AlarmAction, AlarmOptions, AlarmType, Certificate, Client, CompactionOptions, ConnectOptions,
-    Identity, MemberAddOptions, Permission, RoleRevokePermissionOptions, TlsOptions,
-    UserAddOptions,
+    Identity, MemberAddOptions, Permission, RoleRevokePermissionOptions, StatusResponse,
+    TlsOptions, UserAddOptions,
 };
 use std::cell::RefCell;
 use std::future::Future;
@@ -75,12 +75,30 @@ fn classify(op: &str, e: etcd_client::Error) -> EtcdError {
 /// One endpoint's outcome: the answer, etcd's error, or the outer deadline passed.
 type Outcome<T> = Result<Result<T, etcd_client::Error>, tokio::time::error::Elapsed>;
 
-/// A status call begun ahead ([`Etcd::begin_status`]): the endpoint, and the thread that
-/// connects and asks, handing back the new client with the answer.
-type Early = (
-    String,
-    JoinHandle<Outcome<(Client, etcd_client::StatusResponse)>>,
-);
+/// What the thread of a status begun ahead ([`Etcd::begin_status`]) found: the local member's
+/// status; when it votes, its member list; when that came, one round of status calls to the
+/// other started members. The clients it connected with come along.
+struct Ahead {
+    status: Outcome<StatusResponse>,
+    members: Option<Outcome<Vec<Member>>>,
+    round: Option<Round>,
+    clients: Vec<(String, Client)>,
+}
+
+/// A status round asked ahead: the endpoints, and each one's outcome.
+type Round = (Vec<String>, Vec<Outcome<StatusResponse>>);
+
+/// A look ahead from a local endpoint: its thread until [`Etcd::status`] takes the status;
+/// then the member list and round it found, each taken by the call that asks the same (any
+/// other call drops them).
+enum Early {
+    Running(String, JoinHandle<Ahead>),
+    Found {
+        at: String,
+        members: Option<Outcome<Vec<Member>>>,
+        round: Option<Round>,
+    },
+}
 
 /// The real etcd client. Each member is connected to once per run and its client kept for the
 /// run's other calls of the usual deadline; a new connection to an `https://` member reads the
@@ -111,21 +129,49 @@ impl EtcdApi {
         })
     }
 
-    /// The early status of `ep`, if one was begun: its new client is kept when it answered.
-    fn early_status(&self, ep: &str) -> Option<Outcome<etcd_client::StatusResponse>> {
-        let (begun, thread) = self.early.borrow_mut().take()?;
-        if begun != ep {
+    /// The look ahead's status of `ep`, if one was begun there: its clients are kept from now
+    /// on, and what else it found waits for the calls that follow.
+    fn early_status(&self, ep: &str) -> Option<Outcome<StatusResponse>> {
+        let Some(Early::Running(at, thread)) = self.early.take() else {
             return None;
-        }
-        let outcome = thread
+        };
+        let ahead = thread
             .join()
             .unwrap_or_else(|p| std::panic::resume_unwind(p));
-        Some(outcome.map(|r| {
-            r.map(|(client, status)| {
-                self.keep(ep, &client);
-                status
-            })
-        }))
+        if at != ep {
+            return None;
+        }
+        for (to, client) in &ahead.clients {
+            self.keep(to, client);
+        }
+        let (members, round) = (ahead.members, ahead.round);
+        *self.early.borrow_mut() = Some(Early::Found { at, members, round });
+        Some(ahead.status)
+    }
+
+    /// The member list the look ahead found, when `endpoints` start with its endpoint and it
+    /// answered; its round stays for [`EtcdApi::early_round`].
+    fn early_members(&self, endpoints: &[String]) -> Option<Vec<Member>> {
+        let Some(Early::Found { at, members, round }) = self.early.take() else {
+            return None;
+        };
+        let Some(Ok(Ok(list))) = members.filter(|_| endpoints.first() == Some(&at)) else {
+            return None;
+        };
+        let members = None;
+        *self.early.borrow_mut() = Some(Early::Found { at, members, round });
+        Some(list)
+    }
+
+    /// The round the look ahead asked, when it asked exactly `endpoints`.
+    fn early_round(&self, endpoints: &[String]) -> Option<Vec<Outcome<StatusResponse>>> {
+        match self.early.take() {
+            Some(Early::Found {
+                round: Some((asked, outcomes)),
+                ..
+            }) if asked == endpoints => Some(outcomes),
+            _ => None,
+        }
     }
 
     /// The client kept for `ep`, if any.
@@ -208,6 +254,8 @@ impl EtcdApi {
         Fut: Future<Output = Result<T, etcd_client::Error>>,
     {
         let _span = tracing::debug_span!("etcd", what = op).entered();
+        // What a look ahead found is only for the calls it made, in their order.
+        self.early.take();
         let mut detail = "no endpoints".to_string();
         for ep in endpoints {
             let opts = match options(ep, call_timeout) {
@@ -231,6 +279,27 @@ impl EtcdApi {
             endpoints: endpoints.join(","),
             detail,
         })
+    }
+
+    /// One answer of a status round: the member's status, or why it has none (named by its
+    /// endpoint; a call past its deadline also drops the endpoint's client).
+    fn round_answer(
+        &self,
+        ep: &str,
+        outcome: Outcome<StatusResponse>,
+    ) -> Result<MemberStatus, EtcdError> {
+        match outcome {
+            Ok(r) => r
+                .map(|s| member_status(&s))
+                .map_err(|e| match classify("status", e) {
+                    EtcdError::Unreachable { detail, .. } => round_unreachable(ep, detail),
+                    other => other,
+                }),
+            Err(_) => {
+                self.forget(ep);
+                Err(round_unreachable(ep, "timed out".into()))
+            }
+        }
     }
 
     /// Sorts one endpoint's outcome: what to return (an answer or etcd's refusal), or why the
@@ -277,6 +346,91 @@ fn client_tls() -> Result<TlsOptions, String> {
     let ca = Certificate::from_pem(ca);
     let identity = Identity::from_pem(read(paths::TLS_CLIENT_CERT)?, read(paths::TLS_CLIENT_KEY)?);
     Ok(TlsOptions::new().ca_certificate(ca).identity(identity))
+}
+
+/// A member of a status round that did not answer.
+fn round_unreachable(ep: &str, detail: String) -> EtcdError {
+    EtcdError::Unreachable {
+        op: "status".into(),
+        endpoints: ep.to_string(),
+        detail,
+    }
+}
+
+/// A new client for `ep`, and that member's status through it.
+async fn connect_status(
+    ep: &str,
+    opts: ConnectOptions,
+) -> Result<(Client, StatusResponse), etcd_client::Error> {
+    let mut client = Client::connect([ep], Some(opts)).await?;
+    let status = client.status().await?;
+    Ok((client, status))
+}
+
+/// A connect-and-status outcome split into the client (when it answered) and the status.
+fn split(outcome: Outcome<(Client, StatusResponse)>) -> (Option<Client>, Outcome<StatusResponse>) {
+    match outcome {
+        Ok(Ok((client, status))) => (Some(client), Ok(Ok(status))),
+        Ok(Err(e)) => (None, Ok(Err(e))),
+        Err(elapsed) => (None, Err(elapsed)),
+    }
+}
+
+/// What [`crate::reconcile::observe`] asks a healthy member, asked ahead, each call bounded as
+/// usual: the status of the member at `local`; when it votes, its member list; then the status
+/// of the other started members ([`super::round_endpoints`]) at once (no round when a TLS file
+/// of theirs cannot be read). Every client is new.
+async fn look_ahead(local: String, opts: ConnectOptions) -> Ahead {
+    let deadline = CALL_TIMEOUT + Duration::from_secs(1);
+    let (client, status) =
+        split(tokio::time::timeout(deadline, connect_status(&local, opts)).await);
+    let voter = match &status {
+        Ok(Ok(s)) => (!s.is_learner()).then(|| s.header().map_or(0, |h| h.member_id())),
+        _ => None,
+    };
+    let mut ahead = Ahead {
+        status,
+        members: None,
+        round: None,
+        clients: Vec::new(),
+    };
+    let Some(mut client) = client else {
+        return ahead;
+    };
+    ahead.clients.push((local, client.clone()));
+    let Some(local_id) = voter else {
+        return ahead;
+    };
+    let list = async {
+        Ok(client
+            .member_list()
+            .await?
+            .members()
+            .iter()
+            .map(member)
+            .collect())
+    };
+    let members: Outcome<Vec<Member>> = tokio::time::timeout(deadline, list).await;
+    if let Ok(Ok(list)) = &members {
+        let urls = super::round_endpoints(list, Some(local_id));
+        let opts: Result<Vec<ConnectOptions>, String> =
+            urls.iter().map(|ep| options(ep, CALL_TIMEOUT)).collect();
+        if let Ok(opts) = opts {
+            let calls = urls.iter().zip(opts).map(|(ep, opts)| {
+                let call = tokio::time::timeout(deadline, connect_status(ep, opts));
+                Box::pin(call) as Pending<'_, _>
+            });
+            let mut outcomes = Vec::new();
+            for (ep, outcome) in urls.iter().zip(join_all(calls.collect()).await) {
+                let (client, status) = split(outcome);
+                ahead.clients.extend(client.map(|c| (ep.clone(), c)));
+                outcomes.push(status);
+            }
+            ahead.round = Some((urls, outcomes));
+        }
+    }
+    ahead.members = Some(members);
+    ahead
 }
 
 /// The key range of a role's permission.
@@ -362,9 +516,9 @@ fn with_id(e: EtcdError, id: u64) -> EtcdError {
 }
 
 impl Etcd for EtcdApi {
-    /// Connects and asks on a thread of its own, which drives the runtime meanwhile (no
-    /// other call is made before [`Etcd::status`] takes the answer); a member already connected
-    /// to, or one whose TLS files cannot be read, is asked then instead.
+    /// Looks ahead on a thread of its own, which drives the runtime meanwhile ([`look_ahead`]:
+    /// the status, member list and status round [`crate::reconcile::observe`] asks next); a
+    /// member already connected to, or one whose TLS files cannot be read, is asked then instead.
     fn begin_status(&self, endpoint: &str) {
         let idle = self.early.borrow().is_none() && self.kept(endpoint).is_none();
         let Some(opts) = idle.then(|| options(endpoint, CALL_TIMEOUT).ok()).flatten() else {
@@ -372,17 +526,11 @@ impl Etcd for EtcdApi {
         };
         let (rt, ep) = (self.rt.clone(), endpoint.to_string());
         let thread = std::thread::Builder::new().spawn(move || {
-            let _span = tracing::debug_span!("etcd", what = "early status").entered();
-            let call = async {
-                let mut client = Client::connect([&ep], Some(opts)).await?;
-                let status = client.status().await?;
-                Ok((client, status))
-            };
-            let deadline = CALL_TIMEOUT + Duration::from_secs(1);
-            rt.block_on(async { tokio::time::timeout(deadline, call).await })
+            let _span = tracing::debug_span!("etcd", what = "look ahead").entered();
+            rt.block_on(look_ahead(ep, opts))
         });
         if let Ok(thread) = thread {
-            *self.early.borrow_mut() = Some((endpoint.to_string(), thread));
+            *self.early.borrow_mut() = Some(Early::Running(endpoint.to_string(), thread));
         }
     }
 
@@ -404,34 +552,20 @@ impl Etcd for EtcdApi {
     }
 
     fn statuses(&self, endpoints: &[String]) -> Vec<Result<MemberStatus, EtcdError>> {
-        let unreachable = |ep: &str, detail: String| EtcdError::Unreachable {
-            op: "status".into(),
-            endpoints: ep.to_string(),
-            detail,
-        };
+        let answer = |(ep, outcome): (&String, _)| self.round_answer(ep, outcome);
+        if let Some(outcomes) = self.early_round(endpoints) {
+            return endpoints.iter().zip(outcomes).map(answer).collect();
+        }
         let calls = endpoints.iter().map(|ep| {
             let opts = options(ep, CALL_TIMEOUT);
-            let opts = opts.map_err(|e| unreachable(ep, e));
             let span = tracing::debug_span!("etcd", what = "status round");
             let call = async move {
                 let _span = span;
-                let opts = opts?;
+                let opts = opts.map_err(|e| round_unreachable(ep, e))?;
                 let status = |mut c: Client| async move { c.status().await };
-                let call = async {
-                    let s = self.call(ep, opts, CALL_TIMEOUT, &status).await?;
-                    Ok(member_status(&s))
-                };
+                let call = self.call(ep, opts, CALL_TIMEOUT, &status);
                 let deadline = CALL_TIMEOUT + Duration::from_secs(1);
-                match tokio::time::timeout(deadline, call).await {
-                    Ok(r) => r.map_err(|e| match classify("status", e) {
-                        EtcdError::Unreachable { detail, .. } => unreachable(ep, detail),
-                        other => other,
-                    }),
-                    Err(_) => {
-                        self.forget(ep);
-                        Err(unreachable(ep, "timed out".into()))
-                    }
-                }
+                answer((ep, tokio::time::timeout(deadline, call).await))
             };
             Box::pin(call) as Pending<'_, Result<MemberStatus, EtcdError>>
         });
@@ -439,6 +573,9 @@ impl Etcd for EtcdApi {
     }
 
     fn member_list(&self, endpoints: &[String]) -> Result<Vec<Member>, EtcdError> {
+        if let Some(members) = self.early_members(endpoints) {
+            return Ok(members);
+        }
         self.on_any("member list", endpoints, |mut c| async move {
             Ok(c.member_list()
                 .await?

@@ -2,7 +2,7 @@
 The etcd boundary: the [`Etcd`] trait the rest of the charm sees, with the member list and
 status types and the errors sorted by what the caller should do. [`client::EtcdApi`] is the
 real client: the etcd v3 API, through the `etcd-client` crate on a tokio current-thread runtime
-(driven, for a status begun ahead, by a thread of its own until the status is taken).
+(driven, for a look ahead, by a thread of its own until the status is taken).
 
 Every call is bounded: a connect timeout, a request timeout and an outer deadline per endpoint,
 so a dead member never hangs a hook. Calls that need a voting member try the given endpoints in
@@ -36,6 +36,16 @@ impl Member {
     pub fn started(&self) -> bool {
         !self.name.is_empty() && !self.client_urls.is_empty()
     }
+}
+
+/// Where a status round asks: the first client URL of every started member but `local`.
+pub fn round_endpoints(members: &[Member], local: Option<u64>) -> Vec<String> {
+    let others = members
+        .iter()
+        .filter(|m| m.started() && Some(m.id) != local);
+    others
+        .filter_map(|m| m.client_urls.first().cloned())
+        .collect()
 }
 
 /// What one member says about itself (`Maintenance.Status`).
@@ -134,8 +144,10 @@ pub enum EtcdError {
 
 /// What the charm asks of etcd.
 pub trait Etcd {
-    /// Begins asking the status of the member at `endpoint`, so that the [`Etcd::status`] of
-    /// it that follows only takes the answer (a client may ask only then).
+    /// Begins asking the status of the member at `endpoint`, and what a reconcile pass asks
+    /// after it of a voting member (its member list, then a status round of the others), so
+    /// that those calls, made next and in that order, take the answers (a client may ask only
+    /// when they are made).
     fn begin_status(&self, endpoint: &str) {
         let _ = endpoint;
     }

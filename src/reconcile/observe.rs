@@ -8,10 +8,10 @@ The common path (`update-status` on a healthy member) is kept cheap: etcd is ask
 leader does not read its peers' data (nothing it decides depends on it, unless a backup schedule
 is set: the status then shows the newest verified backup any unit announces); `update-status`
 takes the unit's address from its own published peer data instead of `network-get`; the etcd
-calls are the local member's status (begun before the first hook tool runs, when a rendered
-config names the member, so the two wait at once), the member list, then one round of status
-calls to the other started members, all at once and each bounded (the status names who does
-not answer); their answers list the alarms (etcd's alarm list, a Raft round, is asked only when
+calls are the local member's status, the member list, then one round of status calls to the
+other started members, all at once and each bounded (the status names who does not answer),
+all begun before the first hook tool runs when a rendered config names the member, so that
+etcd and Juju's tools are waited on at once ([`Etcd::begin_status`]); their answers list the alarms (etcd's alarm list, a Raft round, is asked only when
 none answers); the leader reads its CA keys' secret only for a plan that needs them
 ([`read_ca_keys`]).
 */
@@ -296,13 +296,7 @@ fn status_round(
     local: Option<&MemberStatus>,
     endpoints: &[String],
 ) -> ClusterView {
-    let local_id = local.map(|s| s.member_id);
-    let others = members
-        .iter()
-        .filter(|m| m.started() && Some(m.id) != local_id);
-    let urls: Vec<String> = others
-        .filter_map(|m| m.client_urls.first().cloned())
-        .collect();
+    let urls = crate::etcd::round_endpoints(members, local.map(|s| s.member_id));
     let mut answers: Vec<MemberStatus> = local.cloned().into_iter().collect();
     answers.extend(etcd.statuses(&urls).into_iter().flatten());
     // Every member's status lists the alarms it has applied, so the answers hold the alarm
@@ -361,7 +355,8 @@ pub fn observe(
     let rendered_config = machine.read(paths::CONFIG_FILE);
     // Stop and remove need no etcd facts: don't wait on dead members there.
     let asks_etcd = version.is_some() && !matches!(hook, Hook::Stop | Hook::Remove);
-    // The member the config it runs names is asked while Juju's tools answer.
+    // The member the config it runs names, and then its cluster, are asked while Juju's tools
+    // answer.
     if let Some(url) = rendered_config.as_deref().and_then(render::local_url) {
         if asks_etcd {
             etcd.begin_status(&url);
