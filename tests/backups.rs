@@ -265,9 +265,12 @@ fn scheduled_backups_one_per_period_by_a_healthy_follower() {
     let raft_leader = field(&done(&sb, &leader, "health", &[]), "leader");
     assert_ne!(taken[0].1, raft_leader, "a follower takes it: {taken:?}");
 
-    // Its member down, the other healthy follower takes the period's backup.
+    // Its member down, the other healthy follower takes the period's backup. No update-status
+    // meanwhile: the charm would start the stopped member again.
     let taker = unit_of(&taken[0].1);
     objstore(&sb, &["delete", &format!("{PATH}/{}", taken[0].0)]);
+    sb.ok(&["model-config", "update-status-hook-interval=1h"]);
+    sb.wait_active(units.len() + 1);
     sh(&sb, &taker, "systemctl stop etcd");
     let others: Vec<String> = units.iter().filter(|u| **u != taker).cloned().collect();
     fire_timers(&sb, &others);
@@ -281,6 +284,7 @@ fn scheduled_backups_one_per_period_by_a_healthy_follower() {
     assert_ne!(taken[0].1, raft_leader, "{taken:?}");
     assert_ne!(unit_of(&taken[0].1), taker, "{taken:?}");
     sh(&sb, &taker, "systemctl start etcd");
+    sb.ok(&["model-config", "update-status-hook-interval=20s"]);
 
     // The schedule off: the timers go.
     sb.ok(&["config", "etcd", "backup_schedule="]);
