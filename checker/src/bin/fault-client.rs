@@ -398,16 +398,36 @@ async fn follow(
 
 /// The cluster's current revision, retried until `SETTLE` runs out.
 async fn current_revision(eps: &[String]) -> anyhow::Result<i64> {
+    settled("the cluster gave no revision", eps, |mut c| async move {
+        let r = c.get("fault-client/revision", None).await?;
+        Ok(r.header().map_or(0, |h| h.revision()))
+    })
+    .await
+}
+
+/// How many keys exist under `prefix`, retried until `SETTLE` runs out.
+async fn keys_under(eps: &[String], prefix: &str) -> anyhow::Result<i64> {
+    settled("the cluster gave no key count", eps, |mut c| async move {
+        let opts = GetOptions::new().with_prefix().with_count_only();
+        Ok(c.get(prefix, Some(opts)).await?.count())
+    })
+    .await
+}
+
+/// `op` on a new client, tried again every half second (a member restarting, an election)
+/// until `SETTLE` runs out; then the error, after `what`.
+async fn settled<T, F, Fut>(what: &str, eps: &[String], op: F) -> anyhow::Result<T>
+where
+    F: Fn(Client) -> Fut,
+    Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
+{
     let until = Instant::now() + SETTLE;
     loop {
-        let attempt = async {
-            let mut c = connect(eps, false).await?;
-            let r = c.get("fault-client/revision", None).await?;
-            Ok::<_, etcd_client::Error>(r.header().map_or(0, |h| h.revision()))
-        };
+        let attempt = async { op(connect(eps, false).await?).await };
         match tokio::time::timeout(OP_TIMEOUT, attempt).await {
             Ok(Ok(r)) => return Ok(r),
-            e if Instant::now() > until => bail!("the cluster gave no revision: {e:?}"),
+            Ok(Err(e)) if Instant::now() > until => bail!("{what}: {e}"),
+            Err(_) if Instant::now() > until => bail!("{what}: no answer within {OP_TIMEOUT:?}"),
             _ => tokio::time::sleep(Duration::from_millis(500)).await,
         }
     }
@@ -430,14 +450,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let start = Instant::now();
     let start_revision = current_revision(&eps).await?;
     // The checker takes every key to start absent.
-    let taken = connect(&eps, false)
-        .await?
-        .get(
-            prefix.as_str(),
-            Some(GetOptions::new().with_prefix().with_count_only()),
-        )
-        .await?
-        .count();
+    let taken = keys_under(&eps, &prefix).await?;
     if taken > 0 {
         bail!("{taken} keys under {prefix} exist already: give each run a prefix of its own");
     }
@@ -568,14 +581,13 @@ async fn verify(eps: Vec<String>, history: &Path) -> anyhow::Result<()> {
 }
 
 /// Every key under `prefix` with its value and revision, as the member at `ep` holds them (a
-/// serializable read of that member alone).
+/// serializable read of that member alone, retried while it does not answer).
 async fn final_values(ep: &str, prefix: &str) -> anyhow::Result<Vec<Change>> {
-    let opts = GetOptions::new().with_prefix().with_serializable();
-    let read = async {
-        let mut c = connect(&[ep.to_string()], false).await?;
+    let resp = settled("no final values", &[ep.to_string()], |mut c| async move {
+        let opts = GetOptions::new().with_prefix().with_serializable();
         c.get(prefix, Some(opts)).await
-    };
-    let resp = tokio::time::timeout(OP_TIMEOUT, read).await??;
+    })
+    .await?;
     Ok(resp
         .kvs()
         .iter()

@@ -142,13 +142,11 @@ fn provision_now(sh: &Arc<Shared>, unit: &str) -> anyhow::Result<()> {
         "INFO",
         &format!("starting machine {} for {unit}", spec.id),
     );
-    let handle = Machine::boot(&lab, &spec, &sh.rootfs)?;
-    {
+    let handle = boot_retrying(sh, &lab, &spec, unit, |handle| {
         let mut st = sh.lock();
         agent::machine_booted(&mut st.model, spec.id, handle.clone());
         sh.commit(&st);
-    }
-    handle.wait_running(Duration::from_secs(120))?;
+    })?;
     configure_apt(&handle, spec.ro_binds.iter().any(|b| b.1 == archive::MOUNT))?;
     super::install::install_unit_files(&handle, unit, &charm_dir)?;
     let mac = handle.run(
@@ -200,7 +198,7 @@ pub fn reboot(sh: &Arc<Shared>, unit: &str) {
             let archive = package_archive(&sh);
             let (lab, spec) = boot_spec(&sh, &sh.lock(), &unit, archive)?;
             prepare_boot(&sh, &spec)?;
-            let handle = boot_retrying(&sh, &lab, &spec, &unit)?;
+            let handle = boot_retrying(&sh, &lab, &spec, &unit, |_| {})?;
             let mut st = sh.lock();
             agent::machine_rebooted(&mut st.model, spec.id, &unit, handle, super::model::now());
             runner::ensure_worker(&sh, &mut st, &unit);
@@ -221,18 +219,22 @@ pub fn reboot(sh: &Arc<Shared>, unit: &str) {
     });
 }
 
-/// Boots a machine again, up to [`BOOT_ATTEMPTS`] times: a host under load can fail one boot
-/// (each failure is logged) where a real machine would come back.
+/// Boots a machine, up to [`BOOT_ATTEMPTS`] times, as Juju's provisioner retries a failed
+/// start: a host under load can fail one boot (each failure is logged). `started` sees each
+/// machine whose nspawn runs, before its boot is waited for.
 fn boot_retrying(
     sh: &Arc<Shared>,
     lab: &Lab,
     spec: &MachineSpec,
     unit: &str,
+    started: impl Fn(&Machine),
 ) -> anyhow::Result<Machine> {
     let mut attempt = 1;
     loop {
-        let booted = Machine::boot(lab, spec, &sh.rootfs)
-            .and_then(|m| m.wait_running(Duration::from_secs(120)).map(|()| m));
+        let booted = Machine::boot(lab, spec, &sh.rootfs).and_then(|m| {
+            started(&m);
+            m.wait_running(Duration::from_secs(120)).map(|()| m)
+        });
         match booted {
             Ok(m) => return Ok(m),
             Err(e) if attempt < BOOT_ATTEMPTS => {
@@ -248,7 +250,7 @@ fn boot_retrying(
     }
 }
 
-/// How many boots a restarted machine is given.
+/// How many boots a machine is given.
 const BOOT_ATTEMPTS: u32 = 3;
 
 /// After a controller restart: re-attach to running machines, re-provision pending ones and

@@ -187,9 +187,10 @@ impl Machine {
         )?;
         let pid = child.id() as i32;
         // Reap nspawn when it exits while we live; if we die first it is re-parented and keeps running.
+        let (exited, exit) = std::sync::mpsc::channel();
         let _ = std::thread::Builder::new()
             .name(format!("reap-nspawn-{pid}"))
-            .spawn(move || child.wait());
+            .spawn(move || exited.send(child.wait()));
 
         let machine = Machine {
             nspawn_pid: pid,
@@ -198,8 +199,13 @@ impl Machine {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if !machine.is_alive() {
+                // How it ended tells a crash or a kill from a refusal (which nspawn explains).
+                let how = match exit.recv_timeout(Duration::from_secs(1)) {
+                    Ok(Ok(status)) => status.to_string(),
+                    _ => "ended".to_string(),
+                };
                 bail!(
-                    "systemd-nspawn for machine {} exited at start; it wrote to {}:\n{}",
+                    "systemd-nspawn for machine {} exited at start ({how}); it wrote to {}:\n{}",
                     spec.id,
                     log_path.display(),
                     host::tail_from(&log_path, logged_before, 1500)
