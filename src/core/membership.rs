@@ -182,7 +182,13 @@ pub fn leader(o: &Observed, p: &mut Plan, own: OwnTurn) -> Settings {
     let Some(members) = &o.members else {
         return published;
     };
-    if let Some(want) = published_keys(members, cluster_version(o)) {
+    if let Some(mut want) = published_keys(members, cluster_version(o)) {
+        // A cluster that runs without this application's bootstrap record (deployed onto
+        // volumes of an earlier one, as with `juju deploy --attach-storage`) is adopted: with
+        // no token, no new unit would ever join it.
+        if o.leader_data.get(keys::TOKEN).is_none() {
+            want.insert(keys::TOKEN.to_string(), o.fresh_token.clone());
+        }
         if let Some(diff) = changed(&o.leader_data.raw, want.clone()) {
             p.effects.push(Effect::LeaderSet(diff));
         }

@@ -506,6 +506,23 @@ fn reconcile_bootstraps_a_fresh_leader_and_sets_its_status_once() {
 }
 
 #[test]
+fn the_leader_adopts_a_running_cluster_without_a_bootstrap_record() {
+    // Deployed onto the volumes of an earlier application: the member runs, the leader data
+    // names no token, so a new unit would wait for a bootstrap forever.
+    let (j, etcd, m) = (juju("etcd/0"), FakeEtcd::healthy(3), member_machine());
+    j.leader_data.borrow_mut().clear();
+    let o = settle(&j, &etcd, &m);
+    assert_eq!(j.leader_data.borrow()[keys::TOKEN], "f00dcafe");
+    assert!(j.leader_data.borrow().contains_key(keys::CLUSTER));
+    assert_eq!(plan(&o).status, Status::Active(Health::plain(3)));
+    assert!(
+        !m.calls().iter().any(|c| c.contains("restart")),
+        "{:?}",
+        m.calls()
+    );
+}
+
+#[test]
 fn a_failure_is_printed_once_with_its_cause() {
     use crate::machine::host::HostError;
     use crate::machine::InstallError;
