@@ -4,7 +4,8 @@
 //! it, kept, and joins as a new member, keys intact; `--destroy-storage` removes the volume.
 //! The application's last unit removed (the last voter stays a member: no one removes it), its
 //! volume given to a new unit: the unit rejoins as that same member on that data, no resync and
-//! nothing set aside, every key back; a restore there puts the restored data on the volume.
+//! nothing set aside, every key back; a restore there puts the restored data on the volume. A
+//! new application deployed onto that volume adopts the cluster and grows it.
 //! Needs root: it boots machines.
 
 #[path = "support/mod.rs"]
@@ -128,11 +129,13 @@ fn data_dir_on_storage_survives_a_unit_replacement() {
     assert_eq!(voters(&sb, &leader).len(), 2);
 }
 
-/// `<member id hex> <unit>`, the record on `unit`'s volume of whose member its data is.
+/// `<member id hex> <unit>`, the record on `unit`'s volume of whose member its data is (then
+/// ` alone` while the cluster lists that member alone).
 fn volume_record(sb: &Sandbox, unit: &str) -> (String, String) {
     let record = sh(sb, unit, &format!("cat {LOCATION}/member"));
-    let (id, owner) = record.split_once(' ').expect("a volume record");
-    (id.to_string(), owner.trim().to_string())
+    let mut fields = record.split_whitespace().map(String::from);
+    let id = fields.next().expect("a volume record");
+    (id, fields.next().expect("the record's unit"))
 }
 
 /// Runs an action that must complete on `unit`; its results.
@@ -156,22 +159,30 @@ fn member_ids(sb: &Sandbox, unit: &str) -> Vec<String> {
         .collect()
 }
 
+/// etcd ×1 with its data on a volume and `key0`… `key<n-1>` written; the unit.
+fn one_unit_on_a_volume(sb: &Sandbox, n: usize) -> String {
+    deploy_etcd(sb, 1, &["--storage", "data=1G"]);
+    sb.wait_active(1);
+    let unit = sb.units("etcd").remove(0);
+    for i in 0..n {
+        let put = etcdctl(sb, &unit, &format!("put key{i} value{i}"));
+        assert_eq!(put.0, 0, "{put:?}");
+    }
+    unit
+}
+
 #[test]
 fn the_last_units_volume_brings_its_member_back_on_a_new_unit() {
     let sb = Sandbox::new("etcd_storage_rejoin");
-    deploy_etcd(&sb, 1, &["--storage", "data=1G"]);
-    sb.wait_active(1);
-    let old = sb.units("etcd").remove(0);
+    let old = one_unit_on_a_volume(&sb, 10);
     data_on_volume(&sb, &old);
-    for i in 0..10 {
-        let put = etcdctl(&sb, &old, &format!("put key{i} value{i}"));
-        assert_eq!(put.0, 0, "{put:?}");
-    }
     let (id, owner) = volume_record(&sb, &old);
     assert_eq!(
         (member_ids(&sb, &old), owner.as_str()),
         (vec![id.clone()], old.as_str())
     );
+    let record = sh(&sb, &old, &format!("cat {LOCATION}/member"));
+    assert!(record.ends_with(" alone"), "the only member: {record}");
 
     // The last unit goes: its member stays (the last voter), the volume stays detached.
     let volume = volume_of(&sb, &old);
@@ -260,4 +271,32 @@ fn the_last_units_volume_brings_its_member_back_on_a_new_unit() {
     );
     assert_eq!(get(&sb, &new, "key3").unwrap(), "value3");
     assert_eq!(get(&sb, &new, "after-snapshot").unwrap_or_default(), "");
+}
+
+/// A new application deployed onto the volume of an earlier one's last unit (its own leader
+/// data names nothing, no member answers): the volume's record says the cluster listed that
+/// member alone, so the unit comes back as it on its data, the new leader adopts the cluster,
+/// and a unit added after it joins.
+#[test]
+fn a_new_application_adopts_an_earlier_ones_volume_and_grows() {
+    let sb = Sandbox::new("etcd_storage_adopt");
+    let old = one_unit_on_a_volume(&sb, 5);
+    let volume = volume_of(&sb, &old);
+    sb.ok(&["remove-unit", &old]);
+    sb.eventually("the unit gone", Duration::from_secs(180), || {
+        sb.units("etcd").is_empty().then_some(())
+    });
+
+    deploy_etcd(&sb, 1, &["etcd-again", "--attach-storage", &volume]);
+    sb.wait_active(1);
+    let first = sb.units("etcd-again").remove(0);
+    assert_eq!(get(&sb, &first, "key4").unwrap(), "value4");
+    sb.ok(&["add-unit", "etcd-again"]);
+    sb.wait_active(2);
+    let units = sb.units("etcd-again");
+    let want: Vec<String> = units.iter().map(|u| u.replace('/', "")).collect();
+    assert_eq!(voters(&sb, &first), want, "both units vote");
+    for u in &units {
+        assert_eq!(get(&sb, u, "key0").unwrap(), "value0", "on {u}");
+    }
 }

@@ -40,6 +40,7 @@ fn adopting(n: u64, owner: &str, id: u64, members: Vec<etcd_charm::etcd::Member>
         owner: Some(VolumeOwner {
             member_id: id,
             unit: owner.into(),
+            alone: false,
         }),
     };
     o.endpoints = vec![client_url(0)];
@@ -116,6 +117,7 @@ fn record(o: &mut Observed, id: u64) {
     o.local.volume.owner = Some(VolumeOwner {
         member_id: id,
         unit: o.unit.clone(),
+        alone: false,
     });
 }
 
@@ -228,6 +230,54 @@ fn a_volume_with_the_whole_clusters_data_rejoins_with_no_member_answering() {
 }
 
 #[test]
+fn a_new_application_rejoins_a_volume_recorded_as_the_whole_cluster() {
+    // Deployed onto the volume of an earlier application's last unit: this application's
+    // leader data names nothing and no member answers; the volume's record decides.
+    let mut o = adopting(0, "etcd/0", 0x100, vec![]);
+    o.unit = "etcd-again/0".into();
+    o.members = None;
+    o.leader_data = leader_data(&[]);
+    assert_eq!(plan(&o).status, Status::VolumeCheck);
+    o.local.volume.owner.as_mut().unwrap().alone = true;
+    assert_eq!(
+        plan(&o).effects,
+        [Effect::OwnDataDir, Effect::RecordMemberId(0x100)]
+    );
+}
+
+#[test]
+fn a_running_member_keeps_its_volumes_record_of_being_alone() {
+    let owned = |o: &mut Observed, alone: bool| {
+        o.local.volume = Volume {
+            mounted: true,
+            in_use: true,
+            owner: Some(VolumeOwner {
+                member_id: 0x100,
+                unit: "etcd/0".into(),
+                alone,
+            }),
+        };
+    };
+    let recorded = |o: &Observed| plan(o).effects.contains(&Effect::RecordMemberId(0x100));
+    let mut o = running(0, vec![member(0)], 0);
+    owned(&mut o, false);
+    assert!(recorded(&o), "the only member: recorded alone");
+    owned(&mut o, true);
+    assert!(!recorded(&o));
+    o.members = Some(vec![member(0), unstarted_learner(1)]);
+    assert!(recorded(&o), "a learner joined: no longer alone");
+    owned(&mut o, false);
+    assert!(!recorded(&o));
+    // An unknown member list changes nothing.
+    o.members = None;
+    assert!(!recorded(&o));
+    assert!(storage::listed_alone(
+        &running(0, vec![member(0)], 0),
+        0x100
+    ));
+}
+
+#[test]
 fn a_listed_members_volume_waits_while_its_unit_is_still_there() {
     // Never two copies of one member: etcd/1 is still in the peer relation.
     let mut o = adopting(3, "etcd/1", 0x101, vec![member(0), member(1), member(2)]);
@@ -284,11 +334,15 @@ fn storage_detaching_leaves_the_cluster_and_stops_etcd() {
 
 #[test]
 fn the_volume_owner_record_round_trips() {
-    let owner = VolumeOwner {
+    let mut owner = VolumeOwner {
         member_id: 0x8e9e05c52164694d,
         unit: "etcd/12".into(),
+        alone: false,
     };
     assert_eq!(owner.record(), "8e9e05c52164694d etcd/12\n");
+    assert_eq!(VolumeOwner::parse(&owner.record()), Some(owner.clone()));
+    owner.alone = true;
+    assert_eq!(owner.record(), "8e9e05c52164694d etcd/12 alone\n");
     assert_eq!(VolumeOwner::parse(&owner.record()), Some(owner));
     assert_eq!(VolumeOwner::parse("zz etcd/1"), None);
     assert_eq!(VolumeOwner::parse(""), None);

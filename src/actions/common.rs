@@ -237,6 +237,7 @@ pub fn publish_sole_member(
         let owner = VolumeOwner {
             member_id,
             unit: a.ctx.unit_name.clone(),
+            alone: true,
         };
         if let Err(e) = state::record_volume_owner(&Host, &owner) {
             a.progress(&format!("cannot record the member id on the volume: {e}"));

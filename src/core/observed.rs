@@ -461,21 +461,26 @@ pub struct VolumeOwner {
     pub member_id: u64,
     /// The unit that ran it, e.g. `etcd/1`.
     pub unit: String,
+    /// The cluster listed this member alone when last seen: the volume holds the whole cluster.
+    pub alone: bool,
 }
 
 impl VolumeOwner {
-    /// Parses the volume's record, `<member id hex> <unit>`.
+    /// Parses the volume's record, `<member id hex> <unit>[ alone]`.
     pub fn parse(record: &str) -> Option<VolumeOwner> {
-        let (id, unit) = record.trim().split_once(' ')?;
+        let mut fields = record.split_whitespace();
+        let (id, unit) = (fields.next()?, fields.next()?);
         Some(VolumeOwner {
             member_id: u64::from_str_radix(id, 16).ok()?,
-            unit: unit.trim().to_string(),
+            unit: unit.to_string(),
+            alone: fields.next() == Some("alone"),
         })
     }
 
     /// The record written on the volume.
     pub fn record(&self) -> String {
-        format!("{:x} {}\n", self.member_id, self.unit)
+        let alone = if self.alone { " alone" } else { "" };
+        format!("{:x} {}{alone}\n", self.member_id, self.unit)
     }
 }
 

@@ -633,7 +633,7 @@ fn member_status(
             _ => Status::WaitHealthy,
         };
     };
-    if o.local.member_id != Some(status.member_id) {
+    if o.local.member_id != Some(status.member_id) || storage::record_stale(o, status.member_id) {
         p.effects.push(Effect::RecordMemberId(status.member_id));
     }
     match (status.is_learner, status.leader) {

@@ -15,7 +15,9 @@ recorded on the volume with its member id. It is never started blindly, and neve
   its own and starts etcd on it; the leader then owns the member by the `started` id this unit publishes
   and moves its peer URL to this unit's address;
 - with the member list unknown (no member answers), the same holds when leader data's `cluster`
-  names only that member: the volume holds the whole cluster;
+  names only that member, or the volume's record says the cluster listed it alone (kept up to
+  date by the unit that runs it): the volume holds the whole cluster, as when a new application
+  is deployed onto the volume of an earlier one's last unit (its leader data names nothing);
 - a member the cluster no longer lists has its data set aside on the volume (kept) and the unit
   joins as a new member;
 - a listed member whose unit is still in the peer relation is not started (never two copies of
@@ -55,7 +57,7 @@ pub fn adopted(o: &Observed) -> Option<(Vec<Effect>, Status)> {
     let (id, unit) = (owner.member_id, owner.unit.clone());
     let listed = match &o.members {
         Some(members) => members.iter().any(|m| m.id == id),
-        None if sole_voter(o, &unit) => true,
+        None if owner.alone || sole_voter(o, &unit) => true,
         None => return Some((Vec::new(), Status::VolumeCheck)),
     };
     Some(match listed {
@@ -69,6 +71,22 @@ pub fn adopted(o: &Observed) -> Option<(Vec<Effect>, Status)> {
             Status::VolumeRejoin { id, unit },
         ),
     })
+}
+
+/// Whether the member list names member `id` and no other (learners count: they are members).
+pub fn listed_alone(o: &Observed, id: u64) -> bool {
+    matches!(o.members.as_deref(), Some([only]) if only.id == id)
+}
+
+/// Whether the volume's record of this unit's running member `id` is missing or out of date:
+/// another owner, or the member list (when known) no longer as the record says.
+pub fn record_stale(o: &Observed, id: u64) -> bool {
+    let v = &o.local.volume;
+    let Some(owner) = v.owner.as_ref().filter(|_| v.in_use) else {
+        return v.in_use;
+    };
+    let alone_changed = o.members.is_some() && owner.alone != listed_alone(o, id);
+    owner.unit != o.unit || owner.member_id != id || alone_changed
 }
 
 /// Leader data's `cluster` (the started voters, `name=peerURL,...`) names `unit`'s member and

@@ -23,6 +23,7 @@ use crate::core::observed::{
 };
 use crate::core::render;
 use crate::core::status::{Chore, Status};
+use crate::core::storage;
 use crate::etcd::{retry_not_yet_on, Etcd, EtcdError, Member, MemberStatus};
 use crate::juju::context::member_name;
 use crate::juju::{Juju, JujuError, Level, SecretOwner, Settings};
@@ -855,7 +856,8 @@ impl Run<'_> {
         state::wipe_data_dir(self.machine)
     }
 
-    /// Records the member id the data dir belongs to, and on the volume whose member it is.
+    /// Records the member id the data dir belongs to, and on the volume whose member it is
+    /// (and whether the cluster lists it alone).
     fn record_member_id(&self, id: u64) -> Result<(), HostError> {
         state::record_member_id(self.machine, id)?;
         if !self.o.local.volume.in_use {
@@ -864,6 +866,7 @@ impl Run<'_> {
         let owner = VolumeOwner {
             member_id: id,
             unit: self.o.unit.clone(),
+            alone: storage::listed_alone(self.o, id),
         };
         state::record_volume_owner(self.machine, &owner)
     }
