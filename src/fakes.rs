@@ -45,6 +45,11 @@ pub struct FakeJuju {
     pub s3: Option<Settings>,
     /// A `db` consumer (`db:7`, unit `<app>/0`): its application and its application databag.
     pub db: Option<(String, Settings)>,
+    /// `goal-state`'s units besides this one and its peers (those `active`), e.g. one not in
+    /// the relation yet (`waiting`) or one being removed (`dying`); `None` makes the tool fail.
+    pub goal: Option<BTreeMap<String, String>>,
+    /// `goal-state` calls.
+    pub goal_reads: Cell<usize>,
 }
 
 impl FakeJuju {
@@ -70,6 +75,8 @@ impl FakeJuju {
             no_secrets: false,
             s3: None,
             db: None,
+            goal: Some(BTreeMap::new()),
+            goal_reads: Cell::new(0),
         }
     }
 
@@ -309,6 +316,23 @@ impl Juju for FakeJuju {
         self.secret("secret-remove", id)?;
         self.secrets.borrow_mut().remove(secret_bare_id(id));
         Ok(())
+    }
+    fn goal_units(&self) -> Result<BTreeMap<String, String>, JujuError> {
+        self.goal_reads.set(self.goal_reads.get() + 1);
+        let extra = self.goal.clone().ok_or_else(|| {
+            JujuError::Tool(HookToolError {
+                tool: "goal-state".into(),
+                args: Vec::new(),
+                code: Some(1),
+                stderr: "ERROR connection is shut down".into(),
+                missing: false,
+            })
+        })?;
+        let joined = std::iter::once(&self.unit).chain(self.peers.keys());
+        let mut units: BTreeMap<String, String> =
+            joined.map(|u| (u.clone(), "active".into())).collect();
+        units.extend(extra);
+        Ok(units)
     }
 }
 

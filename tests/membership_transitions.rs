@@ -6,8 +6,8 @@ mod fixtures;
 use etcd_charm::core::config::CharmConfig;
 use etcd_charm::core::effect::{AuthChange, Effect, Plan};
 use etcd_charm::core::observed::{
-    keys, peer_keys, tls_files_record, CaKeys, ClientRelation, Issued, LeaderData, Leadership,
-    TlsRequest,
+    keys, peer_keys, tls_files_record, CaKeys, ClientRelation, Goal, Issued, LeaderData,
+    Leadership, Observed, TlsRequest,
 };
 use etcd_charm::core::plan::plan;
 use etcd_charm::core::status::{Health, Status};
@@ -145,6 +145,50 @@ fn member_of_a_gone_unit_is_removed() {
     let mut f = running(1, vec![member(0), member(1), member(2)], 0);
     f.peers = vec![peer(0)];
     assert!(membership_effects(&plan(&f)).is_empty());
+}
+
+fn removals(o: &Observed) -> Vec<Effect> {
+    let p = plan(o);
+    let removes = membership_effects(&p).into_iter().cloned();
+    removes
+        .filter(|e| matches!(e, Effect::Remove { .. }))
+        .collect()
+}
+
+fn staying(units: &[&str]) -> Goal {
+    Goal::Staying(units.iter().map(|u| u.to_string()).collect())
+}
+
+#[test]
+fn a_new_leader_keeps_the_members_of_units_not_yet_in_its_relation_list() {
+    // etcd/3, just added, became the leader before its -joined hooks for etcd/0..2 ran: its
+    // relation-list is still empty while etcd lists their members.
+    let mut o = fresh(3);
+    o.leadership = Leadership::Leader;
+    o.leader_data = leader_data(&[(keys::TOKEN, "t0k"), (keys::BOOTSTRAP_UNIT, "etcd/0")]);
+    o.members = Some(vec![member(0), member(1), member(2)]);
+    // Before goal-state is asked, the plan says it would remove one (then goal-state is asked).
+    let etcd0 = Effect::Remove {
+        name: "etcd0".into(),
+        id: 0x100,
+    };
+    assert_eq!(removals(&o), std::slice::from_ref(&etcd0));
+    o.goal = staying(&["etcd/0", "etcd/1", "etcd/2", "etcd/3"]);
+    assert_eq!(removals(&o), []);
+    // etcd/0 is being removed (dying): its member goes, the others stay.
+    o.goal = staying(&["etcd/1", "etcd/2", "etcd/3"]);
+    assert_eq!(removals(&o), [etcd0]);
+    // goal-state failed: no started voter is removed, an unstarted learner is.
+    o.goal = Goal::Unknown;
+    assert_eq!(removals(&o), []);
+    o.members = Some(vec![member(0), member(1), unstarted_learner(2)]);
+    assert_eq!(
+        removals(&o),
+        [Effect::Remove {
+            name: peer_url(2),
+            id: 0x102
+        }]
+    );
 }
 
 #[test]
@@ -510,6 +554,10 @@ fn joiner_that_left_the_relation_is_given_up_and_the_next_unit_joins() {
     let mut o = leader_of(vec![member(0), member(1), member(2), unstarted_learner(3)]);
     o.peers = vec![peer(1), peer(2), peer(3), peer(4)];
     with_joining(&mut o, "etcd/3", 0x103, "…");
+    assert_eq!(membership_effects(&plan(&o)), Vec::<&Effect>::new());
+    // Nor while goal-state lists it, not yet in a new leader's relation-list.
+    o.peers = vec![peer(1), peer(2), peer(4)];
+    o.goal = staying(&["etcd/0", "etcd/1", "etcd/2", "etcd/3", "etcd/4"]);
     assert_eq!(membership_effects(&plan(&o)), Vec::<&Effect>::new());
 }
 

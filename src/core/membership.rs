@@ -10,10 +10,12 @@ Guarantees:
 - A new leader continues from etcd's member list and the `joining-*` leader data: it never
   bootstraps again (a token exists) and never restarts etcd for leadership.
 - A member is removed only when no unit in the peer relation owns it (by the `started` member
-  id it publishes, by name, or by peer URL while unnamed), never the last voter, and never the
-  member of the unit still joining.
-- A joining unit that has left the peer relation is given up at once: its learner is removed
-  (started or not) and the joining slot freed, so the next unit can join.
+  id it publishes, by name, or by peer URL while unnamed), never the last voter, never the
+  member of the unit still joining, and never one goal-state says may still be a unit's
+  (named after a unit not yet in the relation).
+- A joining unit that has left the peer relation (goal-state no longer lists it as staying) is
+  given up at once: its learner is removed (started or not) and the joining slot freed, so the
+  next unit can join.
 - Rolling restarts: at most one unit holds `restart-granted`. The leader releases the grant
   when its unit has confirmed (removed its `restart-request`) or has left the relation (a unit
   that died with the grant never blocks the others), and grants the next requester, in
@@ -23,14 +25,16 @@ Guarantees:
 
 use crate::core::ca_rotation;
 use crate::core::effect::{Effect, Plan};
-use crate::core::observed::{keys, peer_keys, Issued, Joining, Leadership, Observed, TlsRequest};
+use crate::core::observed::{
+    keys, peer_keys, Goal, Issued, Joining, Leadership, Observed, TlsRequest,
+};
 use crate::core::relations::changed;
 use crate::core::rotation;
 use crate::core::status::Status;
 use crate::core::transport;
 use crate::core::version::Version;
 use crate::etcd::Member;
-use crate::juju::context::unit_number;
+use crate::juju::context::{member_name, unit_number};
 use crate::juju::Settings;
 
 /// A unit of this application as membership sees it: this one and its peers.
@@ -359,11 +363,19 @@ impl Change<'_> {
         self.units.iter().any(|u| u.unit == unit)
     }
 
+    /// In the relation, or listed by goal-state as staying (not yet in a new leader's
+    /// relation-list, which fills one `-joined` hook at a time).
+    fn present(&self, unit: &str) -> bool {
+        let staying =
+            matches!(&self.o.goal, Goal::Staying(units) if units.iter().any(|u| u == unit));
+        self.in_relation(unit) || staying
+    }
+
     /// 0. A joining unit that has left the relation (e.g. its machine was lost and the unit
     ///    removed) is given up: its learner removed and the slot freed in one step.
     fn give_up_joiner(&self) -> Option<Vec<Effect>> {
         let j = self.o.leader_data.joining.as_ref()?;
-        if self.in_relation(&j.unit) {
+        if self.present(&j.unit) {
             return None;
         }
         let learner = self
@@ -387,12 +399,13 @@ impl Change<'_> {
         let joining = self.o.leader_data.joining.as_ref();
         let voters = self.members.iter().filter(|m| !m.is_learner).count();
         let protected =
-            |m: &Member| joining.is_some_and(|j| j.member_id == m.id && self.in_relation(&j.unit));
+            |m: &Member| joining.is_some_and(|j| j.member_id == m.id && self.present(&j.unit));
         let mut stale: Vec<&Member> = self
             .members
             .iter()
             .filter(|m| self.owner(m).is_none() && !protected(m))
             .filter(|m| m.is_learner || voters > 1)
+            .filter(|m| !self.may_come(m))
             .collect();
         stale.sort_by_key(|m| (!m.is_learner, m.started(), m.id));
         let m = stale.first()?;
@@ -401,6 +414,17 @@ impl Change<'_> {
             false => m.name.clone(),
         };
         Some(vec![Effect::Remove { name, id: m.id }])
+    }
+
+    /// Whether a member no unit in the relation owns may still be a unit's, as goal-state says
+    /// (asked only for a plan that removes one: [`Goal::Unread`] keeps nothing): it is named
+    /// after a staying unit, or goal-state failed and it is a started voter.
+    fn may_come(&self, m: &Member) -> bool {
+        match &self.o.goal {
+            Goal::Unread => false,
+            Goal::Unknown => m.started() && !m.is_learner,
+            Goal::Staying(units) => units.iter().any(|u| member_name(u) == m.name),
+        }
     }
 
     /// 2. A started member whose unit now publishes another peer URL (port or address change),

@@ -242,6 +242,19 @@ impl std::fmt::Debug for CaKeys {
     }
 }
 
+/// What `goal-state` says of this application's units.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Goal {
+    /// Not asked: it is asked, and the pass planned again, only for a plan that removes a
+    /// member ([`crate::core::effect::Effect::Remove`]).
+    #[default]
+    Unread,
+    /// The tool failed: any started voter may still be a unit's.
+    Unknown,
+    /// The units that are staying (not `dying`), those not yet in the peer relation included.
+    Staying(Vec<String>),
+}
+
 /// Where the keys of the charm's TLS live, as this pass found them.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TlsSecrets {
@@ -566,6 +579,8 @@ pub struct Observed {
     pub now: u64,
     /// The `certificates` relation and this unit's files for it.
     pub external: ExternalFacts,
+    /// This application's units as `goal-state` lists them.
+    pub goal: Goal,
 }
 
 /// When the newest verified backup a unit took was taken, as its peer data announces it.
@@ -606,6 +621,7 @@ impl Observed {
             secrets: TlsSecrets::default(),
             now: 1_800_000_000,
             external: Default::default(),
+            goal: Goal::Unread,
         }
     }
 

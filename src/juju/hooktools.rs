@@ -12,6 +12,7 @@ under Juju 3 (they are in secrets); only the Juju 2.9 fallback puts the CA keys 
 use super::context::PEER_ENDPOINT;
 use super::{HookToolError, Juju, JujuError, Level, SecretOwner, Settings};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
@@ -289,6 +290,17 @@ fn json<T: serde::de::DeserializeOwned>(tool: &str, out: &str) -> Result<T, Juju
         tool: tool.to_string(),
         reason: e.to_string(),
     })
+}
+
+/// The `units` of `goal-state`'s JSON, each with its status.
+fn goal_units(out: &Value) -> BTreeMap<String, String> {
+    let units = out.get("units").and_then(Value::as_object);
+    let status = |v: &Value| v.get("status")?.as_str().map(str::to_string);
+    units
+        .into_iter()
+        .flatten()
+        .filter_map(|(unit, v)| Some((unit.clone(), status(v)?)))
+        .collect()
 }
 
 /// Keeps the string values of a JSON map; other values are dropped (they never come from Juju).
@@ -613,6 +625,11 @@ impl Juju for HookTools {
         run("secret-remove", &args([id]))?;
         Ok(())
     }
+
+    fn goal_units(&self) -> Result<BTreeMap<String, String>, JujuError> {
+        let out = run("goal-state", &args(["--format=json"]))?;
+        Ok(goal_units(&json("goal-state", &out)?))
+    }
 }
 
 #[cfg(test)]
@@ -700,6 +717,27 @@ mod tests {
         assert!(!file.arg().contains("PRIVATE"));
         drop(file);
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn goal_state_units_with_their_status() {
+        let out = serde_json::json!({
+            "units": {
+                "etcd/0": {"status": "active", "since": "2026-12-04 10:11:12Z"},
+                "etcd/3": {"status": "waiting", "since": "2026-12-04 10:11:13Z"},
+                "etcd/1": {"status": "dying"},
+            },
+            "relations": {"db": {"app": {"status": "joined"}}},
+        });
+        let units = goal_units(&out);
+        let want = [
+            ("etcd/0", "active"),
+            ("etcd/1", "dying"),
+            ("etcd/3", "waiting"),
+        ];
+        let want = want.map(|(u, s)| (u.to_string(), s.to_string()));
+        assert_eq!(units, BTreeMap::from(want));
+        assert!(goal_units(&serde_json::json!({"units": null})).is_empty());
     }
 
     #[test]

@@ -155,6 +155,9 @@ pub trait Juju {
     fn secret_ids(&self) -> Result<Vec<String>, JujuError>;
     /// `secret-remove <id>`: every revision.
     fn secret_remove(&self, id: &str) -> Result<(), JujuError>;
+    /// `goal-state --format=json`: this application's units, this one included, each with its
+    /// status (`dying` once it is being removed), units not yet in the peer relation too.
+    fn goal_units(&self) -> Result<BTreeMap<String, String>, JujuError>;
 }
 
 /// The bare 20-character id of a secret URI in any of Juju's forms (`secret:<id>`,

@@ -10,7 +10,8 @@ pub mod observe;
 #[cfg(test)]
 mod tests;
 
-use crate::core::effect::Effect;
+use crate::core::effect::{Effect, Plan};
+use crate::core::observed::Goal;
 use crate::core::plan::plan;
 use crate::core::status::Status;
 use crate::etcd::Etcd;
@@ -54,6 +55,13 @@ pub fn reconcile(
         staying = !o.departing && !matches!(o.hook, Hook::Stop | Hook::Remove);
         let planned = tracing::debug_span!("plan").entered();
         let mut p = plan(&o);
+        // A member is removed only once goal-state has been asked whether its unit is still
+        // to come (not yet in the relation): that pass is planned again with the answer.
+        let removes = |p: &Plan| p.effects.iter().any(|e| matches!(e, Effect::Remove { .. }));
+        if o.goal == Goal::Unread && removes(&p) {
+            o.goal = observe::goal(juju);
+            p = plan(&o);
+        }
         // The CA keys' secret is read only for a plan that signs with them; it is planned
         // again with what the secret holds (or that it is gone).
         if o.secrets.ca_keys_unread && p.effects.iter().any(Effect::needs_ca_keys) {

@@ -13,7 +13,7 @@ other started members, all at once and each bounded (the status names who does n
 all begun before the first hook tool runs when a rendered config names the member, so that
 etcd and Juju's tools are waited on at once ([`Etcd::begin_status`]); their answers list the alarms (etcd's alarm list, a Raft round, is asked only when
 none answers); the leader reads its CA keys' secret only for a plan that needs them
-([`read_ca_keys`]).
+([`read_ca_keys`]), and `goal-state` only for a plan that removes a member ([`goal`]).
 */
 
 use crate::core::ca_rotation;
@@ -21,8 +21,8 @@ use crate::core::certificates;
 use crate::core::config::CharmConfig;
 use crate::core::cos::ENDPOINT as COS_AGENT;
 use crate::core::observed::{
-    self, keys, peer_keys, secret_keys, CaKeys, ClientRelation, ClusterView, CosAgent, LeaderData,
-    Leadership, Local, Observed, Peer, Redacted, TlsRequest, TlsSecrets,
+    self, keys, peer_keys, secret_keys, CaKeys, ClientRelation, ClusterView, CosAgent, Goal,
+    LeaderData, Leadership, Local, Observed, Peer, Redacted, TlsRequest, TlsSecrets,
 };
 use crate::core::render;
 use crate::core::storage;
@@ -167,6 +167,25 @@ fn tls_secrets(
         .map(Redacted);
     }
     s
+}
+
+/// Leader: this application's staying units, asked of `goal-state` for a plan that removes a
+/// member; a failure is logged and leaves them unknown.
+pub fn goal(juju: &dyn Juju) -> Goal {
+    match juju.goal_units() {
+        Ok(units) => Goal::Staying(
+            units
+                .into_iter()
+                .filter(|(_, status)| status != "dying")
+                .map(|(unit, _)| unit)
+                .collect(),
+        ),
+        Err(e) => {
+            let why = "started members no unit in the relation owns are kept";
+            juju.log(Level::Warning, &format!("{e}: {why}"));
+            Goal::Unknown
+        }
+    }
 }
 
 /// Leader: reads the CA keys' secret [`tls_secrets`] noted: the keys, or that it does not
@@ -510,6 +529,7 @@ pub fn observe(
         secrets,
         now: std::time::UNIX_EPOCH.elapsed().map_or(0, |d| d.as_secs()),
         external: external(ctx, juju, machine, broken)?,
+        goal: Goal::Unread,
     })
 }
 

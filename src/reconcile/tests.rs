@@ -17,6 +17,7 @@ use crate::juju::Settings;
 use crate::machine::{state, Machine};
 use crate::paths;
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
@@ -873,4 +874,40 @@ fn a_consumers_bad_prefix_and_unreadable_secret_are_logged_without_their_content
         matches!(c, crate::core::effect::AuthChange::SetUser { name, grant: crate::etcd::Grant::Nothing, .. } if name == "client")
     });
     assert!(nothing);
+}
+
+#[test]
+fn the_leader_asks_goal_state_only_for_a_pass_that_removes_a_member() {
+    let (mut j, m) = (juju("etcd/0"), member_machine());
+    // Settled: no goal-state.
+    let etcd = FakeEtcd::healthy(3);
+    reconcile(&j.ctx(), &hook(), &j, &etcd, &m).unwrap();
+    assert_eq!(j.goal_reads.get(), 0);
+    assert!(!etcd.calls().iter().any(|c| c.starts_with("member remove")));
+    // etcd3's unit is staying but not in the relation yet (a new leader's relation-list fills
+    // one -joined at a time): asked once, nothing removed.
+    let etcd = FakeEtcd::healthy(4);
+    j.goal = Some(BTreeMap::from([("etcd/3".into(), "waiting".into())]));
+    reconcile(&j.ctx(), &hook(), &j, &etcd, &m).unwrap();
+    assert_eq!(j.goal_reads.get(), 1);
+    assert!(!etcd.calls().iter().any(|c| c.starts_with("member remove")));
+    // Being removed (dying), or gone: its member is removed.
+    for goal in [
+        BTreeMap::from([("etcd/3".into(), "dying".into())]),
+        BTreeMap::new(),
+    ] {
+        let etcd = FakeEtcd::healthy(4);
+        j.goal = Some(goal);
+        reconcile(&j.ctx(), &hook(), &j, &etcd, &m).unwrap();
+        assert!(etcd.calls().contains(&"member remove 4".to_string()));
+    }
+    // goal-state fails: a started voter is kept, the failure logged.
+    let etcd = FakeEtcd::healthy(4);
+    j.goal = None;
+    reconcile(&j.ctx(), &hook(), &j, &etcd, &m).unwrap();
+    assert!(!etcd.calls().iter().any(|c| c.starts_with("member remove")));
+    assert!(logged(
+        &j,
+        "started members no unit in the relation owns are kept"
+    ));
 }
