@@ -243,11 +243,10 @@ impl std::fmt::Debug for CaKeys {
 }
 
 /// What `goal-state` says of this application's units.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Goal {
     /// Not asked: it is asked, and the pass planned again, only for a plan that removes a
     /// member ([`crate::core::effect::Effect::Remove`]).
-    #[default]
     Unread,
     /// The tool failed: any started voter may still be a unit's.
     Unknown,

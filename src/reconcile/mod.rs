@@ -10,7 +10,7 @@ pub mod observe;
 #[cfg(test)]
 mod tests;
 
-use crate::core::effect::{Effect, Plan};
+use crate::core::effect::Effect;
 use crate::core::observed::Goal;
 use crate::core::plan::plan;
 use crate::core::status::Status;
@@ -57,8 +57,8 @@ pub fn reconcile(
         let mut p = plan(&o);
         // A member is removed only once goal-state has been asked whether its unit is still
         // to come (not yet in the relation): that pass is planned again with the answer.
-        let removes = |p: &Plan| p.effects.iter().any(|e| matches!(e, Effect::Remove { .. }));
-        if o.goal == Goal::Unread && removes(&p) {
+        let removes = p.effects.iter().any(|e| matches!(e, Effect::Remove { .. }));
+        if o.goal == Goal::Unread && removes {
             o.goal = observe::goal(juju);
             p = plan(&o);
         }
